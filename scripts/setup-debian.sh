@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Prepares a Debian 12 machine to build, test and run Switchboard. Safe to run again: it does
+# nothing when everything is already there. Run as root, or as a user who may sudo.
+set -euo pipefail
+
+packages=(redis-server redis-tools ca-certificates curl build-essential pkg-config)
+
+if [[ $(id -u) -eq 0 ]]; then
+    sudo=()
+elif command -v sudo >/dev/null 2>&1; then
+    sudo=(sudo)
+else
+    echo "setup-debian: run as root or install sudo" >&2
+    exit 1
+fi
+
+missing=()
+for cmd in redis-server redis-cli cc curl pkg-config; do
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
+done
+[[ -e /etc/ssl/certs/ca-certificates.crt ]] || missing+=(ca-certificates)
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+    echo "setup-debian: system packages already present"
+else
+    echo "setup-debian: missing ${missing[*]}; installing ${packages[*]}"
+    # Tests and scripts/run.sh start their own Redis on their own ports; a system-wide one
+    # started by the package would hold 6379 and outlive us. Debian asks policy-rc.d first.
+    policy=/usr/sbin/policy-rc.d
+    created_policy=0
+    remove_policy() {
+        # Only a policy file we created is ours to remove.
+        if [[ $created_policy -eq 1 ]]; then
+            "${sudo[@]}" rm -f "$policy"
+        fi
+    }
+    trap remove_policy EXIT
+    if [[ ! -e $policy ]]; then
+        created_policy=1
+        printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+        "${sudo[@]}" chmod 755 "$policy"
+    fi
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${packages[@]}"
+fi
+
+# Debian's own rustc is far older than the 1.95 this crate needs, so the toolchain comes from
+# rustup, installed for the invoking user rather than root.
+if [[ -f $HOME/.cargo/env ]]; then
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup-debian: installing the Rust toolchain with rustup"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs |
+        sh -s -- -y --profile minimal --default-toolchain 1.95 --component rustfmt,clippy
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+if command -v rustup >/dev/null 2>&1 && ! { cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1; then
+    rustup component add rustfmt clippy
+fi
+
+if cargo nextest --version >/dev/null 2>&1; then
+    echo "setup-debian: cargo-nextest found; scripts/test.sh uses it"
+else
+    echo "setup-debian: cargo-nextest not installed; scripts/test.sh uses cargo test"
+fi

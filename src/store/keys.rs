@@ -1,0 +1,209 @@
+//! Every Redis key format, in one place.
+//!
+//! All keys of a routing domain share the root `<prefix>:{<domain>}:`. The braces are a Redis
+//! Cluster hash tag: one domain lives in one slot, so every Lua script can touch any key of its
+//! domain atomically, and many domains spread over a cluster.
+//!
+//! The Lua scripts do not spell key formats themselves: [`lua_prelude`] generates a `K` table of
+//! key builders from [`FORMATS`], so Rust and Lua cannot drift apart.
+
+/// (name, format). `{}` placeholders are filled in order.
+pub const FORMATS: &[(&str, &str)] = &[
+    // String: test clock offset in ms added to Redis TIME (0 in production).
+    ("clock", "clock_offset"),
+    // Hash: queues_ver, agents_ver — bumped by admin changes, checked by admin scripts.
+    ("meta", "meta"),
+    // Set of agent ids.
+    ("agents", "agents"),
+    // Hash: an agent's spec, presence, per-channel capacity and load, session.
+    ("agent", "agent:{}"),
+    // Hash: pool -> skill score, the pools (queue stage) the agent is eligible for.
+    ("agent_pools", "agent:{}:pools"),
+    // Set: interactions offered to or held by the agent.
+    ("agent_work", "agent:{}:work"),
+    // Zset: interactions waiting for this agent in particular (transfer, sticky), by wait score.
+    ("await", "agent:{}:await"),
+    // Set of queue names.
+    ("queues", "queues"),
+    // Hash: queue configuration as the scripts use it, plus the spec as JSON.
+    ("queue", "queue:{}"),
+    // Set: agents eligible for a pool ("<queue>#<stage>").
+    ("pool_agents", "pool:{}:agents"),
+    // Zset: agents that can take an offer now, by the queue strategy's score.
+    ("avail", "avail:{}:{}"),
+    // Zset: interactions waiting in a pool on a channel, by wait score (priority, then age).
+    ("wait", "wait:{}:{}"),
+    // Zset: every interaction waiting in a queue, by original enqueue time.
+    ("qwait", "qwait:{}"),
+    // Hash: an interaction.
+    ("ix", "ix:{}"),
+    // Set: agents that must not be offered this interaction again.
+    ("ix_excl", "ix:{}:excl"),
+    // List of JSON messages.
+    ("ix_msgs", "ix:{}:msgs"),
+    // String: idempotency key -> interaction id.
+    ("idem", "idem:{}"),
+    // Zset: timers by due time (ms). Members: "offer|<ix>|<seq>", "esc|<ix>|<qseq>|<step>",
+    // "wrap|<ix>", "xfer|<ix>|<tseq>", "grace|<agent>|<session>", "inst|<instance>".
+    ("timers", "timers"),
+    // Stream: every state change (the interaction log outbox).
+    ("events", "events"),
+    // Stream: pushes for the agent streams held by one instance.
+    ("inbox", "inbox:{}"),
+    // Set: agents whose desktop stream an instance holds.
+    ("inst_agents", "inst:{}:agents"),
+    // Hash: per-queue figures for one minute.
+    ("fig", "fig:{}:{}"),
+];
+
+/// Key builders rooted at one routing domain.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    root: String,
+}
+
+impl Keys {
+    pub fn new(root: impl Into<String>) -> Self {
+        Keys { root: root.into() }
+    }
+
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    fn fmt(&self, name: &str, args: &[&str]) -> String {
+        let (_, f) = FORMATS.iter().find(|(n, _)| *n == name).expect("unknown key format");
+        let mut out = self.root.clone();
+        let mut args = args.iter();
+        let mut parts = f.split("{}");
+        out.push_str(parts.next().unwrap_or_default());
+        for p in parts {
+            out.push_str(args.next().expect("missing key argument"));
+            out.push_str(p);
+        }
+        out
+    }
+
+    pub fn clock(&self) -> String {
+        self.fmt("clock", &[])
+    }
+    pub fn meta(&self) -> String {
+        self.fmt("meta", &[])
+    }
+    pub fn agents(&self) -> String {
+        self.fmt("agents", &[])
+    }
+    pub fn agent(&self, id: &str) -> String {
+        self.fmt("agent", &[id])
+    }
+    pub fn agent_pools(&self, id: &str) -> String {
+        self.fmt("agent_pools", &[id])
+    }
+    pub fn agent_work(&self, id: &str) -> String {
+        self.fmt("agent_work", &[id])
+    }
+    pub fn queues(&self) -> String {
+        self.fmt("queues", &[])
+    }
+    pub fn queue(&self, name: &str) -> String {
+        self.fmt("queue", &[name])
+    }
+    pub fn pool_agents(&self, pool: &str) -> String {
+        self.fmt("pool_agents", &[pool])
+    }
+    pub fn avail(&self, pool: &str, channel: &str) -> String {
+        self.fmt("avail", &[pool, channel])
+    }
+    pub fn wait(&self, pool: &str, channel: &str) -> String {
+        self.fmt("wait", &[pool, channel])
+    }
+    pub fn qwait(&self, queue: &str) -> String {
+        self.fmt("qwait", &[queue])
+    }
+    pub fn ix(&self, id: &str) -> String {
+        self.fmt("ix", &[id])
+    }
+    pub fn ix_msgs(&self, id: &str) -> String {
+        self.fmt("ix_msgs", &[id])
+    }
+    pub fn ix_excl(&self, id: &str) -> String {
+        self.fmt("ix_excl", &[id])
+    }
+    pub fn timers(&self) -> String {
+        self.fmt("timers", &[])
+    }
+    pub fn events(&self) -> String {
+        self.fmt("events", &[])
+    }
+    pub fn inbox(&self, instance: &str) -> String {
+        self.fmt("inbox", &[instance])
+    }
+    pub fn fig(&self, queue: &str, minute: u64) -> String {
+        self.fmt("fig", &[queue, &minute.to_string()])
+    }
+}
+
+/// Pool id: a queue at one escalation stage.
+pub fn pool(queue: &str, stage: usize) -> String {
+    format!("{queue}#{stage}")
+}
+
+/// Lua source defining `K.<name>(...)` for every format, rooted at `root`.
+pub fn lua_prelude(root: &str) -> String {
+    let mut s = format!("local ROOT = {}\nlocal K = {{}}\n", lua_string(root));
+    for (name, f) in FORMATS {
+        let n = f.matches("{}").count();
+        let params: Vec<String> = (1..=n).map(|i| format!("a{i}")).collect();
+        let mut expr = String::from("ROOT");
+        let mut parts = f.split("{}");
+        let first = parts.next().unwrap_or_default();
+        if !first.is_empty() {
+            expr.push_str(&format!(" .. {}", lua_string(first)));
+        }
+        for (i, p) in parts.enumerate() {
+            expr.push_str(&format!(" .. a{}", i + 1));
+            if !p.is_empty() {
+                expr.push_str(&format!(" .. {}", lua_string(p)));
+            }
+        }
+        s.push_str(&format!("K.{name} = function({}) return {expr} end\n", params.join(", ")));
+    }
+    s
+}
+
+fn lua_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rust_keys_follow_formats() {
+        let k = Keys::new("sb:{default}:");
+        assert_eq!(k.agent("a1"), "sb:{default}:agent:a1");
+        assert_eq!(k.avail("sales#0", "chat"), "sb:{default}:avail:sales#0:chat");
+        assert_eq!(k.fig("sales", 7), "sb:{default}:fig:sales:7");
+        assert_eq!(k.timers(), "sb:{default}:timers");
+    }
+
+    #[test]
+    fn lua_prelude_defines_every_format() {
+        let p = lua_prelude("sb:{x}:");
+        for (name, _) in FORMATS {
+            assert!(p.contains(&format!("K.{name} = function(")), "{name}");
+        }
+        assert!(p.contains("K.avail = function(a1, a2) return ROOT .. \"avail:\" .. a1 .. \":\" .. a2 end"));
+        assert!(p.contains("K.timers = function() return ROOT .. \"timers\" end"));
+    }
+}

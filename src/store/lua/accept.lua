@@ -1,0 +1,20 @@
+-- ARGV: agent, interaction
+local aid, iid = ARGV[1], ARGV[2]
+local ix = ix_get(iid)
+if not ix then return err('NOT_FOUND', 'interaction_id: no interaction "' .. iid .. '"') end
+if ix.state ~= 'offered' or ix.agent ~= aid then
+  return err('PRECONDITION', 'interaction_id: "' .. iid .. '" is not offered to you (it is ' .. ix.state .. ')')
+end
+redis.call('ZREM', K.timers(), 'offer|' .. iid .. '|' .. ix.oseq)
+if ix.esc ~= '' then redis.call('ZREM', K.timers(), ix.esc) end
+redis.call('HSET', K.ix(iid), 'state', 'active', 't_active', NOW, 'oexp', '', 'esc', '')
+local q = queue_cfg(ix.queue)
+local sl_ms = 20000
+if q then sl_ms = q.sl_ms end
+local waited = NOW - num(ix.enq)
+fig_incr(ix.queue, 'accepted', 1)
+fig_incr(ix.queue, 'asa_ms', waited)
+if waited <= sl_ms then fig_incr(ix.queue, 'in_sl', 1) end
+emit('accepted', iid, aid, ix.queue, { waited_ms = waited })
+notify(aid, 'assigned', { ix = iid })
+return ok()

@@ -1,0 +1,35 @@
+-- ARGV: name
+local name = ARGV[1]
+local q = queue_cfg(name)
+if not q then return err('NOT_FOUND', 'name: no queue named "' .. name .. '"') end
+local n = redis.call('ZCARD', K.qwait(name))
+if n > 0 then
+  return err('PRECONDITION', 'name: ' .. n .. ' interaction(s) are waiting in "' .. name .. '"; move or withdraw them first')
+end
+for _, other in ipairs(redis.call('SMEMBERS', K.queues())) do
+  if other ~= name then
+    local oq = queue_cfg(other)
+    for _, step in ipairs(oq.steps) do
+      if step.overflow == name then
+        return err('PRECONDITION', 'name: queue "' .. other .. '" overflows to "' .. name .. '"')
+      end
+    end
+  end
+end
+local touched = {}
+for s = 0, q.stages - 1 do
+  local pool = name .. '#' .. s
+  for _, aid in ipairs(redis.call('SMEMBERS', K.pool_agents(pool))) do
+    redis.call('HDEL', K.agent_pools(aid), pool)
+    touched[aid] = true
+  end
+  redis.call('DEL', K.pool_agents(pool))
+  for _, ch in ipairs(CHANNELS) do
+    redis.call('DEL', K.avail(pool, ch), K.wait(pool, ch))
+  end
+end
+redis.call('DEL', K.queue(name), K.qwait(name))
+redis.call('SREM', K.queues(), name)
+redis.call('HINCRBY', K.meta(), 'queues_ver', 1)
+emit('queue_deleted', '', '', name, {})
+return ok()

@@ -1,0 +1,19 @@
+-- ARGV: agent, token, instance, session
+local aid, token, inst, session = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local a = hmap(K.agent(aid))
+if not a or not a.token or a.token == '' or a.token ~= token then
+  return err('UNAUTH', 'unknown agent or wrong token')
+end
+if a.session and a.session ~= '' then
+  redis.call('ZREM', K.timers(), 'grace|' .. aid .. '|' .. a.session)
+  if a.connected == '1' and a.instance ~= '' then
+    redis.call('XADD', K.inbox(a.instance), 'MAXLEN', '~', INBOX_MAXLEN, '*',
+      'agent', aid, 'session', a.session, 'kind', 'closed', 'data', cjson.encode({ reason = 'replaced' }))
+    redis.call('SREM', K.inst_agents(a.instance), aid)
+  end
+end
+redis.call('HSET', K.agent(aid), 'instance', inst, 'session', session, 'connected', 1)
+redis.call('SADD', K.inst_agents(inst), aid)
+emit('login', '', aid, '', { instance = inst })
+if a.presence == 'offline' then set_presence(aid, 'not_ready', 'login', 'login') end
+return ok()

@@ -1,0 +1,17 @@
+-- ARGV: interaction, body. A customer message joins the thread and reaches the assigned agent.
+local iid = ARGV[1]
+local ix = ix_get(iid)
+if not ix then return err('NOT_FOUND', 'interaction_id: no interaction "' .. iid .. '"') end
+if ix.ch == 'voice' then return err('INVALID', 'interaction_id: voice interactions carry no messages') end
+if ix.state == 'completed' or ix.state == 'abandoned' then
+  return err('PRECONDITION', 'interaction_id: "' .. iid .. '" has ended (' .. ix.state .. '); start a new interaction')
+end
+if num(ix.nmsg) >= MAX_MSGS then
+  return err('PRECONDITION', 'interaction_id: thread is full (' .. MAX_MSGS .. ' messages)')
+end
+local seq = append_msg(iid, 'customer', '', ARGV[2])
+emit('message_in', iid, ix.agent or '', ix.queue, { seq = seq, body = ARGV[2] })
+if (ix.state == 'active' or ix.state == 'wrap_up') and ix.agent ~= '' then
+  notify(ix.agent, 'message', { ix = iid, seq = seq })
+end
+return ok(tostring(seq), tostring(NOW))

@@ -1,0 +1,25 @@
+-- ARGV: interaction, queue. Supervisor move of a waiting interaction; keeps its age.
+local iid, queue = ARGV[1], ARGV[2]
+local ix = ix_get(iid)
+if not ix then return err('NOT_FOUND', 'interaction_id: no interaction "' .. iid .. '"') end
+if ix.state ~= 'queued' then
+  return err('PRECONDITION', 'interaction_id: only waiting interactions can be moved (it is ' .. ix.state .. ')')
+end
+local q = queue_cfg(queue)
+if not q then return err('NOT_FOUND', 'queue: no queue named "' .. queue .. '"') end
+local served = false
+for _, c in ipairs(q.channels) do
+  if c == ix.ch then served = true end
+end
+if not served then return err('INVALID', 'queue: "' .. queue .. '" does not take ' .. ix.ch .. ' interactions') end
+unwait(iid, ix)
+if ix.xfer and ix.xfer ~= '' then redis.call('ZREM', K.timers(), ix.xfer) end
+redis.call('HSET', K.ix(iid), 'target', '', 'xfer', '')
+ix.target, ix.xfer = '', ''
+local from = ix.queue
+ix.state = 'moving'
+move_to_queue(iid, ix, queue)
+enwait(iid, ix)
+emit('moved', iid, '', queue, { from_queue = from })
+try_route(iid)
+return ok()

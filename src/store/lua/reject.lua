@@ -1,0 +1,16 @@
+-- ARGV: agent, interaction, reason
+local aid, iid = ARGV[1], ARGV[2]
+local ix = ix_get(iid)
+if not ix then return err('NOT_FOUND', 'interaction_id: no interaction "' .. iid .. '"') end
+if ix.state ~= 'offered' or ix.agent ~= aid then
+  return err('PRECONDITION', 'interaction_id: "' .. iid .. '" is not offered to you (it is ' .. ix.state .. ')')
+end
+redis.call('ZREM', K.timers(), 'offer|' .. iid .. '|' .. ix.oseq)
+release(aid, ix.ch, iid)
+fig_incr(ix.queue, 'rejected', 1)
+emit('rejected', iid, aid, ix.queue, { reason = ARGV[3] })
+requeue(iid, ix, aid)
+try_route(iid)
+refresh_agent(aid)
+pull_for_agent(aid)
+return ok()

@@ -1,0 +1,14 @@
+-- ARGV: interaction, priority
+local iid, pri = ARGV[1], tonumber(ARGV[2])
+local ix = ix_get(iid)
+if not ix then return err('NOT_FOUND', 'interaction_id: no interaction "' .. iid .. '"') end
+if ix.state ~= 'queued' and ix.state ~= 'offered' then
+  return err('PRECONDITION', 'interaction_id: only waiting or offered interactions can be reprioritized (it is ' .. ix.state .. ')')
+end
+local waiting = ix.state == 'queued'
+if waiting then unwait(iid, ix) end
+redis.call('HSET', K.ix(iid), 'pri', pri)
+ix.pri = tostring(pri)
+if waiting then enwait(iid, ix) end
+emit('reprioritized', iid, '', ix.queue, { priority = pri })
+return ok()

@@ -1,0 +1,107 @@
+-- ARGV: max timers to fire. Fires every due timer (up to max) atomically; any instance may run it.
+-- Returns ok(fired count, next due ms or '').
+local function split_bar(s)
+  local out = {}
+  for part in string.gmatch(s, '[^|]+') do out[#out + 1] = part end
+  return out
+end
+
+local function fire_offer(iid, seq)
+  local ix = ix_get(iid)
+  if not ix or ix.state ~= 'offered' or ix.oseq ~= seq then return end
+  local aid = ix.agent
+  release(aid, ix.ch, iid)
+  fig_incr(ix.queue, 'missed', 1)
+  emit('missed', iid, aid, ix.queue, {})
+  notify(aid, 'revoked', { ix = iid, reason = 'timeout' })
+  set_presence(aid, 'not_ready', 'missed', 'missed')
+  requeue(iid, ix, aid)
+  try_route(iid)
+end
+
+local function fire_escalation(iid, qseq, j)
+  local ix = ix_get(iid)
+  if not ix or ix.qseq ~= qseq or (ix.state ~= 'queued' and ix.state ~= 'offered') then return end
+  local q = queue_cfg(ix.queue)
+  if not q then return end
+  local step = q.steps[j + 1]
+  if not step then return end
+  redis.call('HSET', K.ix(iid), 'esc', '')
+  ix.esc = ''
+  if step.overflow then
+    local to = queue_cfg(step.overflow)
+    local served = false
+    if to then
+      for _, c in ipairs(to.channels) do
+        if c == ix.ch then served = true end
+      end
+    end
+    if not served then
+      emit('escalation_failed', iid, '', ix.queue, { overflow = step.overflow, why = 'queue missing or does not take the channel' })
+      return
+    end
+    emit('overflowed', iid, '', ix.queue, { to_queue = step.overflow })
+    move_to_queue(iid, ix, step.overflow)
+  else
+    local waiting = ix.state == 'queued' and (not ix.target or ix.target == '')
+    if waiting then unwait(iid, ix) end
+    redis.call('HSET', K.ix(iid), 'stage', step.stage)
+    ix.stage = tostring(step.stage)
+    emit('escalated', iid, '', ix.queue, { stage = step.stage })
+    schedule_escalation(iid, ix, j + 1)
+    if waiting then enwait(iid, ix) end
+  end
+  if ix.state == 'queued' then try_route(iid) end
+end
+
+local function fire_xfer(iid, tseq)
+  local ix = ix_get(iid)
+  if not ix or ix.state ~= 'queued' or ix.tseq ~= tseq or not ix.target or ix.target == '' then return end
+  local waited_for = ix.target
+  unwait(iid, ix)
+  redis.call('HSET', K.ix(iid), 'target', '', 'xfer', '')
+  ix.target, ix.xfer = '', ''
+  enwait(iid, ix)
+  emit('queued', iid, '', ix.queue, { stage = num(ix.stage), agent_wait_over = waited_for })
+  try_route(iid)
+end
+
+local function fire_grace(aid, session)
+  local a = redis.call('HMGET', K.agent(aid), 'session', 'connected', 'presence')
+  if a[1] ~= session or a[2] == '1' or a[3] == 'offline' or not a[3] then return end
+  go_offline(aid, 'stale')
+end
+
+local function fire_instance(inst)
+  for _, aid in ipairs(redis.call('SMEMBERS', K.inst_agents(inst))) do
+    local a = redis.call('HMGET', K.agent(aid), 'instance', 'connected', 'presence')
+    if a[1] == inst and a[2] == '1' then
+      redis.call('HSET', K.agent(aid), 'connected', 0)
+      if a[3] ~= 'offline' then go_offline(aid, 'stale') end
+    end
+  end
+  redis.call('DEL', K.inst_agents(inst), K.inbox(inst))
+  emit('instance_lost', '', '', '', { instance = inst })
+end
+
+local due = redis.call('ZRANGEBYSCORE', K.timers(), '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, m in ipairs(due) do
+  redis.call('ZREM', K.timers(), m)
+  local p = split_bar(m)
+  if p[1] == 'offer' then
+    fire_offer(p[2], p[3])
+  elseif p[1] == 'esc' then
+    fire_escalation(p[2], p[3], tonumber(p[4]))
+  elseif p[1] == 'wrap' then
+    local ix = ix_get(p[2])
+    if ix and ix.state == 'wrap_up' then end_wrap(p[2], ix) end
+  elseif p[1] == 'xfer' then
+    fire_xfer(p[2], p[3])
+  elseif p[1] == 'grace' then
+    fire_grace(p[2], p[3])
+  elseif p[1] == 'inst' then
+    fire_instance(p[2])
+  end
+end
+local nxt = redis.call('ZRANGE', K.timers(), 0, 0, 'WITHSCORES')
+return ok(tostring(#due), nxt[2] or '', tostring(NOW))

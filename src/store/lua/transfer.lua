@@ -1,0 +1,45 @@
+-- ARGV: agent, interaction, 'queue' | 'agent', target, priority boost, agent wait ms
+local aid, iid, kind, target = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local ix = ix_get(iid)
+if not ix then return err('NOT_FOUND', 'interaction_id: no interaction "' .. iid .. '"') end
+if ix.agent ~= aid or ix.state ~= 'active' then
+  return err('PRECONDITION', 'interaction_id: "' .. iid .. '" is not active with you (it is ' .. ix.state .. ')')
+end
+if kind == 'queue' then
+  local q = queue_cfg(target)
+  if not q then return err('NOT_FOUND', 'queue: no queue named "' .. target .. '"') end
+  local served = false
+  for _, c in ipairs(q.channels) do
+    if c == ix.ch then served = true end
+  end
+  if not served then return err('INVALID', 'queue: "' .. target .. '" does not take ' .. ix.ch .. ' interactions') end
+else
+  if target == aid then return err('INVALID', 'agent_id: cannot transfer to yourself') end
+  if redis.call('EXISTS', K.agent(target)) == 0 then
+    return err('NOT_FOUND', 'agent_id: no agent "' .. target .. '"')
+  end
+end
+release(aid, ix.ch, iid)
+redis.call('HSET', K.agent(aid), 'idle', NOW)
+redis.call('SADD', K.ix_excl(iid), aid)
+local pri = math.max(0, math.min(MAX_PRIORITY, num(ix.pri) + tonumber(ARGV[5])))
+redis.call('HSET', K.ix(iid), 'pri', pri, 'state', 'transferred', 't_transferred', NOW)
+ix.pri, ix.state = tostring(pri), 'transferred'
+fig_incr(ix.queue, 'transferred', 1)
+if kind == 'queue' then
+  emit('transferred', iid, aid, ix.queue, { to_queue = target, priority = pri })
+  move_to_queue(iid, ix, target)
+else
+  emit('transferred', iid, aid, ix.queue, { to_agent = target, priority = pri })
+  local tseq = redis.call('HINCRBY', K.ix(iid), 'tseq', 1)
+  local member = 'xfer|' .. iid .. '|' .. tseq
+  redis.call('ZADD', K.timers(), NOW + tonumber(ARGV[6]), member)
+  redis.call('HSET', K.ix(iid), 'target', target, 'xfer', member)
+  ix.target, ix.xfer = target, member
+end
+enwait(iid, ix)
+emit('queued', iid, '', ix.queue, { stage = num(ix.stage), preferred_agent = ix.target or '' })
+try_route(iid)
+refresh_agent(aid)
+pull_for_agent(aid)
+return ok()

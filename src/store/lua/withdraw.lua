@@ -1,0 +1,14 @@
+-- ARGV: interaction, reason. The customer left (or a supervisor withdrew it).
+local iid, reason = ARGV[1], ARGV[2]
+local ix = ix_get(iid)
+if not ix then return err('NOT_FOUND', 'interaction_id: no interaction "' .. iid .. '"') end
+if ix.state == 'queued' or ix.state == 'offered' then
+  abandon(iid, ix, reason)
+elseif ix.state == 'active' then
+  redis.call('HSET', K.ix(iid), 'end_reason', reason)
+  emit('ended_by_customer', iid, ix.agent, ix.queue, { reason = reason })
+  end_active(iid, ix, 'customer')
+  local state = redis.call('HGET', K.ix(iid), 'state')
+  notify(ix.agent, 'ended', { ix = iid, reason = reason, state = state })
+end
+return ok()

@@ -1,0 +1,793 @@
+//! Redis: the single source of truth for routing state.
+//!
+//! Every state transition is one Lua script run (atomic, replicated as effects); reads that need
+//! no atomicity (snapshots, figures) are plain commands. Key formats live in [`keys`], the scripts
+//! in `lua/`.
+
+pub mod keys;
+mod scripts;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::model::{
+    AgentSpec, Author, Capacity, Channel, Interaction, InteractionState, Message, NewInteraction, Presence, QueueSpec,
+};
+use crate::routing;
+pub use keys::Keys;
+pub use scripts::Constants;
+use scripts::Scripts;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("unexpected data in redis: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub key_root: String,
+    pub presence_grace: Duration,
+    pub figures_window: Duration,
+    pub cross_channel_blocking: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            key_root: "sb:{default}:".into(),
+            presence_grace: Duration::from_secs(30),
+            figures_window: Duration::from_secs(900),
+            cross_channel_blocking: true,
+        }
+    }
+}
+
+/// An agent's live state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentStatus {
+    pub id: String,
+    pub name: String,
+    pub presence: Presence,
+    pub presence_since_ms: u64,
+    pub connected: bool,
+    pub session: String,
+    pub load: BTreeMap<Channel, u32>,
+    pub capacity: Capacity,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueFigures {
+    pub queue: String,
+    pub waiting: u32,
+    pub longest_wait_ms: u64,
+    pub offered: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub missed: u64,
+    pub abandoned: u64,
+    pub service_level_percent: Option<f64>,
+    pub average_speed_of_answer_secs: f64,
+    pub average_handle_time_secs: f64,
+    pub window_secs: u32,
+    pub agents_by_presence: BTreeMap<String, u32>,
+    pub occupancy_percent: f64,
+    pub at_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferTarget {
+    Queue(String),
+    Agent { id: String, wait: Duration },
+}
+
+/// Result of one timer sweep.
+#[derive(Debug, Clone, Copy)]
+pub struct TimerSweep {
+    pub fired: usize,
+    pub next_due_ms: Option<u64>,
+    pub now_ms: u64,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    con: ConnectionManager,
+    client: redis::Client,
+    keys: Keys,
+    scripts: std::sync::Arc<Scripts>,
+    opts: StoreOptions,
+}
+
+/// Attempts for admin scripts that lose an optimistic race with a concurrent admin change.
+const ADMIN_RETRIES: usize = 20;
+
+impl Store {
+    pub async fn connect(url: &str, opts: StoreOptions) -> Result<Store> {
+        let client = redis::Client::open(url)?;
+        // Admin scripts on large centers can take a while; reconnection is handled by the manager.
+        let cfg = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(Duration::from_secs(30)))
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_number_of_retries(3);
+        let con = ConnectionManager::new_with_config(client.clone(), cfg).await?;
+        let consts = Constants {
+            key_root: opts.key_root.clone(),
+            grace_ms: opts.presence_grace.as_millis() as u64,
+            figures_ttl_secs: opts.figures_window.as_secs() + 120,
+            interaction_ttl_secs: 7 * 86_400,
+            idempotency_ttl_secs: 86_400,
+            events_maxlen: 1_000_000,
+            inbox_maxlen: 100_000,
+            max_messages: 10_000,
+        };
+        Ok(Store {
+            con,
+            client,
+            keys: Keys::new(opts.key_root.clone()),
+            scripts: std::sync::Arc::new(Scripts::new(&consts)),
+            opts,
+        })
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub fn options(&self) -> &StoreOptions {
+        &self.opts
+    }
+
+    /// A dedicated connection for blocking reads (XREAD BLOCK would stall a shared pipeline).
+    pub async fn dedicated_connection(&self) -> Result<redis::aio::MultiplexedConnection> {
+        Ok(self.client.get_multiplexed_async_connection().await?)
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        let mut con = self.con.clone();
+        let _: String = redis::cmd("PING").query_async(&mut con).await?;
+        Ok(())
+    }
+
+    async fn run(&self, script: &redis::Script, args: &[String]) -> Result<Vec<String>> {
+        let mut con = self.con.clone();
+        let mut inv = script.key(self.keys.meta());
+        for a in args {
+            inv.arg(a);
+        }
+        let reply: Vec<String> = inv.invoke_async(&mut con).await?;
+        match reply.first().map(String::as_str) {
+            Some("ok") => Ok(reply[1..].to_vec()),
+            Some("err") => {
+                let code = reply.get(1).map(String::as_str).unwrap_or("");
+                let msg = reply.get(2).cloned().unwrap_or_default();
+                Err(match code {
+                    "NOT_FOUND" => StoreError::NotFound(msg),
+                    "INVALID" => StoreError::InvalidArgument(msg),
+                    "PRECONDITION" | "RETRY" => StoreError::FailedPrecondition(msg),
+                    "EXISTS" => StoreError::AlreadyExists(msg),
+                    "UNAUTH" => StoreError::Unauthenticated(msg),
+                    other => StoreError::Corrupt(format!("script error code {other:?}: {msg}")),
+                })
+            }
+            _ => Err(StoreError::Corrupt(format!("unexpected script reply {reply:?}"))),
+        }
+    }
+
+    /// Like `run`, retrying while a concurrent admin change invalidates precomputed eligibility.
+    async fn run_admin<F>(&self, script: &redis::Script, mut build: F) -> Result<Vec<String>>
+    where
+        F: AsyncFnMut() -> Result<Vec<String>>,
+    {
+        for _ in 0..ADMIN_RETRIES {
+            let args = build().await?;
+            match self.run(script, &args).await {
+                Err(StoreError::FailedPrecondition(m)) if m.contains("changed while computing") => continue,
+                other => return other,
+            }
+        }
+        Err(StoreError::FailedPrecondition("too many concurrent admin changes; try again".into()))
+    }
+
+    // ------------------------------------------------------------------ admin
+
+    pub async fn put_agent(&self, spec: &AgentSpec, allow_update: bool) -> Result<bool> {
+        spec.validate().map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        let mut public = spec.clone();
+        public.token.clear();
+        let spec_json = serde_json::to_string(&public).expect("agent spec serializes");
+        let block = spec.cross_channel_blocking.unwrap_or(self.opts.cross_channel_blocking);
+        let r = self
+            .run_admin(&self.scripts.put_agent, async || {
+                let ver = self.meta_version("queues_ver").await?;
+                let queues = self.list_queues().await?;
+                let mut args = vec![
+                    spec.id.clone(),
+                    if allow_update { "1" } else { "0" }.to_string(),
+                    ver,
+                    spec.name.clone(),
+                    spec.token.clone(),
+                    if block { "1" } else { "0" }.to_string(),
+                    spec.capacity.voice.to_string(),
+                    spec.capacity.chat.to_string(),
+                    spec.capacity.sms.to_string(),
+                    spec.capacity.email.to_string(),
+                    spec_json.clone(),
+                ];
+                for (pool, score) in routing::agent_pools(spec, &queues) {
+                    args.push(pool);
+                    args.push(score.to_string());
+                }
+                Ok(args)
+            })
+            .await?;
+        Ok(r.first().is_some_and(|s| s == "1"))
+    }
+
+    async fn meta_version(&self, field: &str) -> Result<String> {
+        let mut con = self.con.clone();
+        let v: Option<String> = con.hget(self.keys.meta(), field).await?;
+        Ok(v.unwrap_or_else(|| "0".into()))
+    }
+
+    pub async fn get_agent(&self, id: &str) -> Result<AgentSpec> {
+        let mut con = self.con.clone();
+        let spec: Option<String> = con.hget(self.keys.agent(id), "spec").await?;
+        let spec = spec.ok_or_else(|| StoreError::NotFound(format!("agent_id: no agent {id:?}")))?;
+        serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(format!("agent {id}: {e}")))
+    }
+
+    pub async fn list_agent_ids(&self) -> Result<Vec<String>> {
+        let mut con = self.con.clone();
+        let mut ids: Vec<String> = con.smembers(self.keys.agents()).await?;
+        ids.sort();
+        Ok(ids)
+    }
+
+    pub async fn list_agents(&self) -> Result<Vec<AgentSpec>> {
+        let ids = self.list_agent_ids().await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut con = self.con.clone();
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hget(self.keys.agent(id), "spec");
+        }
+        let specs: Vec<Option<String>> = pipe.query_async(&mut con).await?;
+        specs
+            .into_iter()
+            .flatten()
+            .map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("agent spec: {e}"))))
+            .collect()
+    }
+
+    pub async fn delete_agent(&self, id: &str) -> Result<()> {
+        self.run(&self.scripts.delete_agent, &[id.to_string()]).await.map(|_| ())
+    }
+
+    pub async fn put_queue(&self, spec: &QueueSpec, allow_update: bool) -> Result<bool> {
+        spec.validate().map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        let spec_json = serde_json::to_string(spec).expect("queue spec serializes");
+        let steps = serde_json::to_string(&spec.compiled_steps()).expect("steps serialize");
+        let stages = spec.stage_requirements().len();
+        let overflow: Vec<String> = spec.compiled_steps().into_iter().filter_map(|s| s.overflow).collect();
+        let channels: Vec<&str> = spec.channels.iter().map(|c| c.as_str()).collect();
+        let r = self
+            .run_admin(&self.scripts.put_queue, async || {
+                let ver = self.meta_version("agents_ver").await?;
+                let agents = self.list_agents().await?;
+                let mut args = vec![
+                    spec.name.clone(),
+                    if allow_update { "1" } else { "0" }.to_string(),
+                    ver,
+                    spec.strategy.as_str().to_string(),
+                    channels.join(","),
+                    spec.priority.to_string(),
+                    (u64::from(spec.offer_timeout_secs) * 1000).to_string(),
+                    (u64::from(spec.wrap_up_secs) * 1000).to_string(),
+                    (u64::from(spec.service_level_secs) * 1000).to_string(),
+                    stages.to_string(),
+                    steps.clone(),
+                    spec_json.clone(),
+                    overflow.join(","),
+                ];
+                for (aid, stage, score) in routing::queue_members(spec, &agents) {
+                    args.push(aid);
+                    args.push(stage.to_string());
+                    args.push(score.to_string());
+                }
+                Ok(args)
+            })
+            .await?;
+        Ok(r.first().is_some_and(|s| s == "1"))
+    }
+
+    pub async fn get_queue(&self, name: &str) -> Result<QueueSpec> {
+        let mut con = self.con.clone();
+        let spec: Option<String> = con.hget(self.keys.queue(name), "spec").await?;
+        let spec = spec.ok_or_else(|| StoreError::NotFound(format!("queue: no queue named {name:?}")))?;
+        serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(format!("queue {name}: {e}")))
+    }
+
+    pub async fn list_queue_names(&self) -> Result<Vec<String>> {
+        let mut con = self.con.clone();
+        let mut names: Vec<String> = con.smembers(self.keys.queues()).await?;
+        names.sort();
+        Ok(names)
+    }
+
+    pub async fn list_queues(&self) -> Result<Vec<QueueSpec>> {
+        let names = self.list_queue_names().await?;
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut con = self.con.clone();
+        let mut pipe = redis::pipe();
+        for n in &names {
+            pipe.hget(self.keys.queue(n), "spec");
+        }
+        let specs: Vec<Option<String>> = pipe.query_async(&mut con).await?;
+        specs
+            .into_iter()
+            .flatten()
+            .map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("queue spec: {e}"))))
+            .collect()
+    }
+
+    pub async fn delete_queue(&self, name: &str) -> Result<()> {
+        self.run(&self.scripts.delete_queue, &[name.to_string()]).await.map(|_| ())
+    }
+
+    // ------------------------------------------------------------------ interactions
+
+    /// Returns the interaction and whether this call created it (false: idempotent replay).
+    pub async fn create_interaction(&self, new: &NewInteraction) -> Result<(Interaction, bool)> {
+        let channel = new.validate().map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        let id = uuid::Uuid::now_v7().to_string();
+        let attrs = serde_json::to_string(&new.attributes).expect("attributes serialize");
+        let args = vec![
+            id,
+            new.idempotency_key.clone(),
+            channel.as_str().to_string(),
+            new.customer_address.clone(),
+            new.subject.clone(),
+            attrs,
+            new.queue.clone(),
+            new.priority.map(|p| p.to_string()).unwrap_or_default(),
+            new.body.clone(),
+            new.preferred_agent_id.clone(),
+            (u64::from(new.preferred_agent_wait_secs) * 1000).to_string(),
+        ];
+        let r = self.run(&self.scripts.create, &args).await?;
+        let id = r.first().cloned().ok_or_else(|| StoreError::Corrupt("create returned no id".into()))?;
+        let created = r.get(1).is_some_and(|s| s == "1");
+        Ok((self.get_interaction(&id, false).await?, created))
+    }
+
+    pub async fn append_customer_message(&self, iid: &str, body: &str) -> Result<Message> {
+        validate_body(body)?;
+        let r = self.run(&self.scripts.message_in, &[iid.to_string(), body.to_string()]).await?;
+        self.message(iid, parse_u64(r.first())?).await
+    }
+
+    pub async fn withdraw(&self, iid: &str, reason: &str) -> Result<Interaction> {
+        crate::model::validate_len("reason", reason, 200).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        let reason = if reason.is_empty() { "customer_left" } else { reason };
+        self.run(&self.scripts.withdraw, &[iid.to_string(), reason.to_string()]).await?;
+        self.get_interaction(iid, false).await
+    }
+
+    pub async fn get_interaction(&self, iid: &str, with_messages: bool) -> Result<Interaction> {
+        let mut con = self.con.clone();
+        let h: HashMap<String, String> = con.hgetall(self.keys.ix(iid)).await?;
+        if h.is_empty() {
+            return Err(StoreError::NotFound(format!("interaction_id: no interaction {iid:?}")));
+        }
+        let mut ix = interaction_from_hash(&h)?;
+        if with_messages {
+            ix.messages = self.messages(iid).await?;
+        }
+        Ok(ix)
+    }
+
+    pub async fn messages(&self, iid: &str) -> Result<Vec<Message>> {
+        let mut con = self.con.clone();
+        let raw: Vec<String> = con.lrange(self.keys.ix_msgs(iid), 0, -1).await?;
+        raw.iter().map(|s| parse_message(s)).collect()
+    }
+
+    pub async fn message(&self, iid: &str, seq: u64) -> Result<Message> {
+        let mut con = self.con.clone();
+        let raw: Option<String> = con.lindex(self.keys.ix_msgs(iid), seq as isize - 1).await?;
+        let raw = raw.ok_or_else(|| StoreError::NotFound(format!("message {seq} of {iid}")))?;
+        parse_message(&raw)
+    }
+
+    // ------------------------------------------------------------------ agents
+
+    pub async fn login(&self, aid: &str, token: &str, instance: &str, session: &str) -> Result<()> {
+        let args = [aid, token, instance, session].map(String::from);
+        self.run(&self.scripts.login, &args).await.map(|_| ())
+    }
+
+    pub async fn disconnect(&self, aid: &str, session: &str) -> Result<()> {
+        self.run(&self.scripts.disconnect, &[aid.to_string(), session.to_string()]).await.map(|_| ())
+    }
+
+    pub async fn set_presence(&self, aid: &str, presence: &Presence, cause: &str) -> Result<()> {
+        crate::model::validate_len("presence.reason", presence.reason(), 100)
+            .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        let args = [aid, presence.state_str(), presence.reason(), cause].map(String::from);
+        self.run(&self.scripts.presence, &args).await.map(|_| ())
+    }
+
+    pub async fn accept(&self, aid: &str, iid: &str) -> Result<Interaction> {
+        self.run(&self.scripts.accept, &[aid.to_string(), iid.to_string()]).await?;
+        self.get_interaction(iid, true).await
+    }
+
+    pub async fn reject(&self, aid: &str, iid: &str, reason: &str) -> Result<()> {
+        crate::model::validate_len("reason", reason, 200).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        self.run(&self.scripts.reject, &[aid.to_string(), iid.to_string(), reason.to_string()]).await.map(|_| ())
+    }
+
+    pub async fn reply(&self, aid: &str, iid: &str, body: &str) -> Result<Message> {
+        validate_body(body)?;
+        let r = self.run(&self.scripts.reply, &[aid.to_string(), iid.to_string(), body.to_string()]).await?;
+        self.message(iid, parse_u64(r.first())?).await
+    }
+
+    pub async fn complete(&self, aid: &str, iid: &str, disposition: &str, notes: &str) -> Result<Interaction> {
+        validate_disposition(disposition, notes)?;
+        let args = [aid, iid, disposition, notes].map(String::from);
+        self.run(&self.scripts.complete, &args).await?;
+        self.get_interaction(iid, false).await
+    }
+
+    pub async fn end_wrap_up(&self, aid: &str, iid: &str, disposition: &str, notes: &str) -> Result<Interaction> {
+        validate_disposition(disposition, notes)?;
+        let args = [aid, iid, disposition, notes].map(String::from);
+        self.run(&self.scripts.end_wrap, &args).await?;
+        self.get_interaction(iid, false).await
+    }
+
+    pub async fn transfer(
+        &self,
+        aid: &str,
+        iid: &str,
+        target: &TransferTarget,
+        priority_boost: i32,
+    ) -> Result<Interaction> {
+        if !(-crate::model::MAX_PRIORITY..=crate::model::MAX_PRIORITY).contains(&priority_boost) {
+            return Err(StoreError::InvalidArgument(format!(
+                "priority_boost: must be within ±{}, got {priority_boost}",
+                crate::model::MAX_PRIORITY
+            )));
+        }
+        let (kind, to, wait_ms) = match target {
+            TransferTarget::Queue(q) => {
+                crate::model::validate_id("queue", q).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+                ("queue", q.clone(), 0)
+            }
+            TransferTarget::Agent { id, wait } => {
+                crate::model::validate_id("agent_id", id).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+                ("agent", id.clone(), wait.as_millis() as u64)
+            }
+        };
+        let args = vec![
+            aid.to_string(),
+            iid.to_string(),
+            kind.to_string(),
+            to,
+            priority_boost.to_string(),
+            wait_ms.to_string(),
+        ];
+        self.run(&self.scripts.transfer, &args).await?;
+        self.get_interaction(iid, false).await
+    }
+
+    pub async fn agent_status(&self, aid: &str) -> Result<AgentStatus> {
+        let mut con = self.con.clone();
+        let h: HashMap<String, String> = con.hgetall(self.keys.agent(aid)).await?;
+        if h.is_empty() {
+            return Err(StoreError::NotFound(format!("agent_id: no agent {aid:?}")));
+        }
+        agent_status_from_hash(aid, &h)
+    }
+
+    pub async fn list_agent_statuses(&self) -> Result<Vec<AgentStatus>> {
+        let ids = self.list_agent_ids().await?;
+        self.agent_statuses(&ids).await
+    }
+
+    pub async fn agent_statuses(&self, ids: &[String]) -> Result<Vec<AgentStatus>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut con = self.con.clone();
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.hgetall(self.keys.agent(id));
+        }
+        let hs: Vec<HashMap<String, String>> = pipe.query_async(&mut con).await?;
+        ids.iter().zip(hs).filter(|(_, h)| !h.is_empty()).map(|(id, h)| agent_status_from_hash(id, &h)).collect()
+    }
+
+    /// Offers and interactions the agent holds, oldest first.
+    pub async fn agent_work(&self, aid: &str) -> Result<Vec<Interaction>> {
+        let mut con = self.con.clone();
+        let ids: Vec<String> = con.smembers(self.keys.agent_work(aid)).await?;
+        let mut out = Vec::new();
+        for id in ids {
+            match self.get_interaction(&id, true).await {
+                Ok(ix) if ix.agent_id == aid => out.push(ix),
+                Ok(_) | Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    // ------------------------------------------------------------------ supervisor
+
+    pub async fn move_interaction(&self, iid: &str, queue: &str) -> Result<Interaction> {
+        crate::model::validate_id("queue", queue).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        self.run(&self.scripts.move_ix, &[iid.to_string(), queue.to_string()]).await?;
+        self.get_interaction(iid, false).await
+    }
+
+    pub async fn reprioritize(&self, iid: &str, priority: i32) -> Result<Interaction> {
+        crate::model::validate_priority("priority", priority).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        self.run(&self.scripts.reprioritize, &[iid.to_string(), priority.to_string()]).await?;
+        self.get_interaction(iid, false).await
+    }
+
+    /// Waiting interactions, best first (highest priority, then longest waiting).
+    pub async fn list_waiting(&self, queue: Option<&str>, limit: usize) -> Result<Vec<Interaction>> {
+        let queues = match queue {
+            Some(q) => {
+                self.get_queue(q).await?;
+                vec![q.to_string()]
+            }
+            None => self.list_queue_names().await?,
+        };
+        let mut con = self.con.clone();
+        let mut out = Vec::new();
+        for q in queues {
+            let ids: Vec<String> = con.zrange(self.keys.qwait(&q), 0, -1).await?;
+            for id in ids {
+                match self.get_interaction(&id, false).await {
+                    Ok(ix) => out.push(ix),
+                    Err(StoreError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        out.sort_by(|a, b| {
+            routing::wait_score(a.priority, a.enqueued_ms).total_cmp(&routing::wait_score(b.priority, b.enqueued_ms))
+        });
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    pub async fn queue_figures(&self, queue: &str) -> Result<QueueFigures> {
+        let spec = self.get_queue(queue).await?;
+        let now = self.now_ms().await?;
+        let window = self.opts.figures_window.as_secs().max(60);
+        let minutes = window / 60;
+        let this_minute = now / 60_000;
+        let mut con = self.con.clone();
+        let mut pipe = redis::pipe();
+        pipe.zcard(self.keys.qwait(queue));
+        pipe.zrange_withscores(self.keys.qwait(queue), 0, 0);
+        for m in 0..minutes {
+            pipe.hgetall(self.keys.fig(queue, this_minute - m));
+        }
+        let stages = spec.stage_requirements().len();
+        let pools: Vec<String> = (0..stages).map(|s| self.keys.pool_agents(&keys::pool(queue, s))).collect();
+        pipe.sunion(pools);
+        let (head, rest): (Vec<redis::Value>, Vec<redis::Value>) = {
+            let all: Vec<redis::Value> = pipe.query_async(&mut con).await?;
+            let mut it = all.into_iter();
+            let head: Vec<redis::Value> = it.by_ref().take(2).collect();
+            (head, it.collect())
+        };
+        let waiting: u32 = redis::from_redis_value(head[0].clone()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let oldest: Vec<(String, f64)> =
+            redis::from_redis_value(head[1].clone()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut sums: HashMap<String, u64> = HashMap::new();
+        for v in &rest[..minutes as usize] {
+            let h: HashMap<String, u64> =
+                redis::from_redis_value(v.clone()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            for (k, n) in h {
+                *sums.entry(k).or_default() += n;
+            }
+        }
+        let members: Vec<String> = redis::from_redis_value(rest[minutes as usize].clone())
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let agents = self.agent_statuses(&members).await?;
+        let get = |k: &str| sums.get(k).copied().unwrap_or(0);
+        let (accepted, abandoned) = (get("accepted"), get("abandoned"));
+        let mut by_presence = BTreeMap::new();
+        let (mut load, mut cap) = (0u64, 0u64);
+        for a in &agents {
+            *by_presence.entry(a.presence.state_str().to_string()).or_insert(0) += 1;
+            if a.presence != Presence::Offline {
+                for c in Channel::ALL {
+                    load += u64::from(*a.load.get(&c).unwrap_or(&0));
+                    cap += u64::from(a.capacity.get(c));
+                }
+            }
+        }
+        Ok(QueueFigures {
+            queue: queue.to_string(),
+            waiting,
+            longest_wait_ms: oldest.first().map(|(_, s)| now.saturating_sub(*s as u64)).unwrap_or(0),
+            offered: get("offered"),
+            accepted,
+            rejected: get("rejected"),
+            missed: get("missed"),
+            abandoned,
+            service_level_percent: (accepted + abandoned > 0)
+                .then(|| 100.0 * get("in_sl") as f64 / (accepted + abandoned) as f64),
+            average_speed_of_answer_secs: if accepted > 0 { get("asa_ms") as f64 / accepted as f64 / 1000.0 } else { 0.0 },
+            average_handle_time_secs: if get("handled") > 0 {
+                get("handle_ms") as f64 / get("handled") as f64 / 1000.0
+            } else {
+                0.0
+            },
+            window_secs: window as u32,
+            agents_by_presence: by_presence,
+            occupancy_percent: if cap > 0 { 100.0 * load as f64 / cap as f64 } else { 0.0 },
+            at_ms: now,
+        })
+    }
+
+    // ------------------------------------------------------------------ timers, instances, clock
+
+    pub async fn fire_timers(&self, max: usize) -> Result<TimerSweep> {
+        let r = self.run(&self.scripts.timers, &[max.to_string()]).await?;
+        Ok(TimerSweep {
+            fired: parse_u64(r.first())? as usize,
+            next_due_ms: r.get(1).and_then(|s| s.parse::<f64>().ok()).map(|f| f as u64),
+            now_ms: parse_u64(r.get(2))?,
+        })
+    }
+
+    pub async fn heartbeat(&self, instance: &str, stopping: bool) -> Result<()> {
+        let args = [instance.to_string(), if stopping { "stop" } else { "" }.to_string()];
+        self.run(&self.scripts.heartbeat, &args).await.map(|_| ())
+    }
+
+    /// Redis time plus the test clock offset, in ms — the clock every script uses.
+    pub async fn now_ms(&self) -> Result<u64> {
+        let mut con = self.con.clone();
+        let (t, off): ((u64, u64), Option<i64>) =
+            redis::pipe().cmd("TIME").get(self.keys.clock()).query_async(&mut con).await?;
+        Ok((t.0 * 1000 + t.1 / 1000).saturating_add_signed(off.unwrap_or(0)))
+    }
+
+    /// Moves the routing clock forward for every instance of this domain. Tests use it to make
+    /// timers due without waiting; production never calls it.
+    pub async fn advance_clock(&self, by: Duration) -> Result<()> {
+        let mut con = self.con.clone();
+        let _: i64 = con.incr(self.keys.clock(), by.as_millis() as i64).await?;
+        Ok(())
+    }
+}
+
+fn validate_body(body: &str) -> Result<()> {
+    if body.is_empty() {
+        return Err(StoreError::InvalidArgument("body: is required".into()));
+    }
+    crate::model::validate_len("body", body, crate::model::MAX_BODY_LEN)
+        .map_err(|e| StoreError::InvalidArgument(e.to_string()))
+}
+
+fn validate_disposition(disposition: &str, notes: &str) -> Result<()> {
+    crate::model::validate_len("disposition", disposition, 100)
+        .and_then(|_| crate::model::validate_len("notes", notes, 10_000))
+        .map_err(|e| StoreError::InvalidArgument(e.to_string()))
+}
+
+fn parse_u64(v: Option<&String>) -> Result<u64> {
+    v.and_then(|s| s.parse().ok()).ok_or_else(|| StoreError::Corrupt(format!("expected a number, got {v:?}")))
+}
+
+fn num(h: &HashMap<String, String>, k: &str) -> u64 {
+    h.get(k).and_then(|v| v.parse::<f64>().ok()).map(|f| f as u64).unwrap_or(0)
+}
+
+fn interaction_from_hash(h: &HashMap<String, String>) -> Result<Interaction> {
+    let s = |k: &str| h.get(k).cloned().unwrap_or_default();
+    let channel = Channel::parse(&s("ch")).ok_or_else(|| StoreError::Corrupt(format!("channel {:?}", s("ch"))))?;
+    let state =
+        InteractionState::parse(&s("state")).ok_or_else(|| StoreError::Corrupt(format!("state {:?}", s("state"))))?;
+    let mut timestamps = BTreeMap::new();
+    for st in InteractionState::ALL {
+        let v = num(h, &format!("t_{}", st.as_str()));
+        if v > 0 {
+            timestamps.insert(st.as_str().to_string(), v);
+        }
+    }
+    let attributes: BTreeMap<String, String> = serde_json::from_str(h.get("attrs").map_or("{}", |v| v.as_str()))
+        .map_err(|e| StoreError::Corrupt(format!("attributes: {e}")))?;
+    Ok(Interaction {
+        id: s("id"),
+        channel,
+        customer_address: s("cust"),
+        subject: s("subj"),
+        attributes,
+        queue: s("queue"),
+        priority: num(h, "pri") as i32,
+        state,
+        agent_id: s("agent"),
+        enqueued_ms: num(h, "enq"),
+        timestamps,
+        stage: num(h, "stage") as u32,
+        disposition: s("disp"),
+        notes: s("notes"),
+        end_reason: s("end_reason"),
+        messages: Vec::new(),
+        offer_expires_ms: (state == InteractionState::Offered).then(|| num(h, "oexp")),
+    })
+}
+
+fn parse_message(raw: &str) -> Result<Message> {
+    #[derive(serde::Deserialize)]
+    struct Raw {
+        seq: u64,
+        author: String,
+        #[serde(default)]
+        agent: String,
+        body: String,
+        at: f64,
+    }
+    let r: Raw = serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(format!("message: {e}")))?;
+    Ok(Message {
+        seq: r.seq,
+        author: Author::parse(&r.author).ok_or_else(|| StoreError::Corrupt(format!("author {:?}", r.author)))?,
+        agent_id: r.agent,
+        body: r.body,
+        sent_ms: r.at as u64,
+    })
+}
+
+fn agent_status_from_hash(id: &str, h: &HashMap<String, String>) -> Result<AgentStatus> {
+    let s = |k: &str| h.get(k).cloned().unwrap_or_default();
+    let presence = Presence::from_parts(&s("presence"), &s("reason"))
+        .ok_or_else(|| StoreError::Corrupt(format!("presence {:?}", s("presence"))))?;
+    let mut load = BTreeMap::new();
+    for c in Channel::ALL {
+        load.insert(c, num(h, &format!("load_{c}")) as u32);
+    }
+    let cap = |c: &str| num(h, &format!("cap_{c}")) as u32;
+    Ok(AgentStatus {
+        id: id.to_string(),
+        name: s("name"),
+        presence,
+        presence_since_ms: num(h, "since"),
+        connected: s("connected") == "1",
+        session: s("session"),
+        load,
+        capacity: Capacity { voice: cap("voice"), chat: cap("chat"), sms: cap("sms"), email: cap("email") },
+    })
+}

@@ -1,0 +1,382 @@
+//! Shared integration-test harness: throwaway `redis-server` processes, polling helpers and tracing setup.
+//!
+//! Every test starts its own [`RedisServer`] on its own port and temp dir, so tests can run in parallel under both
+//! `cargo test` (threads) and `cargo nextest` (processes). Servers are stopped by killing exactly the child process
+//! we spawned (by PID, via [`std::process::Child`]), never by name.
+//!
+//! # Patience is a budget, not a timing assertion
+//!
+//! The timeouts used here (10 s for redis readiness, 15 s for [`assert_eventually!`], whatever callers pass to
+//! [`eventually`]) are deliberately generous. They only bound how long a *failing* test hangs; a passing test returns
+//! as soon as the condition holds. Do not tighten them to "prove" latency: slow or heavily loaded CI machines would
+//! turn that into flakiness. Write explicit measurements if a test really is about timing.
+
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Once, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How often the polling helpers re-check their condition.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// How long a freshly spawned redis-server may take to answer `PING`.
+pub const REDIS_READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default patience of [`assert_eventually!`].
+pub const DEFAULT_PATIENCE: Duration = Duration::from_secs(15);
+
+const START_ATTEMPTS: u32 = 5;
+const LOG_FILE: &str = "redis-server.log";
+const LOG_TAIL_BYTES: usize = 4096;
+
+/// Returns a TCP port on 127.0.0.1 that was free a moment ago (bind `:0`, read the port, drop the listener).
+///
+/// Inherently racy: something else may grab the port before the caller binds it. Callers that spawn servers should
+/// detect a failed bind and retry with a new port, as [`RedisServer::start_with`] does.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0 to find a free port");
+    listener.local_addr().expect("local_addr of ephemeral listener").port()
+}
+
+/// Installs a test-friendly tracing subscriber (output captured per test, filter from `RUST_LOG`). Safe to call from
+/// every test; only the first call in a process does anything, and an already-installed global subscriber is kept.
+pub fn init_tracing() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .try_init();
+    });
+}
+
+/// Polls `f` every [`POLL_INTERVAL`] until it yields `Some`, and returns that value. Panics with `what` if `patience`
+/// (measured in real wall-clock time, so paused tokio time does not shorten it) runs out first. `f` is always called
+/// at least once. Patience is a budget, not a timing assertion: be generous.
+pub async fn eventually<F, Fut, T>(what: &str, patience: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = f().await {
+            return value;
+        }
+        if start.elapsed() >= patience {
+            panic!("timed out after {patience:?} waiting for: {what}");
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// Asserts that an async condition becomes true: re-evaluates `$cond` (typically `async { ... bool ... }`; any
+/// expression producing a fresh `Future<Output = bool>` each evaluation works) every 20 ms for up to 15 s of real time,
+/// then panics with the given message. Patience is a budget, not a timing assertion.
+///
+/// ```ignore
+/// assert_eventually!(async { queue_len(&mut conn).await == 0 }, "queue {} never drained", queue);
+/// ```
+///
+/// Exported at the test crate root: call it directly from the root module, or `use crate::assert_eventually;` in
+/// submodules. Only depends on `std` and `tokio`.
+#[macro_export]
+macro_rules! assert_eventually {
+    ($cond:expr $(,)?) => {
+        $crate::assert_eventually!($cond, "{}", ::std::stringify!($cond))
+    };
+    ($cond:expr, $($msg:tt)+) => {{
+        let patience = ::std::time::Duration::from_secs(15);
+        let start = ::std::time::Instant::now();
+        loop {
+            if $cond.await {
+                break;
+            }
+            if start.elapsed() >= patience {
+                ::std::panic!("condition not met within {:?}: {}", patience, ::std::format_args!($($msg)+));
+            }
+            ::tokio::time::sleep(::std::time::Duration::from_millis(20)).await;
+        }
+    }};
+}
+
+/// A private `redis-server` child process listening on 127.0.0.1:`port`, with its data dir and log in a temp dir
+/// that is deleted on drop. Dropping the value kills (SIGKILL) and reaps exactly this child.
+///
+/// Starting is synchronous (it blocks the calling thread for the few milliseconds redis needs to come up), so it can
+/// be called from plain `#[test]`s as well as from `#[tokio::test]`s.
+pub struct RedisServer {
+    pub port: u16,
+    /// `redis://127.0.0.1:<port>/`
+    pub url: String,
+    child: Child,
+    dir: tempfile::TempDir,
+    extra_args: Vec<String>,
+}
+
+enum LaunchError {
+    /// The child exited before answering; most likely the port was taken in the meantime.
+    Exited(String),
+    /// The child is alive but never answered (it has been killed).
+    TimedOut(String),
+}
+
+impl RedisServer {
+    /// Starts a fresh, non-persistent redis-server on a free port.
+    pub fn start() -> RedisServer {
+        Self::start_with(&[])
+    }
+
+    /// Like [`RedisServer::start`], with extra command-line arguments appended after the defaults (later arguments
+    /// win, so e.g. `&["--appendonly", "yes"]` overrides the default `--appendonly no`). The arguments are kept and
+    /// reused by [`RedisServer::restart`].
+    pub fn start_with(extra_args: &[&str]) -> RedisServer {
+        let dir = tempfile::Builder::new()
+            .prefix("switchboard-redis-")
+            .tempdir()
+            .expect("create temp dir for redis");
+        let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        let mut failures = Vec::new();
+        for attempt in 1..=START_ATTEMPTS {
+            let port = free_port();
+            match launch(port, dir.path(), &extra_args, attempt) {
+                Ok(child) => {
+                    return RedisServer {
+                        port,
+                        url: format!("redis://127.0.0.1:{port}/"),
+                        child,
+                        dir,
+                        extra_args,
+                    };
+                }
+                Err(LaunchError::Exited(reason)) => failures.push(format!("attempt {attempt} (port {port}): {reason}")),
+                Err(LaunchError::TimedOut(reason)) => {
+                    failures.push(format!("attempt {attempt} (port {port}): {reason}"));
+                    break;
+                }
+            }
+        }
+        panic!(
+            "could not start redis-server (args {extra_args:?}):\n  {}\n--- tail of {} ---\n{}",
+            failures.join("\n  "),
+            dir.path().join(LOG_FILE).display(),
+            log_tail(dir.path())
+        );
+    }
+
+    /// Kills (SIGKILL) and reaps this server's process. Idempotent; the temp dir is kept until drop, so a later
+    /// [`RedisServer::restart`] sees the same data files.
+    pub fn kill(&mut self) {
+        // std never signals a child it has already reaped, so repeated calls cannot hit a recycled PID.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Kills the current process (if still running) and starts a new redis-server on the same port, data dir and
+    /// arguments, waiting until it answers `PING` (i.e. finished loading). Use with `--appendonly yes` for
+    /// durability tests.
+    pub fn restart(&mut self) {
+        self.kill();
+        let mut failures = Vec::new();
+        for attempt in 1..=START_ATTEMPTS {
+            match launch(self.port, self.dir.path(), &self.extra_args, attempt) {
+                Ok(child) => {
+                    self.child = child;
+                    return;
+                }
+                Err(LaunchError::Exited(reason)) => {
+                    failures.push(format!("attempt {attempt}: {reason}"));
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(LaunchError::TimedOut(reason)) => {
+                    failures.push(format!("attempt {attempt}: {reason}"));
+                    break;
+                }
+            }
+        }
+        panic!(
+            "could not restart redis-server on port {}:\n  {}\n--- tail of {} ---\n{}",
+            self.port,
+            failures.join("\n  "),
+            self.log_path().display(),
+            log_tail(self.dir.path())
+        );
+    }
+
+    /// A new multiplexed async connection to this server. Panics if it cannot connect.
+    pub async fn client(&self) -> redis::aio::MultiplexedConnection {
+        let client =
+            redis::Client::open(self.url.as_str()).unwrap_or_else(|e| panic!("invalid redis url {}: {e}", self.url));
+        client
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to redis at {}: {e}", self.url))
+    }
+
+    /// The server's working/data directory (`--dir`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The file receiving the server's stdout/stderr (appended to across restarts).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join(LOG_FILE)
+    }
+
+    /// PID of the current redis-server process.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Process-wide cache of the `redis-server` executable location.
+fn redis_server_path() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        find_on_path("redis-server").unwrap_or_else(|| {
+            panic!(
+                "`redis-server` was not found on PATH, but the integration tests need it. \
+                 Run scripts/setup-debian.sh (or install the redis-server package) and try again."
+            )
+        })
+    })
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| {
+            candidate
+                .metadata()
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+}
+
+/// Spawns redis-server on `port` and waits until that very process answers. On failure the child is dead and reaped.
+fn launch(port: u16, dir: &Path, extra_args: &[String], attempt: u32) -> Result<Child, LaunchError> {
+    let log_path = dir.join(LOG_FILE);
+    let mut log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .unwrap_or_else(|e| panic!("open redis log {}: {e}", log_path.display()));
+    let _ = writeln!(
+        log,
+        "=== harness: starting redis-server on port {port} (attempt {attempt}) ==="
+    );
+    let log_err = log.try_clone().expect("clone redis log handle");
+
+    let program = redis_server_path();
+    let mut child = Command::new(program)
+        .arg("--port")
+        .arg(port.to_string())
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .args(["--daemonize", "no", "--protected-mode", "no"])
+        .args(extra_args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .spawn()
+        .unwrap_or_else(|e| panic!("failed to spawn {}: {e}", program.display()));
+
+    let deadline = Instant::now() + REDIS_READY_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Err(LaunchError::Exited(format!("redis-server exited early ({status})"))),
+            Ok(None) => {}
+            Err(e) => {
+                stop(&mut child);
+                return Err(LaunchError::TimedOut(format!("waiting for redis-server failed: {e}")));
+            }
+        }
+        // Checking the PID guards against a bind race where another server now owns the port and answers for us.
+        if probe_pid(port) == Some(child.id()) {
+            return Ok(child);
+        }
+        if Instant::now() >= deadline {
+            stop(&mut child);
+            return Err(LaunchError::TimedOut(format!(
+                "redis-server did not answer PING within {REDIS_READY_TIMEOUT:?}"
+            )));
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+fn stop(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Sends `PING` over a plain TCP connection; if it gets `+PONG` (not e.g. `-LOADING`), asks `INFO server` and returns
+/// the answering server's `process_id`.
+fn probe_pid(port: u16) -> Option<u32> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(250)).ok()?;
+    let io_timeout = Some(Duration::from_millis(500));
+    stream.set_read_timeout(io_timeout).ok()?;
+    stream.set_write_timeout(io_timeout).ok()?;
+
+    stream.write_all(b"PING\r\n").ok()?;
+    let mut buf = Vec::new();
+    read_until(&mut stream, &mut buf, |b| b.ends_with(b"\r\n"))?;
+    if !buf.starts_with(b"+PONG") {
+        return None;
+    }
+
+    stream.write_all(b"INFO server\r\n").ok()?;
+    buf.clear();
+    read_until(&mut stream, &mut buf, |b| {
+        let Some(header_end) = b.windows(2).position(|w| w == b"\r\n") else {
+            return false;
+        };
+        match std::str::from_utf8(&b[..header_end])
+            .ok()
+            .and_then(|h| h.strip_prefix('$')?.parse::<usize>().ok())
+        {
+            Some(len) => b.len() >= header_end + 2 + len + 2,
+            None => true, // not a bulk string; stop reading and fail the parse below
+        }
+    })?;
+    let text = String::from_utf8_lossy(&buf);
+    text.lines()
+        .find_map(|line| line.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
+}
+
+fn read_until(stream: &mut TcpStream, buf: &mut Vec<u8>, done: impl Fn(&[u8]) -> bool) -> Option<()> {
+    let mut chunk = [0u8; 4096];
+    while !done(buf) {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if buf.len() > 1 << 20 {
+            return None;
+        }
+    }
+    Some(())
+}
+
+fn log_tail(dir: &Path) -> String {
+    match std::fs::read(dir.join(LOG_FILE)) {
+        Ok(bytes) => {
+            let start = bytes.len().saturating_sub(LOG_TAIL_BYTES);
+            String::from_utf8_lossy(&bytes[start..]).into_owned()
+        }
+        Err(e) => format!("<could not read log: {e}>"),
+    }
+}

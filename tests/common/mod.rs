@@ -1,0 +1,6 @@
+//! Shared helpers for integration tests; include with `mod common;`.
+// Not every test binary uses every helper (or the re-export below).
+#![allow(dead_code, unused_imports)]
+
+pub mod harness;
+pub use harness::*;
