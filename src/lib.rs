@@ -8,3 +8,11 @@
 pub mod model;
 pub mod routing;
 pub mod store;
+pub mod hub;
+pub mod timers;
+pub mod api;
+pub mod channels;
+pub mod config;
+pub mod http;
+pub mod server;
+pub mod telemetry;

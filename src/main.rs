@@ -1,1 +1,69 @@
-fn main(){}
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use switchboard::config::{Config, ProcessEnv};
+
+/// Omni-channel contact-center routing daemon.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the routing daemon.
+    Serve {
+        /// TOML config file; without one, defaults apply (Redis on 127.0.0.1:6379).
+        #[arg(long, short, env = "SWITCHBOARD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Validate a config file and exit.
+    CheckConfig {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { config } => {
+            Config::load(Some(&config), &ProcessEnv)?;
+            println!("{}: ok", config.display());
+            Ok(())
+        }
+        Command::Serve { config } => {
+            let cfg = Config::load(config.as_deref(), &ProcessEnv)?;
+            switchboard::telemetry::init_logging(cfg.log.format, &cfg.log.filter_directive(&ProcessEnv));
+            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(cfg))
+        }
+    }
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let grpc = tokio::net::TcpListener::bind(cfg.server.grpc_listen)
+        .await
+        .with_context(|| format!("binding gRPC listener {}", cfg.server.grpc_listen))?;
+    let http = tokio::net::TcpListener::bind(cfg.server.http_listen)
+        .await
+        .with_context(|| format!("binding HTTP listener {}", cfg.server.http_listen))?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(on_signal(shutdown.clone()));
+    switchboard::server::Server::new(cfg).run(grpc, http, shutdown).await?;
+    Ok(())
+}
+
+async fn on_signal(shutdown: CancellationToken) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!(message = "Shutdown signal received.");
+    shutdown.cancel();
+}

@@ -156,7 +156,11 @@ impl Store {
 
     /// A dedicated connection for blocking reads (XREAD BLOCK would stall a shared pipeline).
     pub async fn dedicated_connection(&self) -> Result<redis::aio::MultiplexedConnection> {
-        Ok(self.client.get_multiplexed_async_connection().await?)
+        // Blocking reads wait up to their BLOCK time; the response timeout must allow for it.
+        let cfg = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(Some(Duration::from_secs(30)))
+            .set_connection_timeout(Some(Duration::from_secs(5)));
+        Ok(self.client.get_multiplexed_async_connection_with_config(&cfg).await?)
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -190,19 +194,9 @@ impl Store {
         }
     }
 
-    /// Like `run`, retrying while a concurrent admin change invalidates precomputed eligibility.
-    async fn run_admin<F>(&self, script: &redis::Script, mut build: F) -> Result<Vec<String>>
-    where
-        F: AsyncFnMut() -> Result<Vec<String>>,
-    {
-        for _ in 0..ADMIN_RETRIES {
-            let args = build().await?;
-            match self.run(script, &args).await {
-                Err(StoreError::FailedPrecondition(m)) if m.contains("changed while computing") => continue,
-                other => return other,
-            }
-        }
-        Err(StoreError::FailedPrecondition("too many concurrent admin changes; try again".into()))
+    /// A concurrent admin change invalidated the eligibility computed for this one: recompute.
+    fn is_retry(r: &Result<Vec<String>>) -> bool {
+        matches!(r, Err(StoreError::FailedPrecondition(m)) if m.contains("changed while computing"))
     }
 
     // ------------------------------------------------------------------ admin
@@ -213,8 +207,10 @@ impl Store {
         public.token.clear();
         let spec_json = serde_json::to_string(&public).expect("agent spec serializes");
         let block = spec.cross_channel_blocking.unwrap_or(self.opts.cross_channel_blocking);
-        let r = self
-            .run_admin(&self.scripts.put_agent, async || {
+        let mut attempt = 0;
+        let r = loop {
+            attempt += 1;
+            let args = {
                 let ver = self.meta_version("queues_ver").await?;
                 let queues = self.list_queues().await?;
                 let mut args = vec![
@@ -234,9 +230,13 @@ impl Store {
                     args.push(pool);
                     args.push(score.to_string());
                 }
-                Ok(args)
-            })
-            .await?;
+                args
+            };
+            let r = self.run(&self.scripts.put_agent, &args).await;
+            if !Self::is_retry(&r) || attempt >= ADMIN_RETRIES {
+                break r?;
+            }
+        };
         Ok(r.first().is_some_and(|s| s == "1"))
     }
 
@@ -289,8 +289,10 @@ impl Store {
         let stages = spec.stage_requirements().len();
         let overflow: Vec<String> = spec.compiled_steps().into_iter().filter_map(|s| s.overflow).collect();
         let channels: Vec<&str> = spec.channels.iter().map(|c| c.as_str()).collect();
-        let r = self
-            .run_admin(&self.scripts.put_queue, async || {
+        let mut attempt = 0;
+        let r = loop {
+            attempt += 1;
+            let args = {
                 let ver = self.meta_version("agents_ver").await?;
                 let agents = self.list_agents().await?;
                 let mut args = vec![
@@ -313,9 +315,13 @@ impl Store {
                     args.push(stage.to_string());
                     args.push(score.to_string());
                 }
-                Ok(args)
-            })
-            .await?;
+                args
+            };
+            let r = self.run(&self.scripts.put_queue, &args).await;
+            if !Self::is_retry(&r) || attempt >= ADMIN_RETRIES {
+                break r?;
+            }
+        };
         Ok(r.first().is_some_and(|s| s == "1"))
     }
 
@@ -434,7 +440,13 @@ impl Store {
     pub async fn set_presence(&self, aid: &str, presence: &Presence, cause: &str) -> Result<()> {
         crate::model::validate_len("presence.reason", presence.reason(), 100)
             .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
-        let args = [aid, presence.state_str(), presence.reason(), cause].map(String::from);
+        let args = [aid, presence.state_str(), presence.reason(), cause, ""].map(String::from);
+        self.run(&self.scripts.presence, &args).await.map(|_| ())
+    }
+
+    /// Supervisor logout: offline now (pending offers go back), and the desktop stream is closed.
+    pub async fn logout(&self, aid: &str) -> Result<()> {
+        let args = [aid, "offline", "", "supervisor", "1"].map(String::from);
         self.run(&self.scripts.presence, &args).await.map(|_| ())
     }
 

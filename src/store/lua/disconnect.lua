@@ -6,4 +6,5 @@ redis.call('HSET', K.agent(aid), 'connected', 0)
 if a[2] then redis.call('SREM', K.inst_agents(a[2]), aid) end
 redis.call('ZADD', K.timers(), NOW + GRACE_MS, 'grace|' .. aid .. '|' .. session)
 emit('disconnected', '', aid, '', {})
+refresh_agent(aid)
 return ok('1')

@@ -92,8 +92,9 @@ local function agent_score(strategy, skill_score, a)
   return idle
 end
 
+-- A disconnected desktop gets no new work even inside the grace period: never offer to a ghost.
 local function can_take(a, ch)
-  if a.presence ~= 'ready' then return false end
+  if a.presence ~= 'ready' or a.connected ~= '1' then return false end
   if num(a['load_' .. ch]) >= num(a['cap_' .. ch]) then return false end
   if ch ~= 'voice' and a.block == '1' and num(a.load_voice) > 0 then return false end
   return true

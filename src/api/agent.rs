@@ -1,0 +1,262 @@
+//! AgentDesktop: one bidirectional stream per logged-in desktop.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use super::pb::{self, agent_event::Kind as Ev, agent_request::Kind as Rq};
+use super::{interaction_to_pb, message_to_pb, offer_to_pb, presence_to_pb, status};
+use crate::channels::Channels;
+use crate::hub::{Hub, Push};
+use crate::model::{self, InteractionState};
+use crate::store::{Store, TransferTarget};
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::AgentEvent, Status>> + Send>>;
+
+/// Default wait for a named-agent transfer.
+const AGENT_TRANSFER_WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Clone)]
+pub struct AgentDesktopService {
+    pub store: Store,
+    pub hub: Arc<Hub>,
+    pub channels: Channels,
+    pub shutdown: CancellationToken,
+}
+
+#[tonic::async_trait]
+impl pb::agent_desktop_server::AgentDesktop for AgentDesktopService {
+    type SessionStream = EventStream;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<pb::AgentRequest>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let mut inbound = request.into_inner();
+        let first = match tokio::time::timeout(Duration::from_secs(30), inbound.next()).await {
+            Ok(Some(Ok(m))) => m,
+            Ok(Some(Err(e))) => return Err(e),
+            Ok(None) => return Err(Status::invalid_argument("stream ended before login")),
+            Err(_) => return Err(Status::deadline_exceeded("no login within 30 s")),
+        };
+        let Some(Rq::Login(login)) = first.kind else {
+            return Err(Status::unauthenticated("the first request must be login"));
+        };
+        model::validate_id("login.agent_id", &login.agent_id).map_err(super::invalid)?;
+        if login.token.is_empty() || login.token.len() > 256 {
+            return Err(Status::unauthenticated("unknown agent or wrong token"));
+        }
+        let agent = login.agent_id.clone();
+        let session = uuid::Uuid::new_v4().to_string();
+        let (push_tx, mut push_rx) = mpsc::unbounded_channel();
+        self.hub.register(&agent, &session, push_tx);
+        if let Err(e) = self.store.login(&agent, &login.token, self.hub.instance(), &session).await {
+            self.hub.unregister(&agent, &session);
+            return Err(status(e));
+        }
+        info!(message = "Agent logged in.", agent, session);
+        let snapshot = match self.snapshot(&agent).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.end_session(&agent, &session).await;
+                return Err(e);
+            }
+        };
+        let (out_tx, out_rx) = mpsc::channel::<Result<pb::AgentEvent, Status>>(256);
+        let _ = out_tx.send(Ok(event(Ev::LoggedIn(snapshot)))).await;
+        let _ = out_tx.send(Ok(event(Ev::Ack(pb::Ack { request_id: first.request_id, ..Default::default() })))).await;
+
+        let svc = self.clone();
+        let span = info_span!("agent_session", agent = %agent, session = %session);
+        tokio::spawn(
+            async move {
+                loop {
+                    tokio::select! {
+                        // Shutdown: tell the desktop, then end the stream; its session goes
+                        // through the grace period so it can resume on another instance.
+                        _ = svc.shutdown.cancelled() => {
+                            let _ = out_tx.send(Ok(event(Ev::SessionClosed(pb::SessionClosed { reason: "shutdown".into() })))).await;
+                            break;
+                        }
+                        push = push_rx.recv() => {
+                            let Some(push) = push else { break };
+                            let closing = matches!(push, Push::Closed { .. });
+                            if out_tx.send(Ok(push_to_event(push))).await.is_err() || closing {
+                                break;
+                            }
+                        }
+                        msg = inbound.next() => {
+                            let req = match msg {
+                                Some(Ok(r)) => r,
+                                Some(Err(e)) => {
+                                    debug!(message = "Desktop stream error.", error = %e);
+                                    break;
+                                }
+                                None => break,
+                            };
+                            let request_id = req.request_id.clone();
+                            let reply = match svc.handle(&agent, req).await {
+                                Ok(ack) => Ev::Ack(pb::Ack { request_id, ..ack }),
+                                Err(s) => Ev::Error(pb::RequestError {
+                                    request_id,
+                                    code: s.code() as i32,
+                                    message: s.message().to_string(),
+                                }),
+                            };
+                            if out_tx.send(Ok(event(reply))).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                svc.end_session(&agent, &session).await;
+            }
+            .instrument(span),
+        );
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(out_rx))))
+    }
+}
+
+fn event(kind: Ev) -> pb::AgentEvent {
+    pb::AgentEvent { kind: Some(kind) }
+}
+
+fn push_to_event(push: Push) -> pb::AgentEvent {
+    event(match push {
+        Push::Offer(ix) => Ev::Offer(offer_to_pb(&ix)),
+        Push::Revoked { interaction_id, reason } => Ev::OfferRevoked(pb::OfferRevoked { interaction_id, reason }),
+        Push::Assigned(ix) => Ev::Assigned(pb::Assigned { interaction: Some(interaction_to_pb(&ix)) }),
+        Push::CustomerMessage { interaction_id, message } => {
+            Ev::CustomerMessage(pb::CustomerMessage { interaction_id, message: Some(message_to_pb(&message)) })
+        }
+        Push::Ended { interaction_id, state, reason } => {
+            let state = InteractionState::parse(&state).map(super::state_to_pb).unwrap_or_default();
+            Ev::InteractionEnded(pb::InteractionEnded { interaction_id, state: state as i32, reason })
+        }
+        Push::Presence { presence, cause } => {
+            Ev::PresenceChanged(pb::PresenceChanged { presence: Some(presence_to_pb(&presence)), cause })
+        }
+        Push::Closed { reason } => Ev::SessionClosed(pb::SessionClosed { reason }),
+    })
+}
+
+fn required<'a>(field: &str, v: &'a str) -> Result<&'a str, Status> {
+    if v.is_empty() {
+        return Err(Status::invalid_argument(format!("{field}: is required")));
+    }
+    model::validate_len(field, v, 64).map_err(super::invalid)?;
+    Ok(v)
+}
+
+impl AgentDesktopService {
+    async fn snapshot(&self, agent: &str) -> Result<pb::LoggedIn, Status> {
+        let st = self.store.agent_status(agent).await.map_err(status)?;
+        let work = self.store.agent_work(agent).await.map_err(status)?;
+        let (offers, held): (Vec<_>, Vec<_>) = work.into_iter().partition(|ix| ix.state == InteractionState::Offered);
+        Ok(pb::LoggedIn {
+            agent: Some(super::agent_state_to_pb(&st)),
+            offers: offers.iter().map(offer_to_pb).collect(),
+            interactions: held.iter().map(interaction_to_pb).collect(),
+        })
+    }
+
+    async fn end_session(&self, agent: &str, session: &str) {
+        self.hub.unregister(agent, session);
+        if let Err(e) = self.store.disconnect(agent, session).await {
+            warn!(message = "Could not record the end of a desktop session.", error = %e, agent);
+        }
+        info!(message = "Agent stream closed.", agent, session);
+    }
+
+    async fn handle(&self, agent: &str, req: pb::AgentRequest) -> Result<pb::Ack, Status> {
+        let started = std::time::Instant::now();
+        let (op, result) = match req.kind {
+            None => ("none", Err(Status::invalid_argument("request: no request kind set"))),
+            Some(Rq::Login(_)) => ("login", Err(Status::failed_precondition("login: already logged in"))),
+            Some(Rq::SetPresence(p)) => ("set_presence", self.set_presence(agent, p).await),
+            Some(Rq::Accept(a)) => ("accept", self.accept(agent, a).await),
+            Some(Rq::Reject(r)) => ("reject", self.reject(agent, r).await),
+            Some(Rq::SendReply(r)) => ("send_reply", self.send_reply(agent, r).await),
+            Some(Rq::Complete(c)) => ("complete", self.complete(agent, c).await),
+            Some(Rq::EndWrapUp(e)) => ("end_wrap_up", self.end_wrap_up(agent, e).await),
+            Some(Rq::Transfer(t)) => ("transfer", self.transfer(agent, t).await),
+        };
+        let code = match &result {
+            Ok(_) => "ok".to_string(),
+            Err(s) => format!("{:?}", s.code()),
+        };
+        metrics::counter!("switchboard_agent_requests_total", "op" => op, "code" => code).increment(1);
+        metrics::histogram!("switchboard_agent_request_seconds", "op" => op).record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn set_presence(&self, agent: &str, p: pb::SetPresence) -> Result<pb::Ack, Status> {
+        let presence = super::presence_from_pb("presence", p.presence.as_ref())?;
+        self.store.set_presence(agent, &presence, "agent").await.map_err(status)?;
+        let st = self.store.agent_status(agent).await.map_err(status)?;
+        Ok(pb::Ack { agent: Some(super::agent_state_to_pb(&st)), ..Default::default() })
+    }
+
+    async fn accept(&self, agent: &str, a: pb::AcceptOffer) -> Result<pb::Ack, Status> {
+        let iid = required("interaction_id", &a.interaction_id)?;
+        let ix = self.store.accept(agent, iid).await.map_err(status)?;
+        Ok(pb::Ack { interaction: Some(interaction_to_pb(&ix)), ..Default::default() })
+    }
+
+    async fn reject(&self, agent: &str, r: pb::RejectOffer) -> Result<pb::Ack, Status> {
+        let iid = required("interaction_id", &r.interaction_id)?;
+        self.store.reject(agent, iid, &r.reason).await.map_err(status)?;
+        let ix = self.store.get_interaction(iid, false).await.map_err(status)?;
+        Ok(pb::Ack { interaction: Some(interaction_to_pb(&ix)), ..Default::default() })
+    }
+
+    async fn send_reply(&self, agent: &str, r: pb::SendReply) -> Result<pb::Ack, Status> {
+        let iid = required("interaction_id", &r.interaction_id)?;
+        let msg = self.store.reply(agent, iid, &r.body).await.map_err(status)?;
+        let ix = self.store.get_interaction(iid, false).await.map_err(status)?;
+        // Stored first (durable), then handed to the channel; a failed hand-off is reported, the
+        // message stays in the thread.
+        if let Err(e) = self.channels.deliver(&ix, &msg).await {
+            warn!(message = "Reply delivery failed.", error = %e, interaction = iid, channel = %ix.channel);
+            return Err(Status::unavailable(format!("reply stored as message {} but not delivered: {e}", msg.seq)));
+        }
+        Ok(pb::Ack { message: Some(message_to_pb(&msg)), ..Default::default() })
+    }
+
+    async fn complete(&self, agent: &str, c: pb::CompleteInteraction) -> Result<pb::Ack, Status> {
+        let iid = required("interaction_id", &c.interaction_id)?;
+        let ix = self.store.complete(agent, iid, &c.disposition, &c.notes).await.map_err(status)?;
+        Ok(pb::Ack { interaction: Some(interaction_to_pb(&ix)), ..Default::default() })
+    }
+
+    async fn end_wrap_up(&self, agent: &str, e: pb::EndWrapUp) -> Result<pb::Ack, Status> {
+        let iid = required("interaction_id", &e.interaction_id)?;
+        let ix = self.store.end_wrap_up(agent, iid, &e.disposition, &e.notes).await.map_err(status)?;
+        Ok(pb::Ack { interaction: Some(interaction_to_pb(&ix)), ..Default::default() })
+    }
+
+    async fn transfer(&self, agent: &str, t: pb::TransferInteraction) -> Result<pb::Ack, Status> {
+        use pb::transfer_interaction::Target;
+        let iid = required("interaction_id", &t.interaction_id)?;
+        let target = match t.target {
+            Some(Target::Queue(q)) => TransferTarget::Queue(q),
+            Some(Target::AgentId(id)) => {
+                let wait =
+                    if t.agent_wait_secs == 0 { AGENT_TRANSFER_WAIT } else { Duration::from_secs(t.agent_wait_secs.into()) };
+                if wait > Duration::from_secs(3600) {
+                    return Err(Status::invalid_argument("agent_wait_secs: must be at most 3600"));
+                }
+                TransferTarget::Agent { id, wait }
+            }
+            None => return Err(Status::invalid_argument("target: a queue or an agent_id is required")),
+        };
+        let ix = self.store.transfer(agent, iid, &target, t.priority_boost).await.map_err(status)?;
+        Ok(pb::Ack { interaction: Some(interaction_to_pb(&ix)), ..Default::default() })
+    }
+}

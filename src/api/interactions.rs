@@ -1,0 +1,73 @@
+//! Interactions: how channel adapters and integrations enqueue work.
+
+use tonic::{Request, Response, Status};
+
+use super::pb;
+use super::{channel_from_pb, interaction_to_pb, message_to_pb, status};
+use crate::model::{self, NewInteraction};
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct InteractionsService {
+    pub store: Store,
+}
+
+fn iid(v: &str) -> Result<&str, Status> {
+    model::validate_id("interaction_id", v).map_err(super::invalid)?;
+    Ok(v)
+}
+
+#[tonic::async_trait]
+impl pb::interactions_server::Interactions for InteractionsService {
+    async fn create_interaction(
+        &self,
+        request: Request<pb::CreateInteractionRequest>,
+    ) -> Result<Response<pb::Interaction>, Status> {
+        let r = request.into_inner();
+        let new = NewInteraction {
+            idempotency_key: r.idempotency_key,
+            channel: Some(channel_from_pb("channel", r.channel)?),
+            customer_address: r.customer_address,
+            subject: r.subject,
+            attributes: r.attributes.into_iter().collect(),
+            queue: r.queue,
+            priority: r.priority,
+            body: r.body,
+            preferred_agent_id: r.preferred_agent_id,
+            preferred_agent_wait_secs: r.preferred_agent_wait_secs,
+        };
+        new.validate().map_err(super::invalid)?;
+        let (ix, created) = self.store.create_interaction(&new).await.map_err(status)?;
+        if created {
+            metrics::counter!("switchboard_interactions_created_total", "channel" => ix.channel.as_str()).increment(1);
+        }
+        Ok(Response::new(interaction_to_pb(&ix)))
+    }
+
+    async fn append_message(
+        &self,
+        request: Request<pb::AppendMessageRequest>,
+    ) -> Result<Response<pb::Message>, Status> {
+        let r = request.into_inner();
+        let m = self.store.append_customer_message(iid(&r.interaction_id)?, &r.body).await.map_err(status)?;
+        Ok(Response::new(message_to_pb(&m)))
+    }
+
+    async fn withdraw_interaction(
+        &self,
+        request: Request<pb::WithdrawInteractionRequest>,
+    ) -> Result<Response<pb::Interaction>, Status> {
+        let r = request.into_inner();
+        let ix = self.store.withdraw(iid(&r.interaction_id)?, &r.reason).await.map_err(status)?;
+        Ok(Response::new(interaction_to_pb(&ix)))
+    }
+
+    async fn get_interaction(
+        &self,
+        request: Request<pb::GetInteractionRequest>,
+    ) -> Result<Response<pb::Interaction>, Status> {
+        let r = request.into_inner();
+        let ix = self.store.get_interaction(iid(&r.interaction_id)?, r.include_messages).await.map_err(status)?;
+        Ok(Response::new(interaction_to_pb(&ix)))
+    }
+}

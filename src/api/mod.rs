@@ -1,0 +1,311 @@
+//! The gRPC API (package `switchboard.v1`). The only layer that knows protobuf: it converts
+//! between generated types and the domain model, and maps errors to status codes in one place.
+
+pub mod admin;
+pub mod agent;
+pub mod interactions;
+pub mod supervisor;
+
+use std::collections::BTreeMap;
+
+use tonic::Status;
+
+use crate::model::{self, Channel};
+use crate::store::{AgentStatus, QueueFigures, StoreError};
+
+#[allow(clippy::all, clippy::pedantic)]
+pub mod pb {
+    tonic::include_proto!("switchboard.v1");
+}
+
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("switchboard_descriptor");
+
+/// The one place where domain errors become gRPC statuses.
+pub fn status(e: StoreError) -> Status {
+    match e {
+        StoreError::NotFound(m) => Status::not_found(m),
+        StoreError::InvalidArgument(m) => Status::invalid_argument(m),
+        StoreError::FailedPrecondition(m) => Status::failed_precondition(m),
+        StoreError::AlreadyExists(m) => Status::already_exists(m),
+        StoreError::Unauthenticated(m) => Status::unauthenticated(m),
+        StoreError::Redis(e) => {
+            tracing::warn!(message = "Redis request failed.", error = %e);
+            Status::unavailable(format!("routing store unavailable: {e}"))
+        }
+        StoreError::Corrupt(m) => {
+            tracing::error!(message = "Unexpected data in the routing store.", detail = %m);
+            Status::internal(m)
+        }
+    }
+}
+
+pub fn invalid(e: model::ValidationError) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+pub fn ts(ms: u64) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: (ms / 1000) as i64, nanos: ((ms % 1000) * 1_000_000) as i32 }
+}
+
+pub fn channel_to_pb(c: Channel) -> pb::Channel {
+    match c {
+        Channel::Voice => pb::Channel::Voice,
+        Channel::Chat => pb::Channel::Chat,
+        Channel::Sms => pb::Channel::Sms,
+        Channel::Email => pb::Channel::Email,
+    }
+}
+
+pub fn channel_from_pb(field: &str, v: i32) -> Result<Channel, Status> {
+    match pb::Channel::try_from(v) {
+        Ok(pb::Channel::Voice) => Ok(Channel::Voice),
+        Ok(pb::Channel::Chat) => Ok(Channel::Chat),
+        Ok(pb::Channel::Sms) => Ok(Channel::Sms),
+        Ok(pb::Channel::Email) => Ok(Channel::Email),
+        Ok(pb::Channel::Unspecified) => Err(Status::invalid_argument(format!("{field}: a channel is required"))),
+        Err(_) => Err(Status::invalid_argument(format!("{field}: unknown channel {v}"))),
+    }
+}
+
+pub fn state_to_pb(s: model::InteractionState) -> pb::InteractionState {
+    use model::InteractionState as S;
+    match s {
+        S::Queued => pb::InteractionState::Queued,
+        S::Offered => pb::InteractionState::Offered,
+        S::Active => pb::InteractionState::Active,
+        S::WrapUp => pb::InteractionState::WrapUp,
+        S::Completed => pb::InteractionState::Completed,
+        S::Abandoned => pb::InteractionState::Abandoned,
+        S::Transferred => pb::InteractionState::Transferred,
+    }
+}
+
+pub fn presence_to_pb(p: &model::Presence) -> pb::Presence {
+    let state = match p {
+        model::Presence::Offline => pb::PresenceState::Offline,
+        model::Presence::Ready => pb::PresenceState::Ready,
+        model::Presence::NotReady(_) => pb::PresenceState::NotReady,
+        model::Presence::WrapUp => pb::PresenceState::WrapUp,
+    };
+    pb::Presence { state: state as i32, reason: p.reason().to_string() }
+}
+
+/// Presence a client may set (wrap-up is entered by completing work, not by request).
+pub fn presence_from_pb(field: &str, p: Option<&pb::Presence>) -> Result<model::Presence, Status> {
+    let p = p.ok_or_else(|| Status::invalid_argument(format!("{field}: is required")))?;
+    if p.reason.len() > 100 {
+        return Err(Status::invalid_argument(format!("{field}.reason: must be at most 100 bytes")));
+    }
+    match pb::PresenceState::try_from(p.state) {
+        Ok(pb::PresenceState::Offline) => Ok(model::Presence::Offline),
+        Ok(pb::PresenceState::Ready) => Ok(model::Presence::Ready),
+        Ok(pb::PresenceState::NotReady) => Ok(model::Presence::NotReady(p.reason.clone())),
+        Ok(pb::PresenceState::WrapUp) => {
+            Err(Status::invalid_argument(format!("{field}.state: wrap-up starts by completing an interaction")))
+        }
+        _ => Err(Status::invalid_argument(format!("{field}.state: must be OFFLINE, READY or NOT_READY"))),
+    }
+}
+
+pub fn interaction_to_pb(ix: &model::Interaction) -> pb::Interaction {
+    pb::Interaction {
+        id: ix.id.clone(),
+        channel: channel_to_pb(ix.channel) as i32,
+        customer_address: ix.customer_address.clone(),
+        subject: ix.subject.clone(),
+        attributes: ix.attributes.clone().into_iter().collect(),
+        queue: ix.queue.clone(),
+        priority: ix.priority,
+        state: state_to_pb(ix.state) as i32,
+        agent_id: ix.agent_id.clone(),
+        enqueued_at: Some(ts(ix.enqueued_ms)),
+        timestamps: ix.timestamps.iter().map(|(k, v)| (k.clone(), ts(*v))).collect(),
+        escalation_stage: ix.stage,
+        disposition: ix.disposition.clone(),
+        notes: ix.notes.clone(),
+        messages: ix.messages.iter().map(message_to_pb).collect(),
+        end_reason: ix.end_reason.clone(),
+    }
+}
+
+pub fn message_to_pb(m: &model::Message) -> pb::Message {
+    let author = match m.author {
+        model::Author::Customer => pb::Author::Customer,
+        model::Author::Agent => pb::Author::Agent,
+        model::Author::System => pb::Author::System,
+    };
+    pb::Message {
+        seq: m.seq,
+        author: author as i32,
+        agent_id: m.agent_id.clone(),
+        body: m.body.clone(),
+        sent_at: Some(ts(m.sent_ms)),
+    }
+}
+
+pub fn offer_to_pb(ix: &model::Interaction) -> pb::Offer {
+    pb::Offer {
+        interaction: Some(interaction_to_pb(ix)),
+        expires_at: ix.offer_expires_ms.map(ts),
+        // Filled once a CRM is configured.
+        screen_pop: Some(pb::ScreenPop { status: pb::ScreenPopStatus::NotConfigured as i32, ..Default::default() }),
+    }
+}
+
+pub fn agent_state_to_pb(a: &AgentStatus) -> pb::AgentState {
+    pb::AgentState {
+        agent_id: a.id.clone(),
+        name: a.name.clone(),
+        presence: Some(presence_to_pb(&a.presence)),
+        connected: a.connected,
+        load: a.load.iter().map(|(c, n)| (c.as_str().to_string(), *n)).collect(),
+        capacity: Channel::ALL.iter().map(|c| (c.as_str().to_string(), a.capacity.get(*c))).collect(),
+        presence_since: Some(ts(a.presence_since_ms)),
+    }
+}
+
+pub fn figures_to_pb(f: &QueueFigures) -> pb::QueueFigures {
+    pb::QueueFigures {
+        queue: f.queue.clone(),
+        waiting: f.waiting,
+        longest_wait_ms: f.longest_wait_ms,
+        offered: f.offered,
+        accepted: f.accepted,
+        rejected: f.rejected,
+        missed: f.missed,
+        abandoned: f.abandoned,
+        service_level_percent: f.service_level_percent,
+        average_speed_of_answer_secs: f.average_speed_of_answer_secs,
+        average_handle_time_secs: f.average_handle_time_secs,
+        window_secs: f.window_secs,
+        agents_by_presence: f.agents_by_presence.clone().into_iter().collect(),
+        occupancy_percent: f.occupancy_percent,
+        at: Some(ts(f.at_ms)),
+    }
+}
+
+pub fn agent_spec_to_pb(a: &model::AgentSpec) -> pb::Agent {
+    pb::Agent {
+        id: a.id.clone(),
+        name: a.name.clone(),
+        skills: a.skills.clone().into_iter().collect(),
+        capacity: Some(pb::Capacity {
+            voice: a.capacity.voice,
+            chat: a.capacity.chat,
+            sms: a.capacity.sms,
+            email: a.capacity.email,
+        }),
+        cross_channel_blocking: a.cross_channel_blocking,
+        token: String::new(),
+    }
+}
+
+pub fn agent_spec_from_pb(a: pb::Agent) -> Result<model::AgentSpec, Status> {
+    let capacity = match a.capacity {
+        // An all-zero message means "not given" to most clients; take the defaults.
+        Some(c) if c != pb::Capacity::default() => {
+            model::Capacity { voice: c.voice, chat: c.chat, sms: c.sms, email: c.email }
+        }
+        _ => model::Capacity::default(),
+    };
+    let spec = model::AgentSpec {
+        id: a.id,
+        name: a.name,
+        skills: a.skills.into_iter().collect::<BTreeMap<_, _>>(),
+        capacity,
+        cross_channel_blocking: a.cross_channel_blocking,
+        token: a.token,
+    };
+    spec.validate().map_err(|e| Status::invalid_argument(format!("agent.{e}")))?;
+    Ok(spec)
+}
+
+pub fn strategy_to_pb(s: model::Strategy) -> pb::Strategy {
+    match s {
+        model::Strategy::LongestIdle => pb::Strategy::LongestIdle,
+        model::Strategy::MostSkilled => pb::Strategy::MostSkilled,
+        model::Strategy::LeastOccupied => pb::Strategy::LeastOccupied,
+    }
+}
+
+pub fn queue_spec_to_pb(q: &model::QueueSpec) -> pb::Queue {
+    pb::Queue {
+        name: q.name.clone(),
+        channels: q.channels.iter().map(|c| channel_to_pb(*c) as i32).collect(),
+        requirements: q
+            .requirements
+            .iter()
+            .map(|r| pb::SkillRequirement { skill: r.skill.clone(), min_level: r.min_level })
+            .collect(),
+        priority: q.priority,
+        strategy: strategy_to_pb(q.strategy) as i32,
+        offer_timeout_secs: q.offer_timeout_secs,
+        wrap_up_secs: q.wrap_up_secs,
+        service_level_secs: q.service_level_secs,
+        escalation: q
+            .escalation
+            .iter()
+            .map(|s| pb::EscalationStep {
+                after_secs: s.after_secs,
+                action: Some(match &s.action {
+                    model::EscalationAction::DropSkill(k) => pb::escalation_step::Action::DropSkill(k.clone()),
+                    model::EscalationAction::LowerLevel(r) => {
+                        pb::escalation_step::Action::LowerLevel(pb::SkillRequirement {
+                            skill: r.skill.clone(),
+                            min_level: r.min_level,
+                        })
+                    }
+                    model::EscalationAction::Overflow(q) => pb::escalation_step::Action::OverflowQueue(q.clone()),
+                }),
+            })
+            .collect(),
+    }
+}
+
+pub fn queue_spec_from_pb(q: pb::Queue) -> Result<model::QueueSpec, Status> {
+    let mut channels = Vec::new();
+    for (i, c) in q.channels.iter().enumerate() {
+        let c = channel_from_pb(&format!("queue.channels[{i}]"), *c)?;
+        if !channels.contains(&c) {
+            channels.push(c);
+        }
+    }
+    if channels.is_empty() {
+        channels = Channel::ALL.to_vec();
+    }
+    let strategy = match pb::Strategy::try_from(q.strategy) {
+        Ok(pb::Strategy::Unspecified | pb::Strategy::LongestIdle) => model::Strategy::LongestIdle,
+        Ok(pb::Strategy::MostSkilled) => model::Strategy::MostSkilled,
+        Ok(pb::Strategy::LeastOccupied) => model::Strategy::LeastOccupied,
+        Err(_) => return Err(Status::invalid_argument(format!("queue.strategy: unknown strategy {}", q.strategy))),
+    };
+    let mut escalation = Vec::new();
+    for (i, s) in q.escalation.into_iter().enumerate() {
+        let action = match s.action {
+            Some(pb::escalation_step::Action::DropSkill(k)) => model::EscalationAction::DropSkill(k),
+            Some(pb::escalation_step::Action::LowerLevel(r)) => {
+                model::EscalationAction::LowerLevel(model::Requirement { skill: r.skill, min_level: r.min_level })
+            }
+            Some(pb::escalation_step::Action::OverflowQueue(q)) => model::EscalationAction::Overflow(q),
+            None => return Err(Status::invalid_argument(format!("queue.escalation[{i}]: an action is required"))),
+        };
+        escalation.push(model::EscalationStep { after_secs: s.after_secs, action });
+    }
+    let spec = model::QueueSpec {
+        name: q.name,
+        channels,
+        requirements: q
+            .requirements
+            .into_iter()
+            .map(|r| model::Requirement { skill: r.skill, min_level: r.min_level })
+            .collect(),
+        priority: q.priority,
+        strategy,
+        offer_timeout_secs: if q.offer_timeout_secs == 0 { 20 } else { q.offer_timeout_secs },
+        wrap_up_secs: q.wrap_up_secs,
+        service_level_secs: if q.service_level_secs == 0 { 20 } else { q.service_level_secs },
+        escalation,
+    };
+    spec.validate().map_err(|e| Status::invalid_argument(format!("queue.{e}")))?;
+    Ok(spec)
+}

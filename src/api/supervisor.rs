@@ -1,0 +1,264 @@
+//! Supervisor: live figures and interventions.
+
+use std::collections::{HashMap, HashSet};
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use futures::Stream;
+use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+use tracing::warn;
+
+use super::pb::{self, supervisor_event::Kind as Ev};
+use super::{agent_state_to_pb, figures_to_pb, interaction_to_pb, status};
+use crate::model;
+use crate::store::{Store, StoreError};
+
+/// Queue figures are pushed at most this often per queue.
+const FIGURES_MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::SupervisorEvent, Status>> + Send>>;
+
+#[derive(Clone)]
+pub struct SupervisorService {
+    pub store: Store,
+    pub shutdown: CancellationToken,
+}
+
+fn iid(v: &str) -> Result<&str, Status> {
+    model::validate_id("interaction_id", v).map_err(super::invalid)?;
+    Ok(v)
+}
+
+fn aid(v: &str) -> Result<&str, Status> {
+    model::validate_id("agent_id", v).map_err(super::invalid)?;
+    Ok(v)
+}
+
+#[tonic::async_trait]
+impl pb::supervisor_server::Supervisor for SupervisorService {
+    type WatchStream = WatchStream;
+
+    async fn watch(&self, request: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        let r = request.into_inner();
+        for (i, q) in r.queues.iter().enumerate() {
+            model::validate_id(&format!("queues[{i}]"), q).map_err(super::invalid)?;
+            self.store.get_queue(q).await.map_err(status)?;
+        }
+        let (tx, rx) = mpsc::channel(1024);
+        let watcher = Watcher {
+            store: self.store.clone(),
+            all_queues: r.queues.is_empty(),
+            queues: r.queues.into_iter().collect(),
+            include_agents: r.include_agents,
+            tx,
+        };
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = watcher.run(shutdown).await {
+                warn!(message = "Supervisor watch ended with an error.", error = %e);
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn get_queue_figures(
+        &self,
+        request: Request<pb::GetQueueFiguresRequest>,
+    ) -> Result<Response<pb::QueueFigures>, Status> {
+        let q = request.into_inner().queue;
+        model::validate_id("queue", &q).map_err(super::invalid)?;
+        let f = self.store.queue_figures(&q).await.map_err(status)?;
+        Ok(Response::new(figures_to_pb(&f)))
+    }
+
+    async fn list_agent_states(
+        &self,
+        _request: Request<pb::ListAgentStatesRequest>,
+    ) -> Result<Response<pb::ListAgentStatesResponse>, Status> {
+        let agents = self.store.list_agent_statuses().await.map_err(status)?;
+        Ok(Response::new(pb::ListAgentStatesResponse { agents: agents.iter().map(agent_state_to_pb).collect() }))
+    }
+
+    async fn force_presence(
+        &self,
+        request: Request<pb::ForcePresenceRequest>,
+    ) -> Result<Response<pb::AgentState>, Status> {
+        let r = request.into_inner();
+        let id = aid(&r.agent_id)?;
+        let presence = super::presence_from_pb("presence", r.presence.as_ref())?;
+        self.store.set_presence(id, &presence, "supervisor").await.map_err(status)?;
+        let st = self.store.agent_status(id).await.map_err(status)?;
+        Ok(Response::new(agent_state_to_pb(&st)))
+    }
+
+    async fn logout_agent(
+        &self,
+        request: Request<pb::LogoutAgentRequest>,
+    ) -> Result<Response<pb::AgentState>, Status> {
+        let r = request.into_inner();
+        let id = aid(&r.agent_id)?;
+        self.store.logout(id).await.map_err(status)?;
+        let st = self.store.agent_status(id).await.map_err(status)?;
+        Ok(Response::new(agent_state_to_pb(&st)))
+    }
+
+    async fn move_interaction(
+        &self,
+        request: Request<pb::MoveInteractionRequest>,
+    ) -> Result<Response<pb::Interaction>, Status> {
+        let r = request.into_inner();
+        let ix = self.store.move_interaction(iid(&r.interaction_id)?, &r.queue).await.map_err(status)?;
+        Ok(Response::new(interaction_to_pb(&ix)))
+    }
+
+    async fn reprioritize_interaction(
+        &self,
+        request: Request<pb::ReprioritizeInteractionRequest>,
+    ) -> Result<Response<pb::Interaction>, Status> {
+        let r = request.into_inner();
+        let ix = self.store.reprioritize(iid(&r.interaction_id)?, r.priority).await.map_err(status)?;
+        Ok(Response::new(interaction_to_pb(&ix)))
+    }
+
+    async fn withdraw_interaction(
+        &self,
+        request: Request<pb::SupervisorWithdrawRequest>,
+    ) -> Result<Response<pb::Interaction>, Status> {
+        let r = request.into_inner();
+        let reason = if r.reason.is_empty() { "supervisor".to_string() } else { r.reason };
+        let ix = self.store.withdraw(iid(&r.interaction_id)?, &reason).await.map_err(status)?;
+        Ok(Response::new(interaction_to_pb(&ix)))
+    }
+
+    async fn list_waiting(
+        &self,
+        request: Request<pb::ListWaitingRequest>,
+    ) -> Result<Response<pb::ListWaitingResponse>, Status> {
+        let r = request.into_inner();
+        let queue = if r.queue.is_empty() {
+            None
+        } else {
+            model::validate_id("queue", &r.queue).map_err(super::invalid)?;
+            Some(r.queue.as_str())
+        };
+        let limit = if r.limit == 0 { 100 } else { r.limit.min(1000) } as usize;
+        let list = self.store.list_waiting(queue, limit).await.map_err(status)?;
+        Ok(Response::new(pb::ListWaitingResponse { interactions: list.iter().map(interaction_to_pb).collect() }))
+    }
+}
+
+struct Watcher {
+    store: Store,
+    all_queues: bool,
+    queues: HashSet<String>,
+    include_agents: bool,
+    tx: mpsc::Sender<Result<pb::SupervisorEvent, Status>>,
+}
+
+fn sev(kind: Ev) -> Result<pb::SupervisorEvent, Status> {
+    Ok(pb::SupervisorEvent { kind: Some(kind) })
+}
+
+impl Watcher {
+    /// Snapshot, then follow the event stream: changed agents at once, changed queues at most
+    /// once a second each.
+    async fn run(mut self, shutdown: CancellationToken) -> Result<(), StoreError> {
+        let mut con = self.store.dedicated_connection().await?;
+        let events = self.store.keys().events();
+        let tail: StreamRangeReply =
+            redis::cmd("XREVRANGE").arg(&events).arg("+").arg("-").arg("COUNT").arg(1).query_async(&mut con).await?;
+        let mut last = tail.ids.first().map(|e| e.id.clone()).unwrap_or_else(|| "0".into());
+        if self.all_queues {
+            self.queues = self.store.list_queue_names().await?.into_iter().collect();
+        }
+        let mut dirty_q: HashSet<String> = self.queues.clone();
+        let mut dirty_a: HashSet<String> = HashSet::new();
+        if self.include_agents {
+            for a in self.store.list_agent_statuses().await? {
+                if self.tx.send(sev(Ev::Agent(agent_state_to_pb(&a)))).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        let mut sent_at: HashMap<String, Instant> = HashMap::new();
+        loop {
+            if !self.flush_queues(&mut dirty_q, &mut sent_at).await? {
+                return Ok(());
+            }
+            if !dirty_a.is_empty() {
+                let ids: Vec<String> = dirty_a.drain().collect();
+                for a in self.store.agent_statuses(&ids).await? {
+                    if self.tx.send(sev(Ev::Agent(agent_state_to_pb(&a)))).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            let opts = StreamReadOptions::default().block(250).count(1000);
+            let keys = [events.as_str()];
+            let ids = [last.as_str()];
+            let reply: Option<StreamReadReply> = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = self.tx.closed() => return Ok(()),
+                r = redis::AsyncCommands::xread_options(&mut con, &keys, &ids, &opts) => r?,
+            };
+            for key in reply.map(|r| r.keys).unwrap_or_default() {
+                for e in key.ids {
+                    last = e.id.clone();
+                    let typ: String = e.get("type").unwrap_or_default();
+                    let queue: String = e.get("queue").unwrap_or_default();
+                    let agent: String = e.get("agent").unwrap_or_default();
+                    if typ == "queue_created" && self.all_queues {
+                        self.queues.insert(queue.clone());
+                    }
+                    if typ == "queue_deleted" {
+                        self.queues.remove(&queue);
+                        dirty_q.remove(&queue);
+                        continue;
+                    }
+                    if !queue.is_empty() && self.queues.contains(&queue) {
+                        dirty_q.insert(queue);
+                    }
+                    if !agent.is_empty() {
+                        if self.include_agents {
+                            dirty_a.insert(agent);
+                        }
+                        // Presence shifts every queue's agent counts and occupancy.
+                        if matches!(typ.as_str(), "presence" | "login" | "disconnected" | "agent_updated") {
+                            dirty_q.extend(self.queues.iter().cloned());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn flush_queues(
+        &self,
+        dirty: &mut HashSet<String>,
+        sent_at: &mut HashMap<String, Instant>,
+    ) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let due: Vec<String> = dirty
+            .iter()
+            .filter(|q| sent_at.get(*q).is_none_or(|t| now.duration_since(*t) >= FIGURES_MIN_INTERVAL))
+            .cloned()
+            .collect();
+        for q in due {
+            dirty.remove(&q);
+            match self.store.queue_figures(&q).await {
+                Ok(f) => {
+                    sent_at.insert(q, now);
+                    if self.tx.send(sev(Ev::Queue(figures_to_pb(&f)))).await.is_err() {
+                        return Ok(false);
+                    }
+                }
+                Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,41 @@
+//! The HTTP listener: liveness, readiness and Prometheus metrics.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct HttpState {
+    /// None until the first Redis connection is up.
+    pub store: std::sync::Arc<tokio::sync::RwLock<Option<Store>>>,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(|State(s): State<HttpState>| async move { s.metrics.render() }))
+        .with_state(state)
+}
+
+async fn readyz(State(s): State<HttpState>) -> (StatusCode, String) {
+    let store = s.store.read().await.clone();
+    match store {
+        None => (StatusCode::SERVICE_UNAVAILABLE, "redis: not connected yet\n".into()),
+        Some(store) => match tokio::time::timeout(std::time::Duration::from_secs(2), store.ping()).await {
+            Ok(Ok(())) => (StatusCode::OK, "ready\n".into()),
+            Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("redis: {e}\n")),
+            Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "redis: no answer within 2 s\n".into()),
+        },
+    }
+}
+
+pub async fn serve(listener: TcpListener, state: HttpState, shutdown: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+}

@@ -1,0 +1,182 @@
+//! Delivers routing pushes to the agent desktop streams this instance holds.
+//!
+//! Scripts push to the inbox stream of the instance that holds an agent's session (any instance
+//! may have made the decision). The hub reads its inbox, resolves each push into domain data, and
+//! hands it to the session — if that session is still the agent's current one here.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::streams::{StreamReadOptions, StreamReadReply};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::model::{Interaction, Message, Presence};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Push {
+    Offer(Interaction),
+    Revoked { interaction_id: String, reason: String },
+    Assigned(Interaction),
+    CustomerMessage { interaction_id: String, message: Message },
+    Ended { interaction_id: String, state: String, reason: String },
+    Presence { presence: Presence, cause: String },
+    Closed { reason: String },
+}
+
+struct Session {
+    id: String,
+    tx: mpsc::UnboundedSender<Push>,
+}
+
+pub struct Hub {
+    instance: String,
+    store: Store,
+    sessions: Mutex<HashMap<String, Session>>,
+}
+
+impl Hub {
+    pub fn new(instance: String, store: Store) -> Arc<Hub> {
+        Arc::new(Hub { instance, store, sessions: Mutex::new(HashMap::new()) })
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Register before the login script runs, so no push for the new session can be missed.
+    pub fn register(&self, agent: &str, session: &str, tx: mpsc::UnboundedSender<Push>) {
+        let old = self
+            .sessions
+            .lock()
+            .expect("hub lock")
+            .insert(agent.to_string(), Session { id: session.to_string(), tx });
+        if let Some(old) = old {
+            let _ = old.tx.send(Push::Closed { reason: "replaced".into() });
+        }
+        metrics::gauge!("switchboard_agent_streams").set(self.session_count() as f64);
+    }
+
+    pub fn unregister(&self, agent: &str, session: &str) {
+        let mut s = self.sessions.lock().expect("hub lock");
+        if s.get(agent).is_some_and(|x| x.id == session) {
+            s.remove(agent);
+        }
+        drop(s);
+        metrics::gauge!("switchboard_agent_streams").set(self.session_count() as f64);
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.lock().expect("hub lock").len()
+    }
+
+    /// Sessions held here: (agent, session).
+    pub fn sessions(&self) -> Vec<(String, String)> {
+        self.sessions.lock().expect("hub lock").iter().map(|(a, s)| (a.clone(), s.id.clone())).collect()
+    }
+
+    /// Tell every session to close (shutdown).
+    pub fn close_all(&self, reason: &str) {
+        for s in self.sessions.lock().expect("hub lock").values() {
+            let _ = s.tx.send(Push::Closed { reason: reason.to_string() });
+        }
+    }
+
+    fn deliver(&self, agent: &str, session: &str, push: Push) {
+        let s = self.sessions.lock().expect("hub lock");
+        match s.get(agent) {
+            Some(x) if x.id == session => {
+                let _ = x.tx.send(push);
+            }
+            _ => debug!(message = "Push for a session not held here.", agent, session),
+        }
+    }
+
+    /// Reads this instance's inbox until cancelled.
+    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        let key = self.store.keys().inbox(&self.instance);
+        let mut last = "0".to_string();
+        let mut con = None;
+        while !cancel.is_cancelled() {
+            if con.is_none() {
+                match self.store.dedicated_connection().await {
+                    Ok(c) => con = Some(c),
+                    Err(error) => {
+                        warn!(message = "Inbox connection failed.", %error);
+                        tokio::select! {
+                            _ = cancel.cancelled() => return,
+                            _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                        }
+                    }
+                }
+            }
+            let c = con.as_mut().expect("connection");
+            let opts = StreamReadOptions::default().block(1000).count(500);
+            let keys = [key.as_str()];
+            let ids = [last.as_str()];
+            let read = tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = redis::AsyncCommands::xread_options::<_, _, Option<StreamReadReply>>(c, &keys, &ids, &opts) => r,
+            };
+            let reply = match read {
+                Ok(r) => r,
+                Err(error) => {
+                    warn!(message = "Inbox read failed.", %error);
+                    con = None;
+                    continue;
+                }
+            };
+            let Some(reply) = reply else { continue };
+            for sk in reply.keys {
+                for entry in sk.ids {
+                    last = entry.id.clone();
+                    let agent: String = entry.get("agent").unwrap_or_default();
+                    let session: String = entry.get("session").unwrap_or_default();
+                    let kind: String = entry.get("kind").unwrap_or_default();
+                    let data: String = entry.get("data").unwrap_or_default();
+                    match self.resolve(&kind, &data).await {
+                        Ok(Some(push)) => self.deliver(&agent, &session, push),
+                        Ok(None) => {}
+                        Err(error) => warn!(message = "Could not resolve a push.", %error, kind, agent),
+                    }
+                }
+            }
+            // Entries already delivered are of no further use.
+            let _: Result<i64, _> = redis::cmd("XTRIM").arg(&key).arg("MINID").arg(&last).query_async(c).await;
+        }
+    }
+
+    async fn resolve(&self, kind: &str, data: &str) -> Result<Option<Push>, StoreError> {
+        let v: serde_json::Value =
+            serde_json::from_str(data).map_err(|e| StoreError::Corrupt(format!("push data: {e}")))?;
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or_default().to_string();
+        Ok(Some(match kind {
+            "offer" => match self.store.get_interaction(&s("ix"), true).await {
+                // Already accepted elsewhere, revoked or timed out: the push that follows says so.
+                Ok(ix) if ix.state != crate::model::InteractionState::Offered => return Ok(None),
+                Ok(ix) => Push::Offer(ix),
+                Err(StoreError::NotFound(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            },
+            "assigned" => Push::Assigned(self.store.get_interaction(&s("ix"), true).await?),
+            "revoked" => Push::Revoked { interaction_id: s("ix"), reason: s("reason") },
+            "message" => {
+                let seq = v.get("seq").and_then(|x| x.as_u64()).unwrap_or(0);
+                let iid = s("ix");
+                let message = self.store.message(&iid, seq).await?;
+                Push::CustomerMessage { interaction_id: iid, message }
+            }
+            "ended" => Push::Ended { interaction_id: s("ix"), state: s("state"), reason: s("reason") },
+            "presence" => Push::Presence {
+                presence: Presence::from_parts(&s("state"), &s("reason"))
+                    .ok_or_else(|| StoreError::Corrupt(format!("presence {:?}", s("state"))))?,
+                cause: s("cause"),
+            },
+            "closed" => Push::Closed { reason: s("reason") },
+            other => return Err(StoreError::Corrupt(format!("unknown push kind {other:?}"))),
+        }))
+    }
+}

@@ -1,0 +1,207 @@
+//! Wires one Switchboard instance together: Redis store, config bootstrap, inbox hub, timers,
+//! gRPC services and the HTTP listener, all under one cancellation token.
+//!
+//! `run` takes already-bound listeners, so tests bind `127.0.0.1:0` and start real servers
+//! in-process.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::api::{self, pb};
+use crate::channels::Channels;
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::store::{Store, StoreError, StoreOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("loading {what} {name:?} from the config: {source}")]
+    Bootstrap { what: &'static str, name: String, source: StoreError },
+    #[error("gRPC server: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+    #[error("reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("HTTP server: {0}")]
+    Http(#[from] std::io::Error),
+}
+
+pub struct Server {
+    config: Config,
+    channels: Channels,
+}
+
+impl Server {
+    pub fn new(config: Config) -> Self {
+        Server { config, channels: Channels::default() }
+    }
+
+    /// Outbound channel adapters for agent replies.
+    pub fn with_channels(mut self, channels: Channels) -> Self {
+        self.channels = channels;
+        self
+    }
+
+    pub async fn run(self, grpc: TcpListener, http: TcpListener, shutdown: CancellationToken) -> Result<(), ServerError> {
+        let cfg = self.config;
+        let instance =
+            if cfg.server.instance_id.is_empty() { uuid::Uuid::new_v4().to_string() } else { cfg.server.instance_id.clone() };
+        let metrics = crate::telemetry::metrics_handle();
+        let store_slot = Arc::new(tokio::sync::RwLock::new(None));
+        let tracker = TaskTracker::new();
+        // Background tasks stop on their own token, after the listeners have drained.
+        let background = CancellationToken::new();
+
+        let http_state = crate::http::HttpState { store: store_slot.clone(), metrics };
+        let http_task = tracker.spawn(crate::http::serve(http, http_state, shutdown.clone()));
+
+        let opts = StoreOptions {
+            key_root: cfg.redis.key_root(),
+            presence_grace: cfg.routing.presence_grace(),
+            figures_window: cfg.routing.figures_window(),
+            cross_channel_blocking: cfg.routing.cross_channel_blocking,
+        };
+        let Some(store) = connect_with_retry(&cfg.redis.url, &cfg.redis.redacted_url(), opts, &shutdown).await else {
+            tracker.close();
+            tracker.wait().await;
+            return Ok(());
+        };
+        bootstrap(&store, &cfg).await?;
+        *store_slot.write().await = Some(store.clone());
+
+        let hub = Hub::new(instance.clone(), store.clone());
+        tracker.spawn(hub.clone().run(background.clone()));
+        tracker.spawn(crate::timers::run_timers(store.clone(), cfg.routing.timer_poll(), background.clone()));
+        tracker.spawn(crate::timers::run_heartbeat(
+            store.clone(),
+            instance.clone(),
+            cfg.routing.heartbeat(),
+            background.clone(),
+        ));
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<pb::agent_desktop_server::AgentDesktopServer<api::agent::AgentDesktopService>>().await;
+        health.set_serving::<pb::supervisor_server::SupervisorServer<api::supervisor::SupervisorService>>().await;
+        health.set_serving::<pb::admin_server::AdminServer<api::admin::AdminService>>().await;
+        health.set_serving::<pb::interactions_server::InteractionsServer<api::interactions::InteractionsService>>().await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(api::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+
+        let desktop = api::agent::AgentDesktopService {
+            store: store.clone(),
+            hub: hub.clone(),
+            channels: self.channels.clone(),
+            shutdown: shutdown.clone(),
+        };
+        let supervisor = api::supervisor::SupervisorService { store: store.clone(), shutdown: shutdown.clone() };
+        info!(
+            message = "Switchboard serving.",
+            instance,
+            grpc = %grpc.local_addr()?,
+            redis = %cfg.redis.redacted_url(),
+            key_root = %cfg.redis.key_root(),
+        );
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc);
+        let grpc_shutdown = shutdown.clone();
+        let grace = cfg.server.shutdown_grace();
+        let serve = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(20)))
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(pb::agent_desktop_server::AgentDesktopServer::new(desktop))
+            .add_service(pb::supervisor_server::SupervisorServer::new(supervisor))
+            .add_service(pb::admin_server::AdminServer::new(api::admin::AdminService { store: store.clone() }))
+            .add_service(pb::interactions_server::InteractionsServer::new(api::interactions::InteractionsService {
+                store: store.clone(),
+            }))
+            .serve_with_incoming_shutdown(incoming, async move { grpc_shutdown.cancelled().await });
+        let grpc_result = tokio::select! {
+            r = serve => r,
+            // Streams that do not end within the grace period are cut.
+            _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+                warn!(message = "Shutdown grace period over; closing remaining streams.");
+                Ok(())
+            }
+        };
+        info!(message = "Switchboard stopping.", instance);
+        hub.close_all("shutdown");
+        // Sessions end through the grace period, so their agents can resume on another instance.
+        for (agent, session) in hub.sessions() {
+            let _ = store.disconnect(&agent, &session).await;
+        }
+        if let Err(error) = store.heartbeat(&instance, true).await {
+            warn!(message = "Could not deregister the instance.", %error);
+        }
+        background.cancel();
+        tracker.close();
+        tracker.wait().await;
+        let _ = http_task.await;
+        grpc_result?;
+        Ok(())
+    }
+}
+
+async fn connect_with_retry(
+    url: &str,
+    shown: &str,
+    opts: StoreOptions,
+    shutdown: &CancellationToken,
+) -> Option<Store> {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match Store::connect(url, opts.clone()).await {
+            Ok(s) => return Some(s),
+            Err(error) => {
+                warn!(message = "Redis not reachable yet; retrying.", redis = %shown, %error, retry_in = ?delay);
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Upserts the agents and queues of the config file (queues first, overflow targets before the
+/// queues that overflow to them).
+async fn bootstrap(store: &Store, cfg: &Config) -> Result<(), ServerError> {
+    let mut pending: Vec<_> = cfg.queues.iter().collect();
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut next = Vec::new();
+        let mut last_error = None;
+        for q in pending {
+            match store.put_queue(q, true).await {
+                Ok(_) => {}
+                // Its overflow target may come later in the file.
+                Err(StoreError::NotFound(m)) => {
+                    last_error = Some((q.name.clone(), StoreError::NotFound(m)));
+                    next.push(q);
+                }
+                Err(source) => return Err(ServerError::Bootstrap { what: "queue", name: q.name.clone(), source }),
+            }
+        }
+        if next.len() == before {
+            let (name, source) = last_error.expect("no progress implies an error");
+            return Err(ServerError::Bootstrap { what: "queue", name, source });
+        }
+        pending = next;
+    }
+    for a in &cfg.agents {
+        store
+            .put_agent(a, true)
+            .await
+            .map_err(|source| ServerError::Bootstrap { what: "agent", name: a.id.clone(), source })?;
+    }
+    if !cfg.queues.is_empty() || !cfg.agents.is_empty() {
+        info!(message = "Loaded agents and queues from the config.", agents = cfg.agents.len(), queues = cfg.queues.len());
+    }
+    Ok(())
+}
