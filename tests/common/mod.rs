@@ -3,4 +3,6 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod harness;
+pub mod server;
 pub use harness::*;
+pub use server::*;

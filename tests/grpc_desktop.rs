@@ -1,0 +1,54 @@
+mod common;
+
+use common::*;
+use switchboard::api::pb;
+use switchboard::api::pb::agent_event::Kind as Ev;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_flows_from_customer_to_agent_and_back() {
+    let redis = RedisServer::start();
+    let sb = TestServer::start(&redis.url).await;
+    let mut admin = sb.admin().await;
+    admin.put_queue(pb::PutQueueRequest { queue: Some(queue("sales", &[("english", 3)])), allow_update: false }).await.unwrap();
+    admin.put_agent(pb::PutAgentRequest { agent: Some(agent("ann", &[("english", 5)])), allow_update: false }).await.unwrap();
+    let mut ann = sb.desktop("ann", "tok-ann").await;
+    ann.ready().await;
+    let mut ixs = sb.interactions().await;
+    let created = ixs.create_interaction(new_chat("sales", "visitor-1", "Hello, I need help")).await.unwrap().into_inner();
+    let offer = ann.wait_offer().await;
+    let oi = offer.interaction.unwrap();
+    assert_eq!(oi.id, created.id);
+    assert_eq!(oi.messages.len(), 1);
+    assert_eq!(oi.messages[0].body, "Hello, I need help");
+    assert!(offer.expires_at.is_some());
+    assert_eq!(offer.screen_pop.unwrap().status, pb::ScreenPopStatus::NotConfigured as i32);
+    let ack = ann.accept(&oi.id).await.unwrap();
+    assert_eq!(ack.interaction.unwrap().state, pb::InteractionState::Active as i32);
+    ann.wait_for("assigned", |e| matches!(e, Ev::Assigned(_))).await;
+
+    ixs.append_message(pb::AppendMessageRequest { interaction_id: oi.id.clone(), body: "Are you there?".into() })
+        .await
+        .unwrap();
+    let Ev::CustomerMessage(m) = ann.wait_for("customer message", |e| matches!(e, Ev::CustomerMessage(_))).await else {
+        unreachable!()
+    };
+    assert_eq!(m.message.unwrap().body, "Are you there?");
+
+    let mut delivered = sb.chat.subscribe();
+    let ack = ann.reply(&oi.id, "Yes, how can I help?").await.unwrap();
+    assert_eq!(ack.message.unwrap().seq, 3);
+    let d = delivered.recv().await.unwrap();
+    assert_eq!(d.body, "Yes, how can I help?");
+    assert_eq!(d.customer_address, "visitor-1");
+
+    let ack = ann.complete(&oi.id, "resolved").await.unwrap();
+    assert_eq!(ack.interaction.unwrap().state, pb::InteractionState::Completed as i32);
+    let got = ixs
+        .get_interaction(pb::GetInteractionRequest { interaction_id: oi.id.clone(), include_messages: true })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.disposition, "resolved");
+    assert_eq!(got.messages.len(), 3);
+    sb.stop().await;
+}
