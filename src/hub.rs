@@ -49,11 +49,8 @@ impl Hub {
 
     /// Register before the login script runs, so no push for the new session can be missed.
     pub fn register(&self, agent: &str, session: &str, tx: mpsc::UnboundedSender<Push>) {
-        let old = self
-            .sessions
-            .lock()
-            .expect("hub lock")
-            .insert(agent.to_string(), Session { id: session.to_string(), tx });
+        let old =
+            self.sessions.lock().expect("hub lock").insert(agent.to_string(), Session { id: session.to_string(), tx });
         if let Some(old) = old {
             let _ = old.tx.send(Push::Closed { reason: "replaced".into() });
         }

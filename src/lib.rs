@@ -5,14 +5,14 @@
 //! - [`routing`]: the routing core — eligibility and ranking (no I/O).
 //! - [`store`]: Redis, the single source of truth; every transition is one Lua script.
 
-pub mod model;
-pub mod routing;
-pub mod store;
-pub mod hub;
-pub mod timers;
 pub mod api;
 pub mod channels;
 pub mod config;
 pub mod http;
+pub mod hub;
+pub mod model;
+pub mod routing;
 pub mod server;
+pub mod store;
 pub mod telemetry;
+pub mod timers;

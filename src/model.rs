@@ -159,9 +159,7 @@ impl Strategy {
     }
 
     pub fn parse(s: &str) -> Option<Strategy> {
-        [Strategy::LongestIdle, Strategy::MostSkilled, Strategy::LeastOccupied]
-            .into_iter()
-            .find(|x| x.as_str() == s)
+        [Strategy::LongestIdle, Strategy::MostSkilled, Strategy::LeastOccupied].into_iter().find(|x| x.as_str() == s)
     }
 }
 
@@ -273,13 +271,13 @@ impl QueueSpec {
         for (i, step) in self.escalation.iter().enumerate() {
             let f = format!("escalation[{i}]");
             validate_secs(&format!("{f}.after_secs"), step.after_secs, 1)?;
-            if let Some(prev) = last_after {
-                if step.after_secs <= prev {
-                    return Err(ValidationError::new(
-                        format!("{f}.after_secs"),
-                        format!("must be greater than the previous step's {prev}"),
-                    ));
-                }
+            if let Some(prev) = last_after
+                && step.after_secs <= prev
+            {
+                return Err(ValidationError::new(
+                    format!("{f}.after_secs"),
+                    format!("must be greater than the previous step's {prev}"),
+                ));
             }
             last_after = Some(step.after_secs);
             match &step.action {
@@ -328,8 +326,7 @@ impl QueueSpec {
 
     /// Requirements at each escalation stage; stage 0 is the queue's own requirements.
     pub fn stage_requirements(&self) -> Vec<BTreeMap<String, u32>> {
-        let mut cur: BTreeMap<String, u32> =
-            self.requirements.iter().map(|r| (r.skill.clone(), r.min_level)).collect();
+        let mut cur: BTreeMap<String, u32> = self.requirements.iter().map(|r| (r.skill.clone(), r.min_level)).collect();
         let mut out = vec![cur.clone()];
         for step in &self.escalation {
             match &step.action {
@@ -602,6 +599,7 @@ pub fn validate_len(field: &str, v: &str, max: usize) -> Result<(), ValidationEr
 }
 
 #[cfg(test)]
+#[allow(clippy::type_complexity)] // scenario tables
 mod tests {
     use super::*;
 
@@ -618,7 +616,10 @@ mod tests {
     fn stages_apply_steps_in_order() {
         let mut q = q();
         q.escalation = vec![
-            EscalationStep { after_secs: 30, action: EscalationAction::LowerLevel(Requirement { skill: "billing".into(), min_level: 4 }) },
+            EscalationStep {
+                after_secs: 30,
+                action: EscalationAction::LowerLevel(Requirement { skill: "billing".into(), min_level: 4 }),
+            },
             EscalationStep { after_secs: 60, action: EscalationAction::DropSkill("billing".into()) },
             EscalationStep { after_secs: 120, action: EscalationAction::Overflow("general".into()) },
         ];
@@ -647,7 +648,10 @@ mod tests {
             (Box::new(|q| q.priority = -1), "priority"),
             (Box::new(|q| q.offer_timeout_secs = 0), "offer_timeout_secs"),
             (
-                Box::new(|q| q.escalation = vec![EscalationStep { after_secs: 5, action: EscalationAction::DropSkill("french".into()) }]),
+                Box::new(|q| {
+                    q.escalation =
+                        vec![EscalationStep { after_secs: 5, action: EscalationAction::DropSkill("french".into()) }]
+                }),
                 "escalation[0].drop_skill",
             ),
             (
@@ -670,13 +674,18 @@ mod tests {
             ),
             (
                 Box::new(|q| {
-                    q.escalation =
-                        vec![EscalationStep { after_secs: 5, action: EscalationAction::LowerLevel(Requirement { skill: "billing".into(), min_level: 9 }) }]
+                    q.escalation = vec![EscalationStep {
+                        after_secs: 5,
+                        action: EscalationAction::LowerLevel(Requirement { skill: "billing".into(), min_level: 9 }),
+                    }]
                 }),
                 "escalation[0].lower_level.min_level",
             ),
             (
-                Box::new(|q| q.escalation = vec![EscalationStep { after_secs: 5, action: EscalationAction::Overflow("sales".into()) }]),
+                Box::new(|q| {
+                    q.escalation =
+                        vec![EscalationStep { after_secs: 5, action: EscalationAction::Overflow("sales".into()) }]
+                }),
                 "escalation[0].overflow",
             ),
         ];

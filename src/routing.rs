@@ -69,6 +69,7 @@ pub fn agent_score(strategy: Strategy, a: AgentRankInput) -> f64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::type_complexity)] // scenario tables
 mod tests {
     use super::*;
     use crate::model::{Capacity, EscalationAction, EscalationStep, Requirement};
@@ -127,8 +128,11 @@ mod tests {
         assert_eq!(members, vec![("a".to_string(), 0, 5), ("c".to_string(), 0, 9)]);
         for a in &agents {
             let via_agent = agent_pools(a, std::slice::from_ref(&q));
-            let via_queue: Vec<_> =
-                members.iter().filter(|(id, _, _)| *id == a.id).map(|(_, st, sc)| (pool("billing", *st), *sc)).collect();
+            let via_queue: Vec<_> = members
+                .iter()
+                .filter(|(id, _, _)| *id == a.id)
+                .map(|(_, st, sc)| (pool("billing", *st), *sc))
+                .collect();
             assert_eq!(via_agent, via_queue);
         }
     }

@@ -46,10 +46,18 @@ impl Server {
         self
     }
 
-    pub async fn run(self, grpc: TcpListener, http: TcpListener, shutdown: CancellationToken) -> Result<(), ServerError> {
+    pub async fn run(
+        self,
+        grpc: TcpListener,
+        http: TcpListener,
+        shutdown: CancellationToken,
+    ) -> Result<(), ServerError> {
         let cfg = self.config;
-        let instance =
-            if cfg.server.instance_id.is_empty() { uuid::Uuid::new_v4().to_string() } else { cfg.server.instance_id.clone() };
+        let instance = if cfg.server.instance_id.is_empty() {
+            uuid::Uuid::new_v4().to_string()
+        } else {
+            cfg.server.instance_id.clone()
+        };
         let metrics = crate::telemetry::metrics_handle();
         let store_slot = Arc::new(tokio::sync::RwLock::new(None));
         let tracker = TaskTracker::new();
@@ -87,7 +95,9 @@ impl Server {
         health.set_serving::<pb::agent_desktop_server::AgentDesktopServer<api::agent::AgentDesktopService>>().await;
         health.set_serving::<pb::supervisor_server::SupervisorServer<api::supervisor::SupervisorService>>().await;
         health.set_serving::<pb::admin_server::AdminServer<api::admin::AdminService>>().await;
-        health.set_serving::<pb::interactions_server::InteractionsServer<api::interactions::InteractionsService>>().await;
+        health
+            .set_serving::<pb::interactions_server::InteractionsServer<api::interactions::InteractionsService>>()
+            .await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(api::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -147,12 +157,7 @@ impl Server {
     }
 }
 
-async fn connect_with_retry(
-    url: &str,
-    shown: &str,
-    opts: StoreOptions,
-    shutdown: &CancellationToken,
-) -> Option<Store> {
+async fn connect_with_retry(url: &str, shown: &str, opts: StoreOptions, shutdown: &CancellationToken) -> Option<Store> {
     let mut delay = Duration::from_millis(200);
     loop {
         match Store::connect(url, opts.clone()).await {
@@ -195,13 +200,18 @@ async fn bootstrap(store: &Store, cfg: &Config) -> Result<(), ServerError> {
         pending = next;
     }
     for a in &cfg.agents {
-        store
-            .put_agent(a, true)
-            .await
-            .map_err(|source| ServerError::Bootstrap { what: "agent", name: a.id.clone(), source })?;
+        store.put_agent(a, true).await.map_err(|source| ServerError::Bootstrap {
+            what: "agent",
+            name: a.id.clone(),
+            source,
+        })?;
     }
     if !cfg.queues.is_empty() || !cfg.agents.is_empty() {
-        info!(message = "Loaded agents and queues from the config.", agents = cfg.agents.len(), queues = cfg.queues.len());
+        info!(
+            message = "Loaded agents and queues from the config.",
+            agents = cfg.agents.len(),
+            queues = cfg.queues.len()
+        );
     }
     Ok(())
 }

@@ -9,12 +9,19 @@ async fn chat_flows_from_customer_to_agent_and_back() {
     let redis = RedisServer::start();
     let sb = TestServer::start(&redis.url).await;
     let mut admin = sb.admin().await;
-    admin.put_queue(pb::PutQueueRequest { queue: Some(queue("sales", &[("english", 3)])), allow_update: false }).await.unwrap();
-    admin.put_agent(pb::PutAgentRequest { agent: Some(agent("ann", &[("english", 5)])), allow_update: false }).await.unwrap();
+    admin
+        .put_queue(pb::PutQueueRequest { queue: Some(queue("sales", &[("english", 3)])), allow_update: false })
+        .await
+        .unwrap();
+    admin
+        .put_agent(pb::PutAgentRequest { agent: Some(agent("ann", &[("english", 5)])), allow_update: false })
+        .await
+        .unwrap();
     let mut ann = sb.desktop("ann", "tok-ann").await;
     ann.ready().await;
     let mut ixs = sb.interactions().await;
-    let created = ixs.create_interaction(new_chat("sales", "visitor-1", "Hello, I need help")).await.unwrap().into_inner();
+    let created =
+        ixs.create_interaction(new_chat("sales", "visitor-1", "Hello, I need help")).await.unwrap().into_inner();
     let offer = ann.wait_offer().await;
     let oi = offer.interaction.unwrap();
     assert_eq!(oi.id, created.id);

@@ -13,17 +13,8 @@ async fn redis_server_accepts_set_and_get() {
     let server = RedisServer::start();
     let mut conn = server.client().await;
 
-    let () = redis::cmd("SET")
-        .arg("harness:key")
-        .arg("hello")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let value: String = redis::cmd("GET")
-        .arg("harness:key")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let () = redis::cmd("SET").arg("harness:key").arg("hello").query_async(&mut conn).await.unwrap();
+    let value: String = redis::cmd("GET").arg("harness:key").query_async(&mut conn).await.unwrap();
     assert_eq!(value, "hello");
 }
 
@@ -36,27 +27,16 @@ async fn kill_stops_exactly_our_server() {
     victim.kill();
     victim.kill(); // idempotent
 
-    let refused = common::eventually(
-        "killed server's port to refuse connections",
-        Duration::from_secs(5),
-        || async {
-            TcpStream::connect((Ipv4Addr::LOCALHOST, victim.port))
-                .is_err()
-                .then_some(())
-        },
-    );
+    let refused = common::eventually("killed server's port to refuse connections", Duration::from_secs(5), || async {
+        TcpStream::connect((Ipv4Addr::LOCALHOST, victim.port)).is_err().then_some(())
+    });
     refused.await;
 
     let mut conn = survivor.client().await;
     let pong: String = redis::cmd("PING").query_async(&mut conn).await.unwrap();
     assert_eq!(pong, "PONG");
     assert_eventually!(
-        async {
-            redis::cmd("DBSIZE")
-                .query_async::<i64>(&mut survivor.client().await)
-                .await
-                .is_ok()
-        },
+        async { redis::cmd("DBSIZE").query_async::<i64>(&mut survivor.client().await).await.is_ok() },
         "survivor on port {} should keep answering",
         survivor.port
     );

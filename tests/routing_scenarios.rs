@@ -496,7 +496,8 @@ async fn sticky_agent_gets_the_follow_up_when_available_else_the_queue() {
     let (ix, _) = s.store.create_interaction(&new).await.unwrap();
     assert_eq!(ix.agent_id, "b", "sticky beats longest idle");
     // b busy: the next follow-up waits for b, then falls back to the queue.
-    let (ix2, _) = s.store.create_interaction(&NewInteraction { customer_address: "+4915100000000".into(), ..new }).await.unwrap();
+    let (ix2, _) =
+        s.store.create_interaction(&NewInteraction { customer_address: "+4915100000000".into(), ..new }).await.unwrap();
     assert_eq!(ix2.state, InteractionState::Queued);
     s.tick(21).await;
     assert_eq!(s.offered_to(&ix2.id).await.as_deref(), Some("a"));

@@ -247,8 +247,11 @@ impl AgentDesktopService {
         let target = match t.target {
             Some(Target::Queue(q)) => TransferTarget::Queue(q),
             Some(Target::AgentId(id)) => {
-                let wait =
-                    if t.agent_wait_secs == 0 { AGENT_TRANSFER_WAIT } else { Duration::from_secs(t.agent_wait_secs.into()) };
+                let wait = if t.agent_wait_secs == 0 {
+                    AGENT_TRANSFER_WAIT
+                } else {
+                    Duration::from_secs(t.agent_wait_secs.into())
+                };
                 if wait > Duration::from_secs(3600) {
                     return Err(Status::invalid_argument("agent_wait_secs: must be at most 3600"));
                 }

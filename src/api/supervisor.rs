@@ -94,10 +94,7 @@ impl pb::supervisor_server::Supervisor for SupervisorService {
         Ok(Response::new(agent_state_to_pb(&st)))
     }
 
-    async fn logout_agent(
-        &self,
-        request: Request<pb::LogoutAgentRequest>,
-    ) -> Result<Response<pb::AgentState>, Status> {
+    async fn logout_agent(&self, request: Request<pb::LogoutAgentRequest>) -> Result<Response<pb::AgentState>, Status> {
         let r = request.into_inner();
         let id = aid(&r.agent_id)?;
         self.store.logout(id).await.map_err(status)?;

@@ -25,7 +25,12 @@ pub struct MemoryChannel {
 
 impl MemoryChannel {
     pub fn new(channel: Channel) -> Self {
-        MemoryChannel { channel, delivered: Mutex::new(Vec::new()), tx: broadcast::channel(1024).0, fail_with: Mutex::new(None) }
+        MemoryChannel {
+            channel,
+            delivered: Mutex::new(Vec::new()),
+            tx: broadcast::channel(1024).0,
+            fail_with: Mutex::new(None),
+        }
     }
 
     pub fn delivered(&self) -> Vec<Delivered> {

@@ -567,7 +567,8 @@ impl Store {
     }
 
     pub async fn reprioritize(&self, iid: &str, priority: i32) -> Result<Interaction> {
-        crate::model::validate_priority("priority", priority).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        crate::model::validate_priority("priority", priority)
+            .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
         self.run(&self.scripts.reprioritize, &[iid.to_string(), priority.to_string()]).await?;
         self.get_interaction(iid, false).await
     }
@@ -633,8 +634,8 @@ impl Store {
                 *sums.entry(k).or_default() += n;
             }
         }
-        let members: Vec<String> = redis::from_redis_value(rest[minutes as usize].clone())
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let members: Vec<String> =
+            redis::from_redis_value(rest[minutes as usize].clone()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let agents = self.agent_statuses(&members).await?;
         let get = |k: &str| sums.get(k).copied().unwrap_or(0);
         let (accepted, abandoned) = (get("accepted"), get("abandoned"));
@@ -660,7 +661,11 @@ impl Store {
             abandoned,
             service_level_percent: (accepted + abandoned > 0)
                 .then(|| 100.0 * get("in_sl") as f64 / (accepted + abandoned) as f64),
-            average_speed_of_answer_secs: if accepted > 0 { get("asa_ms") as f64 / accepted as f64 / 1000.0 } else { 0.0 },
+            average_speed_of_answer_secs: if accepted > 0 {
+                get("asa_ms") as f64 / accepted as f64 / 1000.0
+            } else {
+                0.0
+            },
             average_handle_time_secs: if get("handled") > 0 {
                 get("handle_ms") as f64 / get("handled") as f64 / 1000.0
             } else {

@@ -132,23 +132,14 @@ impl RedisServer {
     /// win, so e.g. `&["--appendonly", "yes"]` overrides the default `--appendonly no`). The arguments are kept and
     /// reused by [`RedisServer::restart`].
     pub fn start_with(extra_args: &[&str]) -> RedisServer {
-        let dir = tempfile::Builder::new()
-            .prefix("switchboard-redis-")
-            .tempdir()
-            .expect("create temp dir for redis");
+        let dir = tempfile::Builder::new().prefix("switchboard-redis-").tempdir().expect("create temp dir for redis");
         let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
         let mut failures = Vec::new();
         for attempt in 1..=START_ATTEMPTS {
             let port = free_port();
             match launch(port, dir.path(), &extra_args, attempt) {
                 Ok(child) => {
-                    return RedisServer {
-                        port,
-                        url: format!("redis://127.0.0.1:{port}/"),
-                        child,
-                        dir,
-                        extra_args,
-                    };
+                    return RedisServer { port, url: format!("redis://127.0.0.1:{port}/"), child, dir, extra_args };
                 }
                 Err(LaunchError::Exited(reason)) => failures.push(format!("attempt {attempt} (port {port}): {reason}")),
                 Err(LaunchError::TimedOut(reason)) => {
@@ -252,14 +243,9 @@ fn redis_server_path() -> &'static Path {
 fn find_on_path(name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| {
-            candidate
-                .metadata()
-                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false)
-        })
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| {
+        candidate.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    })
 }
 
 /// Spawns redis-server on `port` and waits until that very process answers. On failure the child is dead and reaped.
@@ -270,10 +256,7 @@ fn launch(port: u16, dir: &Path, extra_args: &[String], attempt: u32) -> Result<
         .append(true)
         .open(&log_path)
         .unwrap_or_else(|e| panic!("open redis log {}: {e}", log_path.display()));
-    let _ = writeln!(
-        log,
-        "=== harness: starting redis-server on port {port} (attempt {attempt}) ==="
-    );
+    let _ = writeln!(log, "=== harness: starting redis-server on port {port} (attempt {attempt}) ===");
     let log_err = log.try_clone().expect("clone redis log handle");
 
     let program = redis_server_path();
@@ -343,18 +326,13 @@ fn probe_pid(port: u16) -> Option<u32> {
         let Some(header_end) = b.windows(2).position(|w| w == b"\r\n") else {
             return false;
         };
-        match std::str::from_utf8(&b[..header_end])
-            .ok()
-            .and_then(|h| h.strip_prefix('$')?.parse::<usize>().ok())
-        {
+        match std::str::from_utf8(&b[..header_end]).ok().and_then(|h| h.strip_prefix('$')?.parse::<usize>().ok()) {
             Some(len) => b.len() >= header_end + 2 + len + 2,
             None => true, // not a bulk string; stop reading and fail the parse below
         }
     })?;
     let text = String::from_utf8_lossy(&buf);
-    text.lines()
-        .find_map(|line| line.strip_prefix("process_id:"))
-        .and_then(|pid| pid.trim().parse().ok())
+    text.lines().find_map(|line| line.strip_prefix("process_id:")).and_then(|pid| pid.trim().parse().ok())
 }
 
 fn read_until(stream: &mut TcpStream, buf: &mut Vec<u8>, done: impl Fn(&[u8]) -> bool) -> Option<()> {
