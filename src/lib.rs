@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod channels;
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod hub;

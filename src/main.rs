@@ -22,6 +22,22 @@ enum Command {
         #[arg(long, short, env = "SWITCHBOARD_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Admin, supervisor and channel calls against a running daemon.
+    Ctl {
+        #[arg(long, default_value = "http://127.0.0.1:50051", env = "SWITCHBOARD_SERVER")]
+        server: String,
+        #[command(subcommand)]
+        cmd: switchboard::cli::Ctl,
+    },
+    /// An interactive agent desktop in the terminal.
+    Desktop {
+        #[arg(long, default_value = "http://127.0.0.1:50051", env = "SWITCHBOARD_SERVER")]
+        server: String,
+        #[arg(long)]
+        agent: String,
+        #[arg(long, env = "SWITCHBOARD_AGENT_TOKEN")]
+        token: String,
+    },
     /// Validate a config file and exit.
     CheckConfig {
         #[arg(long, short)]
@@ -37,12 +53,20 @@ fn main() -> anyhow::Result<()> {
             println!("{}: ok", config.display());
             Ok(())
         }
+        Command::Ctl { server, cmd } => runtime()?.block_on(switchboard::cli::ctl(&server, cmd)),
+        Command::Desktop { server, agent, token } => {
+            runtime()?.block_on(switchboard::cli::desktop(&server, &agent, &token))
+        }
         Command::Serve { config } => {
             let cfg = Config::load(config.as_deref(), &ProcessEnv)?;
             switchboard::telemetry::init_logging(cfg.log.format, &cfg.log.filter_directive(&ProcessEnv));
-            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(cfg))
+            runtime()?.block_on(serve(cfg))
         }
     }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {

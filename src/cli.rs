@@ -1,0 +1,292 @@
+//! `switchboard ctl` and `switchboard desktop`: a small gRPC client for trying Switchboard by
+//! hand and for scripts. Like `api/`, it speaks protobuf, as a client of the public API.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use tokio::io::AsyncBufReadExt;
+use tokio_stream::StreamExt;
+
+use crate::api::pb;
+use crate::api::pb::agent_event::Kind as Ev;
+use crate::api::pb::agent_request::Kind as Rq;
+
+#[derive(Subcommand, Debug)]
+pub enum Ctl {
+    /// Create or update an agent.
+    PutAgent {
+        #[arg(long)]
+        id: String,
+        #[arg(long, default_value = "")]
+        name: String,
+        /// skill=level, repeatable.
+        #[arg(long = "skill")]
+        skills: Vec<String>,
+        #[arg(long, default_value = "")]
+        token: String,
+    },
+    /// Create or update a queue.
+    PutQueue {
+        #[arg(long)]
+        name: String,
+        /// skill=min_level, repeatable.
+        #[arg(long = "skill")]
+        skills: Vec<String>,
+        #[arg(long, default_value_t = 0)]
+        priority: i32,
+        #[arg(long, default_value_t = 0)]
+        wrap_up_secs: u32,
+    },
+    /// Enqueue an interaction, as a channel adapter would.
+    Create {
+        #[arg(long)]
+        queue: String,
+        /// voice | chat | sms | email
+        #[arg(long, default_value = "chat")]
+        channel: String,
+        #[arg(long)]
+        customer: String,
+        #[arg(long, default_value = "")]
+        subject: String,
+        #[arg(long, default_value = "")]
+        body: String,
+    },
+    /// Send a customer message into an interaction.
+    Say {
+        #[arg(long)]
+        interaction: String,
+        body: String,
+    },
+    /// Show one interaction with its thread.
+    Show { interaction: String },
+    /// Waiting interactions, best first.
+    Waiting {
+        #[arg(long, default_value = "")]
+        queue: String,
+    },
+    /// Agents and their presence.
+    Agents,
+    /// Queue figures, then live updates (Ctrl-C to stop).
+    Watch {
+        #[arg(long = "queue")]
+        queues: Vec<String>,
+    },
+}
+
+fn pairs(field: &str, v: &[String]) -> anyhow::Result<HashMap<String, u32>> {
+    v.iter()
+        .map(|s| {
+            let (k, l) = s.split_once('=').with_context(|| format!("--{field} {s:?}: expected name=level"))?;
+            Ok((k.to_string(), l.parse().with_context(|| format!("--{field} {s:?}: level is not a number"))?))
+        })
+        .collect()
+}
+
+fn channel(s: &str) -> anyhow::Result<pb::Channel> {
+    Ok(match s {
+        "voice" => pb::Channel::Voice,
+        "chat" => pb::Channel::Chat,
+        "sms" => pb::Channel::Sms,
+        "email" => pb::Channel::Email,
+        other => bail!("--channel {other:?}: expected voice, chat, sms or email"),
+    })
+}
+
+pub async fn ctl(server: &str, cmd: Ctl) -> anyhow::Result<()> {
+    let ch = tonic::transport::Endpoint::from_shared(server.to_string())?
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {server}"))?;
+    let mut admin = pb::admin_client::AdminClient::new(ch.clone());
+    let mut ixs = pb::interactions_client::InteractionsClient::new(ch.clone());
+    let mut sup = pb::supervisor_client::SupervisorClient::new(ch);
+    match cmd {
+        Ctl::PutAgent { id, name, skills, token } => {
+            let agent = pb::Agent { id, name, skills: pairs("skill", &skills)?, token, ..Default::default() };
+            let a = admin.put_agent(pb::PutAgentRequest { agent: Some(agent), allow_update: true }).await?;
+            println!("{:#?}", a.into_inner());
+        }
+        Ctl::PutQueue { name, skills, priority, wrap_up_secs } => {
+            let requirements = pairs("skill", &skills)?
+                .into_iter()
+                .map(|(skill, min_level)| pb::SkillRequirement { skill, min_level })
+                .collect();
+            let queue = pb::Queue { name, requirements, priority, wrap_up_secs, ..Default::default() };
+            let q = admin.put_queue(pb::PutQueueRequest { queue: Some(queue), allow_update: true }).await?;
+            println!("{:#?}", q.into_inner());
+        }
+        Ctl::Create { queue, channel: c, customer, subject, body } => {
+            let r = pb::CreateInteractionRequest {
+                channel: channel(&c)? as i32,
+                customer_address: customer,
+                subject,
+                queue,
+                body,
+                ..Default::default()
+            };
+            let ix = ixs.create_interaction(r).await?.into_inner();
+            println!("created {} ({:?})", ix.id, ix.state());
+        }
+        Ctl::Say { interaction, body } => {
+            let m = ixs.append_message(pb::AppendMessageRequest { interaction_id: interaction, body }).await?;
+            println!("message {}", m.into_inner().seq);
+        }
+        Ctl::Show { interaction } => {
+            let r = pb::GetInteractionRequest { interaction_id: interaction, include_messages: true };
+            println!("{:#?}", ixs.get_interaction(r).await?.into_inner());
+        }
+        Ctl::Waiting { queue } => {
+            let w = sup.list_waiting(pb::ListWaitingRequest { queue, limit: 100 }).await?.into_inner();
+            for ix in w.interactions {
+                println!("{}  queue={} priority={} channel={:?}", ix.id, ix.queue, ix.priority, ix.channel());
+            }
+        }
+        Ctl::Agents => {
+            for a in sup.list_agent_states(pb::ListAgentStatesRequest {}).await?.into_inner().agents {
+                let p = a.presence.unwrap_or_default();
+                println!("{}  {:?} {}  connected={} load={:?}", a.agent_id, p.state(), p.reason, a.connected, a.load);
+            }
+        }
+        Ctl::Watch { queues } => {
+            let mut s = sup.watch(pb::WatchRequest { queues, include_agents: true }).await?.into_inner();
+            while let Some(ev) = s.next().await {
+                match ev?.kind {
+                    Some(pb::supervisor_event::Kind::Queue(q)) => println!(
+                        "queue {}: waiting={} longest={}ms offered={} accepted={} rejected={} missed={} abandoned={} sl={:?}%",
+                        q.queue,
+                        q.waiting,
+                        q.longest_wait_ms,
+                        q.offered,
+                        q.accepted,
+                        q.rejected,
+                        q.missed,
+                        q.abandoned,
+                        q.service_level_percent
+                    ),
+                    Some(pb::supervisor_event::Kind::Agent(a)) => {
+                        let p = a.presence.unwrap_or_default();
+                        println!("agent {}: {:?} {} load={:?}", a.agent_id, p.state(), p.reason, a.load)
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+const DESKTOP_HELP: &str = "commands: ready | not-ready [reason] | offline | accept ID | reject ID | reply ID TEXT | \
+complete ID [DISPOSITION] | end-wrap ID | transfer ID queue:NAME|agent:ID | quit";
+
+/// An interactive agent desktop on stdin/stdout.
+pub async fn desktop(server: &str, agent: &str, token: &str) -> anyhow::Result<()> {
+    let mut client = pb::agent_desktop_client::AgentDesktopClient::connect(server.to_string())
+        .await
+        .with_context(|| format!("connecting to {server}"))?;
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tx.send(pb::AgentRequest {
+        request_id: "login".into(),
+        kind: Some(Rq::Login(pb::Login { agent_id: agent.into(), token: token.into() })),
+    })
+    .await?;
+    let mut events = client.session(tokio_stream::wrappers::ReceiverStream::new(rx)).await?.into_inner();
+    println!("{DESKTOP_HELP}");
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut n = 0u64;
+    loop {
+        tokio::select! {
+            ev = events.next() => match ev {
+                Some(Ok(e)) => print_event(e),
+                Some(Err(s)) => bail!("session ended: {} ({:?})", s.message(), s.code()),
+                None => return Ok(()),
+            },
+            line = lines.next_line() => {
+                let Some(line) = line? else { return Ok(()) };
+                let line = line.trim();
+                if line.is_empty() { continue }
+                if line == "quit" { return Ok(()) }
+                match parse_command(line) {
+                    Ok(kind) => {
+                        n += 1;
+                        tx.send(pb::AgentRequest { request_id: n.to_string(), kind: Some(kind) }).await?;
+                    }
+                    Err(e) => println!("? {e}\n{DESKTOP_HELP}"),
+                }
+            }
+        }
+    }
+}
+
+fn parse_command(line: &str) -> anyhow::Result<Rq> {
+    let mut parts = line.splitn(3, ' ');
+    let cmd = parts.next().unwrap_or_default();
+    let a = parts.next().unwrap_or_default().to_string();
+    let rest = parts.next().unwrap_or_default().to_string();
+    let presence = |state: pb::PresenceState, reason: String| {
+        Rq::SetPresence(pb::SetPresence { presence: Some(pb::Presence { state: state as i32, reason }) })
+    };
+    Ok(match cmd {
+        "ready" => presence(pb::PresenceState::Ready, String::new()),
+        "not-ready" => presence(pb::PresenceState::NotReady, [a, rest].join(" ").trim().to_string()),
+        "offline" => presence(pb::PresenceState::Offline, String::new()),
+        "accept" => Rq::Accept(pb::AcceptOffer { interaction_id: a }),
+        "reject" => Rq::Reject(pb::RejectOffer { interaction_id: a, reason: rest }),
+        "reply" => Rq::SendReply(pb::SendReply { interaction_id: a, body: rest }),
+        "complete" => {
+            Rq::Complete(pb::CompleteInteraction { interaction_id: a, disposition: rest, notes: String::new() })
+        }
+        "end-wrap" => Rq::EndWrapUp(pb::EndWrapUp { interaction_id: a, ..Default::default() }),
+        "transfer" => {
+            let target = match rest.split_once(':') {
+                Some(("queue", q)) => pb::transfer_interaction::Target::Queue(q.into()),
+                Some(("agent", id)) => pb::transfer_interaction::Target::AgentId(id.into()),
+                _ => bail!("transfer ID queue:NAME or transfer ID agent:ID"),
+            };
+            Rq::Transfer(pb::TransferInteraction { interaction_id: a, target: Some(target), ..Default::default() })
+        }
+        other => bail!("unknown command {other:?}"),
+    })
+}
+
+fn print_event(e: pb::AgentEvent) {
+    match e.kind {
+        Some(Ev::LoggedIn(l)) => {
+            let a = l.agent.unwrap_or_default();
+            println!(
+                "logged in as {} ({:?}); {} offer(s), {} interaction(s)",
+                a.agent_id,
+                a.presence.unwrap_or_default().state(),
+                l.offers.len(),
+                l.interactions.len()
+            );
+            for o in l.offers {
+                print_offer(&o);
+            }
+        }
+        Some(Ev::Ack(a)) => println!("ok [{}]", a.request_id),
+        Some(Ev::Error(er)) => println!("error [{}]: {} (code {})", er.request_id, er.message, er.code),
+        Some(Ev::PresenceChanged(p)) => {
+            let pr = p.presence.unwrap_or_default();
+            println!("presence: {:?} {} ({})", pr.state(), pr.reason, p.cause)
+        }
+        Some(Ev::Offer(o)) => print_offer(&o),
+        Some(Ev::OfferRevoked(r)) => println!("offer {} revoked: {}", r.interaction_id, r.reason),
+        Some(Ev::Assigned(a)) => println!("assigned {}", a.interaction.map(|i| i.id).unwrap_or_default()),
+        Some(Ev::CustomerMessage(m)) => {
+            println!("customer [{}]: {}", m.interaction_id, m.message.map(|m| m.body).unwrap_or_default())
+        }
+        Some(Ev::InteractionEnded(x)) => println!("interaction {} ended: {}", x.interaction_id, x.reason),
+        Some(Ev::SessionClosed(c)) => println!("session closed: {}", c.reason),
+        None => {}
+    }
+}
+
+fn print_offer(o: &pb::Offer) {
+    if let Some(ix) = &o.interaction {
+        println!("OFFER {}  {:?} from {} in {}: {}", ix.id, ix.channel(), ix.customer_address, ix.queue, ix.subject);
+        for m in &ix.messages {
+            println!("   {:?}: {}", m.author(), m.body);
+        }
+    }
+}
