@@ -117,8 +117,33 @@ impl RawSession {
             .expect("stream open")
     }
 
-    async fn send(&mut self, request_id: &str, kind: Rq) {
-        self.tx.send(pb::AgentRequest { request_id: request_id.into(), kind: Some(kind) }).await.unwrap();
+    /// False if the request stream is already gone (the server ended the call).
+    async fn send(&mut self, request_id: &str, kind: Rq) -> bool {
+        self.tx.send(pb::AgentRequest { request_id: request_id.into(), kind: Some(kind) }).await.is_ok()
+    }
+
+    /// Sends a request and collects every event up to its ack or error. Err(events) if the stream
+    /// ended first (with what arrived before the end).
+    async fn roundtrip(&mut self, request_id: &str, kind: Rq) -> Result<Vec<Ev>, Vec<Ev>> {
+        let mut seen = Vec::new();
+        if !self.send(request_id, kind).await {
+            // The call is over; whatever the server sent before the end is still readable.
+            while let Ok(Ok(Some(e))) = tokio::time::timeout(PATIENCE, self.events.message()).await {
+                seen.extend(e.kind);
+            }
+            return Err(seen);
+        }
+        loop {
+            let e = tokio::time::timeout(PATIENCE, self.events.message()).await.expect("an event in time");
+            let Ok(Some(e)) = e else { return Err(seen) };
+            let kind = e.kind.expect("event kind set");
+            let done = matches!(&kind, Ev::Ack(a) if a.request_id == request_id)
+                || matches!(&kind, Ev::Error(er) if er.request_id == request_id);
+            seen.push(kind);
+            if done {
+                return Ok(seen);
+            }
+        }
     }
 }
 
@@ -256,6 +281,21 @@ async fn admin_agents_crud_validation_and_token_privacy() {
     sb.stop().await;
 }
 
+/// The proto says of `Agent.capacity`: "Unset fields take the defaults (voice 1, chat 3, sms 3,
+/// email 5)" — and a config file's `capacity = { chat = 1 }` does exactly that. Setting only the chat
+/// capacity over the API must not silently switch the agent off voice, SMS and email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_partial_capacity_takes_defaults_for_unset_fields() {
+    let (_redis, sb) = start().await;
+    let mut a = agent("ann", &[]);
+    a.capacity = Some(pb::Capacity { chat: 1, ..Default::default() });
+    let stored = put_agent(&sb, a).await;
+    assert_eq!(stored.capacity, cap(1, 1, 3, 5), "unset capacity fields must take the defaults");
+    let got = sb.admin().await.get_agent(pb::GetAgentRequest { agent_id: "ann".into() }).await.unwrap().into_inner();
+    assert_eq!(got.capacity, cap(1, 1, 3, 5));
+    sb.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_queues_crud_and_validation() {
     let (_redis, sb) = start().await;
@@ -343,7 +383,7 @@ async fn admin_queues_crud_and_validation() {
     let s = admin.delete_queue(pb::DeleteQueueRequest { name: "sales".into() }).await.unwrap_err();
     assert_eq!(s.code(), Code::FailedPrecondition, "{s:?}");
     assert_eq!(admin.get_queue(pb::GetQueueRequest { name: "sales".into() }).await.unwrap().into_inner(), created);
-    assert_eq!(waiting(&sb, "sales").await, [ix.id.clone()]);
+    assert_eq!(waiting(&sb, "sales").await, [ix.id.as_str()]);
 
     // Once empty it can go.
     let mut sup = sb.supervisor().await;
@@ -404,8 +444,30 @@ async fn create_interaction_is_idempotent_and_validates() {
     let first = ixs.create_interaction(req.clone()).await.unwrap().into_inner();
     let again = ixs.create_interaction(req.clone()).await.unwrap().into_inner();
     assert_eq!(first.id, again.id, "same key, same interaction");
-    assert_eq!(waiting(&sb, "").await, [first.id.clone()], "exactly one interaction exists");
+    assert_eq!(waiting(&sb, "").await, [first.id.as_str()], "exactly one interaction exists");
     assert_eq!(get_ix(&sb, &first.id).await.messages.len(), 1, "the retry must not add a message");
+
+    // Concurrent retries (separate connections) still make one interaction.
+    let mut retries = Vec::new();
+    for _ in 0..5 {
+        let mut c = sb.interactions().await;
+        let mut r = new_chat("sales", "visitor-9", "hello");
+        r.idempotency_key = "widget-retry-7".into();
+        retries.push(tokio::spawn(async move { c.create_interaction(r).await.map(|r| r.into_inner().id) }));
+    }
+    let mut ids = Vec::new();
+    for h in retries {
+        ids.push(h.await.unwrap().unwrap());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "concurrent retries made several interactions: {ids:?}");
+    assert_eq!(waiting(&sb, "").await, [first.id.clone(), ids[0].clone()]);
+    let mut sup = sb.supervisor().await;
+    let limited = sup.list_waiting(pb::ListWaitingRequest { queue: "sales".into(), limit: 1 }).await.unwrap();
+    assert_eq!(limited.into_inner().interactions.iter().map(|i| i.id.clone()).collect::<Vec<_>>(), [first.id.as_str()]);
+    sup.withdraw_interaction(pb::SupervisorWithdrawRequest { interaction_id: ids[0].clone(), reason: String::new() })
+        .await
+        .unwrap();
 
     let base = || new_chat("sales", "visitor-2", "hello");
     let mut cases: Vec<(pb::CreateInteractionRequest, Code, &str)> = Vec::new();
@@ -437,7 +499,7 @@ async fn create_interaction_is_idempotent_and_validates() {
         r.idempotency_key = format!("bad-{i}");
         expect_err(ixs.create_interaction(r).await, code, field);
     }
-    assert_eq!(waiting(&sb, "").await, [first.id.clone()], "rejected creates must create nothing");
+    assert_eq!(waiting(&sb, "").await, [first.id.as_str()], "rejected creates must create nothing");
 
     // A body of exactly 64 KiB is fine.
     let mut r = base();
@@ -614,6 +676,52 @@ async fn desktop_login_errors() {
     sb.stop().await;
 }
 
+/// A login that fails (wrong token) must not touch the agent's live session: no SessionClosed, the
+/// stream keeps working and keeps getting work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_login_does_not_disturb_the_live_session() {
+    let (redis, sb) = start().await;
+    let st = store(&redis).await;
+    put_queue(&sb, queue("sales", &[])).await;
+    put_agent(&sb, agent("ann", &[])).await;
+    let mut ann = RawSession::open(&sb, login_req("ann", "tok-ann")).await.unwrap();
+    assert!(matches!(ann.next().await.kind, Some(Ev::LoggedIn(_))));
+    assert!(matches!(ann.next().await.kind, Some(Ev::Ack(_))));
+    let ready = || {
+        Rq::SetPresence(pb::SetPresence {
+            presence: Some(pb::Presence { state: pb::PresenceState::Ready as i32, reason: String::new() }),
+        })
+    };
+    ann.roundtrip("ready-1", ready()).await.expect("ready");
+
+    let s = Desktop::login(&sb.endpoint(), "ann", "stolen-guess").await.err().expect("wrong token must fail");
+    assert_eq!(s.code(), Code::Unauthenticated, "{s:?}");
+
+    let events = ann.roundtrip("ready-2", ready()).await;
+    let events = events.unwrap_or_else(|seen| {
+        panic!("a failed login attempt closed the live desktop session of ann; events before the end: {seen:?}")
+    });
+    assert!(
+        !events.iter().any(|e| matches!(e, Ev::SessionClosed(_))),
+        "a failed login attempt must not close the live session: {events:?}"
+    );
+    let status = st.agent_status("ann").await.unwrap();
+    assert!(status.connected, "ann must still be connected: {status:?}");
+
+    // And it still gets work.
+    let ix = create(&sb, new_chat("sales", "visitor-1", "hello")).await;
+    assert_eq!(ix.state, pb::InteractionState::Offered as i32, "ann is ready and connected: {ix:?}");
+    let offer = loop {
+        match ann.next().await.kind {
+            Some(Ev::Offer(o)) => break o,
+            Some(Ev::SessionClosed(c)) => panic!("session closed ({}) instead of an offer", c.reason),
+            _ => continue,
+        }
+    };
+    assert_eq!(offer.interaction.unwrap().id, ix.id);
+    sb.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_login_replaces_the_first_session() {
     let (_redis, sb) = start().await;
@@ -719,7 +827,7 @@ async fn requests_on_foreign_interactions_fail_with_request_id() {
         ),
     ];
     for (rid, kind) in foreign {
-        bob.send(rid, kind).await;
+        assert!(bob.send(rid, kind).await);
         let err = loop {
             match bob.next().await.kind {
                 Some(Ev::Error(e)) => break e,
@@ -731,7 +839,7 @@ async fn requests_on_foreign_interactions_fail_with_request_id() {
         assert_eq!(err.code, Code::FailedPrecondition as i32, "{rid}: {err:?}");
         assert!(!err.message.is_empty());
     }
-    bob.send("bob-accept-unknown", Rq::Accept(pb::AcceptOffer { interaction_id: "no-such-ix".into() })).await;
+    assert!(bob.send("bob-accept-unknown", Rq::Accept(pb::AcceptOffer { interaction_id: "no-such-ix".into() })).await);
     let err = loop {
         if let Some(Ev::Error(e)) = bob.next().await.kind {
             break e;
@@ -813,6 +921,8 @@ async fn watch_snapshot_then_updates() {
     let mut sup = sb.supervisor().await;
     let mut w = sup.watch(pb::WatchRequest { queues: vec![], include_agents: true }).await.unwrap().into_inner();
 
+    let s = sup.watch(pb::WatchRequest { queues: vec!["nowhere".into()], include_agents: false }).await.err();
+    assert_eq!(s.map(|s| s.code()), Some(Code::NotFound), "watching an unknown queue");
     let mut seen_queues = std::collections::BTreeMap::new();
     let mut seen_agent = None;
     while seen_queues.len() < 2 || seen_agent.is_none() {
@@ -999,7 +1109,7 @@ async fn move_and_reprioritize_waiting_interactions() {
     assert_eq!(moved.state, pb::InteractionState::Queued as i32);
     assert_eq!(moved.enqueued_at, a.enqueued_at, "a move keeps enqueued_at");
     assert_eq!(get_ix(&sb, &a.id).await.enqueued_at, a.enqueued_at);
-    assert_eq!(waiting(&sb, "q2").await, [a.id.clone()]);
+    assert_eq!(waiting(&sb, "q2").await, [a.id.as_str()]);
     assert_eq!(waiting(&sb, "q1").await, [b.id.clone(), c.id.clone()]);
     assert_eq!(waiting(&sb, "").await, [b.id.clone(), c.id.clone(), a.id.clone()]);
 

@@ -59,3 +59,43 @@ async fn chat_flows_from_customer_to_agent_and_back() {
     assert_eq!(got.messages.len(), 3);
     sb.stop().await;
 }
+
+/// The daemon's own timer loop fires escalation: the offer reaches the desktop with no other call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escalation_reaches_the_desktop_on_time_alone() {
+    let redis = RedisServer::start();
+    let mut cfg = test_config(&redis.url);
+    // The clock jumps 31 s below; a longer grace keeps this instance's heartbeat from expiring.
+    cfg.routing.presence_grace_secs = 600;
+    let sb = TestServer::start_with(cfg).await;
+    let mut admin = sb.admin().await;
+    let mut q = queue("billing", &[("billing", 8)]);
+    q.escalation = vec![pb::EscalationStep {
+        after_secs: 30,
+        action: Some(pb::escalation_step::Action::LowerLevel(pb::SkillRequirement {
+            skill: "billing".into(),
+            min_level: 4,
+        })),
+    }];
+    admin.put_queue(pb::PutQueueRequest { queue: Some(q), allow_update: false }).await.unwrap();
+    admin
+        .put_agent(pb::PutAgentRequest { agent: Some(agent("bo", &[("billing", 5)])), allow_update: false })
+        .await
+        .unwrap();
+    let mut bo = sb.desktop("bo", "tok-bo").await;
+    bo.ready().await;
+    let created = sb
+        .interactions()
+        .await
+        .create_interaction(new_chat("billing", "c1", "refund please"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.state, pb::InteractionState::Queued as i32);
+    let store = switchboard::store::Store::connect(&redis.url, Default::default()).await.unwrap();
+    store.advance_clock(std::time::Duration::from_secs(31)).await.unwrap();
+    let offer = bo.wait_offer().await;
+    let ix = offer.interaction.unwrap();
+    assert_eq!(ix.id, created.id);
+    assert_eq!(ix.escalation_stage, 1);
+}

@@ -169,13 +169,23 @@ impl Store {
         Ok(())
     }
 
-    async fn run(&self, script: &redis::Script, args: &[String]) -> Result<Vec<String>> {
+    async fn run(&self, name: &'static str, script: &redis::Script, args: &[String]) -> Result<Vec<String>> {
         let mut con = self.con.clone();
+        // KEYS[1] only routes the call to the domain's slot; scripts build their keys from the root.
         let mut inv = script.key(self.keys.meta());
         for a in args {
             inv.arg(a);
         }
-        let reply: Vec<String> = inv.invoke_async(&mut con).await?;
+        let started = std::time::Instant::now();
+        let reply: std::result::Result<Vec<String>, _> = inv.invoke_async(&mut con).await;
+        metrics::histogram!("switchboard_script_seconds", "script" => name).record(started.elapsed().as_secs_f64());
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) => {
+                metrics::counter!("switchboard_script_errors_total", "script" => name).increment(1);
+                return Err(e.into());
+            }
+        };
         match reply.first().map(String::as_str) {
             Some("ok") => Ok(reply[1..].to_vec()),
             Some("err") => {
@@ -232,7 +242,7 @@ impl Store {
                 }
                 args
             };
-            let r = self.run(&self.scripts.put_agent, &args).await;
+            let r = self.run("put_agent", &self.scripts.put_agent, &args).await;
             if !Self::is_retry(&r) || attempt >= ADMIN_RETRIES {
                 break r?;
             }
@@ -279,7 +289,7 @@ impl Store {
     }
 
     pub async fn delete_agent(&self, id: &str) -> Result<()> {
-        self.run(&self.scripts.delete_agent, &[id.to_string()]).await.map(|_| ())
+        self.run("delete_agent", &self.scripts.delete_agent, &[id.to_string()]).await.map(|_| ())
     }
 
     pub async fn put_queue(&self, spec: &QueueSpec, allow_update: bool) -> Result<bool> {
@@ -317,7 +327,7 @@ impl Store {
                 }
                 args
             };
-            let r = self.run(&self.scripts.put_queue, &args).await;
+            let r = self.run("put_queue", &self.scripts.put_queue, &args).await;
             if !Self::is_retry(&r) || attempt >= ADMIN_RETRIES {
                 break r?;
             }
@@ -358,7 +368,7 @@ impl Store {
     }
 
     pub async fn delete_queue(&self, name: &str) -> Result<()> {
-        self.run(&self.scripts.delete_queue, &[name.to_string()]).await.map(|_| ())
+        self.run("delete_queue", &self.scripts.delete_queue, &[name.to_string()]).await.map(|_| ())
     }
 
     // ------------------------------------------------------------------ interactions
@@ -381,7 +391,7 @@ impl Store {
             new.preferred_agent_id.clone(),
             (u64::from(new.preferred_agent_wait_secs) * 1000).to_string(),
         ];
-        let r = self.run(&self.scripts.create, &args).await?;
+        let r = self.run("create", &self.scripts.create, &args).await?;
         let id = r.first().cloned().ok_or_else(|| StoreError::Corrupt("create returned no id".into()))?;
         let created = r.get(1).is_some_and(|s| s == "1");
         Ok((self.get_interaction(&id, false).await?, created))
@@ -389,14 +399,14 @@ impl Store {
 
     pub async fn append_customer_message(&self, iid: &str, body: &str) -> Result<Message> {
         validate_body(body)?;
-        let r = self.run(&self.scripts.message_in, &[iid.to_string(), body.to_string()]).await?;
+        let r = self.run("message_in", &self.scripts.message_in, &[iid.to_string(), body.to_string()]).await?;
         self.message(iid, parse_u64(r.first())?).await
     }
 
     pub async fn withdraw(&self, iid: &str, reason: &str) -> Result<Interaction> {
         crate::model::validate_len("reason", reason, 200).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
         let reason = if reason.is_empty() { "customer_left" } else { reason };
-        self.run(&self.scripts.withdraw, &[iid.to_string(), reason.to_string()]).await?;
+        self.run("withdraw", &self.scripts.withdraw, &[iid.to_string(), reason.to_string()]).await?;
         self.get_interaction(iid, false).await
     }
 
@@ -430,53 +440,53 @@ impl Store {
 
     pub async fn login(&self, aid: &str, token: &str, instance: &str, session: &str) -> Result<()> {
         let args = [aid, token, instance, session].map(String::from);
-        self.run(&self.scripts.login, &args).await.map(|_| ())
+        self.run("login", &self.scripts.login, &args).await.map(|_| ())
     }
 
     pub async fn disconnect(&self, aid: &str, session: &str) -> Result<()> {
-        self.run(&self.scripts.disconnect, &[aid.to_string(), session.to_string()]).await.map(|_| ())
+        self.run("disconnect", &self.scripts.disconnect, &[aid.to_string(), session.to_string()]).await.map(|_| ())
     }
 
     pub async fn set_presence(&self, aid: &str, presence: &Presence, cause: &str) -> Result<()> {
         crate::model::validate_len("presence.reason", presence.reason(), 100)
             .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
         let args = [aid, presence.state_str(), presence.reason(), cause, ""].map(String::from);
-        self.run(&self.scripts.presence, &args).await.map(|_| ())
+        self.run("presence", &self.scripts.presence, &args).await.map(|_| ())
     }
 
     /// Supervisor logout: offline now (pending offers go back), and the desktop stream is closed.
     pub async fn logout(&self, aid: &str) -> Result<()> {
         let args = [aid, "offline", "", "supervisor", "1"].map(String::from);
-        self.run(&self.scripts.presence, &args).await.map(|_| ())
+        self.run("presence", &self.scripts.presence, &args).await.map(|_| ())
     }
 
     pub async fn accept(&self, aid: &str, iid: &str) -> Result<Interaction> {
-        self.run(&self.scripts.accept, &[aid.to_string(), iid.to_string()]).await?;
+        self.run("accept", &self.scripts.accept, &[aid.to_string(), iid.to_string()]).await?;
         self.get_interaction(iid, true).await
     }
 
     pub async fn reject(&self, aid: &str, iid: &str, reason: &str) -> Result<()> {
         crate::model::validate_len("reason", reason, 200).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
-        self.run(&self.scripts.reject, &[aid.to_string(), iid.to_string(), reason.to_string()]).await.map(|_| ())
+        self.run("reject", &self.scripts.reject, &[aid.to_string(), iid.to_string(), reason.to_string()]).await.map(|_| ())
     }
 
     pub async fn reply(&self, aid: &str, iid: &str, body: &str) -> Result<Message> {
         validate_body(body)?;
-        let r = self.run(&self.scripts.reply, &[aid.to_string(), iid.to_string(), body.to_string()]).await?;
+        let r = self.run("reply", &self.scripts.reply, &[aid.to_string(), iid.to_string(), body.to_string()]).await?;
         self.message(iid, parse_u64(r.first())?).await
     }
 
     pub async fn complete(&self, aid: &str, iid: &str, disposition: &str, notes: &str) -> Result<Interaction> {
         validate_disposition(disposition, notes)?;
         let args = [aid, iid, disposition, notes].map(String::from);
-        self.run(&self.scripts.complete, &args).await?;
+        self.run("complete", &self.scripts.complete, &args).await?;
         self.get_interaction(iid, false).await
     }
 
     pub async fn end_wrap_up(&self, aid: &str, iid: &str, disposition: &str, notes: &str) -> Result<Interaction> {
         validate_disposition(disposition, notes)?;
         let args = [aid, iid, disposition, notes].map(String::from);
-        self.run(&self.scripts.end_wrap, &args).await?;
+        self.run("end_wrap", &self.scripts.end_wrap, &args).await?;
         self.get_interaction(iid, false).await
     }
 
@@ -511,7 +521,7 @@ impl Store {
             priority_boost.to_string(),
             wait_ms.to_string(),
         ];
-        self.run(&self.scripts.transfer, &args).await?;
+        self.run("transfer", &self.scripts.transfer, &args).await?;
         self.get_interaction(iid, false).await
     }
 
@@ -562,14 +572,14 @@ impl Store {
 
     pub async fn move_interaction(&self, iid: &str, queue: &str) -> Result<Interaction> {
         crate::model::validate_id("queue", queue).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
-        self.run(&self.scripts.move_ix, &[iid.to_string(), queue.to_string()]).await?;
+        self.run("move_ix", &self.scripts.move_ix, &[iid.to_string(), queue.to_string()]).await?;
         self.get_interaction(iid, false).await
     }
 
     pub async fn reprioritize(&self, iid: &str, priority: i32) -> Result<Interaction> {
         crate::model::validate_priority("priority", priority)
             .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
-        self.run(&self.scripts.reprioritize, &[iid.to_string(), priority.to_string()]).await?;
+        self.run("reprioritize", &self.scripts.reprioritize, &[iid.to_string(), priority.to_string()]).await?;
         self.get_interaction(iid, false).await
     }
 
@@ -681,7 +691,7 @@ impl Store {
     // ------------------------------------------------------------------ timers, instances, clock
 
     pub async fn fire_timers(&self, max: usize) -> Result<TimerSweep> {
-        let r = self.run(&self.scripts.timers, &[max.to_string()]).await?;
+        let r = self.run("timers", &self.scripts.timers, &[max.to_string()]).await?;
         Ok(TimerSweep {
             fired: parse_u64(r.first())? as usize,
             next_due_ms: r.get(1).and_then(|s| s.parse::<f64>().ok()).map(|f| f as u64),
@@ -691,7 +701,7 @@ impl Store {
 
     pub async fn heartbeat(&self, instance: &str, stopping: bool) -> Result<()> {
         let args = [instance.to_string(), if stopping { "stop" } else { "" }.to_string()];
-        self.run(&self.scripts.heartbeat, &args).await.map(|_| ())
+        self.run("heartbeat", &self.scripts.heartbeat, &args).await.map(|_| ())
     }
 
     /// Redis time plus the test clock offset, in ms — the clock every script uses.
