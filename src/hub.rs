@@ -27,15 +27,15 @@ pub enum Push {
     Closed { reason: String },
 }
 
-struct Session {
-    id: String,
-    tx: mpsc::UnboundedSender<Push>,
-}
+/// Sessions by (agent, session id). An agent may briefly have two here (a new login before the
+/// old stream has ended); the login script tells the old one to close through the inbox, so a
+/// login that fails its token check never disturbs the live session.
+type Sessions = HashMap<(String, String), mpsc::UnboundedSender<Push>>;
 
 pub struct Hub {
     instance: String,
     store: Store,
-    sessions: Mutex<HashMap<String, Session>>,
+    sessions: Mutex<Sessions>,
 }
 
 impl Hub {
@@ -49,20 +49,12 @@ impl Hub {
 
     /// Register before the login script runs, so no push for the new session can be missed.
     pub fn register(&self, agent: &str, session: &str, tx: mpsc::UnboundedSender<Push>) {
-        let old =
-            self.sessions.lock().expect("hub lock").insert(agent.to_string(), Session { id: session.to_string(), tx });
-        if let Some(old) = old {
-            let _ = old.tx.send(Push::Closed { reason: "replaced".into() });
-        }
+        self.sessions.lock().expect("hub lock").insert((agent.to_string(), session.to_string()), tx);
         metrics::gauge!("switchboard_agent_streams").set(self.session_count() as f64);
     }
 
     pub fn unregister(&self, agent: &str, session: &str) {
-        let mut s = self.sessions.lock().expect("hub lock");
-        if s.get(agent).is_some_and(|x| x.id == session) {
-            s.remove(agent);
-        }
-        drop(s);
+        self.sessions.lock().expect("hub lock").remove(&(agent.to_string(), session.to_string()));
         metrics::gauge!("switchboard_agent_streams").set(self.session_count() as f64);
     }
 
@@ -72,23 +64,23 @@ impl Hub {
 
     /// Sessions held here: (agent, session).
     pub fn sessions(&self) -> Vec<(String, String)> {
-        self.sessions.lock().expect("hub lock").iter().map(|(a, s)| (a.clone(), s.id.clone())).collect()
+        self.sessions.lock().expect("hub lock").keys().cloned().collect()
     }
 
     /// Tell every session to close (shutdown).
     pub fn close_all(&self, reason: &str) {
-        for s in self.sessions.lock().expect("hub lock").values() {
-            let _ = s.tx.send(Push::Closed { reason: reason.to_string() });
+        for tx in self.sessions.lock().expect("hub lock").values() {
+            let _ = tx.send(Push::Closed { reason: reason.to_string() });
         }
     }
 
     fn deliver(&self, agent: &str, session: &str, push: Push) {
         let s = self.sessions.lock().expect("hub lock");
-        match s.get(agent) {
-            Some(x) if x.id == session => {
-                let _ = x.tx.send(push);
+        match s.get(&(agent.to_string(), session.to_string())) {
+            Some(tx) => {
+                let _ = tx.send(push);
             }
-            _ => debug!(message = "Push for a session not held here.", agent, session),
+            None => debug!(message = "Push for a session not held here.", agent, session),
         }
     }
 

@@ -53,7 +53,7 @@ async fn put_agent(sb: &TestServer, a: pb::Agent) -> pb::Agent {
 }
 
 fn cap(voice: u32, chat: u32, sms: u32, email: u32) -> Option<pb::Capacity> {
-    Some(pb::Capacity { voice, chat, sms, email })
+    Some(pb::Capacity { voice: Some(voice), chat: Some(chat), sms: Some(sms), email: Some(email) })
 }
 
 async fn create(sb: &TestServer, req: pb::CreateInteractionRequest) -> pb::Interaction {
@@ -288,7 +288,7 @@ async fn admin_agents_crud_validation_and_token_privacy() {
 async fn admin_partial_capacity_takes_defaults_for_unset_fields() {
     let (_redis, sb) = start().await;
     let mut a = agent("ann", &[]);
-    a.capacity = Some(pb::Capacity { chat: 1, ..Default::default() });
+    a.capacity = Some(pb::Capacity { chat: Some(1), ..Default::default() });
     let stored = put_agent(&sb, a).await;
     assert_eq!(stored.capacity, cap(1, 1, 3, 5), "unset capacity fields must take the defaults");
     let got = sb.admin().await.get_agent(pb::GetAgentRequest { agent_id: "ann".into() }).await.unwrap().into_inner();

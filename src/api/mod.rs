@@ -190,10 +190,10 @@ pub fn agent_spec_to_pb(a: &model::AgentSpec) -> pb::Agent {
         name: a.name.clone(),
         skills: a.skills.clone().into_iter().collect(),
         capacity: Some(pb::Capacity {
-            voice: a.capacity.voice,
-            chat: a.capacity.chat,
-            sms: a.capacity.sms,
-            email: a.capacity.email,
+            voice: Some(a.capacity.voice),
+            chat: Some(a.capacity.chat),
+            sms: Some(a.capacity.sms),
+            email: Some(a.capacity.email),
         }),
         cross_channel_blocking: a.cross_channel_blocking,
         token: String::new(),
@@ -201,12 +201,15 @@ pub fn agent_spec_to_pb(a: &model::AgentSpec) -> pb::Agent {
 }
 
 pub fn agent_spec_from_pb(a: pb::Agent) -> Result<model::AgentSpec, Status> {
+    let d = model::Capacity::default();
     let capacity = match a.capacity {
-        // An all-zero message means "not given" to most clients; take the defaults.
-        Some(c) if c != pb::Capacity::default() => {
-            model::Capacity { voice: c.voice, chat: c.chat, sms: c.sms, email: c.email }
-        }
-        _ => model::Capacity::default(),
+        Some(c) => model::Capacity {
+            voice: c.voice.unwrap_or(d.voice),
+            chat: c.chat.unwrap_or(d.chat),
+            sms: c.sms.unwrap_or(d.sms),
+            email: c.email.unwrap_or(d.email),
+        },
+        None => d,
     };
     let spec = model::AgentSpec {
         id: a.id,

@@ -467,7 +467,9 @@ impl Store {
 
     pub async fn reject(&self, aid: &str, iid: &str, reason: &str) -> Result<()> {
         crate::model::validate_len("reason", reason, 200).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
-        self.run("reject", &self.scripts.reject, &[aid.to_string(), iid.to_string(), reason.to_string()]).await.map(|_| ())
+        self.run("reject", &self.scripts.reject, &[aid.to_string(), iid.to_string(), reason.to_string()])
+            .await
+            .map(|_| ())
     }
 
     pub async fn reply(&self, aid: &str, iid: &str, body: &str) -> Result<Message> {
