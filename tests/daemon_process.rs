@@ -1,0 +1,103 @@
+//! The real `switchboard` binary as an operator runs it: config file, env overrides, readiness,
+//! SIGTERM, and config errors that name the key.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use switchboard::api::pb;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_switchboard")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_reads_config_and_env_and_stops_cleanly_on_sigterm() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("switchboard.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+[redis]
+url = "redis://127.0.0.1:1"   # overridden by SWITCHBOARD_REDIS_URL below
+[routing]
+timer_poll_ms = 20
+[[queues]]
+name = "support"
+requirements = [{ skill = "english", min_level = 3 }]
+[[agents]]
+id = "ann"
+name = "Ann"
+skills = { english = 5 }
+"#,
+    )
+    .unwrap();
+    let (grpc, http) = (free_port(), free_port());
+    let mut child = Command::new(bin())
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("SWITCHBOARD_REDIS_URL", &redis.url)
+        .env("SWITCHBOARD_GRPC_LISTEN", format!("127.0.0.1:{grpc}"))
+        .env("SWITCHBOARD_HTTP_LISTEN", format!("127.0.0.1:{http}"))
+        .env("SWITCHBOARD_AGENT_TOKEN_ANN", "from-env")
+        .env("SWITCHBOARD_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = format!("http://127.0.0.1:{http}/readyz");
+    eventually("daemon ready", Duration::from_secs(30), || {
+        let u = ready.clone();
+        async move { http_get(&u).await.ok().filter(|(c, _)| *c == 200) }
+    })
+    .await;
+    // The token came from the environment, the queue and agent from the file.
+    let endpoint = format!("http://127.0.0.1:{grpc}");
+    assert!(Desktop::login(&endpoint, "ann", "").await.is_err());
+    let (mut ann, _) = Desktop::login(&endpoint, "ann", "from-env").await.unwrap();
+    ann.ready().await;
+    let mut ixs = pb::interactions_client::InteractionsClient::connect(endpoint.clone()).await.unwrap();
+    ixs.create_interaction(new_chat("support", "visitor", "hello")).await.unwrap();
+    ann.wait_offer().await;
+
+    // SIGTERM to exactly this process: streams are closed with a reason, the process exits 0.
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    assert_eq!(ann.wait_closed().await.as_deref(), Some("shutdown"));
+    let exit = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    assert!(exit.status.success(), "exit status {:?}", exit.status);
+    let logs = String::from_utf8_lossy(&exit.stdout);
+    assert!(logs.lines().any(|l| l.starts_with('{') && l.contains("\"message\":\"Switchboard stopping.\"")), "{logs}");
+    // Message bodies are not logged at info level.
+    assert!(!logs.contains("hello"), "{logs}");
+}
+
+#[test]
+fn check_config_names_the_bad_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[routing]\npresence_grace_secs = 0\n", "routing.presence_grace_secs"),
+        (
+            "[[queues]]\nname = \"q\"\nrequirements = [{ skill = \"x\", min_level = 11 }]\n",
+            "queues[0].requirements[0].min_level",
+        ),
+        ("[[agents]]\nid = \"a\"\nskills = { x = 0 }\n", "agents[0].skills.x"),
+        ("[server]\ngrpc_listn = \"127.0.0.1:1\"\n", "grpc_listn"),
+        ("[redis]\nurl = \"http://x\"\n", "redis.url"),
+    ];
+    for (text, key) in cases {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(bin()).args(["check-config", "--config"]).arg(&path).output().unwrap();
+        assert!(!out.status.success(), "{text} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(key), "error for {text:?} does not name {key}: {err}");
+    }
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, include_str!("../deploy/switchboard.toml")).unwrap();
+    let out = Command::new(bin()).args(["check-config", "--config"]).arg(&good).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
