@@ -127,7 +127,10 @@ impl Hub {
                     let kind: String = entry.get("kind").unwrap_or_default();
                     let data: String = entry.get("data").unwrap_or_default();
                     match self.resolve(&kind, &data).await {
-                        Ok(Some(push)) => self.deliver(&agent, &session, push),
+                        Ok(Some(push)) => {
+                            metrics::counter!("switchboard_pushes_total", "kind" => kind.clone()).increment(1);
+                            self.deliver(&agent, &session, push)
+                        }
                         Ok(None) => {}
                         Err(error) => warn!(message = "Could not resolve a push.", %error, kind, agent),
                     }
