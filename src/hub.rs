@@ -126,7 +126,7 @@ impl Hub {
                     let session: String = entry.get("session").unwrap_or_default();
                     let kind: String = entry.get("kind").unwrap_or_default();
                     let data: String = entry.get("data").unwrap_or_default();
-                    match self.resolve(&kind, &data).await {
+                    match self.resolve(&agent, &kind, &data).await {
                         Ok(Some(push)) => {
                             metrics::counter!("switchboard_pushes_total", "kind" => kind.clone()).increment(1);
                             self.deliver(&agent, &session, push)
@@ -141,14 +141,22 @@ impl Hub {
         }
     }
 
-    async fn resolve(&self, kind: &str, data: &str) -> Result<Option<Push>, StoreError> {
+    async fn resolve(&self, agent: &str, kind: &str, data: &str) -> Result<Option<Push>, StoreError> {
         let v: serde_json::Value =
             serde_json::from_str(data).map_err(|e| StoreError::Corrupt(format!("push data: {e}")))?;
         let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or_default().to_string();
         Ok(Some(match kind {
             "offer" => match self.store.get_interaction(&s("ix"), true).await {
-                // Already accepted elsewhere, revoked or timed out: the push that follows says so.
-                Ok(ix) if ix.state != crate::model::InteractionState::Offered => return Ok(None),
+                // This push may lag behind: the offer can be gone (revoked, timed out) and the
+                // interaction offered again, even to someone else. Only the very offer is shown;
+                // the push that ended it follows in the inbox.
+                Ok(ix)
+                    if ix.state != crate::model::InteractionState::Offered
+                        || ix.agent_id != agent
+                        || Some(ix.offer_seq) != v.get("seq").and_then(|x| x.as_u64()) =>
+                {
+                    return Ok(None);
+                }
                 Ok(ix) => Push::Offer(ix),
                 Err(StoreError::NotFound(_)) => return Ok(None),
                 Err(e) => return Err(e),

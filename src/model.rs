@@ -495,6 +495,8 @@ pub struct Interaction {
     pub messages: Vec<Message>,
     /// Offer expiry while offered.
     pub offer_expires_ms: Option<u64>,
+    /// Counts offers of this interaction; tells a current offer from a stale one.
+    pub offer_seq: u64,
 }
 
 /// What a channel adapter or integration asks for.

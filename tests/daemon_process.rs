@@ -36,7 +36,7 @@ skills = { english = 5 }
     )
     .unwrap();
     let (grpc, http) = (free_port(), free_port());
-    let mut child = Command::new(bin())
+    let child = Command::new(bin())
         .args(["serve", "--config"])
         .arg(&cfg)
         .env("SWITCHBOARD_REDIS_URL", &redis.url)

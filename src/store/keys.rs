@@ -35,6 +35,8 @@ pub const FORMATS: &[(&str, &str)] = &[
     ("wait", "wait:{}:{}"),
     // Zset: every interaction waiting in a queue, by original enqueue time.
     ("qwait", "qwait:{}"),
+    // Set: interactions of a queue that have not ended (queued, offered, active, wrap-up).
+    ("qlive", "qlive:{}"),
     // Hash: an interaction.
     ("ix", "ix:{}"),
     // Set: agents that must not be offered this interaction again.
@@ -119,6 +121,9 @@ impl Keys {
     }
     pub fn qwait(&self, queue: &str) -> String {
         self.fmt("qwait", &[queue])
+    }
+    pub fn qlive(&self, queue: &str) -> String {
+        self.fmt("qlive", &[queue])
     }
     pub fn ix(&self, id: &str) -> String {
         self.fmt("ix", &[id])

@@ -777,6 +777,7 @@ fn interaction_from_hash(h: &HashMap<String, String>) -> Result<Interaction> {
         end_reason: s("end_reason"),
         messages: Vec::new(),
         offer_expires_ms: (state == InteractionState::Offered).then(|| num(h, "oexp")),
+        offer_seq: num(h, "oseq"),
     })
 }
 

@@ -25,6 +25,7 @@ redis.call('HSET', K.ix(iid), 'id', iid, 'ch', ch, 'cust', ARGV[4], 'subj', ARGV
   'queue', queue, 'pri', pri, 'enq', NOW, 'qenter', NOW, 'qseq', 1, 'stage', 0, 'created', NOW,
   'target', target, 'oseq', 0, 'tseq', 0, 'nmsg', 0, 'state', 'queued', 'agent', '', 'pool', '', 'esc', '', 'xfer', '')
 if idem ~= '' then redis.call('SET', K.idem(idem), iid, 'EX', IDEM_TTL) end
+redis.call('SADD', K.qlive(queue), iid)
 emit('created', iid, '', queue, { channel = ch, customer = ARGV[4], subject = ARGV[5], priority = pri })
 if ARGV[9] ~= '' then
   local seq = append_msg(iid, 'customer', '', ARGV[9])

@@ -2,9 +2,9 @@
 local name = ARGV[1]
 local q = queue_cfg(name)
 if not q then return err('NOT_FOUND', 'name: no queue named "' .. name .. '"') end
-local n = redis.call('ZCARD', K.qwait(name))
+local n = redis.call('SCARD', K.qlive(name))
 if n > 0 then
-  return err('PRECONDITION', 'name: ' .. n .. ' interaction(s) are waiting in "' .. name .. '"; move or withdraw them first')
+  return err('PRECONDITION', 'name: ' .. n .. ' interaction(s) in "' .. name .. '" have not ended; move, withdraw or complete them first')
 end
 for _, other in ipairs(redis.call('SMEMBERS', K.queues())) do
   if other ~= name then
@@ -28,7 +28,7 @@ for s = 0, q.stages - 1 do
     redis.call('DEL', K.avail(pool, ch), K.wait(pool, ch))
   end
 end
-redis.call('DEL', K.queue(name), K.qwait(name))
+redis.call('DEL', K.queue(name), K.qwait(name), K.qlive(name))
 redis.call('SREM', K.queues(), name)
 redis.call('HINCRBY', K.meta(), 'queues_ver', 1)
 emit('queue_deleted', '', '', name, {})

@@ -161,9 +161,15 @@ local function unwait(iid, ix)
   ix.pool = ''
 end
 
--- Put a (not yet waiting) interaction into its waiting set, keeping its original age.
+-- Put a (not yet waiting) interaction into its waiting set, keeping its original age. The stage
+-- is capped to the queue's current stages (an admin change may have removed some).
 local function enwait(iid, ix)
   local score = wait_score(num(ix.pri), num(ix.enq))
+  local q = queue_cfg(ix.queue)
+  if q and num(ix.stage) >= q.stages then
+    ix.stage = tostring(math.max(0, q.stages - 1))
+    redis.call('HSET', K.ix(iid), 'stage', ix.stage)
+  end
   local pool = ''
   if ix.target and ix.target ~= '' then
     redis.call('ZADD', K.await(ix.target), score, iid)
@@ -213,7 +219,7 @@ local function offer(iid, aid)
   redis.call('ZADD', K.timers(), exp, 'offer|' .. iid .. '|' .. seq)
   fig_incr(ix.queue, 'offered', 1)
   emit('offered', iid, aid, ix.queue, { expires = exp, seq = seq, channel = ix.ch })
-  notify(aid, 'offer', { ix = iid, expires = exp })
+  notify(aid, 'offer', { ix = iid, expires = exp, seq = seq })
   refresh_agent(aid)
 end
 
@@ -343,6 +349,7 @@ local function finish(iid, ix)
     release(aid, ix.ch, iid)
     redis.call('HSET', K.agent(aid), 'idle', NOW)
   end
+  redis.call('SREM', K.qlive(ix.queue), iid)
   emit('completed', iid, aid, ix.queue, { disposition = ix.disp or '', notes = ix.notes or '' })
   expire_keys(iid)
   if aid and aid ~= '' then
@@ -391,6 +398,8 @@ local function move_to_queue(iid, ix, queue)
   local waiting = ix.state == 'queued'
   if waiting then unwait(iid, ix) end
   local qseq = redis.call('HINCRBY', K.ix(iid), 'qseq', 1)
+  redis.call('SREM', K.qlive(ix.queue), iid)
+  redis.call('SADD', K.qlive(queue), iid)
   redis.call('HSET', K.ix(iid), 'queue', queue, 'stage', 0, 'qenter', NOW)
   ix.queue, ix.stage, ix.qseq, ix.qenter = queue, '0', tostring(qseq), tostring(NOW)
   schedule_escalation(iid, ix, 0)
@@ -406,6 +415,7 @@ local function abandon(iid, ix, reason)
   end
   if ix.esc and ix.esc ~= '' then redis.call('ZREM', K.timers(), ix.esc) end
   redis.call('HSET', K.ix(iid), 'state', 'abandoned', 't_abandoned', NOW, 'end_reason', reason, 'esc', '')
+  redis.call('SREM', K.qlive(ix.queue), iid)
   fig_incr(ix.queue, 'abandoned', 1)
   emit('abandoned', iid, ix.agent or '', ix.queue, { reason = reason, waited_ms = NOW - num(ix.enq) })
   expire_keys(iid)

@@ -15,10 +15,11 @@ end
 local new_channels = {}
 for _, c in ipairs(split_csv(ARGV[5])) do new_channels[c] = true end
 local waiting = redis.call('ZRANGE', K.qwait(name), 0, -1)
-for _, iid in ipairs(waiting) do
+local live = redis.call('SMEMBERS', K.qlive(name))
+for _, iid in ipairs(live) do
   local ch = redis.call('HGET', K.ix(iid), 'ch')
   if ch and not new_channels[ch] then
-    return err('PRECONDITION', 'channels: ' .. ch .. ' interactions are waiting in "' .. name .. '"; cannot drop the channel')
+    return err('PRECONDITION', 'channels: ' .. ch .. ' interactions in "' .. name .. '" have not ended; cannot drop the channel yet')
   end
 end
 local old = queue_cfg(name)
@@ -45,15 +46,15 @@ for i = 14, #ARGV, 3 do
   redis.call('SADD', K.pool_agents(pool), aid)
   touched[aid] = true
 end
-for _, iid in ipairs(waiting) do
+-- Re-file waiting interactions (their stage may no longer exist) and cap the stage of the others,
+-- so a later requeue lands in a pool that exists.
+for _, iid in ipairs(live) do
   local ix = ix_get(iid)
-  if ix.state == 'queued' and (not ix.target or ix.target == '') then
+  if ix and ix.state == 'queued' then
     unwait(iid, ix)
-    if num(ix.stage) >= q.stages then
-      ix.stage = tostring(q.stages - 1)
-      redis.call('HSET', K.ix(iid), 'stage', ix.stage)
-    end
     enwait(iid, ix)
+  elseif ix and num(ix.stage) >= q.stages then
+    redis.call('HSET', K.ix(iid), 'stage', q.stages - 1)
   end
 end
 redis.call('HINCRBY', K.meta(), 'queues_ver', 1)

@@ -72,15 +72,21 @@ local function fire_grace(aid, session)
   go_offline(aid, 'stale')
 end
 
+-- An instance missed its heartbeats past the grace period: its agents go offline. If it was only
+-- paused, its inbox tells each stream to close, so the desktops reconnect and log in again.
 local function fire_instance(inst)
   for _, aid in ipairs(redis.call('SMEMBERS', K.inst_agents(inst))) do
-    local a = redis.call('HMGET', K.agent(aid), 'instance', 'connected', 'presence')
+    local a = redis.call('HMGET', K.agent(aid), 'instance', 'connected', 'presence', 'session')
     if a[1] == inst and a[2] == '1' then
+      redis.call('XADD', K.inbox(inst), 'MAXLEN', '~', INBOX_MAXLEN, '*',
+        'agent', aid, 'session', a[4] or '', 'kind', 'closed', 'data', cjson.encode({ reason = 'stale' }))
       redis.call('HSET', K.agent(aid), 'connected', 0)
       if a[3] ~= 'offline' then go_offline(aid, 'stale') end
     end
   end
-  redis.call('DEL', K.inst_agents(inst), K.inbox(inst))
+  redis.call('DEL', K.inst_agents(inst))
+  -- A dead instance never reads its inbox again; a paused one reads it within this time.
+  redis.call('EXPIRE', K.inbox(inst), 3600)
   emit('instance_lost', '', '', '', { instance = inst })
 end
 
