@@ -239,16 +239,18 @@ async fn highest_priority_then_longest_waiting_across_queues() {
     s.queue(q("q1", &[])).await;
     s.queue(q("q2", &[])).await;
     s.agent_with("a", &[], chat_only(1), None).await;
+    let step = Duration::from_millis(5);
     let old_low = s.create(Channel::Chat, "q1", "c1", Some(1)).await;
-    let new_high = s.create(Channel::Chat, "q2", "c2", Some(5)).await;
-    let old_high = s.create(Channel::Chat, "q1", "c3", Some(5)).await;
+    s.store.advance_clock(step).await.unwrap();
+    let older_high = s.create(Channel::Chat, "q2", "c2", Some(5)).await;
+    s.store.advance_clock(step).await.unwrap();
+    let newer_high = s.create(Channel::Chat, "q1", "c3", Some(5)).await;
     s.ready("a").await;
-    assert_eq!(s.offered_to(&new_high.id).await.as_deref(), Some("a"), "priority first, then age");
-    s.store.reject("a", &new_high.id, "").await.unwrap();
-    assert_eq!(s.offered_to(&old_high.id).await.as_deref(), Some("a"));
-    s.store.reject("a", &old_high.id, "").await.unwrap();
+    assert_eq!(s.offered_to(&older_high.id).await.as_deref(), Some("a"), "priority first, then age");
+    s.store.reject("a", &older_high.id, "").await.unwrap();
+    assert_eq!(s.offered_to(&newer_high.id).await.as_deref(), Some("a"));
+    s.store.reject("a", &newer_high.id, "").await.unwrap();
     assert_eq!(s.offered_to(&old_low.id).await.as_deref(), Some("a"));
-    let _ = old_high;
 }
 
 #[tokio::test]

@@ -287,7 +287,8 @@ local function pull_for_agent(aid)
           for _, ch in ipairs(q.channels) do
             if can_take(a, ch) then
               local iid, score = head_for(K.wait(pool, ch), aid)
-              if iid and (best_score == nil or score < best_score) then
+              -- Same millisecond: the time-ordered id decides, as within one waiting set.
+              if iid and (best_score == nil or score < best_score or (score == best_score and iid < best)) then
                 best, best_score = iid, score
               end
             end
