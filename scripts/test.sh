@@ -22,9 +22,9 @@ step() {
 step cargo fmt --check
 step cargo clippy --all-targets -- -D warnings
 if cargo nextest --version >/dev/null 2>&1; then
-    step cargo nextest run --no-fail-fast "$@"
-    # nextest does not run doctests.
+    # nextest does not run doctests; run them first so the suite's summary is the last word.
     step cargo test --doc "$@"
+    step cargo nextest run --no-fail-fast "$@"
 else
     echo "cargo-nextest not installed; using cargo test"
     step cargo test --no-fail-fast "$@"
