@@ -733,7 +733,9 @@ fn spawn_checker(
         let store = Store::connect(&redis_url, StoreOptions::default()).await.unwrap();
         let keys = store.keys().clone();
         let client = redis::Client::open(redis_url.as_str()).unwrap();
-        let mut con = client.get_multiplexed_async_connection().await.unwrap();
+        // A loaded 2-core machine can exceed the default 500 ms response timeout.
+        let cfg = redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(60)));
+        let mut con = client.get_multiplexed_async_connection_with_config(&cfg).await.unwrap();
         let mut rounds = 0;
         while !stop.is_cancelled() {
             let ixs = created.lock().unwrap().clone();

@@ -199,8 +199,10 @@ impl RedisServer {
     pub async fn client(&self) -> redis::aio::MultiplexedConnection {
         let client =
             redis::Client::open(self.url.as_str()).unwrap_or_else(|e| panic!("invalid redis url {}: {e}", self.url));
+        // The default 500 ms response timeout is too short for large reads on a loaded 2-core machine.
+        let cfg = redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(60)));
         client
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&cfg)
             .await
             .unwrap_or_else(|e| panic!("cannot connect to redis at {}: {e}", self.url))
     }

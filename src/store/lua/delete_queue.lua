@@ -16,18 +16,7 @@ for _, other in ipairs(redis.call('SMEMBERS', K.queues())) do
     end
   end
 end
-local touched = {}
-for s = 0, q.stages - 1 do
-  local pool = name .. '#' .. s
-  for _, aid in ipairs(redis.call('SMEMBERS', K.pool_agents(pool))) do
-    redis.call('HDEL', K.agent_pools(aid), pool)
-    touched[aid] = true
-  end
-  redis.call('DEL', K.pool_agents(pool))
-  for _, ch in ipairs(CHANNELS) do
-    redis.call('DEL', K.avail(pool, ch), K.wait(pool, ch))
-  end
-end
+drop_pools(name, q.stages, {})
 redis.call('DEL', K.queue(name), K.qwait(name), K.qlive(name))
 redis.call('SREM', K.queues(), name)
 redis.call('HINCRBY', K.meta(), 'queues_ver', 1)

@@ -445,6 +445,32 @@ local function go_offline(aid, cause)
   end
 end
 
+-- The interaction, if it is offered to `aid`; else nil and the error to return.
+local function offered_to(iid, aid)
+  local ix = ix_get(iid)
+  if not ix then return nil, err('NOT_FOUND', 'interaction_id: no interaction "' .. iid .. '"') end
+  if ix.state ~= 'offered' or ix.agent ~= aid then
+    return nil, err('PRECONDITION', 'interaction_id: "' .. iid .. '" is not offered to you (it is ' .. ix.state .. ')')
+  end
+  return ix
+end
+
+-- Removes every pool of a queue from the routing indexes; returns the agents that were in them.
+local function drop_pools(name, stages, touched)
+  for s = 0, stages - 1 do
+    local pool = name .. '#' .. s
+    for _, aid in ipairs(redis.call('SMEMBERS', K.pool_agents(pool))) do
+      redis.call('HDEL', K.agent_pools(aid), pool)
+      touched[aid] = true
+    end
+    redis.call('DEL', K.pool_agents(pool))
+    for _, ch in ipairs(CHANNELS) do
+      redis.call('DEL', K.avail(pool, ch), K.wait(pool, ch))
+    end
+  end
+  return touched
+end
+
 local function ok(...)
   return { 'ok', ... }
 end

@@ -25,15 +25,12 @@ end
 local old = queue_cfg(name)
 local touched = {}
 if old then
-  for s = 0, old.stages - 1 do
-    local pool = name .. '#' .. s
-    for _, aid in ipairs(redis.call('SMEMBERS', K.pool_agents(pool))) do
-      redis.call('HDEL', K.agent_pools(aid), pool)
-      touched[aid] = true
-    end
-    redis.call('DEL', K.pool_agents(pool))
-    for _, ch in ipairs(CHANNELS) do redis.call('DEL', K.avail(pool, ch)) end
+  -- Waiting sets are emptied too: the waiting interactions are filed again below.
+  for _, iid in ipairs(live) do
+    local ix = ix_get(iid)
+    if ix and ix.state == 'queued' then unwait(iid, ix) end
   end
+  drop_pools(name, old.stages, touched)
 end
 redis.call('HSET', key, 'strategy', ARGV[4], 'channels', ARGV[5], 'pri', ARGV[6], 'offer_ms', ARGV[7],
   'wrap_ms', ARGV[8], 'sl_ms', ARGV[9], 'stages', ARGV[10], 'steps', ARGV[11], 'spec', ARGV[12])
@@ -51,7 +48,6 @@ end
 for _, iid in ipairs(live) do
   local ix = ix_get(iid)
   if ix and ix.state == 'queued' then
-    unwait(iid, ix)
     enwait(iid, ix)
   elseif ix and num(ix.stage) >= q.stages then
     redis.call('HSET', K.ix(iid), 'stage', q.stages - 1)

@@ -1,10 +1,7 @@
 -- ARGV: agent, interaction, reason
 local aid, iid = ARGV[1], ARGV[2]
-local ix = ix_get(iid)
-if not ix then return err('NOT_FOUND', 'interaction_id: no interaction "' .. iid .. '"') end
-if ix.state ~= 'offered' or ix.agent ~= aid then
-  return err('PRECONDITION', 'interaction_id: "' .. iid .. '" is not offered to you (it is ' .. ix.state .. ')')
-end
+local ix, e = offered_to(iid, aid)
+if not ix then return e end
 redis.call('ZREM', K.timers(), 'offer|' .. iid .. '|' .. ix.oseq)
 release(aid, ix.ch, iid)
 fig_incr(ix.queue, 'rejected', 1)
