@@ -1,6 +1,6 @@
 //! Compiles `proto/` with tonic. protoc comes from `protoc-bin-vendored`, so no system protoc is needed.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/switchboard/v1/switchboard.proto"];
+    let protos = ["proto/switchboard/v1/switchboard.proto", "proto/switchboard/crm/v1/crm.proto"];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }

@@ -3,7 +3,7 @@
 # nothing when everything is already there. Run as root, or as a user who may sudo.
 set -euo pipefail
 
-packages=(redis-server redis-tools ca-certificates curl build-essential pkg-config)
+packages=(redis-server redis-tools postgresql postgresql-client ca-certificates curl build-essential pkg-config)
 
 if [[ $(id -u) -eq 0 ]]; then
     sudo=()
@@ -19,13 +19,19 @@ for cmd in redis-server redis-cli cc curl pkg-config; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
 done
 [[ -e /etc/ssl/certs/ca-certificates.crt ]] || missing+=(ca-certificates)
+# PostgreSQL's server binaries are not on PATH on Debian; the tests look under
+# /usr/lib/postgresql/<version>/bin (tests/common/postgres.rs).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(initdb)
+command -v psql >/dev/null 2>&1 || missing+=(psql)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     echo "setup-debian: system packages already present"
 else
     echo "setup-debian: missing ${missing[*]}; installing ${packages[*]}"
-    # Tests and scripts/run.sh start their own Redis on their own ports; a system-wide one
-    # started by the package would hold 6379 and outlive us. Debian asks policy-rc.d first.
+    # Tests and scripts/run.sh start their own Redis and PostgreSQL on their own ports; a
+    # system-wide one started by the package would hold 6379/5432 and outlive us. Debian asks
+    # policy-rc.d first. (postgresql-common still creates its default cluster `main` on
+    # install; that is harmless as long as it is not started.)
     policy=/usr/sbin/policy-rc.d
     created_policy=0
     remove_policy() {

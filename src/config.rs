@@ -20,6 +20,8 @@ use toml::de::{DeTable, DeValue};
 use crate::model::{AgentSpec, EscalationAction, QueueSpec, ValidationError};
 
 pub const ENV_REDIS_URL: &str = "SWITCHBOARD_REDIS_URL";
+pub const ENV_CRM_DATABASE: &str = "SWITCHBOARD_CRM_DATABASE";
+pub const ENV_CRM_ENDPOINT: &str = "SWITCHBOARD_CRM_ENDPOINT";
 pub const ENV_GRPC_LISTEN: &str = "SWITCHBOARD_GRPC_LISTEN";
 pub const ENV_HTTP_LISTEN: &str = "SWITCHBOARD_HTTP_LISTEN";
 pub const ENV_LOG_FORMAT: &str = "SWITCHBOARD_LOG_FORMAT";
@@ -99,6 +101,7 @@ pub struct Config {
     pub redis: RedisConfig,
     pub routing: RoutingConfig,
     pub log: LogConfig,
+    pub crm: CrmConfig,
     /// Upserted at start; agents created through the admin API are kept.
     pub agents: Vec<AgentSpec>,
     pub queues: Vec<QueueSpec>,
@@ -196,6 +199,73 @@ impl Default for RoutingConfig {
             heartbeat_secs: 5,
             figures_window_secs: 900,
         }
+    }
+}
+
+/// The CRM store: the built-in one (in-process for `serve`, standalone for `switchboard crm`) or
+/// an external one reached at `endpoint`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CrmConfig {
+    /// false: no CRM at all — no screen-pop history, the event log is only capped, never delivered.
+    pub enabled: bool,
+    /// Empty: run the built-in CRM in-process. Otherwise the gRPC URL of a CRM store service
+    /// (`http://crm.internal:50052`).
+    pub endpoint: String,
+    /// The built-in store's database: `sqlite://file.db?mode=rwc` or `postgres://...`.
+    pub database: String,
+    /// Where `switchboard crm` listens.
+    pub listen: SocketAddr,
+    /// ISO country code for phone numbers written without one ("" = numbers need a country code).
+    pub default_region: String,
+    pub create_unknown_contacts: bool,
+    /// The screen-pop look-up's deadline; the offer goes out without history after it.
+    pub screen_pop_deadline_ms: u64,
+    /// Interactions shown on a screen-pop.
+    pub history_limit: u32,
+    /// How long a looked-up contact is reused (events for the contact invalidate it earlier).
+    pub cache_ttl_secs: u64,
+}
+
+impl Default for CrmConfig {
+    fn default() -> Self {
+        CrmConfig {
+            enabled: true,
+            endpoint: String::new(),
+            database: "sqlite://switchboard-crm.db?mode=rwc".into(),
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 50052)),
+            default_region: String::new(),
+            create_unknown_contacts: true,
+            screen_pop_deadline_ms: 250,
+            history_limit: 10,
+            cache_ttl_secs: 30,
+        }
+    }
+}
+
+impl CrmConfig {
+    pub fn screen_pop_deadline(&self) -> Duration {
+        Duration::from_millis(self.screen_pop_deadline_ms)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !self.endpoint.is_empty() && !self.endpoint.starts_with("http://") && !self.endpoint.starts_with("https://")
+        {
+            return Err(invalid("crm.endpoint", "must be an http:// or https:// URL"));
+        }
+        if !(self.database.starts_with("sqlite:")
+            || self.database.starts_with("postgres://")
+            || self.database.starts_with("postgresql://"))
+        {
+            return Err(invalid("crm.database", "must be a sqlite: or postgres:// URL"));
+        }
+        if !self.default_region.is_empty() && self.default_region.parse::<phonenumber::country::Id>().is_err() {
+            return Err(invalid("crm.default_region", format!("{:?} is not an ISO country code", self.default_region)));
+        }
+        check_range("crm.screen_pop_deadline_ms", self.screen_pop_deadline_ms, 10, 10_000, " ms")?;
+        check_range("crm.history_limit", u64::from(self.history_limit), 0, 100, "")?;
+        check_range("crm.cache_ttl_secs", self.cache_ttl_secs, 0, 3600, " seconds")?;
+        Ok(())
     }
 }
 
@@ -324,6 +394,12 @@ impl Config {
         if let Some(v) = non_empty(env, ENV_HTTP_LISTEN) {
             self.server.http_listen = parse_env_addr(&v, "server.http_listen", ENV_HTTP_LISTEN)?;
         }
+        if let Some(v) = non_empty(env, ENV_CRM_DATABASE) {
+            self.crm.database = v;
+        }
+        if let Some(v) = non_empty(env, ENV_CRM_ENDPOINT) {
+            self.crm.endpoint = v;
+        }
         if let Some(v) = non_empty(env, ENV_LOG_FORMAT) {
             self.log.format = v.parse().map_err(|m| invalid("log.format", format!("{m} (from {ENV_LOG_FORMAT})")))?;
         }
@@ -353,6 +429,7 @@ impl Config {
         self.redis.validate()?;
         self.routing.validate()?;
         self.log.validate()?;
+        self.crm.validate()?;
 
         let mut agent_ids: HashMap<&str, usize> = HashMap::new();
         for (i, agent) in self.agents.iter().enumerate() {

@@ -22,6 +22,17 @@ enum Command {
         #[arg(long, short, env = "SWITCHBOARD_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Run the built-in CRM store on its own (gRPC `switchboard.crm.v1.CrmStore`).
+    Crm {
+        #[arg(long, short, env = "SWITCHBOARD_CONFIG")]
+        config: Option<PathBuf>,
+        /// Overrides crm.database (`sqlite://file.db?mode=rwc` or `postgres://...`).
+        #[arg(long)]
+        database: Option<String>,
+        /// Overrides crm.listen.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Admin, supervisor and channel calls against a running daemon.
     Ctl {
         #[arg(long, default_value = "http://127.0.0.1:50051", env = "SWITCHBOARD_SERVER")]
@@ -53,6 +64,18 @@ fn main() -> anyhow::Result<()> {
             println!("{}: ok", config.display());
             Ok(())
         }
+        Command::Crm { config, database, listen } => {
+            let mut cfg = Config::load(config.as_deref(), &ProcessEnv)?;
+            if let Some(d) = database {
+                cfg.crm.database = d;
+            }
+            if let Some(l) = listen {
+                cfg.crm.listen = l;
+            }
+            cfg.validate()?;
+            switchboard::telemetry::init_logging(cfg.log.format, &cfg.log.filter_directive(&ProcessEnv));
+            runtime()?.block_on(crm(cfg))
+        }
         Command::Ctl { server, cmd } => runtime()?.block_on(switchboard::cli::ctl(&server, cmd)),
         Command::Desktop { server, agent, token } => {
             runtime()?.block_on(switchboard::cli::desktop(&server, &agent, &token))
@@ -79,6 +102,18 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(on_signal(shutdown.clone()));
     switchboard::server::Server::new(cfg).run(grpc, http, shutdown).await?;
+    Ok(())
+}
+
+async fn crm(cfg: Config) -> anyhow::Result<()> {
+    let db = switchboard::crm::CrmDb::open(switchboard::server::crm_options(&cfg)).await?;
+    let listener = tokio::net::TcpListener::bind(cfg.crm.listen)
+        .await
+        .with_context(|| format!("binding CRM listener {}", cfg.crm.listen))?;
+    tracing::info!(message = "Built-in CRM serving.", listen = %cfg.crm.listen);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(on_signal(shutdown.clone()));
+    switchboard::crm::service::serve(db, listener, shutdown).await?;
     Ok(())
 }
 

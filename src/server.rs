@@ -28,6 +28,8 @@ pub enum ServerError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("HTTP server: {0}")]
     Http(#[from] std::io::Error),
+    #[error("built-in CRM: {0}")]
+    Crm(#[from] crate::crm::CrmError),
 }
 
 pub struct Server {
@@ -72,6 +74,7 @@ impl Server {
             presence_grace: cfg.routing.presence_grace(),
             figures_window: cfg.routing.figures_window(),
             cross_channel_blocking: cfg.routing.cross_channel_blocking,
+            events_maxlen: if cfg.crm.enabled { 0 } else { 1_000_000 },
         };
         let Some(store) = connect_with_retry(&cfg.redis.url, &cfg.redis.redacted_url(), opts, &shutdown).await else {
             tracker.close();
@@ -80,6 +83,34 @@ impl Server {
         };
         bootstrap(&store, &cfg).await?;
         *store_slot.write().await = Some(store.clone());
+
+        let crm = if cfg.crm.enabled {
+            let endpoint = if cfg.crm.endpoint.is_empty() {
+                // The built-in CRM runs in-process but is still reached through its gRPC API, so
+                // it is interchangeable with an external one.
+                let db = crate::crm::CrmDb::open(crm_options(&cfg)).await?;
+                let listener = TcpListener::bind("127.0.0.1:0").await?;
+                let addr = listener.local_addr()?;
+                let stop = background.clone();
+                tracker.spawn(async move {
+                    if let Err(error) = crate::crm::service::serve(db, listener, stop).await {
+                        warn!(message = "Built-in CRM stopped.", %error);
+                    }
+                });
+                format!("http://{addr}")
+            } else {
+                cfg.crm.endpoint.clone()
+            };
+            let channel = tonic::transport::Endpoint::from_shared(endpoint)?
+                .connect_timeout(Duration::from_secs(5))
+                .connect_lazy();
+            Some(crate::outbox::CrmClient::new(channel))
+        } else {
+            None
+        };
+        if let Some(client) = &crm {
+            tracker.spawn(crate::outbox::run(store.clone(), client.clone(), instance.clone(), background.clone()));
+        }
 
         let hub = Hub::new(instance.clone(), store.clone());
         tracker.spawn(hub.clone().run(background.clone()));
@@ -154,6 +185,14 @@ impl Server {
         let _ = http_task.await;
         grpc_result?;
         Ok(())
+    }
+}
+
+pub fn crm_options(cfg: &Config) -> crate::crm::CrmOptions {
+    crate::crm::CrmOptions {
+        database_url: cfg.crm.database.clone(),
+        default_region: (!cfg.crm.default_region.is_empty()).then(|| cfg.crm.default_region.clone()),
+        create_unknown_contacts: cfg.crm.create_unknown_contacts,
     }
 }
 

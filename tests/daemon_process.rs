@@ -43,6 +43,7 @@ skills = { english = 5 }
         .env("SWITCHBOARD_GRPC_LISTEN", format!("127.0.0.1:{grpc}"))
         .env("SWITCHBOARD_HTTP_LISTEN", format!("127.0.0.1:{http}"))
         .env("SWITCHBOARD_AGENT_TOKEN_ANN", "from-env")
+        .env("SWITCHBOARD_CRM_DATABASE", format!("sqlite://{}/crm.db?mode=rwc", dir.path().display()))
         .env("SWITCHBOARD_LOG_FORMAT", "json")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

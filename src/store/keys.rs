@@ -50,6 +50,8 @@ pub const FORMATS: &[(&str, &str)] = &[
     ("timers", "timers"),
     // Stream: every state change (the interaction log outbox).
     ("events", "events"),
+    // String: the instance currently delivering the event log to the CRM (a lease with a TTL).
+    ("outbox_lease", "outbox_lease"),
     // Stream: pushes for the agent streams held by one instance.
     ("inbox", "inbox:{}"),
     // Set: agents whose desktop stream an instance holds.
@@ -139,6 +141,9 @@ impl Keys {
     }
     pub fn events(&self) -> String {
         self.fmt("events", &[])
+    }
+    pub fn outbox_lease(&self) -> String {
+        self.fmt("outbox_lease", &[])
     }
     pub fn inbox(&self, instance: &str) -> String {
         self.fmt("inbox", &[instance])

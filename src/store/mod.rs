@@ -47,6 +47,8 @@ pub struct StoreOptions {
     pub presence_grace: Duration,
     pub figures_window: Duration,
     pub cross_channel_blocking: bool,
+    /// 0: the event log is trimmed only by the CRM deliverer; otherwise capped at about this many.
+    pub events_maxlen: u64,
 }
 
 impl Default for StoreOptions {
@@ -56,6 +58,7 @@ impl Default for StoreOptions {
             presence_grace: Duration::from_secs(30),
             figures_window: Duration::from_secs(900),
             cross_channel_blocking: true,
+            events_maxlen: 1_000_000,
         }
     }
 }
@@ -98,6 +101,23 @@ pub enum TransferTarget {
     Agent { id: String, wait: Duration },
 }
 
+/// One entry of the event log (the `events` stream).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedEvent {
+    /// Stream entry id: unique within the routing domain, time-ordered.
+    pub id: String,
+    pub typ: String,
+    pub interaction_id: String,
+    pub agent_id: String,
+    pub queue: String,
+    pub at_ms: u64,
+    /// JSON object.
+    pub details: String,
+}
+
+/// The consumer group the CRM deliverer reads the event log through.
+pub const OUTBOX_GROUP: &str = "crm";
+
 /// Result of one timer sweep.
 #[derive(Debug, Clone, Copy)]
 pub struct TimerSweep {
@@ -133,7 +153,7 @@ impl Store {
             figures_ttl_secs: opts.figures_window.as_secs() + 120,
             interaction_ttl_secs: 7 * 86_400,
             idempotency_ttl_secs: 86_400,
-            events_maxlen: 1_000_000,
+            events_maxlen: opts.events_maxlen,
             inbox_maxlen: 100_000,
             max_messages: 10_000,
         };
@@ -699,6 +719,122 @@ impl Store {
             next_due_ms: r.get(1).and_then(|s| s.parse::<f64>().ok()).map(|f| f as u64),
             now_ms: parse_u64(r.get(2))?,
         })
+    }
+
+    /// Creates the deliverer's consumer group (from the start of the log, so nothing emitted
+    /// before the first deliverer ran is missed).
+    pub async fn outbox_init(&self) -> Result<()> {
+        let mut con = self.con.clone();
+        let r: redis::RedisResult<String> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(self.keys.events())
+            .arg(OUTBOX_GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut con)
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The next events to deliver, oldest first: first any delivered-but-unacknowledged ones
+    /// (this consumer's, and those of a previous deliverer that died), then new ones, waiting up
+    /// to `block` for them.
+    pub async fn outbox_read(
+        &self,
+        con: &mut redis::aio::MultiplexedConnection,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<LoggedEvent>> {
+        let events = self.keys.events();
+        // Claim whatever other consumers left pending; only the lease holder reads, so they are dead.
+        let _: redis::Value = redis::cmd("XAUTOCLAIM")
+            .arg(&events)
+            .arg(OUTBOX_GROUP)
+            .arg(consumer)
+            .arg(0)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(count)
+            .arg("JUSTID")
+            .query_async(con)
+            .await?;
+        let pending = self.outbox_group_read(con, consumer, count, None, "0").await?;
+        if !pending.is_empty() {
+            return Ok(pending);
+        }
+        self.outbox_group_read(con, consumer, count, Some(block), ">").await
+    }
+
+    async fn outbox_group_read(
+        &self,
+        con: &mut redis::aio::MultiplexedConnection,
+        consumer: &str,
+        count: usize,
+        block: Option<Duration>,
+        from: &str,
+    ) -> Result<Vec<LoggedEvent>> {
+        let mut opts = redis::streams::StreamReadOptions::default().group(OUTBOX_GROUP, consumer).count(count);
+        if let Some(b) = block {
+            opts = opts.block(b.as_millis() as usize);
+        }
+        let keys = [self.keys.events()];
+        let reply: Option<redis::streams::StreamReadReply> = con.xread_options(&keys, &[from], &opts).await?;
+        let mut out = Vec::new();
+        for k in reply.map(|r| r.keys).unwrap_or_default() {
+            for e in k.ids {
+                let g = |f: &str| e.get::<String>(f).unwrap_or_default();
+                out.push(LoggedEvent {
+                    typ: g("type"),
+                    interaction_id: g("ix"),
+                    agent_id: g("agent"),
+                    queue: g("queue"),
+                    at_ms: g("at").parse().unwrap_or(0),
+                    details: g("details"),
+                    id: e.id,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Acknowledges delivered events and trims the log up to the last of them.
+    pub async fn outbox_ack(&self, ids: &[String]) -> Result<()> {
+        let Some(last) = ids.last() else { return Ok(()) };
+        let mut con = self.con.clone();
+        let events = self.keys.events();
+        let mut ack = redis::cmd("XACK");
+        ack.arg(&events).arg(OUTBOX_GROUP).arg(ids);
+        // MINID keeps entries >= the id given: the successor of the last delivered one.
+        let (ms, seq) = last.split_once('-').unwrap_or((last, "0"));
+        let next = format!("{ms}-{}", seq.parse::<u64>().unwrap_or(0) + 1);
+        let _: (i64, i64) = redis::pipe()
+            .add_command(ack)
+            .cmd("XTRIM")
+            .arg(&events)
+            .arg("MINID")
+            .arg(next)
+            .query_async(&mut con)
+            .await?;
+        Ok(())
+    }
+
+    /// Events not yet delivered (the log is trimmed as they are).
+    pub async fn outbox_backlog(&self) -> Result<u64> {
+        let mut con = self.con.clone();
+        Ok(con.xlen(self.keys.events()).await?)
+    }
+
+    /// Takes or renews the event-log delivery lease; true while this instance holds it.
+    pub async fn outbox_lease(&self, instance: &str, ttl: Duration) -> Result<bool> {
+        let r = self
+            .run("outbox_lease", &self.scripts.outbox_lease, &[instance.to_string(), ttl.as_millis().to_string()])
+            .await?;
+        Ok(r.first().is_some_and(|s| s == "1"))
     }
 
     pub async fn heartbeat(&self, instance: &str, stopping: bool) -> Result<()> {

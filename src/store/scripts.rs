@@ -48,6 +48,7 @@ scripts!(
     delete_agent,
     put_queue,
     delete_queue,
+    outbox_lease,
 );
 
 /// Deployment constants baked into the scripts.

@@ -3,6 +3,8 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod harness;
+pub mod postgres;
 pub mod server;
 pub use harness::*;
+pub use postgres::*;
 pub use server::*;

@@ -31,6 +31,8 @@ pub struct TestServer {
     handle: Option<JoinHandle<Result<(), ServerError>>>,
     /// Each instance runs on its own runtime, so `kill` can drop every task it spawned at once.
     runtime: Option<tokio::runtime::Runtime>,
+    /// Holds the built-in CRM's SQLite file unless the test chose a database.
+    _dir: tempfile::TempDir,
 }
 
 /// A config for tests: fast timer polling, short heartbeat.
@@ -48,8 +50,12 @@ impl TestServer {
         Self::start_with(test_config(redis_url)).await
     }
 
-    pub async fn start_with(cfg: Config) -> TestServer {
+    pub async fn start_with(mut cfg: Config) -> TestServer {
         super::init_tracing();
+        let dir = tempfile::tempdir().unwrap();
+        if cfg.crm.database == switchboard::config::CrmConfig::default().database {
+            cfg.crm.database = format!("sqlite://{}/crm.db?mode=rwc", dir.path().display());
+        }
         let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let grpc_addr = grpc.local_addr().unwrap();
@@ -78,6 +84,7 @@ impl TestServer {
             email,
             handle: Some(handle),
             runtime: Some(runtime),
+            _dir: dir,
         };
         // Ready once the HTTP readiness probe says Redis is reachable and the config is loaded.
         let url = format!("http://{}/readyz", ts.http_addr);

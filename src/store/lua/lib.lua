@@ -107,10 +107,15 @@ local function fig_incr(queue, field, n)
   redis.call('EXPIRE', key, FIG_TTL)
 end
 
+-- With a CRM the log is trimmed only once delivered (EVENTS_MAXLEN = 0); without one it is capped.
 local function emit(typ, iid, aid, queue, details)
-  redis.call('XADD', K.events(), 'MAXLEN', '~', EVENTS_MAXLEN, '*',
-    'type', typ, 'ix', iid or '', 'agent', aid or '', 'queue', queue or '', 'at', tostring(NOW),
-    'details', cjson.encode(details or {}))
+  local fields = { 'type', typ, 'ix', iid or '', 'agent', aid or '', 'queue', queue or '', 'at', tostring(NOW),
+    'details', cjson.encode(details or {}) }
+  if EVENTS_MAXLEN > 0 then
+    redis.call('XADD', K.events(), 'MAXLEN', '~', EVENTS_MAXLEN, '*', unpack(fields))
+  else
+    redis.call('XADD', K.events(), '*', unpack(fields))
+  end
 end
 
 -- Push to the instance holding the agent's desktop stream, tagged with the session it is for.

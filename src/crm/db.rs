@@ -1,0 +1,616 @@
+//! The built-in CRM store on sqlx: a SQLite file by default, PostgreSQL for a `postgres://` URL.
+//! One portable schema (`migrations/crm/`), embedded and applied at start.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+use super::identity::{self, IdentityError};
+use crate::model::Channel;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/crm");
+
+pub const DEFAULT_HISTORY_LIMIT: u32 = 10;
+pub const MAX_HISTORY_LIMIT: u32 = 100;
+pub const MAX_EVENTS_PER_BATCH: usize = 1000;
+const SUMMARY_CHARS: usize = 160;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CrmError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<IdentityError> for CrmError {
+    fn from(e: IdentityError) -> Self {
+        CrmError::Invalid(e.0)
+    }
+}
+
+pub type Result<T, E = CrmError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone)]
+pub struct CrmOptions {
+    /// `sqlite://path/to/file.db` (created if missing) or `postgres://user@host:port/db`.
+    pub database_url: String,
+    /// ISO country code for phone numbers written without one.
+    pub default_region: Option<String>,
+    /// Create a contact the first time an unknown customer gets in touch.
+    pub create_unknown_contacts: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    pub id: String,
+    pub name: String,
+    pub identities: Vec<(Channel, String)>,
+    pub fields: BTreeMap<String, String>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub interaction_id: String,
+    pub channel: Option<Channel>,
+    pub queue: String,
+    pub agent_id: String,
+    pub started_ms: i64,
+    pub ended_ms: i64,
+    pub outcome: String,
+    pub disposition: String,
+    pub notes: String,
+    pub summary: String,
+}
+
+/// One interaction-log event, as the routing core emits it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEvent {
+    pub id: String,
+    pub interaction_id: String,
+    pub typ: String,
+    pub at_ms: i64,
+    pub agent_id: String,
+    pub queue: String,
+    pub channel: Option<Channel>,
+    pub customer_address: String,
+    pub details: serde_json::Value,
+}
+
+#[derive(Clone)]
+pub struct CrmDb {
+    pool: AnyPool,
+    opts: CrmOptions,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+impl CrmDb {
+    pub async fn open(opts: CrmOptions) -> Result<CrmDb> {
+        sqlx::any::install_default_drivers();
+        let sqlite = opts.database_url.starts_with("sqlite:");
+        if !sqlite && !opts.database_url.starts_with("postgres://") && !opts.database_url.starts_with("postgresql://") {
+            return Err(CrmError::Invalid(format!(
+                "crm.database: expected a sqlite:// or postgres:// URL, got {:?}",
+                opts.database_url.split(':').next().unwrap_or_default()
+            )));
+        }
+        if let Some(r) = &opts.default_region
+            && r.parse::<phonenumber::country::Id>().is_err()
+        {
+            return Err(CrmError::Invalid(format!("crm.default_region: {r:?} is not a country code")));
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 4 } else { 10 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // WAL lets readers (screen-pops) run while the log writer writes.
+                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&opts.database_url)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(CrmDb { pool, opts })
+    }
+
+    pub fn options(&self) -> &CrmOptions {
+        &self.opts
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    fn norm(&self, channel: Channel, address: &str) -> Result<String> {
+        Ok(identity::normalize(channel, address, self.opts.default_region.as_deref())?)
+    }
+
+    pub async fn find_contact(&self, channel: Channel, address: &str) -> Result<Contact> {
+        let address = self.norm(channel, address)?;
+        let row = sqlx::query("SELECT contact_id FROM identities WHERE channel = $1 AND address = $2")
+            .bind(channel.as_str())
+            .bind(&address)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(r) => self.get_contact(&r.try_get::<String, _>(0)?).await,
+            None => Err(CrmError::NotFound(format!("identity: no contact with {channel} address {address:?}"))),
+        }
+    }
+
+    pub async fn get_contact(&self, id: &str) -> Result<Contact> {
+        let row =
+            sqlx::query("SELECT id, name, fields, created_ms, updated_ms FROM contacts WHERE id = $1 AND erased = 0")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| CrmError::NotFound(format!("contact_id: no contact {id:?}")))?;
+        let identities =
+            sqlx::query("SELECT channel, address FROM identities WHERE contact_id = $1 ORDER BY channel, address")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .filter_map(|r| {
+                    let ch: String = r.try_get(0).ok()?;
+                    Some((Channel::parse(&ch)?, r.try_get::<String, _>(1).ok()?))
+                })
+                .collect();
+        let fields: String = row.try_get(2)?;
+        Ok(Contact {
+            id: row.try_get(0)?,
+            name: row.try_get(1)?,
+            identities,
+            fields: serde_json::from_str(&fields).unwrap_or_default(),
+            created_ms: row.try_get(3)?,
+            updated_ms: row.try_get(4)?,
+        })
+    }
+
+    /// Creates or updates a contact. Without an id, the contact owning any of `identities` is
+    /// updated, else a new one is created.
+    pub async fn upsert_contact(
+        &self,
+        id: Option<&str>,
+        name: &str,
+        identities: &[(Channel, String)],
+        fields: &BTreeMap<String, String>,
+    ) -> Result<Contact> {
+        crate::model::validate_len("name", name, crate::model::MAX_NAME_LEN)
+            .map_err(|e| CrmError::Invalid(e.to_string()))?;
+        if identities.len() > 50 {
+            return Err(CrmError::Invalid("identities: at most 50".into()));
+        }
+        if fields.len() > 100 {
+            return Err(CrmError::Invalid("fields: at most 100".into()));
+        }
+        for (k, v) in fields {
+            if k.is_empty() || k.len() > 128 {
+                return Err(CrmError::Invalid(format!("fields: key {k:?} must be 1..=128 bytes")));
+            }
+            crate::model::validate_len(&format!("fields.{k}"), v, 4096)
+                .map_err(|e| CrmError::Invalid(e.to_string()))?;
+        }
+        let mut normalized = Vec::new();
+        for (i, (ch, a)) in identities.iter().enumerate() {
+            let n = self.norm(*ch, a).map_err(|e| CrmError::Invalid(format!("identities[{i}]: {e}")))?;
+            normalized.push((*ch, n));
+        }
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        // Which contacts own the given identities?
+        let mut owners = BTreeMap::new();
+        for (ch, a) in &normalized {
+            if let Some(r) = sqlx::query("SELECT contact_id FROM identities WHERE channel = $1 AND address = $2")
+                .bind(ch.as_str())
+                .bind(a)
+                .fetch_optional(&mut *tx)
+                .await?
+            {
+                owners.insert((ch.as_str(), a.clone()), r.try_get::<String, _>(0)?);
+            }
+        }
+        let target = match id {
+            Some(id) => {
+                let exists = sqlx::query("SELECT 1 FROM contacts WHERE id = $1 AND erased = 0")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_some();
+                if !exists {
+                    return Err(CrmError::NotFound(format!("id: no contact {id:?}")));
+                }
+                id.to_string()
+            }
+            None => {
+                let mut distinct: Vec<&String> = owners.values().collect();
+                distinct.sort();
+                distinct.dedup();
+                match distinct.as_slice() {
+                    [] => {
+                        let id = uuid::Uuid::now_v7().to_string();
+                        sqlx::query("INSERT INTO contacts (id, name, fields, created_ms, updated_ms) VALUES ($1, '', '{}', $2, $2)")
+                            .bind(&id)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        id
+                    }
+                    [one] => (*one).clone(),
+                    _ => {
+                        return Err(CrmError::Conflict(
+                            "identities: they belong to different contacts; give the contact id".into(),
+                        ));
+                    }
+                }
+            }
+        };
+        for ((ch, a), owner) in &owners {
+            if *owner != target {
+                return Err(CrmError::Conflict(format!("identities: {ch} {a:?} belongs to contact {owner}")));
+            }
+        }
+        for (ch, a) in &normalized {
+            sqlx::query("INSERT INTO identities (channel, address, contact_id) VALUES ($1, $2, $3) ON CONFLICT (channel, address) DO NOTHING")
+                .bind(ch.as_str())
+                .bind(a)
+                .bind(&target)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let cur: String = sqlx::query("SELECT fields FROM contacts WHERE id = $1")
+            .bind(&target)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        let mut merged: BTreeMap<String, String> = serde_json::from_str(&cur).unwrap_or_default();
+        for (k, v) in fields {
+            if v.is_empty() {
+                merged.remove(k);
+            } else {
+                merged.insert(k.clone(), v.clone());
+            }
+        }
+        sqlx::query("UPDATE contacts SET name = CASE WHEN $2 = '' THEN name ELSE $2 END, fields = $3, updated_ms = $4 WHERE id = $1")
+            .bind(&target)
+            .bind(name)
+            .bind(serde_json::to_string(&merged).expect("fields serialize"))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.get_contact(&target).await
+    }
+
+    /// Newest first; the cursor continues after the last entry returned.
+    pub async fn history(
+        &self,
+        contact_id: &str,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<HistoryEntry>, Option<String>)> {
+        let limit = if limit == 0 { DEFAULT_HISTORY_LIMIT } else { limit.min(MAX_HISTORY_LIMIT) };
+        let (c_ms, c_id) = match cursor.filter(|c| !c.is_empty()) {
+            Some(c) => {
+                let (ms, id) = c.split_once(':').ok_or_else(|| CrmError::Invalid("cursor: malformed".into()))?;
+                (ms.parse::<i64>().map_err(|_| CrmError::Invalid("cursor: malformed".into()))?, id.to_string())
+            }
+            None => (i64::MAX, String::new()),
+        };
+        let exists = sqlx::query("SELECT 1 FROM contacts WHERE id = $1")
+            .bind(contact_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some();
+        if !exists {
+            return Err(CrmError::NotFound(format!("contact_id: no contact {contact_id:?}")));
+        }
+        let rows = sqlx::query(
+            "SELECT id, channel, queue, agent_id, started_ms, ended_ms, outcome, disposition, notes, summary \
+             FROM interactions WHERE contact_id = $1 \
+             AND (started_ms < $2 OR (started_ms = $2 AND id < $3)) \
+             ORDER BY started_ms DESC, id DESC LIMIT $4",
+        )
+        .bind(contact_id)
+        .bind(c_ms)
+        .bind(&c_id)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut entries: Vec<HistoryEntry> = rows.iter().map(history_row).collect::<Result<_>>()?;
+        let next = if entries.len() > limit as usize {
+            entries.truncate(limit as usize);
+            entries.last().map(|e| format!("{}:{}", e.started_ms, e.interaction_id))
+        } else {
+            None
+        };
+        Ok((entries, next))
+    }
+
+    /// Stores a batch of events in order; a repeated event id is skipped. Returns (stored, duplicates).
+    pub async fn log_events(&self, events: &[LogEvent]) -> Result<(u32, u32)> {
+        if events.len() > MAX_EVENTS_PER_BATCH {
+            return Err(CrmError::Invalid(format!("events: at most {MAX_EVENTS_PER_BATCH} per call")));
+        }
+        for (i, e) in events.iter().enumerate() {
+            if e.id.is_empty() || e.id.len() > 128 {
+                return Err(CrmError::Invalid(format!("events[{i}].id: must be 1..=128 bytes")));
+            }
+            if e.typ.is_empty() || e.typ.len() > 64 {
+                return Err(CrmError::Invalid(format!("events[{i}].type: must be 1..=64 bytes")));
+            }
+            crate::model::validate_len(&format!("events[{i}].interaction_id"), &e.interaction_id, 128)
+                .map_err(|x| CrmError::Invalid(x.to_string()))?;
+            if !e.details.is_object() {
+                return Err(CrmError::Invalid(format!("events[{i}].details_json: must be a JSON object")));
+            }
+        }
+        let (mut stored, mut dups) = (0, 0);
+        let mut tx = self.pool.begin().await?;
+        for e in events {
+            let details = e.details.to_string();
+            let r = sqlx::query(
+                "INSERT INTO events (id, interaction_id, type, at_ms, agent_id, queue, details, received_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&e.id)
+            .bind(&e.interaction_id)
+            .bind(&e.typ)
+            .bind(e.at_ms)
+            .bind(&e.agent_id)
+            .bind(&e.queue)
+            .bind(&details)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+            if r.rows_affected() == 0 {
+                dups += 1;
+                continue;
+            }
+            stored += 1;
+            if !e.interaction_id.is_empty() {
+                self.project(&mut tx, e).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok((stored, dups))
+    }
+
+    /// Folds one new event into the interaction's history row.
+    async fn project(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>, e: &LogEvent) -> Result<()> {
+        let s = |k: &str| e.details.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        let ix = e.interaction_id.as_str();
+        if e.typ == "created" {
+            let channel = e.channel.map(|c| c.as_str()).unwrap_or_default();
+            sqlx::query(
+                "INSERT INTO interactions (id, channel, customer_address, queue, started_ms) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(ix)
+            .bind(channel)
+            .bind(&e.customer_address)
+            .bind(&e.queue)
+            .bind(e.at_ms)
+            .execute(&mut **tx)
+            .await?;
+            if let Some(ch) = e.channel
+                && let Some(contact) = self.contact_for(tx, ch, &e.customer_address, e.at_ms).await?
+            {
+                sqlx::query("UPDATE interactions SET contact_id = $2 WHERE id = $1")
+                    .bind(ix)
+                    .bind(contact)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            return Ok(());
+        }
+        if !e.queue.is_empty() {
+            sqlx::query("UPDATE interactions SET queue = $2 WHERE id = $1")
+                .bind(ix)
+                .bind(&e.queue)
+                .execute(&mut **tx)
+                .await?;
+        }
+        match e.typ.as_str() {
+            "accepted" => {
+                sqlx::query("UPDATE interactions SET agent_id = $2 WHERE id = $1")
+                    .bind(ix)
+                    .bind(&e.agent_id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            "message_in" | "message_out" => {
+                let seq = e.details.get("seq").and_then(|v| v.as_i64()).unwrap_or(0);
+                let body = s("body");
+                let author = if e.typ == "message_in" { "customer" } else { "agent" };
+                sqlx::query(
+                    "INSERT INTO messages (interaction_id, seq, author, agent_id, body, at_ms) VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (interaction_id, seq) DO NOTHING",
+                )
+                .bind(ix)
+                .bind(seq)
+                .bind(author)
+                .bind(&e.agent_id)
+                .bind(&body)
+                .bind(e.at_ms)
+                .execute(&mut **tx)
+                .await?;
+                if e.typ == "message_in" {
+                    let summary: String = body.chars().take(SUMMARY_CHARS).collect();
+                    sqlx::query("UPDATE interactions SET summary = $2 WHERE id = $1 AND summary = ''")
+                        .bind(ix)
+                        .bind(summary)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+            }
+            "completed" => {
+                sqlx::query(
+                    "UPDATE interactions SET ended_ms = $2, outcome = 'completed', disposition = $3, notes = $4, \
+                     agent_id = CASE WHEN $5 = '' THEN agent_id ELSE $5 END WHERE id = $1",
+                )
+                .bind(ix)
+                .bind(e.at_ms)
+                .bind(s("disposition"))
+                .bind(s("notes"))
+                .bind(&e.agent_id)
+                .execute(&mut **tx)
+                .await?;
+            }
+            "disposition" => {
+                sqlx::query("UPDATE interactions SET disposition = $2, notes = $3 WHERE id = $1")
+                    .bind(ix)
+                    .bind(s("disposition"))
+                    .bind(s("notes"))
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            "abandoned" => {
+                sqlx::query("UPDATE interactions SET ended_ms = $2, outcome = 'abandoned', notes = $3 WHERE id = $1")
+                    .bind(ix)
+                    .bind(e.at_ms)
+                    .bind(s("reason"))
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The contact for a customer address; unknown customers get one when configured so.
+    async fn contact_for(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        channel: Channel,
+        address: &str,
+        at_ms: i64,
+    ) -> Result<Option<String>> {
+        // An address that does not normalize (a malformed caller id) is logged without a contact.
+        let Ok(address) = self.norm(channel, address) else { return Ok(None) };
+        if let Some(r) = sqlx::query("SELECT contact_id FROM identities WHERE channel = $1 AND address = $2")
+            .bind(channel.as_str())
+            .bind(&address)
+            .fetch_optional(&mut **tx)
+            .await?
+        {
+            return Ok(Some(r.try_get(0)?));
+        }
+        if !self.opts.create_unknown_contacts {
+            return Ok(None);
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        sqlx::query("INSERT INTO contacts (id, name, fields, created_ms, updated_ms) VALUES ($1, '', '{}', $2, $2)")
+            .bind(&id)
+            .bind(at_ms)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("INSERT INTO identities (channel, address, contact_id) VALUES ($1, $2, $3)")
+            .bind(channel.as_str())
+            .bind(&address)
+            .bind(&id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(Some(id))
+    }
+
+    /// Right to erasure. Returns (interactions anonymized, message bodies erased).
+    pub async fn erase_contact(&self, id: &str) -> Result<(u32, u32)> {
+        let mut tx = self.pool.begin().await?;
+        let exists = sqlx::query("SELECT 1 FROM contacts WHERE id = $1 AND erased = 0")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(CrmError::NotFound(format!("contact_id: no contact {id:?}")));
+        }
+        let msgs = sqlx::query(
+            "DELETE FROM messages WHERE interaction_id IN (SELECT id FROM interactions WHERE contact_id = $1)",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query(
+            "UPDATE events SET details = '{\"erased\":true}' \
+             WHERE interaction_id IN (SELECT id FROM interactions WHERE contact_id = $1) \
+             AND type IN ('created', 'message_in', 'message_out', 'completed', 'disposition', 'abandoned')",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let ixs = sqlx::query(
+            "UPDATE interactions SET customer_address = '', summary = '', notes = '' WHERE contact_id = $1",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query("DELETE FROM identities WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE contacts SET name = '', fields = '{}', erased = 1, updated_ms = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((ixs as u32, msgs as u32))
+    }
+
+    /// Message bodies of an interaction, for tests and tools.
+    pub async fn messages(&self, interaction_id: &str) -> Result<Vec<(i64, String, String)>> {
+        let rows = sqlx::query("SELECT seq, author, body FROM messages WHERE interaction_id = $1 ORDER BY seq")
+            .bind(interaction_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
+    }
+
+    /// Event types of an interaction in the order they were stored, for tests and tools.
+    pub async fn event_types(&self, interaction_id: &str) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT id, type FROM events WHERE interaction_id = $1 ORDER BY received_ms, at_ms, id")
+            .bind(interaction_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
+    pub async fn count_events(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM events").fetch_one(&self.pool).await?.try_get(0)?)
+    }
+}
+
+fn history_row(r: &AnyRow) -> Result<HistoryEntry> {
+    let ch: String = r.try_get(1)?;
+    Ok(HistoryEntry {
+        interaction_id: r.try_get(0)?,
+        channel: Channel::parse(&ch),
+        queue: r.try_get(2)?,
+        agent_id: r.try_get(3)?,
+        started_ms: r.try_get(4)?,
+        ended_ms: r.try_get(5)?,
+        outcome: r.try_get(6)?,
+        disposition: r.try_get(7)?,
+        notes: r.try_get(8)?,
+        summary: r.try_get(9)?,
+    })
+}

@@ -1,0 +1,199 @@
+//! The `CrmStore` gRPC service over the built-in store.
+
+use std::collections::BTreeMap;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use super::db::{Contact, CrmDb, CrmError, HistoryEntry, LogEvent};
+use super::pb;
+use crate::model::Channel;
+
+/// The one place where CRM errors become gRPC statuses.
+fn status(e: CrmError) -> Status {
+    match e {
+        CrmError::Invalid(m) => Status::invalid_argument(m),
+        CrmError::NotFound(m) => Status::not_found(m),
+        CrmError::Conflict(m) => Status::failed_precondition(m),
+        CrmError::Db(e) => {
+            tracing::warn!(message = "CRM database request failed.", error = %e);
+            Status::unavailable(format!("crm database: {e}"))
+        }
+        CrmError::Migrate(e) => Status::internal(format!("crm database migration: {e}")),
+    }
+}
+
+pub fn channel_from_pb(field: &str, v: i32) -> Result<Channel, Status> {
+    match pb::Channel::try_from(v) {
+        Ok(pb::Channel::Voice) => Ok(Channel::Voice),
+        Ok(pb::Channel::Chat) => Ok(Channel::Chat),
+        Ok(pb::Channel::Sms) => Ok(Channel::Sms),
+        Ok(pb::Channel::Email) => Ok(Channel::Email),
+        _ => Err(Status::invalid_argument(format!("{field}: a channel (voice, chat, sms, email) is required"))),
+    }
+}
+
+pub fn channel_to_pb(c: Channel) -> pb::Channel {
+    match c {
+        Channel::Voice => pb::Channel::Voice,
+        Channel::Chat => pb::Channel::Chat,
+        Channel::Sms => pb::Channel::Sms,
+        Channel::Email => pb::Channel::Email,
+    }
+}
+
+fn ts(ms: i64) -> Option<prost_types::Timestamp> {
+    (ms > 0).then(|| prost_types::Timestamp { seconds: ms / 1000, nanos: ((ms % 1000) * 1_000_000) as i32 })
+}
+
+fn ms(t: Option<&prost_types::Timestamp>) -> i64 {
+    t.map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000).unwrap_or(0)
+}
+
+pub fn contact_to_pb(c: &Contact) -> pb::Contact {
+    pb::Contact {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        identities: c
+            .identities
+            .iter()
+            .map(|(ch, a)| pb::Identity { channel: channel_to_pb(*ch) as i32, address: a.clone() })
+            .collect(),
+        fields: c.fields.clone().into_iter().collect(),
+        created_at: ts(c.created_ms),
+        updated_at: ts(c.updated_ms),
+    }
+}
+
+pub fn history_to_pb(h: &HistoryEntry) -> pb::HistoryEntry {
+    pb::HistoryEntry {
+        interaction_id: h.interaction_id.clone(),
+        channel: h.channel.map(channel_to_pb).unwrap_or_default() as i32,
+        queue: h.queue.clone(),
+        agent_id: h.agent_id.clone(),
+        started_at: ts(h.started_ms),
+        ended_at: ts(h.ended_ms),
+        outcome: h.outcome.clone(),
+        disposition: h.disposition.clone(),
+        notes: h.notes.clone(),
+        summary: h.summary.clone(),
+    }
+}
+
+pub fn event_from_pb(i: usize, e: pb::Event) -> Result<LogEvent, Status> {
+    let details = if e.details_json.is_empty() {
+        serde_json::json!({})
+    } else {
+        serde_json::from_str(&e.details_json)
+            .map_err(|x| Status::invalid_argument(format!("events[{i}].details_json: {x}")))?
+    };
+    let channel = match e.channel {
+        0 => None,
+        v => Some(channel_from_pb(&format!("events[{i}].channel"), v)?),
+    };
+    Ok(LogEvent {
+        id: e.id,
+        interaction_id: e.interaction_id,
+        typ: e.r#type,
+        at_ms: ms(e.at.as_ref()),
+        agent_id: e.agent_id,
+        queue: e.queue,
+        channel,
+        customer_address: e.customer_address,
+        details,
+    })
+}
+
+#[derive(Clone)]
+pub struct CrmService {
+    pub db: CrmDb,
+}
+
+#[tonic::async_trait]
+impl pb::crm_store_server::CrmStore for CrmService {
+    async fn find_contact(&self, request: Request<pb::FindContactRequest>) -> Result<Response<pb::Contact>, Status> {
+        let id = request.into_inner().identity.ok_or_else(|| Status::invalid_argument("identity: is required"))?;
+        let ch = channel_from_pb("identity.channel", id.channel)?;
+        let c = self.db.find_contact(ch, &id.address).await.map_err(status)?;
+        Ok(Response::new(contact_to_pb(&c)))
+    }
+
+    async fn upsert_contact(
+        &self,
+        request: Request<pb::UpsertContactRequest>,
+    ) -> Result<Response<pb::Contact>, Status> {
+        let r = request.into_inner();
+        let mut identities = Vec::new();
+        for (i, id) in r.identities.into_iter().enumerate() {
+            identities.push((channel_from_pb(&format!("identities[{i}].channel"), id.channel)?, id.address));
+        }
+        let fields: BTreeMap<String, String> = r.fields.into_iter().collect();
+        let id = (!r.id.is_empty()).then_some(r.id.as_str());
+        if id.is_none() && identities.is_empty() && r.name.is_empty() {
+            return Err(Status::invalid_argument("identities: a new contact needs an identity or a name"));
+        }
+        let c = self.db.upsert_contact(id, &r.name, &identities, &fields).await.map_err(status)?;
+        Ok(Response::new(contact_to_pb(&c)))
+    }
+
+    async fn get_contact_history(
+        &self,
+        request: Request<pb::GetContactHistoryRequest>,
+    ) -> Result<Response<pb::GetContactHistoryResponse>, Status> {
+        let r = request.into_inner();
+        if r.contact_id.is_empty() {
+            return Err(Status::invalid_argument("contact_id: is required"));
+        }
+        let (entries, next) = self.db.history(&r.contact_id, r.limit, Some(&r.cursor)).await.map_err(status)?;
+        Ok(Response::new(pb::GetContactHistoryResponse {
+            entries: entries.iter().map(history_to_pb).collect(),
+            next_cursor: next.unwrap_or_default(),
+        }))
+    }
+
+    async fn log_events(
+        &self,
+        request: Request<pb::LogEventsRequest>,
+    ) -> Result<Response<pb::LogEventsResponse>, Status> {
+        let events = request
+            .into_inner()
+            .events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| event_from_pb(i, e))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (stored, duplicates) = self.db.log_events(&events).await.map_err(status)?;
+        Ok(Response::new(pb::LogEventsResponse { stored, duplicates }))
+    }
+
+    async fn erase_contact(
+        &self,
+        request: Request<pb::EraseContactRequest>,
+    ) -> Result<Response<pb::EraseContactResponse>, Status> {
+        let id = request.into_inner().contact_id;
+        if id.is_empty() {
+            return Err(Status::invalid_argument("contact_id: is required"));
+        }
+        let (interactions, messages_erased) = self.db.erase_contact(&id).await.map_err(status)?;
+        tracing::info!(message = "Contact erased.", contact = %id, interactions, messages_erased);
+        Ok(Response::new(pb::EraseContactResponse { interactions, messages_erased }))
+    }
+}
+
+/// Serves the built-in CRM on `listener` until `shutdown` (the `switchboard crm` subcommand, and
+/// the in-process default of `switchboard serve`).
+pub async fn serve(
+    db: CrmDb,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<pb::crm_store_server::CrmStoreServer<CrmService>>().await;
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(pb::crm_store_server::CrmStoreServer::new(CrmService { db }))
+        .serve_with_incoming_shutdown(incoming, async move { shutdown.cancelled().await })
+        .await
+}

@@ -1,0 +1,152 @@
+//! Delivers the event log to the CRM: at least once, in order, trimmed only once acknowledged.
+//!
+//! One instance delivers at a time (a lease in Redis), reading the `events` stream through a
+//! consumer group; a successor claims what a dead deliverer left unacknowledged, and the CRM's
+//! idempotency by event id makes the redelivery harmless — effectively exactly once, in order.
+
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::crm::pb;
+use crate::crm::service::channel_to_pb;
+use crate::model::Channel;
+use crate::store::{LoggedEvent, Store};
+
+const BATCH: usize = 500;
+const LEASE_TTL: Duration = Duration::from_secs(10);
+const LEASE_RENEW: Duration = Duration::from_secs(3);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+pub type CrmClient = pb::crm_store_client::CrmStoreClient<tonic::transport::Channel>;
+
+/// The CRM event for a log entry. Event ids carry the routing domain, so one CRM can serve many.
+pub fn to_crm_event(key_root: &str, e: &LoggedEvent) -> pb::Event {
+    let details: serde_json::Value = serde_json::from_str(&e.details).unwrap_or_else(|_| serde_json::json!({}));
+    let (channel, customer) = if e.typ == "created" {
+        let ch = details.get("channel").and_then(|v| v.as_str()).and_then(Channel::parse);
+        let cust = details.get("customer").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        (ch.map(channel_to_pb).unwrap_or_default() as i32, cust)
+    } else {
+        (0, String::new())
+    };
+    pb::Event {
+        id: format!("{key_root}{}", e.id),
+        interaction_id: e.interaction_id.clone(),
+        r#type: e.typ.clone(),
+        at: Some(prost_types::Timestamp {
+            seconds: (e.at_ms / 1000) as i64,
+            nanos: ((e.at_ms % 1000) * 1_000_000) as i32,
+        }),
+        agent_id: e.agent_id.clone(),
+        queue: e.queue.clone(),
+        channel,
+        customer_address: customer,
+        // An empty object rather than the empty string a missing field would give.
+        details_json: if e.details.is_empty() { "{}".into() } else { e.details.clone() },
+    }
+}
+
+pub async fn run(store: Store, mut crm: CrmClient, instance: String, cancel: CancellationToken) {
+    if let Err(error) = store.outbox_init().await {
+        warn!(message = "Could not create the event-log consumer group.", %error);
+    }
+    let key_root = store.keys().root().to_string();
+    let mut con = None;
+    let mut leader = false;
+    let mut renewed = Instant::now() - LEASE_RENEW;
+    let mut backoff = Duration::from_millis(100);
+    while !cancel.is_cancelled() {
+        if renewed.elapsed() >= LEASE_RENEW {
+            match store.outbox_lease(&instance, LEASE_TTL).await {
+                Ok(l) => {
+                    if l != leader {
+                        info!(
+                            message = if l {
+                                "Delivering the event log to the CRM."
+                            } else {
+                                "Another instance delivers the event log."
+                            }
+                        );
+                    }
+                    leader = l;
+                    renewed = Instant::now();
+                }
+                Err(error) => {
+                    warn!(message = "Event-log lease check failed.", %error);
+                    leader = false;
+                }
+            }
+        }
+        if !leader {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(LEASE_RENEW) => continue,
+            }
+        }
+        if con.is_none() {
+            con = store.dedicated_connection().await.ok();
+        }
+        let Some(c) = con.as_mut() else {
+            tokio::time::sleep(backoff).await;
+            continue;
+        };
+        let batch = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = store.outbox_read(c, &instance, BATCH, Duration::from_millis(1000)) => r,
+        };
+        let batch = match batch {
+            Ok(b) => b,
+            Err(error) => {
+                warn!(message = "Reading the event log failed.", %error);
+                con = None;
+                continue;
+            }
+        };
+        if let Ok(n) = store.outbox_backlog().await {
+            metrics::gauge!("switchboard_outbox_backlog").set(n as f64);
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let events: Vec<pb::Event> = batch.iter().map(|e| to_crm_event(&key_root, e)).collect();
+        let started = Instant::now();
+        match crm.log_events(pb::LogEventsRequest { events }).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                let ids: Vec<String> = batch.iter().map(|e| e.id.clone()).collect();
+                if let Err(error) = store.outbox_ack(&ids).await {
+                    // Delivered but not acknowledged: it is redelivered, and the CRM skips it.
+                    warn!(message = "Acknowledging delivered events failed.", %error);
+                }
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0);
+                for e in &batch {
+                    metrics::histogram!("switchboard_outbox_delivery_lag_seconds")
+                        .record(now.saturating_sub(e.at_ms) as f64 / 1000.0);
+                }
+                metrics::counter!("switchboard_outbox_delivered_total").increment(batch.len() as u64);
+                metrics::histogram!("switchboard_outbox_call_seconds").record(started.elapsed().as_secs_f64());
+                debug!(
+                    message = "Delivered events to the CRM.",
+                    count = batch.len(),
+                    stored = r.stored,
+                    duplicates = r.duplicates
+                );
+                backoff = Duration::from_millis(100);
+            }
+            Err(status) => {
+                metrics::counter!("switchboard_outbox_failures_total").increment(1);
+                warn!(message = "CRM delivery failed; retrying.", code = ?status.code(), error = %status.message(), retry_in = ?backoff);
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
