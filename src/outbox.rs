@@ -19,7 +19,7 @@ const LEASE_TTL: Duration = Duration::from_secs(10);
 const LEASE_RENEW: Duration = Duration::from_secs(3);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-pub type CrmClient = pb::crm_store_client::CrmStoreClient<tonic::transport::Channel>;
+pub use crate::crm::client::CrmClient;
 
 /// The CRM event for a log entry. Event ids carry the routing domain, so one CRM can serve many.
 pub fn to_crm_event(key_root: &str, e: &LoggedEvent) -> pb::Event {
@@ -46,6 +46,16 @@ pub fn to_crm_event(key_root: &str, e: &LoggedEvent) -> pb::Event {
         // An empty object rather than the empty string a missing field would give.
         details_json: if e.details.is_empty() { "{}".into() } else { e.details.clone() },
     }
+}
+
+/// The customer an event changes the history of, if it says.
+fn customer_of(e: &LoggedEvent) -> Option<(Channel, String)> {
+    if !matches!(e.typ.as_str(), "created" | "completed" | "abandoned") {
+        return None;
+    }
+    let d: serde_json::Value = serde_json::from_str(&e.details).ok()?;
+    let ch = Channel::parse(d.get("channel")?.as_str()?)?;
+    Some((ch, d.get("customer")?.as_str()?.to_string()))
 }
 
 pub async fn run(store: Store, mut crm: CrmClient, instance: String, cancel: CancellationToken) {
@@ -119,6 +129,13 @@ pub async fn run(store: Store, mut crm: CrmClient, instance: String, cancel: Can
                 if let Err(error) = store.outbox_ack(&ids).await {
                     // Delivered but not acknowledged: it is redelivered, and the CRM skips it.
                     warn!(message = "Acknowledging delivered events failed.", %error);
+                }
+                // Screen-pop caches on every instance notice that these customers' history changed.
+                let mut customers: Vec<(Channel, String)> = batch.iter().filter_map(customer_of).collect();
+                customers.sort();
+                customers.dedup();
+                if let Err(error) = store.bump_customer_versions(&customers).await {
+                    warn!(message = "Could not mark changed contacts.", %error);
                 }
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)

@@ -134,11 +134,21 @@ impl Server {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()?;
 
+        let screen_pop = crm.as_ref().map(|client| {
+            Arc::new(crate::crm::client::ScreenPopper::new(
+                client.clone(),
+                store.clone(),
+                cfg.crm.screen_pop_deadline(),
+                cfg.crm.history_limit,
+                Duration::from_secs(cfg.crm.cache_ttl_secs),
+            ))
+        });
         let desktop = api::agent::AgentDesktopService {
             store: store.clone(),
             hub: hub.clone(),
             channels: self.channels.clone(),
             shutdown: shutdown.clone(),
+            screen_pop,
         };
         let supervisor = api::supervisor::SupervisorService { store: store.clone(), shutdown: shutdown.clone() };
         info!(

@@ -28,7 +28,7 @@ async fn chat_flows_from_customer_to_agent_and_back() {
     assert_eq!(oi.messages.len(), 1);
     assert_eq!(oi.messages[0].body, "Hello, I need help");
     assert!(offer.expires_at.is_some());
-    assert_eq!(offer.screen_pop.unwrap().status, pb::ScreenPopStatus::NotConfigured as i32);
+    assert_eq!(offer.screen_pop.unwrap().status, pb::ScreenPopStatus::Available as i32, "built-in CRM, new customer");
     let ack = ann.accept(&oi.id).await.unwrap();
     assert_eq!(ack.interaction.unwrap().state, pb::InteractionState::Active as i32);
     ann.wait_for("assigned", |e| matches!(e, Ev::Assigned(_))).await;

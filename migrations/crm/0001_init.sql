@@ -40,7 +40,9 @@ CREATE TABLE events (
     agent_id TEXT NOT NULL DEFAULT '',
     queue TEXT NOT NULL DEFAULT '',
     details TEXT NOT NULL DEFAULT '{}',
-    received_ms BIGINT NOT NULL
+    received_ms BIGINT NOT NULL,
+    -- Arrival order: received_ms * 1000 + position in its batch.
+    received_seq BIGINT NOT NULL
 );
 CREATE INDEX events_interaction ON events (interaction_id, at_ms);
 

@@ -13,6 +13,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use super::pb::{self, agent_event::Kind as Ev, agent_request::Kind as Rq};
 use super::{interaction_to_pb, message_to_pb, offer_to_pb, presence_to_pb, status};
 use crate::channels::Channels;
+use crate::crm::client::{ScreenPopData, ScreenPopper};
 use crate::hub::{Hub, Push};
 use crate::model::{self, InteractionState};
 use crate::store::{Store, TransferTarget};
@@ -28,11 +29,24 @@ pub struct AgentDesktopService {
     pub hub: Arc<Hub>,
     pub channels: Channels,
     pub shutdown: CancellationToken,
+    /// None when no CRM is configured.
+    pub screen_pop: Option<Arc<ScreenPopper>>,
 }
 
 #[tonic::async_trait]
 impl pb::agent_desktop_server::AgentDesktop for AgentDesktopService {
     type SessionStream = EventStream;
+
+    async fn get_screen_pop(
+        &self,
+        request: Request<pb::GetScreenPopRequest>,
+    ) -> Result<Response<pb::ScreenPop>, Status> {
+        let iid = request.into_inner().interaction_id;
+        model::validate_id("interaction_id", &iid).map_err(super::invalid)?;
+        let ix = self.store.get_interaction(&iid, false).await.map_err(status)?;
+        let pop = self.pop(&ix, true).await;
+        Ok(Response::new(super::screen_pop_to_pb(&pop)))
+    }
 
     async fn session(
         &self,
@@ -87,7 +101,16 @@ impl pb::agent_desktop_server::AgentDesktop for AgentDesktopService {
                         push = push_rx.recv() => {
                             let Some(push) = push else { break };
                             let closing = matches!(push, Push::Closed { .. });
-                            if out_tx.send(Ok(push_to_event(push))).await.is_err() || closing {
+                            // The look-up runs here, in this session's own task: a slow CRM delays
+                            // only this agent's offer, by at most the deadline, and keeps its order.
+                            let event = match push {
+                                Push::Offer(ix) => {
+                                    let pop = svc.pop(&ix, false).await;
+                                    event(Ev::Offer(offer_to_pb(&ix, &pop)))
+                                }
+                                other => push_to_event(other),
+                            };
+                            if out_tx.send(Ok(event)).await.is_err() || closing {
                                 break;
                             }
                         }
@@ -129,7 +152,7 @@ fn event(kind: Ev) -> pb::AgentEvent {
 
 fn push_to_event(push: Push) -> pb::AgentEvent {
     event(match push {
-        Push::Offer(ix) => Ev::Offer(offer_to_pb(&ix)),
+        Push::Offer(ix) => Ev::Offer(offer_to_pb(&ix, &ScreenPopData::not_configured())),
         Push::Revoked { interaction_id, reason } => Ev::OfferRevoked(pb::OfferRevoked { interaction_id, reason }),
         Push::Assigned(ix) => Ev::Assigned(pb::Assigned { interaction: Some(interaction_to_pb(&ix)) }),
         Push::CustomerMessage { interaction_id, message } => {
@@ -159,11 +182,23 @@ impl AgentDesktopService {
         let st = self.store.agent_status(agent).await.map_err(status)?;
         let work = self.store.agent_work(agent).await.map_err(status)?;
         let (offers, held): (Vec<_>, Vec<_>) = work.into_iter().partition(|ix| ix.state == InteractionState::Offered);
+        let mut offer_events = Vec::new();
+        for ix in &offers {
+            let pop = self.pop(ix, false).await;
+            offer_events.push(offer_to_pb(ix, &pop));
+        }
         Ok(pb::LoggedIn {
             agent: Some(super::agent_state_to_pb(&st)),
-            offers: offers.iter().map(offer_to_pb).collect(),
+            offers: offer_events,
             interactions: held.iter().map(interaction_to_pb).collect(),
         })
+    }
+
+    async fn pop(&self, ix: &model::Interaction, fresh: bool) -> ScreenPopData {
+        match &self.screen_pop {
+            Some(p) => p.lookup(ix.channel, &ix.customer_address, fresh).await,
+            None => ScreenPopData::not_configured(),
+        }
     }
 
     async fn end_session(&self, agent: &str, session: &str) {

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use tonic::Status;
 
+use crate::crm::client::{PopStatus, ScreenPopData};
 use crate::model::{self, Channel};
 use crate::store::{AgentStatus, QueueFigures, StoreError};
 
@@ -143,12 +144,52 @@ pub fn message_to_pb(m: &model::Message) -> pb::Message {
     }
 }
 
-pub fn offer_to_pb(ix: &model::Interaction) -> pb::Offer {
+pub fn offer_to_pb(ix: &model::Interaction, pop: &ScreenPopData) -> pb::Offer {
     pb::Offer {
         interaction: Some(interaction_to_pb(ix)),
         expires_at: ix.offer_expires_ms.map(ts),
-        // Filled once a CRM is configured.
-        screen_pop: Some(pb::ScreenPop { status: pb::ScreenPopStatus::NotConfigured as i32, ..Default::default() }),
+        screen_pop: Some(screen_pop_to_pb(pop)),
+    }
+}
+
+fn ts_i(ms: i64) -> Option<prost_types::Timestamp> {
+    (ms > 0).then(|| ts(ms as u64))
+}
+
+pub fn screen_pop_to_pb(p: &ScreenPopData) -> pb::ScreenPop {
+    let status = match p.status {
+        PopStatus::NotConfigured => pb::ScreenPopStatus::NotConfigured,
+        PopStatus::Available => pb::ScreenPopStatus::Available,
+        PopStatus::Unavailable => pb::ScreenPopStatus::Unavailable,
+    };
+    pb::ScreenPop {
+        status: status as i32,
+        contact: p.contact.as_ref().map(|c| pb::Contact {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            identities: c
+                .identities
+                .iter()
+                .map(|(ch, a)| pb::ContactIdentity { channel: channel_to_pb(*ch) as i32, address: a.clone() })
+                .collect(),
+            fields: c.fields.clone().into_iter().collect(),
+        }),
+        history: p
+            .history
+            .iter()
+            .map(|h| pb::HistoryEntry {
+                interaction_id: h.interaction_id.clone(),
+                channel: h.channel.map(channel_to_pb).unwrap_or_default() as i32,
+                queue: h.queue.clone(),
+                agent_id: h.agent_id.clone(),
+                started_at: ts_i(h.started_ms),
+                ended_at: ts_i(h.ended_ms),
+                outcome: h.outcome.clone(),
+                disposition: h.disposition.clone(),
+                notes: h.notes.clone(),
+                summary: h.summary.clone(),
+            })
+            .collect(),
     }
 }
 

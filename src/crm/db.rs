@@ -366,12 +366,13 @@ impl CrmDb {
             }
         }
         let (mut stored, mut dups) = (0, 0);
+        let received = now_ms();
         let mut tx = self.pool.begin().await?;
-        for e in events {
+        for (i, e) in events.iter().enumerate() {
             let details = e.details.to_string();
             let r = sqlx::query(
-                "INSERT INTO events (id, interaction_id, type, at_ms, agent_id, queue, details, received_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO events (id, interaction_id, type, at_ms, agent_id, queue, details, received_ms, received_seq) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
             )
             .bind(&e.id)
             .bind(&e.interaction_id)
@@ -380,7 +381,8 @@ impl CrmDb {
             .bind(&e.agent_id)
             .bind(&e.queue)
             .bind(&details)
-            .bind(now_ms())
+            .bind(received)
+            .bind(received * 1000 + i as i64)
             .execute(&mut *tx)
             .await?;
             if r.rows_affected() == 0 {
@@ -585,9 +587,9 @@ impl CrmDb {
         rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
     }
 
-    /// Event types of an interaction in the order they were stored, for tests and tools.
+    /// (event id, type) of an interaction in the order they arrived, for tests and tools.
     pub async fn event_types(&self, interaction_id: &str) -> Result<Vec<(String, String)>> {
-        let rows = sqlx::query("SELECT id, type FROM events WHERE interaction_id = $1 ORDER BY received_ms, at_ms, id")
+        let rows = sqlx::query("SELECT id, type FROM events WHERE interaction_id = $1 ORDER BY received_seq")
             .bind(interaction_id)
             .fetch_all(&self.pool)
             .await?;

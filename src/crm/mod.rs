@@ -5,7 +5,9 @@
 //! - [`identity`]: identity normalization (E.164, lower-cased email).
 //! - [`db`]: the built-in store on sqlx (SQLite by default, PostgreSQL).
 //! - [`service`]: the gRPC service over the built-in store, and `switchboard crm`.
+//! - [`client`]: screen-pops from whichever CRM store is configured (deadline, cache).
 
+pub mod client;
 pub mod db;
 pub mod identity;
 pub mod service;

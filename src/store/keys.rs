@@ -52,6 +52,9 @@ pub const FORMATS: &[(&str, &str)] = &[
     ("events", "events"),
     // String: the instance currently delivering the event log to the CRM (a lease with a TTL).
     ("outbox_lease", "outbox_lease"),
+    // String: version of a customer's CRM data ("<channel>|<address>"), bumped when the CRM has
+    // acknowledged new events for them; screen-pop caches compare it.
+    ("popv", "popv:{}"),
     // Stream: pushes for the agent streams held by one instance.
     ("inbox", "inbox:{}"),
     // Set: agents whose desktop stream an instance holds.
@@ -144,6 +147,9 @@ impl Keys {
     }
     pub fn outbox_lease(&self) -> String {
         self.fmt("outbox_lease", &[])
+    }
+    pub fn popv(&self, customer: &str) -> String {
+        self.fmt("popv", &[customer])
     }
     pub fn inbox(&self, instance: &str) -> String {
         self.fmt("inbox", &[instance])

@@ -823,6 +823,28 @@ impl Store {
         Ok(())
     }
 
+    /// Current version of a customer's CRM data (0 if never bumped).
+    pub async fn customer_version(&self, channel: Channel, address: &str) -> Result<u64> {
+        let mut con = self.con.clone();
+        let v: Option<u64> = con.get(self.keys.popv(&format!("{channel}|{address}"))).await?;
+        Ok(v.unwrap_or(0))
+    }
+
+    /// Marks customers whose CRM data changed (new events acknowledged by the CRM).
+    pub async fn bump_customer_versions(&self, customers: &[(Channel, String)]) -> Result<()> {
+        if customers.is_empty() {
+            return Ok(());
+        }
+        let mut con = self.con.clone();
+        let mut pipe = redis::pipe();
+        for (c, a) in customers {
+            let k = self.keys.popv(&format!("{c}|{a}"));
+            pipe.incr(&k, 1).ignore().expire(&k, 86_400).ignore();
+        }
+        let _: () = pipe.query_async(&mut con).await?;
+        Ok(())
+    }
+
     /// Events not yet delivered (the log is trimmed as they are).
     pub async fn outbox_backlog(&self) -> Result<u64> {
         let mut con = self.con.clone();

@@ -356,7 +356,8 @@ local function finish(iid, ix)
     redis.call('HSET', K.agent(aid), 'idle', NOW)
   end
   redis.call('SREM', K.qlive(ix.queue), iid)
-  emit('completed', iid, aid, ix.queue, { disposition = ix.disp or '', notes = ix.notes or '' })
+  emit('completed', iid, aid, ix.queue,
+    { disposition = ix.disp or '', notes = ix.notes or '', channel = ix.ch, customer = ix.cust })
   expire_keys(iid)
   if aid and aid ~= '' then
     refresh_agent(aid)
@@ -423,7 +424,8 @@ local function abandon(iid, ix, reason)
   redis.call('HSET', K.ix(iid), 'state', 'abandoned', 't_abandoned', NOW, 'end_reason', reason, 'esc', '')
   redis.call('SREM', K.qlive(ix.queue), iid)
   fig_incr(ix.queue, 'abandoned', 1)
-  emit('abandoned', iid, ix.agent or '', ix.queue, { reason = reason, waited_ms = NOW - num(ix.enq) })
+  emit('abandoned', iid, ix.agent or '', ix.queue,
+    { reason = reason, waited_ms = NOW - num(ix.enq), channel = ix.ch, customer = ix.cust })
   expire_keys(iid)
   if ix.state == 'offered' and ix.agent ~= '' then
     refresh_agent(ix.agent)

@@ -1,0 +1,177 @@
+//! Screen-pops: the contact and its recent history for an offer, from whichever CRM store is
+//! configured, within a deadline. A slow or absent CRM never delays an offer: past the deadline
+//! the offer goes out marked "unavailable", and the agent can ask again.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::db::{Contact, HistoryEntry};
+use super::pb;
+use crate::model::Channel;
+use crate::store::Store;
+
+pub type CrmClient = pb::crm_store_client::CrmStoreClient<tonic::transport::Channel>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PopStatus {
+    NotConfigured,
+    Available,
+    Unavailable,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScreenPopData {
+    pub status: PopStatus,
+    /// None for a customer the CRM does not know (yet).
+    pub contact: Option<Contact>,
+    pub history: Vec<HistoryEntry>,
+}
+
+impl ScreenPopData {
+    pub fn not_configured() -> Self {
+        ScreenPopData { status: PopStatus::NotConfigured, contact: None, history: Vec::new() }
+    }
+    fn unavailable() -> Self {
+        ScreenPopData { status: PopStatus::Unavailable, contact: None, history: Vec::new() }
+    }
+}
+
+struct Cached {
+    at: Instant,
+    version: u64,
+    data: ScreenPopData,
+}
+
+pub struct ScreenPopper {
+    client: CrmClient,
+    store: Store,
+    deadline: Duration,
+    history_limit: u32,
+    ttl: Duration,
+    cache: Mutex<HashMap<(Channel, String), Cached>>,
+}
+
+/// Cached entries kept at most; the oldest are dropped first.
+const CACHE_MAX: usize = 50_000;
+
+impl ScreenPopper {
+    pub fn new(client: CrmClient, store: Store, deadline: Duration, history_limit: u32, ttl: Duration) -> Self {
+        ScreenPopper { client, store, deadline, history_limit, ttl, cache: Mutex::new(HashMap::new()) }
+    }
+
+    /// The screen-pop for a customer, within the deadline. `fresh` skips the cache.
+    pub async fn lookup(&self, channel: Channel, address: &str, fresh: bool) -> ScreenPopData {
+        let started = Instant::now();
+        let key = (channel, address.to_string());
+        let r = tokio::time::timeout(self.deadline, async {
+            // The version moves when the CRM acknowledged new events for this customer.
+            let version = self.store.customer_version(channel, address).await.unwrap_or(u64::MAX);
+            if !fresh
+                && let Some(c) = self.cache.lock().expect("cache lock").get(&key)
+                && c.version == version
+                && c.at.elapsed() < self.ttl
+            {
+                metrics::counter!("switchboard_screen_pop_total", "outcome" => "cached").increment(1);
+                return Ok(c.data.clone());
+            }
+            let data = self.fetch(channel, address).await?;
+            self.remember(key.clone(), version, data.clone());
+            Ok::<_, tonic::Status>(data)
+        })
+        .await;
+        metrics::histogram!("switchboard_screen_pop_seconds").record(started.elapsed().as_secs_f64());
+        match r {
+            Ok(Ok(d)) => {
+                metrics::counter!("switchboard_screen_pop_total", "outcome" => "fetched").increment(1);
+                d
+            }
+            Ok(Err(status)) => {
+                metrics::counter!("switchboard_screen_pop_total", "outcome" => "error").increment(1);
+                tracing::warn!(message = "Screen-pop look-up failed.", code = ?status.code(), error = %status.message());
+                ScreenPopData::unavailable()
+            }
+            Err(_) => {
+                metrics::counter!("switchboard_screen_pop_total", "outcome" => "timeout").increment(1);
+                tracing::warn!(message = "Screen-pop look-up missed its deadline.", deadline = ?self.deadline);
+                ScreenPopData::unavailable()
+            }
+        }
+    }
+
+    fn remember(&self, key: (Channel, String), version: u64, data: ScreenPopData) {
+        let mut cache = self.cache.lock().expect("cache lock");
+        if cache.len() >= CACHE_MAX {
+            let ttl = self.ttl;
+            cache.retain(|_, c| c.at.elapsed() < ttl);
+            if cache.len() >= CACHE_MAX {
+                cache.clear();
+            }
+        }
+        cache.insert(key, Cached { at: Instant::now(), version, data });
+    }
+
+    async fn fetch(&self, channel: Channel, address: &str) -> Result<ScreenPopData, tonic::Status> {
+        let mut client = self.client.clone();
+        let identity = pb::Identity { channel: super::service::channel_to_pb(channel) as i32, address: address.into() };
+        let contact = match client.find_contact(pb::FindContactRequest { identity: Some(identity) }).await {
+            Ok(c) => contact_from_pb(c.into_inner()),
+            // An unknown customer, or one whose address is not a valid identity: nothing to show.
+            Err(s) if matches!(s.code(), tonic::Code::NotFound | tonic::Code::InvalidArgument) => {
+                return Ok(ScreenPopData { status: PopStatus::Available, contact: None, history: Vec::new() });
+            }
+            Err(s) => return Err(s),
+        };
+        let history = if self.history_limit == 0 {
+            Vec::new()
+        } else {
+            client
+                .get_contact_history(pb::GetContactHistoryRequest {
+                    contact_id: contact.id.clone(),
+                    limit: self.history_limit,
+                    cursor: String::new(),
+                })
+                .await?
+                .into_inner()
+                .entries
+                .into_iter()
+                .map(history_from_pb)
+                .collect()
+        };
+        Ok(ScreenPopData { status: PopStatus::Available, contact: Some(contact), history })
+    }
+}
+
+fn ms(t: Option<prost_types::Timestamp>) -> i64 {
+    t.map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000).unwrap_or(0)
+}
+
+fn channel_from(v: i32) -> Option<Channel> {
+    super::service::channel_from_pb("", v).ok()
+}
+
+pub fn contact_from_pb(c: pb::Contact) -> Contact {
+    Contact {
+        id: c.id,
+        name: c.name,
+        identities: c.identities.into_iter().filter_map(|i| Some((channel_from(i.channel)?, i.address))).collect(),
+        fields: c.fields.into_iter().collect(),
+        created_ms: ms(c.created_at),
+        updated_ms: ms(c.updated_at),
+    }
+}
+
+pub fn history_from_pb(h: pb::HistoryEntry) -> HistoryEntry {
+    HistoryEntry {
+        interaction_id: h.interaction_id,
+        channel: channel_from(h.channel),
+        queue: h.queue,
+        agent_id: h.agent_id,
+        started_ms: ms(h.started_at),
+        ended_ms: ms(h.ended_at),
+        outcome: h.outcome,
+        disposition: h.disposition,
+        notes: h.notes,
+        summary: h.summary,
+    }
+}
