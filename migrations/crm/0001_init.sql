@@ -41,10 +41,11 @@ CREATE TABLE events (
     queue TEXT NOT NULL DEFAULT '',
     details TEXT NOT NULL DEFAULT '{}',
     received_ms BIGINT NOT NULL,
-    -- Arrival order: received_ms * 1000 + position in its batch.
+    -- Arrival order.
     received_seq BIGINT NOT NULL
 );
-CREATE INDEX events_interaction ON events (interaction_id, at_ms);
+CREATE INDEX events_interaction ON events (interaction_id, received_seq);
+CREATE INDEX events_arrival ON events (received_seq);
 
 CREATE TABLE messages (
     interaction_id TEXT NOT NULL,

@@ -368,6 +368,8 @@ impl CrmDb {
         let (mut stored, mut dups) = (0, 0);
         let received = now_ms();
         let mut tx = self.pool.begin().await?;
+        let last: i64 =
+            sqlx::query("SELECT COALESCE(MAX(received_seq), 0) FROM events").fetch_one(&mut *tx).await?.try_get(0)?;
         for (i, e) in events.iter().enumerate() {
             let details = e.details.to_string();
             let r = sqlx::query(
@@ -382,7 +384,7 @@ impl CrmDb {
             .bind(&e.queue)
             .bind(&details)
             .bind(received)
-            .bind(received * 1000 + i as i64)
+            .bind(last + 1 + i as i64)
             .execute(&mut *tx)
             .await?;
             if r.rows_affected() == 0 {
