@@ -66,7 +66,6 @@ impl crm_pb::crm_store_server::CrmStore for FlakyCrm {
     }
 }
 
-use crm_pb::crm_store_server::CrmStore as _;
 
 struct ExternalCrm {
     db: CrmDb,
