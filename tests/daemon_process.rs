@@ -102,3 +102,82 @@ fn check_config_names_the_bad_key() {
     let out = Command::new(bin()).args(["check-config", "--config"]).arg(&good).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// `switchboard crm` on its own, and `switchboard serve` pointed at it through the environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_crm_serves_an_external_switchboard() {
+    use switchboard::crm::pb as crm_pb;
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let crm_port = free_port();
+    let mut crm = Command::new(bin())
+        .args(["crm", "--listen", &format!("127.0.0.1:{crm_port}"), "--database"])
+        .arg(format!("sqlite://{}/crm.db?mode=rwc", dir.path().display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let crm_url = format!("http://127.0.0.1:{crm_port}");
+    let mut client = eventually("crm up", Duration::from_secs(30), || {
+        let u = crm_url.clone();
+        async move { crm_pb::crm_store_client::CrmStoreClient::connect(u).await.ok() }
+    })
+    .await;
+    let contact = client
+        .upsert_contact(crm_pb::UpsertContactRequest {
+            name: "Ada".into(),
+            identities: vec![crm_pb::Identity {
+                channel: crm_pb::Channel::Email as i32,
+                address: "Ada@Example.com".into(),
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    let (grpc, http) = (free_port(), free_port());
+    let mut serve = Command::new(bin())
+        .arg("serve")
+        .env("SWITCHBOARD_REDIS_URL", &redis.url)
+        .env("SWITCHBOARD_GRPC_LISTEN", format!("127.0.0.1:{grpc}"))
+        .env("SWITCHBOARD_HTTP_LISTEN", format!("127.0.0.1:{http}"))
+        .env("SWITCHBOARD_CRM_ENDPOINT", &crm_url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = format!("http://127.0.0.1:{http}/readyz");
+    eventually("daemon ready", Duration::from_secs(30), || {
+        let u = ready.clone();
+        async move { http_get(&u).await.ok().filter(|(c, _)| *c == 200) }
+    })
+    .await;
+    let endpoint = format!("http://127.0.0.1:{grpc}");
+    let mut admin = pb::admin_client::AdminClient::connect(endpoint.clone()).await.unwrap();
+    admin.put_queue(pb::PutQueueRequest { queue: Some(queue("mail", &[])), allow_update: true }).await.unwrap();
+    admin.put_agent(pb::PutAgentRequest { agent: Some(agent("bo", &[])), allow_update: true }).await.unwrap();
+    let (mut bo, _) = Desktop::login(&endpoint, "bo", "tok-bo").await.unwrap();
+    bo.ready().await;
+    let mut ixs = pb::interactions_client::InteractionsClient::connect(endpoint).await.unwrap();
+    let req = pb::CreateInteractionRequest {
+        channel: pb::Channel::Email as i32,
+        customer_address: "ada@example.COM".into(),
+        queue: "mail".into(),
+        subject: "Order 17".into(),
+        body: "Where is my order?".into(),
+        ..Default::default()
+    };
+    ixs.create_interaction(req).await.unwrap();
+    let offer = bo.wait_offer().await;
+    let pop = offer.screen_pop.unwrap();
+    assert_eq!(pop.status, pb::ScreenPopStatus::Available as i32);
+    let c = pop.contact.expect("the external CRM's contact");
+    assert_eq!(c.id, contact.id);
+    assert_eq!(c.name, "Ada");
+    for child in [&mut serve, &mut crm] {
+        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    }
+    assert!(serve.wait().unwrap().success());
+    assert!(crm.wait().unwrap().success());
+}
