@@ -66,7 +66,6 @@ impl crm_pb::crm_store_server::CrmStore for FlakyCrm {
     }
 }
 
-
 struct ExternalCrm {
     db: CrmDb,
     crm: FlakyCrm,

@@ -136,6 +136,20 @@ impl CrmDb {
         &self.opts
     }
 
+    fn is_sqlite(&self) -> bool {
+        self.opts.database_url.starts_with("sqlite:")
+    }
+
+    /// A write transaction. SQLite's default deferred BEGIN lets two writers both read and then
+    /// fail to upgrade their locks; IMMEDIATE takes the write lock up front (and waits for it).
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        if self.is_sqlite() {
+            Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        } else {
+            Ok(self.pool.begin().await?)
+        }
+    }
+
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -216,11 +230,29 @@ impl CrmDb {
             let n = self.norm(*ch, a).map_err(|e| CrmError::Invalid(format!("identities[{i}]: {e}")))?;
             normalized.push((*ch, n));
         }
+        // Two first contacts of one new customer can race; the loser sees the winner's identity
+        // on its next attempt and updates that contact instead of creating a second one.
+        for _ in 0..5 {
+            if let Some(target) = self.upsert_once(id, name, &normalized, fields).await? {
+                return self.get_contact(&target).await;
+            }
+        }
+        Err(CrmError::Conflict("identities: changed concurrently too often; try again".into()))
+    }
+
+    /// One attempt; None when a concurrent upsert took one of the identities first.
+    async fn upsert_once(
+        &self,
+        id: Option<&str>,
+        name: &str,
+        normalized: &[(Channel, String)],
+        fields: &BTreeMap<String, String>,
+    ) -> Result<Option<String>> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         // Which contacts own the given identities?
         let mut owners = BTreeMap::new();
-        for (ch, a) in &normalized {
+        for (ch, a) in normalized {
             if let Some(r) = sqlx::query("SELECT contact_id FROM identities WHERE channel = $1 AND address = $2")
                 .bind(ch.as_str())
                 .bind(a)
@@ -270,19 +302,30 @@ impl CrmDb {
                 return Err(CrmError::Conflict(format!("identities: {ch} {a:?} belongs to contact {owner}")));
             }
         }
-        for (ch, a) in &normalized {
-            sqlx::query("INSERT INTO identities (channel, address, contact_id) VALUES ($1, $2, $3) ON CONFLICT (channel, address) DO NOTHING")
-                .bind(ch.as_str())
-                .bind(a)
-                .bind(&target)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let cur: String = sqlx::query("SELECT fields FROM contacts WHERE id = $1")
+        for (ch, a) in normalized {
+            let inserted = sqlx::query(
+                "INSERT INTO identities (channel, address, contact_id) VALUES ($1, $2, $3) \
+                 ON CONFLICT (channel, address) DO NOTHING",
+            )
+            .bind(ch.as_str())
+            .bind(a)
             .bind(&target)
-            .fetch_one(&mut *tx)
+            .execute(&mut *tx)
             .await?
-            .try_get(0)?;
+            .rows_affected();
+            if inserted == 0 && !owners.contains_key(&(ch.as_str(), a.clone())) {
+                // Taken since we looked: start over (the transaction rolls back on drop).
+                return Ok(None);
+            }
+        }
+        // Fields are merged read-modify-write: lock the row so concurrent merges do not lose
+        // each other's fields (SQLite's IMMEDIATE transaction already serializes writers).
+        let select = if self.is_sqlite() {
+            "SELECT fields FROM contacts WHERE id = $1"
+        } else {
+            "SELECT fields FROM contacts WHERE id = $1 FOR UPDATE"
+        };
+        let cur: String = sqlx::query(select).bind(&target).fetch_one(&mut *tx).await?.try_get(0)?;
         let mut merged: BTreeMap<String, String> = serde_json::from_str(&cur).unwrap_or_default();
         for (k, v) in fields {
             if v.is_empty() {
@@ -299,7 +342,7 @@ impl CrmDb {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        self.get_contact(&target).await
+        Ok(Some(target))
     }
 
     /// Newest first; the cursor continues after the last entry returned.
@@ -367,7 +410,7 @@ impl CrmDb {
         }
         let (mut stored, mut dups) = (0, 0);
         let received = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let last: i64 =
             sqlx::query("SELECT COALESCE(MAX(received_seq), 0) FROM events").fetch_one(&mut *tx).await?.try_get(0)?;
         for (i, e) in events.iter().enumerate() {
@@ -540,7 +583,7 @@ impl CrmDb {
 
     /// Right to erasure. Returns (interactions anonymized, message bodies erased).
     pub async fn erase_contact(&self, id: &str) -> Result<(u32, u32)> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let exists = sqlx::query("SELECT 1 FROM contacts WHERE id = $1 AND erased = 0")
             .bind(id)
             .fetch_optional(&mut *tx)
