@@ -8,11 +8,12 @@ CREATE TABLE contacts (
     erased INTEGER NOT NULL DEFAULT 0
 );
 
+-- kind: "phone" (shared by voice and SMS), "email" or "chat"; address normalized.
 CREATE TABLE identities (
-    channel TEXT NOT NULL,
+    kind TEXT NOT NULL,
     address TEXT NOT NULL,
     contact_id TEXT NOT NULL REFERENCES contacts (id),
-    PRIMARY KEY (channel, address)
+    PRIMARY KEY (kind, address)
 );
 CREATE INDEX identities_contact ON identities (contact_id);
 
@@ -21,6 +22,10 @@ CREATE TABLE interactions (
     contact_id TEXT,
     channel TEXT NOT NULL DEFAULT '',
     customer_address TEXT NOT NULL DEFAULT '',
+    -- The customer's normalized identity, so interactions logged before their contact existed
+    -- are linked when it is created.
+    identity_kind TEXT NOT NULL DEFAULT '',
+    identity TEXT NOT NULL DEFAULT '',
     queue TEXT NOT NULL DEFAULT '',
     agent_id TEXT NOT NULL DEFAULT '',
     started_ms BIGINT NOT NULL DEFAULT 0,
@@ -31,6 +36,7 @@ CREATE TABLE interactions (
     summary TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX interactions_contact ON interactions (contact_id, started_ms);
+CREATE INDEX interactions_identity ON interactions (identity_kind, identity);
 
 CREATE TABLE events (
     id TEXT PRIMARY KEY,

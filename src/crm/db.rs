@@ -93,6 +93,27 @@ pub struct CrmDb {
     opts: CrmOptions,
 }
 
+/// Voice and SMS reach the same phone: one identity for both.
+pub fn identity_kind(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Voice | Channel::Sms => "phone",
+        Channel::Email => "email",
+        Channel::Chat => "chat",
+    }
+}
+
+fn channel_of_kind(kind: &str) -> Option<Channel> {
+    match kind {
+        "phone" => Some(Channel::Voice),
+        "email" => Some(Channel::Email),
+        "chat" => Some(Channel::Chat),
+        _ => None,
+    }
+}
+
+/// The most fields a contact keeps.
+pub const MAX_FIELDS: usize = 100;
+
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
@@ -161,8 +182,8 @@ impl CrmDb {
 
     pub async fn find_contact(&self, channel: Channel, address: &str) -> Result<Contact> {
         let address = self.norm(channel, address)?;
-        let row = sqlx::query("SELECT contact_id FROM identities WHERE channel = $1 AND address = $2")
-            .bind(channel.as_str())
+        let row = sqlx::query("SELECT contact_id FROM identities WHERE kind = $1 AND address = $2")
+            .bind(identity_kind(channel))
             .bind(&address)
             .fetch_optional(&self.pool)
             .await?;
@@ -180,14 +201,14 @@ impl CrmDb {
                 .await?
                 .ok_or_else(|| CrmError::NotFound(format!("contact_id: no contact {id:?}")))?;
         let identities =
-            sqlx::query("SELECT channel, address FROM identities WHERE contact_id = $1 ORDER BY channel, address")
+            sqlx::query("SELECT kind, address FROM identities WHERE contact_id = $1 ORDER BY kind, address")
                 .bind(id)
                 .fetch_all(&self.pool)
                 .await?
                 .iter()
                 .filter_map(|r| {
                     let ch: String = r.try_get(0).ok()?;
-                    Some((Channel::parse(&ch)?, r.try_get::<String, _>(1).ok()?))
+                    Some((channel_of_kind(&ch)?, r.try_get::<String, _>(1).ok()?))
                 })
                 .collect();
         let fields: String = row.try_get(2)?;
@@ -215,8 +236,8 @@ impl CrmDb {
         if identities.len() > 50 {
             return Err(CrmError::Invalid("identities: at most 50".into()));
         }
-        if fields.len() > 100 {
-            return Err(CrmError::Invalid("fields: at most 100".into()));
+        if fields.len() > MAX_FIELDS {
+            return Err(CrmError::Invalid(format!("fields: at most {MAX_FIELDS}")));
         }
         for (k, v) in fields {
             if k.is_empty() || k.len() > 128 {
@@ -227,9 +248,16 @@ impl CrmDb {
         }
         let mut normalized = Vec::new();
         for (i, (ch, a)) in identities.iter().enumerate() {
-            let n = self.norm(*ch, a).map_err(|e| CrmError::Invalid(format!("identities[{i}]: {e}")))?;
-            normalized.push((*ch, n));
+            let n = self.norm(*ch, a).map_err(|e| match e {
+                CrmError::Invalid(m) => {
+                    CrmError::Invalid(format!("identities[{i}].{}", m.strip_prefix("identity.").unwrap_or(&m)))
+                }
+                other => other,
+            })?;
+            normalized.push((identity_kind(*ch), n));
         }
+        normalized.sort();
+        normalized.dedup();
         // Two first contacts of one new customer can race; the loser sees the winner's identity
         // on its next attempt and updates that contact instead of creating a second one.
         for _ in 0..5 {
@@ -245,21 +273,21 @@ impl CrmDb {
         &self,
         id: Option<&str>,
         name: &str,
-        normalized: &[(Channel, String)],
+        normalized: &[(&'static str, String)],
         fields: &BTreeMap<String, String>,
     ) -> Result<Option<String>> {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
         // Which contacts own the given identities?
         let mut owners = BTreeMap::new();
-        for (ch, a) in normalized {
-            if let Some(r) = sqlx::query("SELECT contact_id FROM identities WHERE channel = $1 AND address = $2")
-                .bind(ch.as_str())
+        for (kind, a) in normalized {
+            if let Some(r) = sqlx::query("SELECT contact_id FROM identities WHERE kind = $1 AND address = $2")
+                .bind(*kind)
                 .bind(a)
                 .fetch_optional(&mut *tx)
                 .await?
             {
-                owners.insert((ch.as_str(), a.clone()), r.try_get::<String, _>(0)?);
+                owners.insert((*kind, a.clone()), r.try_get::<String, _>(0)?);
             }
         }
         let target = match id {
@@ -302,21 +330,30 @@ impl CrmDb {
                 return Err(CrmError::Conflict(format!("identities: {ch} {a:?} belongs to contact {owner}")));
             }
         }
-        for (ch, a) in normalized {
+        for (kind, a) in normalized {
             let inserted = sqlx::query(
-                "INSERT INTO identities (channel, address, contact_id) VALUES ($1, $2, $3) \
-                 ON CONFLICT (channel, address) DO NOTHING",
+                "INSERT INTO identities (kind, address, contact_id) VALUES ($1, $2, $3) \
+                 ON CONFLICT (kind, address) DO NOTHING",
             )
-            .bind(ch.as_str())
+            .bind(*kind)
             .bind(a)
             .bind(&target)
             .execute(&mut *tx)
             .await?
             .rows_affected();
-            if inserted == 0 && !owners.contains_key(&(ch.as_str(), a.clone())) {
+            if inserted == 0 && !owners.contains_key(&(*kind, a.clone())) {
                 // Taken since we looked: start over (the transaction rolls back on drop).
                 return Ok(None);
             }
+            // Interactions logged before this contact existed join its history now.
+            sqlx::query(
+                "UPDATE interactions SET contact_id = $1 WHERE contact_id IS NULL AND identity_kind = $2 AND identity = $3",
+            )
+            .bind(&target)
+            .bind(*kind)
+            .bind(a)
+            .execute(&mut *tx)
+            .await?;
         }
         // Fields are merged read-modify-write: lock the row so concurrent merges do not lose
         // each other's fields (SQLite's IMMEDIATE transaction already serializes writers).
@@ -333,6 +370,9 @@ impl CrmDb {
             } else {
                 merged.insert(k.clone(), v.clone());
             }
+        }
+        if merged.len() > MAX_FIELDS {
+            return Err(CrmError::Invalid(format!("fields: a contact keeps at most {MAX_FIELDS} fields")));
         }
         sqlx::query("UPDATE contacts SET name = CASE WHEN $2 = '' THEN name ELSE $2 END, fields = $3, updated_ms = $4 WHERE id = $1")
             .bind(&target)
@@ -460,8 +500,18 @@ impl CrmDb {
             .bind(e.at_ms)
             .execute(&mut **tx)
             .await?;
-            if let Some(ch) = e.channel
-                && let Some(contact) = self.contact_for(tx, ch, &e.customer_address, e.at_ms).await?
+            // An address that does not normalize (a malformed caller id) is logged without a contact.
+            let identity = e.channel.and_then(|ch| Some((identity_kind(ch), self.norm(ch, &e.customer_address).ok()?)));
+            if let Some((kind, address)) = &identity {
+                sqlx::query("UPDATE interactions SET identity_kind = $2, identity = $3 WHERE id = $1")
+                    .bind(ix)
+                    .bind(*kind)
+                    .bind(address)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            if let Some((kind, address)) = identity
+                && let Some(contact) = self.contact_for(tx, kind, &address, e.at_ms).await?
             {
                 sqlx::query("UPDATE interactions SET contact_id = $2 WHERE id = $1")
                     .bind(ix)
@@ -545,23 +595,27 @@ impl CrmDb {
         Ok(())
     }
 
-    /// The contact for a customer address; unknown customers get one when configured so.
+    /// The contact for a normalized identity; unknown customers get one when configured so.
     async fn contact_for(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        channel: Channel,
+        kind: &str,
         address: &str,
         at_ms: i64,
     ) -> Result<Option<String>> {
-        // An address that does not normalize (a malformed caller id) is logged without a contact.
-        let Ok(address) = self.norm(channel, address) else { return Ok(None) };
-        if let Some(r) = sqlx::query("SELECT contact_id FROM identities WHERE channel = $1 AND address = $2")
-            .bind(channel.as_str())
-            .bind(&address)
-            .fetch_optional(&mut **tx)
-            .await?
-        {
-            return Ok(Some(r.try_get(0)?));
+        let find = async |tx: &mut sqlx::Transaction<'_, sqlx::Any>| -> Result<Option<String>> {
+            let row = sqlx::query("SELECT contact_id FROM identities WHERE kind = $1 AND address = $2")
+                .bind(kind)
+                .bind(address)
+                .fetch_optional(&mut **tx)
+                .await?;
+            Ok(match row {
+                Some(r) => Some(r.try_get(0)?),
+                None => None,
+            })
+        };
+        if let Some(id) = find(tx).await? {
+            return Ok(Some(id));
         }
         if !self.opts.create_unknown_contacts {
             return Ok(None);
@@ -572,12 +626,20 @@ impl CrmDb {
             .bind(at_ms)
             .execute(&mut **tx)
             .await?;
-        sqlx::query("INSERT INTO identities (channel, address, contact_id) VALUES ($1, $2, $3)")
-            .bind(channel.as_str())
-            .bind(&address)
-            .bind(&id)
-            .execute(&mut **tx)
-            .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO identities (kind, address, contact_id) VALUES ($1, $2, $3) ON CONFLICT (kind, address) DO NOTHING",
+        )
+        .bind(kind)
+        .bind(address)
+        .bind(&id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            // Another writer created this customer's contact meanwhile: use that one.
+            sqlx::query("DELETE FROM contacts WHERE id = $1").bind(&id).execute(&mut **tx).await?;
+            return find(tx).await;
+        }
         Ok(Some(id))
     }
 
@@ -607,7 +669,7 @@ impl CrmDb {
         .execute(&mut *tx)
         .await?;
         let ixs = sqlx::query(
-            "UPDATE interactions SET customer_address = '', summary = '', notes = '' WHERE contact_id = $1",
+            "UPDATE interactions SET customer_address = '', identity = '', summary = '', notes = '' WHERE contact_id = $1",
         )
         .bind(id)
         .execute(&mut *tx)
