@@ -196,7 +196,7 @@ impl AgentDesktopService {
 
     async fn pop(&self, ix: &model::Interaction, fresh: bool) -> ScreenPopData {
         match &self.screen_pop {
-            Some(p) => p.lookup(ix.channel, &ix.customer_address, fresh).await,
+            Some(p) => p.lookup(ix.channel, &ix.customer_address, &ix.id, fresh).await,
             None => ScreenPopData::not_configured(),
         }
     }

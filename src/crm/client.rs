@@ -60,8 +60,16 @@ impl ScreenPopper {
         ScreenPopper { client, store, deadline, history_limit, ttl, cache: Mutex::new(HashMap::new()) }
     }
 
-    /// The screen-pop for a customer, within the deadline. `fresh` skips the cache.
-    pub async fn lookup(&self, channel: Channel, address: &str, fresh: bool) -> ScreenPopData {
+    /// The screen-pop for a customer, within the deadline, without the interaction being offered
+    /// (`current`). `fresh` skips the cache.
+    pub async fn lookup(&self, channel: Channel, address: &str, current: &str, fresh: bool) -> ScreenPopData {
+        let mut data = self.lookup_customer(channel, address, fresh).await;
+        data.history.retain(|h| h.interaction_id != current);
+        data.history.truncate(self.history_limit as usize);
+        data
+    }
+
+    async fn lookup_customer(&self, channel: Channel, address: &str, fresh: bool) -> ScreenPopData {
         let started = Instant::now();
         let key = (channel, address.to_string());
         let r = tokio::time::timeout(self.deadline, async {
@@ -128,7 +136,8 @@ impl ScreenPopper {
             client
                 .get_contact_history(pb::GetContactHistoryRequest {
                     contact_id: contact.id.clone(),
-                    limit: self.history_limit,
+                    // One more: the interaction being offered may already be in the history.
+                    limit: self.history_limit + 1,
                     cursor: String::new(),
                 })
                 .await?
