@@ -130,23 +130,7 @@ pub async fn run(store: Store, mut crm: CrmClient, instance: String, cancel: Can
                     // Delivered but not acknowledged: it is redelivered, and the CRM skips it.
                     warn!(message = "Acknowledging delivered events failed.", %error);
                 }
-                // Screen-pop caches on every instance notice that these customers' history changed.
-                let mut customers: Vec<(Channel, String)> = batch.iter().filter_map(customer_of).collect();
-                customers.sort();
-                customers.dedup();
-                if let Err(error) = store.bump_customer_versions(&customers).await {
-                    warn!(message = "Could not mark changed contacts.", %error);
-                }
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as u64)
-                    .unwrap_or(0);
-                for e in &batch {
-                    metrics::histogram!("switchboard_outbox_delivery_lag_seconds")
-                        .record(now.saturating_sub(e.at_ms) as f64 / 1000.0);
-                }
-                metrics::counter!("switchboard_outbox_delivered_total").increment(batch.len() as u64);
-                metrics::histogram!("switchboard_outbox_call_seconds").record(started.elapsed().as_secs_f64());
+                delivered(&store, &batch, started).await;
                 debug!(
                     message = "Delivered events to the CRM.",
                     count = batch.len(),
@@ -154,6 +138,29 @@ pub async fn run(store: Store, mut crm: CrmClient, instance: String, cancel: Can
                     duplicates = r.duplicates
                 );
                 backoff = Duration::from_millis(100);
+            }
+            // One event the CRM will never take must not hold back the rest: deliver one by one
+            // and park what it refuses.
+            Err(status) if status.code() == tonic::Code::InvalidArgument => {
+                warn!(message = "The CRM refused a batch as invalid; delivering its events one by one.", error = %status.message());
+                for e in &batch {
+                    let one = pb::LogEventsRequest { events: vec![to_crm_event(&key_root, e)] };
+                    let done = match crm.log_events(one).await {
+                        Ok(_) => store.outbox_ack(std::slice::from_ref(&e.id)).await,
+                        Err(s) if s.code() == tonic::Code::InvalidArgument => {
+                            metrics::counter!("switchboard_outbox_dead_letters_total").increment(1);
+                            tracing::error!(message = "The CRM refused an event; parked in events_dead.", event = %e.id, kind = %e.typ, error = %s.message());
+                            store.outbox_dead_letter(e, s.message()).await
+                        }
+                        // Anything else is worth retrying: the rest stays pending, in order.
+                        Err(_) => break,
+                    };
+                    if let Err(error) = done {
+                        warn!(message = "Acknowledging an event failed.", %error);
+                        break;
+                    }
+                }
+                delivered(&store, &batch, started).await;
             }
             Err(status) => {
                 metrics::counter!("switchboard_outbox_failures_total").increment(1);
@@ -166,4 +173,23 @@ pub async fn run(store: Store, mut crm: CrmClient, instance: String, cancel: Can
             }
         }
     }
+}
+
+/// Bookkeeping after a batch reached the CRM: screen-pop versions and metrics.
+async fn delivered(store: &Store, batch: &[LoggedEvent], started: Instant) {
+    // Screen-pop caches on every instance notice that these customers' history changed.
+    let mut customers: Vec<(Channel, String)> = batch.iter().filter_map(customer_of).collect();
+    customers.sort();
+    customers.dedup();
+    if let Err(error) = store.bump_customer_versions(&customers).await {
+        warn!(message = "Could not mark changed contacts.", %error);
+    }
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    for e in batch {
+        metrics::histogram!("switchboard_outbox_delivery_lag_seconds")
+            .record(now.saturating_sub(e.at_ms) as f64 / 1000.0);
+    }
+    metrics::counter!("switchboard_outbox_delivered_total").increment(batch.len() as u64);
+    metrics::histogram!("switchboard_outbox_call_seconds").record(started.elapsed().as_secs_f64());
 }

@@ -25,6 +25,8 @@ struct FlakyCrm {
     log_delay_ms: Arc<AtomicU64>,
     log_calls: Arc<AtomicU64>,
     duplicates: Arc<AtomicU64>,
+    /// Refuse, as invalid, any batch holding an event of this type.
+    refuse_type: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 #[tonic::async_trait]
@@ -52,6 +54,12 @@ impl crm_pb::crm_store_server::CrmStore for FlakyCrm {
         self.log_calls.fetch_add(1, Ordering::SeqCst);
         if self.down.load(Ordering::SeqCst) {
             return Err(Status::unavailable("crm is down (test)"));
+        }
+        let refuse = self.refuse_type.lock().unwrap().clone();
+        if let Some(t) = refuse
+            && r.get_ref().events.iter().any(|e| e.r#type == t)
+        {
+            return Err(Status::invalid_argument(format!("events[0].type: {t} is not accepted here (test)")));
         }
         tokio::time::sleep(Duration::from_millis(self.log_delay_ms.load(Ordering::SeqCst))).await;
         let resp = self.inner.log_events(r).await?;
@@ -90,6 +98,7 @@ async fn external_crm() -> ExternalCrm {
         log_delay_ms: Arc::default(),
         log_calls: Arc::default(),
         duplicates: Arc::default(),
+        refuse_type: Arc::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
@@ -325,4 +334,28 @@ async fn deliverer_killed_mid_delivery_loses_nothing_doubles_nothing() {
         assert_eq!(got_expected, ids.iter().collect::<Vec<_>>(), "{ix}: in order");
     }
     b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_crm_refuses_is_parked_and_the_rest_flows() {
+    let redis = RedisServer::start();
+    let crm = external_crm().await;
+    *crm.crm.refuse_type.lock().unwrap() = Some("message_out".into());
+    let mut cfg = test_config(&redis.url);
+    cfg.crm.endpoint = crm.endpoint.clone();
+    let sb = TestServer::start_with(cfg).await;
+    setup_sales(&sb, &["ann"]).await;
+    let mut ann = sb.desktop("ann", "tok-ann").await;
+    ann.ready().await;
+    let id = handle_one(&sb, &mut ann, "visitor-9", "hello", "ok").await;
+    eventually("log delivered", Duration::from_secs(30), || async { (log_len(&redis).await == 0).then_some(()) }).await;
+    let types: Vec<String> = crm.db.event_types(&id).await.unwrap().into_iter().map(|(_, t)| t).collect();
+    assert!(types.contains(&"created".to_string()) && types.contains(&"completed".to_string()), "{types:?}");
+    assert!(!types.contains(&"message_out".to_string()), "{types:?}");
+    let mut con = redis.client().await;
+    let dead: redis::streams::StreamRangeReply =
+        redis::AsyncCommands::xrange_all(&mut con, "sb:{default}:events_dead").await.unwrap();
+    assert_eq!(dead.ids.len(), 1);
+    assert_eq!(dead.ids[0].get::<String>("type").as_deref(), Some("message_out"));
+    assert!(dead.ids[0].get::<String>("reason").unwrap().contains("not accepted"));
 }

@@ -50,6 +50,8 @@ pub const FORMATS: &[(&str, &str)] = &[
     ("timers", "timers"),
     // Stream: every state change (the interaction log outbox).
     ("events", "events"),
+    // Stream: events the CRM refused as invalid, with its reason (parked so the log moves on).
+    ("events_dead", "events_dead"),
     // String: the instance currently delivering the event log to the CRM (a lease with a TTL).
     ("outbox_lease", "outbox_lease"),
     // String: version of a customer's CRM data ("<channel>|<address>"), bumped when the CRM has
@@ -144,6 +146,9 @@ impl Keys {
     }
     pub fn events(&self) -> String {
         self.fmt("events", &[])
+    }
+    pub fn events_dead(&self) -> String {
+        self.fmt("events_dead", &[])
     }
     pub fn outbox_lease(&self) -> String {
         self.fmt("outbox_lease", &[])

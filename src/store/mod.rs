@@ -845,6 +845,28 @@ impl Store {
         Ok(())
     }
 
+    /// Parks an event the CRM refused as invalid, then acknowledges it, so the log moves on and
+    /// an operator can still see (and replay) it.
+    pub async fn outbox_dead_letter(&self, e: &LoggedEvent, reason: &str) -> Result<()> {
+        let mut con = self.con.clone();
+        let _: String = redis::cmd("XADD")
+            .arg(self.keys.events_dead())
+            .arg("*")
+            .arg(&[
+                ("id", e.id.as_str()),
+                ("type", e.typ.as_str()),
+                ("ix", e.interaction_id.as_str()),
+                ("agent", e.agent_id.as_str()),
+                ("queue", e.queue.as_str()),
+                ("at", &e.at_ms.to_string()),
+                ("details", e.details.as_str()),
+                ("reason", reason),
+            ])
+            .query_async(&mut con)
+            .await?;
+        self.outbox_ack(std::slice::from_ref(&e.id)).await
+    }
+
     /// Events not yet delivered (the log is trimmed as they are).
     pub async fn outbox_backlog(&self) -> Result<u64> {
         let mut con = self.con.clone();
