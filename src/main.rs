@@ -49,6 +49,8 @@ enum Command {
         #[arg(long, env = "SWITCHBOARD_AGENT_TOKEN")]
         token: String,
     },
+    /// Measure routing throughput and latency against a Redis of its own (see README).
+    Bench(switchboard::bench::BenchArgs),
     /// Validate a config file and exit.
     CheckConfig {
         #[arg(long, short)]
@@ -76,6 +78,7 @@ fn main() -> anyhow::Result<()> {
             switchboard::telemetry::init_logging(cfg.log.format, &cfg.log.filter_directive(&ProcessEnv));
             runtime()?.block_on(crm(cfg))
         }
+        Command::Bench(args) => runtime()?.block_on(switchboard::bench::run(args)),
         Command::Ctl { server, cmd } => runtime()?.block_on(switchboard::cli::ctl(&server, cmd)),
         Command::Desktop { server, agent, token } => {
             runtime()?.block_on(switchboard::cli::desktop(&server, &agent, &token))
