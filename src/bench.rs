@@ -252,6 +252,48 @@ struct Row {
     commands: f64,
 }
 
+impl Row {
+    fn measured(
+        phase: &'static str,
+        agents: usize,
+        waiting: usize,
+        decisions: u64,
+        started: Instant,
+        commands: u64,
+        latency: &Mutex<Option<Histogram<u64>>>,
+    ) -> Row {
+        let (p50_ms, p99_ms, p999_ms) = quantiles(&latency.lock().expect("histogram lock"));
+        Row {
+            phase,
+            agents,
+            waiting,
+            decisions,
+            per_sec: decisions as f64 / started.elapsed().as_secs_f64(),
+            p50_ms,
+            p99_ms,
+            p999_ms,
+            commands: commands as f64 / decisions.max(1) as f64,
+        }
+    }
+}
+
+fn offers(shared: &Shared) -> u64 {
+    shared.offers.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+async fn set_all(store: &Store, agents: usize, presence: &Presence) -> anyhow::Result<()> {
+    for a in 0..agents {
+        store.set_presence(&format!("a{a}"), presence, "bench").await?;
+    }
+    Ok(())
+}
+
+/// Commands Redis has processed so far, those run inside scripts included.
+async fn redis_commands(con: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<u64> {
+    let processed = info_field(&redis_info(con, "stats").await?, "total_commands_processed");
+    Ok(processed.max(commandstats_calls(&redis_info(con, "commandstats").await?)))
+}
+
 fn quantiles(h: &Option<Histogram<u64>>) -> (f64, f64, f64) {
     match h {
         Some(h) => (
@@ -335,72 +377,38 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
 
     // Phase 1: agents free, interactions created → offered.
-    for a in 0..args.agents {
-        store.set_presence(&format!("a{a}"), &Presence::Ready, "bench").await?;
-    }
-    let (r1, c1) = (
-        info_field(&redis_info(&mut con, "stats").await?, "total_commands_processed"),
-        commandstats_calls(&redis_info(&mut con, "commandstats").await?),
-    );
-    let before = shared.offers.load(std::sync::atomic::Ordering::Relaxed);
-    let started = Instant::now();
+    set_all(&store, args.agents, &Presence::Ready).await?;
+    let (cmds, before, started) = (redis_commands(&mut con).await?, offers(&shared), Instant::now());
     create_many(&store, args.interactions, args.queues, args.concurrency, args.seed).await?;
     wait_offers(&shared, before + args.interactions as u64, Duration::from_secs(120)).await;
-    let secs = started.elapsed().as_secs_f64();
-    let decisions = shared.offers.load(std::sync::atomic::Ordering::Relaxed) - before;
-    let (r2, c2) = (
-        info_field(&redis_info(&mut con, "stats").await?, "total_commands_processed"),
-        commandstats_calls(&redis_info(&mut con, "commandstats").await?),
-    );
-    let (p50, p99, p999) = quantiles(&shared.created_to_offer.lock().expect("lock"));
-    rows.push(Row {
-        phase: "created → offered",
-        agents: args.agents,
-        waiting: 0,
-        decisions,
-        per_sec: decisions as f64 / secs,
-        p50_ms: p50,
-        p99_ms: p99,
-        p999_ms: p999,
-        commands: (r2 - r1).max(c2 - c1) as f64 / decisions.max(1) as f64,
-    });
+    rows.push(Row::measured(
+        "created → offered",
+        args.agents,
+        0,
+        offers(&shared) - before,
+        started,
+        redis_commands(&mut con).await? - cmds,
+        &shared.created_to_offer,
+    ));
 
     // Phase 2: a backlog waits while nobody is ready; then everyone goes ready and drains it.
-    for a in 0..args.agents {
-        store.set_presence(&format!("a{a}"), &Presence::NotReady("bench".into()), "bench").await?;
-    }
+    set_all(&store, args.agents, &Presence::NotReady("bench".into())).await?;
     let mem_before = info_field(&redis_info(&mut con, "memory").await?, "used_memory");
     create_many(&store, args.backlog, args.queues, args.concurrency, args.seed + 1).await?;
     let mem_after = info_field(&redis_info(&mut con, "memory").await?, "used_memory");
     *shared.freed_to_offer.lock().expect("lock") = None;
-    let (r1, c1) = (
-        info_field(&redis_info(&mut con, "stats").await?, "total_commands_processed"),
-        commandstats_calls(&redis_info(&mut con, "commandstats").await?),
-    );
-    let before = shared.offers.load(std::sync::atomic::Ordering::Relaxed);
-    let started = Instant::now();
-    for a in 0..args.agents {
-        store.set_presence(&format!("a{a}"), &Presence::Ready, "bench").await?;
-    }
+    let (cmds, before, started) = (redis_commands(&mut con).await?, offers(&shared), Instant::now());
+    set_all(&store, args.agents, &Presence::Ready).await?;
     wait_offers(&shared, before + args.backlog as u64, Duration::from_secs(300)).await;
-    let secs = started.elapsed().as_secs_f64();
-    let decisions = shared.offers.load(std::sync::atomic::Ordering::Relaxed) - before;
-    let (r2, c2) = (
-        info_field(&redis_info(&mut con, "stats").await?, "total_commands_processed"),
-        commandstats_calls(&redis_info(&mut con, "commandstats").await?),
-    );
-    let (p50, p99, p999) = quantiles(&shared.freed_to_offer.lock().expect("lock"));
-    rows.push(Row {
-        phase: "freed → next offer",
-        agents: args.agents,
-        waiting: args.backlog,
-        decisions,
-        per_sec: decisions as f64 / secs,
-        p50_ms: p50,
-        p99_ms: p99,
-        p999_ms: p999,
-        commands: (r2 - r1).max(c2 - c1) as f64 / decisions.max(1) as f64,
-    });
+    rows.push(Row::measured(
+        "freed → next offer",
+        args.agents,
+        args.backlog,
+        offers(&shared) - before,
+        started,
+        redis_commands(&mut con).await? - cmds,
+        &shared.freed_to_offer,
+    ));
 
     stop.cancel();
     shutdown.cancel();

@@ -35,10 +35,7 @@ pub fn to_crm_event(key_root: &str, e: &LoggedEvent) -> pb::Event {
         id: format!("{key_root}{}", e.id),
         interaction_id: e.interaction_id.clone(),
         r#type: e.typ.clone(),
-        at: Some(prost_types::Timestamp {
-            seconds: (e.at_ms / 1000) as i64,
-            nanos: ((e.at_ms % 1000) * 1_000_000) as i32,
-        }),
+        at: crate::crm::service::ts(e.at_ms as i64),
         agent_id: e.agent_id.clone(),
         queue: e.queue.clone(),
         channel,

@@ -13,6 +13,16 @@ fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_switchboard")
 }
 
+/// Until the daemon's /readyz says Redis is reachable and the config is loaded.
+async fn wait_ready(http_port: u16) {
+    let ready = format!("http://127.0.0.1:{http_port}/readyz");
+    eventually("daemon ready", Duration::from_secs(30), || {
+        let u = ready.clone();
+        async move { http_get(&u).await.ok().filter(|(c, _)| *c == 200) }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_reads_config_and_env_and_stops_cleanly_on_sigterm() {
     let redis = RedisServer::start();
@@ -49,12 +59,7 @@ skills = { english = 5 }
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let ready = format!("http://127.0.0.1:{http}/readyz");
-    eventually("daemon ready", Duration::from_secs(30), || {
-        let u = ready.clone();
-        async move { http_get(&u).await.ok().filter(|(c, _)| *c == 200) }
-    })
-    .await;
+    wait_ready(http).await;
     // The token came from the environment, the queue and agent from the file.
     let endpoint = format!("http://127.0.0.1:{grpc}");
     assert!(Desktop::login(&endpoint, "ann", "").await.is_err());
@@ -147,12 +152,7 @@ async fn standalone_crm_serves_an_external_switchboard() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let ready = format!("http://127.0.0.1:{http}/readyz");
-    eventually("daemon ready", Duration::from_secs(30), || {
-        let u = ready.clone();
-        async move { http_get(&u).await.ok().filter(|(c, _)| *c == 200) }
-    })
-    .await;
+    wait_ready(http).await;
     let endpoint = format!("http://127.0.0.1:{grpc}");
     let mut admin = pb::admin_client::AdminClient::connect(endpoint.clone()).await.unwrap();
     admin.put_queue(pb::PutQueueRequest { queue: Some(queue("mail", &[])), allow_update: true }).await.unwrap();

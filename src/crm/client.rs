@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::db::{Contact, HistoryEntry};
 use super::pb;
+use super::service::ms;
 use crate::model::Channel;
 use crate::store::Store;
 
@@ -151,10 +152,6 @@ impl ScreenPopper {
     }
 }
 
-fn ms(t: Option<prost_types::Timestamp>) -> i64 {
-    t.map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000).unwrap_or(0)
-}
-
 fn channel_from(v: i32) -> Option<Channel> {
     super::service::channel_from_pb("", v).ok()
 }
@@ -165,8 +162,8 @@ pub fn contact_from_pb(c: pb::Contact) -> Contact {
         name: c.name,
         identities: c.identities.into_iter().filter_map(|i| Some((channel_from(i.channel)?, i.address))).collect(),
         fields: c.fields.into_iter().collect(),
-        created_ms: ms(c.created_at),
-        updated_ms: ms(c.updated_at),
+        created_ms: ms(c.created_at.as_ref()),
+        updated_ms: ms(c.updated_at.as_ref()),
     }
 }
 
@@ -176,8 +173,8 @@ pub fn history_from_pb(h: pb::HistoryEntry) -> HistoryEntry {
         channel: channel_from(h.channel),
         queue: h.queue,
         agent_id: h.agent_id,
-        started_ms: ms(h.started_at),
-        ended_ms: ms(h.ended_at),
+        started_ms: ms(h.started_at.as_ref()),
+        ended_ms: ms(h.ended_at.as_ref()),
         outcome: h.outcome,
         disposition: h.disposition,
         notes: h.notes,

@@ -43,11 +43,11 @@ pub fn channel_to_pb(c: Channel) -> pb::Channel {
     }
 }
 
-fn ts(ms: i64) -> Option<prost_types::Timestamp> {
+pub(crate) fn ts(ms: i64) -> Option<prost_types::Timestamp> {
     (ms > 0).then(|| prost_types::Timestamp { seconds: ms / 1000, nanos: ((ms % 1000) * 1_000_000) as i32 })
 }
 
-fn ms(t: Option<&prost_types::Timestamp>) -> i64 {
+pub(crate) fn ms(t: Option<&prost_types::Timestamp>) -> i64 {
     t.map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000).unwrap_or(0)
 }
 

@@ -431,16 +431,44 @@ impl Store {
     }
 
     pub async fn get_interaction(&self, iid: &str, with_messages: bool) -> Result<Interaction> {
+        self.interactions(&[iid.to_string()], with_messages)
+            .await?
+            .pop()
+            .flatten()
+            .ok_or_else(|| StoreError::NotFound(format!("interaction_id: no interaction {iid:?}")))
+    }
+
+    /// Several interactions in one round trip (None where one no longer exists), in `ids` order.
+    pub async fn interactions(&self, ids: &[String], with_messages: bool) -> Result<Vec<Option<Interaction>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut con = self.con.clone();
-        let h: HashMap<String, String> = con.hgetall(self.keys.ix(iid)).await?;
-        if h.is_empty() {
-            return Err(StoreError::NotFound(format!("interaction_id: no interaction {iid:?}")));
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.hgetall(self.keys.ix(id));
+            if with_messages {
+                pipe.lrange(self.keys.ix_msgs(id), 0, -1);
+            }
         }
-        let mut ix = interaction_from_hash(&h)?;
-        if with_messages {
-            ix.messages = self.messages(iid).await?;
-        }
-        Ok(ix)
+        let replies: Vec<redis::Value> = pipe.query_async(&mut con).await?;
+        let per = if with_messages { 2 } else { 1 };
+        let decode = |e: redis::ParsingError| StoreError::Corrupt(e.to_string());
+        replies
+            .chunks(per)
+            .map(|r| {
+                let h: HashMap<String, String> = redis::from_redis_value(r[0].clone()).map_err(decode)?;
+                if h.is_empty() {
+                    return Ok(None);
+                }
+                let mut ix = interaction_from_hash(&h)?;
+                if with_messages {
+                    let raw: Vec<String> = redis::from_redis_value(r[1].clone()).map_err(decode)?;
+                    ix.messages = raw.iter().map(|m| parse_message(m)).collect::<Result<_>>()?;
+                }
+                Ok(Some(ix))
+            })
+            .collect()
     }
 
     pub async fn messages(&self, iid: &str) -> Result<Vec<Message>> {
@@ -578,14 +606,8 @@ impl Store {
     pub async fn agent_work(&self, aid: &str) -> Result<Vec<Interaction>> {
         let mut con = self.con.clone();
         let ids: Vec<String> = con.smembers(self.keys.agent_work(aid)).await?;
-        let mut out = Vec::new();
-        for id in ids {
-            match self.get_interaction(&id, true).await {
-                Ok(ix) if ix.agent_id == aid => out.push(ix),
-                Ok(_) | Err(StoreError::NotFound(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let mut out: Vec<Interaction> =
+            self.interactions(&ids, true).await?.into_iter().flatten().filter(|ix| ix.agent_id == aid).collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
@@ -618,13 +640,7 @@ impl Store {
         let mut out = Vec::new();
         for q in queues {
             let ids: Vec<String> = con.zrange(self.keys.qwait(&q), 0, -1).await?;
-            for id in ids {
-                match self.get_interaction(&id, false).await {
-                    Ok(ix) => out.push(ix),
-                    Err(StoreError::NotFound(_)) => {}
-                    Err(e) => return Err(e),
-                }
-            }
+            out.extend(self.interactions(&ids, false).await?.into_iter().flatten());
         }
         out.sort_by(|a, b| {
             routing::wait_score(a.priority, a.enqueued_ms).total_cmp(&routing::wait_score(b.priority, b.enqueued_ms))
