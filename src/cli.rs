@@ -177,7 +177,7 @@ pub async fn ctl(server: &str, cmd: Ctl) -> anyhow::Result<()> {
 }
 
 const DESKTOP_HELP: &str = "commands: ready | not-ready [reason] | offline | accept ID | reject ID | reply ID TEXT | \
-complete ID [DISPOSITION] | end-wrap ID | transfer ID queue:NAME|agent:ID | quit";
+complete ID [DISPOSITION] | end-wrap ID | transfer ID queue:NAME|agent:ID | typing ID [on|off] | quit";
 
 /// An interactive agent desktop on stdin/stdout.
 pub async fn desktop(server: &str, agent: &str, token: &str) -> anyhow::Result<()> {
@@ -236,6 +236,7 @@ fn parse_command(line: &str) -> anyhow::Result<Rq> {
         "complete" => {
             Rq::Complete(pb::CompleteInteraction { interaction_id: a, disposition: rest, notes: String::new() })
         }
+        "typing" => Rq::SetTyping(pb::SetTyping { interaction_id: a, typing: rest.trim() != "off" }),
         "end-wrap" => Rq::EndWrapUp(pb::EndWrapUp { interaction_id: a, ..Default::default() }),
         "transfer" => {
             let target = match rest.split_once(':') {
@@ -278,7 +279,8 @@ fn print_event(e: pb::AgentEvent) {
         }
         Some(Ev::InteractionEnded(x)) => println!("interaction {} ended: {}", x.interaction_id, x.reason),
         Some(Ev::SessionClosed(c)) => println!("session closed: {}", c.reason),
-        None => {}
+        Some(Ev::CustomerTyping(t)) if t.typing => println!("customer [{}] is typing...", t.interaction_id),
+        Some(Ev::CustomerTyping(_)) | None => {}
     }
 }
 

@@ -102,6 +102,7 @@ pub struct Config {
     pub routing: RoutingConfig,
     pub log: LogConfig,
     pub crm: CrmConfig,
+    pub webchat: crate::channels::webchat::WebChatConfig,
     /// Upserted at start; agents created through the admin API are kept.
     pub agents: Vec<AgentSpec>,
     pub queues: Vec<QueueSpec>,
@@ -430,6 +431,7 @@ impl Config {
         self.routing.validate()?;
         self.log.validate()?;
         self.crm.validate()?;
+        self.webchat.validate().map_err(|e| invalid(format!("webchat.{}", e.key), e.message))?;
 
         let mut agent_ids: HashMap<&str, usize> = HashMap::new();
         for (i, agent) in self.agents.iter().enumerate() {

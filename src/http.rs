@@ -1,4 +1,5 @@
-//! The HTTP listener: liveness, readiness and Prometheus metrics.
+//! The HTTP listener: liveness, readiness, Prometheus metrics, and the web chat (WebSocket,
+//! widget, demo page) when it is enabled.
 
 use axum::Router;
 use axum::extract::State;
@@ -7,6 +8,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::channels::webchat::routes::WebChatSlot;
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -14,14 +16,21 @@ pub struct HttpState {
     /// None until the first Redis connection is up.
     pub store: std::sync::Arc<tokio::sync::RwLock<Option<Store>>>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// The web chat's routes, when it is enabled.
+    pub webchat: Option<WebChatSlot>,
 }
 
 pub fn router(state: HttpState) -> Router {
-    Router::new()
+    let webchat = state.webchat.clone();
+    let r = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(|State(s): State<HttpState>| async move { s.metrics.render() }))
-        .with_state(state)
+        .with_state(state);
+    match webchat {
+        Some(slot) => r.merge(crate::channels::webchat::routes::router(slot)),
+        None => r,
+    }
 }
 
 async fn readyz(State(s): State<HttpState>) -> (StatusCode, String) {
@@ -37,5 +46,7 @@ async fn readyz(State(s): State<HttpState>) -> (StatusCode, String) {
 }
 
 pub async fn serve(listener: TcpListener, state: HttpState, shutdown: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+    // The peer address feeds the web chat's per-IP limits.
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }

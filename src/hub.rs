@@ -22,6 +22,7 @@ pub enum Push {
     Revoked { interaction_id: String, reason: String },
     Assigned(Interaction),
     CustomerMessage { interaction_id: String, message: Message },
+    CustomerTyping { interaction_id: String, on: bool },
     Ended { interaction_id: String, state: String, reason: String },
     Presence { presence: Presence, cause: String },
     Closed { reason: String },
@@ -169,6 +170,10 @@ impl Hub {
                 let message = self.store.message(&iid, seq).await?;
                 Push::CustomerMessage { interaction_id: iid, message }
             }
+            "typing" => Push::CustomerTyping {
+                interaction_id: s("ix"),
+                on: v.get("on").and_then(|x| x.as_bool()).unwrap_or(false),
+            },
             "ended" => Push::Ended { interaction_id: s("ix"), state: s("state"), reason: s("reason") },
             "presence" => Push::Presence {
                 presence: Presence::from_parts(&s("state"), &s("reason"))

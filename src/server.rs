@@ -66,7 +66,9 @@ impl Server {
         // Background tasks stop on their own token, after the listeners have drained.
         let background = CancellationToken::new();
 
-        let http_state = crate::http::HttpState { store: store_slot.clone(), metrics };
+        let webchat_slot: Option<crate::channels::webchat::routes::WebChatSlot> =
+            cfg.webchat.enabled.then(Default::default);
+        let http_state = crate::http::HttpState { store: store_slot.clone(), metrics, webchat: webchat_slot.clone() };
         let http_task = tracker.spawn(crate::http::serve(http, http_state, shutdown.clone()));
 
         let opts = StoreOptions {
@@ -112,6 +114,14 @@ impl Server {
             tracker.spawn(crate::outbox::run(store.clone(), client.clone(), instance.clone(), background.clone()));
         }
 
+        let mut channels = self.channels;
+        if let Some(slot) = &webchat_slot {
+            let chat = crate::channels::webchat::WebChat::new(cfg.webchat.clone(), store.clone(), shutdown.clone());
+            tracker.spawn(chat.clone().run(background.clone()));
+            channels = channels.with(chat.clone());
+            let _ = slot.set(chat);
+        }
+
         let hub = Hub::new(instance.clone(), store.clone());
         tracker.spawn(hub.clone().run(background.clone()));
         tracker.spawn(crate::timers::run_timers(store.clone(), cfg.routing.timer_poll(), background.clone()));
@@ -146,7 +156,7 @@ impl Server {
         let desktop = api::agent::AgentDesktopService {
             store: store.clone(),
             hub: hub.clone(),
-            channels: self.channels.clone(),
+            channels,
             shutdown: shutdown.clone(),
             screen_pop,
         };

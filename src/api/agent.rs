@@ -158,6 +158,9 @@ fn push_to_event(push: Push) -> pb::AgentEvent {
         Push::CustomerMessage { interaction_id, message } => {
             Ev::CustomerMessage(pb::CustomerMessage { interaction_id, message: Some(message_to_pb(&message)) })
         }
+        Push::CustomerTyping { interaction_id, on } => {
+            Ev::CustomerTyping(pb::CustomerTyping { interaction_id, typing: on })
+        }
         Push::Ended { interaction_id, state, reason } => {
             let state = InteractionState::parse(&state).map(super::state_to_pb).unwrap_or_default();
             Ev::InteractionEnded(pb::InteractionEnded { interaction_id, state: state as i32, reason })
@@ -221,6 +224,7 @@ impl AgentDesktopService {
             Some(Rq::Complete(c)) => ("complete", self.complete(agent, c).await),
             Some(Rq::EndWrapUp(e)) => ("end_wrap_up", self.end_wrap_up(agent, e).await),
             Some(Rq::Transfer(t)) => ("transfer", self.transfer(agent, t).await),
+            Some(Rq::SetTyping(t)) => ("set_typing", self.set_typing(agent, t).await),
         };
         let code = match &result {
             Ok(_) => "ok".to_string(),
@@ -262,6 +266,12 @@ impl AgentDesktopService {
             return Err(Status::unavailable(format!("reply stored as message {} but not delivered: {e}", msg.seq)));
         }
         Ok(pb::Ack { message: Some(message_to_pb(&msg)), ..Default::default() })
+    }
+
+    async fn set_typing(&self, agent: &str, t: pb::SetTyping) -> Result<pb::Ack, Status> {
+        let iid = required("interaction_id", &t.interaction_id)?;
+        self.store.agent_typing(agent, iid, t.typing).await.map_err(status)?;
+        Ok(pb::Ack::default())
     }
 
     async fn complete(&self, agent: &str, c: pb::CompleteInteraction) -> Result<pb::Ack, Status> {

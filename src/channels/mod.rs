@@ -3,6 +3,7 @@
 //! [`OutboundChannel`]. One module per adapter.
 
 pub mod memory;
+pub mod webchat;
 
 use std::collections::HashMap;
 use std::sync::Arc;

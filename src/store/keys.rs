@@ -63,6 +63,14 @@ pub const FORMATS: &[(&str, &str)] = &[
     ("inst_agents", "inst:{}:agents"),
     // Hash: per-queue figures for one minute.
     ("fig", "fig:{}:{}"),
+    // Hash: a web chat session, by the SHA-256 (hex) of its token: ix, visitor, created_ms.
+    // The token itself is never stored.
+    ("chat", "chat:{}"),
+    // Zset: web chats not yet ended, by when a visitor was last connected (ms). A chat whose
+    // visitor stays away longer than the resume window is withdrawn.
+    ("chat_live", "chat_live"),
+    // Stream: short-lived signals for web chat visitors (agent typing), capped.
+    ("chat_signals", "chat_signals"),
 ];
 
 /// Key builders rooted at one routing domain.
@@ -161,6 +169,15 @@ impl Keys {
     }
     pub fn fig(&self, queue: &str, minute: u64) -> String {
         self.fmt("fig", &[queue, &minute.to_string()])
+    }
+    pub fn chat(&self, token_hash: &str) -> String {
+        self.fmt("chat", &[token_hash])
+    }
+    pub fn chat_live(&self) -> String {
+        self.fmt("chat_live", &[])
+    }
+    pub fn chat_signals(&self) -> String {
+        self.fmt("chat_signals", &[])
     }
 }
 

@@ -4,6 +4,7 @@
 //! no atomicity (snapshots, figures) are plain commands. Key formats live in [`keys`], the scripts
 //! in `lua/`.
 
+mod chat;
 pub mod keys;
 mod scripts;
 
@@ -17,6 +18,7 @@ use crate::model::{
     AgentSpec, Author, Capacity, Channel, Interaction, InteractionState, Message, NewInteraction, Presence, QueueSpec,
 };
 use crate::routing;
+pub use chat::{ChatCursor, ChatSession, ChatSignal};
 pub use keys::Keys;
 pub use scripts::Constants;
 use scripts::Scripts;

@@ -49,6 +49,7 @@ scripts!(
     put_queue,
     delete_queue,
     outbox_lease,
+    typing,
 );
 
 /// Deployment constants baked into the scripts.

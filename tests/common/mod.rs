@@ -5,6 +5,8 @@
 pub mod harness;
 pub mod postgres;
 pub mod server;
+pub mod webchat;
 pub use harness::*;
 pub use postgres::*;
 pub use server::*;
+pub use webchat::*;

@@ -42,6 +42,8 @@ pub fn test_config(redis_url: &str) -> Config {
     cfg.routing.timer_poll_ms = 20;
     cfg.routing.heartbeat_secs = 1;
     cfg.server.shutdown_grace_secs = 5;
+    // Chat replies go to the in-memory channel; the web chat tests turn it on.
+    cfg.webchat.enabled = false;
     cfg
 }
 

@@ -1,5 +1,10 @@
--- ARGV: interaction, body. A customer message joins the thread and reaches the assigned agent.
-local iid = ARGV[1]
+-- ARGV: interaction, body, idempotency key ('' = none). A customer message joins the thread and
+-- reaches the assigned agent. A retried message (same key) returns the first one's seq.
+local iid, idem = ARGV[1], ARGV[3] or ''
+if idem ~= '' then
+  local seen = redis.call('GET', K.idem(idem))
+  if seen then return ok(seen, tostring(NOW), '0') end
+end
 local ix = ix_get(iid)
 if not ix then return err('NOT_FOUND', 'interaction_id: no interaction "' .. iid .. '"') end
 if ix.ch == 'voice' then return err('INVALID', 'interaction_id: voice interactions carry no messages') end
@@ -10,8 +15,9 @@ if num(ix.nmsg) >= MAX_MSGS then
   return err('PRECONDITION', 'interaction_id: thread is full (' .. MAX_MSGS .. ' messages)')
 end
 local seq = append_msg(iid, 'customer', '', ARGV[2])
+if idem ~= '' then redis.call('SET', K.idem(idem), tostring(seq), 'EX', IDEM_TTL) end
 emit('message_in', iid, ix.agent or '', ix.queue, { seq = seq, body = ARGV[2] })
 if (ix.state == 'active' or ix.state == 'wrap_up') and ix.agent ~= '' then
   notify(ix.agent, 'message', { ix = iid, seq = seq })
 end
-return ok(tostring(seq), tostring(NOW))
+return ok(tostring(seq), tostring(NOW), '1')

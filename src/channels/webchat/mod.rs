@@ -1,0 +1,298 @@
+//! Web chat: visitors on a website chat with agents through a WebSocket on the HTTP listener.
+//!
+//! - `routes`: the HTTP side — `/chat/ws` (origin allow-list, per-IP connection limit), the
+//!   widget's `/widget.js` and `/widget.css`, the demo page `/chat/demo`.
+//! - `socket`: one task per visitor connection, speaking `protocol`.
+//! - this module: the connections held here by interaction, and the background work of every
+//!   instance — waking connections when their interaction changes, keeping visitors marked as
+//!   present, withdrawing chats whose visitor left for longer than the resume window.
+//!
+//! Redis holds everything a chat needs (the interaction, its thread, the session), so a visitor
+//! may resume on any instance, and an agent's reply made on one instance reaches a visitor
+//! connected to another: each instance tails the event log and wakes its own connections, which
+//! then read what they have not sent yet from the thread.
+
+pub mod config;
+pub mod protocol;
+pub mod routes;
+mod socket;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+pub use config::WebChatConfig;
+
+use super::{DeliveryError, OutboundChannel};
+use crate::model::{Channel, Interaction, Message};
+use crate::store::{ChatSignal, Store};
+
+/// How often connections refresh their place in line and instances mark their visitors present.
+const TICK: Duration = Duration::from_secs(2);
+/// How long a queue's answer rate (for wait estimates) is reused.
+const RATE_CACHE: Duration = Duration::from_secs(10);
+
+/// What wakes a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    Changed,
+    AgentTyping(bool),
+}
+
+struct Conn {
+    id: u64,
+    token_hash: String,
+    tx: mpsc::Sender<Wake>,
+    /// Cleared when the chat has ended: nothing left to keep alive.
+    live: Arc<AtomicBool>,
+}
+
+pub struct WebChat {
+    cfg: WebChatConfig,
+    store: Store,
+    /// Connections close when this is cancelled (daemon shutdown).
+    shutdown: CancellationToken,
+    conns: Mutex<HashMap<String, Vec<Conn>>>,
+    next_conn: AtomicU64,
+    agent_names: Mutex<HashMap<String, String>>,
+    answer_rates: Mutex<HashMap<String, (Instant, u64, u64)>>,
+    ip_messages: DefaultKeyedRateLimiter<IpAddr>,
+    ip_connections: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+fn per_minute(n: u32) -> Quota {
+    Quota::per_minute(NonZeroU32::new(n.max(1)).expect("non-zero"))
+}
+
+impl WebChat {
+    pub fn new(cfg: WebChatConfig, store: Store, shutdown: CancellationToken) -> Arc<WebChat> {
+        Arc::new(WebChat {
+            ip_messages: RateLimiter::keyed(per_minute(cfg.ip_messages_per_minute)),
+            ip_connections: RateLimiter::keyed(per_minute(cfg.ip_connections_per_minute)),
+            cfg,
+            store,
+            shutdown,
+            conns: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+            agent_names: Mutex::new(HashMap::new()),
+            answer_rates: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn config(&self) -> &WebChatConfig {
+        &self.cfg
+    }
+
+    /// Visitor connections held by this instance.
+    pub fn connection_count(&self) -> usize {
+        self.conns.lock().expect("webchat lock").values().map(Vec::len).sum()
+    }
+
+    fn register(&self, iid: &str, token_hash: &str, tx: mpsc::Sender<Wake>, live: Arc<AtomicBool>) -> u64 {
+        let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let conn = Conn { id, token_hash: token_hash.to_string(), tx, live };
+        self.conns.lock().expect("webchat lock").entry(iid.to_string()).or_default().push(conn);
+        metrics::gauge!("switchboard_webchat_connections").set(self.connection_count() as f64);
+        id
+    }
+
+    fn unregister(&self, iid: &str, id: u64) {
+        {
+            let mut conns = self.conns.lock().expect("webchat lock");
+            if let Some(v) = conns.get_mut(iid) {
+                v.retain(|c| c.id != id);
+                if v.is_empty() {
+                    conns.remove(iid);
+                }
+            }
+        }
+        metrics::gauge!("switchboard_webchat_connections").set(self.connection_count() as f64);
+    }
+
+    fn wake(&self, iid: &str, w: Wake) {
+        if let Some(v) = self.conns.lock().expect("webchat lock").get(iid) {
+            for c in v {
+                // A full queue already holds a wake-up; the connection re-reads everything anyway.
+                let _ = c.tx.try_send(w);
+            }
+        }
+    }
+
+    async fn agent_name(&self, aid: &str) -> String {
+        if let Some(n) = self.agent_names.lock().expect("webchat lock").get(aid) {
+            return n.clone();
+        }
+        let name = match self.store.get_agent(aid).await {
+            Ok(a) if !a.name.trim().is_empty() => a.name,
+            Ok(_) => "An agent".to_string(),
+            Err(error) => {
+                debug!(message = "Agent name not found.", %error, agent = aid);
+                return "An agent".to_string();
+            }
+        };
+        self.agent_names.lock().expect("webchat lock").insert(aid.to_string(), name.clone());
+        name
+    }
+
+    /// Seconds until `position` is answered at the queue's recent answer rate.
+    async fn eta_secs(&self, queue: &str, position: u64) -> Option<u64> {
+        let cached = self.answer_rates.lock().expect("webchat lock").get(queue).copied();
+        let (answered, window) = match cached {
+            Some((at, a, w)) if at.elapsed() < RATE_CACHE => (a, w),
+            _ => match self.store.answered_recently(queue).await {
+                Ok((a, w)) => {
+                    // No answers yet is not cached: the first answer should show up at once.
+                    if a > 0 {
+                        self.answer_rates
+                            .lock()
+                            .expect("webchat lock")
+                            .insert(queue.to_string(), (Instant::now(), a, w));
+                    }
+                    (a, w)
+                }
+                Err(error) => {
+                    debug!(message = "Answer rate not available.", %error, queue);
+                    return None;
+                }
+            },
+        };
+        if answered == 0 {
+            return None;
+        }
+        Some((position * window).div_ceil(answered).min(86_400))
+    }
+
+    /// Background work of this instance, until `cancel`.
+    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        let tail = tokio::spawn(self.clone().tail(cancel.clone()));
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tick.tick() => {
+                    if let Err(error) = self.housekeeping().await {
+                        warn!(message = "Web chat housekeeping failed.", %error);
+                    }
+                }
+            }
+        }
+        let _ = tail.await;
+    }
+
+    async fn housekeeping(&self) -> Result<(), crate::store::StoreError> {
+        let (live, hashes): (Vec<String>, Vec<String>) = {
+            let conns = self.conns.lock().expect("webchat lock");
+            let live = conns
+                .iter()
+                .filter(|(_, v)| v.iter().any(|c| c.live.load(Ordering::Relaxed)))
+                .map(|(iid, _)| iid.clone())
+                .collect();
+            let hashes = conns.values().flatten().map(|c| c.token_hash.clone()).collect();
+            (live, hashes)
+        };
+        let now = self.store.now_ms().await?;
+        self.store.chat_seen(&live, now).await?;
+        self.store.touch_chat_sessions(&hashes, session_ttl_secs(&self.cfg)).await?;
+        let window_ms = self.cfg.resume_window_secs * 1000;
+        for iid in self.store.claim_abandoned_chats(now.saturating_sub(window_ms), 100).await? {
+            match self.store.withdraw(&iid, "customer_left").await {
+                Ok(ix) => {
+                    info!(message = "Web chat visitor did not come back; chat withdrawn.", interaction = %iid, state = %ix.state.as_str());
+                    metrics::counter!("switchboard_webchat_left_total").increment(1);
+                }
+                Err(error) => warn!(message = "Could not withdraw a left web chat.", %error, interaction = %iid),
+            }
+        }
+        self.ip_messages.retain_recent();
+        self.ip_connections.retain_recent();
+        Ok(())
+    }
+
+    async fn tail(self: Arc<Self>, cancel: CancellationToken) {
+        let mut state = None;
+        while !cancel.is_cancelled() {
+            if state.is_none() {
+                let opened = async {
+                    let con = self.store.dedicated_connection().await?;
+                    let cursor = self.store.chat_cursor_now().await?;
+                    Ok::<_, crate::store::StoreError>((con, cursor))
+                };
+                match opened.await {
+                    Ok(s) => state = Some(s),
+                    Err(error) => {
+                        warn!(message = "Web chat tail could not connect.", %error);
+                        tokio::select! {
+                            _ = cancel.cancelled() => return,
+                            _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                        }
+                    }
+                }
+                // Anything missed while disconnected: every connection re-reads.
+                for iid in self.conns.lock().expect("webchat lock").keys() {
+                    self.wake(iid, Wake::Changed);
+                }
+            }
+            let (con, cursor) = state.as_mut().expect("tail state");
+            let read = tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = self.store.read_chat_signals(con, cursor, 1000) => r,
+            };
+            match read {
+                Ok(signals) => {
+                    for s in signals {
+                        match s {
+                            ChatSignal::Changed { interaction_id } => self.wake(&interaction_id, Wake::Changed),
+                            ChatSignal::AgentTyping { interaction_id, on } => {
+                                self.wake(&interaction_id, Wake::AgentTyping(on))
+                            }
+                        }
+                    }
+                }
+                Err(error) => {
+                    warn!(message = "Web chat tail read failed.", %error);
+                    state = None;
+                }
+            }
+        }
+    }
+}
+
+/// Sessions stay readable a while after the chat (a reload shows the transcript and the end).
+fn session_ttl_secs(cfg: &WebChatConfig) -> u64 {
+    cfg.resume_window_secs + 3600
+}
+
+/// Agent replies are stored in the thread before they reach the channel; the visitor's
+/// connection (on whichever instance) is woken by the event log and reads them from there, and
+/// a visitor who is away gets them on resume. So delivery only has to refuse chats whose visitor
+/// is gone for good.
+#[async_trait::async_trait]
+impl OutboundChannel for WebChat {
+    fn channel(&self) -> Channel {
+        Channel::Chat
+    }
+
+    async fn deliver(&self, interaction: &Interaction, message: &Message) -> Result<(), DeliveryError> {
+        if interaction.attributes.get("source").map(String::as_str) != Some("webchat") {
+            return Ok(());
+        }
+        self.wake(&interaction.id, Wake::Changed);
+        match self.store.chat_last_seen(&interaction.id).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(DeliveryError::Permanent(format!(
+                "the visitor has left the chat; message {} is kept in the transcript",
+                message.seq
+            ))),
+            Err(e) => Err(DeliveryError::Transient(e.to_string())),
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! The web chat wire protocol: JSON text frames, one object per frame, tagged by `type`.
+//! Documented for widget authors in README "Web chat protocol".
+
+use serde::{Deserialize, Serialize};
+
+/// What a visitor's page sends.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// Opens a new chat. `start_id` (chosen by the page) makes a retried start return the same
+    /// chat; `visitor` is the page's long-lived visitor id (so the CRM recognises a returning
+    /// visitor).
+    Start {
+        #[serde(default)]
+        start_id: String,
+        #[serde(default)]
+        visitor: String,
+        #[serde(default)]
+        name: String,
+        #[serde(default)]
+        email: String,
+        #[serde(default)]
+        topic: String,
+        #[serde(default)]
+        message: String,
+    },
+    /// Reattaches to a chat; everything after `last_seq` is sent again.
+    Resume {
+        token: String,
+        #[serde(default)]
+        last_seq: u64,
+    },
+    /// `client_id` makes a resent message (after a reconnect) count once.
+    Message {
+        body: String,
+        #[serde(default)]
+        client_id: String,
+    },
+    Typing {
+        on: bool,
+    },
+    End,
+    Ping,
+}
+
+/// What the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Hello {
+        topics: Vec<TopicInfo>,
+        max_message_chars: usize,
+        resume_window_secs: u64,
+    },
+    Started {
+        token: String,
+        interaction_id: String,
+        visitor: String,
+    },
+    Resumed {
+        interaction_id: String,
+    },
+    /// One message of the thread, in `seq` order; the visitor's own messages come back too.
+    Message {
+        seq: u64,
+        author: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        body: String,
+        at_ms: u64,
+    },
+    /// The visitor's message is stored as `seq`.
+    Sent {
+        client_id: String,
+        seq: u64,
+    },
+    /// Waiting: place in line (None: waiting for one particular agent) and estimated seconds
+    /// (None: no recent answers to estimate from).
+    Queue {
+        position: Option<u64>,
+        eta_secs: Option<u64>,
+    },
+    AgentJoined {
+        name: String,
+    },
+    /// The agent handed the chat on; the visitor waits again.
+    AgentLeft {
+        reason: String,
+    },
+    Typing {
+        on: bool,
+    },
+    Ended {
+        by: &'static str,
+        reason: String,
+    },
+    Error {
+        code: &'static str,
+        message: String,
+    },
+    Pong,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TopicInfo {
+    pub name: String,
+    pub label: String,
+}
+
+impl ServerFrame {
+    pub fn error(code: &'static str, message: impl Into<String>) -> Self {
+        ServerFrame::Error { code, message: message.into() }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("server frames serialize")
+    }
+}
+
+/// Parses one text frame; the error is meant for the visitor's developer console.
+pub fn parse(text: &str) -> Result<ClientFrame, String> {
+    serde_json::from_str(text).map_err(|e| {
+        let e = e.to_string();
+        if e.contains("unknown variant") {
+            format!("unknown frame type ({e})")
+        } else {
+            format!("not a valid frame: {e}")
+        }
+    })
+}
+
+/// Letters, digits, '-' and '_', 1..=64 characters: ids chosen by the page.
+pub fn valid_client_id(v: &str) -> bool {
+    (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Checks text a visitor typed: not blank, at most `max_chars`, no control characters other than
+/// line breaks and tabs.
+pub fn check_text(field: &str, v: &str, max_chars: usize) -> Result<(), (&'static str, String)> {
+    let n = v.chars().count();
+    if n > max_chars {
+        return Err(("too_large", format!("{field} is too long ({n} characters; the limit is {max_chars}).")));
+    }
+    if v.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+        return Err(("bad_message", format!("{field} contains control characters.")));
+    }
+    Ok(())
+}
+
+/// A plausible email address (the CRM normalizes it further).
+pub fn valid_email(v: &str) -> bool {
+    let Some((local, domain)) = v.split_once('@') else { return false };
+    v.len() <= 254
+        && !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !v.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';'))
+        && !domain.contains('@')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_parse() {
+        assert_eq!(parse(r#"{"type":"ping"}"#).unwrap(), ClientFrame::Ping);
+        assert_eq!(
+            parse(r#"{"type":"message","body":"hi"}"#).unwrap(),
+            ClientFrame::Message { body: "hi".into(), client_id: "".into() }
+        );
+        assert_eq!(
+            parse(r#"{"type":"resume","token":"t","last_seq":3}"#).unwrap(),
+            ClientFrame::Resume { token: "t".into(), last_seq: 3 }
+        );
+        assert!(parse(r#"{"type":"start"}"#).is_ok());
+    }
+
+    #[test]
+    fn bad_frames_say_why() {
+        assert!(parse("hello").unwrap_err().starts_with("not a valid frame"));
+        assert!(parse(r#"{"type":"launch"}"#).unwrap_err().starts_with("unknown frame type"));
+        assert!(parse(r#"{"type":"message"}"#).unwrap_err().contains("body"));
+        assert!(parse(r#"{"type":"typing","on":"yes"}"#).is_err());
+        assert!(parse(r#"{"body":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn server_frames_are_tagged() {
+        assert_eq!(ServerFrame::Pong.to_json(), r#"{"type":"pong"}"#);
+        assert_eq!(
+            ServerFrame::Queue { position: Some(2), eta_secs: None }.to_json(),
+            r#"{"type":"queue","position":2,"eta_secs":null}"#
+        );
+        assert_eq!(
+            ServerFrame::error("too_large", "x").to_json(),
+            r#"{"type":"error","code":"too_large","message":"x"}"#
+        );
+    }
+
+    #[test]
+    fn text_checks() {
+        assert!(check_text("message", "hello\nworld", 20).is_ok());
+        assert_eq!(check_text("message", "ééé", 2).unwrap_err().0, "too_large");
+        assert_eq!(check_text("message", "a\u{0}b", 20).unwrap_err().0, "bad_message");
+        assert!(valid_email("a.b@example.com"));
+        for bad in ["", "a", "a@b", "@b.com", "a b@c.com", "a@b.com>", "a@.com", "a@b@c.com"] {
+            assert!(!valid_email(bad), "{bad}");
+        }
+        assert!(valid_client_id("abc-DEF_123"));
+        assert!(!valid_client_id(""));
+        assert!(!valid_client_id("a/b"));
+        assert!(!valid_client_id(&"x".repeat(65)));
+    }
+}

@@ -1,0 +1,98 @@
+//! The web chat's HTTP routes on the daemon's HTTP listener.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use super::WebChat;
+use super::config::{MAX_FRAME_BYTES, normalize_origin};
+
+const WIDGET_JS: &str = include_str!("assets/widget.js");
+const WIDGET_CSS: &str = include_str!("assets/widget.css");
+const DEMO_HTML: &str = include_str!("assets/demo.html");
+
+/// Filled once Redis is connected; until then `/chat/ws` answers 503.
+pub type WebChatSlot = Arc<OnceLock<Arc<WebChat>>>;
+
+pub fn router(slot: WebChatSlot) -> Router {
+    Router::new()
+        .route("/chat/ws", get(ws))
+        .route("/widget.js", get(|| async { asset("text/javascript; charset=utf-8", WIDGET_JS) }))
+        .route("/widget.css", get(|| async { asset("text/css; charset=utf-8", WIDGET_CSS) }))
+        .route("/chat/demo", get(|| async { asset("text/html; charset=utf-8", DEMO_HTML) }))
+        .with_state(slot)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    // Any site may load the widget; what it may do is decided by the origin check on /chat/ws.
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    r
+}
+
+/// Why a page's origin may not open a chat (None: it may).
+fn origin_refusal(chat: &WebChat, headers: &HeaderMap) -> Option<String> {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return Some("an Origin header is required".into());
+    };
+    let Ok(origin) = normalize_origin(origin) else {
+        return Some(format!("origin {origin:?} is not allowed"));
+    };
+    let allowed = &chat.config().allowed_origins;
+    if allowed.iter().any(|a| a == "*" || normalize_origin(a).is_ok_and(|a| a == origin)) {
+        return None;
+    }
+    // The server's own pages (the demo) may always chat.
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
+    if origin.split_once("://").is_some_and(|(_, h)| h == host) {
+        return None;
+    }
+    Some(format!("origin {origin:?} is not allowed; add it to webchat.allowed_origins"))
+}
+
+async fn ws(
+    State(slot): State<WebChatSlot>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let Some(chat) = slot.get().cloned() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "chat is starting; try again shortly\n").into_response();
+    };
+    if let Some(why) = origin_refusal(&chat, &headers) {
+        metrics::counter!("switchboard_webchat_refused_total", "why" => "origin").increment(1);
+        return (StatusCode::FORBIDDEN, format!("{why}\n")).into_response();
+    }
+    let ip = peer.ip();
+    if chat.ip_connections.check_key(&ip).is_err() {
+        metrics::counter!("switchboard_webchat_refused_total", "why" => "rate").increment(1);
+        return (StatusCode::TOO_MANY_REQUESTS, "too many chat connections from your address; try again in a minute\n")
+            .into_response();
+    }
+    upgrade
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| super::socket::serve(chat, socket, ip))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assets_are_embedded() {
+        assert!(WIDGET_JS.contains("textContent"));
+        assert!(!WIDGET_JS.contains("innerHTML"), "the widget must never render text as HTML");
+        assert!(DEMO_HTML.contains("/widget.js"));
+        assert!(WIDGET_CSS.contains(".sbw-"));
+    }
+}

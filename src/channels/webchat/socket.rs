@@ -1,0 +1,529 @@
+//! One visitor connection.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, RateLimiter};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::protocol::{self, ClientFrame, ServerFrame, TopicInfo};
+use super::{TICK, Wake, WebChat, per_minute, session_ttl_secs};
+use crate::model::{Author, Channel, InteractionState, NewInteraction};
+use crate::store::{ChatSession, StoreError};
+
+/// Server pings keep proxies from closing idle connections and find dead ones.
+const PING_EVERY: u32 = 12; // ticks
+const MAX_NAME_CHARS: usize = 80;
+/// Typing "on" is passed on again after this long, so a long pause does not hide it forever.
+const TYPING_REPEAT: Duration = Duration::from_secs(3);
+
+/// A connection attached to a chat.
+struct Attached {
+    iid: String,
+    conn: u64,
+    /// Highest seq sent to this connection.
+    last_seq: u64,
+    /// Agent id announced as joined.
+    joined: Option<String>,
+    ended: bool,
+    live: Arc<AtomicBool>,
+    queue_shown: Option<(Option<u64>, Option<u64>)>,
+    typing_sent: Option<(bool, Instant)>,
+}
+
+/// Why the loop stops.
+enum Stop {
+    Gone,
+    Shutdown,
+}
+
+pub(super) async fn serve(chat: Arc<WebChat>, ws: WebSocket, ip: IpAddr) {
+    metrics::counter!("switchboard_webchat_connections_total").increment(1);
+    let mut c = Connection {
+        limiter: RateLimiter::direct(per_minute(chat.cfg.messages_per_minute)),
+        chat,
+        ws,
+        ip,
+        attached: None,
+    };
+    let (tx, mut rx) = mpsc::channel::<Wake>(16);
+    let hello = ServerFrame::Hello {
+        topics: c
+            .chat
+            .cfg
+            .topics
+            .iter()
+            .map(|t| TopicInfo { name: t.name.clone(), label: t.label().to_string() })
+            .collect(),
+        max_message_chars: c.chat.cfg.max_message_chars,
+        resume_window_secs: c.chat.cfg.resume_window_secs,
+    };
+    let mut stop = if c.send(&hello).await { None } else { Some(Stop::Gone) };
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u32;
+    let shutdown = c.chat.shutdown.clone();
+    while stop.is_none() {
+        stop = tokio::select! {
+            _ = shutdown.cancelled() => Some(Stop::Shutdown),
+            frame = c.ws.recv() => match frame {
+                None | Some(Err(_)) | Some(Ok(WsMessage::Close(_))) => Some(Stop::Gone),
+                Some(Ok(WsMessage::Text(t))) => c.on_text(t.as_str(), &tx).await,
+                Some(Ok(WsMessage::Binary(_))) => {
+                    c.reply_error("bad_frame", "Send JSON text frames, not binary ones.").await
+                }
+                Some(Ok(_)) => None,
+            },
+            Some(w) = rx.recv() => match w {
+                Wake::Changed => c.refresh().await,
+                Wake::AgentTyping(on) => c.send_or_stop(&ServerFrame::Typing { on }).await,
+            },
+            _ = tick.tick() => {
+                ticks += 1;
+                if ticks.is_multiple_of(PING_EVERY) && c.ws.send(WsMessage::Ping(Default::default())).await.is_err() {
+                    Some(Stop::Gone)
+                } else if c.attached.as_ref().is_some_and(|a| !a.ended) {
+                    c.refresh().await
+                } else {
+                    None
+                }
+            }
+        };
+    }
+    if let Some(Stop::Shutdown) = stop {
+        // 1012: the service restarts; the widget reconnects and resumes on another instance.
+        let frame = CloseFrame { code: 1012, reason: "server restarting".into() };
+        let _ = c.ws.send(WsMessage::Close(Some(frame))).await;
+    }
+    if let Some(a) = c.attached.take() {
+        c.chat.unregister(&a.iid, a.conn);
+        if !a.ended {
+            // The resume window counts from now.
+            match c.chat.store.now_ms().await {
+                Ok(now) => {
+                    let _ = c.chat.store.chat_seen(std::slice::from_ref(&a.iid), now).await;
+                }
+                Err(error) => debug!(message = "Could not record when a visitor left.", %error),
+            }
+        }
+        debug!(message = "Web chat connection closed.", interaction = %a.iid);
+    }
+}
+
+struct Connection {
+    chat: Arc<WebChat>,
+    ws: WebSocket,
+    ip: IpAddr,
+    limiter: DefaultDirectRateLimiter,
+    attached: Option<Attached>,
+}
+
+fn token_hash(token: &str) -> String {
+    let d = Sha256::digest(token.as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn new_token() -> String {
+    // Two v4 UUIDs: 244 random bits from the OS generator.
+    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+}
+
+impl Connection {
+    async fn send(&mut self, f: &ServerFrame) -> bool {
+        self.ws.send(WsMessage::Text(f.to_json().into())).await.is_ok()
+    }
+
+    async fn send_or_stop(&mut self, f: &ServerFrame) -> Option<Stop> {
+        if self.send(f).await { None } else { Some(Stop::Gone) }
+    }
+
+    async fn reply_error(&mut self, code: &'static str, message: impl Into<String>) -> Option<Stop> {
+        metrics::counter!("switchboard_webchat_errors_total", "code" => code).increment(1);
+        self.send_or_stop(&ServerFrame::error(code, message)).await
+    }
+
+    /// Counts one message (or start, or resume) against this connection's and this address's
+    /// limits; the error says how long to wait.
+    fn over_limit(&self) -> Option<String> {
+        let clock = DefaultClock::default();
+        // The address is charged only for what the connection's own limit let through.
+        let wait = match self.limiter.check().and_then(|()| self.chat.ip_messages.check_key(&self.ip)) {
+            Ok(()) => return None,
+            Err(e) => e.wait_time_from(clock.now()),
+        };
+        let secs = wait.as_secs() + 1;
+        Some(format!("You are sending messages too quickly. Please wait {secs} seconds and try again."))
+    }
+
+    async fn on_text(&mut self, text: &str, tx: &mpsc::Sender<Wake>) -> Option<Stop> {
+        let frame = match protocol::parse(text) {
+            Ok(f) => f,
+            Err(m) => return self.reply_error("bad_frame", m).await,
+        };
+        match frame {
+            ClientFrame::Ping => self.send_or_stop(&ServerFrame::Pong).await,
+            ClientFrame::Start { start_id, visitor, name, email, topic, message } => {
+                self.start(start_id, visitor, name, email, topic, message, tx).await
+            }
+            ClientFrame::Resume { token, last_seq } => self.resume(&token, last_seq, tx).await,
+            ClientFrame::Message { body, client_id } => self.message(body, client_id).await,
+            ClientFrame::Typing { on } => self.typing(on).await,
+            ClientFrame::End => self.end().await,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn start(
+        &mut self,
+        start_id: String,
+        visitor: String,
+        name: String,
+        email: String,
+        topic: String,
+        message: String,
+        tx: &mpsc::Sender<Wake>,
+    ) -> Option<Stop> {
+        if self.attached.is_some() {
+            return self.reply_error("already_started", "This connection already has a chat.").await;
+        }
+        if let Some(m) = self.over_limit() {
+            return self.reply_error("rate_limited", m).await;
+        }
+        let (name, email, message) = (name.trim().to_string(), email.trim().to_string(), message.trim().to_string());
+        if let Err((code, m)) = protocol::check_text("Your name", &name, MAX_NAME_CHARS) {
+            return self.reply_error(code, m).await;
+        }
+        if !email.is_empty() && !protocol::valid_email(&email) {
+            return self.reply_error("bad_email", format!("{email:?} does not look like an email address.")).await;
+        }
+        if let Err((code, m)) = protocol::check_text("Your message", &message, self.chat.cfg.max_message_chars) {
+            return self.reply_error(code, m).await;
+        }
+        let Some(queue) = self.chat.cfg.queue_for(&topic).map(String::from) else {
+            return self.reply_error("bad_topic", format!("Unknown topic {topic:?}.")).await;
+        };
+        if !start_id.is_empty() && !protocol::valid_client_id(&start_id) {
+            return self.reply_error("bad_frame", "start_id: 1-64 letters, digits, '-' or '_'.").await;
+        }
+        let visitor = if protocol::valid_client_id(&visitor) && visitor.len() >= 8 {
+            visitor
+        } else {
+            format!("v-{}", uuid::Uuid::new_v4().simple())
+        };
+        let label = self.chat.cfg.topics.iter().find(|t| t.name == topic).map(|t| t.label().to_string());
+        let mut attributes = BTreeMap::from([("source".to_string(), "webchat".to_string())]);
+        for (k, v) in [("name", &name), ("email", &email), ("topic", &topic)] {
+            if !v.is_empty() {
+                attributes.insert(k.to_string(), v.clone());
+            }
+        }
+        let new = NewInteraction {
+            idempotency_key: if start_id.is_empty() { String::new() } else { format!("webchat|{visitor}|{start_id}") },
+            channel: Some(Channel::Chat),
+            customer_address: visitor.clone(),
+            subject: label.unwrap_or_else(|| "Web chat".to_string()),
+            attributes,
+            queue,
+            priority: None,
+            body: message,
+            preferred_agent_id: String::new(),
+            preferred_agent_wait_secs: 0,
+        };
+        let store = &self.chat.store;
+        let ix = match store.create_interaction(&new).await {
+            Ok((ix, _)) => ix,
+            Err(StoreError::NotFound(m)) | Err(StoreError::FailedPrecondition(m)) => {
+                warn!(message = "Web chat cannot start: check webchat.queue / topics.", reason = %m, queue = %new.queue);
+                return self
+                    .reply_error("unavailable", "Chat is not available right now. Please try again later.")
+                    .await;
+            }
+            Err(StoreError::InvalidArgument(m)) => return self.reply_error("bad_request", m).await,
+            Err(error) => return self.internal(error).await,
+        };
+        let token = new_token();
+        let hash = token_hash(&token);
+        let session =
+            ChatSession { interaction_id: ix.id.clone(), visitor: visitor.clone(), created_ms: ix.enqueued_ms };
+        let now = match store.now_ms().await {
+            Ok(n) => n,
+            Err(error) => return self.internal(error).await,
+        };
+        if let Err(error) = store.create_chat_session(&hash, &session, session_ttl_secs(&self.chat.cfg)).await {
+            return self.internal(error).await;
+        }
+        if let Err(error) = store.chat_seen(std::slice::from_ref(&ix.id), now).await {
+            return self.internal(error).await;
+        }
+        info!(message = "Web chat started.", interaction = %ix.id, queue = %ix.queue);
+        metrics::counter!("switchboard_webchat_started_total").increment(1);
+        self.attach(ix.id.clone(), hash, 0, tx);
+        if let Some(stop) = self.send_or_stop(&ServerFrame::Started { token, interaction_id: ix.id, visitor }).await {
+            return Some(stop);
+        }
+        self.refresh().await
+    }
+
+    fn attach(&mut self, iid: String, token_hash: String, last_seq: u64, tx: &mpsc::Sender<Wake>) {
+        let live = Arc::new(AtomicBool::new(true));
+        let conn = self.chat.register(&iid, &token_hash, tx.clone(), live.clone());
+        self.attached = Some(Attached {
+            iid,
+            conn,
+            last_seq,
+            joined: None,
+            ended: false,
+            live,
+            queue_shown: None,
+            typing_sent: None,
+        });
+    }
+
+    async fn resume(&mut self, token: &str, last_seq: u64, tx: &mpsc::Sender<Wake>) -> Option<Stop> {
+        if self.attached.is_some() {
+            return self.reply_error("already_started", "This connection already has a chat.").await;
+        }
+        // Guessing tokens costs the same as sending messages.
+        if let Some(m) = self.over_limit() {
+            return self.reply_error("rate_limited", m).await;
+        }
+        const GONE: &str = "This chat has ended or expired. You can start a new one.";
+        if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return self.reply_error("unknown_session", GONE).await;
+        }
+        let hash = token_hash(token);
+        let store = &self.chat.store;
+        let session = match store.chat_session(&hash).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return self.reply_error("unknown_session", GONE).await,
+            Err(error) => return self.internal(error).await,
+        };
+        let ix = match store.get_interaction(&session.interaction_id, false).await {
+            Ok(ix) => ix,
+            Err(StoreError::NotFound(_)) => return self.reply_error("unknown_session", GONE).await,
+            Err(error) => return self.internal(error).await,
+        };
+        if !ended(ix.state) {
+            let (seen, now) = match (store.chat_last_seen(&ix.id).await, store.now_ms().await) {
+                (Ok(s), Ok(n)) => (s, n),
+                (Err(error), _) | (_, Err(error)) => return self.internal(error).await,
+            };
+            let window = self.chat.cfg.resume_window_secs * 1000;
+            if seen.is_none_or(|s| now.saturating_sub(s) > window) {
+                return self
+                    .reply_error(
+                        "expired_session",
+                        "You were away too long; this chat has ended. You can start a new one.",
+                    )
+                    .await;
+            }
+            if let Err(error) = store.chat_seen(std::slice::from_ref(&ix.id), now).await {
+                return self.internal(error).await;
+            }
+        }
+        debug!(message = "Web chat resumed.", interaction = %ix.id, last_seq);
+        metrics::counter!("switchboard_webchat_resumed_total").increment(1);
+        self.attach(ix.id.clone(), hash, last_seq, tx);
+        if let Some(stop) = self.send_or_stop(&ServerFrame::Resumed { interaction_id: ix.id }).await {
+            return Some(stop);
+        }
+        self.refresh().await
+    }
+
+    async fn message(&mut self, body: String, client_id: String) -> Option<Stop> {
+        let Some(a) = &self.attached else {
+            return self.reply_error("not_started", "Start or resume a chat first.").await;
+        };
+        if a.ended {
+            return self.reply_error("ended", "This chat has ended.").await;
+        }
+        let iid = a.iid.clone();
+        if let Some(m) = self.over_limit() {
+            return self.reply_error("rate_limited", m).await;
+        }
+        let body = body.trim().to_string();
+        if body.is_empty() {
+            return self.reply_error("bad_message", "The message is empty.").await;
+        }
+        if let Err((code, m)) = protocol::check_text("Your message", &body, self.chat.cfg.max_message_chars) {
+            return self.reply_error(code, m).await;
+        }
+        if !client_id.is_empty() && !protocol::valid_client_id(&client_id) {
+            return self.reply_error("bad_frame", "client_id: 1-64 letters, digits, '-' or '_'.").await;
+        }
+        let store = &self.chat.store;
+        let stored = if client_id.is_empty() {
+            store.append_customer_message(&iid, &body).await
+        } else {
+            store
+                .append_customer_message_once(&iid, &body, &format!("webchat-msg|{iid}|{client_id}"))
+                .await
+                .map(|(m, _)| m)
+        };
+        let msg = match stored {
+            Ok(m) => m,
+            Err(StoreError::FailedPrecondition(_)) => {
+                let stop = self.refresh().await;
+                return stop.or(self.reply_error("ended", "This chat has ended.").await);
+            }
+            Err(error) => return self.internal(error).await,
+        };
+        metrics::counter!("switchboard_webchat_messages_total", "author" => "visitor").increment(1);
+        if let Some(a) = self.attached.as_mut() {
+            a.typing_sent = None;
+        }
+        if let Some(stop) = self.send_or_stop(&ServerFrame::Sent { client_id, seq: msg.seq }).await {
+            return Some(stop);
+        }
+        self.refresh().await
+    }
+
+    async fn typing(&mut self, on: bool) -> Option<Stop> {
+        let a = self.attached.as_mut()?;
+        if a.ended {
+            return None;
+        }
+        // Passed on only when it changes (or, for "on", every few seconds): a page sending a
+        // frame per keystroke costs the agent nothing.
+        let due = match a.typing_sent {
+            None => on,
+            Some((was, at)) => was != on || (on && at.elapsed() >= TYPING_REPEAT),
+        };
+        if !due {
+            return None;
+        }
+        a.typing_sent = Some((on, Instant::now()));
+        let iid = a.iid.clone();
+        if let Err(error) = self.chat.store.customer_typing(&iid, on).await {
+            debug!(message = "Typing not passed on.", %error, interaction = %iid);
+        }
+        None
+    }
+
+    async fn end(&mut self) -> Option<Stop> {
+        let Some(a) = &self.attached else {
+            return self.reply_error("not_started", "Start or resume a chat first.").await;
+        };
+        if a.ended {
+            return None;
+        }
+        let iid = a.iid.clone();
+        if let Err(error) = self.chat.store.withdraw(&iid, "visitor_ended").await {
+            return self.internal(error).await;
+        }
+        info!(message = "Web chat ended by the visitor.", interaction = %iid);
+        self.refresh().await
+    }
+
+    async fn internal(&mut self, error: StoreError) -> Option<Stop> {
+        warn!(message = "Web chat request failed.", %error);
+        self.reply_error("unavailable", "Something went wrong on our side. Please try again in a moment.").await
+    }
+
+    /// Sends what this connection has not shown yet: new messages, then the chat's state.
+    async fn refresh(&mut self) -> Option<Stop> {
+        let Some(a) = &self.attached else { return None };
+        let (iid, from) = (a.iid.clone(), a.last_seq + 1);
+        let store = self.chat.store.clone();
+        let ix = match store.get_interaction(&iid, false).await {
+            Ok(ix) => ix,
+            Err(error) => {
+                debug!(message = "Web chat refresh failed.", %error, interaction = %iid);
+                return None;
+            }
+        };
+        let messages = match store.messages_from(&iid, from).await {
+            Ok(m) => m,
+            Err(error) => {
+                debug!(message = "Web chat refresh failed.", %error, interaction = %iid);
+                return None;
+            }
+        };
+        for m in messages {
+            let (author, name) = match m.author {
+                Author::Customer => ("visitor", None),
+                Author::Agent => ("agent", Some(self.chat.agent_name(&m.agent_id).await)),
+                Author::System => ("system", None),
+            };
+            let f = ServerFrame::Message { seq: m.seq, author, name, body: m.body, at_ms: m.sent_ms };
+            if !self.send(&f).await {
+                return Some(Stop::Gone);
+            }
+            if let Some(a) = self.attached.as_mut() {
+                a.last_seq = a.last_seq.max(m.seq);
+            }
+        }
+        let a = self.attached.as_ref().expect("attached");
+        let mut frames = Vec::new();
+        let mut joined = a.joined.clone();
+        let mut now_ended = a.ended;
+        let mut queue_shown = a.queue_shown;
+        match ix.state {
+            InteractionState::Queued | InteractionState::Offered | InteractionState::Transferred => {
+                if joined.take().is_some() {
+                    frames.push(ServerFrame::AgentLeft { reason: "transferred".into() });
+                    queue_shown = None;
+                }
+                let position = if ix.state == InteractionState::Offered {
+                    Some(1)
+                } else {
+                    store.waiting_position(&ix).await.ok().flatten()
+                };
+                let eta = match position {
+                    Some(p) => self.chat.eta_secs(&ix.queue, p).await,
+                    None => None,
+                };
+                if queue_shown != Some((position, eta)) {
+                    frames.push(ServerFrame::Queue { position, eta_secs: eta });
+                    queue_shown = Some((position, eta));
+                }
+            }
+            InteractionState::Active => {
+                if joined.as_deref() != Some(ix.agent_id.as_str()) {
+                    let name = self.chat.agent_name(&ix.agent_id).await;
+                    frames.push(ServerFrame::AgentJoined { name });
+                    joined = Some(ix.agent_id.clone());
+                }
+            }
+            InteractionState::WrapUp | InteractionState::Completed | InteractionState::Abandoned => {
+                if !now_ended {
+                    let by = match ix.end_reason.as_str() {
+                        "visitor_ended" | "customer_left" => "visitor",
+                        _ if ix.state == InteractionState::Abandoned => "system",
+                        _ => "agent",
+                    };
+                    frames.push(ServerFrame::Ended { by, reason: ix.end_reason.clone() });
+                    now_ended = true;
+                    if let Err(error) = store.chat_forget(&iid).await {
+                        debug!(message = "Could not stop tracking an ended chat.", %error);
+                    }
+                }
+            }
+        }
+        if let Some(a) = self.attached.as_mut() {
+            a.joined = joined;
+            a.queue_shown = queue_shown;
+            if now_ended {
+                a.ended = true;
+                a.live.store(false, Ordering::Relaxed);
+            }
+        }
+        for f in frames {
+            if !self.send(&f).await {
+                return Some(Stop::Gone);
+            }
+        }
+        None
+    }
+}
+
+fn ended(s: InteractionState) -> bool {
+    matches!(s, InteractionState::WrapUp | InteractionState::Completed | InteractionState::Abandoned)
+}
