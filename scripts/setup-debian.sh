@@ -3,7 +3,8 @@
 # nothing when everything is already there. Run as root, or as a user who may sudo.
 set -euo pipefail
 
-packages=(redis-server redis-tools postgresql postgresql-client ca-certificates curl build-essential pkg-config)
+packages=(redis-server redis-tools postgresql postgresql-client ca-certificates curl build-essential pkg-config
+    chromium chromium-driver)
 
 if [[ $(id -u) -eq 0 ]]; then
     sudo=()
@@ -15,7 +16,8 @@ else
 fi
 
 missing=()
-for cmd in redis-server redis-cli cc curl pkg-config; do
+# chromium + chromedriver: the web chat widget is tested in a real headless browser.
+for cmd in redis-server redis-cli cc curl pkg-config chromium chromedriver; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
 done
 [[ -e /etc/ssl/certs/ca-certificates.crt ]] || missing+=(ca-certificates)

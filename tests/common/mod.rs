@@ -2,10 +2,12 @@
 // Not every test binary uses every helper (or the re-export below).
 #![allow(dead_code, unused_imports)]
 
+pub mod browser;
 pub mod harness;
 pub mod postgres;
 pub mod server;
 pub mod webchat;
+pub use browser::*;
 pub use harness::*;
 pub use postgres::*;
 pub use server::*;
