@@ -56,6 +56,10 @@ pub struct WebChatConfig {
     pub ip_messages_per_minute: u32,
     /// New chat connections per minute from one IP address.
     pub ip_connections_per_minute: u32,
+    /// Behind a reverse proxy: the header carrying the visitor's address (`X-Forwarded-For`,
+    /// `X-Real-IP`); its right-most address is used for the per-IP limits. Empty: the peer
+    /// address. Set it only when a proxy you run always sets that header.
+    pub client_ip_header: String,
 }
 
 impl Default for WebChatConfig {
@@ -70,6 +74,7 @@ impl Default for WebChatConfig {
             messages_per_minute: 30,
             ip_messages_per_minute: 120,
             ip_connections_per_minute: 30,
+            client_ip_header: String::new(),
         }
     }
 }
@@ -123,6 +128,11 @@ impl WebChatConfig {
         range("messages_per_minute", self.messages_per_minute.into(), 1, 10_000)?;
         range("ip_messages_per_minute", self.ip_messages_per_minute.into(), 1, 100_000)?;
         range("ip_connections_per_minute", self.ip_connections_per_minute.into(), 1, 100_000)?;
+        if !self.client_ip_header.is_empty()
+            && axum::http::HeaderName::from_bytes(self.client_ip_header.as_bytes()).is_err()
+        {
+            return Err(invalid("client_ip_header", format!("{:?} is not a valid header name", self.client_ip_header)));
+        }
         Ok(())
     }
 }

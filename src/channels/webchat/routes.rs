@@ -1,6 +1,6 @@
 //! The web chat's HTTP routes on the daemon's HTTP listener.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 
 use axum::Router;
@@ -59,6 +59,16 @@ fn origin_refusal(chat: &WebChat, headers: &HeaderMap) -> Option<String> {
     Some(format!("origin {origin:?} is not allowed; add it to webchat.allowed_origins"))
 }
 
+/// The right-most address of the proxy's header: the one the proxy itself added (addresses to
+/// its left come from the client and could be forged).
+fn client_ip(header: &str, headers: &HeaderMap) -> Option<IpAddr> {
+    if header.is_empty() {
+        return None;
+    }
+    let v = headers.get_all(header).iter().filter_map(|v| v.to_str().ok()).next_back()?;
+    v.rsplit(',').next()?.trim().parse().ok()
+}
+
 async fn ws(
     State(slot): State<WebChatSlot>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -72,7 +82,7 @@ async fn ws(
         metrics::counter!("switchboard_webchat_refused_total", "why" => "origin").increment(1);
         return (StatusCode::FORBIDDEN, format!("{why}\n")).into_response();
     }
-    let ip = peer.ip();
+    let ip = client_ip(&chat.config().client_ip_header, &headers).unwrap_or(peer.ip());
     if chat.ip_connections.check_key(&ip).is_err() {
         metrics::counter!("switchboard_webchat_refused_total", "why" => "rate").increment(1);
         return (StatusCode::TOO_MANY_REQUESTS, "too many chat connections from your address; try again in a minute\n")
@@ -87,6 +97,16 @@ async fn ws(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_ip_comes_from_the_proxy_header_when_configured() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9, 198.51.100.7"));
+        assert_eq!(client_ip("", &h), None);
+        assert_eq!(client_ip("X-Forwarded-For", &h), Some("198.51.100.7".parse().unwrap()));
+        h.insert("x-forwarded-for", HeaderValue::from_static("garbage"));
+        assert_eq!(client_ip("X-Forwarded-For", &h), None);
+    }
 
     #[test]
     fn assets_are_embedded() {
