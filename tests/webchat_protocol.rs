@@ -310,6 +310,15 @@ async fn rate_limits_per_connection_and_per_address() {
     w.wait_error("rate_limited").await;
     assert_eq!(interaction(&sb, &iid2).await.messages.len(), 2);
 
+    // A flood of frames of any kind (typing, pings) closes the connection as abusive.
+    for _ in 0..100 {
+        if !w.send_raw(WsMessage::Text(r#"{"type":"ping"}"#.into())).await {
+            break;
+        }
+    }
+    while w.recv().await.is_some() {}
+    assert_eq!(w.close_code, Some(1008));
+
     // Connections per address: the 4th within the minute is refused before the upgrade.
     let _third = Visitor::connect(sb.http_addr).await;
     let refused = Visitor::connect_from(sb.http_addr, Some(&format!("http://{}", sb.http_addr))).await.err().unwrap();

@@ -23,6 +23,12 @@ const PING_EVERY: u32 = 12; // ticks
 const MAX_NAME_CHARS: usize = 80;
 /// Typing "on" is passed on again after this long, so a long pause does not hide it forever.
 const TYPING_REPEAT: Duration = Duration::from_secs(3);
+/// Frames of any kind per second on one connection (typing and pings included) before the
+/// connection is closed as abusive; far above what the widget sends.
+const MAX_FRAMES_PER_SEC: u32 = 20;
+/// A chat with an agent re-reads its thread on this many ticks even without a wake-up (a waiting
+/// one on every tick, for its place in line).
+const ACTIVE_REFRESH_TICKS: u32 = 5;
 
 /// A connection attached to a chat.
 struct Attached {
@@ -42,10 +48,14 @@ struct Attached {
 enum Stop {
     Gone,
     Shutdown,
+    Flood,
 }
 
 pub(super) async fn serve(chat: Arc<WebChat>, ws: WebSocket, ip: IpAddr) {
     metrics::counter!("switchboard_webchat_connections_total").increment(1);
+    let frames = RateLimiter::direct(governor::Quota::per_second(
+        std::num::NonZeroU32::new(MAX_FRAMES_PER_SEC).expect("non-zero"),
+    ));
     let mut c = Connection {
         limiter: RateLimiter::direct(per_minute(chat.cfg.messages_per_minute)),
         chat,
@@ -75,6 +85,7 @@ pub(super) async fn serve(chat: Arc<WebChat>, ws: WebSocket, ip: IpAddr) {
             _ = shutdown.cancelled() => Some(Stop::Shutdown),
             frame = c.ws.recv() => match frame {
                 None | Some(Err(_)) | Some(Ok(WsMessage::Close(_))) => Some(Stop::Gone),
+                Some(Ok(_)) if frames.check().is_err() => Some(Stop::Flood),
                 Some(Ok(WsMessage::Text(t))) => c.on_text(t.as_str(), &tx).await,
                 Some(Ok(WsMessage::Binary(_))) => {
                     c.reply_error("bad_frame", "Send JSON text frames, not binary ones.").await
@@ -89,7 +100,9 @@ pub(super) async fn serve(chat: Arc<WebChat>, ws: WebSocket, ip: IpAddr) {
                 ticks += 1;
                 if ticks.is_multiple_of(PING_EVERY) && c.ws.send(WsMessage::Ping(Default::default())).await.is_err() {
                     Some(Stop::Gone)
-                } else if c.attached.as_ref().is_some_and(|a| !a.ended) {
+                } else if c.attached.as_ref().is_some_and(|a| {
+                    !a.ended && (a.joined.is_none() || ticks.is_multiple_of(ACTIVE_REFRESH_TICKS))
+                }) {
                     c.refresh().await
                 } else {
                     None
@@ -97,9 +110,17 @@ pub(super) async fn serve(chat: Arc<WebChat>, ws: WebSocket, ip: IpAddr) {
             }
         };
     }
-    if let Some(Stop::Shutdown) = stop {
+    let close = match stop {
         // 1012: the service restarts; the widget reconnects and resumes on another instance.
-        let frame = CloseFrame { code: 1012, reason: "server restarting".into() };
+        Some(Stop::Shutdown) => Some(CloseFrame { code: 1012, reason: "server restarting".into() }),
+        // 1008: policy violation.
+        Some(Stop::Flood) => {
+            metrics::counter!("switchboard_webchat_errors_total", "code" => "flood").increment(1);
+            Some(CloseFrame { code: 1008, reason: "too many frames".into() })
+        }
+        _ => None,
+    };
+    if let Some(frame) = close {
         let _ = c.ws.send(WsMessage::Close(Some(frame))).await;
     }
     if let Some(a) = c.attached.take() {
