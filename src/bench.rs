@@ -127,7 +127,33 @@ fn info_field(info: &str, key: &str) -> u64 {
 
 /// Sum of `calls=` over commandstats: commands including those run inside scripts.
 fn commandstats_calls(info: &str) -> u64 {
-    info.lines().filter_map(|l| l.split("calls=").nth(1)).filter_map(|r| r.split(',').next()?.parse::<u64>().ok()).sum()
+    command_counts(info).values().sum()
+}
+
+/// Calls per command from `INFO commandstats` (`cmdstat_zadd:calls=12,...`).
+fn command_counts(info: &str) -> std::collections::BTreeMap<String, u64> {
+    info.lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest.split("calls=").nth(1)?.split(',').next()?.parse().ok()?;
+            Some((name.to_string(), calls))
+        })
+        .collect()
+}
+
+/// The commands that make up a phase's Redis work, per decision, biggest first.
+fn breakdown(
+    before: &std::collections::BTreeMap<String, u64>,
+    after: &std::collections::BTreeMap<String, u64>,
+    decisions: u64,
+) -> Vec<(String, f64)> {
+    let mut v: Vec<(String, f64)> = after
+        .iter()
+        .map(|(k, n)| (k.clone(), n.saturating_sub(*before.get(k).unwrap_or(&0)) as f64 / decisions.max(1) as f64))
+        .filter(|(_, n)| *n >= 0.05)
+        .collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1));
+    v
 }
 
 /// Redis's own ceiling: ops/s for a plain round trip and for an EVALSHA of comparable work.
@@ -250,6 +276,7 @@ struct Row {
     p99_ms: f64,
     p999_ms: f64,
     commands: f64,
+    by_command: Vec<(String, f64)>,
 }
 
 impl Row {
@@ -273,6 +300,7 @@ impl Row {
             p99_ms,
             p999_ms,
             commands: commands as f64 / decisions.max(1) as f64,
+            by_command: Vec::new(),
         }
     }
 }
@@ -378,6 +406,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     // Phase 1: agents free, interactions created → offered.
     set_all(&store, args.agents, &Presence::Ready).await?;
+    let stats_before = command_counts(&redis_info(&mut con, "commandstats").await?);
     let (cmds, before, started) = (redis_commands(&mut con).await?, offers(&shared), Instant::now());
     create_many(&store, args.interactions, args.queues, args.concurrency, args.seed).await?;
     wait_offers(&shared, before + args.interactions as u64, Duration::from_secs(120)).await;
@@ -390,6 +419,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         redis_commands(&mut con).await? - cmds,
         &shared.created_to_offer,
     ));
+    let stats_after = command_counts(&redis_info(&mut con, "commandstats").await?);
+    if let Some(r) = rows.last_mut() {
+        r.by_command = breakdown(&stats_before, &stats_after, r.decisions);
+    }
 
     // Phase 2: a backlog waits while nobody is ready; then everyone goes ready and drains it.
     set_all(&store, args.agents, &Presence::NotReady("bench".into())).await?;
@@ -397,6 +430,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     create_many(&store, args.backlog, args.queues, args.concurrency, args.seed + 1).await?;
     let mem_after = info_field(&redis_info(&mut con, "memory").await?, "used_memory");
     *shared.freed_to_offer.lock().expect("lock") = None;
+    let stats_before = command_counts(&redis_info(&mut con, "commandstats").await?);
     let (cmds, before, started) = (redis_commands(&mut con).await?, offers(&shared), Instant::now());
     set_all(&store, args.agents, &Presence::Ready).await?;
     wait_offers(&shared, before + args.backlog as u64, Duration::from_secs(300)).await;
@@ -409,6 +443,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         redis_commands(&mut con).await? - cmds,
         &shared.freed_to_offer,
     ));
+    let stats_after = command_counts(&redis_info(&mut con, "commandstats").await?);
+    if let Some(r) = rows.last_mut() {
+        r.by_command = breakdown(&stats_before, &stats_after, r.decisions);
+    }
 
     stop.cancel();
     shutdown.cancel();
@@ -515,6 +553,11 @@ fn report(
         "\nRedis memory per waiting interaction (no message bodies): {mem_per_waiting:.0} bytes. \
          Process memory per connected agent stream (server and benchmark client in one process): {kib_per_agent:.1} KiB.\n"
     ));
+    md.push_str("\nRedis commands per decision, by command (those inside scripts included):\n\n");
+    for r in rows {
+        let parts: Vec<String> = r.by_command.iter().map(|(c, n)| format!("{c} {n:.1}")).collect();
+        md.push_str(&format!("- {}: {}\n", r.phase, parts.join(", ")));
+    }
     md.push_str(&format!(
         "\nSettings: {} agents, {} queues, {} skills, {} interactions, backlog {}, {} creators, seed {}. \
          Redis commands per decision count everything Redis processed during the phase (creators, the daemon's \

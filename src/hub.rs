@@ -120,20 +120,41 @@ impl Hub {
                 }
             };
             let Some(reply) = reply else { continue };
-            for sk in reply.keys {
-                for entry in sk.ids {
-                    last = entry.id.clone();
-                    let agent: String = entry.get("agent").unwrap_or_default();
-                    let session: String = entry.get("session").unwrap_or_default();
-                    let kind: String = entry.get("kind").unwrap_or_default();
-                    let data: String = entry.get("data").unwrap_or_default();
-                    match self.resolve(&agent, &kind, &data).await {
-                        Ok(Some(push)) => {
-                            metrics::counter!("switchboard_pushes_total", "kind" => kind.clone()).increment(1);
-                            self.deliver(&agent, &session, push)
+            let raw: Vec<RawPush> = reply
+                .keys
+                .into_iter()
+                .flat_map(|sk| sk.ids)
+                .map(|entry| RawPush {
+                    agent: entry.get("agent").unwrap_or_default(),
+                    session: entry.get("session").unwrap_or_default(),
+                    kind: entry.get("kind").unwrap_or_default(),
+                    data: entry.get("data").unwrap_or_default(),
+                    id: entry.id,
+                })
+                .collect();
+            let Some(newest) = raw.last().map(|r| r.id.clone()) else { continue };
+            match self.resolve_batch(&raw).await {
+                Ok(pushes) => {
+                    for (r, push) in raw.iter().zip(pushes) {
+                        match push {
+                            Ok(Some(push)) => {
+                                metrics::counter!("switchboard_pushes_total", "kind" => r.kind.clone()).increment(1);
+                                self.deliver(&r.agent, &r.session, push)
+                            }
+                            Ok(None) => {}
+                            Err(error) => {
+                                warn!(message = "Could not resolve a push.", %error, kind = %r.kind, agent = %r.agent)
+                            }
                         }
-                        Ok(None) => {}
-                        Err(error) => warn!(message = "Could not resolve a push.", %error, kind, agent),
+                    }
+                    last = newest;
+                }
+                Err(error) => {
+                    // Nothing of this batch was delivered; it is read again.
+                    warn!(message = "Could not read what the pushes refer to.", %error);
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
                     }
                 }
             }
@@ -142,46 +163,85 @@ impl Hub {
         }
     }
 
-    async fn resolve(&self, agent: &str, kind: &str, data: &str) -> Result<Option<Push>, StoreError> {
-        let v: serde_json::Value =
-            serde_json::from_str(data).map_err(|e| StoreError::Corrupt(format!("push data: {e}")))?;
-        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or_default().to_string();
-        Ok(Some(match kind {
-            "offer" => match self.store.get_interaction(&s("ix"), true).await {
-                // This push may lag behind: the offer can be gone (revoked, timed out) and the
-                // interaction offered again, even to someone else. Only the very offer is shown;
-                // the push that ended it follows in the inbox.
-                Ok(ix)
-                    if ix.state != crate::model::InteractionState::Offered
-                        || ix.agent_id != agent
-                        || Some(ix.offer_seq) != v.get("seq").and_then(|x| x.as_u64()) =>
-                {
-                    return Ok(None);
-                }
-                Ok(ix) => Push::Offer(ix),
-                Err(StoreError::NotFound(_)) => return Ok(None),
-                Err(e) => return Err(e),
-            },
-            "assigned" => Push::Assigned(self.store.get_interaction(&s("ix"), true).await?),
-            "revoked" => Push::Revoked { interaction_id: s("ix"), reason: s("reason") },
-            "message" => {
-                let seq = v.get("seq").and_then(|x| x.as_u64()).unwrap_or(0);
-                let iid = s("ix");
-                let message = self.store.message(&iid, seq).await?;
-                Push::CustomerMessage { interaction_id: iid, message }
+    /// Resolves a batch of pushes with one pipelined read for everything they refer to (the
+    /// interactions offered or assigned, the customer messages), in order.
+    async fn resolve_batch(&self, raw: &[RawPush]) -> Result<Vec<Result<Option<Push>, StoreError>>, StoreError> {
+        let parsed: Vec<Result<serde_json::Value, StoreError>> = raw
+            .iter()
+            .map(|r| serde_json::from_str(&r.data).map_err(|e| StoreError::Corrupt(format!("push data: {e}"))))
+            .collect();
+        let s = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or_default().to_string();
+        let mut ix_ids = Vec::new();
+        let mut msg_refs = Vec::new();
+        for (r, v) in raw.iter().zip(&parsed) {
+            let Ok(v) = v else { continue };
+            match r.kind.as_str() {
+                "offer" | "assigned" => ix_ids.push(s(v, "ix")),
+                "message" => msg_refs.push((s(v, "ix"), v.get("seq").and_then(|x| x.as_u64()).unwrap_or(0))),
+                _ => {}
             }
-            "typing" => Push::CustomerTyping {
-                interaction_id: s("ix"),
-                on: v.get("on").and_then(|x| x.as_bool()).unwrap_or(false),
-            },
-            "ended" => Push::Ended { interaction_id: s("ix"), state: s("state"), reason: s("reason") },
-            "presence" => Push::Presence {
-                presence: Presence::from_parts(&s("state"), &s("reason"))
-                    .ok_or_else(|| StoreError::Corrupt(format!("presence {:?}", s("state"))))?,
-                cause: s("cause"),
-            },
-            "closed" => Push::Closed { reason: s("reason") },
-            other => return Err(StoreError::Corrupt(format!("unknown push kind {other:?}"))),
-        }))
+        }
+        let (interactions, messages) = self.store.interactions_and_messages(&ix_ids, &msg_refs).await?;
+        let mut interactions = interactions.into_iter();
+        let mut messages = messages.into_iter();
+        Ok(raw
+            .iter()
+            .zip(parsed)
+            .map(|(r, v)| {
+                let v = v?;
+                Ok(Some(match r.kind.as_str() {
+                    "offer" => match interactions.next().flatten() {
+                        // This push may lag behind: the offer can be gone (revoked, timed out) and
+                        // the interaction offered again, even to someone else. Only the very offer
+                        // is shown; the push that ended it follows in the inbox.
+                        Some(ix)
+                            if ix.state == crate::model::InteractionState::Offered
+                                && ix.agent_id == r.agent
+                                && Some(ix.offer_seq) == v.get("seq").and_then(|x| x.as_u64()) =>
+                        {
+                            Push::Offer(ix)
+                        }
+                        _ => return Ok(None),
+                    },
+                    "assigned" => match interactions.next().flatten() {
+                        Some(ix) => Push::Assigned(ix),
+                        None => {
+                            return Err(StoreError::NotFound(format!(
+                                "interaction_id: no interaction {:?}",
+                                s(&v, "ix")
+                            )));
+                        }
+                    },
+                    "revoked" => Push::Revoked { interaction_id: s(&v, "ix"), reason: s(&v, "reason") },
+                    "message" => match messages.next() {
+                        Some(Some(message)) => Push::CustomerMessage { interaction_id: s(&v, "ix"), message },
+                        _ => return Err(StoreError::NotFound(format!("message of {:?}", s(&v, "ix")))),
+                    },
+                    "typing" => Push::CustomerTyping {
+                        interaction_id: s(&v, "ix"),
+                        on: v.get("on").and_then(|x| x.as_bool()).unwrap_or(false),
+                    },
+                    "ended" => {
+                        Push::Ended { interaction_id: s(&v, "ix"), state: s(&v, "state"), reason: s(&v, "reason") }
+                    }
+                    "presence" => Push::Presence {
+                        presence: Presence::from_parts(&s(&v, "state"), &s(&v, "reason"))
+                            .ok_or_else(|| StoreError::Corrupt(format!("presence {:?}", s(&v, "state"))))?,
+                        cause: s(&v, "cause"),
+                    },
+                    "closed" => Push::Closed { reason: s(&v, "reason") },
+                    other => return Err(StoreError::Corrupt(format!("unknown push kind {other:?}"))),
+                }))
+            })
+            .collect())
     }
+}
+
+/// One inbox entry as read.
+struct RawPush {
+    id: String,
+    agent: String,
+    session: String,
+    kind: String,
+    data: String,
 }

@@ -442,6 +442,9 @@ impl Store {
 
     /// Several interactions in one round trip (None where one no longer exists), in `ids` order.
     pub async fn interactions(&self, ids: &[String], with_messages: bool) -> Result<Vec<Option<Interaction>>> {
+        if with_messages {
+            return Ok(self.interactions_and_messages(ids, &[]).await?.0);
+        }
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -449,28 +452,54 @@ impl Store {
         let mut pipe = redis::pipe();
         for id in ids {
             pipe.hgetall(self.keys.ix(id));
-            if with_messages {
-                pipe.lrange(self.keys.ix_msgs(id), 0, -1);
-            }
+        }
+        let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut con).await?;
+        hashes.iter().map(|h| if h.is_empty() { Ok(None) } else { interaction_from_hash(h).map(Some) }).collect()
+    }
+
+    /// Interactions (with their threads) and single messages `(interaction, seq)`, all in one
+    /// round trip; None where one does not exist.
+    pub async fn interactions_and_messages(
+        &self,
+        ids: &[String],
+        messages: &[(String, u64)],
+    ) -> Result<(Vec<Option<Interaction>>, Vec<Option<Message>>)> {
+        if ids.is_empty() && messages.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let mut con = self.con.clone();
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.hgetall(self.keys.ix(id));
+            pipe.lrange(self.keys.ix_msgs(id), 0, -1);
+        }
+        for (id, seq) in messages {
+            pipe.lindex(self.keys.ix_msgs(id), *seq as isize - 1);
         }
         let replies: Vec<redis::Value> = pipe.query_async(&mut con).await?;
-        let per = if with_messages { 2 } else { 1 };
         let decode = |e: redis::ParsingError| StoreError::Corrupt(e.to_string());
-        replies
-            .chunks(per)
+        let (ix_replies, msg_replies) = replies.split_at(ids.len() * 2);
+        let interactions = ix_replies
+            .chunks(2)
             .map(|r| {
                 let h: HashMap<String, String> = redis::from_redis_value(r[0].clone()).map_err(decode)?;
                 if h.is_empty() {
                     return Ok(None);
                 }
                 let mut ix = interaction_from_hash(&h)?;
-                if with_messages {
-                    let raw: Vec<String> = redis::from_redis_value(r[1].clone()).map_err(decode)?;
-                    ix.messages = raw.iter().map(|m| parse_message(m)).collect::<Result<_>>()?;
-                }
+                let raw: Vec<String> = redis::from_redis_value(r[1].clone()).map_err(decode)?;
+                ix.messages = raw.iter().map(|m| parse_message(m)).collect::<Result<_>>()?;
                 Ok(Some(ix))
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        let messages = msg_replies
+            .iter()
+            .map(|v| {
+                let raw: Option<String> = redis::from_redis_value(v.clone()).map_err(decode)?;
+                raw.map(|r| parse_message(&r)).transpose()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((interactions, messages))
     }
 
     pub async fn messages(&self, iid: &str) -> Result<Vec<Message>> {

@@ -103,8 +103,11 @@ end
 local function fig_incr(queue, field, n)
   if not queue or queue == '' then return end
   local key = K.fig(queue, tostring(math.floor(NOW / 60000)))
-  redis.call('HINCRBY', key, field, n)
-  redis.call('EXPIRE', key, FIG_TTL)
+  -- The first increment of a field (which includes the one creating the hash) sets the TTL;
+  -- later ones need not repeat it.
+  if redis.call('HINCRBY', key, field, n) == n then
+    redis.call('EXPIRE', key, FIG_TTL)
+  end
 end
 
 -- With a CRM the log is trimmed only once delivered (EVENTS_MAXLEN = 0); without one it is capped.
@@ -207,8 +210,9 @@ local function release(aid, ch, iid)
   end
 end
 
-local function offer(iid, aid)
-  local ix = ix_get(iid)
+-- `ix`: the interaction as the caller just read it (saves reading it again).
+local function offer(iid, aid, ix)
+  ix = ix or ix_get(iid)
   local q = queue_cfg(ix.queue)
   local offer_ms = 20000
   if q then offer_ms = q.offer_ms end
@@ -235,7 +239,7 @@ local function try_route(iid)
   if ix.target and ix.target ~= '' then
     local a = hmap(K.agent(ix.target))
     if a and can_take(a, ix.ch) and not excluded(iid, ix.target) then
-      offer(iid, ix.target)
+      offer(iid, ix.target, ix)
       return true
     end
     return false
@@ -248,7 +252,7 @@ local function try_route(iid)
     if #ids == 0 then return false end
     for _, aid in ipairs(ids) do
       if not has_excl or not excluded(iid, aid) then
-        offer(iid, aid)
+        offer(iid, aid, ix)
         return true
       end
     end

@@ -249,6 +249,8 @@
         topicField.hidden = !!opts.topic || state.topics.length === 0;
         break;
       case "started":
+        // Cleared only now: if the start is refused the visitor keeps what they wrote.
+        firstIn.value = "";
         state.token = f.token;
         state.ended = false;
         state.outbox = state.outbox.filter(function (m) { return !m.start; });
@@ -337,7 +339,6 @@
       email: emailIn.value.trim(), topic: topic, message: body });
     if (!ok) { notice("Not connected yet; please try again in a moment."); connect(); return; }
     state.seen = {};
-    firstIn.value = "";
   });
   composer.addEventListener("submit", function (e) {
     e.preventDefault();
