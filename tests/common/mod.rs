@@ -2,9 +2,11 @@
 // Not every test binary uses every helper (or the re-export below).
 #![allow(dead_code, unused_imports)]
 
+pub mod dovecot;
 pub mod harness;
 pub mod postgres;
 pub mod server;
+pub mod smtp;
 pub use harness::*;
 pub use postgres::*;
 pub use server::*;

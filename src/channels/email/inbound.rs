@@ -238,12 +238,12 @@ async fn session(
     connected: &mut bool,
 ) -> Result<(), InboundError> {
     let (mut s, idle) = connect(m).await?;
-    let folder = quote(&m.imap.folder);
-    let mbox = timed("SELECT", s.select(&folder)).await?;
+    // async-imap quotes mailbox names itself.
+    let mbox = timed("SELECT", s.select(&m.imap.folder)).await?;
     let validity = mbox.uid_validity.ok_or_else(|| InboundError::NoUidValidity(m.imap.folder.clone()))?;
     if m.after_processing == AfterProcessing::Move {
         // Already there is fine; any other problem shows up on the first MOVE.
-        let _ = timed("CREATE", s.create(quote(&m.move_to))).await;
+        let _ = timed("CREATE", s.create(&m.move_to)).await;
     }
     *connected = true;
     info!(message = "IMAP mailbox open.", mailbox = %m.name, folder = %m.imap.folder, uidvalidity = validity, idle);
@@ -284,11 +284,6 @@ async fn session(
             timed("NOOP", s.noop()).await?;
         }
     }
-}
-
-fn quote(name: &str) -> String {
-    // Validated at config load: no quotes, backslashes or control characters inside.
-    format!("\"{name}\"")
 }
 
 /// Processes every message above the stored position, oldest first.
@@ -363,7 +358,7 @@ async fn mark(m: &MailboxConfig, s: &mut Session<Conn>, uid: u32, set_aside: boo
     .await?;
     // Set-aside mail stays in the folder for a person to look at.
     if m.after_processing == AfterProcessing::Move && !set_aside {
-        timed("UID MOVE", s.uid_mv(uid.to_string(), quote(&m.move_to))).await?;
+        timed("UID MOVE", s.uid_mv(uid.to_string(), &m.move_to)).await?;
     }
     Ok(())
 }

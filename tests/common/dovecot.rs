@@ -1,0 +1,293 @@
+//! Throwaway Dovecot IMAP servers for the email tests: [`Dovecot`].
+//!
+//! Each server runs `dovecot -F` (foreground: the child we spawn *is* the master) with its own
+//! config, auth files, state, log and Maildirs in a temp dir, listening on a free 127.0.0.1 port.
+//! It is stopped by signalling exactly that PID (SIGTERM; its children notice the master's death
+//! and exit), never by name. One user, `support` / `secret`; mail files belong to uid 65534
+//! (`nobody`), so the temp dir is made traversable for it.
+//!
+//! Tests put mail in with IMAP APPEND ([`Dovecot::append`]) — the same thing a delivery agent does
+//! as far as an IMAP client can tell: an IDLE client sees `* N EXISTS` within about half a second.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+
+use super::harness::free_port;
+
+pub const IMAP_USER: &str = "support";
+pub const IMAP_PASSWORD: &str = "secret";
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
+const START_ATTEMPTS: u32 = 5;
+const MAIL_UID: u32 = 65534;
+
+pub struct Dovecot {
+    pub port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+fn dovecot_path() -> PathBuf {
+    for p in ["/usr/sbin/dovecot", "/usr/local/sbin/dovecot"] {
+        if Path::new(p).exists() {
+            return p.into();
+        }
+    }
+    panic!(
+        "dovecot was not found, but the email tests need it. Run scripts/setup-debian.sh \
+         (or apt-get install dovecot-imapd) and try again."
+    )
+}
+
+fn config(dir: &Path, port: u16) -> String {
+    let d = dir.display();
+    format!(
+        "base_dir = {d}/run\n\
+         state_dir = {d}/state\n\
+         log_path = {d}/dovecot.log\n\
+         protocols = imap\n\
+         listen = 127.0.0.1\n\
+         ssl = no\n\
+         disable_plaintext_auth = no\n\
+         auth_mechanisms = plain login\n\
+         auth_username_format = %Ln\n\
+         mail_location = maildir:~/Maildir\n\
+         passdb {{\n  driver = passwd-file\n  args = {d}/users\n}}\n\
+         userdb {{\n  driver = passwd-file\n  args = {d}/users\n}}\n\
+         service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  \
+           inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+         service anvil {{\n  chroot =\n}}\n"
+    )
+}
+
+impl Dovecot {
+    pub fn start() -> Dovecot {
+        let dir = tempfile::Builder::new().prefix("switchboard-dovecot-").tempdir().expect("temp dir for dovecot");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        for sub in ["run", "state", "mail"] {
+            fs::create_dir(dir.path().join(sub)).unwrap();
+        }
+        std::os::unix::fs::chown(dir.path().join("mail"), Some(MAIL_UID), Some(MAIL_UID)).expect("chown mail dir");
+        fs::write(
+            dir.path().join("users"),
+            format!(
+                "{IMAP_USER}:{{PLAIN}}{IMAP_PASSWORD}:{MAIL_UID}:{MAIL_UID}::{}/mail/{IMAP_USER}\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let mut failures = Vec::new();
+        for attempt in 1..=START_ATTEMPTS {
+            let port = free_port();
+            let conf = dir.path().join("dovecot.conf");
+            fs::write(&conf, config(dir.path(), port)).unwrap();
+            match launch(&conf, port) {
+                Ok(child) => return Dovecot { port, child: Some(child), dir },
+                Err(e) => failures.push(format!("attempt {attempt} (port {port}): {e}")),
+            }
+        }
+        let log = fs::read_to_string(dir.path().join("dovecot.log")).unwrap_or_default();
+        panic!("could not start dovecot:\n  {}\n--- log ---\n{log}", failures.join("\n  "));
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default()
+    }
+
+    /// Stops the server (SIGTERM to exactly our master, then SIGKILL after 5 s).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // By PID: exactly the master we spawned (not reaped yet, so the PID is still ours).
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops and starts again on the same port and data (an IMAP server restart).
+    pub fn restart(&mut self) {
+        self.stop();
+        let conf = self.dir.path().join("dovecot.conf");
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            match launch(&conf, self.port) {
+                Ok(child) => {
+                    self.child = Some(child);
+                    return;
+                }
+                Err(e) if Instant::now() > deadline => panic!("dovecot restart failed: {e}\n{}", self.log()),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    /// A logged-in test client (plain IMAP).
+    pub async fn client(&self) -> async_imap::Session<tokio::net::TcpStream> {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.expect("connect to dovecot");
+        let mut c = async_imap::Client::new(tcp);
+        c.read_response().await.expect("greeting");
+        c.login(IMAP_USER, IMAP_PASSWORD).await.map_err(|(e, _)| e).expect("login")
+    }
+
+    /// Delivers a message into `folder` (created if missing).
+    pub async fn append(&self, folder: &str, raw: &[u8]) {
+        let mut s = self.client().await;
+        let _ = s.create(folder).await;
+        s.append(folder, None, None, raw).await.expect("APPEND");
+        let _ = s.logout().await;
+    }
+
+    /// UIDs in `folder`, ascending.
+    pub async fn uids(&self, folder: &str) -> Vec<u32> {
+        let mut s = self.client().await;
+        s.select(folder).await.expect("SELECT");
+        let mut v: Vec<u32> = s.uid_search("ALL").await.expect("SEARCH").into_iter().collect();
+        v.sort_unstable();
+        let _ = s.logout().await;
+        v
+    }
+
+    /// UIDs in `folder` carrying `keyword`.
+    pub async fn uids_with(&self, folder: &str, keyword: &str) -> Vec<u32> {
+        let mut s = self.client().await;
+        s.select(folder).await.expect("SELECT");
+        let mut v: Vec<u32> = s.uid_search(format!("KEYWORD {keyword}")).await.expect("SEARCH").into_iter().collect();
+        v.sort_unstable();
+        let _ = s.logout().await;
+        v
+    }
+
+    /// Deletes and re-creates `folder`: the server gives it a new UIDVALIDITY.
+    pub async fn recreate(&self, folder: &str) -> u32 {
+        let mut s = self.client().await;
+        let before = s.select(folder).await.expect("SELECT").uid_validity;
+        s.close().await.expect("CLOSE");
+        s.delete(folder).await.expect("DELETE");
+        s.create(folder).await.expect("CREATE");
+        let after = s.select(folder).await.expect("SELECT").uid_validity.expect("uidvalidity");
+        assert_ne!(before, Some(after), "the server kept the UIDVALIDITY");
+        let _ = s.logout().await;
+        after
+    }
+
+    /// Full raw messages of `folder`.
+    pub async fn messages(&self, folder: &str) -> Vec<Vec<u8>> {
+        let mut s = self.client().await;
+        s.select(folder).await.expect("SELECT");
+        let f: Vec<_> = s.fetch("1:*", "BODY.PEEK[]").await.expect("FETCH").try_collect().await.unwrap_or_default();
+        let out = f.iter().filter_map(|m| m.body().map(<[u8]>::to_vec)).collect();
+        drop(f);
+        let _ = s.logout().await;
+        out
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn launch(conf: &Path, port: u16) -> Result<Child, String> {
+    let log = conf.with_file_name("dovecot.stdout");
+    let out = fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+    let err = out.try_clone().unwrap();
+    let mut child = Command::new(dovecot_path())
+        .arg("-c")
+        .arg(conf)
+        .arg("-F")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| format!("spawn dovecot: {e}"))?;
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("dovecot exited early ({status}): {}", fs::read_to_string(&log).unwrap_or_default()));
+        }
+        if greets(port) {
+            return Ok(child);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("no IMAP greeting within {READY_TIMEOUT:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn greets(port: u16) -> bool {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(250)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(1000)));
+    let mut buf = [0u8; 256];
+    let ok = matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"* OK") && buf[..n].windows(7).any(|w| w == b"Dovecot"));
+    let _ = s.write_all(b"a LOGOUT\r\n");
+    ok
+}
+
+/// A mailbox `name` at `support@acme.test` reading this server's `folder` (plain IMAP) and
+/// sending through the SMTP server on `smtp_port` (plain, with AUTH), routed to `queue`.
+pub fn mailbox_config(
+    dovecot: &Dovecot,
+    smtp_port: u16,
+    folder: &str,
+    queue: &str,
+) -> switchboard::channels::email::config::MailboxConfig {
+    use switchboard::channels::email::config::{AfterProcessing, ImapConfig, MailboxConfig, Security, SmtpConfig};
+    MailboxConfig {
+        name: "support".into(),
+        address: "support@acme.test".into(),
+        display_name: "ACME Support".into(),
+        queue: queue.into(),
+        priority: None,
+        imap: ImapConfig {
+            host: "127.0.0.1".into(),
+            port: Some(dovecot.port),
+            security: Security::Plain,
+            username: IMAP_USER.into(),
+            password: IMAP_PASSWORD.into(),
+            folder: folder.into(),
+            idle: true,
+            poll_secs: 30,
+        },
+        smtp: SmtpConfig {
+            host: "127.0.0.1".into(),
+            port: Some(smtp_port),
+            security: Security::Plain,
+            username: super::smtp::SMTP_USER.into(),
+            password: super::smtp::SMTP_PASSWORD.into(),
+            timeout_secs: 10,
+        },
+        after_processing: AfterProcessing::Flag,
+        move_to: "Processed".into(),
+        max_body_bytes: 64 * 1024,
+        max_message_bytes: 10 * 1024 * 1024,
+        tls_ca_file: None,
+    }
+}
+
+/// A simple customer message.
+pub fn customer_mail(from: &str, message_id: &str, subject: &str, body: &str, extra_headers: &str) -> Vec<u8> {
+    format!(
+        "From: Customer <{from}>\r\nTo: support@acme.test\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\n\
+         Date: Tue, 1 Jul 2025 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         {extra_headers}\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
