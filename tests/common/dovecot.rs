@@ -136,18 +136,12 @@ impl Dovecot {
 
     /// A logged-in test client (plain IMAP).
     pub async fn client(&self) -> async_imap::Session<tokio::net::TcpStream> {
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.expect("connect to dovecot");
-        let mut c = async_imap::Client::new(tcp);
-        c.read_response().await.expect("greeting");
-        c.login(IMAP_USER, IMAP_PASSWORD).await.map_err(|(e, _)| e).expect("login")
+        client_at(self.port).await
     }
 
     /// Delivers a message into `folder` (created if missing).
     pub async fn append(&self, folder: &str, raw: &[u8]) {
-        let mut s = self.client().await;
-        let _ = s.create(folder).await;
-        s.append(folder, None, None, raw).await.expect("APPEND");
-        let _ = s.logout().await;
+        append_at(self.port, folder, raw).await
     }
 
     /// UIDs in `folder`, ascending.
@@ -193,6 +187,23 @@ impl Dovecot {
         let _ = s.logout().await;
         out
     }
+}
+
+/// A logged-in test client of the Dovecot on `port`.
+pub async fn client_at(port: u16) -> async_imap::Session<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect to dovecot");
+    let mut c = async_imap::Client::new(tcp);
+    c.read_response().await.expect("greeting");
+    c.login(IMAP_USER, IMAP_PASSWORD).await.map_err(|(e, _)| e).expect("login")
+}
+
+/// Delivers a message into `folder` (created if missing) of the Dovecot on `port`; usable from a
+/// spawned task.
+pub async fn append_at(port: u16, folder: &str, raw: &[u8]) {
+    let mut s = client_at(port).await;
+    let _ = s.create(folder).await;
+    s.append(folder, None, None, raw).await.expect("APPEND");
+    let _ = s.logout().await;
 }
 
 impl Drop for Dovecot {
