@@ -28,9 +28,82 @@ const START_ATTEMPTS: u32 = 5;
 const MAIL_UID: u32 = 65534;
 
 pub struct Dovecot {
+    /// Plain IMAP (STARTTLS offered when started with TLS).
     pub port: u16,
+    /// Implicit TLS (IMAPS), when started with [`Dovecot::start_tls`].
+    pub tls_port: Option<u16>,
     child: Option<Child>,
     dir: tempfile::TempDir,
+}
+
+/// A throwaway CA and a server certificate for 127.0.0.1 signed by it (made with `openssl`).
+pub struct TestCerts {
+    /// PEM of the CA: what a client is told to trust.
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestCerts {
+    pub fn generate() -> TestCerts {
+        let dir = tempfile::Builder::new().prefix("switchboard-certs-").tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let p = |n: &str| dir.path().join(n);
+        let ext = p("server.ext");
+        fs::write(
+            &ext,
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+             keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl").args(args).current_dir(dir.path()).output().expect("run openssl");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        run(&[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=Switchboard test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        ]
+        .concat());
+        run(&[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]].concat());
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ]);
+        for f in ["server.key", "server.pem", "ca.pem"] {
+            fs::set_permissions(p(f), fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        TestCerts { ca: p("ca.pem"), cert: p("server.pem"), key: p("server.key"), _dir: dir }
+    }
 }
 
 fn dovecot_path() -> PathBuf {
@@ -45,15 +118,19 @@ fn dovecot_path() -> PathBuf {
     )
 }
 
-fn config(dir: &Path, port: u16) -> String {
+fn config(dir: &Path, port: u16, tls: Option<(&TestCerts, u16)>) -> String {
     let d = dir.display();
+    let (ssl, imaps_port) = match tls {
+        Some((c, p)) => (format!("ssl = yes\nssl_cert = <{}\nssl_key = <{}\n", c.cert.display(), c.key.display()), p),
+        None => ("ssl = no\n".to_string(), 0),
+    };
     format!(
         "base_dir = {d}/run\n\
          state_dir = {d}/state\n\
          log_path = {d}/dovecot.log\n\
          protocols = imap\n\
          listen = 127.0.0.1\n\
-         ssl = no\n\
+         {ssl}\
          disable_plaintext_auth = no\n\
          auth_mechanisms = plain login\n\
          auth_username_format = %Ln\n\
@@ -61,13 +138,22 @@ fn config(dir: &Path, port: u16) -> String {
          passdb {{\n  driver = passwd-file\n  args = {d}/users\n}}\n\
          userdb {{\n  driver = passwd-file\n  args = {d}/users\n}}\n\
          service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  \
-           inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+           inet_listener imaps {{\n    address = 127.0.0.1\n    port = {imaps_port}\n    ssl = yes\n  }}\n}}\n\
          service anvil {{\n  chroot =\n}}\n"
     )
 }
 
 impl Dovecot {
     pub fn start() -> Dovecot {
+        Self::launch_with(None)
+    }
+
+    /// With TLS: STARTTLS on [`Dovecot::port`], implicit TLS on [`Dovecot::tls_port`].
+    pub fn start_tls(certs: &TestCerts) -> Dovecot {
+        Self::launch_with(Some(certs))
+    }
+
+    fn launch_with(certs: Option<&TestCerts>) -> Dovecot {
         let dir = tempfile::Builder::new().prefix("switchboard-dovecot-").tempdir().expect("temp dir for dovecot");
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         for sub in ["run", "state", "mail"] {
@@ -85,10 +171,11 @@ impl Dovecot {
         let mut failures = Vec::new();
         for attempt in 1..=START_ATTEMPTS {
             let port = free_port();
+            let tls_port = certs.map(|_| free_port());
             let conf = dir.path().join("dovecot.conf");
-            fs::write(&conf, config(dir.path(), port)).unwrap();
+            fs::write(&conf, config(dir.path(), port, certs.zip(tls_port))).unwrap();
             match launch(&conf, port) {
-                Ok(child) => return Dovecot { port, child: Some(child), dir },
+                Ok(child) => return Dovecot { port, tls_port, child: Some(child), dir },
                 Err(e) => failures.push(format!("attempt {attempt} (port {port}): {e}")),
             }
         }

@@ -8,7 +8,6 @@
 //! the connection without an answer); once the plan is used up, mail is accepted again.
 
 use std::fs;
-use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -29,7 +28,9 @@ import os, sys, threading
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+import ssl
 port, root, user, password = int(sys.argv[1]), sys.argv[2], sys.argv[3].encode(), sys.argv[4].encode()
+mode, cert, key = sys.argv[5], sys.argv[6], sys.argv[7]
 lock = threading.Lock()
 
 def next_planned():
@@ -69,8 +70,17 @@ def authenticator(server, session, envelope, mechanism, auth_data):
     ok = isinstance(auth_data, LoginPassword) and auth_data.login == user and auth_data.password == password
     return AuthResult(success=ok)
 
-c = Controller(Handler(), hostname="127.0.0.1", port=port, authenticator=authenticator,
-               auth_required=True, auth_require_tls=False, decode_data=False)
+kw = dict(hostname="127.0.0.1", port=port, authenticator=authenticator, auth_required=True, decode_data=False)
+if mode == "plain":
+    kw.update(auth_require_tls=False)
+else:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    if mode == "starttls":
+        kw.update(tls_context=ctx, require_starttls=True, auth_require_tls=True)
+    else:
+        kw.update(ssl_context=ctx, auth_require_tls=False)
+c = Controller(Handler(), **kw)
 c.start()
 print("ready", flush=True)
 threading.Event().wait()
@@ -82,8 +92,23 @@ pub struct SmtpServer {
     dir: tempfile::TempDir,
 }
 
+/// How the test SMTP server talks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum SmtpMode {
+    Plain,
+    /// STARTTLS required before AUTH and MAIL.
+    Starttls,
+    /// TLS from the first byte (SMTPS).
+    Tls,
+}
+
 impl SmtpServer {
     pub fn start() -> SmtpServer {
+        Self::start_with(SmtpMode::Plain, None)
+    }
+
+    /// `certs` (certificate, key) are required for the TLS modes.
+    pub fn start_with(mode: SmtpMode, certs: Option<(&Path, &Path)>) -> SmtpServer {
         assert!(Path::new(PYTHON).exists(), "{PYTHON} is missing; run scripts/setup-debian.sh");
         let dir = tempfile::Builder::new().prefix("switchboard-smtp-").tempdir().expect("temp dir for smtp");
         fs::create_dir(dir.path().join("mail")).unwrap();
@@ -99,6 +124,13 @@ impl SmtpServer {
                 .arg(dir.path())
                 .arg(SMTP_USER)
                 .arg(SMTP_PASSWORD)
+                .arg(match mode {
+                    SmtpMode::Plain => "plain",
+                    SmtpMode::Starttls => "starttls",
+                    SmtpMode::Tls => "tls",
+                })
+                .arg(certs.map(|c| c.0).unwrap_or(Path::new("-")))
+                .arg(certs.map(|c| c.1).unwrap_or(Path::new("-")))
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().unwrap())
                 .stderr(log)
@@ -109,7 +141,9 @@ impl SmtpServer {
                 if let Ok(Some(st)) = child.try_wait() {
                     break Err(format!("exited early ({st})"));
                 }
-                if greets(port) {
+                // The script prints "ready" once its listener answers (in any mode).
+                if fs::read_to_string(dir.path().join("server.log")).is_ok_and(|l| l.contains("ready")) && accepts(port)
+                {
                     break Ok(());
                 }
                 if Instant::now() > deadline {
@@ -165,12 +199,8 @@ impl Drop for SmtpServer {
     }
 }
 
-fn greets(port: u16) -> bool {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(250)) else { return false };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(1000)));
-    let mut buf = [0u8; 256];
-    matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"220"))
+fn accepts(port: u16) -> bool {
+    TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)), Duration::from_millis(250)).is_ok()
 }
 
 /// The value of header `name` in a raw message (first occurrence, unfolded).
