@@ -77,7 +77,7 @@ async fn an_untrusted_certificate_is_refused() {
         m
     };
     for (security, port) in [(Security::Tls, dovecot.tls_port), (Security::Starttls, Some(dovecot.port))] {
-        let err = inbound::connect(&m(security, port)).await.err().expect("an untrusted certificate was accepted");
+        let err = inbound::connect(&m(security, port)).await.expect_err("an untrusted certificate was accepted");
         assert!(err.to_string().to_lowercase().contains("certificate"), "{err}");
     }
     // With the CA it connects.
