@@ -24,7 +24,12 @@ struct Adapter {
 
 impl Adapter {
     fn start(redis_url: &str, cfg: EmailConfig) -> Adapter {
+        Self::start_as(redis_url, cfg, "instance-1")
+    }
+
+    fn start_as(redis_url: &str, cfg: EmailConfig, instance: &str) -> Adapter {
         let url = redis_url.to_string();
+        let instance = instance.to_string();
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
@@ -32,8 +37,8 @@ impl Adapter {
                 let store = Store::connect(&url, StoreOptions::default()).await.unwrap();
                 let email = EmailChannel::new(cfg, store).unwrap();
                 // The same instance name after a restart: the mailbox lease is ours at once
-                // (another name would wait for the old lease to run out, up to 30 s).
-                email.spawn("instance-1", CancellationToken::new());
+                // (another name waits for the old lease to run out, up to 30 s).
+                email.spawn(&instance, CancellationToken::new());
                 std::future::pending::<()>().await;
             });
             let _ = rx.recv();
@@ -269,4 +274,68 @@ async fn malformed_and_hostile_mail_never_stops_the_reader() {
     assert!(by_customer.contains_key("klingon@corpus.test"));
     assert!(by_customer.contains_key("garbage@corpus.test"));
     assert!(by_customer.contains_key("loop@corpus.test"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processed_mail_is_moved_and_set_aside_mail_stays() {
+    let redis = RedisServer::start();
+    let dovecot = Dovecot::start();
+    let store = setup(&redis).await;
+    let mut cfg =
+        EmailConfig { mailboxes: vec![mailbox_config(&dovecot, 1, "INBOX", "support")], ..Default::default() };
+    cfg.mailboxes[0].after_processing = switchboard::channels::email::config::AfterProcessing::Move;
+    cfg.mailboxes[0].move_to = "Processed".into();
+    let _adapter = Adapter::start(&redis.url, cfg);
+    for i in 0..3 {
+        dovecot.append("INBOX", &mail(i)).await;
+    }
+    dovecot.append("INBOX", b"To: support@acme.test\r\nSubject: nobody\r\n\r\nno sender\r\n").await;
+    wait_customers(&store, 3).await;
+    assert_eventually!(async { dovecot.uids("Processed").await.len() == 3 });
+    assert_eventually!(async { dovecot.uids_with("INBOX", SET_ASIDE_KEYWORD).await.len() == 1 });
+    assert_eq!(dovecot.uids("INBOX").await.len(), 1);
+    assert_eq!(dovecot.uids_with("Processed", PROCESSED_KEYWORD).await.len(), 3);
+}
+
+/// Two instances configured with the same mailbox: one reads it; when that one dies, the other
+/// takes over once the dead one's lease runs out (30 s), and nothing is read twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_instance_reads_a_mailbox_and_another_takes_over() {
+    let redis = RedisServer::start();
+    let dovecot = Dovecot::start();
+    let store = setup(&redis).await;
+    let cfg = EmailConfig { mailboxes: vec![mailbox_config(&dovecot, 1, "INBOX", "support")], ..Default::default() };
+    let a = Adapter::start_as(&redis.url, cfg.clone(), "instance-a");
+    let b = Adapter::start_as(&redis.url, cfg, "instance-b");
+    for i in 0..20 {
+        dovecot.append("INBOX", &mail(i)).await;
+    }
+    let got = wait_customers(&store, 20).await;
+    assert!(got.values().all(|n| *n == 1), "{got:?}");
+    let holder: Option<String> = {
+        let mut con = redis.client().await;
+        redis::cmd("GET").arg(store.keys().email_lease("support")).query_async(&mut con).await.unwrap()
+    };
+    // The reader dies abruptly; its lease is left to run out.
+    let _survivor = match holder.as_deref() {
+        Some("instance-a") => {
+            tokio::task::block_in_place(|| a.kill());
+            b
+        }
+        Some("instance-b") => {
+            tokio::task::block_in_place(|| b.kill());
+            a
+        }
+        other => panic!("lease holder {other:?}"),
+    };
+    for i in 20..25 {
+        dovecot.append("INBOX", &mail(i)).await;
+    }
+    let got = eventually("mail after the reader died", Duration::from_secs(60), || async {
+        let m = per_customer(&store).await;
+        (m.len() >= 25).then_some(m)
+    })
+    .await;
+    assert_eq!(got.len(), 25);
+    assert!(got.values().all(|n| *n == 1), "{got:?}");
 }

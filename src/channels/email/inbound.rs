@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use async_imap::Session;
 use async_imap::extensions::idle::IdleResponse;
+use async_imap::types::UnsolicitedResponse;
 use futures::TryStreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -253,7 +254,15 @@ async fn session(
             return Err(InboundError::LeaseLost);
         }
         sync(m, &mut s, validity, ingest, state, cancel).await?;
-        while s.unsolicited_responses.try_recv().is_ok() {}
+        // Mail that arrived while we were busy was announced (EXISTS) in the answers to our
+        // commands, not during IDLE: look again now rather than at the next IDLE timeout.
+        let mut arrived = false;
+        while let Ok(r) = s.unsolicited_responses.try_recv() {
+            arrived |= matches!(r, UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_));
+        }
+        if arrived && !cancel.is_cancelled() {
+            continue;
+        }
         if cancel.is_cancelled() {
             let _ = tokio::time::timeout(Duration::from_secs(2), s.logout()).await;
             return Ok(());
