@@ -159,18 +159,14 @@ pub async fn connect(m: &MailboxConfig) -> Result<(Session<Conn>, bool), Inbound
             let Conn::Plain(tcp) = plain.into_inner() else { unreachable!("plain before STARTTLS") };
             // The greeting came before STARTTLS; the TLS session starts without one.
             let client = async_imap::Client::new(wrap_tls(m, tcp).await?);
-            return login(m, client, false).await;
+            return login(m, client).await;
         }
     };
     timed("greeting", async { client.read_response().await }).await?;
-    login(m, client, true).await
+    login(m, client).await
 }
 
-async fn login(
-    m: &MailboxConfig,
-    client: async_imap::Client<Conn>,
-    _greeted: bool,
-) -> Result<(Session<Conn>, bool), InboundError> {
+async fn login(m: &MailboxConfig, client: async_imap::Client<Conn>) -> Result<(Session<Conn>, bool), InboundError> {
     let mut session =
         match tokio::time::timeout(COMMAND_TIMEOUT, client.login(&m.imap.username, &m.imap.password)).await {
             Ok(Ok(s)) => s,
