@@ -339,3 +339,27 @@ async fn one_instance_reads_a_mailbox_and_another_takes_over() {
     assert_eq!(got.len(), 25);
     assert!(got.values().all(|n| *n == 1), "{got:?}");
 }
+
+/// A server that offers neither IDLE nor MOVE: the reader polls and moves with COPY + EXPUNGE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_idle_or_move_is_polled_and_mail_still_moved() {
+    let redis = RedisServer::start();
+    let dovecot = Dovecot::start_with_config("imap_capability = IMAP4rev1 UIDPLUS LITERAL+");
+    let store = setup(&redis).await;
+    let mut cfg =
+        EmailConfig { mailboxes: vec![mailbox_config(&dovecot, 1, "INBOX", "support")], ..Default::default() };
+    cfg.mailboxes[0].after_processing = switchboard::channels::email::config::AfterProcessing::Move;
+    cfg.mailboxes[0].move_to = "Processed".into();
+    cfg.mailboxes[0].imap.poll_secs = 1;
+    let mut probe = dovecot.client().await;
+    let caps = probe.capabilities().await.unwrap();
+    assert!(!caps.has_str("IDLE") && !caps.has_str("MOVE"), "the server still offers IDLE or MOVE");
+    let _ = probe.logout().await;
+    let _adapter = Adapter::start(&redis.url, cfg);
+    for i in 0..3 {
+        dovecot.append("INBOX", &mail(i)).await;
+    }
+    wait_customers(&store, 3).await;
+    assert_eventually!(async { dovecot.uids("Processed").await.len() == 3 && dovecot.uids("INBOX").await.is_empty() });
+    assert_eq!(per_customer(&store).await.len(), 3);
+}

@@ -145,15 +145,21 @@ fn config(dir: &Path, port: u16, tls: Option<(&TestCerts, u16)>) -> String {
 
 impl Dovecot {
     pub fn start() -> Dovecot {
-        Self::launch_with(None)
+        Self::launch_with(None, "")
+    }
+
+    /// With extra configuration lines, e.g. `imap_capability = IMAP4rev1 UIDPLUS` for a server
+    /// that offers neither IDLE nor MOVE after login.
+    pub fn start_with_config(extra: &str) -> Dovecot {
+        Self::launch_with(None, extra)
     }
 
     /// With TLS: STARTTLS on [`Dovecot::port`], implicit TLS on [`Dovecot::tls_port`].
     pub fn start_tls(certs: &TestCerts) -> Dovecot {
-        Self::launch_with(Some(certs))
+        Self::launch_with(Some(certs), "")
     }
 
-    fn launch_with(certs: Option<&TestCerts>) -> Dovecot {
+    fn launch_with(certs: Option<&TestCerts>, extra: &str) -> Dovecot {
         let dir = tempfile::Builder::new().prefix("switchboard-dovecot-").tempdir().expect("temp dir for dovecot");
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         for sub in ["run", "state", "mail"] {
@@ -173,7 +179,7 @@ impl Dovecot {
             let port = free_port();
             let tls_port = certs.map(|_| free_port());
             let conf = dir.path().join("dovecot.conf");
-            fs::write(&conf, config(dir.path(), port, certs.zip(tls_port))).unwrap();
+            fs::write(&conf, config(dir.path(), port, certs.zip(tls_port)) + extra + "\n").unwrap();
             match launch(&conf, port) {
                 Ok(child) => return Dovecot { port, tls_port, child: Some(child), dir },
                 Err(e) => failures.push(format!("attempt {attempt} (port {port}): {e}")),

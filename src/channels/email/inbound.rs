@@ -140,8 +140,17 @@ async fn wrap_tls(m: &MailboxConfig, tcp: TcpStream) -> Result<Conn, InboundErro
     Ok(Conn::Tls(Box::new(tls)))
 }
 
-/// Connects and logs in; returns the session and whether the server offers IDLE.
-pub async fn connect(m: &MailboxConfig) -> Result<(Session<Conn>, bool), InboundError> {
+/// What the server offers that the reader uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// IDLE, and the mailbox wants it.
+    pub idle: bool,
+    /// MOVE (RFC 6851); without it a move is COPY, `\Deleted` and UID EXPUNGE (UIDPLUS).
+    pub move_: bool,
+}
+
+/// Connects and logs in.
+pub async fn connect(m: &MailboxConfig) -> Result<(Session<Conn>, Capabilities), InboundError> {
     let addr = format!("{}:{}", m.imap.host, m.imap.port());
     let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
         Ok(Ok(s)) => s,
@@ -166,7 +175,10 @@ pub async fn connect(m: &MailboxConfig) -> Result<(Session<Conn>, bool), Inbound
     login(m, client).await
 }
 
-async fn login(m: &MailboxConfig, client: async_imap::Client<Conn>) -> Result<(Session<Conn>, bool), InboundError> {
+async fn login(
+    m: &MailboxConfig,
+    client: async_imap::Client<Conn>,
+) -> Result<(Session<Conn>, Capabilities), InboundError> {
     let mut session =
         match tokio::time::timeout(COMMAND_TIMEOUT, client.login(&m.imap.username, &m.imap.password)).await {
             Ok(Ok(s)) => s,
@@ -174,7 +186,7 @@ async fn login(m: &MailboxConfig, client: async_imap::Client<Conn>) -> Result<(S
             Err(_) => return Err(InboundError::Timeout("LOGIN")),
         };
     let caps = timed("CAPABILITY", session.capabilities()).await?;
-    Ok((session, caps.has_str("IDLE") && m.imap.idle))
+    Ok((session, Capabilities { idle: caps.has_str("IDLE") && m.imap.idle, move_: caps.has_str("MOVE") }))
 }
 
 /// Reads one mailbox until `cancel`: reconnects with backoff, holds the mailbox lease.
@@ -234,7 +246,8 @@ async fn session(
     cancel: &CancellationToken,
     connected: &mut bool,
 ) -> Result<(), InboundError> {
-    let (mut s, idle) = connect(m).await?;
+    let (mut s, caps) = connect(m).await?;
+    let idle = caps.idle;
     // async-imap quotes mailbox names itself.
     let mbox = timed("SELECT", s.select(&m.imap.folder)).await?;
     let validity = mbox.uid_validity.ok_or_else(|| InboundError::NoUidValidity(m.imap.folder.clone()))?;
@@ -249,7 +262,7 @@ async fn session(
         if !state.lease(&m.name, instance, LEASE_TTL.as_millis() as u64).await? {
             return Err(InboundError::LeaseLost);
         }
-        sync(m, &mut s, validity, ingest, state, cancel).await?;
+        sync(m, &mut s, caps, validity, ingest, state, cancel).await?;
         // Mail that arrived while we were busy was announced (EXISTS) in the answers to our
         // commands, not during IDLE: look again now rather than at the next IDLE timeout.
         let mut arrived = false;
@@ -295,6 +308,7 @@ async fn session(
 async fn sync(
     m: &MailboxConfig,
     s: &mut Session<Conn>,
+    caps: Capabilities,
     validity: u32,
     ingest: &Ingest,
     state: &EmailState,
@@ -310,10 +324,9 @@ async fn sync(
         last = 0;
         state.set_cursor(&m.name, validity, 0).await?;
     }
-    let query = match m.after_processing {
-        AfterProcessing::Flag => format!("UID {}:* UNKEYWORD {PROCESSED_KEYWORD}", last + 1),
-        AfterProcessing::Move => format!("UID {}:*", last + 1),
-    };
+    // Processed mail carries the keyword in both modes (moved mail has left the folder, except
+    // what is set aside or left behind by an interrupted COPY + EXPUNGE).
+    let query = format!("UID {}:* UNKEYWORD {PROCESSED_KEYWORD}", last + 1);
     let found = timed("UID SEARCH", s.uid_search(&query)).await?;
     let mut uids: Vec<u32> = found.into_iter().filter(|u| *u > last).collect();
     uids.sort_unstable();
@@ -343,14 +356,20 @@ async fn sync(
             }
             o => info!(message = "Email processed.", mailbox = %m.name, uid, size, outcome = ?o),
         }
-        mark(m, s, uid, matches!(outcome, Outcome::SetAside(_))).await?;
+        mark(m, s, caps, uid, matches!(outcome, Outcome::SetAside(_))).await?;
         state.set_cursor(&m.name, validity, uid).await?;
     }
     Ok(())
 }
 
 /// Flags or moves a processed message; only after its outcome is stored.
-async fn mark(m: &MailboxConfig, s: &mut Session<Conn>, uid: u32, set_aside: bool) -> Result<(), InboundError> {
+async fn mark(
+    m: &MailboxConfig,
+    s: &mut Session<Conn>,
+    caps: Capabilities,
+    uid: u32,
+    set_aside: bool,
+) -> Result<(), InboundError> {
     let flags = if set_aside {
         format!("+FLAGS.SILENT (\\Seen {PROCESSED_KEYWORD} {SET_ASIDE_KEYWORD})")
     } else {
@@ -363,7 +382,23 @@ async fn mark(m: &MailboxConfig, s: &mut Session<Conn>, uid: u32, set_aside: boo
     .await?;
     // Set-aside mail stays in the folder for a person to look at.
     if m.after_processing == AfterProcessing::Move && !set_aside {
-        timed("UID MOVE", s.uid_mv(uid.to_string(), &m.move_to)).await?;
+        if caps.move_ {
+            timed("UID MOVE", s.uid_mv(uid.to_string(), &m.move_to)).await?;
+        } else {
+            // A crash between COPY and EXPUNGE leaves a copy in both folders; the original is
+            // flagged as processed, so it is not read again.
+            timed("UID COPY", s.uid_copy(uid.to_string(), &m.move_to)).await?;
+            timed("UID STORE", async {
+                let _: Vec<_> = s.uid_store(uid.to_string(), "+FLAGS.SILENT (\\Deleted)").await?.try_collect().await?;
+                Ok::<_, async_imap::error::Error>(())
+            })
+            .await?;
+            timed("UID EXPUNGE", async {
+                let _: Vec<_> = s.uid_expunge(uid.to_string()).await?.try_collect().await?;
+                Ok::<_, async_imap::error::Error>(())
+            })
+            .await?;
+        }
     }
     Ok(())
 }
