@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(redis-server redis-tools postgresql postgresql-client ca-certificates curl build-essential pkg-config
-    chromium chromium-driver)
+    chromium chromium-driver dovecot-imapd dovecot-lmtpd python3-aiosmtpd openssl)
 
 if [[ $(id -u) -eq 0 ]]; then
     sudo=()
@@ -25,13 +25,18 @@ done
 # /usr/lib/postgresql/<version>/bin (tests/common/postgres.rs).
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(initdb)
 command -v psql >/dev/null 2>&1 || missing+=(psql)
+# The email tests run a private Dovecot (IMAP with IDLE) and aiosmtpd; Debian's python modules
+# are seen by /usr/bin/python3 only. openssl makes their test certificates.
+[[ -x /usr/sbin/dovecot ]] || missing+=(dovecot)
+/usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || missing+=(aiosmtpd)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     echo "setup-debian: system packages already present"
 else
     echo "setup-debian: missing ${missing[*]}; installing ${packages[*]}"
-    # Tests and scripts/run.sh start their own Redis and PostgreSQL on their own ports; a
-    # system-wide one started by the package would hold 6379/5432 and outlive us. Debian asks
+    # Tests and scripts/run.sh start their own Redis, PostgreSQL and Dovecot on their own ports; a
+    # system-wide one started by the package would hold 6379/5432/143 and outlive us. Debian asks
     # policy-rc.d first. (postgresql-common still creates its default cluster `main` on
     # install; that is harmless as long as it is not started.)
     policy=/usr/sbin/policy-rc.d

@@ -103,6 +103,8 @@ pub struct Config {
     pub log: LogConfig,
     pub crm: CrmConfig,
     pub webchat: crate::channels::webchat::WebChatConfig,
+    /// Mailboxes of the email channel (none: the channel is off).
+    pub email: crate::channels::email::config::EmailConfig,
     /// Upserted at start; agents created through the admin API are kept.
     pub agents: Vec<AgentSpec>,
     pub queues: Vec<QueueSpec>,
@@ -404,6 +406,8 @@ impl Config {
         if let Some(v) = non_empty(env, ENV_LOG_FORMAT) {
             self.log.format = v.parse().map_err(|m| invalid("log.format", format!("{m} (from {ENV_LOG_FORMAT})")))?;
         }
+        // SWITCHBOARD_EMAIL_PASSWORD_<MAILBOX> / SWITCHBOARD_EMAIL_SMTP_PASSWORD_<MAILBOX>.
+        self.email.apply_env(|k| non_empty(env, k));
         let mut claimed: HashMap<String, (usize, String)> = HashMap::new();
         for (i, agent) in self.agents.iter_mut().enumerate() {
             if agent.id.is_empty() {
@@ -432,6 +436,7 @@ impl Config {
         self.log.validate()?;
         self.crm.validate()?;
         self.webchat.validate().map_err(|e| invalid(format!("webchat.{}", e.key), e.message))?;
+        self.email.validate().map_err(|e| invalid(e.key, e.message))?;
 
         let mut agent_ids: HashMap<&str, usize> = HashMap::new();
         for (i, agent) in self.agents.iter().enumerate() {
@@ -713,6 +718,40 @@ mod tests {
 
     fn parse(s: &str) -> Result<Config, ConfigError> {
         Config::from_toml_str(s, &no_env())
+    }
+
+    const MAILBOX: &str = r#"
+[[email.mailboxes]]
+name = "support"
+address = "support@example.com"
+queue = "support"
+[email.mailboxes.imap]
+host = "imap.example.com"
+security = "tls"
+username = "support@example.com"
+[email.mailboxes.smtp]
+host = "smtp.example.com"
+security = "starttls"
+username = "support@example.com"
+"#;
+
+    #[test]
+    fn email_mailboxes_take_passwords_from_the_environment() {
+        let c = Config::from_toml_str(MAILBOX, &env(&[("SWITCHBOARD_EMAIL_PASSWORD_SUPPORT", "pw")])).unwrap();
+        assert_eq!(c.email.mailboxes[0].imap.password, "pw");
+        assert_eq!(c.email.mailboxes[0].smtp.password, "pw");
+        let e = env(&[("SWITCHBOARD_EMAIL_PASSWORD_SUPPORT", "pw"), ("SWITCHBOARD_EMAIL_SMTP_PASSWORD_SUPPORT", "s")]);
+        assert_eq!(Config::from_toml_str(MAILBOX, &e).unwrap().email.mailboxes[0].smtp.password, "s");
+    }
+
+    #[test]
+    fn email_and_webchat_errors_name_their_key() {
+        let err = parse(MAILBOX).unwrap_err();
+        assert!(err.key().unwrap().starts_with("email.mailboxes[0].imap.password"), "{err}");
+        let err = parse("[webchat]\nallowed_origins = [\"example.com\"]").unwrap_err();
+        assert_eq!(err.key(), Some("webchat.allowed_origins[0]"), "{err}");
+        let err = parse("[webchat]\nunknown = 1").unwrap_err();
+        assert!(err.to_string().contains("unknown"), "{err}");
     }
 
     #[track_caller]

@@ -30,6 +30,8 @@ pub enum ServerError {
     Http(#[from] std::io::Error),
     #[error("built-in CRM: {0}")]
     Crm(#[from] crate::crm::CrmError),
+    #[error("email channel: {0}")]
+    Email(#[from] crate::channels::email::EmailError),
 }
 
 pub struct Server {
@@ -120,6 +122,17 @@ impl Server {
             tracker.spawn(chat.clone().run(background.clone()));
             channels = channels.with(chat.clone());
             let _ = slot.set(chat);
+        }
+
+        if !cfg.email.mailboxes.is_empty() {
+            let email = crate::channels::email::EmailChannel::new(cfg.email.clone(), store.clone())?;
+            let readers = email.spawn(&instance, background.clone());
+            tracker.spawn(async move {
+                for r in readers {
+                    let _ = r.await;
+                }
+            });
+            channels = channels.with(email);
         }
 
         let hub = Hub::new(instance.clone(), store.clone());

@@ -71,6 +71,23 @@ pub const FORMATS: &[(&str, &str)] = &[
     ("chat_live", "chat_live"),
     // Stream: short-lived signals for web chat visitors (agent typing), capped.
     ("chat_signals", "chat_signals"),
+    // Email channel (src/channels/email). Message-IDs are hashed (32 hex) before they go into a key.
+    // Hash: per mailbox, `uidvalidity` and `last_uid` — the IMAP position processed so far.
+    ("email_cursor", "email:cursor:{}"),
+    // String: the instance reading a mailbox (a lease with a TTL), so one instance reads it at a time.
+    ("email_lease", "email:lease:{}"),
+    // String: dedupe key of a processed message -> interaction id ("-" when set aside).
+    ("email_seen", "email:seen:{}"),
+    // Hash: a Message-ID we sent or received (hashed) -> `ix`, `cust` (the conversation's customer).
+    ("email_ref", "email:ref:{}"),
+    // String: subject token ("SB-XXXXXXXX") -> interaction id.
+    ("email_token", "email:token:{}"),
+    // Hash: an email interaction's thread: mailbox, cust, subject, token, last_in, refs (JSON).
+    ("email_conv", "email:conv:{}"),
+    // Hash: an agent reply by our Message-ID (hashed): state pending|sent|failed, ix, seq, attempts.
+    ("email_out", "email:out:{}"),
+    // Zset: our Message-IDs of replies awaiting a background retry, by next attempt time (ms).
+    ("email_retry", "email:retry"),
 ];
 
 /// Key builders rooted at one routing domain.
@@ -178,6 +195,30 @@ impl Keys {
     }
     pub fn chat_signals(&self) -> String {
         self.fmt("chat_signals", &[])
+    }
+    pub fn email_cursor(&self, mailbox: &str) -> String {
+        self.fmt("email_cursor", &[mailbox])
+    }
+    pub fn email_lease(&self, mailbox: &str) -> String {
+        self.fmt("email_lease", &[mailbox])
+    }
+    pub fn email_seen(&self, dedupe_key: &str) -> String {
+        self.fmt("email_seen", &[dedupe_key])
+    }
+    pub fn email_ref(&self, message_id_hash: &str) -> String {
+        self.fmt("email_ref", &[message_id_hash])
+    }
+    pub fn email_token(&self, token: &str) -> String {
+        self.fmt("email_token", &[token])
+    }
+    pub fn email_conv(&self, interaction_id: &str) -> String {
+        self.fmt("email_conv", &[interaction_id])
+    }
+    pub fn email_out(&self, message_id_hash: &str) -> String {
+        self.fmt("email_out", &[message_id_hash])
+    }
+    pub fn email_retry(&self) -> String {
+        self.fmt("email_retry", &[])
     }
 }
 

@@ -948,6 +948,12 @@ impl Store {
         let _: i64 = con.incr(self.keys.clock(), by.as_millis() as i64).await?;
         Ok(())
     }
+
+    /// The shared, self-reconnecting connection, for channel adapters that keep their own
+    /// bookkeeping under keys of [`keys::FORMATS`] (e.g. the email channel's IMAP positions).
+    pub fn connection(&self) -> ConnectionManager {
+        self.con.clone()
+    }
 }
 
 fn validate_body(body: &str) -> Result<()> {

@@ -34,6 +34,9 @@ const CHROMIUM: &str = "/usr/lib/chromium/chromium";
 impl Browser {
     pub async fn start() -> Browser {
         super::init_tracing();
+        // fantoccini's TLS stack brings aws-lc-rs while the daemon uses ring; with both compiled
+        // in, rustls needs to be told which one to use (the WebDriver connection is plain HTTP).
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
         let profile = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut cmd = Command::new("chromedriver");

@@ -3,9 +3,11 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod browser;
+pub mod dovecot;
 pub mod harness;
 pub mod postgres;
 pub mod server;
+pub mod smtp;
 pub mod webchat;
 pub use browser::*;
 pub use harness::*;

@@ -15,8 +15,8 @@ use tonic::transport::Channel as GrpcChannel;
 use switchboard::api::pb;
 use switchboard::api::pb::agent_event::Kind as Ev;
 use switchboard::api::pb::agent_request::Kind as Rq;
-use switchboard::channels::Channels;
 use switchboard::channels::memory::MemoryChannel;
+use switchboard::channels::{Channels, OutboundChannel};
 use switchboard::config::Config;
 use switchboard::model::Channel;
 use switchboard::server::{Server, ServerError};
@@ -52,7 +52,13 @@ impl TestServer {
         Self::start_with(test_config(redis_url)).await
     }
 
-    pub async fn start_with(mut cfg: Config) -> TestServer {
+    pub async fn start_with(cfg: Config) -> TestServer {
+        Self::start_with_adapters(cfg, Vec::new()).await
+    }
+
+    /// Like [`TestServer::start_with`], with real channel adapters taking the place of the
+    /// in-memory one of their channel.
+    pub async fn start_with_adapters(mut cfg: Config, adapters: Vec<Arc<dyn OutboundChannel>>) -> TestServer {
         super::init_tracing();
         let dir = tempfile::tempdir().unwrap();
         if cfg.crm.database == switchboard::config::CrmConfig::default().database {
@@ -65,7 +71,10 @@ impl TestServer {
         let chat = Arc::new(MemoryChannel::new(Channel::Chat));
         let sms = Arc::new(MemoryChannel::new(Channel::Sms));
         let email = Arc::new(MemoryChannel::new(Channel::Email));
-        let channels = Channels::default().with(chat.clone()).with(sms.clone()).with(email.clone());
+        let mut channels = Channels::default().with(chat.clone()).with(sms.clone()).with(email.clone());
+        for a in adapters {
+            channels = channels.with(a);
+        }
         let shutdown = CancellationToken::new();
         let server = Server::new(cfg).with_channels(channels);
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
