@@ -254,6 +254,8 @@ async fn auto_replies_are_ignored_and_bounces_reach_the_agent() {
     let (on, body) = wait_customer_message(&mut ann).await;
     assert_eq!(on, iid);
     assert!(body.starts_with("[bounce]") && body.contains("552 5.2.2 mailbox full"), "{body}");
+    let note = r.store.messages(&iid).await.unwrap().into_iter().find(|m| m.body.starts_with("[bounce]")).unwrap();
+    assert_eq!(note.author, switchboard::model::Author::System, "a note for the agent, not the customer's words");
     // A person's answer after all of them arrives next: nothing in between reached the agent.
     r.dovecot
         .append("INBOX", &customer_mail("erin@customer.test", "e2@customer.test", "Re: Order", "Back now.", &answering))

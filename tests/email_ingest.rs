@@ -76,7 +76,8 @@ async fn every_step_is_idempotent_across_crash_windows() {
     );
     let key = parse::parse(&answer, 65536).unwrap().dedupe_key;
     state.mark_seen(&key, &format!("~{iid}")).await.unwrap();
-    store.append_customer_message(&iid, "second").await.unwrap();
+    // (Appends are keyed by the message's dedupe key, so the retry's append is a no-op.)
+    store.append_customer_message_once(&iid, "second", &format!("email-append|{key}")).await.unwrap();
     assert_eq!(ingest.process(&m, answer.clone()).await.unwrap(), Outcome::Appended(iid.clone()));
     assert_eq!(store.messages(&iid).await.unwrap().len(), 2, "appended twice");
     // Crash after the pending marker, before the append: the retry appends it.

@@ -536,10 +536,14 @@ impl CrmDb {
                     .execute(&mut **tx)
                     .await?;
             }
-            "message_in" | "message_out" => {
+            "message_in" | "message_out" | "message_system" => {
                 let seq = e.details.get("seq").and_then(|v| v.as_i64()).unwrap_or(0);
                 let body = s("body");
-                let author = if e.typ == "message_in" { "customer" } else { "agent" };
+                let author = match e.typ.as_str() {
+                    "message_in" => "customer",
+                    "message_out" => "agent",
+                    _ => "system",
+                };
                 sqlx::query(
                     "INSERT INTO messages (interaction_id, seq, author, agent_id, body, at_ms) VALUES ($1, $2, $3, $4, $5, $6) \
                      ON CONFLICT (interaction_id, seq) DO NOTHING",

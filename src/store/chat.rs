@@ -156,6 +156,16 @@ impl Store {
         Ok((self.message(iid, seq).await?, r.get(2).is_some_and(|s| s == "1")))
     }
 
+    /// A note from a channel about the conversation (a bounce, a delivery failure), shown to the
+    /// agent as a system message; once per `key` like [`Store::append_customer_message_once`].
+    pub async fn append_system_message_once(&self, iid: &str, body: &str, key: &str) -> Result<(Message, bool)> {
+        validate_body(body)?;
+        let args = [iid, body, key, "system"].map(String::from);
+        let r = self.run("message_in", &self.scripts.message_in, &args).await?;
+        let seq = parse_u64(r.first())?;
+        Ok((self.message(iid, seq).await?, r.get(2).is_some_and(|s| s == "1")))
+    }
+
     /// Messages with `seq >= from_seq`.
     pub async fn messages_from(&self, iid: &str, from_seq: u64) -> Result<Vec<Message>> {
         let mut con = self.con.clone();

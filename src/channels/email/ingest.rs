@@ -133,7 +133,7 @@ impl Ingest {
             return Ok(Outcome::Bounce(None));
         };
         let body = format!("[bounce] Our reply could not be delivered: {reason}");
-        match self.append_once(&e.dedupe_key, &iid, &body).await {
+        match self.append_once(&e.dedupe_key, &iid, &body, true).await {
             Ok(()) => {}
             Err(IngestError(StoreError::FailedPrecondition(m))) => {
                 // The conversation has ended: the bounce stays in the log only.
@@ -146,17 +146,16 @@ impl Ingest {
         Ok(Outcome::Bounce(Some(iid)))
     }
 
-    /// Appends `body` to `iid` once per message, even if a crash interrupted a previous try.
-    async fn append_once(&self, dedupe_key: &str, iid: &str, body: &str) -> Result<(), IngestError> {
-        if self.state.seen(dedupe_key).await?.is_some_and(|v| v == format!("~{iid}")) {
-            // A previous try may have appended before failing: look at the thread.
-            let msgs = self.store.messages(iid).await?;
-            if msgs.iter().rev().take(50).any(|m| m.body == body) {
-                return Ok(());
-            }
+    /// Appends `body` to `iid` once per message (the store keys the append by the message's
+    /// dedupe key, atomically), even if a crash interrupted a previous try. `note`: a system note
+    /// for the agent (a bounce) rather than the customer's words.
+    async fn append_once(&self, dedupe_key: &str, iid: &str, body: &str, note: bool) -> Result<(), IngestError> {
+        let key = format!("email-append|{dedupe_key}");
+        if note {
+            self.store.append_system_message_once(iid, body, &key).await?;
+        } else {
+            self.store.append_customer_message_once(iid, body, &key).await?;
         }
-        self.state.mark_seen(dedupe_key, &format!("~{iid}")).await?;
-        self.store.append_customer_message(iid, body).await?;
         Ok(())
     }
 
@@ -206,7 +205,7 @@ impl Ingest {
         let decision = threading::decide(from, &cands, now, self.window_ms);
         let outcome = match decision {
             Decision::Append(iid) => {
-                match self.append_once(&e.dedupe_key, &iid, &e.body).await {
+                match self.append_once(&e.dedupe_key, &iid, &e.body, false).await {
                     Ok(()) => {}
                     // Ended between the look-up and the append: start a follow-up instead.
                     Err(IngestError(StoreError::FailedPrecondition(_))) => {

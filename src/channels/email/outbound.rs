@@ -268,7 +268,7 @@ impl Outbound {
         if !matches!(ix.state, InteractionState::Completed | InteractionState::Abandoned) {
             let note = format!("[delivery failed] Reply {seq} could not be sent: {reason}");
             let note: String = note.chars().take(2_000).collect();
-            self.store.append_customer_message(&ix.id, &note).await?;
+            self.store.append_system_message_once(&ix.id, &note, &format!("email-failed|{mid}")).await?;
         }
         Ok(())
     }

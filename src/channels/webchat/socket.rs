@@ -120,8 +120,19 @@ pub(super) async fn serve(chat: Arc<WebChat>, ws: WebSocket, ip: IpAddr) {
         }
         _ => None,
     };
-    if let Some(frame) = close {
-        let _ = c.ws.send(WsMessage::Close(Some(frame))).await;
+    if let Some(frame) = close
+        && c.ws.send(WsMessage::Close(Some(frame))).await.is_ok()
+    {
+        // Read on until the client answers the close (briefly): dropping a socket with unread
+        // data makes the kernel reset it, and the client would never see why it was closed.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(Ok(m)) = c.ws.recv().await {
+                if matches!(m, WsMessage::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
     }
     if let Some(a) = c.attached.take() {
         c.chat.unregister(&a.iid, a.conn);

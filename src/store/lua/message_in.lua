@@ -1,6 +1,10 @@
--- ARGV: interaction, body, idempotency key ('' = none). A customer message joins the thread and
--- reaches the assigned agent. A retried message (same key) returns the first one's seq.
-local iid, idem = ARGV[1], ARGV[3] or ''
+-- ARGV: interaction, body, idempotency key ('' = none), author ('customer' | 'system').
+-- A customer message (or a note from the channel about the conversation, e.g. a bounce) joins the
+-- thread and reaches the assigned agent. A retried message (same key) returns the first one's seq.
+local iid, idem, author = ARGV[1], ARGV[3] or '', ARGV[4] or 'customer'
+if author ~= 'customer' and author ~= 'system' then
+  return err('INVALID', 'author: must be customer or system')
+end
 if idem ~= '' then
   local seen = redis.call('GET', K.idem(idem))
   if seen then return ok(seen, tostring(NOW), '0') end
@@ -14,9 +18,11 @@ end
 if num(ix.nmsg) >= MAX_MSGS then
   return err('PRECONDITION', 'interaction_id: thread is full (' .. MAX_MSGS .. ' messages)')
 end
-local seq = append_msg(iid, 'customer', '', ARGV[2])
+local seq = append_msg(iid, author, '', ARGV[2])
 if idem ~= '' then redis.call('SET', K.idem(idem), tostring(seq), 'EX', IDEM_TTL) end
-emit('message_in', iid, ix.agent or '', ix.queue, { seq = seq, body = ARGV[2] })
+local typ = 'message_in'
+if author == 'system' then typ = 'message_system' end
+emit(typ, iid, ix.agent or '', ix.queue, { seq = seq, body = ARGV[2] })
 if (ix.state == 'active' or ix.state == 'wrap_up') and ix.agent ~= '' then
   notify(ix.agent, 'message', { ix = iid, seq = seq })
 end
