@@ -129,7 +129,9 @@ pub async fn ctl(server: &str, cmd: Ctl) -> anyhow::Result<()> {
             println!("created {} ({:?})", ix.id, ix.state());
         }
         Ctl::Say { interaction, body } => {
-            let m = ixs.append_message(pb::AppendMessageRequest { interaction_id: interaction, body }).await?;
+            let m = ixs
+                .append_message(pb::AppendMessageRequest { interaction_id: interaction, body, ..Default::default() })
+                .await?;
             println!("message {}", m.into_inner().seq);
         }
         Ctl::Show { interaction } => {

@@ -517,7 +517,11 @@ async fn append_message_errors() {
     let mut ixs = sb.interactions().await;
 
     let s = ixs
-        .append_message(pb::AppendMessageRequest { interaction_id: "no-such-interaction".into(), body: "hi".into() })
+        .append_message(pb::AppendMessageRequest {
+            interaction_id: "no-such-interaction".into(),
+            body: "hi".into(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(s.code(), Code::NotFound, "{s:?}");
@@ -532,18 +536,42 @@ async fn append_message_errors() {
         },
     )
     .await;
-    let r = ixs.append_message(pb::AppendMessageRequest { interaction_id: voice.id.clone(), body: "hi".into() }).await;
+    let r = ixs
+        .append_message(pb::AppendMessageRequest {
+            interaction_id: voice.id.clone(),
+            body: "hi".into(),
+            ..Default::default()
+        })
+        .await;
     expect_err(r, Code::InvalidArgument, "voice");
     assert!(get_ix(&sb, &voice.id).await.messages.is_empty());
 
     let chat = create(&sb, new_chat("sales", "visitor-1", "first")).await;
     let m = ixs
-        .append_message(pb::AppendMessageRequest { interaction_id: chat.id.clone(), body: "second".into() })
+        .append_message(pb::AppendMessageRequest {
+            interaction_id: chat.id.clone(),
+            body: "second".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(m.seq, 2);
     assert_eq!(m.author, pb::Author::Customer as i32);
+    // With an idempotency key, a retried append returns the first message.
+    for _ in 0..2 {
+        let m = ixs
+            .append_message(pb::AppendMessageRequest {
+                interaction_id: chat.id.clone(),
+                body: "third".into(),
+                idempotency_key: "retry-me".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(m.seq, 3);
+    }
+    assert_eq!(get_ix(&sb, &chat.id).await.messages.len(), 3);
 
     // Take the chat and complete it (voice waits: cross-channel blocking is irrelevant while it is not offered).
     sb.supervisor()
@@ -557,10 +585,16 @@ async fn append_message_errors() {
     assert_eq!(offer.interaction.as_ref().unwrap().id, chat.id);
     ann.accept(&chat.id).await.unwrap();
     ann.complete(&chat.id, "done").await.unwrap();
-    let r = ixs.append_message(pb::AppendMessageRequest { interaction_id: chat.id.clone(), body: "late".into() }).await;
+    let r = ixs
+        .append_message(pb::AppendMessageRequest {
+            interaction_id: chat.id.clone(),
+            body: "late".into(),
+            ..Default::default()
+        })
+        .await;
     let s = r.unwrap_err();
     assert_eq!(s.code(), Code::FailedPrecondition, "{s:?}");
-    assert_eq!(get_ix(&sb, &chat.id).await.messages.len(), 2, "a rejected message must not be stored");
+    assert_eq!(get_ix(&sb, &chat.id).await.messages.len(), 3, "a rejected message must not be stored");
     sb.stop().await;
 }
 

@@ -33,9 +33,13 @@ async fn chat_flows_from_customer_to_agent_and_back() {
     assert_eq!(ack.interaction.unwrap().state, pb::InteractionState::Active as i32);
     ann.wait_for("assigned", |e| matches!(e, Ev::Assigned(_))).await;
 
-    ixs.append_message(pb::AppendMessageRequest { interaction_id: oi.id.clone(), body: "Are you there?".into() })
-        .await
-        .unwrap();
+    ixs.append_message(pb::AppendMessageRequest {
+        interaction_id: oi.id.clone(),
+        body: "Are you there?".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let Ev::CustomerMessage(m) = ann.wait_for("customer message", |e| matches!(e, Ev::CustomerMessage(_))).await else {
         unreachable!()
     };

@@ -49,7 +49,18 @@ impl pb::interactions_server::Interactions for InteractionsService {
         request: Request<pb::AppendMessageRequest>,
     ) -> Result<Response<pb::Message>, Status> {
         let r = request.into_inner();
-        let m = self.store.append_customer_message(iid(&r.interaction_id)?, &r.body).await.map_err(status)?;
+        let id = iid(&r.interaction_id)?;
+        let m = if r.idempotency_key.is_empty() {
+            self.store.append_customer_message(id, &r.body).await
+        } else {
+            model::validate_len("idempotency_key", &r.idempotency_key, 200).map_err(super::invalid)?;
+            // Scoped to the interaction, so keys of different interactions never collide.
+            self.store
+                .append_customer_message_once(id, &r.body, &format!("msg|{id}|{}", r.idempotency_key))
+                .await
+                .map(|(m, _)| m)
+        }
+        .map_err(status)?;
         Ok(Response::new(message_to_pb(&m)))
     }
 

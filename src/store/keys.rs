@@ -27,6 +27,9 @@ pub const FORMATS: &[(&str, &str)] = &[
     ("queues", "queues"),
     // Hash: queue configuration as the scripts use it, plus the spec as JSON.
     ("queue", "queue:{}"),
+    // Hash: queue name -> "<strategy>|<channels csv>": what refreshing and pulling for an agent need
+    // of every queue it serves, in one HMGET (kept by put_queue/delete_queue).
+    ("qroute", "qroute"),
     // Set: agents eligible for a pool ("<queue>#<stage>").
     ("pool_agents", "pool:{}:agents"),
     // Zset: agents that can take an offer now, by the queue strategy's score.

@@ -19,6 +19,8 @@ end
 drop_pools(name, q.stages, {})
 redis.call('DEL', K.queue(name), K.qwait(name), K.qlive(name))
 redis.call('SREM', K.queues(), name)
+redis.call('HDEL', K.qroute(), name)
+RCACHE[name] = nil
 redis.call('HINCRBY', K.meta(), 'queues_ver', 1)
 emit('queue_deleted', '', '', name, {})
 return ok()

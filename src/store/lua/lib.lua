@@ -70,6 +70,33 @@ local function pool_queue(pool)
   return string.match(pool, '^(.*)#%d+$')
 end
 
+-- Strategy and channels of queues: all an agent's refresh or pull needs of each queue it serves,
+-- read for many queues in one HMGET of `qroute`. A queue missing there (written by an older
+-- version) falls back to its full config.
+local RCACHE = {}
+local function load_routes(pools)
+  local want, seen = {}, {}
+  for _, pool in ipairs(pools) do
+    local name = pool_queue(pool)
+    if name and RCACHE[name] == nil and not seen[name] then
+      seen[name] = true
+      want[#want + 1] = name
+    end
+  end
+  if #want == 0 then return end
+  local r = redis.call('HMGET', K.qroute(), unpack(want))
+  for i, name in ipairs(want) do
+    if r[i] then
+      local strategy, chs = string.match(r[i], '^([^|]*)|(.*)$')
+      RCACHE[name] = { strategy = strategy, channels = split_csv(chs) }
+    end
+  end
+end
+
+local function queue_route(name)
+  return RCACHE[name] or queue_cfg(name)
+end
+
 -- Wait score: higher priority first, then earlier enqueue.
 local function wait_score(pri, enq)
   return (MAX_PRIORITY - pri) * SPLIT + enq
@@ -134,9 +161,12 @@ local function refresh_agent(aid)
   local a = hmap(K.agent(aid))
   if not a then return end
   local pools = redis.call('HGETALL', K.agent_pools(aid))
+  local names = {}
+  for i = 1, #pools, 2 do names[#names + 1] = pools[i] end
+  load_routes(names)
   for i = 1, #pools, 2 do
     local pool, ss = pools[i], num(pools[i + 1])
-    local q = queue_cfg(pool_queue(pool))
+    local q = queue_route(pool_queue(pool))
     if q then
       for _, ch in ipairs(q.channels) do
         if can_take(a, ch) then
@@ -290,8 +320,9 @@ local function pull_for_agent(aid)
     end
     if not best then
       local pools = redis.call('HKEYS', K.agent_pools(aid))
+      load_routes(pools)
       for _, pool in ipairs(pools) do
-        local q = queue_cfg(pool_queue(pool))
+        local q = queue_route(pool_queue(pool))
         if q then
           for _, ch in ipairs(q.channels) do
             if can_take(a, ch) then

@@ -34,8 +34,10 @@ if old then
 end
 redis.call('HSET', key, 'strategy', ARGV[4], 'channels', ARGV[5], 'pri', ARGV[6], 'offer_ms', ARGV[7],
   'wrap_ms', ARGV[8], 'sl_ms', ARGV[9], 'stages', ARGV[10], 'steps', ARGV[11], 'spec', ARGV[12])
+redis.call('HSET', K.qroute(), name, ARGV[4] .. '|' .. ARGV[5])
 redis.call('SADD', K.queues(), name)
 QCACHE[name] = nil
+RCACHE[name] = nil
 local q = queue_cfg(name)
 for i = 14, #ARGV, 3 do
   local aid, pool = ARGV[i], name .. '#' .. ARGV[i + 1]
