@@ -40,6 +40,16 @@ pub struct BenchArgs {
     /// Concurrent creators.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
+    /// Create the "created → offered" interactions at this many per second (open loop), so its
+    /// latency is measured at a load the system sustains; 0: as fast as the creators can (the
+    /// throughput figure, with queueing in the latency).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u32,
+    /// In the "freed → next offer" phase, how long a desktop holds an interaction between accept
+    /// and complete. 0: completes at once (a closed loop at full load, so that phase's latency is
+    /// then mostly queueing).
+    #[arg(long, default_value_t = 0)]
+    pub handle_ms: u64,
     /// Where the report goes (markdown and CSV).
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
@@ -110,6 +120,12 @@ struct Shared {
     created_to_offer: Mutex<Option<Histogram<u64>>>,
     freed_to_offer: Mutex<Option<Histogram<u64>>>,
     offers: std::sync::atomic::AtomicU64,
+    /// How long desktops hold an interaction before completing it (set per phase).
+    hold_ms: std::sync::atomic::AtomicU64,
+    /// "freed → next offer" is recorded only while the offers made are below this: near the end
+    /// of the backlog a freed desktop may find nothing it can take, and its next offer (much
+    /// later) would not measure routing.
+    freed_cutoff: std::sync::atomic::AtomicU64,
 }
 
 fn record(h: &Mutex<Option<Histogram<u64>>>, us: u64) {
@@ -219,7 +235,9 @@ async fn desktop(
     .await?;
     let mut events = client.session(tokio_stream::wrappers::ReceiverStream::new(rx)).await?.into_inner();
     let mut logged_in = false;
-    let mut freed_at: Option<Instant> = None;
+    let agent_salt = agent.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))) as f64 / 1e3;
+    // Set when a completion leaves (possibly from a delayed task), taken by the next offer.
+    let freed_at: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
     let mut n = 0u64;
     loop {
         let ev = tokio::select! {
@@ -238,7 +256,10 @@ async fn desktop(
                     let enq = (at.seconds as u64) * 1000 + (at.nanos as u64) / 1_000_000;
                     record(&shared.created_to_offer, now_ms().saturating_sub(enq) * 1000);
                 }
-                if let Some(f) = freed_at.take() {
+                let counting = offers(&shared) < shared.freed_cutoff.load(std::sync::atomic::Ordering::Relaxed);
+                if let Some(f) = freed_at.lock().expect("lock").take()
+                    && counting
+                {
                     record(&shared.freed_to_offer, received.duration_since(f).as_micros() as u64);
                 }
                 shared.offers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -249,17 +270,32 @@ async fn desktop(
                 })
                 .await?;
                 n += 1;
-                // Freed from the moment the completion leaves: the next offer may overtake its ack.
-                freed_at = Some(Instant::now());
-                tx.send(pb::AgentRequest {
+                let complete = pb::AgentRequest {
                     request_id: format!("c{n}"),
                     kind: Some(Rq::Complete(pb::CompleteInteraction {
                         interaction_id: ix.id,
                         disposition: "bench".into(),
                         notes: String::new(),
                     })),
-                })
-                .await?;
+                };
+                let (tx, freed_at) = (tx.clone(), freed_at.clone());
+                // Spread 0.5–1.5× around the mean, so desktops do not all complete in one burst.
+                let spread = 0.5 + ((n as f64) * 0.618_033_988_75 + agent_salt).fract();
+                let hold =
+                    Duration::from_millis(shared.hold_ms.load(std::sync::atomic::Ordering::Relaxed)).mul_f64(spread);
+                let send = async move {
+                    if !hold.is_zero() {
+                        tokio::time::sleep(hold).await;
+                    }
+                    // Freed from the moment the completion leaves: the next offer may overtake its ack.
+                    *freed_at.lock().expect("lock") = Some(Instant::now());
+                    tx.send(complete).await
+                };
+                if hold.is_zero() {
+                    send.await?;
+                } else {
+                    tokio::spawn(send);
+                }
             }
             _ => {}
         }
@@ -267,7 +303,7 @@ async fn desktop(
 }
 
 struct Row {
-    phase: &'static str,
+    phase: String,
     agents: usize,
     waiting: usize,
     decisions: u64,
@@ -281,7 +317,7 @@ struct Row {
 
 impl Row {
     fn measured(
-        phase: &'static str,
+        phase: String,
         agents: usize,
         waiting: usize,
         decisions: u64,
@@ -408,10 +444,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     set_all(&store, args.agents, &Presence::Ready).await?;
     let stats_before = command_counts(&redis_info(&mut con, "commandstats").await?);
     let (cmds, before, started) = (redis_commands(&mut con).await?, offers(&shared), Instant::now());
-    create_many(&store, args.interactions, args.queues, args.concurrency, args.seed).await?;
+    create_many(&store, args.interactions, args.queues, args.concurrency, args.seed, args.rate).await?;
     wait_offers(&shared, before + args.interactions as u64, Duration::from_secs(120)).await;
     rows.push(Row::measured(
-        "created → offered",
+        if args.rate > 0 { format!("created → offered at {}/s", args.rate) } else { "created → offered".into() },
         args.agents,
         0,
         offers(&shared) - before,
@@ -427,15 +463,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // Phase 2: a backlog waits while nobody is ready; then everyone goes ready and drains it.
     set_all(&store, args.agents, &Presence::NotReady("bench".into())).await?;
     let mem_before = info_field(&redis_info(&mut con, "memory").await?, "used_memory");
-    create_many(&store, args.backlog, args.queues, args.concurrency, args.seed + 1).await?;
+    create_many(&store, args.backlog, args.queues, args.concurrency, args.seed + 1, 0).await?;
     let mem_after = info_field(&redis_info(&mut con, "memory").await?, "used_memory");
     *shared.freed_to_offer.lock().expect("lock") = None;
+    shared.hold_ms.store(args.handle_ms, std::sync::atomic::Ordering::Relaxed);
+    let cutoff = offers(&shared) + (args.backlog as u64) * 4 / 5;
+    shared.freed_cutoff.store(cutoff, std::sync::atomic::Ordering::Relaxed);
     let stats_before = command_counts(&redis_info(&mut con, "commandstats").await?);
     let (cmds, before, started) = (redis_commands(&mut con).await?, offers(&shared), Instant::now());
     set_all(&store, args.agents, &Presence::Ready).await?;
     wait_offers(&shared, before + args.backlog as u64, Duration::from_secs(300)).await;
     rows.push(Row::measured(
-        "freed → next offer",
+        "freed → next offer".into(),
         args.agents,
         args.backlog,
         offers(&shared) - before,
@@ -457,8 +496,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     report(&args, &rows, ping_ops, eval_ops, mem_per_waiting, kib_per_agent)
 }
 
-async fn create_many(store: &Store, n: usize, queues: usize, concurrency: usize, seed: u64) -> anyhow::Result<()> {
+/// `rate` > 0: interaction i is created no earlier than i / rate seconds after the start.
+async fn create_many(
+    store: &Store,
+    n: usize,
+    queues: usize,
+    concurrency: usize,
+    seed: u64,
+    rate: u32,
+) -> anyhow::Result<()> {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = tokio::time::Instant::now();
     let mut tasks = Vec::new();
     for w in 0..concurrency.max(1) {
         let store = store.clone();
@@ -469,6 +517,9 @@ async fn create_many(store: &Store, n: usize, queues: usize, concurrency: usize,
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if i >= n {
                     return Ok::<_, anyhow::Error>(());
+                }
+                if rate > 0 {
+                    tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / f64::from(rate))).await;
                 }
                 let channel = [Channel::Chat, Channel::Email, Channel::Sms][rng.below(3) as usize];
                 let new = NewInteraction {
@@ -559,10 +610,19 @@ fn report(
         md.push_str(&format!("- {}: {}\n", r.phase, parts.join(", ")));
     }
     md.push_str(&format!(
-        "\nSettings: {} agents, {} queues, {} skills, {} interactions, backlog {}, {} creators, seed {}. \
+        "\nSettings: {} agents, {} queues, {} skills, {} interactions, backlog {}, {} creators, seed {}, \
+         rate {} (0: unpaced), handle {} ms. \
          Redis commands per decision count everything Redis processed during the phase (creators, the daemon's \
          scripts and reads, timers), divided by the offers made; latencies are measured on the desktop stream.\n",
-        args.agents, args.queues, args.skills, args.interactions, args.backlog, args.concurrency, args.seed
+        args.agents,
+        args.queues,
+        args.skills,
+        args.interactions,
+        args.backlog,
+        args.concurrency,
+        args.seed,
+        args.rate,
+        args.handle_ms
     ));
     print!("{md}");
     std::fs::create_dir_all(&args.out)?;

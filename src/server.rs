@@ -181,7 +181,8 @@ impl Server {
             redis = %cfg.redis.redacted_url(),
             key_root = %cfg.redis.key_root(),
         );
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc);
+        // TCP_NODELAY: without it small pushes (offers) wait on Nagle and delayed ACKs, ~20-40 ms.
+        let incoming = tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
         let grpc_shutdown = shutdown.clone();
         let grace = cfg.server.shutdown_grace();
         let serve = tonic::transport::Server::builder()
