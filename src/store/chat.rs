@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use redis::AsyncCommands;
 use redis::streams::{StreamReadOptions, StreamReadReply};
 
-use super::{Result, Store, StoreError, keys, parse_message, parse_u64, validate_body};
+use super::{Result, Store, StoreError, interaction_from_hash, keys, parse_message};
 use crate::model::{Interaction, Message};
 
 type StreamEntry = (String, HashMap<String, String>);
@@ -145,33 +145,23 @@ impl Store {
         Ok(claimed)
     }
 
-    /// Appends a customer message once per `key`: a retry with the same key returns the first
-    /// message and `false`.
-    pub async fn append_customer_message_once(&self, iid: &str, body: &str, key: &str) -> Result<(Message, bool)> {
-        validate_body(body)?;
-        let r = self
-            .run("message_in", &self.scripts.message_in, &[iid.to_string(), body.to_string(), key.to_string()])
-            .await?;
-        let seq = parse_u64(r.first())?;
-        Ok((self.message(iid, seq).await?, r.get(2).is_some_and(|s| s == "1")))
-    }
-
-    /// A note from a channel about the conversation (a bounce, a delivery failure), shown to the
-    /// agent as a system message; once per `key` like [`Store::append_customer_message_once`].
-    pub async fn append_system_message_once(&self, iid: &str, body: &str, key: &str) -> Result<(Message, bool)> {
-        validate_body(body)?;
-        let args = [iid, body, key, "system"].map(String::from);
-        let r = self.run("message_in", &self.scripts.message_in, &args).await?;
-        let seq = parse_u64(r.first())?;
-        Ok((self.message(iid, seq).await?, r.get(2).is_some_and(|s| s == "1")))
-    }
-
-    /// Messages with `seq >= from_seq`.
-    pub async fn messages_from(&self, iid: &str, from_seq: u64) -> Result<Vec<Message>> {
+    /// The interaction and its messages with `seq >= from_seq`, in one round trip.
+    pub async fn interaction_with_messages_from(
+        &self,
+        iid: &str,
+        from_seq: u64,
+    ) -> Result<(Interaction, Vec<Message>)> {
         let mut con = self.con.clone();
         let start = from_seq.max(1) as isize - 1;
-        let raw: Vec<String> = con.lrange(self.keys.ix_msgs(iid), start, -1).await?;
-        raw.iter().map(|s| parse_message(s)).collect()
+        let (h, raw): (HashMap<String, String>, Vec<String>) = redis::pipe()
+            .hgetall(self.keys.ix(iid))
+            .lrange(self.keys.ix_msgs(iid), start, -1)
+            .query_async(&mut con)
+            .await?;
+        if h.is_empty() {
+            return Err(StoreError::NotFound(format!("interaction_id: no interaction {iid:?}")));
+        }
+        Ok((interaction_from_hash(&h)?, raw.iter().map(|s| parse_message(s)).collect::<Result<_>>()?))
     }
 
     /// 1-based place among the interactions waiting in the same pool and channel (None when it is

@@ -420,9 +420,34 @@ impl Store {
     }
 
     pub async fn append_customer_message(&self, iid: &str, body: &str) -> Result<Message> {
+        Ok(self.message_in(iid, body, "", Author::Customer).await?.0)
+    }
+
+    /// Appends a customer message once per `key`: a retry with the same key returns the first
+    /// message and `false`.
+    pub async fn append_customer_message_once(&self, iid: &str, body: &str, key: &str) -> Result<(Message, bool)> {
+        self.message_in(iid, body, key, Author::Customer).await
+    }
+
+    /// A note from a channel about the conversation (a bounce, a delivery failure), shown to the
+    /// agent as a system message; once per `key` like [`Store::append_customer_message_once`].
+    pub async fn append_system_message_once(&self, iid: &str, body: &str, key: &str) -> Result<(Message, bool)> {
+        self.message_in(iid, body, key, Author::System).await
+    }
+
+    async fn message_in(&self, iid: &str, body: &str, key: &str, author: Author) -> Result<(Message, bool)> {
         validate_body(body)?;
-        let r = self.run("message_in", &self.scripts.message_in, &[iid.to_string(), body.to_string()]).await?;
-        self.message(iid, parse_u64(r.first())?).await
+        let who = if author == Author::System { "system" } else { "customer" };
+        let r = self.run("message_in", &self.scripts.message_in, &[iid, body, key, who].map(String::from)).await?;
+        let seq = parse_u64(r.first())?;
+        if r.get(2).is_some_and(|s| s == "1") {
+            // Appended now: the script's reply says all there is to know about it.
+            let sent_ms = parse_u64(r.get(1))?;
+            let m = Message { seq, author, agent_id: String::new(), body: body.to_string(), sent_ms };
+            return Ok((m, true));
+        }
+        // A replay: the first message, as stored.
+        Ok((self.message(iid, seq).await?, false))
     }
 
     pub async fn withdraw(&self, iid: &str, reason: &str) -> Result<Interaction> {

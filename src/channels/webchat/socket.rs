@@ -464,15 +464,8 @@ impl Connection {
         let Some(a) = &self.attached else { return None };
         let (iid, from) = (a.iid.clone(), a.last_seq + 1);
         let store = self.chat.store.clone();
-        let ix = match store.get_interaction(&iid, false).await {
-            Ok(ix) => ix,
-            Err(error) => {
-                debug!(message = "Web chat refresh failed.", %error, interaction = %iid);
-                return None;
-            }
-        };
-        let messages = match store.messages_from(&iid, from).await {
-            Ok(m) => m,
+        let (ix, messages) = match store.interaction_with_messages_from(&iid, from).await {
+            Ok(r) => r,
             Err(error) => {
                 debug!(message = "Web chat refresh failed.", %error, interaction = %iid);
                 return None;
