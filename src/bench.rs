@@ -4,15 +4,18 @@
 //!
 //! A benchmark, not a test: it reports figures and never fails because the machine is slow.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use futures::StreamExt;
 use hdrhistogram::Histogram;
 use tokio::sync::mpsc;
-use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::pb;
@@ -31,26 +34,29 @@ pub struct BenchArgs {
     pub queues: usize,
     #[arg(long, default_value_t = 50)]
     pub skills: usize,
-    /// Interactions created while agents are free (created → offered).
+    /// Distinct skill sets among the agents; 0: each agent draws its own (1–5 skills).
+    #[arg(long, default_value_t = 0)]
+    pub combos: usize,
+    /// Routing decisions measured in each phase.
     #[arg(long, default_value_t = 5000)]
     pub interactions: usize,
-    /// Interactions waiting before agents become ready (freed → next offer, memory per waiting).
+    /// Interactions still waiting when "freed → next offer" is measured (the benchmark creates
+    /// this many more than the agents' slots can hold).
     #[arg(long, default_value_t = 10000)]
     pub backlog: usize,
     /// Concurrent creators.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
-    /// Create the "created → offered" interactions at this many per second (open loop), so its
-    /// latency is measured at a load the system sustains; 0: as fast as the creators can (the
-    /// throughput figure, with queueing in the latency).
+    /// The paced phases run at this many decisions per second (open loop), so their latency is
+    /// measured at a load the system sustains. 0: half the throughput the unpaced phase reached
+    /// (a sweep uses 500, so its points compare).
     #[arg(long, default_value_t = 0)]
     pub rate: u32,
-    /// In the "freed → next offer" phase, how long a desktop holds an interaction between accept
-    /// and complete. 0: completes at once (a closed loop at full load, so that phase's latency is
-    /// then mostly queueing).
-    #[arg(long, default_value_t = 0)]
-    pub handle_ms: u64,
-    /// Where the report goes (markdown and CSV).
+    /// Run the scaling series (agents 1k → 10k → 50k, backlog 1k → 100k, skill combinations
+    /// 10 → 1,000) around the other settings, and plot latency against scale.
+    #[arg(long)]
+    pub sweep: bool,
+    /// Where the report goes (markdown, CSV and, for a sweep, SVG).
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
     #[arg(long, default_value_t = 42)]
@@ -107,30 +113,563 @@ impl Rng {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+/// State the desktops and the phases share.
+struct Shared {
+    epoch: Instant,
+    /// When interaction `i` (customer address `c{i}`) was handed to Redis, in µs since `epoch`.
+    created_at: Vec<AtomicU64>,
+    created_to_offer: Mutex<Histogram<u64>>,
+    freed_to_offer: Mutex<Histogram<u64>>,
+    measure_created: AtomicBool,
+    measure_freed: AtomicBool,
+    offers: AtomicU64,
+    /// µs since `epoch` of the latest offer.
+    last_offer_us: AtomicU64,
+    /// Desktops keep what they accept (for the completer to free later) instead of completing it.
+    hold: AtomicBool,
+    held: Mutex<VecDeque<(usize, String)>>,
+    senders: Mutex<Vec<Option<mpsc::Sender<pb::AgentRequest>>>>,
+    /// Per agent: when the completer last freed one of its slots.
+    freed_at: Vec<Mutex<Option<Instant>>>,
+}
+
+impl Shared {
+    fn new(agents: usize, interactions: usize) -> Shared {
+        Shared {
+            epoch: Instant::now(),
+            created_at: (0..interactions).map(|_| AtomicU64::new(0)).collect(),
+            created_to_offer: Mutex::new(hist()),
+            freed_to_offer: Mutex::new(hist()),
+            measure_created: AtomicBool::new(false),
+            measure_freed: AtomicBool::new(false),
+            offers: AtomicU64::new(0),
+            last_offer_us: AtomicU64::new(0),
+            hold: AtomicBool::new(false),
+            held: Mutex::new(VecDeque::new()),
+            senders: Mutex::new(vec![None; agents]),
+            freed_at: (0..agents).map(|_| Mutex::new(None)).collect(),
+        }
+    }
+
+    fn us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
+    fn offers(&self) -> u64 {
+        self.offers.load(Relaxed)
+    }
 }
 
 fn hist() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("histogram bounds")
 }
 
-#[derive(Default)]
-struct Shared {
-    created_to_offer: Mutex<Option<Histogram<u64>>>,
-    freed_to_offer: Mutex<Option<Histogram<u64>>>,
-    offers: std::sync::atomic::AtomicU64,
-    /// How long desktops hold an interaction before completing it (set per phase).
-    hold_ms: std::sync::atomic::AtomicU64,
-    /// "freed → next offer" is recorded only while the offers made are below this: near the end
-    /// of the backlog a freed desktop may find nothing it can take, and its next offer (much
-    /// later) would not measure routing.
-    freed_cutoff: std::sync::atomic::AtomicU64,
+fn record(h: &Mutex<Histogram<u64>>, us: u64) {
+    let _ = h.lock().expect("histogram lock").record(us.max(1));
 }
 
-fn record(h: &Mutex<Option<Histogram<u64>>>, us: u64) {
-    let mut g = h.lock().expect("histogram lock");
-    let _ = g.get_or_insert_with(hist).record(us.max(1));
+/// One desktop: accepts every offer, then completes it at once or keeps it for the completer.
+async fn desktop(
+    channel: tonic::transport::Channel,
+    idx: usize,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    ready: mpsc::Sender<()>,
+) -> anyhow::Result<()> {
+    let mut client = pb::agent_desktop_client::AgentDesktopClient::new(channel);
+    let (tx, rx) = mpsc::channel(64);
+    let agent = format!("a{idx}");
+    tx.send(pb::AgentRequest {
+        request_id: "login".into(),
+        kind: Some(Rq::Login(pb::Login { agent_id: agent.clone(), token: format!("tok-{agent}") })),
+    })
+    .await?;
+    let mut events = client.session(tokio_stream::wrappers::ReceiverStream::new(rx)).await?.into_inner();
+    shared.senders.lock().expect("lock")[idx] = Some(tx.clone());
+    let mut logged_in = false;
+    let mut n = 0u64;
+    loop {
+        let ev = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            e = events.next() => match e { Some(e) => e?, None => return Ok(()) },
+        };
+        match ev.kind {
+            Some(Ev::Ack(a)) if a.request_id == "login" && !logged_in => {
+                logged_in = true;
+                let _ = ready.send(()).await;
+            }
+            Some(Ev::Offer(o)) => {
+                let now = shared.us();
+                let received = Instant::now();
+                let ix = o.interaction.unwrap_or_default();
+                if shared.measure_created.load(Relaxed)
+                    && let Some(i) = ix.customer_address.strip_prefix('c').and_then(|i| i.parse::<usize>().ok())
+                    && let Some(at) = shared.created_at.get(i).map(|a| a.load(Relaxed))
+                    && at > 0
+                {
+                    record(&shared.created_to_offer, now.saturating_sub(at));
+                }
+                let freed = shared.freed_at[idx].lock().expect("lock").take();
+                if let Some(f) = freed
+                    && shared.measure_freed.load(Relaxed)
+                {
+                    record(&shared.freed_to_offer, received.duration_since(f).as_micros() as u64);
+                }
+                shared.offers.fetch_add(1, Relaxed);
+                shared.last_offer_us.fetch_max(now, Relaxed);
+                n += 1;
+                tx.send(pb::AgentRequest {
+                    request_id: format!("a{n}"),
+                    kind: Some(Rq::Accept(pb::AcceptOffer { interaction_id: ix.id.clone() })),
+                })
+                .await?;
+                if shared.hold.load(Relaxed) {
+                    shared.held.lock().expect("lock").push_back((idx, ix.id));
+                } else {
+                    tx.send(complete_request(ix.id)).await?;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn complete_request(iid: String) -> pb::AgentRequest {
+    pb::AgentRequest {
+        request_id: format!("c-{iid}"),
+        kind: Some(Rq::Complete(pb::CompleteInteraction {
+            interaction_id: iid,
+            disposition: "bench".into(),
+            notes: String::new(),
+        })),
+    }
+}
+
+/// Frees `n` held slots, oldest first, at `rate` per second (0: as fast as it can), each
+/// completion timed from when it leaves for the agent's next offer.
+async fn complete_held(shared: &Shared, n: usize, rate: u32) {
+    let start = tokio::time::Instant::now();
+    for i in 0..n {
+        if rate > 0 {
+            tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / f64::from(rate))).await;
+        }
+        let mut waited = 0;
+        let (idx, iid) = loop {
+            let next = shared.held.lock().expect("lock").pop_front();
+            match next {
+                Some(h) => break h,
+                None if waited < 5000 => {
+                    waited += 1;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                None => return,
+            }
+        };
+        let tx = shared.senders.lock().expect("lock")[idx].clone();
+        if let Some(tx) = tx {
+            *shared.freed_at[idx].lock().expect("lock") = Some(Instant::now());
+            let _ = tx.send(complete_request(iid)).await;
+        }
+    }
+}
+
+/// What Redis and this process have done so far; two of them bound a phase.
+struct Snap {
+    at: Instant,
+    offers: u64,
+    calls: BTreeMap<String, u64>,
+    usec: BTreeMap<String, u64>,
+    redis_cpu_us: u64,
+    own_cpu_us: u64,
+    round_trips: u64,
+}
+
+async fn snap(con: &mut redis::aio::MultiplexedConnection, shared: &Shared) -> anyhow::Result<Snap> {
+    let stats = redis_info(con, "commandstats").await?;
+    let cpu = redis_info(con, "cpu").await?;
+    Ok(Snap {
+        at: Instant::now(),
+        offers: shared.offers(),
+        calls: commandstats_field(&stats, "calls"),
+        usec: commandstats_field(&stats, "usec"),
+        redis_cpu_us: redis_cpu_us(&cpu),
+        own_cpu_us: own_cpu_us(),
+        round_trips: crate::store::round_trips(),
+    })
+}
+
+#[derive(Debug, Clone)]
+struct Row {
+    series: String,
+    x: u64,
+    phase: String,
+    agents: usize,
+    waiting: usize,
+    combos: usize,
+    decisions: u64,
+    per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    p999_ms: f64,
+    commands: f64,
+    round_trips: f64,
+    redis_cpu_us: f64,
+    own_cpu_us: f64,
+    mem_per_waiting: f64,
+    kib_per_agent: f64,
+    /// Per command: calls and Redis µs per decision.
+    by_command: Vec<(String, f64, f64)>,
+}
+
+fn sub(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>, k: &str) -> u64 {
+    after.get(k).copied().unwrap_or(0).saturating_sub(before.get(k).copied().unwrap_or(0))
+}
+
+impl Row {
+    /// `until`: when the phase's last decision was made (defaults to `b.at`).
+    fn between(
+        phase: String,
+        a: &Snap,
+        b: &Snap,
+        until: Option<Instant>,
+        latency: Option<&Mutex<Histogram<u64>>>,
+    ) -> Row {
+        let d = b.offers.saturating_sub(a.offers);
+        let per = |x: u64| x as f64 / d.max(1) as f64;
+        let (p50_ms, p99_ms, p999_ms) = latency.map(|h| quantiles(&h.lock().expect("lock"))).unwrap_or((0.0, 0.0, 0.0));
+        let mut by_command: Vec<(String, f64, f64)> = b
+            .calls
+            .keys()
+            .map(|k| (k.clone(), per(sub(&b.calls, &a.calls, k)), per(sub(&b.usec, &a.usec, k))))
+            .filter(|(k, n, _)| *n >= 0.05 && k != "info")
+            .collect();
+        by_command.sort_by(|x, y| y.1.total_cmp(&x.1));
+        let commands: u64 = b.calls.keys().filter(|k| *k != "info").map(|k| sub(&b.calls, &a.calls, k)).sum();
+        let elapsed = until.unwrap_or(b.at).saturating_duration_since(a.at).as_secs_f64().max(1e-6);
+        Row {
+            series: String::new(),
+            x: 0,
+            phase,
+            agents: 0,
+            waiting: 0,
+            combos: 0,
+            decisions: d,
+            per_sec: d as f64 / elapsed,
+            p50_ms,
+            p99_ms,
+            p999_ms,
+            commands: per(commands),
+            round_trips: per(b.round_trips - a.round_trips),
+            redis_cpu_us: per(b.redis_cpu_us - a.redis_cpu_us),
+            own_cpu_us: per(b.own_cpu_us - a.own_cpu_us),
+            mem_per_waiting: 0.0,
+            kib_per_agent: 0.0,
+            by_command,
+        }
+    }
+}
+
+fn quantiles(h: &Histogram<u64>) -> (f64, f64, f64) {
+    if h.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    let q = |x| h.value_at_quantile(x) as f64 / 1000.0;
+    (q(0.5), q(0.99), q(0.999))
+}
+
+/// Runs `f` over `0..n` with `width` at a time.
+async fn each<F, Fut>(n: usize, width: usize, f: F) -> anyhow::Result<()>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut s = futures::stream::iter((0..n).map(f)).buffer_unordered(width);
+    while let Some(r) = s.next().await {
+        r?;
+    }
+    Ok(())
+}
+
+async fn set_all(store: &Store, agents: usize, presence: &Presence) -> anyhow::Result<()> {
+    each(agents, 32, |a| async move { Ok(store.set_presence(&format!("a{a}"), presence, "bench").await?) }).await
+}
+
+/// Creates interactions `first..first + n` (customer `c{i}`) in the queues given, at `rate` per
+/// second (0: as fast as `concurrency` creators can).
+async fn create_many(
+    store: &Store,
+    shared: &Arc<Shared>,
+    range: std::ops::Range<usize>,
+    queues: &Arc<Vec<String>>,
+    concurrency: usize,
+    rate: u32,
+) -> anyhow::Result<()> {
+    let next = Arc::new(AtomicUsize::new(range.start));
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (store, shared, next, queues, end) =
+            (store.clone(), shared.clone(), next.clone(), queues.clone(), range.end);
+        let first = range.start;
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Relaxed);
+                if i >= end {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                if rate > 0 {
+                    tokio::time::sleep_until(start + Duration::from_secs_f64((i - first) as f64 / f64::from(rate)))
+                        .await;
+                }
+                let mut rng = Rng((i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+                rng.next();
+                let new = NewInteraction {
+                    channel: Some([Channel::Chat, Channel::Email, Channel::Sms][rng.below(3) as usize]),
+                    customer_address: format!("c{i}"),
+                    queue: queues[rng.below(queues.len() as u64) as usize].clone(),
+                    ..Default::default()
+                };
+                shared.created_at[i].store(shared.us(), Relaxed);
+                store.create_interaction(&new).await?;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
+async fn wait_offers(shared: &Shared, target: u64, patience: Duration) {
+    let started = Instant::now();
+    while shared.offers() < target && started.elapsed() < patience {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits until offers stop coming (none for `quiet`).
+async fn wait_quiet(shared: &Shared, quiet: Duration, patience: Duration) {
+    let started = Instant::now();
+    let mut last = (shared.offers(), Instant::now());
+    while started.elapsed() < patience {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = shared.offers();
+        if now != last.0 {
+            last = (now, Instant::now());
+        } else if last.1.elapsed() >= quiet {
+            return;
+        }
+    }
+}
+
+/// The contact center a point runs against.
+struct Center {
+    queues: Vec<QueueSpec>,
+    agents: Vec<AgentSpec>,
+    /// Queues some agent can serve (interactions go only there).
+    served: Vec<String>,
+    /// Sum of the agents' channel capacities.
+    slots: usize,
+    combos: usize,
+}
+
+fn skill_set(rng: &mut Rng, skills: &[String], queue_skill: &str) -> BTreeMap<String, u32> {
+    // 1–5 skills, one of them a queue's at a level that queue accepts.
+    let mut own = BTreeMap::new();
+    own.insert(queue_skill.to_string(), 3 + rng.below(8) as u32);
+    for _ in 0..rng.below(5) {
+        own.insert(skills[rng.below(skills.len() as u64) as usize].clone(), 1 + rng.below(10) as u32);
+    }
+    own
+}
+
+fn center(args: &BenchArgs) -> Center {
+    let mut rng = Rng(args.seed | 1);
+    let skills: Vec<String> = (0..args.skills.max(1)).map(|i| format!("s{i}")).collect();
+    let queues: Vec<QueueSpec> = (0..args.queues.max(1))
+        .map(|q| {
+            let mut spec = QueueSpec::new(format!("q{q}"));
+            spec.channels = vec![Channel::Chat, Channel::Email, Channel::Sms];
+            spec.requirements =
+                vec![Requirement { skill: skills[q % skills.len()].clone(), min_level: 1 + rng.below(3) as u32 }];
+            spec
+        })
+        .collect();
+    let queue_skill = |i: usize| skills[(i % queues.len()) % skills.len()].clone();
+    let combos: Vec<BTreeMap<String, u32>> =
+        (0..args.combos).map(|c| skill_set(&mut rng, &skills, &queue_skill(c))).collect();
+    let mut slots = 0;
+    let agents: Vec<AgentSpec> = (0..args.agents)
+        .map(|a| {
+            let own = if combos.is_empty() {
+                skill_set(&mut rng, &skills, &queue_skill(a))
+            } else {
+                combos[a % combos.len()].clone()
+            };
+            // Mixed capacities: every agent chats, some also take SMS and email.
+            let capacity = Capacity {
+                voice: 0,
+                chat: 1 + rng.below(2) as u32,
+                sms: rng.below(2) as u32,
+                email: rng.below(3) as u32,
+            };
+            slots += (capacity.chat + capacity.sms + capacity.email) as usize;
+            AgentSpec {
+                id: format!("a{a}"),
+                name: format!("Agent {a}"),
+                skills: own,
+                capacity,
+                cross_channel_blocking: None,
+                token: format!("tok-a{a}"),
+            }
+        })
+        .collect();
+    let served = queues
+        .iter()
+        .filter(|q| {
+            let r = &q.requirements[0];
+            agents.iter().any(|a| a.skills.get(&r.skill).is_some_and(|l| *l >= r.min_level))
+        })
+        .map(|q| q.name.clone())
+        .collect();
+    let combos = agents.iter().map(|a| &a.skills).collect::<std::collections::BTreeSet<_>>().len();
+    Center { queues, agents, served, slots, combos }
+}
+
+/// One measured point: a fresh Redis and daemon, the agents logged in, then the phases.
+async fn point(args: &BenchArgs, rate: u32) -> anyhow::Result<Vec<Row>> {
+    let redis = LocalRedis::start()?;
+    let mut con = redis::Client::open(redis.url.as_str())?.get_multiplexed_async_connection().await?;
+    let c = center(args);
+    let n = args.interactions;
+    let backlog_total = args.backlog + c.slots;
+    println!(
+        "point: {} agents ({} skill sets, {} slots), {} queues ({} served), {} waiting; {} decisions a phase",
+        args.agents,
+        c.combos,
+        c.slots,
+        args.queues,
+        c.served.len(),
+        args.backlog,
+        n
+    );
+    let store = Store::connect(&redis.url, StoreOptions::default()).await?;
+    for q in &c.queues {
+        store.put_queue(q, true).await?;
+    }
+    let agents = &c.agents;
+    each(agents.len(), 32, |a| {
+        let store = &store;
+        async move {
+            store.put_agent(&agents[a], true).await?;
+            Ok(())
+        }
+    })
+    .await?;
+
+    // The daemon, in-process, without a CRM: this measures routing.
+    let mut cfg = Config::default();
+    cfg.redis.url = redis.url.clone();
+    cfg.crm.enabled = false;
+    cfg.webchat.enabled = false;
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let endpoint = format!("http://{}", grpc.local_addr()?);
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(crate::server::Server::new(cfg).run(grpc, http, shutdown.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let shared = Arc::new(Shared::new(args.agents, 4 * n + backlog_total));
+    let rss_before = rss_kib();
+    let stop = CancellationToken::new();
+    let (ready_tx, mut ready_rx) = mpsc::channel(args.agents.max(1));
+    // Many streams per HTTP/2 connection, but not all on one.
+    let mut channels = Vec::new();
+    for _ in 0..args.agents.div_ceil(100) {
+        channels.push(tonic::transport::Endpoint::from_shared(endpoint.clone())?.connect().await?);
+    }
+    for a in 0..args.agents {
+        tokio::spawn(desktop(channels[a / 100].clone(), a, shared.clone(), stop.clone(), ready_tx.clone()));
+    }
+    for _ in 0..args.agents {
+        ready_rx.recv().await.context("a desktop failed to log in")?;
+    }
+    let kib_per_agent = rss_kib().saturating_sub(rss_before) as f64 / args.agents.max(1) as f64;
+    let served = Arc::new(c.served.clone());
+    let mut rows = Vec::new();
+    let mut next_ix = 0;
+
+    // Phase 1: agents free, interactions created → offered (then completed at once).
+    set_all(&store, args.agents, &Presence::Ready).await?;
+    shared.measure_created.store(true, Relaxed);
+    let mut rate = rate;
+    for paced in [false, true] {
+        if paced && rate == 0 {
+            rate = ((rows.last().map(|r: &Row| r.per_sec).unwrap_or(200.0) / 2.0) as u32).max(1);
+        }
+        let r = if paced { rate } else { 0 };
+        shared.created_to_offer.lock().expect("lock").reset();
+        let a = snap(&mut con, &shared).await?;
+        create_many(&store, &shared, next_ix..next_ix + n, &served, args.concurrency, r).await?;
+        next_ix += n;
+        wait_offers(&shared, a.offers + n as u64, Duration::from_secs(300)).await;
+        let b = snap(&mut con, &shared).await?;
+        let label = if paced { format!("created → offered at {r}/s") } else { "created → offered, max".into() };
+        rows.push(Row::between(label, &a, &b, None, Some(&shared.created_to_offer)));
+    }
+    shared.measure_created.store(false, Relaxed);
+
+    // Phase 2: a backlog waits while nobody is ready; then everyone goes ready and fills up.
+    set_all(&store, args.agents, &Presence::NotReady("bench".into())).await?;
+    wait_quiet(&shared, Duration::from_millis(500), Duration::from_secs(60)).await;
+    let mem_before = info_field(&redis_info(&mut con, "memory").await?, "used_memory");
+    create_many(&store, &shared, next_ix..next_ix + backlog_total, &served, args.concurrency, 0).await?;
+    next_ix += backlog_total;
+    let mem_after = info_field(&redis_info(&mut con, "memory").await?, "used_memory");
+    let mem_per_waiting = mem_after.saturating_sub(mem_before) as f64 / backlog_total.max(1) as f64;
+    shared.hold.store(true, Relaxed);
+    let a = snap(&mut con, &shared).await?;
+    set_all(&store, args.agents, &Presence::Ready).await?;
+    wait_quiet(&shared, Duration::from_secs(1), Duration::from_secs(1800)).await;
+    let b = snap(&mut con, &shared).await?;
+    let last = shared.epoch + Duration::from_micros(shared.last_offer_us.load(Relaxed));
+    rows.push(Row::between("agents ready → offers up to capacity".into(), &a, &b, Some(last), None));
+    rows.last_mut().expect("row").waiting = backlog_total;
+    let waiting = backlog_total.saturating_sub((b.offers - a.offers) as usize);
+
+    // Phase 3: the completer frees held slots; each freed slot pulls the next waiting interaction.
+    // New interactions keep arriving at the same pace, so the backlog stays where it is.
+    shared.measure_freed.store(true, Relaxed);
+    for paced in [false, true] {
+        let r = if paced { rate } else { 0 };
+        shared.freed_to_offer.lock().expect("lock").reset();
+        let a = snap(&mut con, &shared).await?;
+        let (_, created) = tokio::join!(
+            complete_held(&shared, n, r),
+            create_many(&store, &shared, next_ix..next_ix + n, &served, args.concurrency, r)
+        );
+        created?;
+        next_ix += n;
+        wait_offers(&shared, a.offers + n as u64, Duration::from_secs(10)).await;
+        wait_quiet(&shared, Duration::from_millis(300), Duration::from_secs(30)).await;
+        let until = shared.epoch + Duration::from_micros(shared.last_offer_us.load(Relaxed));
+        let b = snap(&mut con, &shared).await?;
+        let label = if paced { format!("freed → next offer at {r}/s") } else { "freed → next offer, max".into() };
+        let mut row = Row::between(label, &a, &b, Some(until), Some(&shared.freed_to_offer));
+        row.waiting = waiting;
+        rows.push(row);
+    }
+
+    stop.cancel();
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(20), server).await;
+    for r in &mut rows {
+        r.agents = args.agents;
+        r.combos = c.combos;
+        r.mem_per_waiting = mem_per_waiting;
+        r.kib_per_agent = kib_per_agent;
+    }
+    Ok(rows)
 }
 
 async fn redis_info(con: &mut redis::aio::MultiplexedConnection, section: &str) -> anyhow::Result<String> {
@@ -141,35 +680,37 @@ fn info_field(info: &str, key: &str) -> u64 {
     info.lines().find_map(|l| l.strip_prefix(&format!("{key}:"))).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
-/// Sum of `calls=` over commandstats: commands including those run inside scripts.
-fn commandstats_calls(info: &str) -> u64 {
-    command_counts(info).values().sum()
-}
-
-/// Calls per command from `INFO commandstats` (`cmdstat_zadd:calls=12,...`).
-fn command_counts(info: &str) -> std::collections::BTreeMap<String, u64> {
+/// One numeric field per command from `INFO commandstats` (`calls`, `usec`).
+fn commandstats_field(info: &str, field: &str) -> std::collections::BTreeMap<String, u64> {
+    let tag = format!("{field}=");
     info.lines()
         .filter_map(|l| {
             let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = rest.split("calls=").nth(1)?.split(',').next()?.parse().ok()?;
-            Some((name.to_string(), calls))
+            let v = rest.split(',').find_map(|kv| kv.strip_prefix(tag.as_str()))?.parse().ok()?;
+            Some((name.to_string(), v))
         })
         .collect()
 }
 
-/// The commands that make up a phase's Redis work, per decision, biggest first.
-fn breakdown(
-    before: &std::collections::BTreeMap<String, u64>,
-    after: &std::collections::BTreeMap<String, u64>,
-    decisions: u64,
-) -> Vec<(String, f64)> {
-    let mut v: Vec<(String, f64)> = after
-        .iter()
-        .map(|(k, n)| (k.clone(), n.saturating_sub(*before.get(k).unwrap_or(&0)) as f64 / decisions.max(1) as f64))
-        .filter(|(_, n)| *n >= 0.05)
-        .collect();
-    v.sort_by(|a, b| b.1.total_cmp(&a.1));
-    v
+/// Redis's CPU time so far (main thread and I/O), in microseconds.
+fn redis_cpu_us(info: &str) -> u64 {
+    let f = |k: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}:")))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    ((f("used_cpu_user") + f("used_cpu_sys")) * 1e6) as u64
+}
+
+/// This process's CPU time so far (daemon and benchmark desktops), in microseconds.
+fn own_cpu_us() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0 };
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = rest.split_whitespace().skip(11).take(2).filter_map(|v| v.parse().ok()).collect();
+    // Clock ticks are 100 Hz on Linux.
+    f.iter().sum::<u64>() * 10_000
 }
 
 /// Redis's own ceiling: ops/s for a plain round trip and for an EVALSHA of comparable work.
@@ -217,334 +758,6 @@ async fn ceiling(url: &str, clients: usize, dur: Duration) -> anyhow::Result<(f6
     Ok((out[0], out[1]))
 }
 
-/// One desktop: accept and complete every offer at once, recording latencies.
-async fn desktop(
-    channel: tonic::transport::Channel,
-    agent: String,
-    shared: Arc<Shared>,
-    stop: CancellationToken,
-    ready: mpsc::Sender<()>,
-) -> anyhow::Result<()> {
-    let mut client = pb::agent_desktop_client::AgentDesktopClient::new(channel);
-    let (tx, rx) = mpsc::channel(16);
-    let token = format!("tok-{agent}");
-    tx.send(pb::AgentRequest {
-        request_id: "login".into(),
-        kind: Some(Rq::Login(pb::Login { agent_id: agent.clone(), token })),
-    })
-    .await?;
-    let mut events = client.session(tokio_stream::wrappers::ReceiverStream::new(rx)).await?.into_inner();
-    let mut logged_in = false;
-    let agent_salt = agent.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))) as f64 / 1e3;
-    // Set when a completion leaves (possibly from a delayed task), taken by the next offer.
-    let freed_at: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
-    let mut n = 0u64;
-    loop {
-        let ev = tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            e = events.next() => match e { Some(e) => e?, None => return Ok(()) },
-        };
-        match ev.kind {
-            Some(Ev::Ack(a)) if a.request_id == "login" && !logged_in => {
-                logged_in = true;
-                let _ = ready.send(()).await;
-            }
-            Some(Ev::Offer(o)) => {
-                let received = Instant::now();
-                let ix = o.interaction.unwrap_or_default();
-                if let Some(at) = ix.enqueued_at {
-                    let enq = (at.seconds as u64) * 1000 + (at.nanos as u64) / 1_000_000;
-                    record(&shared.created_to_offer, now_ms().saturating_sub(enq) * 1000);
-                }
-                let counting = offers(&shared) < shared.freed_cutoff.load(std::sync::atomic::Ordering::Relaxed);
-                if let Some(f) = freed_at.lock().expect("lock").take()
-                    && counting
-                {
-                    record(&shared.freed_to_offer, received.duration_since(f).as_micros() as u64);
-                }
-                shared.offers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                n += 1;
-                tx.send(pb::AgentRequest {
-                    request_id: format!("a{n}"),
-                    kind: Some(Rq::Accept(pb::AcceptOffer { interaction_id: ix.id.clone() })),
-                })
-                .await?;
-                n += 1;
-                let complete = pb::AgentRequest {
-                    request_id: format!("c{n}"),
-                    kind: Some(Rq::Complete(pb::CompleteInteraction {
-                        interaction_id: ix.id,
-                        disposition: "bench".into(),
-                        notes: String::new(),
-                    })),
-                };
-                let (tx, freed_at) = (tx.clone(), freed_at.clone());
-                // Spread 0.5–1.5× around the mean, so desktops do not all complete in one burst.
-                let spread = 0.5 + ((n as f64) * 0.618_033_988_75 + agent_salt).fract();
-                let hold =
-                    Duration::from_millis(shared.hold_ms.load(std::sync::atomic::Ordering::Relaxed)).mul_f64(spread);
-                let send = async move {
-                    if !hold.is_zero() {
-                        tokio::time::sleep(hold).await;
-                    }
-                    // Freed from the moment the completion leaves: the next offer may overtake its ack.
-                    *freed_at.lock().expect("lock") = Some(Instant::now());
-                    tx.send(complete).await
-                };
-                if hold.is_zero() {
-                    send.await?;
-                } else {
-                    tokio::spawn(send);
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-struct Row {
-    phase: String,
-    agents: usize,
-    waiting: usize,
-    decisions: u64,
-    per_sec: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    p999_ms: f64,
-    commands: f64,
-    by_command: Vec<(String, f64)>,
-}
-
-impl Row {
-    fn measured(
-        phase: String,
-        agents: usize,
-        waiting: usize,
-        decisions: u64,
-        started: Instant,
-        commands: u64,
-        latency: &Mutex<Option<Histogram<u64>>>,
-    ) -> Row {
-        let (p50_ms, p99_ms, p999_ms) = quantiles(&latency.lock().expect("histogram lock"));
-        Row {
-            phase,
-            agents,
-            waiting,
-            decisions,
-            per_sec: decisions as f64 / started.elapsed().as_secs_f64(),
-            p50_ms,
-            p99_ms,
-            p999_ms,
-            commands: commands as f64 / decisions.max(1) as f64,
-            by_command: Vec::new(),
-        }
-    }
-}
-
-fn offers(shared: &Shared) -> u64 {
-    shared.offers.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-async fn set_all(store: &Store, agents: usize, presence: &Presence) -> anyhow::Result<()> {
-    for a in 0..agents {
-        store.set_presence(&format!("a{a}"), presence, "bench").await?;
-    }
-    Ok(())
-}
-
-/// Commands Redis has processed so far, those run inside scripts included.
-async fn redis_commands(con: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<u64> {
-    let processed = info_field(&redis_info(con, "stats").await?, "total_commands_processed");
-    Ok(processed.max(commandstats_calls(&redis_info(con, "commandstats").await?)))
-}
-
-fn quantiles(h: &Option<Histogram<u64>>) -> (f64, f64, f64) {
-    match h {
-        Some(h) => (
-            h.value_at_quantile(0.5) as f64 / 1000.0,
-            h.value_at_quantile(0.99) as f64 / 1000.0,
-            h.value_at_quantile(0.999) as f64 / 1000.0,
-        ),
-        None => (0.0, 0.0, 0.0),
-    }
-}
-
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let redis = LocalRedis::start()?;
-    let mut con = redis::Client::open(redis.url.as_str())?.get_multiplexed_async_connection().await?;
-    println!("ceiling: measuring Redis on this machine (50 clients, 3 s each) ...");
-    let (ping_ops, eval_ops) = ceiling(&redis.url, 50, Duration::from_secs(3)).await?;
-    let _: () = redis::cmd("FLUSHALL").query_async(&mut con).await?;
-
-    // The daemon, in-process, without a CRM: this measures routing.
-    let mut cfg = Config::default();
-    cfg.redis.url = redis.url.clone();
-    cfg.crm.enabled = false;
-    let store = Store::connect(&redis.url, StoreOptions::default()).await?;
-    let mut rng = Rng(args.seed | 1);
-    let skills: Vec<String> = (0..args.skills).map(|i| format!("s{i}")).collect();
-    println!("setup: {} queues, {} agents, {} skills ...", args.queues, args.agents, args.skills);
-    for q in 0..args.queues {
-        let mut spec = QueueSpec::new(format!("q{q}"));
-        spec.channels = vec![Channel::Chat, Channel::Email, Channel::Sms];
-        spec.requirements =
-            vec![Requirement { skill: skills[q % skills.len()].clone(), min_level: 1 + rng.below(3) as u32 }];
-        store.put_queue(&spec, true).await?;
-    }
-    for a in 0..args.agents {
-        // Every queue's skill is held by several agents; 1–5 skills each.
-        let mut own = std::collections::BTreeMap::new();
-        own.insert(skills[a % args.queues.min(skills.len())].clone(), 3 + rng.below(8) as u32);
-        for _ in 0..rng.below(5) {
-            own.insert(skills[rng.below(skills.len() as u64) as usize].clone(), 1 + rng.below(10) as u32);
-        }
-        let spec = AgentSpec {
-            id: format!("a{a}"),
-            name: format!("Agent {a}"),
-            skills: own,
-            capacity: Capacity {
-                voice: 0,
-                chat: 1 + rng.below(3) as u32,
-                sms: 1 + rng.below(3) as u32,
-                email: 1 + rng.below(5) as u32,
-            },
-            cross_channel_blocking: None,
-            token: format!("tok-a{a}"),
-        };
-        store.put_agent(&spec, true).await?;
-    }
-
-    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let endpoint = format!("http://{}", grpc.local_addr()?);
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(crate::server::Server::new(cfg).run(grpc, http, shutdown.clone()));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-
-    let rss_before = rss_kib();
-    let shared = Arc::new(Shared::default());
-    let stop = CancellationToken::new();
-    let (ready_tx, mut ready_rx) = mpsc::channel(args.agents.max(1));
-    let mut channels = Vec::new();
-    // Many streams per HTTP/2 connection, but not all on one.
-    for _ in 0..args.agents.div_ceil(100) {
-        channels.push(tonic::transport::Endpoint::from_shared(endpoint.clone())?.connect().await?);
-    }
-    for a in 0..args.agents {
-        let ch = channels[a / 100].clone();
-        tokio::spawn(desktop(ch, format!("a{a}"), shared.clone(), stop.clone(), ready_tx.clone()));
-    }
-    for _ in 0..args.agents {
-        ready_rx.recv().await.context("a desktop failed to log in")?;
-    }
-    let rss_after = rss_kib();
-    let mut rows = Vec::new();
-
-    // Phase 1: agents free, interactions created → offered.
-    set_all(&store, args.agents, &Presence::Ready).await?;
-    let stats_before = command_counts(&redis_info(&mut con, "commandstats").await?);
-    let (cmds, before, started) = (redis_commands(&mut con).await?, offers(&shared), Instant::now());
-    create_many(&store, args.interactions, args.queues, args.concurrency, args.seed, args.rate).await?;
-    wait_offers(&shared, before + args.interactions as u64, Duration::from_secs(120)).await;
-    rows.push(Row::measured(
-        if args.rate > 0 { format!("created → offered at {}/s", args.rate) } else { "created → offered".into() },
-        args.agents,
-        0,
-        offers(&shared) - before,
-        started,
-        redis_commands(&mut con).await? - cmds,
-        &shared.created_to_offer,
-    ));
-    let stats_after = command_counts(&redis_info(&mut con, "commandstats").await?);
-    if let Some(r) = rows.last_mut() {
-        r.by_command = breakdown(&stats_before, &stats_after, r.decisions);
-    }
-
-    // Phase 2: a backlog waits while nobody is ready; then everyone goes ready and drains it.
-    set_all(&store, args.agents, &Presence::NotReady("bench".into())).await?;
-    let mem_before = info_field(&redis_info(&mut con, "memory").await?, "used_memory");
-    create_many(&store, args.backlog, args.queues, args.concurrency, args.seed + 1, 0).await?;
-    let mem_after = info_field(&redis_info(&mut con, "memory").await?, "used_memory");
-    *shared.freed_to_offer.lock().expect("lock") = None;
-    shared.hold_ms.store(args.handle_ms, std::sync::atomic::Ordering::Relaxed);
-    let cutoff = offers(&shared) + (args.backlog as u64) * 4 / 5;
-    shared.freed_cutoff.store(cutoff, std::sync::atomic::Ordering::Relaxed);
-    let stats_before = command_counts(&redis_info(&mut con, "commandstats").await?);
-    let (cmds, before, started) = (redis_commands(&mut con).await?, offers(&shared), Instant::now());
-    set_all(&store, args.agents, &Presence::Ready).await?;
-    wait_offers(&shared, before + args.backlog as u64, Duration::from_secs(300)).await;
-    rows.push(Row::measured(
-        "freed → next offer".into(),
-        args.agents,
-        args.backlog,
-        offers(&shared) - before,
-        started,
-        redis_commands(&mut con).await? - cmds,
-        &shared.freed_to_offer,
-    ));
-    let stats_after = command_counts(&redis_info(&mut con, "commandstats").await?);
-    if let Some(r) = rows.last_mut() {
-        r.by_command = breakdown(&stats_before, &stats_after, r.decisions);
-    }
-
-    stop.cancel();
-    shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
-
-    let mem_per_waiting = mem_after.saturating_sub(mem_before) as f64 / args.backlog.max(1) as f64;
-    let kib_per_agent = rss_after.saturating_sub(rss_before) as f64 / args.agents.max(1) as f64;
-    report(&args, &rows, ping_ops, eval_ops, mem_per_waiting, kib_per_agent)
-}
-
-/// `rate` > 0: interaction i is created no earlier than i / rate seconds after the start.
-async fn create_many(
-    store: &Store,
-    n: usize,
-    queues: usize,
-    concurrency: usize,
-    seed: u64,
-    rate: u32,
-) -> anyhow::Result<()> {
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let start = tokio::time::Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..concurrency.max(1) {
-        let store = store.clone();
-        let next = next.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut rng = Rng((seed + w as u64) * 2 + 1);
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= n {
-                    return Ok::<_, anyhow::Error>(());
-                }
-                if rate > 0 {
-                    tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / f64::from(rate))).await;
-                }
-                let channel = [Channel::Chat, Channel::Email, Channel::Sms][rng.below(3) as usize];
-                let new = NewInteraction {
-                    channel: Some(channel),
-                    customer_address: format!("customer-{i}"),
-                    queue: format!("q{}", rng.below(queues as u64)),
-                    ..Default::default()
-                };
-                store.create_interaction(&new).await?;
-            }
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    Ok(())
-}
-
-async fn wait_offers(shared: &Shared, target: u64, patience: Duration) {
-    let started = Instant::now();
-    while shared.offers.load(std::sync::atomic::Ordering::Relaxed) < target && started.elapsed() < patience {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -556,78 +769,235 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn report(
-    args: &BenchArgs,
-    rows: &[Row],
-    ping_ops: f64,
-    eval_ops: f64,
-    mem_per_waiting: f64,
-    kib_per_agent: f64,
-) -> anyhow::Result<()> {
-    let mut md = String::new();
-    md.push_str(&format!(
-        "Redis ceiling on this machine: {ping_ops:.0} round trips/s (PING, 50 clients), {eval_ops:.0} EVALSHA/s (6-command script).\n\n"
-    ));
-    md.push_str("| phase | agents | waiting | decisions | decisions/s | % of EVALSHA ceiling | p50 ms | p99 ms | p99.9 ms | Redis commands/decision |\n");
-    md.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
-    let mut csv =
-        String::from("phase,agents,waiting,decisions,decisions_per_s,ceiling_ratio,p50_ms,p99_ms,p999_ms,commands\n");
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let ceiling = {
+        let redis = LocalRedis::start()?;
+        println!("ceiling: measuring Redis on this machine (50 clients, 3 s each) ...");
+        self::ceiling(&redis.url, 50, Duration::from_secs(3)).await?
+    };
+    std::fs::create_dir_all(&args.out)?;
+    if !args.sweep {
+        let rows = point(&args, args.rate).await?;
+        let md = report(&args, &rows, ceiling);
+        print!("{md}");
+        std::fs::write(args.out.join("bench.md"), &md)?;
+        std::fs::write(args.out.join("bench.csv"), csv(&rows, ceiling))?;
+        println!("\nwritten: {0}/bench.md, {0}/bench.csv", args.out.display());
+        return Ok(());
+    }
+    let rate = if args.rate == 0 { 500 } else { args.rate };
+    let base = args.clone();
+    let mut series: Vec<(&str, Vec<(u64, BenchArgs)>)> = Vec::new();
+    let vary = |f: &dyn Fn(&mut BenchArgs, u64), xs: &[u64]| {
+        xs.iter()
+            .map(|&x| {
+                let mut a = base.clone();
+                f(&mut a, x);
+                (x, a)
+            })
+            .collect::<Vec<_>>()
+    };
+    series.push(("agents", vary(&|a, x| a.agents = x as usize, &[1_000, 10_000, 50_000])));
+    series.push(("waiting", vary(&|a, x| a.backlog = x as usize, &[1_000, 10_000, 100_000])));
+    series.push(("skill combinations", vary(&|a, x| a.combos = x as usize, &[10, 100, 1_000])));
+    let mut all = Vec::new();
+    for (name, points) in series {
+        for (x, a) in points {
+            println!("\nsweep: {name} = {x}");
+            let mut rows = point(&a, rate).await?;
+            for r in &mut rows {
+                r.series = name.to_string();
+                r.x = x;
+            }
+            all.extend(rows);
+            // Each point's table as it comes, so a long sweep shows progress.
+            std::fs::write(args.out.join("sweep.md"), sweep_report(&args, &all, ceiling, rate))?;
+            std::fs::write(args.out.join("sweep.csv"), csv(&all, ceiling))?;
+        }
+    }
+    plot(&all, &args.out.join("sweep.svg"), rate)?;
+    print!("{}", sweep_report(&args, &all, ceiling, rate));
+    println!("\nwritten: {0}/sweep.md, {0}/sweep.csv, {0}/sweep.svg", args.out.display());
+    Ok(())
+}
+
+fn ceiling_line(ceiling: (f64, f64)) -> String {
+    format!(
+        "Redis ceiling on this machine, measured in the same run: {:.0} round trips/s (PING, 50 clients), \
+         {:.0} EVALSHA/s (a 6-command script).\n\n",
+        ceiling.0, ceiling.1
+    )
+}
+
+const TABLE_HEAD: &str = "| phase | agents | skill sets | waiting | decisions | decisions/s | % of EVALSHA ceiling | p50 ms | p99 ms | p99.9 ms | Redis round trips/decision | Redis commands/decision | Redis CPU µs/decision | daemon+desktops CPU µs/decision |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+
+fn table_row(r: &Row, ceiling: (f64, f64)) -> String {
+    let lat = |v: f64| if r.p50_ms == 0.0 { "–".to_string() } else { format!("{v:.2}") };
+    format!(
+        "| {} | {} | {} | {} | {} | {:.0} | {:.0} % | {} | {} | {} | {:.2} | {:.1} | {:.0} | {:.0} |\n",
+        r.phase,
+        r.agents,
+        r.combos,
+        r.waiting,
+        r.decisions,
+        r.per_sec,
+        100.0 * r.per_sec / ceiling.1.max(1.0),
+        lat(r.p50_ms),
+        lat(r.p99_ms),
+        lat(r.p999_ms),
+        r.round_trips,
+        r.commands,
+        r.redis_cpu_us,
+        r.own_cpu_us
+    )
+}
+
+fn report(args: &BenchArgs, rows: &[Row], ceiling: (f64, f64)) -> String {
+    let mut md = ceiling_line(ceiling);
+    md.push_str(TABLE_HEAD);
     for r in rows {
+        md.push_str(&table_row(r, ceiling));
+    }
+    if let Some(r) = rows.first() {
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {:.0} | {:.0} % | {:.2} | {:.2} | {:.2} | {:.1} |\n",
-            r.phase,
-            r.agents,
-            r.waiting,
-            r.decisions,
-            r.per_sec,
-            100.0 * r.per_sec / eval_ops.max(1.0),
-            r.p50_ms,
-            r.p99_ms,
-            r.p999_ms,
-            r.commands
-        ));
-        csv.push_str(&format!(
-            "{},{},{},{},{:.1},{:.4},{:.3},{:.3},{:.3},{:.2}\n",
-            r.phase,
-            r.agents,
-            r.waiting,
-            r.decisions,
-            r.per_sec,
-            r.per_sec / eval_ops.max(1.0),
-            r.p50_ms,
-            r.p99_ms,
-            r.p999_ms,
-            r.commands
+            "\nRedis memory per waiting interaction (no message bodies): {:.0} bytes. \
+             Process memory per connected agent stream (daemon and benchmark desktop in one process): {:.1} KiB.\n",
+            r.mem_per_waiting, r.kib_per_agent
         ));
     }
-    md.push_str(&format!(
-        "\nRedis memory per waiting interaction (no message bodies): {mem_per_waiting:.0} bytes. \
-         Process memory per connected agent stream (server and benchmark client in one process): {kib_per_agent:.1} KiB.\n"
-    ));
-    md.push_str("\nRedis commands per decision, by command (those inside scripts included):\n\n");
+    md.push_str("\nRedis commands per decision, by command (those inside scripts included): calls, and Redis µs.\n\n");
     for r in rows {
-        let parts: Vec<String> = r.by_command.iter().map(|(c, n)| format!("{c} {n:.1}")).collect();
+        let parts: Vec<String> = r.by_command.iter().map(|(c, n, us)| format!("{c} {n:.1} ({us:.0} µs)")).collect();
         md.push_str(&format!("- {}: {}\n", r.phase, parts.join(", ")));
     }
-    md.push_str(&format!(
-        "\nSettings: {} agents, {} queues, {} skills, {} interactions, backlog {}, {} creators, seed {}, \
-         rate {} (0: unpaced), handle {} ms. \
-         Redis commands per decision count everything Redis processed during the phase (creators, the daemon's \
-         scripts and reads, timers), divided by the offers made; latencies are measured on the desktop stream.\n",
+    md.push_str(&settings(args));
+    md
+}
+
+fn settings(args: &BenchArgs) -> String {
+    format!(
+        "\nSettings: {} agents, {} queues, {} skills, skill sets {} (0: each agent its own), {} decisions a phase, \
+         {} waiting, {} creators, seed {}. A decision is an offer delivered on an agent's desktop stream. \
+         \"max\" phases run open loop as fast as they can (throughput; their latency includes queueing); paced phases \
+         run at the rate shown (latency). \"freed\": a completion leaves the desktop; the agent was at capacity and \
+         work it can take was waiting. Per-decision figures count all the phase's work (creating, offering, accepting, \
+         completing) divided by its offers; Redis commands include those run inside scripts, round trips are counted \
+         as they leave the process (a pipeline is one).\n",
         args.agents,
         args.queues,
         args.skills,
+        args.combos,
         args.interactions,
         args.backlog,
         args.concurrency,
-        args.seed,
-        args.rate,
-        args.handle_ms
+        args.seed
+    )
+}
+
+fn csv(rows: &[Row], ceiling: (f64, f64)) -> String {
+    let mut csv = String::from(
+        "series,x,phase,agents,skill_sets,waiting,decisions,decisions_per_s,ceiling_ratio,p50_ms,p99_ms,p999_ms,\
+         round_trips_per_decision,commands_per_decision,redis_cpu_us_per_decision,process_cpu_us_per_decision,\
+         redis_bytes_per_waiting,kib_per_agent_stream\n",
+    );
+    for r in rows {
+        csv.push_str(&format!(
+            "{},{},{},{},{},{},{},{:.1},{:.4},{:.3},{:.3},{:.3},{:.3},{:.2},{:.1},{:.1},{:.0},{:.1}\n",
+            r.series,
+            r.x,
+            r.phase,
+            r.agents,
+            r.combos,
+            r.waiting,
+            r.decisions,
+            r.per_sec,
+            r.per_sec / ceiling.1.max(1.0),
+            r.p50_ms,
+            r.p99_ms,
+            r.p999_ms,
+            r.round_trips,
+            r.commands,
+            r.redis_cpu_us,
+            r.own_cpu_us,
+            r.mem_per_waiting,
+            r.kib_per_agent
+        ));
+    }
+    csv
+}
+
+fn sweep_report(args: &BenchArgs, rows: &[Row], ceiling: (f64, f64), rate: u32) -> String {
+    let mut md = ceiling_line(ceiling);
+    md.push_str(&format!(
+        "Paced phases at {rate}/s. Latency against scale: `sweep.svg`. Each point is a fresh Redis and daemon.\n"
     ));
-    print!("{md}");
-    std::fs::create_dir_all(&args.out)?;
-    std::fs::write(args.out.join("bench.md"), &md)?;
-    std::fs::write(args.out.join("bench.csv"), &csv)?;
-    println!("\nwritten: {}/bench.md, {}/bench.csv", args.out.display(), args.out.display());
+    let mut series: Vec<&str> = Vec::new();
+    for r in rows {
+        if !series.contains(&r.series.as_str()) {
+            series.push(&r.series);
+        }
+    }
+    for s in series {
+        md.push_str(&format!("\n### As {s} grow\n\n"));
+        md.push_str(TABLE_HEAD);
+        for r in rows.iter().filter(|r| r.series == s) {
+            md.push_str(&table_row(r, ceiling));
+        }
+        md.push('\n');
+        for r in rows.iter().filter(|r| r.series == s && r.phase.starts_with("created → offered, max")) {
+            md.push_str(&format!(
+                "- {s} = {}: {:.0} bytes of Redis per waiting interaction, {:.1} KiB per agent stream\n",
+                r.x, r.mem_per_waiting, r.kib_per_agent
+            ));
+        }
+    }
+    md.push_str(&settings(args));
+    md
+}
+
+/// p50 and p99 of the paced phases against each series' scale, one panel per series.
+fn plot(rows: &[Row], path: &std::path::Path, rate: u32) -> anyhow::Result<()> {
+    use plotters::prelude::*;
+    let root = SVGBackend::new(path, (1500, 480)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let root = root.titled(&format!("Routing latency against scale (paced at {rate}/s)"), ("sans-serif", 22))?;
+    let series = ["agents", "waiting", "skill combinations"];
+    let panels = root.split_evenly((1, series.len()));
+    let lines: [(&str, &str, bool, RGBColor); 4] = [
+        ("created → offered p99", "created → offered at", true, RGBColor(200, 60, 40)),
+        ("created → offered p50", "created → offered at", false, RGBColor(240, 150, 120)),
+        ("freed → next offer p99", "freed → next offer at", true, RGBColor(40, 90, 200)),
+        ("freed → next offer p50", "freed → next offer at", false, RGBColor(120, 160, 240)),
+    ];
+    for (panel, name) in panels.iter().zip(series) {
+        let pts: Vec<&Row> = rows.iter().filter(|r| r.series == name).collect();
+        if pts.is_empty() {
+            continue;
+        }
+        let xmin = pts.iter().map(|r| r.x).min().unwrap_or(1).max(1) as f64;
+        let xmax = pts.iter().map(|r| r.x).max().unwrap_or(10).max(2) as f64;
+        let ymax = pts.iter().filter(|r| r.phase.contains(" at ")).map(|r| r.p99_ms).fold(1.0_f64, f64::max) * 1.2;
+        let mut chart = ChartBuilder::on(panel)
+            .margin(18)
+            .caption(format!("as {name} grow"), ("sans-serif", 18))
+            .x_label_area_size(40)
+            .y_label_area_size(55)
+            .build_cartesian_2d((xmin * 0.8..xmax * 1.25).log_scale(), 0.0..ymax)?;
+        chart.configure_mesh().x_desc(name).y_desc("latency, ms").draw()?;
+        for (label, phase, p99, color) in lines {
+            let data: Vec<(f64, f64)> = pts
+                .iter()
+                .filter(|r| r.phase.starts_with(phase))
+                .map(|r| (r.x as f64, if p99 { r.p99_ms } else { r.p50_ms }))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(data.clone(), color.stroke_width(2)))?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+            chart.draw_series(data.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
+        }
+        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    }
+    root.present()?;
     Ok(())
 }

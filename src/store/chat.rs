@@ -229,7 +229,7 @@ impl Store {
     /// because the read blocks.
     pub async fn read_chat_signals(
         &self,
-        con: &mut redis::aio::MultiplexedConnection,
+        con: &mut super::DedicatedConnection,
         cursor: &mut ChatCursor,
         block_ms: usize,
     ) -> Result<Vec<ChatSignal>> {

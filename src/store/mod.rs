@@ -5,6 +5,7 @@
 //! in `lua/`.
 
 mod chat;
+mod counted;
 pub mod keys;
 mod scripts;
 
@@ -19,6 +20,13 @@ use crate::model::{
 };
 use crate::routing;
 pub use chat::{ChatCursor, ChatSession, ChatSignal};
+use counted::Counted;
+pub use counted::round_trips;
+
+/// The shared, self-reconnecting connection.
+pub type SharedConnection = Counted<ConnectionManager>;
+/// A connection of its own, for blocking reads.
+pub type DedicatedConnection = Counted<redis::aio::MultiplexedConnection>;
 pub use keys::Keys;
 pub use scripts::Constants;
 use scripts::Scripts;
@@ -130,7 +138,7 @@ pub struct TimerSweep {
 
 #[derive(Clone)]
 pub struct Store {
-    con: ConnectionManager,
+    con: Counted<ConnectionManager>,
     client: redis::Client,
     keys: Keys,
     scripts: std::sync::Arc<Scripts>,
@@ -160,7 +168,7 @@ impl Store {
             max_messages: 10_000,
         };
         Ok(Store {
-            con,
+            con: Counted(con),
             client,
             keys: Keys::new(opts.key_root.clone()),
             scripts: std::sync::Arc::new(Scripts::new(&consts)),
@@ -177,12 +185,12 @@ impl Store {
     }
 
     /// A dedicated connection for blocking reads (XREAD BLOCK would stall a shared pipeline).
-    pub async fn dedicated_connection(&self) -> Result<redis::aio::MultiplexedConnection> {
+    pub async fn dedicated_connection(&self) -> Result<DedicatedConnection> {
         // Blocking reads wait up to their BLOCK time; the response timeout must allow for it.
         let cfg = redis::AsyncConnectionConfig::new()
             .set_response_timeout(Some(Duration::from_secs(30)))
             .set_connection_timeout(Some(Duration::from_secs(5)));
-        Ok(self.client.get_multiplexed_async_connection_with_config(&cfg).await?)
+        Ok(Counted(self.client.get_multiplexed_async_connection_with_config(&cfg).await?))
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -817,7 +825,7 @@ impl Store {
     /// to `block` for them.
     pub async fn outbox_read(
         &self,
-        con: &mut redis::aio::MultiplexedConnection,
+        con: &mut DedicatedConnection,
         consumer: &str,
         count: usize,
         block: Duration,
@@ -844,7 +852,7 @@ impl Store {
 
     async fn outbox_group_read(
         &self,
-        con: &mut redis::aio::MultiplexedConnection,
+        con: &mut DedicatedConnection,
         consumer: &str,
         count: usize,
         block: Option<Duration>,
@@ -976,7 +984,7 @@ impl Store {
 
     /// The shared, self-reconnecting connection, for channel adapters that keep their own
     /// bookkeeping under keys of [`keys::FORMATS`] (e.g. the email channel's IMAP positions).
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> SharedConnection {
         self.con.clone()
     }
 }

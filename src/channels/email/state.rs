@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
+use crate::store::SharedConnection;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use sha2::{Digest, Sha256};
 
 use super::parse::hex32;
@@ -46,7 +46,7 @@ pub struct OutRecord {
 
 #[derive(Clone)]
 pub struct EmailState {
-    con: ConnectionManager,
+    con: SharedConnection,
     keys: Keys,
 }
 
