@@ -25,14 +25,15 @@ use crate::config::Config;
 use crate::model::{AgentSpec, Capacity, Channel, NewInteraction, Presence, QueueSpec, Requirement};
 use crate::store::{Store, StoreOptions};
 
+/// The defaults are the headline run: 10,000 agents, 200 skills, 100 queues, 100,000 waiting.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// Agents with a desktop stream each.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 10_000)]
     pub agents: usize,
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 100)]
     pub queues: usize,
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 200)]
     pub skills: usize,
     /// Distinct skill sets among the agents; 0: each agent draws its own (1–5 skills).
     #[arg(long, default_value_t = 0)]
@@ -42,7 +43,7 @@ pub struct BenchArgs {
     pub interactions: usize,
     /// Interactions still waiting when "freed → next offer" is measured (the benchmark creates
     /// this many more than the agents' slots can hold).
-    #[arg(long, default_value_t = 10000)]
+    #[arg(long, default_value_t = 100_000)]
     pub backlog: usize,
     /// Concurrent creators.
     #[arg(long, default_value_t = 32)]

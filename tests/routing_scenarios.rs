@@ -419,6 +419,34 @@ async fn strategies_pick_the_right_agent() {
     assert_eq!(o.agent_id, "first", "least occupied");
 }
 
+/// An offer rewrites only the offered channel's routing entries, unless the queue scores agents
+/// by their total occupancy: then every channel's entry must move with it.
+#[tokio::test]
+async fn an_offer_on_one_channel_updates_the_others_where_it_matters() {
+    let s = S::new().await;
+    let mut occ = q("occupied", &[("x", 1)]);
+    occ.strategy = Strategy::LeastOccupied;
+    s.queue(occ).await;
+    s.queue(q("idle", &[("y", 1)])).await;
+    let cap = Capacity { voice: 0, chat: 2, sms: 0, email: 2 };
+    s.agent_with("a", &[("x", 1)], cap, None).await;
+    s.agent_with("b", &[("x", 1)], cap, None).await;
+    s.ready("a").await;
+    s.store.advance_clock(Duration::from_millis(10)).await.unwrap();
+    s.ready("b").await;
+    let chat = s.chat("occupied", "c1").await;
+    assert_eq!(chat.agent_id, "a", "equally free: longest idle");
+    let email = s.create(Channel::Email, "occupied", "e1@example.com", None).await;
+    assert_eq!(email.agent_id, "b", "a's chat counts against its email entry too");
+
+    s.agent_with("c", &[("y", 1)], Capacity { voice: 0, chat: 1, sms: 0, email: 1 }, None).await;
+    s.ready("c").await;
+    assert_eq!(s.chat("idle", "c2").await.agent_id, "c");
+    assert_eq!(s.chat("idle", "c3").await.state, InteractionState::Queued, "chat is full");
+    let email = s.create(Channel::Email, "idle", "e2@example.com", None).await;
+    assert_eq!(email.agent_id, "c", "a full chat leaves the email slot as it was");
+}
+
 #[tokio::test]
 async fn transfer_to_queue_keeps_age_and_boosts_priority() {
     let s = S::new().await;

@@ -422,9 +422,8 @@ impl Store {
             (u64::from(new.preferred_agent_wait_secs) * 1000).to_string(),
         ];
         let r = self.run("create", &self.scripts.create, &args).await?;
-        let id = r.first().cloned().ok_or_else(|| StoreError::Corrupt("create returned no id".into()))?;
         let created = r.get(1).is_some_and(|s| s == "1");
-        Ok((self.get_interaction(&id, false).await?, created))
+        Ok((interaction_from_reply(r.get(2..).unwrap_or_default(), false)?, created))
     }
 
     pub async fn append_customer_message(&self, iid: &str, body: &str) -> Result<Message> {
@@ -573,8 +572,8 @@ impl Store {
     }
 
     pub async fn accept(&self, aid: &str, iid: &str) -> Result<Interaction> {
-        self.run("accept", &self.scripts.accept, &[aid.to_string(), iid.to_string()]).await?;
-        self.get_interaction(iid, true).await
+        let r = self.run("accept", &self.scripts.accept, &[aid.to_string(), iid.to_string()]).await?;
+        interaction_from_reply(&r, true)
     }
 
     pub async fn reject(&self, aid: &str, iid: &str, reason: &str) -> Result<()> {
@@ -593,8 +592,8 @@ impl Store {
     pub async fn complete(&self, aid: &str, iid: &str, disposition: &str, notes: &str) -> Result<Interaction> {
         validate_disposition(disposition, notes)?;
         let args = [aid, iid, disposition, notes].map(String::from);
-        self.run("complete", &self.scripts.complete, &args).await?;
-        self.get_interaction(iid, false).await
+        let r = self.run("complete", &self.scripts.complete, &args).await?;
+        interaction_from_reply(&r, false)
     }
 
     pub async fn end_wrap_up(&self, aid: &str, iid: &str, disposition: &str, notes: &str) -> Result<Interaction> {
@@ -1009,6 +1008,22 @@ fn parse_u64(v: Option<&String>) -> Result<u64> {
 
 fn num(h: &HashMap<String, String>, k: &str) -> u64 {
     h.get(k).and_then(|v| v.parse::<f64>().ok()).map(|f| f as u64).unwrap_or(0)
+}
+
+/// An interaction from a script's `ok_ix` reply (after 'ok' and any extra values): the number of
+/// hash entries, the hash as field/value pairs, then the thread if asked for.
+fn interaction_from_reply(r: &[String], with_messages: bool) -> Result<Interaction> {
+    let n: usize = r.first().and_then(|n| n.parse().ok()).ok_or_else(|| StoreError::Corrupt(format!("reply {r:?}")))?;
+    let pairs = r.get(1..1 + n).ok_or_else(|| StoreError::Corrupt(format!("reply of {} entries", r.len())))?;
+    if pairs.is_empty() {
+        return Err(StoreError::NotFound("interaction_id: the interaction no longer exists".into()));
+    }
+    let h: HashMap<String, String> = pairs.chunks(2).map(|kv| (kv[0].clone(), kv[1].clone())).collect();
+    let mut ix = interaction_from_hash(&h)?;
+    if with_messages {
+        ix.messages = r[1 + n..].iter().map(|m| parse_message(m)).collect::<Result<_>>()?;
+    }
+    Ok(ix)
 }
 
 fn interaction_from_hash(h: &HashMap<String, String>) -> Result<Interaction> {

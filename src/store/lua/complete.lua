@@ -12,4 +12,4 @@ if ix.state == 'active' then
 else
   emit('disposition', iid, aid, ix.queue, { disposition = ARGV[3], notes = ARGV[4] })
 end
-return ok()
+return ok_ix(iid, false)

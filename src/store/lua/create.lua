@@ -3,7 +3,7 @@
 local iid, idem, ch, queue = ARGV[1], ARGV[2], ARGV[3], ARGV[7]
 if idem ~= '' then
   local existing = redis.call('GET', K.idem(idem))
-  if existing then return ok(existing, '0') end
+  if existing then return ok_ix(existing, false, existing, '0') end
 end
 local q = queue_cfg(queue)
 if not q then return err('NOT_FOUND', 'queue: no queue named "' .. queue .. '"') end
@@ -21,9 +21,17 @@ if ARGV[10] ~= '' then
   local p = redis.call('HGET', K.agent(ARGV[10]), 'presence')
   if p and p ~= 'offline' and tonumber(ARGV[11]) > 0 then target = ARGV[10] end
 end
-redis.call('HSET', K.ix(iid), 'id', iid, 'ch', ch, 'cust', ARGV[4], 'subj', ARGV[5], 'attrs', ARGV[6],
-  'queue', queue, 'pri', pri, 'enq', NOW, 'qenter', NOW, 'qseq', 1, 'stage', 0, 'created', NOW,
-  'target', target, 'oseq', 0, 'tseq', 0, 'nmsg', 0, 'state', 'queued', 'agent', '', 'pool', '', 'esc', '', 'xfer', '')
+local now = tostring(NOW)
+-- Held as it is written (strings, as a read would give), so routing need not read it back.
+local ix = { id = iid, ch = ch, cust = ARGV[4], subj = ARGV[5], attrs = ARGV[6], queue = queue, pri = tostring(pri),
+  enq = now, qenter = now, qseq = '1', stage = '0', created = now, target = target, oseq = '0', tseq = '0',
+  nmsg = '0', state = 'queued', agent = '', pool = '', esc = '', xfer = '' }
+local fields = {}
+for k, v in pairs(ix) do
+  fields[#fields + 1] = k
+  fields[#fields + 1] = v
+end
+redis.call('HSET', K.ix(iid), unpack(fields))
 if idem ~= '' then redis.call('SET', K.idem(idem), iid, 'EX', IDEM_TTL) end
 redis.call('SADD', K.qlive(queue), iid)
 emit('created', iid, '', queue, { channel = ch, customer = ARGV[4], subject = ARGV[5], priority = pri })
@@ -31,15 +39,14 @@ if ARGV[9] ~= '' then
   local seq = append_msg(iid, 'customer', '', ARGV[9])
   emit('message_in', iid, '', queue, { seq = seq, body = ARGV[9] })
 end
-local ix = ix_get(iid)
 if target ~= '' then
   local member = 'xfer|' .. iid .. '|1'
   redis.call('HSET', K.ix(iid), 'xfer', member, 'tseq', 1)
   redis.call('ZADD', K.timers(), NOW + tonumber(ARGV[11]), member)
-  ix.xfer = member
+  ix.xfer, ix.tseq = member, '1'
 end
 enwait(iid, ix)
 emit('queued', iid, '', queue, { stage = 0, preferred_agent = target })
 schedule_escalation(iid, ix, 0)
-try_route(iid)
-return ok(iid, '1')
+try_route(iid, ix)
+return ok_ix(iid, false, iid, '1')

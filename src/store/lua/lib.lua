@@ -157,9 +157,12 @@ local function notify(aid, kind, payload)
   end
 end
 
-local function refresh_agent(aid)
+-- `only`: the one channel whose load changed (an offer); the other channels' entries stay as
+-- they are unless the strategy scores by total occupancy or voice work blocks them.
+local function refresh_agent(aid, only)
   local a = hmap(K.agent(aid))
   if not a then return end
+  if only == 'voice' then only = nil end
   local pools = redis.call('HGETALL', K.agent_pools(aid))
   local names = {}
   for i = 1, #pools, 2 do names[#names + 1] = pools[i] end
@@ -168,8 +171,11 @@ local function refresh_agent(aid)
     local pool, ss = pools[i], num(pools[i + 1])
     local q = queue_route(pool_queue(pool))
     if q then
+      local partial = only and q.strategy ~= 'least_occupied'
       for _, ch in ipairs(q.channels) do
-        if can_take(a, ch) then
+        if partial and ch ~= only then
+          -- unchanged
+        elseif can_take(a, ch) then
           redis.call('ZADD', K.avail(pool, ch), agent_score(q.strategy, ss, a), aid)
         else
           redis.call('ZREM', K.avail(pool, ch), aid)
@@ -259,12 +265,13 @@ local function offer(iid, aid, ix)
   fig_incr(ix.queue, 'offered', 1)
   emit('offered', iid, aid, ix.queue, { expires = exp, seq = seq, channel = ix.ch })
   notify(aid, 'offer', { ix = iid, expires = exp, seq = seq })
-  refresh_agent(aid)
+  refresh_agent(aid, ix.ch)
 end
 
--- Direction 1: offer a queued interaction to the best eligible agent, if any.
-local function try_route(iid)
-  local ix = ix_get(iid)
+-- Direction 1: offer a queued interaction to the best eligible agent, if any. `ix`: the
+-- interaction as the caller holds it, if it does.
+local function try_route(iid, ix)
+  ix = ix or ix_get(iid)
   if not ix or ix.state ~= 'queued' then return false end
   if ix.target and ix.target ~= '' then
     local a = hmap(K.agent(ix.target))
@@ -515,4 +522,17 @@ end
 
 local function ok(...)
   return { 'ok', ... }
+end
+
+-- A reply that carries the interaction, so the caller need not read it back: 'ok', the extra
+-- values, the number of hash entries, the hash as field/value pairs, then (with_msgs) its thread.
+local function ok_ix(iid, with_msgs, ...)
+  local out = { 'ok', ... }
+  local h = redis.call('HGETALL', K.ix(iid))
+  out[#out + 1] = tostring(#h)
+  for i = 1, #h do out[#out + 1] = h[i] end
+  if with_msgs then
+    for _, m in ipairs(redis.call('LRANGE', K.ix_msgs(iid), 0, -1)) do out[#out + 1] = m end
+  end
+  return out
 end
