@@ -128,10 +128,19 @@ struct Shared {
     last_offer_us: AtomicU64,
     /// Desktops keep what they accept (for the completer to free later) instead of completing it.
     hold: AtomicBool,
-    held: Mutex<VecDeque<(usize, String)>>,
+    /// Agent, interaction, channel.
+    held: Mutex<VecDeque<(usize, String, i32)>>,
     senders: Mutex<Vec<Option<mpsc::Sender<pb::AgentRequest>>>>,
-    /// Per agent: when the completer last freed one of its slots.
-    freed_at: Vec<Mutex<Option<Instant>>>,
+    /// Per agent: when the completer last freed one of its slots, and on which channel.
+    freed_at: Vec<Mutex<Option<Freed>>>,
+}
+
+#[derive(Clone, Copy)]
+struct Freed {
+    at: Instant,
+    /// The same moment, in µs since `epoch`.
+    at_us: u64,
+    channel: i32,
 }
 
 impl Shared {
@@ -210,11 +219,25 @@ async fn desktop(
                 {
                     record(&shared.created_to_offer, now.saturating_sub(at));
                 }
-                let freed = shared.freed_at[idx].lock().expect("lock").take();
+                // An offer answers a freed slot if it is on that channel and was already waiting
+                // when the slot was freed. A completion that found nothing of its channel waiting
+                // (its queues' sets for it were empty) is not a routing delay; its record is
+                // dropped at the next offer on that channel, which came from a new arrival.
+                let created = ix
+                    .customer_address
+                    .strip_prefix('c')
+                    .and_then(|i| i.parse::<usize>().ok())
+                    .and_then(|i| shared.created_at.get(i))
+                    .map(|a| a.load(Relaxed));
+                let freed = {
+                    let mut slot = shared.freed_at[idx].lock().expect("lock");
+                    slot.filter(|f| f.channel == ix.channel).and_then(|_| slot.take())
+                };
                 if let Some(f) = freed
                     && shared.measure_freed.load(Relaxed)
+                    && created.is_some_and(|c| c > 0 && c < f.at_us)
                 {
-                    record(&shared.freed_to_offer, received.duration_since(f).as_micros() as u64);
+                    record(&shared.freed_to_offer, received.duration_since(f.at).as_micros() as u64);
                 }
                 shared.offers.fetch_add(1, Relaxed);
                 shared.last_offer_us.fetch_max(now, Relaxed);
@@ -225,7 +248,7 @@ async fn desktop(
                 })
                 .await?;
                 if shared.hold.load(Relaxed) {
-                    shared.held.lock().expect("lock").push_back((idx, ix.id));
+                    shared.held.lock().expect("lock").push_back((idx, ix.id, ix.channel));
                 } else {
                     tx.send(complete_request(ix.id)).await?;
                 }
@@ -255,7 +278,7 @@ async fn complete_held(shared: &Shared, n: usize, rate: u32) {
             tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / f64::from(rate))).await;
         }
         let mut waited = 0;
-        let (idx, iid) = loop {
+        let (idx, iid, channel) = loop {
             let next = shared.held.lock().expect("lock").pop_front();
             match next {
                 Some(h) => break h,
@@ -268,7 +291,8 @@ async fn complete_held(shared: &Shared, n: usize, rate: u32) {
         };
         let tx = shared.senders.lock().expect("lock")[idx].clone();
         if let Some(tx) = tx {
-            *shared.freed_at[idx].lock().expect("lock") = Some(Instant::now());
+            *shared.freed_at[idx].lock().expect("lock") =
+                Some(Freed { at: Instant::now(), at_us: shared.us(), channel });
             let _ = tx.send(complete_request(iid)).await;
         }
     }
@@ -880,8 +904,9 @@ fn settings(args: &BenchArgs) -> String {
         "\nSettings: {} agents, {} queues, {} skills, skill sets {} (0: each agent its own), {} decisions a phase, \
          {} waiting, {} creators, seed {}. A decision is an offer delivered on an agent's desktop stream. \
          \"max\" phases run open loop as fast as they can (throughput; their latency includes queueing); paced phases \
-         run at the rate shown (latency). \"freed\": a completion leaves the desktop; the agent was at capacity and \
-         work it can take was waiting. Per-decision figures count all the phase's work (creating, offering, accepting, \
+         run at the rate shown (latency). \"freed → next offer\": from a completion leaving the desktop to the \
+         offer on that channel of an interaction already waiting then (a completion that found nothing of its channel \
+         waiting in its queues is not counted). Per-decision figures count all the phase's work (creating, offering, accepting, \
          completing) divided by its offers; Redis commands include those run inside scripts, round trips are counted \
          as they leave the process (a pipeline is one).\n",
         args.agents,

@@ -90,6 +90,7 @@ impl Hub {
         let key = self.store.keys().inbox(&self.instance);
         let mut last = "0".to_string();
         let mut con = None;
+        let (mut untrimmed, mut trimmed_at) = (0usize, std::time::Instant::now());
         while !cancel.is_cancelled() {
             if con.is_none() {
                 match self.store.dedicated_connection().await {
@@ -158,8 +159,14 @@ impl Hub {
                     }
                 }
             }
-            // Entries already delivered are of no further use.
-            let _: Result<i64, _> = redis::cmd("XTRIM").arg(&key).arg("MINID").arg(&last).query_async(c).await;
+            // Entries already delivered are of no further use. Trimming after every read would
+            // add a round trip to each push when they come one at a time; once a second (or
+            // every thousand entries) keeps the inbox as short.
+            untrimmed += raw.len();
+            if untrimmed >= 1000 || trimmed_at.elapsed() >= Duration::from_secs(1) {
+                let _: Result<i64, _> = redis::cmd("XTRIM").arg(&key).arg("MINID").arg(&last).query_async(c).await;
+                (untrimmed, trimmed_at) = (0, std::time::Instant::now());
+            }
         }
     }
 
