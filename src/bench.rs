@@ -212,30 +212,28 @@ async fn desktop(
                 let now = shared.us();
                 let received = Instant::now();
                 let ix = o.interaction.unwrap_or_default();
-                if shared.measure_created.load(Relaxed)
-                    && let Some(i) = ix.customer_address.strip_prefix('c').and_then(|i| i.parse::<usize>().ok())
-                    && let Some(at) = shared.created_at.get(i).map(|a| a.load(Relaxed))
-                    && at > 0
-                {
-                    record(&shared.created_to_offer, now.saturating_sub(at));
-                }
-                // An offer answers a freed slot if it is on that channel and was already waiting
-                // when the slot was freed. A completion that found nothing of its channel waiting
-                // (its queues' sets for it were empty) is not a routing delay; its record is
-                // dropped at the next offer on that channel, which came from a new arrival.
+                // µs since `epoch` at which this interaction was handed to Redis (0: unknown).
                 let created = ix
                     .customer_address
                     .strip_prefix('c')
                     .and_then(|i| i.parse::<usize>().ok())
                     .and_then(|i| shared.created_at.get(i))
-                    .map(|a| a.load(Relaxed));
+                    .map_or(0, |a| a.load(Relaxed));
+                if shared.measure_created.load(Relaxed) && created > 0 {
+                    record(&shared.created_to_offer, now.saturating_sub(created));
+                }
+                // An offer answers a freed slot if it is on that channel and was already waiting
+                // when the slot was freed. A completion that found nothing of its channel waiting
+                // (its queues' sets for it were empty) is not a routing delay; its record is
+                // dropped at the next offer on that channel, which came from a new arrival.
                 let freed = {
                     let mut slot = shared.freed_at[idx].lock().expect("lock");
                     slot.filter(|f| f.channel == ix.channel).and_then(|_| slot.take())
                 };
                 if let Some(f) = freed
                     && shared.measure_freed.load(Relaxed)
-                    && created.is_some_and(|c| c > 0 && c < f.at_us)
+                    && created > 0
+                    && created < f.at_us
                 {
                     record(&shared.freed_to_offer, received.duration_since(f.at).as_micros() as u64);
                 }

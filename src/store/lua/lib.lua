@@ -173,12 +173,12 @@ local function refresh_agent(aid, only)
     if q then
       local partial = only and q.strategy ~= 'least_occupied'
       for _, ch in ipairs(q.channels) do
-        if partial and ch ~= only then
-          -- unchanged
-        elseif can_take(a, ch) then
-          redis.call('ZADD', K.avail(pool, ch), agent_score(q.strategy, ss, a), aid)
-        else
-          redis.call('ZREM', K.avail(pool, ch), aid)
+        if not partial or ch == only then
+          if can_take(a, ch) then
+            redis.call('ZADD', K.avail(pool, ch), agent_score(q.strategy, ss, a), aid)
+          else
+            redis.call('ZREM', K.avail(pool, ch), aid)
+          end
         end
       end
     end
