@@ -109,6 +109,36 @@ async fn new_interaction_goes_to_an_eligible_ready_agent_only() {
     assert_eq!(ix.agent_id, "good");
 }
 
+/// The operations live in Redis as a functions library. A Redis that lost it (a restart without
+/// persistence, FUNCTION FLUSH) gets it back on the next call, and a deployment with another key
+/// root on the same Redis keeps a library of its own.
+#[tokio::test]
+async fn routing_functions_come_back_when_redis_loses_them() {
+    let s = S::new().await;
+    s.queue(q("billing", &[("billing", 5)])).await;
+    s.agent("good", &[("billing", 5)]).await;
+    s.ready("good").await;
+    let mut con = s._redis.client().await;
+    let _: () = redis::cmd("FUNCTION").arg("FLUSH").query_async(&mut con).await.unwrap();
+    let ix = s.chat("billing", "c1").await;
+    assert_eq!((ix.state, ix.agent_id.as_str()), (InteractionState::Offered, "good"));
+
+    let opts = StoreOptions { key_root: "sb:{other}:".into(), ..Default::default() };
+    let other = Store::connect(&s._redis.url, opts).await.unwrap();
+    let libs: Vec<redis::Value> =
+        redis::cmd("FUNCTION").arg("LIST").arg("LIBRARYNAME").arg("switchboard_*").query_async(&mut con).await.unwrap();
+    assert_eq!(libs.len(), 2, "one library per key root: {libs:?}");
+    let new = NewInteraction {
+        channel: Some(Channel::Chat),
+        customer_address: "c2".into(),
+        queue: "billing".into(),
+        ..Default::default()
+    };
+    assert!(matches!(other.create_interaction(&new).await, Err(StoreError::NotFound(_))));
+    let ix = s.chat("billing", "c3").await;
+    assert_eq!((ix.state, ix.agent_id.as_str()), (InteractionState::Offered, "good"), "the first root still routes");
+}
+
 #[tokio::test]
 async fn backlog_drains_when_an_agent_becomes_ready() {
     let s = S::new().await;

@@ -29,7 +29,7 @@ pub type SharedConnection = Counted<ConnectionManager>;
 pub type DedicatedConnection = Counted<redis::aio::MultiplexedConnection>;
 pub use keys::Keys;
 pub use scripts::Constants;
-use scripts::Scripts;
+use scripts::{Function, Scripts};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -167,13 +167,29 @@ impl Store {
             inbox_maxlen: 100_000,
             max_messages: 10_000,
         };
-        Ok(Store {
+        let store = Store {
             con: Counted(con),
             client,
             keys: Keys::new(opts.key_root.clone()),
             scripts: std::sync::Arc::new(Scripts::new(&consts)),
             opts,
-        })
+        };
+        store.load_library().await?;
+        Ok(store)
+    }
+
+    /// Loads the operations' library (idempotent: same source, same name). Also needed after a
+    /// Redis restart without persistence or a `FUNCTION FLUSH`, which `run` notices.
+    async fn load_library(&self) -> Result<()> {
+        let mut con = self.con.clone();
+        let _: String = redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg("REPLACE")
+            .arg(&self.scripts.library)
+            .query_async(&mut con)
+            .await?;
+        tracing::debug!(library = %self.scripts.library_name, "loaded the routing functions into Redis");
+        Ok(())
     }
 
     pub fn keys(&self) -> &Keys {
@@ -199,15 +215,18 @@ impl Store {
         Ok(())
     }
 
-    async fn run(&self, name: &'static str, script: &redis::Script, args: &[String]) -> Result<Vec<String>> {
+    async fn run(&self, name: &'static str, function: &Function, args: &[String]) -> Result<Vec<String>> {
         let mut con = self.con.clone();
-        // KEYS[1] only routes the call to the domain's slot; scripts build their keys from the root.
-        let mut inv = script.key(self.keys.meta());
-        for a in args {
-            inv.arg(a);
-        }
+        // KEYS[1] only routes the call to the domain's slot; functions build their keys from the root.
+        let mut cmd = redis::cmd("FCALL");
+        cmd.arg(&function.0).arg(1).arg(self.keys.meta()).arg(args);
         let started = std::time::Instant::now();
-        let reply: std::result::Result<Vec<String>, _> = inv.invoke_async(&mut con).await;
+        let mut reply: std::result::Result<Vec<String>, redis::RedisError> = cmd.query_async(&mut con).await;
+        if reply.as_ref().is_err_and(is_function_missing) {
+            tracing::warn!(library = %self.scripts.library_name, "Redis lost the routing functions; loading them again");
+            self.load_library().await?;
+            reply = cmd.query_async(&mut con).await;
+        }
         metrics::histogram!("switchboard_script_seconds", "script" => name).record(started.elapsed().as_secs_f64());
         let reply = match reply {
             Ok(r) => r,
@@ -1101,4 +1120,9 @@ fn agent_status_from_hash(id: &str, h: &HashMap<String, String>) -> Result<Agent
         load,
         capacity: Capacity { voice: cap("voice"), chat: cap("chat"), sms: cap("sms"), email: cap("email") },
     })
+}
+
+/// Redis answers an FCALL of a function it does not have with `ERR Function not found`.
+fn is_function_missing(e: &redis::RedisError) -> bool {
+    e.code() == Some("ERR") && e.detail().is_some_and(|d| d.starts_with("Function not found"))
 }

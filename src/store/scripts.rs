@@ -1,26 +1,50 @@
-//! The Lua scripts, assembled as: generated prelude (key builders, constants) + `lib.lua` + body.
-
-use redis::Script;
+//! The Lua operations, as one Redis Functions library: generated prelude (key builders,
+//! constants) + `lib.lua` + each operation's body registered as a function.
+//!
+//! Loaded once (`FUNCTION LOAD`) instead of run as scripts: a script re-creates every shared
+//! function and key builder on each run, and Redis keeps a compiled copy of the whole library
+//! per script. The library's name and its functions' names carry a digest of its source, so
+//! daemons of different versions or key roots on one Redis each call their own.
 
 use super::keys;
 
 const LIB: &str = include_str!("lua/lib.lua");
 
+/// Stands for the function-name prefix until the source's digest is known.
+const PREFIX: &str = "@@SB_PREFIX@@";
+
+/// A registered function's full name, as FCALL takes it.
+#[derive(Debug, Clone)]
+pub struct Function(pub String);
+
 macro_rules! scripts {
     ($($name:ident),* $(,)?) => {
-        /// One compiled script per routing operation.
+        /// One function per routing operation, and the library that registers them.
         pub struct Scripts {
-            $(pub $name: Script,)*
+            $(pub $name: Function,)*
+            /// The `FUNCTION LOAD` source.
+            pub library: String,
+            /// `switchboard_<digest>`.
+            pub library_name: String,
         }
 
         impl Scripts {
             pub fn new(consts: &Constants) -> Scripts {
-                let head = prelude(consts);
+                let mut body = format!("{}\n{LIB}\n", prelude(consts));
+                $(
+                    body.push_str(&format!(
+                        "redis.register_function('{PREFIX}{}', function(KEYS, ARGV)\nbegin()\n{}\nend)\n",
+                        stringify!($name),
+                        include_str!(concat!("lua/", stringify!($name), ".lua")),
+                    ));
+                )*
+                let digest = redis::Script::new(&body).get_hash()[..16].to_string();
+                let prefix = format!("sb_{digest}_");
+                let library_name = format!("switchboard_{digest}");
                 Scripts {
-                    $($name: Script::new(&format!(
-                        "{head}\n{LIB}\n-- {}\n{}", stringify!($name),
-                        include_str!(concat!("lua/", stringify!($name), ".lua"))
-                    )),)*
+                    $($name: Function(format!("{prefix}{}", stringify!($name))),)*
+                    library: format!("#!lua name={library_name}\n{}", body.replace(PREFIX, &prefix)),
+                    library_name,
                 }
             }
         }
