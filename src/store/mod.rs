@@ -168,7 +168,7 @@ impl Store {
             max_messages: 10_000,
         };
         Ok(Store {
-            con: Counted(con),
+            con: Counted::shared(con),
             client,
             keys: Keys::new(opts.key_root.clone()),
             scripts: std::sync::Arc::new(Scripts::new(&consts)),
@@ -190,7 +190,7 @@ impl Store {
         let cfg = redis::AsyncConnectionConfig::new()
             .set_response_timeout(Some(Duration::from_secs(30)))
             .set_connection_timeout(Some(Duration::from_secs(5)));
-        Ok(Counted(self.client.get_multiplexed_async_connection_with_config(&cfg).await?))
+        Ok(Counted::dedicated(self.client.get_multiplexed_async_connection_with_config(&cfg).await?))
     }
 
     pub async fn ping(&self) -> Result<()> {
