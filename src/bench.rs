@@ -53,6 +53,10 @@ pub struct BenchArgs {
     /// (a sweep uses 500, so its points compare).
     #[arg(long, default_value_t = 0)]
     pub rate: u32,
+    /// Further paced rates (decisions/s) for the latency phases: latency against load. A sweep
+    /// runs only `--rate`.
+    #[arg(long, value_delimiter = ',', default_value = "100,250")]
+    pub latency_rates: Vec<u32>,
     /// Run the scaling series (agents 1k → 10k → 50k, backlog 1k → 100k, skill combinations
     /// 10 → 1,000) around the other settings, and plot latency against scale.
     #[arg(long)]
@@ -133,6 +137,12 @@ struct Shared {
     senders: Mutex<Vec<Option<mpsc::Sender<pb::AgentRequest>>>>,
     /// Per agent: when the completer last freed one of its slots, and on which channel.
     freed_at: Vec<Mutex<Option<Freed>>>,
+    /// Requests sent that each run one script (one round trip), so a phase's round trips can be
+    /// split by what they were for.
+    creates: AtomicU64,
+    presence_changes: AtomicU64,
+    accepts: AtomicU64,
+    completes: AtomicU64,
 }
 
 #[derive(Clone, Copy)]
@@ -158,6 +168,10 @@ impl Shared {
             held: Mutex::new(VecDeque::new()),
             senders: Mutex::new(vec![None; agents]),
             freed_at: (0..agents).map(|_| Mutex::new(None)).collect(),
+            creates: AtomicU64::new(0),
+            presence_changes: AtomicU64::new(0),
+            accepts: AtomicU64::new(0),
+            completes: AtomicU64::new(0),
         }
     }
 
@@ -240,6 +254,7 @@ async fn desktop(
                 shared.offers.fetch_add(1, Relaxed);
                 shared.last_offer_us.fetch_max(now, Relaxed);
                 n += 1;
+                shared.accepts.fetch_add(1, Relaxed);
                 tx.send(pb::AgentRequest {
                     request_id: format!("a{n}"),
                     kind: Some(Rq::Accept(pb::AcceptOffer { interaction_id: ix.id.clone() })),
@@ -248,6 +263,7 @@ async fn desktop(
                 if shared.hold.load(Relaxed) {
                     shared.held.lock().expect("lock").push_back((idx, ix.id, ix.channel));
                 } else {
+                    shared.completes.fetch_add(1, Relaxed);
                     tx.send(complete_request(ix.id)).await?;
                 }
             }
@@ -291,6 +307,7 @@ async fn complete_held(shared: &Shared, n: usize, rate: u32) {
         if let Some(tx) = tx {
             *shared.freed_at[idx].lock().expect("lock") =
                 Some(Freed { at: Instant::now(), at_us: shared.us(), channel });
+            shared.completes.fetch_add(1, Relaxed);
             let _ = tx.send(complete_request(iid)).await;
         }
     }
@@ -305,11 +322,43 @@ struct Snap {
     redis_cpu_us: u64,
     own_cpu_us: u64,
     round_trips: u64,
+    /// Round trips of the hub (the task that reads the inbox and delivers pushes to the streams).
+    hub_round_trips: u64,
+    sent: Sent,
+}
+
+/// Script-running requests the benchmark has sent so far.
+#[derive(Clone, Copy)]
+struct Sent {
+    creates: u64,
+    presence_changes: u64,
+    accepts: u64,
+    completes: u64,
+}
+
+impl Sent {
+    fn of(shared: &Shared) -> Sent {
+        Sent {
+            creates: shared.creates.load(Relaxed),
+            presence_changes: shared.presence_changes.load(Relaxed),
+            accepts: shared.accepts.load(Relaxed),
+            completes: shared.completes.load(Relaxed),
+        }
+    }
+}
+
+/// The script whose run makes a phase's decisions.
+#[derive(Clone, Copy, PartialEq)]
+enum Decider {
+    Create,
+    Presence,
+    Complete,
 }
 
 async fn snap(con: &mut redis::aio::MultiplexedConnection, shared: &Shared) -> anyhow::Result<Snap> {
     let stats = redis_info(con, "commandstats").await?;
     let cpu = redis_info(con, "cpu").await?;
+    let rt = crate::store::round_trips();
     Ok(Snap {
         at: Instant::now(),
         offers: shared.offers(),
@@ -317,7 +366,9 @@ async fn snap(con: &mut redis::aio::MultiplexedConnection, shared: &Shared) -> a
         usec: commandstats_field(&stats, "usec"),
         redis_cpu_us: redis_cpu_us(&cpu),
         own_cpu_us: own_cpu_us(),
-        round_trips: crate::store::round_trips(),
+        round_trips: rt.all,
+        hub_round_trips: rt.readers,
+        sent: Sent::of(shared),
     })
 }
 
@@ -336,12 +387,31 @@ struct Row {
     p999_ms: f64,
     commands: f64,
     round_trips: f64,
+    /// The round trips split by role (they add up to `round_trips`).
+    roles: Roles,
     redis_cpu_us: f64,
     own_cpu_us: f64,
     mem_per_waiting: f64,
+    /// Of `mem_per_waiting`, the event-log entries not yet delivered to a CRM.
+    events_per_waiting: f64,
     kib_per_agent: f64,
     /// Per command: calls and Redis µs per decision.
     by_command: Vec<(String, f64, f64)>,
+}
+
+/// Round trips per decision by what they were for.
+#[derive(Debug, Clone, Copy, Default)]
+struct Roles {
+    /// The script run that made the decision, and the hub's reads that delivered the offer.
+    routing: f64,
+    /// The hub's share of `routing`.
+    hub: f64,
+    /// Accepting, and completing when that is not what made the decision.
+    agent: f64,
+    /// Creating interactions when that is not what made the decision (the backlog's arrivals).
+    arrivals: f64,
+    /// The rest: timers, heartbeats, presence changes that made no decision.
+    other: f64,
 }
 
 fn sub(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>, k: &str) -> u64 {
@@ -352,6 +422,7 @@ impl Row {
     /// `until`: when the phase's last decision was made (defaults to `b.at`).
     fn between(
         phase: String,
+        decider: Decider,
         a: &Snap,
         b: &Snap,
         until: Option<Instant>,
@@ -369,6 +440,27 @@ impl Row {
         by_command.sort_by(|x, y| y.1.total_cmp(&x.1));
         let commands: u64 = b.calls.keys().filter(|k| *k != "info").map(|k| sub(&b.calls, &a.calls, k)).sum();
         let elapsed = until.unwrap_or(b.at).saturating_duration_since(a.at).as_secs_f64().max(1e-6);
+        let sent = |f: fn(&Sent) -> u64| f(&b.sent).saturating_sub(f(&a.sent));
+        let (creates, presence, accepts, completes) =
+            (sent(|s| s.creates), sent(|s| s.presence_changes), sent(|s| s.accepts), sent(|s| s.completes));
+        let deciding = match decider {
+            Decider::Create => creates,
+            Decider::Presence => presence,
+            Decider::Complete => completes,
+        };
+        let all = b.round_trips.saturating_sub(a.round_trips);
+        let hub = b.hub_round_trips.saturating_sub(a.hub_round_trips);
+        let agent = accepts + if decider == Decider::Complete { 0 } else { completes };
+        let arrivals = if decider == Decider::Create { 0 } else { creates };
+        // Each of those requests is one script run, one round trip. A request sent just before
+        // the phase's end may run after it: the rest is then off by the few still in flight.
+        let roles = Roles {
+            routing: per(deciding + hub),
+            hub: per(hub),
+            agent: per(agent),
+            arrivals: per(arrivals),
+            other: per(all.saturating_sub(deciding + hub + agent + arrivals)),
+        };
         Row {
             series: String::new(),
             x: 0,
@@ -382,10 +474,12 @@ impl Row {
             p99_ms,
             p999_ms,
             commands: per(commands),
-            round_trips: per(b.round_trips - a.round_trips),
+            round_trips: per(all),
+            roles,
             redis_cpu_us: per(b.redis_cpu_us - a.redis_cpu_us),
             own_cpu_us: per(b.own_cpu_us - a.own_cpu_us),
             mem_per_waiting: 0.0,
+            events_per_waiting: 0.0,
             kib_per_agent: 0.0,
             by_command,
         }
@@ -413,8 +507,12 @@ where
     Ok(())
 }
 
-async fn set_all(store: &Store, agents: usize, presence: &Presence) -> anyhow::Result<()> {
-    each(agents, 32, |a| async move { Ok(store.set_presence(&format!("a{a}"), presence, "bench").await?) }).await
+async fn set_all(store: &Store, shared: &Shared, agents: usize, presence: &Presence) -> anyhow::Result<()> {
+    each(agents, 32, |a| async move {
+        shared.presence_changes.fetch_add(1, Relaxed);
+        Ok(store.set_presence(&format!("a{a}"), presence, "bench").await?)
+    })
+    .await
 }
 
 /// Creates interactions `first..first + n` (customer `c{i}`) in the queues given, at `rate` per
@@ -453,6 +551,7 @@ async fn create_many(
                     ..Default::default()
                 };
                 shared.created_at[i].store(shared.us(), Relaxed);
+                shared.creates.fetch_add(1, Relaxed);
                 store.create_interaction(&new).await?;
             }
         }));
@@ -623,14 +722,14 @@ async fn point(args: &BenchArgs, rate: u32) -> anyhow::Result<Vec<Row>> {
     let mut next_ix = 0;
 
     // Phase 1: agents free, interactions created → offered (then completed at once).
-    set_all(&store, args.agents, &Presence::Ready).await?;
+    set_all(&store, &shared, args.agents, &Presence::Ready).await?;
     shared.measure_created.store(true, Relaxed);
-    let mut rate = rate;
-    for paced in [false, true] {
-        if paced && rate == 0 {
-            rate = ((rows.last().map(|r: &Row| r.per_sec).unwrap_or(200.0) / 2.0) as u32).max(1);
-        }
-        let r = if paced { rate } else { 0 };
+    let latency_rates = &args.latency_rates;
+    // Unpaced first (0); the paced rates follow once the unpaced throughput is known.
+    let mut rates = vec![0];
+    let mut i = 0;
+    while let Some(&r) = rates.get(i) {
+        let paced = r > 0;
         shared.created_to_offer.lock().expect("lock").reset();
         let a = snap(&mut con, &shared).await?;
         create_many(&store, &shared, next_ix..next_ix + n, &served, args.concurrency, r).await?;
@@ -638,33 +737,46 @@ async fn point(args: &BenchArgs, rate: u32) -> anyhow::Result<Vec<Row>> {
         wait_offers(&shared, a.offers + n as u64, Duration::from_secs(300)).await;
         let b = snap(&mut con, &shared).await?;
         let label = if paced { format!("created → offered at {r}/s") } else { "created → offered, max".into() };
-        rows.push(Row::between(label, &a, &b, None, Some(&shared.created_to_offer)));
+        rows.push(Row::between(label, Decider::Create, &a, &b, None, Some(&shared.created_to_offer)));
+        if i == 0 {
+            let half = ((rows.last().map(|r: &Row| r.per_sec).unwrap_or(200.0) / 2.0) as u32).max(1);
+            let first = if rate == 0 { half } else { rate };
+            rates.push(first);
+            rates.extend(latency_rates.iter().copied().filter(|&x| x > 0 && x != first));
+        }
+        i += 1;
     }
     shared.measure_created.store(false, Relaxed);
 
     // Phase 2: a backlog waits while nobody is ready; then everyone goes ready and fills up.
-    set_all(&store, args.agents, &Presence::NotReady("bench".into())).await?;
+    set_all(&store, &shared, args.agents, &Presence::NotReady("bench".into())).await?;
     wait_quiet(&shared, Duration::from_millis(500), Duration::from_secs(60)).await;
+    let events_key = store.keys().events();
     let mem_before = info_field(&redis_info(&mut con, "memory").await?, "used_memory");
+    let events_before = memory_usage(&mut con, &events_key).await?;
     create_many(&store, &shared, next_ix..next_ix + backlog_total, &served, args.concurrency, 0).await?;
     next_ix += backlog_total;
     let mem_after = info_field(&redis_info(&mut con, "memory").await?, "used_memory");
+    let events_after = memory_usage(&mut con, &events_key).await?;
     let mem_per_waiting = mem_after.saturating_sub(mem_before) as f64 / backlog_total.max(1) as f64;
+    // The event log holds each arrival's entries until the CRM has them (then it is trimmed);
+    // without a CRM, as here, up to its cap. Reported apart from the interaction's own state.
+    let events_per_waiting = events_after.saturating_sub(events_before) as f64 / backlog_total.max(1) as f64;
     shared.hold.store(true, Relaxed);
     let a = snap(&mut con, &shared).await?;
-    set_all(&store, args.agents, &Presence::Ready).await?;
+    set_all(&store, &shared, args.agents, &Presence::Ready).await?;
     wait_quiet(&shared, Duration::from_secs(1), Duration::from_secs(1800)).await;
     let b = snap(&mut con, &shared).await?;
     let last = shared.epoch + Duration::from_micros(shared.last_offer_us.load(Relaxed));
-    rows.push(Row::between("agents ready → offers up to capacity".into(), &a, &b, Some(last), None));
+    rows.push(Row::between("agents ready → offers up to capacity".into(), Decider::Presence, &a, &b, Some(last), None));
     rows.last_mut().expect("row").waiting = backlog_total;
     let waiting = backlog_total.saturating_sub((b.offers - a.offers) as usize);
 
     // Phase 3: the completer frees held slots; each freed slot pulls the next waiting interaction.
     // New interactions keep arriving at the same pace, so the backlog stays where it is.
     shared.measure_freed.store(true, Relaxed);
-    for paced in [false, true] {
-        let r = if paced { rate } else { 0 };
+    for &r in &rates {
+        let paced = r > 0;
         shared.freed_to_offer.lock().expect("lock").reset();
         let a = snap(&mut con, &shared).await?;
         let (_, created) = tokio::join!(
@@ -678,7 +790,7 @@ async fn point(args: &BenchArgs, rate: u32) -> anyhow::Result<Vec<Row>> {
         let until = shared.epoch + Duration::from_micros(shared.last_offer_us.load(Relaxed));
         let b = snap(&mut con, &shared).await?;
         let label = if paced { format!("freed → next offer at {r}/s") } else { "freed → next offer, max".into() };
-        let mut row = Row::between(label, &a, &b, Some(until), Some(&shared.freed_to_offer));
+        let mut row = Row::between(label, Decider::Complete, &a, &b, Some(until), Some(&shared.freed_to_offer));
         row.waiting = waiting;
         rows.push(row);
     }
@@ -690,9 +802,16 @@ async fn point(args: &BenchArgs, rate: u32) -> anyhow::Result<Vec<Row>> {
         r.agents = args.agents;
         r.combos = c.combos;
         r.mem_per_waiting = mem_per_waiting;
+        r.events_per_waiting = events_per_waiting;
         r.kib_per_agent = kib_per_agent;
     }
     Ok(rows)
+}
+
+/// Bytes a key takes, counted exactly (`SAMPLES 0`); 0 if it does not exist.
+async fn memory_usage(con: &mut redis::aio::MultiplexedConnection, key: &str) -> anyhow::Result<u64> {
+    let n: Option<u64> = redis::cmd("MEMORY").arg("USAGE").arg(key).arg("SAMPLES").arg(0).query_async(con).await?;
+    Ok(n.unwrap_or(0))
 }
 
 async fn redis_info(con: &mut redis::aio::MultiplexedConnection, section: &str) -> anyhow::Result<String> {
@@ -736,8 +855,21 @@ fn own_cpu_us() -> u64 {
     f.iter().sum::<u64>() * 10_000
 }
 
+/// What this machine allows before any routing: Redis's own ceiling and a no-op gRPC call's.
+#[derive(Debug, Clone, Copy)]
+struct Ceiling {
+    /// Plain round trips (PING) per second.
+    ping: f64,
+    /// EVALSHA of a 6-command script per second.
+    evalsha: f64,
+    /// No-op unary gRPC calls per second.
+    grpc_calls: f64,
+    /// This process's CPU (client and server side) per no-op gRPC call, µs.
+    grpc_cpu_us: f64,
+}
+
 /// Redis's own ceiling: ops/s for a plain round trip and for an EVALSHA of comparable work.
-async fn ceiling(url: &str, clients: usize, dur: Duration) -> anyhow::Result<(f64, f64)> {
+async fn redis_ceiling(url: &str, clients: usize, dur: Duration) -> anyhow::Result<(f64, f64)> {
     let client = redis::Client::open(url)?;
     let script = redis::Script::new(
         "local k = KEYS[1]
@@ -781,6 +913,63 @@ async fn ceiling(url: &str, clients: usize, dur: Duration) -> anyhow::Result<(f6
     Ok((out[0], out[1]))
 }
 
+/// Concurrent clients in each ceiling measurement.
+const CEILING_CLIENTS: usize = 50;
+
+/// Concurrent callers per HTTP/2 connection in the gRPC ceiling: several connections, each
+/// multiplexing many calls, as the benchmark's desktops share theirs.
+const GRPC_CALLERS_PER_CHANNEL: usize = 10;
+
+/// What a no-op unary gRPC call costs on this machine with the daemon's tonic setup (the health
+/// service's `Check`): calls per second, and this process's CPU per call (client and server, as
+/// the benchmark's figures for the daemon and its desktops). Creating, accepting and completing
+/// an interaction through the API are three such requests and an offer is a stream message, so
+/// this bounds decisions per second from the daemon's side whatever Redis does.
+async fn grpc_ceiling(clients: usize, dur: Duration) -> anyhow::Result<(f64, f64)> {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let endpoint = format!("http://{}", listener.local_addr()?);
+    let (_health, service) = tonic_health::server::health_reporter();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(20)))
+            .add_service(service)
+            .serve_with_incoming_shutdown(incoming, stop.clone().cancelled_owned()),
+    );
+    let mut channels = Vec::new();
+    for _ in 0..clients.div_ceil(GRPC_CALLERS_PER_CHANNEL) {
+        let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())?.connect().await?;
+        // The first call on a connection pays for its set-up; that is not what is measured.
+        HealthClient::new(channel.clone()).check(HealthCheckRequest::default()).await?;
+        channels.push(channel);
+    }
+    let cpu_before = own_cpu_us();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let mut client = HealthClient::new(channels[c / GRPC_CALLERS_PER_CHANNEL].clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while started.elapsed() < dur {
+                client.check(HealthCheckRequest::default()).await?;
+                n += 1;
+            }
+            Ok::<_, anyhow::Error>(n)
+        }));
+    }
+    let mut calls = 0;
+    for t in tasks {
+        calls += t.await??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = own_cpu_us().saturating_sub(cpu_before);
+    stop.cancel();
+    server.await??;
+    Ok((calls as f64 / elapsed, cpu as f64 / calls.max(1) as f64))
+}
+
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -795,8 +984,11 @@ fn rss_kib() -> u64 {
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let ceiling = {
         let redis = LocalRedis::start()?;
-        println!("ceiling: measuring Redis on this machine (50 clients, 3 s each) ...");
-        self::ceiling(&redis.url, 50, Duration::from_secs(3)).await?
+        println!("ceiling: measuring Redis on this machine ({CEILING_CLIENTS} clients, 3 s each) ...");
+        let (ping, evalsha) = redis_ceiling(&redis.url, CEILING_CLIENTS, Duration::from_secs(3)).await?;
+        println!("ceiling: measuring a no-op gRPC call on this machine ({CEILING_CLIENTS} clients, 3 s) ...");
+        let (grpc_calls, grpc_cpu_us) = grpc_ceiling(CEILING_CLIENTS, Duration::from_secs(3)).await?;
+        Ceiling { ping, evalsha, grpc_calls, grpc_cpu_us }
     };
     std::fs::create_dir_all(&args.out)?;
     if !args.sweep {
@@ -809,7 +1001,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let rate = if args.rate == 0 { 500 } else { args.rate };
-    let base = args.clone();
+    // One paced rate a point keeps a sweep's points comparable and its run time bounded.
+    let base = BenchArgs { latency_rates: Vec::new(), ..args.clone() };
     let mut series: Vec<(&str, Vec<(u64, BenchArgs)>)> = Vec::new();
     let vary = |f: &dyn Fn(&mut BenchArgs, u64), xs: &[u64]| {
         xs.iter()
@@ -844,17 +1037,26 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn ceiling_line(ceiling: (f64, f64)) -> String {
+fn ceiling_line(ceiling: Ceiling) -> String {
     format!(
-        "Redis ceiling on this machine, measured in the same run: {:.0} round trips/s (PING, 50 clients), \
-         {:.0} EVALSHA/s (a 6-command script).\n\n",
-        ceiling.0, ceiling.1
+        "Redis ceiling on this machine, measured in the same run: {:.0} round trips/s (PING, {} clients), \
+         {:.0} EVALSHA/s (a 6-command script). gRPC: {:.0} no-op unary calls/s, {:.0} µs CPU per call \
+         (health `Check`, {} clients over {} connections, the daemon's tonic setup; client and server CPU, \
+         as in \"daemon+desktops CPU\"). A decision through the API takes three requests (create, accept, \
+         complete) and a stream message.\n\n",
+        ceiling.ping,
+        CEILING_CLIENTS,
+        ceiling.evalsha,
+        ceiling.grpc_calls,
+        ceiling.grpc_cpu_us,
+        CEILING_CLIENTS,
+        CEILING_CLIENTS.div_ceil(GRPC_CALLERS_PER_CHANNEL)
     )
 }
 
 const TABLE_HEAD: &str = "| phase | agents | skill sets | waiting | decisions | decisions/s | % of EVALSHA ceiling | p50 ms | p99 ms | p99.9 ms | Redis round trips/decision | Redis commands/decision | Redis CPU µs/decision | daemon+desktops CPU µs/decision |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
 
-fn table_row(r: &Row, ceiling: (f64, f64)) -> String {
+fn table_row(r: &Row, ceiling: Ceiling) -> String {
     let lat = |v: f64| if r.p50_ms == 0.0 { "–".to_string() } else { format!("{v:.2}") };
     format!(
         "| {} | {} | {} | {} | {} | {:.0} | {:.0} % | {} | {} | {} | {:.2} | {:.1} | {:.0} | {:.0} |\n",
@@ -864,7 +1066,7 @@ fn table_row(r: &Row, ceiling: (f64, f64)) -> String {
         r.waiting,
         r.decisions,
         r.per_sec,
-        100.0 * r.per_sec / ceiling.1.max(1.0),
+        100.0 * r.per_sec / ceiling.evalsha.max(1.0),
         lat(r.p50_ms),
         lat(r.p99_ms),
         lat(r.p999_ms),
@@ -875,17 +1077,44 @@ fn table_row(r: &Row, ceiling: (f64, f64)) -> String {
     )
 }
 
-fn report(args: &BenchArgs, rows: &[Row], ceiling: (f64, f64)) -> String {
+const ROLES_HEAD: &str = "| phase | routing round trips/decision | of which the hub's | agent actions | arrivals | other | total |\n|---|---|---|---|---|---|---|\n";
+
+fn roles_row(label: &str, r: &Row) -> String {
+    let o = &r.roles;
+    format!(
+        "| {label} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
+        o.routing, o.hub, o.agent, o.arrivals, o.other, r.round_trips
+    )
+}
+
+const ROLES_NOTE: &str = "\nRedis round trips per decision, by role. Routing: the script run that makes the phase's \
+decisions (create; a presence change to ready; complete for \"freed → next offer\") and the hub's round trips \
+delivering the offer (its inbox reads, the one pipelined read of what a batch of pushes refers to, the occasional \
+inbox trim). Agent actions: accept, and complete where it is not the deciding script. Arrivals: creates that are \
+not the deciding script (new interactions keeping the backlog). Other: the rest (timers, heartbeats). Each \
+request counted is one script run; the few still in flight at a phase's end may move between phases.\n\n";
+
+fn report(args: &BenchArgs, rows: &[Row], ceiling: Ceiling) -> String {
     let mut md = ceiling_line(ceiling);
     md.push_str(TABLE_HEAD);
     for r in rows {
         md.push_str(&table_row(r, ceiling));
     }
+    md.push_str(ROLES_NOTE);
+    md.push_str(ROLES_HEAD);
+    for r in rows {
+        md.push_str(&roles_row(&r.phase, r));
+    }
     if let Some(r) = rows.first() {
         md.push_str(&format!(
-            "\nRedis memory per waiting interaction (no message bodies): {:.0} bytes. \
+            "\nRedis memory per waiting interaction (no message bodies): {:.0} bytes: {:.0} of the interaction's own \
+             state (its hash, waiting-set and queue-index entries) and {:.0} of event-log entries not yet delivered \
+             (trimmed once the CRM has them; this run has no CRM). \
              Process memory per connected agent stream (daemon and benchmark desktop in one process): {:.1} KiB.\n",
-            r.mem_per_waiting, r.kib_per_agent
+            r.mem_per_waiting,
+            r.mem_per_waiting - r.events_per_waiting,
+            r.events_per_waiting,
+            r.kib_per_agent
         ));
     }
     md.push_str("\nRedis commands per decision, by command (those inside scripts included): calls, and Redis µs.\n\n");
@@ -918,15 +1147,18 @@ fn settings(args: &BenchArgs) -> String {
     )
 }
 
-fn csv(rows: &[Row], ceiling: (f64, f64)) -> String {
+fn csv(rows: &[Row], ceiling: Ceiling) -> String {
     let mut csv = String::from(
         "series,x,phase,agents,skill_sets,waiting,decisions,decisions_per_s,ceiling_ratio,p50_ms,p99_ms,p999_ms,\
          round_trips_per_decision,commands_per_decision,redis_cpu_us_per_decision,process_cpu_us_per_decision,\
-         redis_bytes_per_waiting,kib_per_agent_stream\n",
+         redis_bytes_per_waiting,redis_event_log_bytes_per_waiting,kib_per_agent_stream,routing_round_trips_per_decision,hub_round_trips_per_decision,\
+         agent_round_trips_per_decision,arrival_round_trips_per_decision,other_round_trips_per_decision,\
+         grpc_noop_calls_per_s,grpc_cpu_us_per_call\n",
     );
     for r in rows {
         csv.push_str(&format!(
-            "{},{},{},{},{},{},{},{:.1},{:.4},{:.3},{:.3},{:.3},{:.3},{:.2},{:.1},{:.1},{:.0},{:.1}\n",
+            // Phase names hold commas ("created → offered, max").
+            "{},{},\"{}\",{},{},{},{},{:.1},{:.4},{:.3},{:.3},{:.3},{:.3},{:.2},{:.1},{:.1},{:.0},{:.0},{:.1},{:.3},{:.3},{:.3},{:.3},{:.3},{:.0},{:.1}\n",
             r.series,
             r.x,
             r.phase,
@@ -935,7 +1167,7 @@ fn csv(rows: &[Row], ceiling: (f64, f64)) -> String {
             r.waiting,
             r.decisions,
             r.per_sec,
-            r.per_sec / ceiling.1.max(1.0),
+            r.per_sec / ceiling.evalsha.max(1.0),
             r.p50_ms,
             r.p99_ms,
             r.p999_ms,
@@ -944,13 +1176,21 @@ fn csv(rows: &[Row], ceiling: (f64, f64)) -> String {
             r.redis_cpu_us,
             r.own_cpu_us,
             r.mem_per_waiting,
-            r.kib_per_agent
+            r.events_per_waiting,
+            r.kib_per_agent,
+            r.roles.routing,
+            r.roles.hub,
+            r.roles.agent,
+            r.roles.arrivals,
+            r.roles.other,
+            ceiling.grpc_calls,
+            ceiling.grpc_cpu_us
         ));
     }
     csv
 }
 
-fn sweep_report(args: &BenchArgs, rows: &[Row], ceiling: (f64, f64), rate: u32) -> String {
+fn sweep_report(args: &BenchArgs, rows: &[Row], ceiling: Ceiling, rate: u32) -> String {
     let mut md = ceiling_line(ceiling);
     md.push_str(&format!(
         "Paced phases at {rate}/s. Latency against scale: `sweep.svg`. Each point is a fresh Redis and daemon.\n"
@@ -967,14 +1207,30 @@ fn sweep_report(args: &BenchArgs, rows: &[Row], ceiling: (f64, f64), rate: u32) 
         for r in rows.iter().filter(|r| r.series == s) {
             md.push_str(&table_row(r, ceiling));
         }
+        md.push_str("\nRedis round trips per decision, by role (see below).\n\n");
+        md.push_str(&ROLES_HEAD.replacen("| phase |", &format!("| {s} | phase |"), 1).replacen(
+            "|---|",
+            "|---|---|",
+            1,
+        ));
+        for r in rows.iter().filter(|r| r.series == s) {
+            md.push_str(&roles_row(&format!("{} | {}", r.x, r.phase), r));
+        }
         md.push('\n');
         for r in rows.iter().filter(|r| r.series == s && r.phase.starts_with("created → offered, max")) {
             md.push_str(&format!(
-                "- {s} = {}: {:.0} bytes of Redis per waiting interaction, {:.1} KiB per agent stream\n",
-                r.x, r.mem_per_waiting, r.kib_per_agent
+                "- {s} = {}: {:.0} bytes of Redis per waiting interaction ({:.0} of state, {:.0} of undelivered \
+                 event log), {:.1} KiB per agent stream\n",
+                r.x,
+                r.mem_per_waiting,
+                r.mem_per_waiting - r.events_per_waiting,
+                r.events_per_waiting,
+                r.kib_per_agent
             ));
         }
     }
+    md.push_str(ROLES_NOTE.trim_end());
+    md.push('\n');
     md.push_str(&settings(args));
     md
 }

@@ -21,7 +21,7 @@ use crate::model::{
 use crate::routing;
 pub use chat::{ChatCursor, ChatSession, ChatSignal};
 use counted::Counted;
-pub use counted::round_trips;
+pub use counted::{as_reader, round_trips};
 
 /// The shared, self-reconnecting connection.
 pub type SharedConnection = Counted<ConnectionManager>;
@@ -168,7 +168,7 @@ impl Store {
             max_messages: 10_000,
         };
         let store = Store {
-            con: Counted(con),
+            con: Counted::shared(con),
             client,
             keys: Keys::new(opts.key_root.clone()),
             scripts: std::sync::Arc::new(Scripts::new(&consts)),
@@ -182,12 +182,8 @@ impl Store {
     /// Redis restart without persistence or a `FUNCTION FLUSH`, which `run` notices.
     async fn load_library(&self) -> Result<()> {
         let mut con = self.con.clone();
-        let _: String = redis::cmd("FUNCTION")
-            .arg("LOAD")
-            .arg("REPLACE")
-            .arg(&self.scripts.library)
-            .query_async(&mut con)
-            .await?;
+        let _: String =
+            redis::cmd("FUNCTION").arg("LOAD").arg("REPLACE").arg(&self.scripts.library).query_async(&mut con).await?;
         tracing::debug!(library = %self.scripts.library_name, "loaded the routing functions into Redis");
         Ok(())
     }
@@ -206,7 +202,7 @@ impl Store {
         let cfg = redis::AsyncConnectionConfig::new()
             .set_response_timeout(Some(Duration::from_secs(30)))
             .set_connection_timeout(Some(Duration::from_secs(5)));
-        Ok(Counted(self.client.get_multiplexed_async_connection_with_config(&cfg).await?))
+        Ok(Counted::dedicated(self.client.get_multiplexed_async_connection_with_config(&cfg).await?))
     }
 
     pub async fn ping(&self) -> Result<()> {
