@@ -701,7 +701,9 @@ async fn point(args: &BenchArgs, rate: u32) -> anyhow::Result<Vec<Row>> {
     let server = tokio::spawn(crate::server::Server::new(cfg).run(grpc, http, shutdown.clone()));
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let shared = Arc::new(Shared::new(args.agents, 4 * n + backlog_total));
+    // Two phases (created, freed) at each rate: unpaced, the first paced, the further ones.
+    let phases = 2 * (2 + args.latency_rates.len());
+    let shared = Arc::new(Shared::new(args.agents, phases * n + backlog_total));
     let rss_before = rss_kib();
     let stop = CancellationToken::new();
     let (ready_tx, mut ready_rx) = mpsc::channel(args.agents.max(1));

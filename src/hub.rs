@@ -185,10 +185,20 @@ impl Hub {
         let s = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or_default().to_string();
         let mut ix_ids = Vec::new();
         let mut msg_refs = Vec::new();
+        // Offers and assignments carry their interaction (a long thread aside): no read for those.
+        let mut carried: Vec<Option<crate::model::Interaction>> = Vec::with_capacity(raw.len());
         for (r, v) in raw.iter().zip(&parsed) {
+            carried.push(None);
             let Ok(v) = v else { continue };
             match r.kind.as_str() {
-                "offer" | "assigned" => ix_ids.push(s(v, "ix")),
+                "offer" | "assigned" => match crate::store::interaction_from_push(v) {
+                    Ok(Some(ix)) => *carried.last_mut().expect("pushed") = Some(ix),
+                    Ok(None) => ix_ids.push(s(v, "ix")),
+                    Err(error) => {
+                        warn!(message = "A push carried an unreadable interaction; reading it instead.", %error);
+                        ix_ids.push(s(v, "ix"))
+                    }
+                },
                 "message" => msg_refs.push((s(v, "ix"), v.get("seq").and_then(|x| x.as_u64()).unwrap_or(0))),
                 _ => {}
             }
@@ -196,16 +206,19 @@ impl Hub {
         let (interactions, messages) = self.store.interactions_and_messages(&ix_ids, &msg_refs).await?;
         let mut interactions = interactions.into_iter();
         let mut messages = messages.into_iter();
+        let mut shown = |carried: Option<crate::model::Interaction>| carried.or_else(|| interactions.next().flatten());
         Ok(raw
             .iter()
             .zip(parsed)
-            .map(|(r, v)| {
+            .zip(carried)
+            .map(|((r, v), carried)| {
                 let v = v?;
                 Ok(Some(match r.kind.as_str() {
-                    "offer" => match interactions.next().flatten() {
-                        // This push may lag behind: the offer can be gone (revoked, timed out) and
-                        // the interaction offered again, even to someone else. Only the very offer
-                        // is shown; the push that ended it follows in the inbox.
+                    "offer" => match shown(carried) {
+                        // A carried interaction is the offer as it was made; if it has ended since,
+                        // the push that ended it follows in the inbox. One read here may show the
+                        // offer gone already, or the interaction offered again, even to someone
+                        // else: only the very offer is shown.
                         Some(ix)
                             if ix.state == crate::model::InteractionState::Offered
                                 && ix.agent_id == r.agent
@@ -215,7 +228,7 @@ impl Hub {
                         }
                         _ => return Ok(None),
                     },
-                    "assigned" => match interactions.next().flatten() {
+                    "assigned" => match shown(carried) {
                         Some(ix) => Push::Assigned(ix),
                         None => {
                             return Err(StoreError::NotFound(format!(

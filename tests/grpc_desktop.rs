@@ -103,3 +103,54 @@ async fn escalation_reaches_the_desktop_on_time_alone() {
     assert_eq!(ix.id, created.id);
     assert_eq!(ix.escalation_stage, 1);
 }
+
+/// Offers and assignments carry their interaction with a short thread; a long thread (many
+/// messages, or large ones) is left out of the push and read by the instance instead. Either way
+/// the desktop sees the whole thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offers_show_the_whole_thread_however_long() {
+    let redis = RedisServer::start();
+    let sb = TestServer::start(&redis.url).await;
+    let mut admin = sb.admin().await;
+    admin
+        .put_queue(pb::PutQueueRequest { queue: Some(queue("sales", &[("english", 3)])), allow_update: false })
+        .await
+        .unwrap();
+    admin
+        .put_agent(pb::PutAgentRequest { agent: Some(agent("ann", &[("english", 5)])), allow_update: false })
+        .await
+        .unwrap();
+    let mut ixs = sb.interactions().await;
+    let mut threads = Vec::new();
+    // Short (carried), many messages, one large message (both read back).
+    for (customer, extra, body_len) in [("short", 2, 10), ("many", 30, 10), ("large", 1, 20_000)] {
+        let id = ixs.create_interaction(new_chat("sales", customer, "first")).await.unwrap().into_inner().id;
+        let mut bodies = vec!["first".to_string()];
+        for i in 0..extra {
+            let body = format!("{i:0>width$}", width = body_len);
+            ixs.append_message(pb::AppendMessageRequest {
+                interaction_id: id.clone(),
+                body: body.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+            bodies.push(body);
+        }
+        threads.push((id, bodies));
+    }
+    let mut ann = sb.desktop("ann", "tok-ann").await;
+    ann.ready().await;
+    for _ in 0..threads.len() {
+        let oi = ann.wait_offer().await.interaction.unwrap();
+        let (_, bodies) = threads.iter().find(|(id, _)| *id == oi.id).expect("an offer of one of ours");
+        let shown: Vec<String> = oi.messages.iter().map(|m| m.body.clone()).collect();
+        assert_eq!(&shown, bodies, "offer of {}", oi.customer_address);
+        ann.accept(&oi.id).await.unwrap();
+        let Ev::Assigned(a) = ann.wait_for("assigned", |e| matches!(e, Ev::Assigned(_))).await else { unreachable!() };
+        let assigned = a.interaction.unwrap();
+        assert_eq!((assigned.id.as_str(), assigned.messages.len()), (oi.id.as_str(), bodies.len()));
+        assert_eq!(assigned.state, pb::InteractionState::Active as i32);
+    }
+    sb.stop().await;
+}

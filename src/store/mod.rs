@@ -1025,6 +1025,27 @@ fn num(h: &HashMap<String, String>, k: &str) -> u64 {
     h.get(k).and_then(|v| v.parse::<f64>().ok()).map(|f| f as u64).unwrap_or(0)
 }
 
+/// The interaction a push carries (`carry_ix` in lib.lua), or `None` if it does not carry all of
+/// it (a thread too long to carry, or a push written without it), so the caller reads it.
+pub fn interaction_from_push(v: &serde_json::Value) -> Result<Option<Interaction>> {
+    let (Some(h), Some(1)) = (v.get("h").and_then(|h| h.as_array()), v.get("t").and_then(|t| t.as_u64())) else {
+        return Ok(None);
+    };
+    let text = |x: &serde_json::Value| {
+        x.as_str().map(str::to_string).ok_or_else(|| StoreError::Corrupt(format!("push: not a string: {x}")))
+    };
+    if h.len() % 2 != 0 {
+        return Err(StoreError::Corrupt(format!("push: odd hash of {} entries", h.len())));
+    }
+    let map = h.chunks(2).map(|kv| Ok((text(&kv[0])?, text(&kv[1])?))).collect::<Result<HashMap<_, _>>>()?;
+    let mut ix = interaction_from_hash(&map)?;
+    // An empty thread arrives as `{}`: Lua's cjson cannot tell an empty array from an empty object.
+    if let Some(serde_json::Value::Array(msgs)) = v.get("m") {
+        ix.messages = msgs.iter().map(|m| parse_message(&text(m)?)).collect::<Result<_>>()?;
+    }
+    Ok(Some(ix))
+}
+
 /// An interaction from a script's `ok_ix` reply (after 'ok' and any extra values): the number of
 /// hash entries, the hash as field/value pairs, then the thread if asked for.
 fn interaction_from_reply(r: &[String], with_messages: bool) -> Result<Interaction> {

@@ -13,5 +13,5 @@ fig_incr(ix.queue, 'accepted', 1)
 fig_incr(ix.queue, 'asa_ms', waited)
 if waited <= sl_ms then fig_incr(ix.queue, 'in_sl', 1) end
 emit('accepted', iid, aid, ix.queue, { waited_ms = waited })
-notify(aid, 'assigned', { ix = iid })
+notify(aid, 'assigned', { ix = iid }, iid)
 return ok_ix(iid, true)

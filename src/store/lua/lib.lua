@@ -145,10 +145,34 @@ local function emit(typ, iid, aid, queue, details)
   end
 end
 
+-- A push that shows an interaction carries it (`h`: its hash as field/value pairs; `t` = 1 and
+-- `m`: its thread, while short), so the instance holding the desktop need not read it back. A
+-- longer thread is left out; the hub reads it.
+local PUSH_THREAD_MAX_MSGS, PUSH_THREAD_MAX_BYTES = 20, 16384
+local function carry_ix(payload, iid)
+  local h = redis.call('HGETALL', K.ix(iid))
+  if #h == 0 then return end
+  payload.h = h
+  local n = 0
+  for i = 1, #h, 2 do
+    if h[i] == 'nmsg' then n = tonumber(h[i + 1]) or 0 end
+  end
+  if n > PUSH_THREAD_MAX_MSGS then return end
+  local msgs = n > 0 and redis.call('LRANGE', K.ix_msgs(iid), 0, -1) or {}
+  local bytes = 0
+  for _, m in ipairs(msgs) do bytes = bytes + #m end
+  if bytes <= PUSH_THREAD_MAX_BYTES then
+    payload.t, payload.m = 1, msgs
+  end
+end
+
 -- Push to the instance holding the agent's desktop stream, tagged with the session it is for.
-local function notify(aid, kind, payload)
+-- `carry`: the interaction the push shows, carried in it (see carry_ix).
+local function notify(aid, kind, payload, carry)
   local a = redis.call('HMGET', K.agent(aid), 'instance', 'session', 'connected')
   if a[1] and a[1] ~= '' and a[3] == '1' then
+    payload = payload or {}
+    if carry then carry_ix(payload, carry) end
     redis.call('XADD', K.inbox(a[1]), 'MAXLEN', '~', INBOX_MAXLEN, '*',
       'agent', aid, 'session', a[2] or '', 'kind', kind, 'data', cjson.encode(payload or {}))
   end
@@ -261,7 +285,7 @@ local function offer(iid, aid, ix)
   redis.call('ZADD', K.timers(), exp, 'offer|' .. iid .. '|' .. seq)
   fig_incr(ix.queue, 'offered', 1)
   emit('offered', iid, aid, ix.queue, { expires = exp, seq = seq, channel = ix.ch })
-  notify(aid, 'offer', { ix = iid, expires = exp, seq = seq })
+  notify(aid, 'offer', { ix = iid, expires = exp, seq = seq }, iid)
   refresh_agent(aid, ix.ch)
 end
 
