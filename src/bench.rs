@@ -1232,7 +1232,11 @@ fn sweep_report(args: &BenchArgs, rows: &[Row], ceiling: Ceiling, rate: u32) -> 
         }
     }
     md.push_str(ROLES_NOTE.trim_end());
-    md.push('\n');
+    md.push_str(
+        "\n\nKiB per agent stream is the growth of this process's memory while a point's desktops log in. All points \
+         run in one process, so after the first (1,000 agents) a point reuses memory freed by earlier ones and reads \
+         low; the headline run measures it in a fresh process.\n",
+    );
     md.push_str(&settings(args));
     md
 }
