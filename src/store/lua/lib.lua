@@ -6,7 +6,7 @@
 --  * an agent is in avail(pool, ch) iff it is eligible for the pool, ready, below capacity on ch
 --    and not blocked on ch by voice work (refresh_agent);
 --  * an interaction is in exactly one waiting set while queued (enwait/unwait);
---  * a transition and its event, push and timers happen in the same script run.
+--  * a transition and its event, push and timers happen in the same function call.
 
 -- Set by begin() at the start of every call: the library's locals outlive a call.
 local NOW
@@ -174,7 +174,7 @@ local function notify(aid, kind, payload, carry)
     payload = payload or {}
     if carry then carry_ix(payload, carry) end
     redis.call('XADD', K.inbox(a[1]), 'MAXLEN', '~', INBOX_MAXLEN, '*',
-      'agent', aid, 'session', a[2] or '', 'kind', kind, 'data', cjson.encode(payload or {}))
+      'agent', aid, 'session', a[2] or '', 'kind', kind, 'data', cjson.encode(payload))
   end
 end
 
