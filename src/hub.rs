@@ -188,20 +188,23 @@ impl Hub {
         // Offers and assignments carry their interaction (a long thread aside): no read for those.
         let mut carried: Vec<Option<crate::model::Interaction>> = Vec::with_capacity(raw.len());
         for (r, v) in raw.iter().zip(&parsed) {
-            carried.push(None);
-            let Ok(v) = v else { continue };
+            let Ok(v) = v else {
+                carried.push(None);
+                continue;
+            };
+            let ix = match r.kind.as_str() {
+                "offer" | "assigned" => crate::store::interaction_from_push(v).unwrap_or_else(|error| {
+                    warn!(message = "A push carried an unreadable interaction; reading it instead.", %error);
+                    None
+                }),
+                _ => None,
+            };
             match r.kind.as_str() {
-                "offer" | "assigned" => match crate::store::interaction_from_push(v) {
-                    Ok(Some(ix)) => *carried.last_mut().expect("pushed") = Some(ix),
-                    Ok(None) => ix_ids.push(s(v, "ix")),
-                    Err(error) => {
-                        warn!(message = "A push carried an unreadable interaction; reading it instead.", %error);
-                        ix_ids.push(s(v, "ix"))
-                    }
-                },
+                "offer" | "assigned" if ix.is_none() => ix_ids.push(s(v, "ix")),
                 "message" => msg_refs.push((s(v, "ix"), v.get("seq").and_then(|x| x.as_u64()).unwrap_or(0))),
                 _ => {}
             }
+            carried.push(ix);
         }
         let (interactions, messages) = self.store.interactions_and_messages(&ix_ids, &msg_refs).await?;
         let mut interactions = interactions.into_iter();
