@@ -690,3 +690,39 @@ async fn admin_changes_reroute_waiting_work() {
     s.store.put_queue(&q("fr", &[("french", 3)]), true).await.unwrap();
     assert_eq!(s.offered_to(&ix3.id).await.as_deref(), Some("b"));
 }
+
+/// Whom the agent's instance inbox has `assigned` pushes for: the session each is tagged with.
+async fn assigned_pushes(s: &S) -> Vec<String> {
+    let mut con = s._redis.client().await;
+    let r: redis::streams::StreamRangeReply =
+        redis::AsyncCommands::xrange_all(&mut con, s.store.keys().inbox(INSTANCE)).await.unwrap();
+    r.ids
+        .iter()
+        .filter(|e| e.get::<String>("kind").as_deref() == Some("assigned"))
+        .map(|e| e.get::<String>("session").unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test]
+async fn only_a_session_that_did_not_accept_is_pushed_the_assignment() {
+    let s = S::new().await;
+    s.queue(q("sales", &[])).await;
+    s.agent_with("a", &[], chat_only(3), None).await;
+    s.ready("a").await;
+    let (one, two, three) = (s.chat("sales", "c1").await, s.chat("sales", "c2").await, s.chat("sales", "c3").await);
+
+    // Accepted from the agent's own desktop session: its reply carries the interaction, which
+    // the session shows as assigned itself, so nothing is pushed.
+    let ix = s.store.accept_in_session("a", &one.id, "sess-a").await.unwrap();
+    assert_eq!(ix.state, InteractionState::Active);
+    assert!(assigned_pushes(&s).await.is_empty());
+
+    // Accepted by a session a new login has replaced meanwhile: the current session is told.
+    s.store.login("a", "tok-a", INSTANCE, "sess-a2").await.unwrap();
+    s.store.accept_in_session("a", &two.id, "sess-a").await.unwrap();
+    assert_eq!(assigned_pushes(&s).await, ["sess-a2"]);
+
+    // Accepted with no session behind it: pushed too.
+    s.store.accept("a", &three.id).await.unwrap();
+    assert_eq!(assigned_pushes(&s).await, ["sess-a2", "sess-a2"]);
+}

@@ -124,8 +124,17 @@ impl pb::agent_desktop_server::AgentDesktop for AgentDesktopService {
                                 None => break,
                             };
                             let request_id = req.request_id.clone();
-                            let reply = match svc.handle(&agent, req).await {
-                                Ok(ack) => Ev::Ack(pb::Ack { request_id, ..ack }),
+                            let accept = matches!(req.kind, Some(Rq::Accept(_)));
+                            let mut assigned = None;
+                            let reply = match svc.handle(&agent, &session, req).await {
+                                Ok(ack) => {
+                                    // The store makes no `assigned` push to the session that
+                                    // accepted (it saves the hub a read): the session shows it.
+                                    if accept {
+                                        assigned = ack.interaction.clone();
+                                    }
+                                    Ev::Ack(pb::Ack { request_id, ..ack })
+                                }
                                 Err(s) => Ev::Error(pb::RequestError {
                                     request_id,
                                     code: s.code() as i32,
@@ -133,6 +142,11 @@ impl pb::agent_desktop_server::AgentDesktop for AgentDesktopService {
                                 }),
                             };
                             if out_tx.send(Ok(event(reply))).await.is_err() {
+                                break;
+                            }
+                            if let Some(ix) = assigned
+                                && out_tx.send(Ok(event(Ev::Assigned(pb::Assigned { interaction: Some(ix) })))).await.is_err()
+                            {
                                 break;
                             }
                         }
@@ -212,13 +226,13 @@ impl AgentDesktopService {
         info!(message = "Agent stream closed.", agent, session);
     }
 
-    async fn handle(&self, agent: &str, req: pb::AgentRequest) -> Result<pb::Ack, Status> {
+    async fn handle(&self, agent: &str, session: &str, req: pb::AgentRequest) -> Result<pb::Ack, Status> {
         let started = std::time::Instant::now();
         let (op, result) = match req.kind {
             None => ("none", Err(Status::invalid_argument("request: no request kind set"))),
             Some(Rq::Login(_)) => ("login", Err(Status::failed_precondition("login: already logged in"))),
             Some(Rq::SetPresence(p)) => ("set_presence", self.set_presence(agent, p).await),
-            Some(Rq::Accept(a)) => ("accept", self.accept(agent, a).await),
+            Some(Rq::Accept(a)) => ("accept", self.accept(agent, session, a).await),
             Some(Rq::Reject(r)) => ("reject", self.reject(agent, r).await),
             Some(Rq::SendReply(r)) => ("send_reply", self.send_reply(agent, r).await),
             Some(Rq::Complete(c)) => ("complete", self.complete(agent, c).await),
@@ -242,9 +256,9 @@ impl AgentDesktopService {
         Ok(pb::Ack { agent: Some(super::agent_state_to_pb(&st)), ..Default::default() })
     }
 
-    async fn accept(&self, agent: &str, a: pb::AcceptOffer) -> Result<pb::Ack, Status> {
+    async fn accept(&self, agent: &str, session: &str, a: pb::AcceptOffer) -> Result<pb::Ack, Status> {
         let iid = required("interaction_id", &a.interaction_id)?;
-        let ix = self.store.accept(agent, iid).await.map_err(status)?;
+        let ix = self.store.accept_in_session(agent, iid, session).await.map_err(status)?;
         Ok(pb::Ack { interaction: Some(interaction_to_pb(&ix)), ..Default::default() })
     }
 

@@ -586,8 +586,17 @@ impl Store {
         self.run("presence", &self.scripts.presence, &args).await.map(|_| ())
     }
 
+    /// Accepts an offer with no desktop session behind it: the agent's session, if any, is told
+    /// with an `assigned` push.
     pub async fn accept(&self, aid: &str, iid: &str) -> Result<Interaction> {
-        let r = self.run("accept", &self.scripts.accept, &[aid.to_string(), iid.to_string()]).await?;
+        self.accept_in_session(aid, iid, "").await
+    }
+
+    /// Accepts an offer from the agent's desktop `session`, which shows the interaction from the
+    /// reply: no `assigned` push is made unless another session has replaced it meanwhile.
+    pub async fn accept_in_session(&self, aid: &str, iid: &str, session: &str) -> Result<Interaction> {
+        let r =
+            self.run("accept", &self.scripts.accept, &[aid.to_string(), iid.to_string(), session.to_string()]).await?;
         interaction_from_reply(&r, true)
     }
 
