@@ -121,12 +121,17 @@ impl Rng {
 /// State the desktops and the phases share.
 struct Shared {
     epoch: Instant,
+    /// `epoch` on the wall clock (µs since 1970), which Redis's decision timestamps are on.
+    epoch_wall_us: u64,
     /// When interaction `i` (customer address `c{i}`) was handed to Redis, in µs since `epoch`.
     created_at: Vec<AtomicU64>,
     created_to_offer: Mutex<Histogram<u64>>,
     freed_to_offer: Mutex<Histogram<u64>>,
     measure_created: AtomicBool,
     measure_freed: AtomicBool,
+    /// Each measured decision of the phase: µs from its start to the routing decision in Redis
+    /// (the interaction's "offered" timestamp), and from there to the desktop.
+    split: Mutex<Vec<(u64, u64)>>,
     offers: AtomicU64,
     /// µs since `epoch` of the latest offer.
     last_offer_us: AtomicU64,
@@ -157,11 +162,15 @@ impl Shared {
     fn new(agents: usize, interactions: usize) -> Shared {
         Shared {
             epoch: Instant::now(),
+            epoch_wall_us: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as u64),
             created_at: (0..interactions).map(|_| AtomicU64::new(0)).collect(),
             created_to_offer: Mutex::new(hist()),
             freed_to_offer: Mutex::new(hist()),
             measure_created: AtomicBool::new(false),
             measure_freed: AtomicBool::new(false),
+            split: Mutex::new(Vec::new()),
             offers: AtomicU64::new(0),
             last_offer_us: AtomicU64::new(0),
             hold: AtomicBool::new(false),
@@ -181,6 +190,16 @@ impl Shared {
 
     fn offers(&self) -> u64 {
         self.offers.load(Relaxed)
+    }
+
+    /// Splits a measured decision that started at `start_us` and reached the desktop at `now_us`
+    /// (both since `epoch`) at the moment Redis decided. That moment is on the wall clock in whole
+    /// ms, so each part is off by up to half a millisecond.
+    fn record_split(&self, ix: &pb::Interaction, start_us: u64, now_us: u64) {
+        let Some(offered) = ix.timestamps.get("offered") else { return };
+        let decided_wall = offered.seconds as u64 * 1_000_000 + offered.nanos as u64 / 1000 + 500;
+        let decided = decided_wall.saturating_sub(self.epoch_wall_us).clamp(start_us, now_us);
+        self.split.lock().expect("lock").push((decided - start_us, now_us - decided));
     }
 }
 
@@ -235,6 +254,7 @@ async fn desktop(
                     .map_or(0, |a| a.load(Relaxed));
                 if shared.measure_created.load(Relaxed) && created > 0 {
                     record(&shared.created_to_offer, now.saturating_sub(created));
+                    shared.record_split(&ix, created, now);
                 }
                 // An offer answers a freed slot if it is on that channel and was already waiting
                 // when the slot was freed. A completion that found nothing of its channel waiting
@@ -250,6 +270,7 @@ async fn desktop(
                     && created < f.at_us
                 {
                     record(&shared.freed_to_offer, received.duration_since(f.at).as_micros() as u64);
+                    shared.record_split(&ix, f.at_us, now);
                 }
                 shared.offers.fetch_add(1, Relaxed);
                 shared.last_offer_us.fetch_max(now, Relaxed);
@@ -325,6 +346,8 @@ struct Snap {
     /// Round trips of the hub (the task that reads the inbox and delivers pushes to the streams).
     hub_round_trips: u64,
     sent: Sent,
+    /// The machine's CPU time so far: (stolen by the hypervisor, all), in ticks.
+    machine_ticks: (u64, u64),
 }
 
 /// Script-running requests the benchmark has sent so far.
@@ -369,6 +392,7 @@ async fn snap(con: &mut redis::aio::MultiplexedConnection, shared: &Shared) -> a
         round_trips: rt.all,
         hub_round_trips: rt.readers,
         sent: Sent::of(shared),
+        machine_ticks: machine_ticks(),
     })
 }
 
@@ -397,6 +421,49 @@ struct Row {
     kib_per_agent: f64,
     /// Per command: calls and Redis µs per decision.
     by_command: Vec<(String, f64, f64)>,
+    split: Option<Split>,
+    /// Share of the machine's CPU time stolen by the hypervisor during the phase, %.
+    steal_pct: f64,
+}
+
+/// Where a phase's latency went: before the routing decision in Redis (the request reaching the
+/// daemon, the script run and its wait for Redis) and after it (the hub's read of the push and
+/// the stream to the desktop). In ms.
+#[derive(Debug, Clone, Copy)]
+struct Split {
+    before_p50: f64,
+    before_p99: f64,
+    after_p50: f64,
+    after_p99: f64,
+    /// Among the slowest 1 % of decisions: the mean of each part.
+    slow_before: f64,
+    slow_after: f64,
+}
+
+impl Split {
+    fn of(samples: &[(u64, u64)]) -> Option<Split> {
+        if samples.is_empty() {
+            return None;
+        }
+        let q = |mut v: Vec<u64>, x: f64| {
+            v.sort_unstable();
+            v[((v.len() - 1) as f64 * x).round() as usize] as f64 / 1000.0
+        };
+        let before: Vec<u64> = samples.iter().map(|s| s.0).collect();
+        let after: Vec<u64> = samples.iter().map(|s| s.1).collect();
+        let mut by_total = samples.to_vec();
+        by_total.sort_unstable_by_key(|s| std::cmp::Reverse(s.0 + s.1));
+        let slow = &by_total[..by_total.len().div_ceil(100)];
+        let mean = |f: fn(&(u64, u64)) -> u64| slow.iter().map(f).sum::<u64>() as f64 / slow.len() as f64 / 1000.0;
+        Some(Split {
+            before_p50: q(before.clone(), 0.5),
+            before_p99: q(before, 0.99),
+            after_p50: q(after.clone(), 0.5),
+            after_p99: q(after, 0.99),
+            slow_before: mean(|s| s.0),
+            slow_after: mean(|s| s.1),
+        })
+    }
 }
 
 /// Round trips per decision by what they were for.
@@ -482,6 +549,11 @@ impl Row {
             events_per_waiting: 0.0,
             kib_per_agent: 0.0,
             by_command,
+            split: None,
+            steal_pct: {
+                let (steal, all) = (b.machine_ticks.0 - a.machine_ticks.0, b.machine_ticks.1 - a.machine_ticks.1);
+                100.0 * steal as f64 / all.max(1) as f64
+            },
         }
     }
 }
@@ -733,13 +805,16 @@ async fn point(args: &BenchArgs, rate: u32) -> anyhow::Result<Vec<Row>> {
     while let Some(&r) = rates.get(i) {
         let paced = r > 0;
         shared.created_to_offer.lock().expect("lock").reset();
+        shared.split.lock().expect("lock").clear();
         let a = snap(&mut con, &shared).await?;
         create_many(&store, &shared, next_ix..next_ix + n, &served, args.concurrency, r).await?;
         next_ix += n;
         wait_offers(&shared, a.offers + n as u64, Duration::from_secs(300)).await;
         let b = snap(&mut con, &shared).await?;
         let label = if paced { format!("created → offered at {r}/s") } else { "created → offered, max".into() };
-        rows.push(Row::between(label, Decider::Create, &a, &b, None, Some(&shared.created_to_offer)));
+        let mut row = Row::between(label, Decider::Create, &a, &b, None, Some(&shared.created_to_offer));
+        row.split = Split::of(&shared.split.lock().expect("lock"));
+        rows.push(row);
         if i == 0 {
             let half = ((rows.last().map(|r: &Row| r.per_sec).unwrap_or(200.0) / 2.0) as u32).max(1);
             let first = if rate == 0 { half } else { rate };
@@ -780,6 +855,7 @@ async fn point(args: &BenchArgs, rate: u32) -> anyhow::Result<Vec<Row>> {
     for &r in &rates {
         let paced = r > 0;
         shared.freed_to_offer.lock().expect("lock").reset();
+        shared.split.lock().expect("lock").clear();
         let a = snap(&mut con, &shared).await?;
         let (_, created) = tokio::join!(
             complete_held(&shared, n, r),
@@ -794,6 +870,7 @@ async fn point(args: &BenchArgs, rate: u32) -> anyhow::Result<Vec<Row>> {
         let label = if paced { format!("freed → next offer at {r}/s") } else { "freed → next offer, max".into() };
         let mut row = Row::between(label, Decider::Complete, &a, &b, Some(until), Some(&shared.freed_to_offer));
         row.waiting = waiting;
+        row.split = Split::of(&shared.split.lock().expect("lock"));
         rows.push(row);
     }
 
@@ -855,6 +932,16 @@ fn own_cpu_us() -> u64 {
     let f: Vec<u64> = rest.split_whitespace().skip(11).take(2).filter_map(|v| v.parse().ok()).collect();
     // Clock ticks are 100 Hz on Linux.
     f.iter().sum::<u64>() * 10_000
+}
+
+/// The machine's CPU time so far, from /proc/stat: (stolen, all) in clock ticks. On a shared
+/// virtual machine, time stolen by the hypervisor shows up as latency the code did not cause.
+fn machine_ticks() -> (u64, u64) {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else { return (0, 0) };
+    let Some(cpu) = stat.lines().next().and_then(|l| l.strip_prefix("cpu ")) else { return (0, 0) };
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let f: Vec<u64> = cpu.split_whitespace().take(8).filter_map(|v| v.parse().ok()).collect();
+    (f.get(7).copied().unwrap_or(0), f.iter().sum())
 }
 
 /// What this machine allows before any routing: Redis's own ceiling and a no-op gRPC call's.
@@ -1096,6 +1183,27 @@ inbox trim). Agent actions: accept, and complete where it is not the deciding sc
 not the deciding script (new interactions keeping the backlog). Other: the rest (timers, heartbeats). Each \
 request counted is one script run; the few still in flight at a phase's end may move between phases.\n\n";
 
+const SPLIT_NOTE: &str = "\nWhere the latency goes. Before the decision: from the phase's start (the create handed \
+to Redis; the completion leaving the desktop) to the routing decision in Redis, which is the interaction's \
+\"offered\" timestamp: the request on its way to the daemon and Redis, and the run of the routing function. \
+After: from the decision to the offer on the desktop: the hub's read of the push and the agent's stream. The \
+timestamp is in whole milliseconds, so each part is off by up to half of one. The last two columns are the means of \
+each part over the slowest 1 % of the phase's decisions. Stolen: the share of the machine's CPU time the \
+hypervisor gave to other guests during the phase (/proc/stat); on a shared virtual machine it shows as latency \
+the code did not cause.\n\n";
+
+const SPLIT_HEAD: &str = "| phase | before the decision p50 ms | p99 ms | after it p50 ms | p99 ms | slowest 1 %: before, mean ms | after, mean ms | CPU stolen % |\n|---|---|---|---|---|---|---|---|\n";
+
+fn split_row(label: &str, r: &Row) -> String {
+    match r.split {
+        Some(s) => format!(
+            "| {label} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} |\n",
+            s.before_p50, s.before_p99, s.after_p50, s.after_p99, s.slow_before, s.slow_after, r.steal_pct
+        ),
+        None => String::new(),
+    }
+}
+
 fn report(args: &BenchArgs, rows: &[Row], ceiling: Ceiling) -> String {
     let mut md = ceiling_line(ceiling);
     md.push_str(TABLE_HEAD);
@@ -1106,6 +1214,11 @@ fn report(args: &BenchArgs, rows: &[Row], ceiling: Ceiling) -> String {
     md.push_str(ROLES_HEAD);
     for r in rows {
         md.push_str(&roles_row(&r.phase, r));
+    }
+    md.push_str(SPLIT_NOTE);
+    md.push_str(SPLIT_HEAD);
+    for r in rows {
+        md.push_str(&split_row(&r.phase, r));
     }
     if let Some(r) = rows.first() {
         md.push_str(&format!(
@@ -1155,12 +1268,13 @@ fn csv(rows: &[Row], ceiling: Ceiling) -> String {
          round_trips_per_decision,commands_per_decision,redis_cpu_us_per_decision,process_cpu_us_per_decision,\
          redis_bytes_per_waiting,redis_event_log_bytes_per_waiting,kib_per_agent_stream,routing_round_trips_per_decision,hub_round_trips_per_decision,\
          agent_round_trips_per_decision,arrival_round_trips_per_decision,other_round_trips_per_decision,\
-         grpc_noop_calls_per_s,grpc_cpu_us_per_call\n",
+         grpc_noop_calls_per_s,grpc_cpu_us_per_call,before_decision_p50_ms,before_decision_p99_ms,\
+         after_decision_p50_ms,after_decision_p99_ms,cpu_stolen_pct\n",
     );
     for r in rows {
         csv.push_str(&format!(
             // Phase names hold commas ("created → offered, max").
-            "{},{},\"{}\",{},{},{},{},{:.1},{:.4},{:.3},{:.3},{:.3},{:.3},{:.2},{:.1},{:.1},{:.0},{:.0},{:.1},{:.3},{:.3},{:.3},{:.3},{:.3},{:.0},{:.1}\n",
+            "{},{},\"{}\",{},{},{},{},{:.1},{:.4},{:.3},{:.3},{:.3},{:.3},{:.2},{:.1},{:.1},{:.0},{:.0},{:.1},{:.3},{:.3},{:.3},{:.3},{:.3},{:.0},{:.1},{},{:.1}\n",
             r.series,
             r.x,
             r.phase,
@@ -1186,7 +1300,12 @@ fn csv(rows: &[Row], ceiling: Ceiling) -> String {
             r.roles.arrivals,
             r.roles.other,
             ceiling.grpc_calls,
-            ceiling.grpc_cpu_us
+            ceiling.grpc_cpu_us,
+            r.split.map_or(",,,".to_string(), |s| format!(
+                "{:.3},{:.3},{:.3},{:.3}",
+                s.before_p50, s.before_p99, s.after_p50, s.after_p99
+            )),
+            r.steal_pct
         ));
     }
     csv
@@ -1218,6 +1337,15 @@ fn sweep_report(args: &BenchArgs, rows: &[Row], ceiling: Ceiling, rate: u32) -> 
         for r in rows.iter().filter(|r| r.series == s) {
             md.push_str(&roles_row(&format!("{} | {}", r.x, r.phase), r));
         }
+        md.push_str("\nWhere the latency goes (see below).\n\n");
+        md.push_str(&SPLIT_HEAD.replacen("| phase |", &format!("| {s} | phase |"), 1).replacen(
+            "|---|",
+            "|---|---|",
+            1,
+        ));
+        for r in rows.iter().filter(|r| r.series == s) {
+            md.push_str(&split_row(&format!("{} | {}", r.x, r.phase), r));
+        }
         md.push('\n');
         for r in rows.iter().filter(|r| r.series == s && r.phase.starts_with("created → offered, max")) {
             md.push_str(&format!(
@@ -1232,6 +1360,7 @@ fn sweep_report(args: &BenchArgs, rows: &[Row], ceiling: Ceiling, rate: u32) -> 
         }
     }
     md.push_str(ROLES_NOTE.trim_end());
+    md.push_str(SPLIT_NOTE.trim_end());
     md.push_str(
         "\n\nKiB per agent stream is the growth of this process's memory while a point's desktops log in. All points \
          run in one process, so after the first (1,000 agents) a point reuses memory freed by earlier ones and reads \
