@@ -193,8 +193,8 @@ impl Shared {
     }
 
     /// Splits a measured decision that started at `start_us` and reached the desktop at `now_us`
-    /// (both since `epoch`) at the moment Redis decided. That moment is on the wall clock in whole
-    /// ms, so each part is off by up to half a millisecond.
+    /// (both since `epoch`) where the deciding function call started running in Redis. That moment
+    /// is on the wall clock in whole ms, so each part is off by up to half a millisecond.
     fn record_split(&self, ix: &pb::Interaction, start_us: u64, now_us: u64) {
         let Some(offered) = ix.timestamps.get("offered") else { return };
         let decided_wall = offered.seconds as u64 * 1_000_000 + offered.nanos as u64 / 1000 + 500;
@@ -426,9 +426,10 @@ struct Row {
     steal_pct: f64,
 }
 
-/// Where a phase's latency went: before the routing decision in Redis (the request reaching the
-/// daemon, the script run and its wait for Redis) and after it (the hub's read of the push and
-/// the stream to the desktop). In ms.
+/// Where a phase's latency went, split where the deciding function call starts running in Redis
+/// (its clock reading is the interaction's "offered" timestamp): before (the request reaching the
+/// daemon and waiting for Redis) and after (the function's run, the hub's read of its push and the
+/// stream to the desktop). In ms.
 #[derive(Debug, Clone, Copy)]
 struct Split {
     before_p50: f64,
@@ -1183,16 +1184,16 @@ inbox trim). Agent actions: accept, and complete where it is not the deciding sc
 not the deciding script (new interactions keeping the backlog). Other: the rest (timers, heartbeats). Each \
 request counted is one script run; the few still in flight at a phase's end may move between phases.\n\n";
 
-const SPLIT_NOTE: &str = "\nWhere the latency goes. Before the decision: from the phase's start (the create handed \
-to Redis; the completion leaving the desktop) to the routing decision in Redis, which is the interaction's \
-\"offered\" timestamp: the request on its way to the daemon and Redis, and the run of the routing function. \
-After: from the decision to the offer on the desktop: the hub's read of the push and the agent's stream. The \
-timestamp is in whole milliseconds, so each part is off by up to half of one. The last two columns are the means of \
+const SPLIT_NOTE: &str = "\nWhere the latency goes, split where the function call that decides starts running in \
+Redis (its clock reading is the interaction's \"offered\" timestamp). Before: from the phase's start (the create \
+handed to Redis; the completion leaving the desktop) to then: the request on its way to the daemon and Redis, and \
+its wait there. After: the function's run, the hub's read of its push and the agent's stream, to the offer on the \
+desktop. The timestamp is in whole milliseconds, so each part is off by up to half of one. The last two columns are the means of \
 each part over the slowest 1 % of the phase's decisions. Stolen: the share of the machine's CPU time the \
 hypervisor gave to other guests during the phase (/proc/stat); on a shared virtual machine it shows as latency \
 the code did not cause.\n\n";
 
-const SPLIT_HEAD: &str = "| phase | before the decision p50 ms | p99 ms | after it p50 ms | p99 ms | slowest 1 %: before, mean ms | after, mean ms | CPU stolen % |\n|---|---|---|---|---|---|---|---|\n";
+const SPLIT_HEAD: &str = "| phase | before the deciding call runs p50 ms | p99 ms | from its run to the desktop p50 ms | p99 ms | slowest 1 %: before, mean ms | after, mean ms | CPU stolen % |\n|---|---|---|---|---|---|---|---|\n";
 
 fn split_row(label: &str, r: &Row) -> String {
     match r.split {
@@ -1328,23 +1329,16 @@ fn sweep_report(args: &BenchArgs, rows: &[Row], ceiling: Ceiling, rate: u32) -> 
         for r in rows.iter().filter(|r| r.series == s) {
             md.push_str(&table_row(r, ceiling));
         }
-        md.push_str("\nRedis round trips per decision, by role (see below).\n\n");
-        md.push_str(&ROLES_HEAD.replacen("| phase |", &format!("| {s} | phase |"), 1).replacen(
-            "|---|",
-            "|---|---|",
-            1,
-        ));
-        for r in rows.iter().filter(|r| r.series == s) {
-            md.push_str(&roles_row(&format!("{} | {}", r.x, r.phase), r));
-        }
-        md.push_str("\nWhere the latency goes (see below).\n\n");
-        md.push_str(&SPLIT_HEAD.replacen("| phase |", &format!("| {s} | phase |"), 1).replacen(
-            "|---|",
-            "|---|---|",
-            1,
-        ));
-        for r in rows.iter().filter(|r| r.series == s) {
-            md.push_str(&split_row(&format!("{} | {}", r.x, r.phase), r));
+        // The per-phase tables again, with a column for the series' scale.
+        for (title, head, row) in [
+            ("Redis round trips per decision, by role", ROLES_HEAD, roles_row as fn(&str, &Row) -> String),
+            ("Where the latency goes", SPLIT_HEAD, split_row),
+        ] {
+            md.push_str(&format!("\n{title} (see below).\n\n"));
+            md.push_str(&head.replacen("| phase |", &format!("| {s} | phase |"), 1).replacen("|---|", "|---|---|", 1));
+            for r in rows.iter().filter(|r| r.series == s) {
+                md.push_str(&row(&format!("{} | {}", r.x, r.phase), r));
+            }
         }
         md.push('\n');
         for r in rows.iter().filter(|r| r.series == s && r.phase.starts_with("created → offered, max")) {
