@@ -129,8 +129,9 @@ struct Shared {
     freed_to_offer: Mutex<Histogram<u64>>,
     measure_created: AtomicBool,
     measure_freed: AtomicBool,
-    /// Each measured decision of the phase: µs from its start to the routing decision in Redis
-    /// (the interaction's "offered" timestamp), and from there to the desktop.
+    /// Each measured decision of the phase: µs from its start to where the deciding function call
+    /// started running in Redis (the interaction's "offered" timestamp), and from there to the
+    /// desktop.
     split: Mutex<Vec<(u64, u64)>>,
     offers: AtomicU64,
     /// µs since `epoch` of the latest offer.
@@ -552,7 +553,10 @@ impl Row {
             by_command,
             split: None,
             steal_pct: {
-                let (steal, all) = (b.machine_ticks.0 - a.machine_ticks.0, b.machine_ticks.1 - a.machine_ticks.1);
+                let (steal, all) = (
+                    b.machine_ticks.0.saturating_sub(a.machine_ticks.0),
+                    b.machine_ticks.1.saturating_sub(a.machine_ticks.1),
+                );
                 100.0 * steal as f64 / all.max(1) as f64
             },
         }
