@@ -4,10 +4,8 @@ use common::*;
 use switchboard::api::pb;
 use switchboard::api::pb::agent_event::Kind as Ev;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chat_flows_from_customer_to_agent_and_back() {
-    let redis = RedisServer::start();
-    let sb = TestServer::start(&redis.url).await;
+/// A "sales" queue asking English ≥ 3, and Ann, who speaks it at 5.
+async fn sales_with_ann(sb: &TestServer) {
     let mut admin = sb.admin().await;
     admin
         .put_queue(pb::PutQueueRequest { queue: Some(queue("sales", &[("english", 3)])), allow_update: false })
@@ -17,6 +15,13 @@ async fn chat_flows_from_customer_to_agent_and_back() {
         .put_agent(pb::PutAgentRequest { agent: Some(agent("ann", &[("english", 5)])), allow_update: false })
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_flows_from_customer_to_agent_and_back() {
+    let redis = RedisServer::start();
+    let sb = TestServer::start(&redis.url).await;
+    sales_with_ann(&sb).await;
     let mut ann = sb.desktop("ann", "tok-ann").await;
     ann.ready().await;
     let mut ixs = sb.interactions().await;
@@ -111,15 +116,7 @@ async fn escalation_reaches_the_desktop_on_time_alone() {
 async fn offers_show_the_whole_thread_however_long() {
     let redis = RedisServer::start();
     let sb = TestServer::start(&redis.url).await;
-    let mut admin = sb.admin().await;
-    admin
-        .put_queue(pb::PutQueueRequest { queue: Some(queue("sales", &[("english", 3)])), allow_update: false })
-        .await
-        .unwrap();
-    admin
-        .put_agent(pb::PutAgentRequest { agent: Some(agent("ann", &[("english", 5)])), allow_update: false })
-        .await
-        .unwrap();
+    sales_with_ann(&sb).await;
     let mut ixs = sb.interactions().await;
     let mut threads = Vec::new();
     // Short (carried), many messages, one large message (both read back).
