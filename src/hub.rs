@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::streams::{StreamReadOptions, StreamReadReply};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::model::{Interaction, Message, Presence};
-use crate::store::{Store, StoreError};
+use crate::store::{SessionPushes, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Push {
@@ -28,20 +28,39 @@ pub enum Push {
     Closed { reason: String },
 }
 
+/// An inbox entry id ("<ms>-<seq>"), ordered as Redis orders them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct InboxId(u64, u64);
+
+impl InboxId {
+    /// Later than any entry: for what the hub sends that is not an entry (closing the sessions).
+    pub const LAST: InboxId = InboxId(u64::MAX, u64::MAX);
+
+    pub fn parse(id: &str) -> Option<InboxId> {
+        let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+        Some(InboxId(ms.parse().ok()?, seq.parse().ok()?))
+    }
+}
+
+/// A push as handed to a session, with the inbox entry it came from.
+pub type Delivery = (InboxId, Push);
+
 /// Sessions by (agent, session id). An agent may briefly have two here (a new login before the
 /// old stream has ended); the login script tells the old one to close through the inbox, so a
 /// login that fails its token check never disturbs the live session.
-type Sessions = HashMap<(String, String), mpsc::UnboundedSender<Push>>;
+type Sessions = HashMap<(String, String), mpsc::UnboundedSender<Delivery>>;
 
 pub struct Hub {
     instance: String,
     store: Store,
     sessions: Mutex<Sessions>,
+    /// The last inbox entry whose push has been handed to its session.
+    delivered: watch::Sender<InboxId>,
 }
 
 impl Hub {
     pub fn new(instance: String, store: Store) -> Arc<Hub> {
-        Arc::new(Hub { instance, store, sessions: Mutex::new(HashMap::new()) })
+        Arc::new(Hub { instance, store, sessions: Mutex::new(HashMap::new()), delivered: watch::Sender::default() })
     }
 
     pub fn instance(&self) -> &str {
@@ -49,7 +68,7 @@ impl Hub {
     }
 
     /// Register before the login script runs, so no push for the new session can be missed.
-    pub fn register(&self, agent: &str, session: &str, tx: mpsc::UnboundedSender<Push>) {
+    pub fn register(&self, agent: &str, session: &str, tx: mpsc::UnboundedSender<Delivery>) {
         self.sessions.lock().expect("hub lock").insert((agent.to_string(), session.to_string()), tx);
         metrics::gauge!("switchboard_agent_streams").set(self.session_count() as f64);
     }
@@ -71,15 +90,15 @@ impl Hub {
     /// Tell every session to close (shutdown).
     pub fn close_all(&self, reason: &str) {
         for tx in self.sessions.lock().expect("hub lock").values() {
-            let _ = tx.send(Push::Closed { reason: reason.to_string() });
+            let _ = tx.send((InboxId::LAST, Push::Closed { reason: reason.to_string() }));
         }
     }
 
-    fn deliver(&self, agent: &str, session: &str, push: Push) {
+    fn deliver(&self, id: InboxId, agent: &str, session: &str, push: Push) {
         let s = self.sessions.lock().expect("hub lock");
         match s.get(&(agent.to_string(), session.to_string())) {
             Some(tx) => {
-                let _ = tx.send(push);
+                let _ = tx.send((id, push));
             }
             None => debug!(message = "Push for a session not held here.", agent, session),
         }
@@ -145,13 +164,17 @@ impl Hub {
                         match push {
                             Ok(Some(push)) => {
                                 metrics::counter!("switchboard_pushes_total", "kind" => r.kind.clone()).increment(1);
-                                self.deliver(&r.agent, &r.session, push)
+                                let id = InboxId::parse(&r.id).unwrap_or_default();
+                                self.deliver(id, &r.agent, &r.session, push)
                             }
                             Ok(None) => {}
                             Err(error) => {
                                 warn!(message = "Could not resolve a push.", %error, kind = %r.kind, agent = %r.agent)
                             }
                         }
+                    }
+                    if let Some(id) = InboxId::parse(&newest) {
+                        self.delivered.send_replace(id);
                     }
                     last = newest;
                 }
@@ -171,6 +194,54 @@ impl Hub {
             if untrimmed >= 1000 || trimmed_at.elapsed() >= Duration::from_secs(1) {
                 let _: Result<i64, _> = redis::cmd("XTRIM").arg(&key).arg("MINID").arg(&last).query_async(c).await;
                 (untrimmed, trimmed_at) = (0, std::time::Instant::now());
+            }
+        }
+    }
+
+    /// Waits (at most `within`) until every inbox push up to `after` has been handed to its
+    /// session; false if it has not by then.
+    pub async fn delivered_through(&self, after: InboxId, within: Duration) -> bool {
+        let mut rx = self.delivered.subscribe();
+        matches!(tokio::time::timeout(within, rx.wait_for(|d| *d >= after)).await, Ok(Ok(_)))
+    }
+
+    /// The pushes a reply returned for `agent`'s calling `session`, resolved as the inbox's are.
+    /// If they cannot be (the reads fail), they go to the inbox after all, so none is lost.
+    pub async fn resolve_for_session(&self, agent: &str, session: &str, pushes: &SessionPushes) -> Vec<Push> {
+        let raw: Vec<RawPush> = pushes
+            .pushes
+            .iter()
+            .map(|(kind, data)| RawPush {
+                id: String::new(),
+                agent: agent.to_string(),
+                session: session.to_string(),
+                kind: kind.clone(),
+                data: data.clone(),
+            })
+            .collect();
+        match self.resolve_batch(&raw).await {
+            Ok(resolved) => raw
+                .iter()
+                .zip(resolved)
+                .filter_map(|(r, push)| match push {
+                    Ok(push) => {
+                        metrics::counter!("switchboard_pushes_total", "kind" => r.kind.clone()).increment(1);
+                        push
+                    }
+                    Err(error) => {
+                        warn!(message = "Could not resolve a push.", %error, kind = %r.kind, agent = %r.agent);
+                        None
+                    }
+                })
+                .collect(),
+            Err(error) => {
+                warn!(message = "Could not read what a reply's pushes refer to; sending them through the inbox.", %error);
+                for r in &raw {
+                    if let Err(error) = self.store.push(&self.instance, &r.agent, &r.session, &r.kind, &r.data).await {
+                        warn!(message = "A push for a session was lost.", %error, kind = %r.kind, agent = %r.agent);
+                    }
+                }
+                Vec::new()
             }
         }
     }
@@ -272,4 +343,21 @@ struct RawPush {
     session: String,
     kind: String,
     data: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::InboxId;
+
+    #[test]
+    fn inbox_ids_order_as_redis_orders_them() {
+        let id = |s: &str| InboxId::parse(s).unwrap();
+        assert!(id("1700000000000-0") < id("1700000000000-1"));
+        assert!(id("1700000000000-9") < id("1700000000001-0"));
+        assert!(id("99-0") < id("100-0"), "numerically, not as text");
+        assert_eq!(id("0"), InboxId::default());
+        assert!(id("5-5") < InboxId::LAST);
+        assert!(InboxId::parse("x-1").is_none());
+        assert!(InboxId::parse("1-").is_none());
+    }
 }

@@ -151,3 +151,50 @@ async fn offers_show_the_whole_thread_however_long() {
     }
     sb.stop().await;
 }
+
+/// The offer that a completion frees the agent for reaches the desktop right after the
+/// completion's ack (it comes back with the reply, not through the hub), and after every push
+/// made to the desktop before the completion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_offer_follows_the_completion_and_what_came_before_it() {
+    let redis = RedisServer::start();
+    let sb = TestServer::start(&redis.url).await;
+    let mut admin = sb.admin().await;
+    admin.put_queue(pb::PutQueueRequest { queue: Some(queue("sales", &[])), allow_update: false }).await.unwrap();
+    let mut a = agent("ann", &[]);
+    a.capacity = Some(pb::Capacity { chat: Some(1), ..Default::default() });
+    admin.put_agent(pb::PutAgentRequest { agent: Some(a), allow_update: false }).await.unwrap();
+    let mut ann = sb.desktop("ann", "tok-ann").await;
+    ann.ready().await;
+    let mut ixs = sb.interactions().await;
+    let one = ixs.create_interaction(new_chat("sales", "c1", "hi")).await.unwrap().into_inner();
+    assert_eq!(ann.wait_offer().await.interaction.unwrap().id, one.id);
+    ann.accept(&one.id).await.unwrap();
+    ann.wait_for("assigned", |e| matches!(e, Ev::Assigned(_))).await;
+    let two = ixs.create_interaction(new_chat("sales", "c2", "hello?")).await.unwrap().into_inner();
+    assert_eq!(two.state, pb::InteractionState::Queued as i32, "ann is full");
+
+    // A push to the desktop (a customer message), then at once the completion.
+    ixs.append_message(pb::AppendMessageRequest {
+        interaction_id: one.id.clone(),
+        body: "thanks, bye".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let ack = ann.complete(&one.id, "resolved").await.unwrap();
+    assert_eq!(ack.interaction.unwrap().state, pb::InteractionState::Completed as i32);
+    assert!(
+        !ann.pending.iter().any(|e| matches!(e.kind, Some(Ev::Offer(_)))),
+        "no offer before the completion's ack: {:?}",
+        ann.pending
+    );
+    let offer = ann.wait_offer().await;
+    assert_eq!(offer.interaction.unwrap().id, two.id);
+    assert!(
+        ann.pending.iter().any(|e| matches!(&e.kind, Some(Ev::CustomerMessage(m)) if m.interaction_id == one.id)),
+        "the customer's message came before the offer: {:?}",
+        ann.pending
+    );
+    sb.stop().await;
+}

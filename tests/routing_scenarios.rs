@@ -7,8 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::RedisServer;
+use switchboard::hub::{InboxId, Push};
 use switchboard::model::*;
-use switchboard::store::{Store, StoreError, StoreOptions, TransferTarget};
+use switchboard::store::{Store, StoreError, StoreOptions, TransferTarget, in_session};
 
 struct S {
     _redis: RedisServer,
@@ -713,16 +714,123 @@ async fn only_a_session_that_did_not_accept_is_pushed_the_assignment() {
 
     // Accepted from the agent's own desktop session: its reply carries the interaction, which
     // the session shows as assigned itself, so nothing is pushed.
-    let ix = s.store.accept_in_session("a", &one.id, "sess-a").await.unwrap();
-    assert_eq!(ix.state, InteractionState::Active);
+    let (ix, pushes) = in_session("a", "sess-a", s.store.accept("a", &one.id)).await;
+    assert_eq!(ix.unwrap().state, InteractionState::Active);
+    assert!(pushes.is_empty());
     assert!(assigned_pushes(&s).await.is_empty());
 
     // Accepted by a session a new login has replaced meanwhile: the current session is told.
     s.store.login("a", "tok-a", INSTANCE, "sess-a2").await.unwrap();
-    s.store.accept_in_session("a", &two.id, "sess-a").await.unwrap();
+    in_session("a", "sess-a", s.store.accept("a", &two.id)).await.0.unwrap();
     assert_eq!(assigned_pushes(&s).await, ["sess-a2"]);
 
     // Accepted with no session behind it: pushed too.
     s.store.accept("a", &three.id).await.unwrap();
     assert_eq!(assigned_pushes(&s).await, ["sess-a2", "sess-a2"]);
+}
+
+/// The inbox's entries for `agent`: (id, kind, session).
+async fn inbox_entries(s: &S, agent: &str) -> Vec<(String, String, String)> {
+    let mut con = s._redis.client().await;
+    let r: redis::streams::StreamRangeReply =
+        redis::AsyncCommands::xrange_all(&mut con, s.store.keys().inbox(INSTANCE)).await.unwrap();
+    r.ids
+        .iter()
+        .filter(|e| e.get::<String>("agent").as_deref() == Some(agent))
+        .map(|e| (e.id.clone(), e.get("kind").unwrap_or_default(), e.get("session").unwrap_or_default()))
+        .collect()
+}
+
+/// An agent's own request that frees it (or makes it ready) gets the next offer back with its
+/// reply, tagged with the inbox entry it follows; nothing for that session goes to the inbox.
+/// Anyone else's call, or a session a new login has replaced, pushes through the inbox.
+#[tokio::test]
+async fn the_next_offer_for_the_requesting_session_comes_with_the_reply() {
+    let s = S::new().await;
+    s.queue(q("sales", &[])).await;
+    s.agent_with("a", &[], chat_only(1), None).await;
+
+    // Going ready from the desktop pulls the waiting chat: the offer comes with the reply.
+    let one = s.chat("sales", "c1").await;
+    let before = inbox_entries(&s, "a").await;
+    let (r, pushes) = in_session("a", "sess-a", s.store.set_presence("a", &Presence::Ready, "agent")).await;
+    r.unwrap();
+    assert_eq!(pushes.pushes.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["presence", "offer"]);
+    assert_eq!(pushes.after, before.last().map(|e| e.0.clone()).unwrap_or_else(|| "0-0".into()));
+    assert_eq!(inbox_entries(&s, "a").await, before, "nothing for the requesting session went to the inbox");
+    let offer: serde_json::Value = serde_json::from_str(&pushes.pushes[1].1).unwrap();
+    assert_eq!(offer["ix"], one.id.as_str());
+    assert_eq!(s.offered_to(&one.id).await.as_deref(), Some("a"));
+
+    // A chat created by someone else while the agent is busy waits; an earlier push (the
+    // accept's, made with no session) is in the inbox, and the completion's offer follows it.
+    s.store.accept("a", &one.id).await.unwrap();
+    let two = s.chat("sales", "c2").await;
+    assert_eq!(s.ix(&two.id).await.state, InteractionState::Queued);
+    let before = inbox_entries(&s, "a").await;
+    assert_eq!(before.last().map(|e| e.1.as_str()), Some("assigned"));
+    let (r, pushes) = in_session("a", "sess-a", s.store.complete("a", &one.id, "done", "")).await;
+    assert_eq!(r.unwrap().state, InteractionState::Completed);
+    assert_eq!(pushes.pushes.len(), 1);
+    assert_eq!(pushes.pushes[0].0, "offer");
+    assert_eq!(pushes.after, before.last().unwrap().0);
+    assert_eq!(inbox_entries(&s, "a").await, before);
+    assert_eq!(s.offered_to(&two.id).await.as_deref(), Some("a"));
+
+    // A failed request returns nothing and pushes nothing.
+    let (r, pushes) = in_session("a", "sess-a", s.store.complete("a", &one.id, "done", "")).await;
+    assert!(matches!(r, Err(StoreError::FailedPrecondition(_))), "{r:?}");
+    assert!(pushes.is_empty());
+
+    // The same request from a session a new login has replaced: the current one is pushed to.
+    s.store.accept("a", &two.id).await.unwrap();
+    let three = s.chat("sales", "c3").await;
+    s.store.login("a", "tok-a", INSTANCE, "sess-a2").await.unwrap();
+    let (r, pushes) = in_session("a", "sess-a", s.store.complete("a", &two.id, "done", "")).await;
+    r.unwrap();
+    assert!(pushes.is_empty());
+    let last = inbox_entries(&s, "a").await.pop().unwrap();
+    assert_eq!((last.1.as_str(), last.2.as_str()), ("offer", "sess-a2"));
+    assert_eq!(s.offered_to(&three.id).await.as_deref(), Some("a"));
+}
+
+/// The hub says when it has handed over every inbox push up to an id, which is when a session
+/// may show the pushes a reply returned after it.
+#[tokio::test]
+async fn the_hub_tells_when_it_has_delivered_up_to_an_inbox_id() {
+    let s = S::new().await;
+    s.queue(q("sales", &[])).await;
+    s.agent_with("a", &[], chat_only(1), None).await;
+    let hub = switchboard::hub::Hub::new(INSTANCE.into(), s.store.clone());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    hub.register("a", "sess-a", tx);
+
+    // Someone else's call pushes to the session; then the agent's own request returns its offer.
+    let one = s.chat("sales", "c1").await;
+    s.store.set_presence("a", &Presence::NotReady("lunch".into()), "supervisor").await.unwrap();
+    let (r, pushes) = in_session("a", "sess-a", s.store.set_presence("a", &Presence::Ready, "agent")).await;
+    r.unwrap();
+    let after = InboxId::parse(&pushes.after).unwrap();
+    assert!(after > InboxId::default());
+
+    // Not read yet: not delivered.
+    assert!(!hub.delivered_through(after, Duration::from_millis(100)).await);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let reader = tokio::spawn(hub.clone().run(cancel.clone()));
+    assert!(hub.delivered_through(after, Duration::from_secs(15)).await);
+    let mut handed = Vec::new();
+    while let Ok(d) = rx.try_recv() {
+        handed.push(d);
+    }
+    let (id, push) = handed.pop().expect("the earlier pushes were handed over");
+    assert_eq!(id, after);
+    assert!(matches!(&push, Push::Presence { presence: Presence::NotReady(r), .. } if r == "lunch"), "{push:?}");
+
+    // The returned pushes resolve as the inbox's would: the very offer, carrying its interaction.
+    let shown = hub.resolve_for_session("a", "sess-a", &pushes).await;
+    assert!(
+        matches!(&shown[..], [Push::Presence { presence: Presence::Ready, .. }, Push::Offer(ix)] if ix.id == one.id)
+    );
+    cancel.cancel();
+    reader.await.unwrap();
 }

@@ -14,11 +14,15 @@ use super::pb::{self, agent_event::Kind as Ev, agent_request::Kind as Rq};
 use super::{interaction_to_pb, message_to_pb, offer_to_pb, presence_to_pb, status};
 use crate::channels::Channels;
 use crate::crm::client::{ScreenPopData, ScreenPopper};
-use crate::hub::{Hub, Push};
+use crate::hub::{Delivery, Hub, InboxId, Push};
 use crate::model::{self, InteractionState};
-use crate::store::{Store, TransferTarget};
+use crate::store::{self, SessionPushes, Store, TransferTarget};
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::AgentEvent, Status>> + Send>>;
+
+/// How long a session waits for the hub to have read the inbox up to the pushes a reply
+/// returned (it normally has, or is one read away).
+const INBOX_CATCH_UP: Duration = Duration::from_secs(2);
 
 /// Default wait for a named-agent transfer.
 const AGENT_TRANSFER_WAIT: Duration = Duration::from_secs(60);
@@ -90,7 +94,15 @@ impl pb::agent_desktop_server::AgentDesktop for AgentDesktopService {
         let span = info_span!("agent_session", agent = %agent, session = %session);
         tokio::spawn(
             async move {
+                // A push the hub handed over after those a reply returned: shown next.
+                let mut held: Option<Push> = None;
                 loop {
+                    if let Some(push) = held.take() {
+                        if !svc.show(&out_tx, push).await {
+                            break;
+                        }
+                        continue;
+                    }
                     tokio::select! {
                         // Shutdown: tell the desktop, then end the stream; its session goes
                         // through the grace period so it can resume on another instance.
@@ -98,19 +110,9 @@ impl pb::agent_desktop_server::AgentDesktop for AgentDesktopService {
                             let _ = out_tx.send(Ok(event(Ev::SessionClosed(pb::SessionClosed { reason: "shutdown".into() })))).await;
                             break;
                         }
-                        push = push_rx.recv() => {
-                            let Some(push) = push else { break };
-                            let closing = matches!(push, Push::Closed { .. });
-                            // The look-up runs here, in this session's own task: a slow CRM delays
-                            // only this agent's offer, by at most the deadline, and keeps its order.
-                            let event = match push {
-                                Push::Offer(ix) => {
-                                    let pop = svc.pop(&ix, false).await;
-                                    event(Ev::Offer(offer_to_pb(&ix, &pop)))
-                                }
-                                other => push_to_event(other),
-                            };
-                            if out_tx.send(Ok(event)).await.is_err() || closing {
+                        delivery = push_rx.recv() => {
+                            let Some((_, push)) = delivery else { break };
+                            if !svc.show(&out_tx, push).await {
                                 break;
                             }
                         }
@@ -125,8 +127,9 @@ impl pb::agent_desktop_server::AgentDesktop for AgentDesktopService {
                             };
                             let request_id = req.request_id.clone();
                             let accept = matches!(req.kind, Some(Rq::Accept(_)));
+                            let (result, pushes) = store::in_session(&agent, &session, svc.handle(&agent, req)).await;
                             let mut assigned = None;
-                            let reply = match svc.handle(&agent, &session, req).await {
+                            let reply = match result {
                                 Ok(ack) => {
                                     // The store makes no `assigned` push to the session that
                                     // accepted (it saves the hub a read): the session shows it.
@@ -148,6 +151,12 @@ impl pb::agent_desktop_server::AgentDesktop for AgentDesktopService {
                                 && out_tx.send(Ok(event(Ev::Assigned(pb::Assigned { interaction: Some(ix) })))).await.is_err()
                             {
                                 break;
+                            }
+                            if !pushes.is_empty() {
+                                match svc.show_returned(&agent, &session, &out_tx, &mut push_rx, &pushes).await {
+                                    Some(next) => held = next,
+                                    None => break,
+                                }
                             }
                         }
                     }
@@ -186,6 +195,18 @@ fn push_to_event(push: Push) -> pb::AgentEvent {
     })
 }
 
+/// The pushes the hub has handed over up to inbox id `after`, in order, and the first after it.
+fn handed_over_through(inbox: &mut mpsc::UnboundedReceiver<Delivery>, after: InboxId) -> (Vec<Push>, Option<Push>) {
+    let mut before = Vec::new();
+    while let Ok((id, push)) = inbox.try_recv() {
+        if id > after {
+            return (before, Some(push));
+        }
+        before.push(push);
+    }
+    (before, None)
+}
+
 fn required<'a>(field: &str, v: &'a str) -> Result<&'a str, Status> {
     if v.is_empty() {
         return Err(Status::invalid_argument(format!("{field}: is required")));
@@ -218,6 +239,51 @@ impl AgentDesktopService {
         }
     }
 
+    /// Sends a push to the desktop; false once the stream has ended or the push ended it.
+    async fn show(&self, out: &mpsc::Sender<Result<pb::AgentEvent, Status>>, push: Push) -> bool {
+        let closing = matches!(push, Push::Closed { .. });
+        // The look-up runs here, in this session's own task: a slow CRM delays only this agent's
+        // offer, by at most the deadline, and keeps its order.
+        let event = match push {
+            Push::Offer(ix) => {
+                let pop = self.pop(&ix, false).await;
+                event(Ev::Offer(offer_to_pb(&ix, &pop)))
+            }
+            other => push_to_event(other),
+        };
+        out.send(Ok(event)).await.is_ok() && !closing
+    }
+
+    /// Shows the pushes a request's reply returned for this session, after every push the inbox
+    /// held for it before them. Returns the first push the hub handed over that comes after them
+    /// (to be shown next), or None once the stream has ended.
+    async fn show_returned(
+        &self,
+        agent: &str,
+        session: &str,
+        out: &mpsc::Sender<Result<pb::AgentEvent, Status>>,
+        inbox: &mut mpsc::UnboundedReceiver<Delivery>,
+        pushes: &SessionPushes,
+    ) -> Option<Option<Push>> {
+        let after = InboxId::parse(&pushes.after).unwrap_or_default();
+        if !self.hub.delivered_through(after, INBOX_CATCH_UP).await {
+            // The hub is stuck (Redis unreachable?): showing them now beats holding the desktop.
+            warn!(message = "The inbox was not read up to a reply's pushes in time; showing them anyway.", agent);
+        }
+        let (before, next) = handed_over_through(inbox, after);
+        for push in before {
+            if !self.show(out, push).await {
+                return None;
+            }
+        }
+        for push in self.hub.resolve_for_session(agent, session, pushes).await {
+            if !self.show(out, push).await {
+                return None;
+            }
+        }
+        Some(next)
+    }
+
     async fn end_session(&self, agent: &str, session: &str) {
         self.hub.unregister(agent, session);
         if let Err(e) = self.store.disconnect(agent, session).await {
@@ -226,13 +292,13 @@ impl AgentDesktopService {
         info!(message = "Agent stream closed.", agent, session);
     }
 
-    async fn handle(&self, agent: &str, session: &str, req: pb::AgentRequest) -> Result<pb::Ack, Status> {
+    async fn handle(&self, agent: &str, req: pb::AgentRequest) -> Result<pb::Ack, Status> {
         let started = std::time::Instant::now();
         let (op, result) = match req.kind {
             None => ("none", Err(Status::invalid_argument("request: no request kind set"))),
             Some(Rq::Login(_)) => ("login", Err(Status::failed_precondition("login: already logged in"))),
             Some(Rq::SetPresence(p)) => ("set_presence", self.set_presence(agent, p).await),
-            Some(Rq::Accept(a)) => ("accept", self.accept(agent, session, a).await),
+            Some(Rq::Accept(a)) => ("accept", self.accept(agent, a).await),
             Some(Rq::Reject(r)) => ("reject", self.reject(agent, r).await),
             Some(Rq::SendReply(r)) => ("send_reply", self.send_reply(agent, r).await),
             Some(Rq::Complete(c)) => ("complete", self.complete(agent, c).await),
@@ -256,9 +322,9 @@ impl AgentDesktopService {
         Ok(pb::Ack { agent: Some(super::agent_state_to_pb(&st)), ..Default::default() })
     }
 
-    async fn accept(&self, agent: &str, session: &str, a: pb::AcceptOffer) -> Result<pb::Ack, Status> {
+    async fn accept(&self, agent: &str, a: pb::AcceptOffer) -> Result<pb::Ack, Status> {
         let iid = required("interaction_id", &a.interaction_id)?;
-        let ix = self.store.accept_in_session(agent, iid, session).await.map_err(status)?;
+        let ix = self.store.accept(agent, iid).await.map_err(status)?;
         Ok(pb::Ack { interaction: Some(interaction_to_pb(&ix)), ..Default::default() })
     }
 
@@ -320,5 +386,37 @@ impl AgentDesktopService {
         };
         let ix = self.store.transfer(agent, iid, &target, t.priority_boost).await.map_err(status)?;
         Ok(pb::Ack { interaction: Some(interaction_to_pb(&ix)), ..Default::default() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn revoked(ix: &str) -> Push {
+        Push::Revoked { interaction_id: ix.into(), reason: "r".into() }
+    }
+
+    #[test]
+    fn pushes_up_to_the_id_go_first_and_the_next_one_is_held() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let id = |s: &str| InboxId::parse(s).unwrap();
+        for (i, ix) in [("5-0", "a"), ("7-1", "b"), ("7-2", "c"), ("9-0", "d")] {
+            tx.send((id(i), revoked(ix))).unwrap();
+        }
+        let (before, next) = handed_over_through(&mut rx, id("7-1"));
+        assert_eq!(before, vec![revoked("a"), revoked("b")]);
+        assert_eq!(next, Some(revoked("c")));
+        // The rest stays in the channel, in order.
+        assert_eq!(rx.try_recv().unwrap(), (id("9-0"), revoked("d")));
+    }
+
+    #[test]
+    fn with_nothing_after_the_id_nothing_is_held() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        tx.send((InboxId::parse("3-0").unwrap(), revoked("a"))).unwrap();
+        let (before, next) = handed_over_through(&mut rx, InboxId::parse("3-0").unwrap());
+        assert_eq!(before, vec![revoked("a")]);
+        assert_eq!(next, None);
     }
 }

@@ -4,6 +4,7 @@
 //! no atomicity (snapshots, figures) are plain commands. Key formats live in [`keys`], the scripts
 //! in `lua/`.
 
+mod caller;
 mod chat;
 mod counted;
 pub mod keys;
@@ -19,6 +20,7 @@ use crate::model::{
     AgentSpec, Author, Capacity, Channel, Interaction, InteractionState, Message, NewInteraction, Presence, QueueSpec,
 };
 use crate::routing;
+pub use caller::{SessionPushes, in_session};
 pub use chat::{ChatCursor, ChatSession, ChatSignal};
 use counted::Counted;
 pub use counted::{as_reader, round_trips};
@@ -145,6 +147,9 @@ pub struct Store {
     opts: StoreOptions,
 }
 
+/// About how many entries an instance's inbox keeps (the hub trims what it has delivered).
+const INBOX_MAXLEN: u64 = 100_000;
+
 /// Attempts for admin scripts that lose an optimistic race with a concurrent admin change.
 const ADMIN_RETRIES: usize = 20;
 
@@ -164,7 +169,7 @@ impl Store {
             interaction_ttl_secs: 7 * 86_400,
             idempotency_ttl_secs: 86_400,
             events_maxlen: opts.events_maxlen,
-            inbox_maxlen: 100_000,
+            inbox_maxlen: INBOX_MAXLEN,
             max_messages: 10_000,
         };
         let store = Store {
@@ -214,8 +219,10 @@ impl Store {
     async fn run(&self, name: &'static str, function: &Function, args: &[String]) -> Result<Vec<String>> {
         let mut con = self.con.clone();
         // KEYS[1] only routes the call to the domain's slot; functions build their keys from the root.
+        // The calling desktop session, if any, goes first (see `caller`).
+        let (caller_agent, caller_session) = caller::take();
         let mut cmd = redis::cmd("FCALL");
-        cmd.arg(&function.0).arg(1).arg(self.keys.meta()).arg(args);
+        cmd.arg(&function.0).arg(1).arg(self.keys.meta()).arg(caller_agent).arg(caller_session).arg(args);
         let started = std::time::Instant::now();
         let mut reply: std::result::Result<Vec<String>, redis::RedisError> = cmd.query_async(&mut con).await;
         if reply.as_ref().is_err_and(is_function_missing) {
@@ -232,7 +239,12 @@ impl Store {
             }
         };
         match reply.first().map(String::as_str) {
-            Some("ok") => Ok(reply[1..].to_vec()),
+            Some("ok") => {
+                let (values, pushes) = caller::split_reply(&reply[1..])
+                    .ok_or_else(|| StoreError::Corrupt(format!("script reply without its trailer: {reply:?}")))?;
+                caller::keep(pushes);
+                Ok(values.to_vec())
+            }
             Some("err") => {
                 let code = reply.get(1).map(String::as_str).unwrap_or("");
                 let msg = reply.get(2).cloned().unwrap_or_default();
@@ -569,6 +581,22 @@ impl Store {
         self.run("login", &self.scripts.login, &args).await.map(|_| ())
     }
 
+    /// Puts a push into an instance's inbox, as the routing functions do (a push a reply returned
+    /// for a session that could not be shown from there).
+    pub async fn push(&self, instance: &str, aid: &str, session: &str, kind: &str, data: &str) -> Result<()> {
+        let mut con = self.con.clone();
+        let _: String = redis::cmd("XADD")
+            .arg(self.keys.inbox(instance))
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(INBOX_MAXLEN)
+            .arg("*")
+            .arg(&[("agent", aid), ("session", session), ("kind", kind), ("data", data)])
+            .query_async(&mut con)
+            .await?;
+        Ok(())
+    }
+
     pub async fn disconnect(&self, aid: &str, session: &str) -> Result<()> {
         self.run("disconnect", &self.scripts.disconnect, &[aid.to_string(), session.to_string()]).await.map(|_| ())
     }
@@ -586,17 +614,11 @@ impl Store {
         self.run("presence", &self.scripts.presence, &args).await.map(|_| ())
     }
 
-    /// Accepts an offer with no desktop session behind it: the agent's session, if any, is told
-    /// with an `assigned` push.
+    /// Accepts an offer. Made from the agent's desktop session (inside [`in_session`]), which
+    /// shows the interaction from the reply, it makes no `assigned` push unless another session
+    /// has replaced that one meanwhile; otherwise the agent's session is told with a push.
     pub async fn accept(&self, aid: &str, iid: &str) -> Result<Interaction> {
-        self.accept_in_session(aid, iid, "").await
-    }
-
-    /// Accepts an offer from the agent's desktop `session`, which shows the interaction from the
-    /// reply: no `assigned` push is made unless another session has replaced it meanwhile.
-    pub async fn accept_in_session(&self, aid: &str, iid: &str, session: &str) -> Result<Interaction> {
-        let r =
-            self.run("accept", &self.scripts.accept, &[aid.to_string(), iid.to_string(), session.to_string()]).await?;
+        let r = self.run("accept", &self.scripts.accept, &[aid.to_string(), iid.to_string()]).await?;
         interaction_from_reply(&r, true)
     }
 

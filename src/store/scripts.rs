@@ -1,5 +1,7 @@
 //! The Lua operations, as one Redis Functions library: generated prelude (key builders,
-//! constants) + `lib.lua` + each operation's body registered as a function.
+//! constants) + `lib.lua` + each operation's body registered as a function, between `begin`
+//! (clock, caches, the calling session taken off the arguments) and `finish` (the pushes for
+//! that session appended to the reply).
 //!
 //! Loaded once (`FUNCTION LOAD`) instead of run as scripts: a script re-creates every shared
 //! function and key builder on each run, and Redis keeps a compiled copy of the whole library
@@ -33,9 +35,9 @@ macro_rules! scripts {
                 let mut body = format!("{}\n{LIB}\n", prelude(consts));
                 $(
                     body.push_str(&format!(
-                        "redis.register_function('{PREFIX}{}', function(KEYS, ARGV)\nbegin()\n{}\nend)\n",
-                        stringify!($name),
+                        "local function op_{name}(ARGV)\n{}\nend\nredis.register_function('{PREFIX}{name}', function(KEYS, ARGV) return finish(op_{name}(begin(ARGV))) end)\n",
                         include_str!(concat!("lua/", stringify!($name), ".lua")),
+                        name = stringify!($name),
                     ));
                 )*
                 let digest = redis::Script::new(&body).get_hash()[..16].to_string();

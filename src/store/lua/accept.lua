@@ -1,5 +1,5 @@
--- ARGV: agent, interaction, the accepting desktop session ('' = none)
-local aid, iid, session = ARGV[1], ARGV[2], ARGV[3]
+-- ARGV: agent, interaction
+local aid, iid = ARGV[1], ARGV[2]
 local ix, e = offered_to(iid, aid)
 if not ix then return e end
 redis.call('ZREM', K.timers(), 'offer|' .. iid .. '|' .. ix.oseq)
@@ -14,9 +14,9 @@ fig_incr(ix.queue, 'asa_ms', waited)
 if waited <= sl_ms then fig_incr(ix.queue, 'in_sl', 1) end
 emit('accepted', iid, aid, ix.queue, { waited_ms = waited })
 -- The accepting session learns of it from the reply and shows it as assigned itself; a push
--- (a round trip for the hub, and the interaction read again) goes only to a session that has
--- replaced it since, or when no session accepted.
-if redis.call('HGET', K.agent(aid), 'session') ~= session then
+-- (the interaction read again to carry it) goes only to a session that has replaced it since,
+-- or when no session accepted.
+if CALLER_SESSION == '' or redis.call('HGET', K.agent(aid), 'session') ~= CALLER_SESSION then
   notify(aid, 'assigned', { ix = iid }, iid)
 end
 return ok_ix(iid, true)

@@ -10,6 +10,12 @@
 
 -- Set by begin() at the start of every call: the library's locals outlive a call.
 local NOW
+-- The desktop session (agent, session id) whose request this call serves, if any ('' = none).
+-- Pushes for it are not written to the inbox but returned with the reply (see notify, finish).
+local CALLER_AGENT, CALLER_SESSION = '', ''
+-- Pushes for the calling session as kind, data pairs; the inbox's last entry id before them and
+-- the instance whose inbox it is.
+local DIRECT, DIRECT_AFTER, DIRECT_INBOX = {}, nil, nil
 
 local CHANNELS = { 'voice', 'chat', 'sms', 'email' }
 -- 2^42 ms is ~139 years: priority/rank in the high part, a timestamp in the low part, all
@@ -168,13 +174,26 @@ end
 
 -- Push to the instance holding the agent's desktop stream, tagged with the session it is for.
 -- `carry`: the interaction the push shows, carried in it (see carry_ix).
+-- A push for the session whose request this is goes back with the reply instead: it reaches
+-- the desktop without the hub's read. The inbox's last id is noted first, so the session shows
+-- these only after every push made to it before this call (the hub delivers in id order).
 local function notify(aid, kind, payload, carry)
   local a = redis.call('HMGET', K.agent(aid), 'instance', 'session', 'connected')
   if a[1] and a[1] ~= '' and a[3] == '1' then
     payload = payload or {}
     if carry then carry_ix(payload, carry) end
+    local data = cjson.encode(payload)
+    if CALLER_SESSION ~= '' and aid == CALLER_AGENT and a[2] == CALLER_SESSION then
+      if not DIRECT_AFTER then
+        local last = redis.call('XREVRANGE', K.inbox(a[1]), '+', '-', 'COUNT', 1)
+        DIRECT_AFTER, DIRECT_INBOX = last[1] and last[1][1] or '0-0', a[1]
+      end
+      DIRECT[#DIRECT + 1] = kind
+      DIRECT[#DIRECT + 1] = data
+      return
+    end
     redis.call('XADD', K.inbox(a[1]), 'MAXLEN', '~', INBOX_MAXLEN, '*',
-      'agent', aid, 'session', a[2] or '', 'kind', kind, 'data', cjson.encode(payload))
+      'agent', aid, 'session', a[2] or '', 'kind', kind, 'data', data)
   end
 end
 
@@ -267,8 +286,9 @@ local function release(aid, ch, iid)
   end
 end
 
--- `ix`: the interaction as the caller just read it (saves reading it again).
-local function offer(iid, aid, ix)
+-- `ix`: the interaction as the caller just read it (saves reading it again). `defer`: the caller
+-- refreshes the agent's availability itself once it is done (a pull making several offers).
+local function offer(iid, aid, ix, defer)
   ix = ix or ix_get(iid)
   local q = queue_cfg(ix.queue)
   local offer_ms = 20000
@@ -286,7 +306,7 @@ local function offer(iid, aid, ix)
   fig_incr(ix.queue, 'offered', 1)
   emit('offered', iid, aid, ix.queue, { expires = exp, seq = seq, channel = ix.ch })
   notify(aid, 'offer', { ix = iid, expires = exp, seq = seq }, iid)
-  refresh_agent(aid, ix.ch)
+  if not defer then refresh_agent(aid, ix.ch) end
 end
 
 -- Direction 1: offer a queued interaction to the best eligible agent, if any. `ix`: the
@@ -331,42 +351,51 @@ local function head_for(key, aid)
   end
 end
 
--- Direction 2: freed capacity pulls the best eligible waiting interactions.
-local function pull_for_agent(aid)
-  for _ = 1, 100 do
-    local a = hmap(K.agent(aid))
-    if not a or a.presence ~= 'ready' then return end
-    local best, best_score = nil, nil
-    -- Interactions waiting for this agent by name come first.
-    local aw = redis.call('ZRANGE', K.await(aid), 0, -1)
-    for _, iid in ipairs(aw) do
-      local ch = redis.call('HGET', K.ix(iid), 'ch')
-      if ch and can_take(a, ch) and not excluded(iid, aid) then
-        best = iid
-        break
-      end
+-- One offer of the best waiting interaction this agent may take now; false if none.
+local function pull_one(aid)
+  local a = hmap(K.agent(aid))
+  if not a or a.presence ~= 'ready' then return false end
+  local best, best_score = nil, nil
+  -- Interactions waiting for this agent by name come first.
+  local aw = redis.call('ZRANGE', K.await(aid), 0, -1)
+  for _, iid in ipairs(aw) do
+    local ch = redis.call('HGET', K.ix(iid), 'ch')
+    if ch and can_take(a, ch) and not excluded(iid, aid) then
+      best = iid
+      break
     end
-    if not best then
-      local pools = redis.call('HKEYS', K.agent_pools(aid))
-      load_routes(pools)
-      for _, pool in ipairs(pools) do
-        local q = queue_route(pool_queue(pool))
-        if q then
-          for _, ch in ipairs(q.channels) do
-            if can_take(a, ch) then
-              local iid, score = head_for(K.wait(pool, ch), aid)
-              -- Same millisecond: the time-ordered id decides, as within one waiting set.
-              if iid and (best_score == nil or score < best_score or (score == best_score and iid < best)) then
-                best, best_score = iid, score
-              end
+  end
+  if not best then
+    local pools = redis.call('HKEYS', K.agent_pools(aid))
+    load_routes(pools)
+    for _, pool in ipairs(pools) do
+      local q = queue_route(pool_queue(pool))
+      if q then
+        for _, ch in ipairs(q.channels) do
+          if can_take(a, ch) then
+            local iid, score = head_for(K.wait(pool, ch), aid)
+            -- Same millisecond: the time-ordered id decides, as within one waiting set.
+            if iid and (best_score == nil or score < best_score or (score == best_score and iid < best)) then
+              best, best_score = iid, score
             end
           end
         end
       end
     end
-    if not best then return end
-    offer(best, aid)
   end
+  if not best then return false end
+  offer(best, aid, nil, true)
+  return true
+end
+
+-- Direction 2: freed capacity pulls the best eligible waiting interactions. The agent's
+-- availability is refreshed once at the end, for whatever freed it and every offer made: the
+-- pull itself reads only the agent's hash and the waiting sets.
+local function pull_for_agent(aid)
+  for _ = 1, 100 do
+    if not pull_one(aid) then break end
+  end
+  refresh_agent(aid)
 end
 
 local function set_presence(aid, state, reason, cause)
@@ -422,10 +451,7 @@ local function finish(iid, ix)
   emit('completed', iid, aid, ix.queue,
     { disposition = ix.disp or '', notes = ix.notes or '', channel = ix.ch, customer = ix.cust })
   expire_keys(iid)
-  if aid and aid ~= '' then
-    refresh_agent(aid)
-    pull_for_agent(aid)
-  end
+  if aid and aid ~= '' then pull_for_agent(aid) end
 end
 
 -- Active -> wrap-up (if the queue has wrap-up time) or completed.
@@ -491,7 +517,6 @@ local function abandon(iid, ix, reason)
     { reason = reason, waited_ms = NOW - num(ix.enq), channel = ix.ch, customer = ix.cust })
   expire_keys(iid)
   if ix.state == 'offered' and ix.agent ~= '' then
-    refresh_agent(ix.agent)
     pull_for_agent(ix.agent)
   end
 end
@@ -559,10 +584,36 @@ local function ok_ix(iid, with_msgs, ...)
 end
 
 -- Locals of a library live as long as it is loaded, so each call starts from its own clock
--- reading and empty caches (queue configs may change between calls).
-local function begin()
+-- reading and empty caches (queue configs may change between calls). `raw`: the calling
+-- session's agent and id ('' when no desktop session made the request), then the operation's
+-- own arguments, which are returned.
+local function begin(raw)
   local t = redis.call('TIME')
   local off = tonumber(redis.call('GET', K.clock()) or '0') or 0
   NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + off
   QCACHE, RCACHE = {}, {}
+  CALLER_AGENT, CALLER_SESSION = raw[1] or '', raw[2] or ''
+  DIRECT, DIRECT_AFTER, DIRECT_INBOX = {}, nil, nil
+  local args = {}
+  for i = 3, #raw do args[#args + 1] = raw[i] end
+  return args
+end
+
+-- Every successful reply ends with the pushes for the calling session: kind, data pairs, then
+-- (if there are any) the inbox id they follow, then their count. A failed operation returns
+-- them to the inbox, where the hub delivers them as usual.
+local function finish(r)
+  if r[1] == 'ok' then
+    if #DIRECT > 0 then
+      for _, v in ipairs(DIRECT) do r[#r + 1] = v end
+      r[#r + 1] = DIRECT_AFTER
+    end
+    r[#r + 1] = tostring(#DIRECT / 2)
+  else
+    for i = 1, #DIRECT, 2 do
+      redis.call('XADD', K.inbox(DIRECT_INBOX), 'MAXLEN', '~', INBOX_MAXLEN, '*',
+        'agent', CALLER_AGENT, 'session', CALLER_SESSION, 'kind', DIRECT[i], 'data', DIRECT[i + 1])
+    end
+  end
+  return r
 end

@@ -16,6 +16,5 @@ redis.call('HSET', K.agent(aid), 'instance', inst, 'session', session, 'connecte
 redis.call('SADD', K.inst_agents(inst), aid)
 emit('login', '', aid, '', { instance = inst })
 if a.presence == 'offline' then set_presence(aid, 'not_ready', 'login', 'login') end
-refresh_agent(aid)
 pull_for_agent(aid)
 return ok()

@@ -30,7 +30,6 @@ if exists then
 else
   emit('agent_created', '', aid, '', {})
 end
-refresh_agent(aid)
 pull_for_agent(aid)
 if exists then return ok('0') end
 return ok('1')

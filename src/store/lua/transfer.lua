@@ -40,6 +40,5 @@ end
 enwait(iid, ix)
 emit('queued', iid, '', ix.queue, { stage = num(ix.stage), preferred_agent = ix.target or '' })
 try_route(iid)
-refresh_agent(aid)
 pull_for_agent(aid)
 return ok()
