@@ -122,6 +122,18 @@ local function agent_score(strategy, skill_score, a)
   return idle
 end
 
+-- What routing reads of an agent: not its spec, name or token, which would be copied into Lua for
+-- nothing on every refresh and pull. Nil if there is no such agent.
+local ROUTE_FIELDS = { 'presence', 'connected', 'block', 'idle', 'load_voice', 'load_chat', 'load_sms',
+  'load_email', 'cap_voice', 'cap_chat', 'cap_sms', 'cap_email' }
+local function agent_route(aid)
+  local r = redis.call('HMGET', K.agent(aid), unpack(ROUTE_FIELDS))
+  if not r[1] then return nil end
+  local a = {}
+  for i, f in ipairs(ROUTE_FIELDS) do a[f] = r[i] or nil end
+  return a
+end
+
 -- A disconnected desktop gets no new work even inside the grace period: never offer to a ghost.
 local function can_take(a, ch)
   if a.presence ~= 'ready' or a.connected ~= '1' then return false end
@@ -200,7 +212,7 @@ end
 -- `only`: the one channel whose load changed (an offer); the other channels' entries stay as
 -- they are unless the strategy scores by total occupancy or voice work blocks them.
 local function refresh_agent(aid, only)
-  local a = hmap(K.agent(aid))
+  local a = agent_route(aid)
   if not a then return end
   if only == 'voice' then only = nil end
   local pools = redis.call('HGETALL', K.agent_pools(aid))
@@ -315,7 +327,7 @@ local function try_route(iid, ix)
   ix = ix or ix_get(iid)
   if not ix or ix.state ~= 'queued' then return false end
   if ix.target and ix.target ~= '' then
-    local a = hmap(K.agent(ix.target))
+    local a = agent_route(ix.target)
     if a and can_take(a, ix.ch) and not excluded(iid, ix.target) then
       offer(iid, ix.target, ix)
       return true
@@ -338,22 +350,23 @@ local function try_route(iid, ix)
   end
 end
 
--- First entry of a waiting set this agent may take: id, score.
+-- First entry of a waiting set this agent may take: id, score. The head alone first: it nearly
+-- always is the one (exclusions are rare), and a wider read would be copied into Lua for nothing.
 local function head_for(key, aid)
-  local start = 0
+  local start, n = 0, 1
   while true do
-    local r = redis.call('ZRANGE', key, start, start + 15, 'WITHSCORES')
+    local r = redis.call('ZRANGE', key, start, start + n - 1, 'WITHSCORES')
     if #r == 0 then return nil end
     for i = 1, #r, 2 do
       if not excluded(r[i], aid) then return r[i], tonumber(r[i + 1]) end
     end
-    start = start + 16
+    start, n = start + n, 16
   end
 end
 
 -- One offer of the best waiting interaction this agent may take now; false if none.
 local function pull_one(aid)
-  local a = hmap(K.agent(aid))
+  local a = agent_route(aid)
   if not a or a.presence ~= 'ready' then return false end
   local best, best_score = nil, nil
   -- Interactions waiting for this agent by name come first.
