@@ -429,8 +429,8 @@ struct Row {
 
 /// Where a phase's latency went, split where the deciding function call starts running in Redis
 /// (its clock reading is the interaction's "offered" timestamp): before (the request reaching the
-/// daemon and waiting for Redis) and after (the function's run, the hub's read of its push and the
-/// stream to the desktop). In ms.
+/// daemon and waiting for Redis) and after (the function's run, the hub's read of its push when
+/// another call made the decision, and the stream to the desktop). In ms.
 #[derive(Debug, Clone, Copy)]
 struct Split {
     before_p50: f64,
@@ -471,7 +471,8 @@ impl Split {
 /// Round trips per decision by what they were for.
 #[derive(Debug, Clone, Copy, Default)]
 struct Roles {
-    /// The script run that made the decision, and the hub's reads that delivered the offer.
+    /// The script run that made the decision, and the hub's reads that delivered the offer (none
+    /// when the agent's own request made it: the offer comes back with the reply).
     routing: f64,
     /// The hub's share of `routing`.
     hub: f64,
@@ -1184,15 +1185,16 @@ fn roles_row(label: &str, r: &Row) -> String {
 const ROLES_NOTE: &str = "\nRedis round trips per decision, by role. Routing: the script run that makes the phase's \
 decisions (create; a presence change to ready; complete for \"freed → next offer\") and the hub's round trips \
 delivering the offer (its inbox reads, the one pipelined read of what a batch of pushes refers to, the occasional \
-inbox trim). Agent actions: accept, and complete where it is not the deciding script. Arrivals: creates that are \
+inbox trim). An offer made by the agent's own request (going ready, a completion) comes back with its reply: the \
+hub has no part in it. Agent actions: accept, and complete where it is not the deciding script. Arrivals: creates that are \
 not the deciding script (new interactions keeping the backlog). Other: the rest (timers, heartbeats). Each \
 request counted is one script run; the few still in flight at a phase's end may move between phases.\n\n";
 
 const SPLIT_NOTE: &str = "\nWhere the latency goes, split where the function call that decides starts running in \
 Redis (its clock reading is the interaction's \"offered\" timestamp). Before: from the phase's start (the create \
 handed to Redis; the completion leaving the desktop) to then: the request on its way to the daemon and Redis, and \
-its wait there. After: the function's run, the hub's read of its push and the agent's stream, to the offer on the \
-desktop. The timestamp is in whole milliseconds, so each part is off by up to half of one. The last two columns are the means of \
+its wait there. After: the function's run, the hub's read of its push (for an offer made by a create; one made by \
+the agent's own completion comes back with the reply) and the agent's stream, to the offer on the desktop. The timestamp is in whole milliseconds, so each part is off by up to half of one. The last two columns are the means of \
 each part over the slowest 1 % of the phase's decisions. Stolen: the share of the machine's CPU time the \
 hypervisor gave to other guests during the phase (/proc/stat); on a shared virtual machine it shows as latency \
 the code did not cause.\n\n";
