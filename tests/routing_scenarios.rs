@@ -692,16 +692,9 @@ async fn admin_changes_reroute_waiting_work() {
     assert_eq!(s.offered_to(&ix3.id).await.as_deref(), Some("b"));
 }
 
-/// Whom the agent's instance inbox has `assigned` pushes for: the session each is tagged with.
+/// Whom the instance inbox has `assigned` pushes for: the session each of agent "a"'s is tagged with.
 async fn assigned_pushes(s: &S) -> Vec<String> {
-    let mut con = s._redis.client().await;
-    let r: redis::streams::StreamRangeReply =
-        redis::AsyncCommands::xrange_all(&mut con, s.store.keys().inbox(INSTANCE)).await.unwrap();
-    r.ids
-        .iter()
-        .filter(|e| e.get::<String>("kind").as_deref() == Some("assigned"))
-        .map(|e| e.get::<String>("session").unwrap_or_default())
-        .collect()
+    inbox_entries(s, "a").await.into_iter().filter(|e| e.1 == "assigned").map(|e| e.2).collect()
 }
 
 #[tokio::test]
