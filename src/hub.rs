@@ -2,7 +2,9 @@
 //!
 //! Scripts push to the inbox stream of the instance that holds an agent's session (any instance
 //! may have made the decision). The hub reads its inbox, resolves each push into domain data, and
-//! hands it to the session — if that session is still the agent's current one here.
+//! hands it to the session — if that session is still the agent's current one here. Pushes that
+//! a session's own request causes come back with the request's reply instead (`store::caller`);
+//! the hub's read position ([`Hub::delivered_through`]) is what keeps them in order with these.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
