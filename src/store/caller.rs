@@ -71,9 +71,9 @@ pub(super) fn keep(pushes: SessionPushes) {
     if pushes.is_empty() {
         return;
     }
-    let kept = CALLER.try_with(|c| *c.pushes.borrow_mut() = pushes.clone());
+    let kept = CALLER.try_with(|c| c.pushes.replace(pushes));
     // Only a call given the caller returns pushes; this would be a bug, not a lost push to hide.
-    debug_assert!(kept.is_ok(), "pushes for a session returned outside its scope: {pushes:?}");
+    debug_assert!(kept.is_ok(), "pushes for a session returned outside its scope");
 }
 
 /// Splits a successful reply's trailer off: its values, and the pushes for the calling session

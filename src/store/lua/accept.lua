@@ -16,7 +16,5 @@ emit('accepted', iid, aid, ix.queue, { waited_ms = waited })
 -- The accepting session learns of it from the reply and shows it as assigned itself; a push
 -- (the interaction read again to carry it) goes only to a session that has replaced it since,
 -- or when no session accepted.
-if CALLER_SESSION == '' or redis.call('HGET', K.agent(aid), 'session') ~= CALLER_SESSION then
-  notify(aid, 'assigned', { ix = iid }, iid)
-end
+notify(aid, 'assigned', { ix = iid }, iid, true)
 return ok_ix(iid, true)

@@ -184,29 +184,35 @@ local function carry_ix(payload, iid)
   end
 end
 
+local function inbox_push(inst, aid, session, kind, data)
+  redis.call('XADD', K.inbox(inst), 'MAXLEN', '~', INBOX_MAXLEN, '*',
+    'agent', aid, 'session', session, 'kind', kind, 'data', data)
+end
+
 -- Push to the instance holding the agent's desktop stream, tagged with the session it is for.
 -- `carry`: the interaction the push shows, carried in it (see carry_ix).
 -- A push for the session whose request this is goes back with the reply instead: it reaches
 -- the desktop without the hub's read. The inbox's last id is noted first, so the session shows
 -- these only after every push made to it before this call (the hub delivers in id order).
-local function notify(aid, kind, payload, carry)
+-- `shown`: that session shows it from the reply by itself (an accept), so it gets no push at all.
+local function notify(aid, kind, payload, carry, shown)
   local a = redis.call('HMGET', K.agent(aid), 'instance', 'session', 'connected')
-  if a[1] and a[1] ~= '' and a[3] == '1' then
-    payload = payload or {}
-    if carry then carry_ix(payload, carry) end
-    local data = cjson.encode(payload)
-    if CALLER_SESSION ~= '' and aid == CALLER_AGENT and a[2] == CALLER_SESSION then
-      if not DIRECT_AFTER then
-        local last = redis.call('XREVRANGE', K.inbox(a[1]), '+', '-', 'COUNT', 1)
-        DIRECT_AFTER, DIRECT_INBOX = last[1] and last[1][1] or '0-0', a[1]
-      end
-      DIRECT[#DIRECT + 1] = kind
-      DIRECT[#DIRECT + 1] = data
-      return
+  if not a[1] or a[1] == '' or a[3] ~= '1' then return end
+  local to_caller = CALLER_SESSION ~= '' and aid == CALLER_AGENT and a[2] == CALLER_SESSION
+  if to_caller and shown then return end
+  payload = payload or {}
+  if carry then carry_ix(payload, carry) end
+  local data = cjson.encode(payload)
+  if to_caller then
+    if not DIRECT_AFTER then
+      local last = redis.call('XREVRANGE', K.inbox(a[1]), '+', '-', 'COUNT', 1)
+      DIRECT_AFTER, DIRECT_INBOX = last[1] and last[1][1] or '0-0', a[1]
     end
-    redis.call('XADD', K.inbox(a[1]), 'MAXLEN', '~', INBOX_MAXLEN, '*',
-      'agent', aid, 'session', a[2] or '', 'kind', kind, 'data', data)
+    DIRECT[#DIRECT + 1] = kind
+    DIRECT[#DIRECT + 1] = data
+    return
   end
+  inbox_push(a[1], aid, a[2] or '', kind, data)
 end
 
 -- `only`: the one channel whose load changed (an offer); the other channels' entries stay as
@@ -624,8 +630,7 @@ local function finish(r)
     r[#r + 1] = tostring(#DIRECT / 2)
   else
     for i = 1, #DIRECT, 2 do
-      redis.call('XADD', K.inbox(DIRECT_INBOX), 'MAXLEN', '~', INBOX_MAXLEN, '*',
-        'agent', CALLER_AGENT, 'session', CALLER_SESSION, 'kind', DIRECT[i], 'data', DIRECT[i + 1])
+      inbox_push(DIRECT_INBOX, CALLER_AGENT, CALLER_SESSION, DIRECT[i], DIRECT[i + 1])
     end
   end
   return r

@@ -7,8 +7,7 @@ end
 if a.session and a.session ~= '' then
   redis.call('ZREM', K.timers(), 'grace|' .. aid .. '|' .. a.session)
   if a.connected == '1' and a.instance ~= '' then
-    redis.call('XADD', K.inbox(a.instance), 'MAXLEN', '~', INBOX_MAXLEN, '*',
-      'agent', aid, 'session', a.session, 'kind', 'closed', 'data', cjson.encode({ reason = 'replaced' }))
+    inbox_push(a.instance, aid, a.session, 'closed', cjson.encode({ reason = 'replaced' }))
     redis.call('SREM', K.inst_agents(a.instance), aid)
   end
 end

@@ -78,8 +78,7 @@ local function fire_instance(inst)
   for _, aid in ipairs(redis.call('SMEMBERS', K.inst_agents(inst))) do
     local a = redis.call('HMGET', K.agent(aid), 'instance', 'connected', 'presence', 'session')
     if a[1] == inst and a[2] == '1' then
-      redis.call('XADD', K.inbox(inst), 'MAXLEN', '~', INBOX_MAXLEN, '*',
-        'agent', aid, 'session', a[4] or '', 'kind', 'closed', 'data', cjson.encode({ reason = 'stale' }))
+      inbox_push(inst, aid, a[4] or '', 'closed', cjson.encode({ reason = 'stale' }))
       redis.call('HSET', K.agent(aid), 'connected', 0)
       if a[3] ~= 'offline' then go_offline(aid, 'stale') end
     end
