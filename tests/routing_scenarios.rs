@@ -827,3 +827,68 @@ async fn the_hub_tells_when_it_has_delivered_up_to_an_inbox_id() {
     cancel.cancel();
     reader.await.unwrap();
 }
+
+/// A queue's interactions that have not ended, waiting or not, keep it from being deleted and its
+/// channels from being dropped. Each sits in exactly one of the queue's two indexes (waiting, or
+/// live and not waiting) however it moves: offered, rejected back, accepted, moved, ended.
+#[tokio::test]
+async fn live_interactions_waiting_or_not_hold_their_queue() {
+    let s = S::new().await;
+    s.queue(q("sales", &[])).await;
+    s.queue(q("support", &[])).await;
+    s.agent_with("ann", &[], chat_only(1), None).await;
+    let mut con = s._redis.client().await;
+    let k = s.store.keys().clone();
+    let mut indexes = async |queue: &str| -> (Vec<String>, Vec<String>) {
+        let mut waiting: Vec<String> = redis::AsyncCommands::zrange(&mut con, k.qwait(queue), 0, -1).await.unwrap();
+        let mut live: Vec<String> = redis::AsyncCommands::smembers(&mut con, k.qlive(queue)).await.unwrap();
+        waiting.sort();
+        live.sort();
+        (waiting, live)
+    };
+    let held_by = |r: Result<(), StoreError>, n: usize| match r {
+        Err(StoreError::FailedPrecondition(m)) => assert!(m.contains(&format!("{n} interaction(s)")), "{m}"),
+        other => panic!("expected {n} live interaction(s) to hold the queue, got {other:?}"),
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+
+    let a = s.chat("sales", "c1").await;
+    let b = s.chat("sales", "c2").await;
+    assert_eq!(indexes("sales").await, (sorted(vec![a.id.clone(), b.id.clone()]), vec![]));
+    held_by(s.store.delete_queue("sales").await, 2);
+
+    s.ready("ann").await;
+    assert_eq!(s.offered_to(&a.id).await.as_deref(), Some("ann"));
+    assert_eq!(indexes("sales").await, (vec![b.id.clone()], vec![a.id.clone()]));
+    held_by(s.store.delete_queue("sales").await, 2);
+
+    // Rejected: back to waiting (and ann, excluded from it, is offered the other one).
+    s.store.reject("ann", &a.id, "busy").await.unwrap();
+    assert_eq!(s.offered_to(&b.id).await.as_deref(), Some("ann"));
+    assert_eq!(indexes("sales").await, (vec![a.id.clone()], vec![b.id.clone()]));
+
+    s.store.accept("ann", &b.id).await.unwrap();
+    s.store.move_interaction(&a.id, "support").await.unwrap();
+    assert_eq!(indexes("sales").await, (vec![], vec![b.id.clone()]));
+    assert_eq!(indexes("support").await, (vec![a.id.clone()], vec![]));
+    held_by(s.store.delete_queue("sales").await, 1);
+    let mut email_only = q("sales", &[]);
+    email_only.channels = vec![Channel::Email];
+    match s.store.put_queue(&email_only, true).await {
+        Err(StoreError::FailedPrecondition(m)) => assert!(m.contains("chat interactions"), "{m}"),
+        other => panic!("dropping a channel with a live interaction: {other:?}"),
+    }
+
+    // Completed: sales is empty and can go. The one in support still waits: ann rejected it.
+    s.store.complete("ann", &b.id, "done", "").await.unwrap();
+    assert_eq!(indexes("sales").await, (vec![], vec![]));
+    s.store.delete_queue("sales").await.unwrap();
+    assert_eq!(indexes("support").await, (vec![a.id.clone()], vec![]));
+    held_by(s.store.delete_queue("support").await, 1);
+    s.store.withdraw(&a.id, "gone").await.unwrap();
+    assert_eq!(indexes("support").await, (vec![], vec![]));
+    s.store.delete_queue("support").await.unwrap();
+}

@@ -161,7 +161,7 @@ impl Store {
         if h.is_empty() {
             return Err(StoreError::NotFound(format!("interaction_id: no interaction {iid:?}")));
         }
-        Ok((interaction_from_hash(&h)?, raw.iter().map(|s| parse_message(s)).collect::<Result<_>>()?))
+        Ok((interaction_from_hash(iid, &h)?, raw.iter().map(|s| parse_message(s)).collect::<Result<_>>()?))
     }
 
     /// 1-based place among the interactions waiting in the same pool and channel (None when it is

@@ -38,7 +38,9 @@ pub const FORMATS: &[(&str, &str)] = &[
     ("wait", "wait:{}:{}"),
     // Zset: every interaction waiting in a queue, by original enqueue time.
     ("qwait", "qwait:{}"),
-    // Set: interactions of a queue that have not ended (queued, offered, active, wrap-up).
+    // Set: interactions of a queue that have not ended and are not waiting (offered, active,
+    // wrap-up). With `qwait` it makes the queue's live interactions: each is in exactly one of them,
+    // so a waiting interaction pays for one queue index entry, not two.
     ("qlive", "qlive:{}"),
     // Hash: an interaction.
     ("ix", "ix:{}"),

@@ -450,7 +450,8 @@ impl Store {
         ];
         let r = self.run("create", &self.scripts.create, &args).await?;
         let created = r.get(1).is_some_and(|s| s == "1");
-        Ok((interaction_from_reply(r.get(2..).unwrap_or_default(), false)?, created))
+        let id = r.first().ok_or_else(|| StoreError::Corrupt(format!("create reply {r:?}")))?;
+        Ok((interaction_from_reply(id, r.get(2..).unwrap_or_default(), false)?, created))
     }
 
     pub async fn append_customer_message(&self, iid: &str, body: &str) -> Result<Message> {
@@ -513,7 +514,10 @@ impl Store {
             pipe.hgetall(self.keys.ix(id));
         }
         let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut con).await?;
-        hashes.iter().map(|h| if h.is_empty() { Ok(None) } else { interaction_from_hash(h).map(Some) }).collect()
+        ids.iter()
+            .zip(&hashes)
+            .map(|(id, h)| if h.is_empty() { Ok(None) } else { interaction_from_hash(id, h).map(Some) })
+            .collect()
     }
 
     /// Interactions (with their threads) and single messages `(interaction, seq)`, all in one
@@ -540,12 +544,13 @@ impl Store {
         let (ix_replies, msg_replies) = replies.split_at(ids.len() * 2);
         let interactions = ix_replies
             .chunks(2)
-            .map(|r| {
+            .zip(ids)
+            .map(|(r, id)| {
                 let h: HashMap<String, String> = redis::from_redis_value(r[0].clone()).map_err(decode)?;
                 if h.is_empty() {
                     return Ok(None);
                 }
-                let mut ix = interaction_from_hash(&h)?;
+                let mut ix = interaction_from_hash(id, &h)?;
                 let raw: Vec<String> = redis::from_redis_value(r[1].clone()).map_err(decode)?;
                 ix.messages = raw.iter().map(|m| parse_message(m)).collect::<Result<_>>()?;
                 Ok(Some(ix))
@@ -619,7 +624,7 @@ impl Store {
     /// has replaced that one meanwhile; otherwise the agent's session is told with a push.
     pub async fn accept(&self, aid: &str, iid: &str) -> Result<Interaction> {
         let r = self.run("accept", &self.scripts.accept, &[aid.to_string(), iid.to_string()]).await?;
-        interaction_from_reply(&r, true)
+        interaction_from_reply(iid, &r, true)
     }
 
     pub async fn reject(&self, aid: &str, iid: &str, reason: &str) -> Result<()> {
@@ -639,7 +644,7 @@ impl Store {
         validate_disposition(disposition, notes)?;
         let args = [aid, iid, disposition, notes].map(String::from);
         let r = self.run("complete", &self.scripts.complete, &args).await?;
-        interaction_from_reply(&r, false)
+        interaction_from_reply(iid, &r, false)
     }
 
     pub async fn end_wrap_up(&self, aid: &str, iid: &str, disposition: &str, notes: &str) -> Result<Interaction> {
@@ -1068,8 +1073,9 @@ pub fn interaction_from_push(v: &serde_json::Value) -> Result<Option<Interaction
     if h.len() % 2 != 0 {
         return Err(StoreError::Corrupt(format!("push: odd hash of {} entries", h.len())));
     }
+    let id = v.get("ix").and_then(|x| x.as_str()).ok_or_else(|| StoreError::Corrupt("push: no ix".into()))?;
     let map = h.chunks(2).map(|kv| Ok((text(&kv[0])?, text(&kv[1])?))).collect::<Result<HashMap<_, _>>>()?;
-    let mut ix = interaction_from_hash(&map)?;
+    let mut ix = interaction_from_hash(id, &map)?;
     // An empty thread arrives as `{}`: Lua's cjson cannot tell an empty array from an empty object.
     if let Some(serde_json::Value::Array(msgs)) = v.get("m") {
         ix.messages = msgs.iter().map(|m| parse_message(&text(m)?)).collect::<Result<_>>()?;
@@ -1079,21 +1085,22 @@ pub fn interaction_from_push(v: &serde_json::Value) -> Result<Option<Interaction
 
 /// An interaction from a script's `ok_ix` reply (after 'ok' and any extra values): the number of
 /// hash entries, the hash as field/value pairs, then the thread if asked for.
-fn interaction_from_reply(r: &[String], with_messages: bool) -> Result<Interaction> {
+fn interaction_from_reply(id: &str, r: &[String], with_messages: bool) -> Result<Interaction> {
     let n: usize = r.first().and_then(|n| n.parse().ok()).ok_or_else(|| StoreError::Corrupt(format!("reply {r:?}")))?;
     let pairs = r.get(1..1 + n).ok_or_else(|| StoreError::Corrupt(format!("reply of {} entries", r.len())))?;
     if pairs.is_empty() {
         return Err(StoreError::NotFound("interaction_id: the interaction no longer exists".into()));
     }
     let h: HashMap<String, String> = pairs.chunks(2).map(|kv| (kv[0].clone(), kv[1].clone())).collect();
-    let mut ix = interaction_from_hash(&h)?;
+    let mut ix = interaction_from_hash(id, &h)?;
     if with_messages {
         ix.messages = r[1 + n..].iter().map(|m| parse_message(m)).collect::<Result<_>>()?;
     }
     Ok(ix)
 }
 
-fn interaction_from_hash(h: &HashMap<String, String>) -> Result<Interaction> {
+/// The hash does not hold the id: its key does.
+fn interaction_from_hash(id: &str, h: &HashMap<String, String>) -> Result<Interaction> {
     let s = |k: &str| h.get(k).cloned().unwrap_or_default();
     let channel = Channel::parse(&s("ch")).ok_or_else(|| StoreError::Corrupt(format!("channel {:?}", s("ch"))))?;
     let state =
@@ -1108,7 +1115,7 @@ fn interaction_from_hash(h: &HashMap<String, String>) -> Result<Interaction> {
     let attributes: BTreeMap<String, String> = serde_json::from_str(h.get("attrs").map_or("{}", |v| v.as_str()))
         .map_err(|e| StoreError::Corrupt(format!("attributes: {e}")))?;
     Ok(Interaction {
-        id: s("id"),
+        id: id.to_string(),
         channel,
         customer_address: s("cust"),
         subject: s("subj"),

@@ -23,8 +23,9 @@ if ARGV[10] ~= '' then
 end
 local now = tostring(NOW)
 -- Held as it is written (strings, as a read would give), so routing need not read it back.
-local ix = { id = iid, ch = ch, cust = ARGV[4], subj = ARGV[5], attrs = ARGV[6], queue = queue, pri = tostring(pri),
-  enq = now, qenter = now, qseq = '1', stage = '0', created = now, target = target, oseq = '0', tseq = '0',
+-- The id is the key's, not a field: every byte here is paid per waiting interaction.
+local ix = { ch = ch, cust = ARGV[4], subj = ARGV[5], attrs = ARGV[6], queue = queue, pri = tostring(pri),
+  enq = now, qenter = now, qseq = '1', stage = '0', target = target, oseq = '0', tseq = '0',
   nmsg = '0', state = 'queued', agent = '', pool = '', esc = '', xfer = '' }
 local fields = {}
 for k, v in pairs(ix) do
@@ -33,7 +34,6 @@ for k, v in pairs(ix) do
 end
 redis.call('HSET', K.ix(iid), unpack(fields))
 if idem ~= '' then redis.call('SET', K.idem(idem), iid, 'EX', IDEM_TTL) end
-redis.call('SADD', K.qlive(queue), iid)
 emit('created', iid, '', queue, { channel = ch, customer = ARGV[4], subject = ARGV[5], priority = pri })
 if ARGV[9] ~= '' then
   local seq = append_msg(iid, 'customer', '', ARGV[9])

@@ -2,7 +2,7 @@
 local name = ARGV[1]
 local q = queue_cfg(name)
 if not q then return err('NOT_FOUND', 'name: no queue named "' .. name .. '"') end
-local n = redis.call('SCARD', K.qlive(name))
+local n = redis.call('SCARD', K.qlive(name)) + redis.call('ZCARD', K.qwait(name))
 if n > 0 then
   return err('PRECONDITION', 'name: ' .. n .. ' interaction(s) in "' .. name .. '" have not ended; move, withdraw or complete them first')
 end

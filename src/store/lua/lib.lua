@@ -259,6 +259,7 @@ local function unwait(iid, ix)
     redis.call('ZREM', K.await(ix.target), iid)
   end
   redis.call('ZREM', K.qwait(ix.queue), iid)
+  redis.call('SADD', K.qlive(ix.queue), iid)
   redis.call('HSET', K.ix(iid), 'pool', '')
   ix.pool = ''
 end
@@ -280,6 +281,7 @@ local function enwait(iid, ix)
     redis.call('ZADD', K.wait(pool, ix.ch), score, iid)
   end
   redis.call('ZADD', K.qwait(ix.queue), num(ix.enq), iid)
+  redis.call('SREM', K.qlive(ix.queue), iid)
   redis.call('HSET', K.ix(iid), 'state', 'queued', 'pool', pool, 'agent', '', 'oexp', '', 't_queued', NOW)
   ix.state, ix.pool, ix.agent = 'queued', pool, ''
 end
@@ -514,7 +516,7 @@ local function move_to_queue(iid, ix, queue)
   if waiting then unwait(iid, ix) end
   local qseq = redis.call('HINCRBY', K.ix(iid), 'qseq', 1)
   redis.call('SREM', K.qlive(ix.queue), iid)
-  redis.call('SADD', K.qlive(queue), iid)
+  if not waiting then redis.call('SADD', K.qlive(queue), iid) end
   redis.call('HSET', K.ix(iid), 'queue', queue, 'stage', 0, 'qenter', NOW)
   ix.queue, ix.stage, ix.qseq, ix.qenter = queue, '0', tostring(qseq), tostring(NOW)
   schedule_escalation(iid, ix, 0)

@@ -16,6 +16,7 @@ local new_channels = {}
 for _, c in ipairs(split_csv(ARGV[5])) do new_channels[c] = true end
 local waiting = redis.call('ZRANGE', K.qwait(name), 0, -1)
 local live = redis.call('SMEMBERS', K.qlive(name))
+for _, iid in ipairs(waiting) do live[#live + 1] = iid end
 for _, iid in ipairs(live) do
   local ch = redis.call('HGET', K.ix(iid), 'ch')
   if ch and not new_channels[ch] then
