@@ -68,6 +68,9 @@ pub struct BenchArgs {
     pub seed: u64,
 }
 
+/// A call that ran this long inside Redis (µs) is listed by phase.
+const SLOW_US: u64 = 2000;
+
 /// A redis-server of our own on a free loopback port, stopped by PID.
 struct LocalRedis {
     child: Child,
@@ -81,6 +84,9 @@ impl LocalRedis {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            // Every call that ran SLOW_US or longer inside Redis, so a phase can tell a long call
+            // (which holds up everyone behind it) from waits outside Redis.
+            .args(["--slowlog-log-slower-than", &SLOW_US.to_string(), "--slowlog-max-len", "100000"])
             .arg("--dir")
             .arg(dir.path())
             .stdout(Stdio::null())
@@ -349,6 +355,8 @@ struct Snap {
     sent: Sent,
     /// The machine's CPU time so far: (stolen by the hypervisor, all), in ticks.
     machine_ticks: (u64, u64),
+    /// Calls that ran SLOW_US or longer in Redis since the previous snapshot: (µs, what).
+    slow: Vec<(u64, String)>,
 }
 
 /// Script-running requests the benchmark has sent so far.
@@ -383,6 +391,7 @@ async fn snap(con: &mut redis::aio::MultiplexedConnection, shared: &Shared) -> a
     let stats = redis_info(con, "commandstats").await?;
     let cpu = redis_info(con, "cpu").await?;
     let rt = crate::store::round_trips();
+    let slow = slow_calls(con).await?;
     Ok(Snap {
         at: Instant::now(),
         offers: shared.offers(),
@@ -394,7 +403,30 @@ async fn snap(con: &mut redis::aio::MultiplexedConnection, shared: &Shared) -> a
         hub_round_trips: rt.readers,
         sent: Sent::of(shared),
         machine_ticks: machine_ticks(),
+        slow,
     })
+}
+
+/// Redis's slow log since the last call (then emptied): each call's µs and what it was (the
+/// function's name for an FCALL, else the command).
+async fn slow_calls(con: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<Vec<(u64, String)>> {
+    let entries: Vec<redis::Value> = redis::cmd("SLOWLOG").arg("GET").arg(-1).query_async(con).await?;
+    let _: () = redis::cmd("SLOWLOG").arg("RESET").query_async(con).await?;
+    let text = |v: &redis::Value| redis::from_redis_value::<String>(v.clone()).unwrap_or_default();
+    let mut out = Vec::new();
+    for e in entries {
+        let redis::Value::Array(f) = e else { continue };
+        let (Some(us), Some(redis::Value::Array(argv))) = (f.get(2), f.get(3)) else { continue };
+        let us: u64 = redis::from_redis_value(us.clone()).unwrap_or(0);
+        let cmd = argv.first().map(text).unwrap_or_default().to_lowercase();
+        let what = match (cmd.as_str(), argv.get(1)) {
+            // `sb_<digest>_<operation>`
+            ("fcall", Some(name)) => text(name).splitn(3, '_').nth(2).unwrap_or_default().to_string(),
+            _ => cmd,
+        };
+        out.push((us, what));
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Clone)]
@@ -425,6 +457,8 @@ struct Row {
     split: Option<Split>,
     /// Share of the machine's CPU time stolen by the hypervisor during the phase, %.
     steal_pct: f64,
+    /// Calls that ran SLOW_US or longer inside Redis during the phase: (µs, what).
+    slow: Vec<(u64, String)>,
 }
 
 /// Where a phase's latency went, split where the deciding function call starts running in Redis
@@ -553,6 +587,7 @@ impl Row {
             kib_per_agent: 0.0,
             by_command,
             split: None,
+            slow: b.slow.clone(),
             steal_pct: {
                 let (steal, all) = (
                     b.machine_ticks.0.saturating_sub(a.machine_ticks.0),
@@ -1211,6 +1246,26 @@ fn split_row(label: &str, r: &Row) -> String {
     }
 }
 
+const SLOW_NOTE: &str = "\nCalls that ran 2 ms or more inside Redis during the phase (its slow log): how many, the \
+longest, and which. Redis runs one call at a time, so every request arriving meanwhile waits for it; latency \
+with none here was spent outside Redis (the network, the daemon, the desktop, the hypervisor).\n\n";
+
+const SLOW_HEAD: &str = "| phase | calls ≥ 2 ms | longest ms | which (count, longest ms) |\n|---|---|---|---|\n";
+
+fn slow_row(label: &str, r: &Row) -> String {
+    let mut by: BTreeMap<&str, (usize, u64)> = BTreeMap::new();
+    for (us, what) in &r.slow {
+        let e = by.entry(what.as_str()).or_default();
+        e.0 += 1;
+        e.1 = e.1.max(*us);
+    }
+    let mut by: Vec<_> = by.into_iter().collect();
+    by.sort_by(|x, y| y.1.cmp(&x.1));
+    let which: Vec<String> = by.iter().map(|(w, (n, us))| format!("{w} {n} ({:.1})", *us as f64 / 1000.0)).collect();
+    let longest = r.slow.iter().map(|s| s.0).max().unwrap_or(0) as f64 / 1000.0;
+    format!("| {label} | {} | {longest:.1} | {} |\n", r.slow.len(), which.join(", "))
+}
+
 fn report(args: &BenchArgs, rows: &[Row], ceiling: Ceiling) -> String {
     let mut md = ceiling_line(ceiling);
     md.push_str(TABLE_HEAD);
@@ -1226,6 +1281,11 @@ fn report(args: &BenchArgs, rows: &[Row], ceiling: Ceiling) -> String {
     md.push_str(SPLIT_HEAD);
     for r in rows {
         md.push_str(&split_row(&r.phase, r));
+    }
+    md.push_str(SLOW_NOTE);
+    md.push_str(SLOW_HEAD);
+    for r in rows {
+        md.push_str(&slow_row(&r.phase, r));
     }
     if let Some(r) = rows.first() {
         md.push_str(&format!(
@@ -1339,6 +1399,7 @@ fn sweep_report(args: &BenchArgs, rows: &[Row], ceiling: Ceiling, rate: u32) -> 
         for (title, head, row) in [
             ("Redis round trips per decision, by role", ROLES_HEAD, roles_row as fn(&str, &Row) -> String),
             ("Where the latency goes", SPLIT_HEAD, split_row),
+            ("Calls that ran 2 ms or more inside Redis", SLOW_HEAD, slow_row),
         ] {
             md.push_str(&format!("\n{title} (see below).\n\n"));
             md.push_str(&head.replacen("| phase |", &format!("| {s} | phase |"), 1).replacen("|---|", "|---|---|", 1));
@@ -1361,6 +1422,7 @@ fn sweep_report(args: &BenchArgs, rows: &[Row], ceiling: Ceiling, rate: u32) -> 
     }
     md.push_str(ROLES_NOTE.trim_end());
     md.push_str(SPLIT_NOTE.trim_end());
+    md.push_str(SLOW_NOTE.trim_end());
     md.push_str(
         "\n\nKiB per agent stream is the growth of this process's memory while a point's desktops log in. All points \
          run in one process, so after the first (1,000 agents) a point reuses memory freed by earlier ones and reads \
