@@ -1260,7 +1260,7 @@ fn slow_row(label: &str, r: &Row) -> String {
         e.1 = e.1.max(*us);
     }
     let mut by: Vec<_> = by.into_iter().collect();
-    by.sort_by(|x, y| y.1.cmp(&x.1));
+    by.sort_by_key(|y| std::cmp::Reverse(y.1));
     let which: Vec<String> = by.iter().map(|(w, (n, us))| format!("{w} {n} ({:.1})", *us as f64 / 1000.0)).collect();
     let longest = r.slow.iter().map(|s| s.0).max().unwrap_or(0) as f64 / 1000.0;
     format!("| {label} | {} | {longest:.1} | {} |\n", r.slow.len(), which.join(", "))
