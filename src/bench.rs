@@ -1253,8 +1253,13 @@ with none here was spent outside Redis (the network, the daemon, the desktop, th
 const SLOW_HEAD: &str = "| phase | calls ≥ 2 ms | longest ms | which (count, longest ms) |\n|---|---|---|---|\n";
 
 fn slow_row(label: &str, r: &Row) -> String {
+    format!("| {label} | {} |\n", slow_cells(&r.slow))
+}
+
+/// How many, the longest (ms), and by what: count and longest, the most frequent first.
+fn slow_cells(slow: &[(u64, String)]) -> String {
     let mut by: BTreeMap<&str, (usize, u64)> = BTreeMap::new();
-    for (us, what) in &r.slow {
+    for (us, what) in slow {
         let e = by.entry(what.as_str()).or_default();
         e.0 += 1;
         e.1 = e.1.max(*us);
@@ -1262,8 +1267,8 @@ fn slow_row(label: &str, r: &Row) -> String {
     let mut by: Vec<_> = by.into_iter().collect();
     by.sort_by_key(|y| std::cmp::Reverse(y.1));
     let which: Vec<String> = by.iter().map(|(w, (n, us))| format!("{w} {n} ({:.1})", *us as f64 / 1000.0)).collect();
-    let longest = r.slow.iter().map(|s| s.0).max().unwrap_or(0) as f64 / 1000.0;
-    format!("| {label} | {} | {longest:.1} | {} |\n", r.slow.len(), which.join(", "))
+    let longest = slow.iter().map(|s| s.0).max().unwrap_or(0) as f64 / 1000.0;
+    format!("{} | {longest:.1} | {}", slow.len(), which.join(", "))
 }
 
 fn report(args: &BenchArgs, rows: &[Row], ceiling: Ceiling) -> String {
@@ -1477,4 +1482,17 @@ fn plot(rows: &[Row], path: &std::path::Path, rate: u32) -> anyhow::Result<()> {
     }
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_calls_are_counted_by_what_most_frequent_first() {
+        let slow = [(2500, "complete"), (12_400, "accept"), (3100, "complete"), (2000, "hset")]
+            .map(|(us, w)| (us, w.to_string()));
+        assert_eq!(slow_cells(&slow), "4 | 12.4 | complete 2 (3.1), accept 1 (12.4), hset 1 (2.0)");
+        assert_eq!(slow_cells(&[]), "0 | 0.0 | ");
+    }
 }
