@@ -407,11 +407,16 @@ async fn snap(con: &mut redis::aio::MultiplexedConnection, shared: &Shared) -> a
     })
 }
 
-/// Redis's slow log since the last call (then emptied): each call's µs and what it was (the
-/// function's name for an FCALL, else the command).
+/// Redis's slow log since the last call (then emptied).
 async fn slow_calls(con: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<Vec<(u64, String)>> {
     let entries: Vec<redis::Value> = redis::cmd("SLOWLOG").arg("GET").arg(-1).query_async(con).await?;
     let _: () = redis::cmd("SLOWLOG").arg("RESET").query_async(con).await?;
+    Ok(slow_entries(entries))
+}
+
+/// Each `SLOWLOG GET` entry (`[id, unix time, µs, argv, client address, client name]`) as its µs
+/// and what it was: the operation for one of our FCALLs, else the command.
+fn slow_entries(entries: Vec<redis::Value>) -> Vec<(u64, String)> {
     let text = |v: &redis::Value| redis::from_redis_value::<String>(v.clone()).unwrap_or_default();
     let mut out = Vec::new();
     for e in entries {
@@ -426,7 +431,7 @@ async fn slow_calls(con: &mut redis::aio::MultiplexedConnection) -> anyhow::Resu
         };
         out.push((us, what));
     }
-    Ok(out)
+    out
 }
 
 #[derive(Debug, Clone)]
@@ -1494,5 +1499,31 @@ mod tests {
             .map(|(us, w)| (us, w.to_string()));
         assert_eq!(slow_cells(&slow), "4 | 12.4 | complete 2 (3.1), accept 1 (12.4), hset 1 (2.0)");
         assert_eq!(slow_cells(&[]), "0 | 0.0 | ");
+    }
+
+    #[test]
+    fn slow_log_entries_are_named_by_operation_or_command() {
+        use redis::Value::{Array, BulkString, Int};
+        let entry = |us: i64, argv: &[&str]| {
+            Array(vec![
+                Int(7),
+                Int(1_790_000_000),
+                Int(us),
+                Array(argv.iter().map(|a| BulkString(a.as_bytes().to_vec())).collect()),
+                BulkString(b"127.0.0.1:40000".to_vec()),
+                BulkString(Vec::new()),
+            ])
+        };
+        let got = slow_entries(vec![
+            entry(2500, &["FCALL", "sb_3f2a9c_complete", "4", "k1"]),
+            entry(14_100, &["SISMEMBER", "sb:q:x", "i"]),
+            entry(2100, &["hgetall", "sb:ix:1"]),
+            // Not an entry: skipped.
+            Int(3),
+        ]);
+        assert_eq!(
+            got,
+            [(2500, "complete".to_string()), (14_100, "sismember".to_string()), (2100, "hgetall".to_string())]
+        );
     }
 }
