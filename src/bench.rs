@@ -53,8 +53,8 @@ pub struct BenchArgs {
     /// (a sweep uses 500, so its points compare).
     #[arg(long, default_value_t = 0)]
     pub rate: u32,
-    /// Further paced rates (decisions/s) for the latency phases: latency against load. A sweep
-    /// runs only `--rate`.
+    /// Further paced rates (decisions/s) for the latency phases: latency against load; `0`: none.
+    /// A sweep runs only `--rate`.
     #[arg(long, value_delimiter = ',', default_value = "100,250")]
     pub latency_rates: Vec<u32>,
     /// Run the scaling series (agents 1k → 10k → 50k, backlog 1k → 100k, skill combinations
@@ -66,6 +66,24 @@ pub struct BenchArgs {
     pub out: PathBuf,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+}
+
+impl BenchArgs {
+    /// Settings a run cannot be measured with, named by their flag; checked before anything starts.
+    fn validate(&self) -> anyhow::Result<()> {
+        for (flag, v) in [
+            ("--agents", self.agents),
+            ("--queues", self.queues),
+            ("--skills", self.skills),
+            ("--interactions", self.interactions),
+            ("--concurrency", self.concurrency),
+        ] {
+            if v == 0 {
+                anyhow::bail!("{flag}: must be at least 1");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A call that ran this long inside Redis (µs) is listed by phase.
@@ -1117,6 +1135,7 @@ fn rss_kib() -> u64 {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    args.validate()?;
     let ceiling = {
         let redis = LocalRedis::start()?;
         println!("ceiling: measuring Redis on this machine ({CEILING_CLIENTS} clients, 3 s each) ...");

@@ -1,0 +1,102 @@
+//! `switchboard bench` as a user runs it, at a tiny size: every phase is reported, each decision is
+//! an offer on a desktop, and the routing path's round trips are what the README claims. No figure
+//! of speed is asserted; those are the benchmark's to report, not a test's to check.
+
+use std::process::Command;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_switchboard")
+}
+
+/// A CSV line's fields; a quoted field may hold commas (the phase names do).
+fn fields(line: &str) -> Vec<String> {
+    let (mut out, mut cur, mut quoted) = (Vec::new(), String::new(), false);
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
+fn col<'a>(header: &[String], row: &'a [String], name: &str) -> &'a str {
+    let i = header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name}"));
+    &row[i]
+}
+
+fn num(header: &[String], row: &[String], name: &str) -> f64 {
+    let v = col(header, row, name);
+    v.parse().unwrap_or_else(|_| panic!("{name}: not a number: {v:?}"))
+}
+
+#[test]
+fn a_tiny_run_reports_every_phase_with_one_round_trip_per_freed_slot() {
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(bin())
+        .args(["bench", "--agents", "20", "--queues", "4", "--skills", "6", "--interactions", "30"])
+        .args(["--backlog", "400", "--rate", "40", "--latency-rates", "60", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "bench failed: {}", String::from_utf8_lossy(&run.stderr));
+
+    let csv = std::fs::read_to_string(out.path().join("bench.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header = fields(lines.next().unwrap());
+    let rows: Vec<Vec<String>> = lines.map(fields).collect();
+    let phases: Vec<&str> = rows.iter().map(|r| col(&header, r, "phase")).collect();
+    assert_eq!(
+        phases,
+        [
+            "created → offered, max",
+            "created → offered at 40/s",
+            "created → offered at 60/s",
+            "agents ready → offers up to capacity",
+            "freed → next offer, max",
+            "freed → next offer at 40/s",
+            "freed → next offer at 60/s",
+        ]
+    );
+    for r in &rows {
+        let phase = col(&header, r, "phase");
+        assert_eq!(num(&header, r, "agents"), 20.0, "{phase}");
+        if phase.starts_with("created") || phase.starts_with("freed") {
+            // Each phase waits for all its decisions: an offer on a desktop stream per interaction.
+            assert_eq!(num(&header, r, "decisions"), 30.0, "{phase}");
+            assert!(num(&header, r, "p50_ms") > 0.0, "{phase}: no latency recorded");
+            assert!(num(&header, r, "p99_ms") >= num(&header, r, "p50_ms"), "{phase}");
+        }
+        if phase.starts_with("freed") {
+            // The next offer comes back with the completion's reply: one round trip per decision,
+            // the completion itself. The hub delivers none of them; all it may have done is wake
+            // from its blocking inbox read, which gives up once a second.
+            let (routing, hub) =
+                (num(&header, r, "routing_round_trips_per_decision"), num(&header, r, "hub_round_trips_per_decision"));
+            assert!((routing - hub - 1.0).abs() < 0.001, "{phase}: {routing} routing round trips, {hub} the hub's");
+            let secs = num(&header, r, "decisions") / num(&header, r, "decisions_per_s");
+            assert!(hub * 30.0 <= secs + 2.0, "{phase}: the hub read {} times in {secs:.1} s", hub * 30.0);
+        }
+        assert!(num(&header, r, "redis_bytes_per_waiting") > 0.0, "{phase}");
+        assert!(num(&header, r, "commands_per_decision") > 0.0, "{phase}");
+    }
+    let md = std::fs::read_to_string(out.path().join("bench.md")).unwrap();
+    for section in ["Redis ceiling on this machine", "Where the latency goes", "Calls that ran 2 ms or more"] {
+        assert!(md.contains(section), "bench.md lacks {section:?}");
+    }
+}
+
+#[test]
+fn settings_it_cannot_measure_are_refused_by_flag_before_anything_runs() {
+    for (flag, value) in [("--agents", "0"), ("--interactions", "0"), ("--concurrency", "0")] {
+        let out = tempfile::tempdir().unwrap();
+        let dir = out.path().join("results");
+        let run = Command::new(bin()).args(["bench", flag, value, "--out"]).arg(&dir).output().unwrap();
+        assert!(!run.status.success(), "{flag} {value} was accepted");
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(err.contains(&format!("{flag}: must be at least 1")), "{flag}: {err}");
+        assert!(!dir.exists(), "{flag} {value}: the run wrote results");
+    }
+}
