@@ -6,9 +6,9 @@ use tokio_util::sync::CancellationToken;
 
 use switchboard::config::{Config, ProcessEnv};
 
-// With 10,000 agent streams glibc's malloc spent about as much CPU as the daemon's own code
-// (bursts of small allocations parsing Redis replies and HTTP/2 frames on two worker threads);
-// jemalloc cuts the daemon's CPU per routing decision by 35–45 % (README, "Benchmarks").
+// With 10,000 agent streams glibc's malloc spent nearly as much CPU as the daemon's own code
+// (most of its calls from parsing Redis replies: a small allocation per value);
+// jemalloc cuts the daemon's CPU per routing decision by a third (README, "Benchmarks").
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
