@@ -1136,6 +1136,17 @@ fn rss_kib() -> u64 {
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     args.validate()?;
+    // Interrupted, the run is dropped where it stands, and with it the Redis servers it started
+    // (each stopped by PID as it drops); exiting on the signal itself would leave them running.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = measure(args) => r,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted (SIGINT); the Redis servers it started are stopped"),
+        _ = term.recv() => anyhow::bail!("terminated (SIGTERM); the Redis servers it started are stopped"),
+    }
+}
+
+async fn measure(args: BenchArgs) -> anyhow::Result<()> {
     let ceiling = {
         let redis = LocalRedis::start()?;
         println!("ceiling: measuring Redis on this machine ({CEILING_CLIENTS} clients, 3 s each) ...");

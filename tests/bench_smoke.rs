@@ -1,6 +1,6 @@
 //! `switchboard bench` as a user runs it, at a tiny size: every phase is reported, each decision is
-//! an offer on a desktop, and the routing path's round trips are what the README claims. No figure
-//! of speed is asserted; those are the benchmark's to report, not a test's to check.
+//! an offer on a desktop, the routing path's round trips are what the README claims, and a run cut
+//! short leaves no Redis behind. No figure of speed is asserted; those are the benchmark's to report.
 
 use std::process::Command;
 
@@ -99,4 +99,70 @@ fn settings_it_cannot_measure_are_refused_by_flag_before_anything_runs() {
         assert!(err.contains(&format!("{flag}: must be at least 1")), "{flag}: {err}");
         assert!(!dir.exists(), "{flag} {value}: the run wrote results");
     }
+}
+
+/// The live (not zombie) children of `pid` whose command line contains `name`.
+fn live_children(pid: u32, name: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        // `pid (comm) state ppid ...`; comm may hold spaces, so read after its closing paren.
+        let Some(rest) = stat.rsplit_once(") ").map(|(_, r)| r) else { continue };
+        let mut f = rest.split(' ');
+        let (state, ppid) = (f.next().unwrap_or(""), f.next().and_then(|p| p.parse::<u32>().ok()));
+        let cmdline = std::fs::read_to_string(format!("/proc/{child}/cmdline")).unwrap_or_default();
+        if ppid == Some(pid) && state != "Z" && cmdline.contains(name) {
+            out.push(child);
+        }
+    }
+    out
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, r)| !r.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// Stops, by PID, whatever a failed assertion would otherwise leave running.
+struct KillOnDrop(Vec<u32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
+    }
+}
+
+#[test]
+fn a_run_stopped_by_sigterm_stops_the_redis_it_started() {
+    use std::io::{BufRead, BufReader};
+    let out = tempfile::tempdir().unwrap();
+    let mut bench = Command::new(bin())
+        .args(["bench", "--agents", "5", "--interactions", "5", "--backlog", "10", "--out"])
+        .arg(out.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut guard = KillOnDrop(vec![bench.id()]);
+    // The first thing a run does is measure Redis's ceiling, for 3 s, on a Redis of its own.
+    let mut lines = BufReader::new(bench.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("ceiling: measuring Redis"), "{first}");
+    let redis = live_children(bench.id(), "redis-server");
+    assert_eq!(redis.len(), 1, "expected the bench's one redis-server, found {redis:?}");
+    guard.0.extend(&redis);
+
+    let status = Command::new("kill").args(["-TERM", &bench.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = bench.wait().unwrap();
+    assert!(!exit.success(), "a terminated run must not report success");
+    assert!(!alive(redis[0]), "the bench's redis-server (pid {}) outlived it", redis[0]);
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut bench.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("terminated (SIGTERM)"), "{err}");
 }
