@@ -65,6 +65,16 @@ pub enum Ctl {
         #[arg(long, default_value = "")]
         queue: String,
     },
+    /// Move a waiting interaction to another queue (supervisor), keeping its age.
+    Move {
+        interaction: String,
+        /// The queue to move it to; without it, it stays where it is (with --clear-exclusions).
+        #[arg(long, default_value = "")]
+        queue: String,
+        /// Let the agents who rejected or missed it (and the one who transferred it) be offered it again.
+        #[arg(long)]
+        clear_exclusions: bool,
+    },
     /// Agents and their presence.
     Agents,
     /// Queue figures, then live updates (Ctrl-C to stop).
@@ -141,8 +151,21 @@ pub async fn ctl(server: &str, cmd: Ctl) -> anyhow::Result<()> {
         Ctl::Waiting { queue } => {
             let w = sup.list_waiting(pb::ListWaitingRequest { queue, limit: 100 }).await?.into_inner();
             for ix in w.interactions {
-                println!("{}  queue={} priority={} channel={:?}", ix.id, ix.queue, ix.priority, ix.channel());
+                let mut line =
+                    format!("{}  queue={} priority={} channel={:?}", ix.id, ix.queue, ix.priority, ix.channel());
+                if !ix.excluded_agent_ids.is_empty() {
+                    line.push_str(&format!("  not for: {}", ix.excluded_agent_ids.join(", ")));
+                }
+                if !ix.transferred_by.is_empty() {
+                    line.push_str(&format!("  transferred by {} (tried last)", ix.transferred_by));
+                }
+                println!("{line}");
             }
+        }
+        Ctl::Move { interaction, queue, clear_exclusions } => {
+            let r = pb::MoveInteractionRequest { interaction_id: interaction, queue, clear_exclusions };
+            let ix = sup.move_interaction(r).await?.into_inner();
+            println!("{}  {:?} in queue {}", ix.id, ix.state(), ix.queue);
         }
         Ctl::Agents => {
             for a in sup.list_agent_states(pb::ListAgentStatesRequest {}).await?.into_inner().agents {

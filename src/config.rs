@@ -25,6 +25,7 @@ pub const ENV_CRM_ENDPOINT: &str = "SWITCHBOARD_CRM_ENDPOINT";
 pub const ENV_GRPC_LISTEN: &str = "SWITCHBOARD_GRPC_LISTEN";
 pub const ENV_HTTP_LISTEN: &str = "SWITCHBOARD_HTTP_LISTEN";
 pub const ENV_LOG_FORMAT: &str = "SWITCHBOARD_LOG_FORMAT";
+pub const ENV_INSTANCE_ID: &str = "SWITCHBOARD_INSTANCE_ID";
 /// Followed by the agent id, see [`agent_token_env_var`].
 pub const ENV_AGENT_TOKEN_PREFIX: &str = "SWITCHBOARD_AGENT_TOKEN_";
 /// Standard `tracing` filter variable; wins over `log.level`.
@@ -396,6 +397,11 @@ impl Config {
         }
         if let Some(v) = non_empty(env, ENV_HTTP_LISTEN) {
             self.server.http_listen = parse_env_addr(&v, "server.http_listen", ENV_HTTP_LISTEN)?;
+        }
+        if let Some(v) = non_empty(env, ENV_INSTANCE_ID) {
+            crate::model::validate_id("server.instance_id", &v)
+                .map_err(|e| invalid("server.instance_id", format!("{} (from {ENV_INSTANCE_ID})", e.message)))?;
+            self.server.instance_id = v;
         }
         if let Some(v) = non_empty(env, ENV_CRM_DATABASE) {
             self.crm.database = v;
@@ -941,6 +947,7 @@ username = "support@example.com"
             (ENV_HTTP_LISTEN, "[::]:7002", Box::new(|c| c.server.http_listen == "[::]:7002".parse().unwrap())),
             (ENV_LOG_FORMAT, "json", Box::new(|c| c.log.format == LogFormat::Json)),
             (ENV_LOG_FORMAT, "human", Box::new(|c| c.log.format == LogFormat::Human)),
+            (ENV_INSTANCE_ID, "node-2", Box::new(|c| c.server.instance_id == "node-2")),
             ("SWITCHBOARD_AGENT_TOKEN_ALICE", "from-env", Box::new(|c| c.agents[0].token == "from-env")),
         ];
         for (var, value, check) in cases {
@@ -976,6 +983,7 @@ username = "support@example.com"
             (ENV_GRPC_LISTEN, "localhost:50051", "server.grpc_listen"),
             (ENV_HTTP_LISTEN, "8080", "server.http_listen"),
             (ENV_LOG_FORMAT, "yaml", "log.format"),
+            (ENV_INSTANCE_ID, "node 2", "server.instance_id"),
         ];
         for (var, value, key) in cases {
             let err = Config::from_toml_str("", &env(&[(var, value)])).unwrap_err();

@@ -84,11 +84,6 @@ impl Hub {
         self.sessions.lock().expect("hub lock").len()
     }
 
-    /// Sessions held here: (agent, session).
-    pub fn sessions(&self) -> Vec<(String, String)> {
-        self.sessions.lock().expect("hub lock").keys().cloned().collect()
-    }
-
     /// Tell every session to close (shutdown).
     pub fn close_all(&self, reason: &str) {
         for tx in self.sessions.lock().expect("hub lock").values() {

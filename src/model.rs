@@ -497,6 +497,11 @@ pub struct Interaction {
     pub offer_expires_ms: Option<u64>,
     /// Counts offers of this interaction; tells a current offer from a stale one.
     pub offer_seq: u64,
+    /// The agent who last transferred it away: offered it again only when nobody else is free.
+    pub transferred_by: String,
+    /// Agents it is never offered to again (they rejected it or let its offer time out). Read
+    /// only where asked for ([`crate::store::Store::with_exclusions`]); empty otherwise.
+    pub excluded_agents: Vec<String>,
 }
 
 /// What a channel adapter or integration asks for.

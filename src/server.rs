@@ -22,6 +22,8 @@ use crate::store::{Store, StoreError, StoreOptions};
 pub enum ServerError {
     #[error("loading {what} {name:?} from the config: {source}")]
     Bootstrap { what: &'static str, name: String, source: StoreError },
+    #[error("releasing the sessions of instance {instance:?}'s previous run: {source}")]
+    InstanceStart { instance: String, source: StoreError },
     #[error("gRPC server: {0}")]
     Grpc(#[from] tonic::transport::Error),
     #[error("reflection service: {0}")]
@@ -86,6 +88,15 @@ impl Server {
             return Ok(());
         };
         bootstrap(&store, &cfg).await?;
+        // Before any desktop can log in here: sessions a crashed run under this id left behind
+        // are ghosts, and this run's heartbeats would otherwise keep them alive.
+        match store.instance_started(&instance).await {
+            Ok(0) => {}
+            Ok(released) => {
+                info!(message = "Released the sessions of this instance's previous run.", instance, released)
+            }
+            Err(source) => return Err(ServerError::InstanceStart { instance, source }),
+        }
         *store_slot.write().await = Some(store.clone());
 
         let crm = if cfg.crm.enabled {
@@ -166,11 +177,13 @@ impl Server {
                 Duration::from_secs(cfg.crm.cache_ttl_secs),
             ))
         });
+        let sessions = TaskTracker::new();
         let desktop = api::agent::AgentDesktopService {
             store: store.clone(),
             hub: hub.clone(),
             channels,
             shutdown: shutdown.clone(),
+            tasks: sessions.clone(),
             screen_pop,
         };
         let supervisor = api::supervisor::SupervisorService { store: store.clone(), shutdown: shutdown.clone() };
@@ -206,9 +219,12 @@ impl Server {
         };
         info!(message = "Switchboard stopping.", instance);
         hub.close_all("shutdown");
-        // Sessions end through the grace period, so their agents can resume on another instance.
-        for (agent, session) in hub.sessions() {
-            let _ = store.disconnect(&agent, &session).await;
+        // Each session task records its end (offers back to the queue, the agent through the
+        // grace period so it can resume on another instance); the deregistration below ends any
+        // session whose task could not.
+        sessions.close();
+        if tokio::time::timeout(Duration::from_secs(5), sessions.wait()).await.is_err() {
+            warn!(message = "Desktop sessions still open at shutdown; ending them with the instance.");
         }
         if let Err(error) = store.heartbeat(&instance, true).await {
             warn!(message = "Could not deregister the instance.", %error);

@@ -81,6 +81,130 @@ skills = { english = 5 }
     assert!(!logs.contains("hello"), "{logs}");
 }
 
+/// A `switchboard serve` child process, killed (SIGKILL, by PID) if the test did not stop it.
+struct Daemon {
+    child: std::process::Child,
+    grpc: u16,
+}
+
+impl Daemon {
+    /// Starts `serve` with `config` and this instance id (from the environment), and waits until
+    /// it is ready.
+    async fn start(config: &std::path::Path, redis_url: &str, instance: &str) -> Daemon {
+        let (grpc, http) = (free_port(), free_port());
+        let child = Command::new(bin())
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("SWITCHBOARD_REDIS_URL", redis_url)
+            .env("SWITCHBOARD_GRPC_LISTEN", format!("127.0.0.1:{grpc}"))
+            .env("SWITCHBOARD_HTTP_LISTEN", format!("127.0.0.1:{http}"))
+            .env("SWITCHBOARD_INSTANCE_ID", instance)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_ready(http).await;
+        Daemon { child, grpc }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc)
+    }
+
+    /// `kill -9`: nothing is cleaned up, as in a crash.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An instance killed and restarted at once under the same `instance_id` (as systemd or
+/// Kubernetes would) keeps heartbeating under that id, so nothing else would notice the crash: the
+/// restarted process must itself release every session the crashed one held. Otherwise the agent
+/// stays "connected" and ready, keeps its offer and gets new work it can never see.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_restarted_after_a_crash_releases_the_sessions_it_held() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("switchboard.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+[crm]
+enabled = false
+[routing]
+timer_poll_ms = 20
+heartbeat_secs = 1
+# Far longer than the test's patience: only the restart can release the session in time.
+presence_grace_secs = 60
+[[queues]]
+name = "support"
+offer_timeout_secs = 120
+[[agents]]
+id = "ann"
+token = "tok-ann"
+[[agents]]
+id = "bob"
+token = "tok-bob"
+"#,
+    )
+    .unwrap();
+    let na = Daemon::start(&cfg, &redis.url, "na").await;
+    let nb = Daemon::start(&cfg, &redis.url, "nb").await;
+    let (mut ann, _) = Desktop::login(&na.endpoint(), "ann", "tok-ann").await.unwrap();
+    ann.ready().await;
+    let mut ixs = pb::interactions_client::InteractionsClient::connect(nb.endpoint()).await.unwrap();
+    let first = ixs.create_interaction(new_chat("support", "c1", "hello")).await.unwrap().into_inner();
+    assert_eq!(ann.wait_offer().await.interaction.unwrap().id, first.id);
+    let (mut bob, _) = Desktop::login(&nb.endpoint(), "bob", "tok-bob").await.unwrap();
+    bob.ready().await;
+
+    na.kill();
+    let na = Daemon::start(&cfg, &redis.url, "na").await;
+    // Ann's desktop does not come back. Her offer goes on to Bob, and she is shown offline.
+    assert_eq!(bob.wait_offer().await.interaction.unwrap().id, first.id);
+    let mut sup = pb::supervisor_client::SupervisorClient::connect(nb.endpoint()).await.unwrap();
+    let states = sup.list_agent_states(pb::ListAgentStatesRequest {}).await.unwrap().into_inner().agents;
+    let a = states.iter().find(|a| a.agent_id == "ann").unwrap();
+    assert_eq!((a.presence.clone().unwrap().state(), a.connected), (pb::PresenceState::Offline, false));
+    // New work goes to Bob, never to the ghost.
+    let second = ixs.create_interaction(new_chat("support", "c2", "hi again")).await.unwrap().into_inner();
+    assert_eq!((second.state(), second.agent_id.as_str()), (pb::InteractionState::Offered, "bob"));
+    // Ann logs in again through the restarted instance and works as before.
+    bob.set_presence(pb::PresenceState::NotReady, "break").await;
+    let (mut ann, snapshot) = Desktop::login(&na.endpoint(), "ann", "tok-ann").await.unwrap();
+    assert!(snapshot.offers.is_empty(), "{snapshot:?}");
+    ann.ready().await;
+    let third = ixs.create_interaction(new_chat("support", "c3", "third")).await.unwrap().into_inner();
+    assert_eq!(ann.wait_offer().await.interaction.unwrap().id, third.id);
+    drop((na, nb));
+}
+
+/// `check-config` says what is wrong in one line per problem: no repeated cause, no backtrace.
+#[test]
+fn check_config_prints_one_line_per_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[routing]\npresence_grace_secs = 0\n").unwrap();
+    let out =
+        Command::new(bin()).args(["check-config", "--config"]).arg(&path).env("RUST_BACKTRACE", "1").output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: ") && err.contains("routing.presence_grace_secs"), "{err}");
+    let missing = Command::new(bin()).args(["check-config", "--config", "/nonexistent/sb.toml"]).output().unwrap();
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("/nonexistent/sb.toml"), "{err}");
+}
+
 #[test]
 fn check_config_names_the_bad_key() {
     let dir = tempfile::tempdir().unwrap();

@@ -69,6 +69,46 @@ async fn chat_flows_from_customer_to_agent_and_back() {
     sb.stop().await;
 }
 
+/// A graceful shutdown hands the offers pending on its desktops on at once, keeping their age,
+/// instead of holding them for the presence grace period (a rolling upgrade would stall that
+/// long per instance). The agent is not marked missed: it may resume on another instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_instance_hands_its_pending_offers_on_at_once() {
+    let redis = RedisServer::start();
+    let mut cfg = test_config(&redis.url);
+    cfg.routing.presence_grace_secs = 600;
+    let na = TestServer::start_with(cfg.clone()).await;
+    let nb = TestServer::start_with(cfg).await;
+    sales_with_ann(&na).await;
+    na.admin()
+        .await
+        .put_agent(pb::PutAgentRequest { agent: Some(agent("bob", &[("english", 5)])), allow_update: false })
+        .await
+        .unwrap();
+    let mut ann = na.desktop("ann", "tok-ann").await;
+    ann.ready().await;
+    let created =
+        nb.interactions().await.create_interaction(new_chat("sales", "c1", "hello")).await.unwrap().into_inner();
+    assert_eq!(ann.wait_offer().await.interaction.unwrap().id, created.id);
+    let mut bob = nb.desktop("bob", "tok-bob").await;
+    bob.ready().await;
+
+    na.stop().await;
+    assert_eq!(ann.wait_closed().await.as_deref(), Some("shutdown"));
+    let offered = bob.wait_offer().await.interaction.unwrap();
+    assert_eq!(offered.id, created.id);
+    assert_eq!(offered.enqueued_at, created.enqueued_at, "it keeps its age");
+    let agents = nb.supervisor().await.list_agent_states(pb::ListAgentStatesRequest {}).await.unwrap().into_inner();
+    let ann = agents.agents.iter().find(|a| a.agent_id == "ann").unwrap();
+    let presence = ann.presence.clone().unwrap();
+    assert_eq!(
+        (presence.state(), presence.reason.as_str(), ann.connected),
+        (pb::PresenceState::Ready, "", false),
+        "reconnecting, not missed"
+    );
+    nb.stop().await;
+}
+
 /// The daemon's own timer loop fires escalation: the offer reaches the desktop with no other call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn escalation_reaches_the_desktop_on_time_alone() {

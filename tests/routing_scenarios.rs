@@ -334,7 +334,7 @@ async fn stale_presence_takes_agent_offline_and_returns_its_offers() {
     s.ready("a").await;
     let ix = s.chat("sales", "c1").await;
     assert_eq!(ix.agent_id, "a");
-    s.store.disconnect("a", "sess-a").await.unwrap();
+    s.store.disconnect("a", "sess-a", false).await.unwrap();
     // Never offer to a ghost: a disconnected agent gets no new work even within the grace period.
     s.agent_with("b", &[], chat_only(1), None).await;
     s.store.set_presence("b", &Presence::NotReady("x".into()), "agent").await.unwrap();
@@ -351,9 +351,39 @@ async fn stale_presence_takes_agent_offline_and_returns_its_offers() {
     assert_eq!(back.enqueued_ms, ix.enqueued_ms);
     // Reconnecting in time cancels the grace timer.
     s.store.login("b", "tok-b", INSTANCE, "sess-b2").await.unwrap();
-    s.store.disconnect("b", "sess-b").await.unwrap(); // stale session: ignored
+    s.store.disconnect("b", "sess-b", false).await.unwrap(); // stale session: ignored
     s.tick(40).await;
     assert_eq!(s.presence("b").await, Presence::Ready);
+}
+
+/// A desktop stream ended by its instance stopping: its pending offers go back now (keeping
+/// their age, excluding nobody) and on to a free agent; what it accepted stays its own, and the
+/// agent keeps its presence through the grace period, not connected.
+#[tokio::test]
+async fn a_session_ended_by_a_stopping_instance_returns_its_offers_at_once() {
+    let s = S::new().await;
+    let mut sales = q("sales", &[]);
+    sales.offer_timeout_secs = 120;
+    s.queue(sales).await;
+    // Room for more: the offer must not come straight back to the disconnected agent.
+    s.agent_with("a", &[], chat_only(3), None).await;
+    s.ready("a").await;
+    let held = s.chat("sales", "c1").await;
+    s.store.accept("a", &held.id).await.unwrap();
+    let pending = s.chat("sales", "c2").await;
+    assert_eq!(pending.agent_id, "a");
+    s.agent_with("b", &[], chat_only(1), None).await;
+    s.ready("b").await;
+    s.store.disconnect("a", "sess-a", true).await.unwrap();
+    let moved = s.ix(&pending.id).await;
+    assert_eq!((moved.state, moved.agent_id.as_str()), (InteractionState::Offered, "b"));
+    assert_eq!(moved.enqueued_ms, pending.enqueued_ms);
+    assert_eq!(s.ix(&held.id).await.agent_id, "a", "accepted work stays");
+    let a = s.store.agent_status("a").await.unwrap();
+    assert_eq!((a.presence, a.connected), (Presence::Ready, false));
+    let mut ixs = [moved];
+    s.store.with_exclusions(&mut ixs).await.unwrap();
+    assert!(ixs[0].excluded_agents.is_empty(), "nobody excluded");
 }
 
 #[tokio::test]
@@ -535,6 +565,141 @@ async fn transfer_to_agent_waits_then_returns_to_the_queue() {
     assert_eq!(s.offered_to(&ix.id).await.as_deref(), Some("c"));
 }
 
+/// The agent who transferred an interaction away is tried last, not never: with nobody else
+/// free it gets it back rather than leave it waiting while it sits ready.
+#[tokio::test]
+async fn the_transferring_agent_is_tried_last_not_never() {
+    let s = S::new().await;
+    s.queue(q("sales", &[])).await;
+    s.queue(q("billing", &[])).await;
+    s.agent_with("a", &[], chat_only(1), None).await;
+    s.agent_with("b", &[], chat_only(1), None).await;
+    s.ready("a").await;
+    let ix = s.chat("sales", "c1").await;
+    s.store.accept("a", &ix.id).await.unwrap();
+    // To b, logged in but not ready: after the wait it is back in the queue, and a (ready, free,
+    // qualified, the only one) gets it.
+    let t = TransferTarget::Agent { id: "b".into(), wait: Duration::from_secs(2) };
+    let after = s.store.transfer("a", &ix.id, &t, 0).await.unwrap();
+    assert_eq!((after.state, after.transferred_by.as_str()), (InteractionState::Queued, "a"));
+    assert_eq!(s.offered_to(&ix.id).await, None, "it waits for b first");
+    s.tick(3).await;
+    assert_eq!(s.offered_to(&ix.id).await.as_deref(), Some("a"));
+    // A queue transfer to a queue a also serves, with nobody else free: back to a at once.
+    s.store.accept("a", &ix.id).await.unwrap();
+    s.store.transfer("a", &ix.id, &TransferTarget::Queue("billing".into()), 0).await.unwrap();
+    assert_eq!(s.offered_to(&ix.id).await.as_deref(), Some("a"));
+    // A reject still excludes for good, and a supervisor sees it.
+    s.store.reject("a", &ix.id, "").await.unwrap();
+    let waiting = s.store.list_waiting(Some("billing"), 10).await.unwrap();
+    assert_eq!(waiting[0].excluded_agents, ["a"]);
+    assert_eq!(waiting[0].transferred_by, "a");
+}
+
+/// Tried last means after every other free agent, even one the strategy ranks lower.
+#[tokio::test]
+async fn the_transferring_agent_comes_after_a_lower_ranked_free_agent() {
+    let s = S::new().await;
+    s.queue(q("sales", &[])).await;
+    let mut vip = q("vip", &[("vip", 1)]);
+    vip.strategy = Strategy::MostSkilled;
+    s.queue(vip).await;
+    s.agent_with("a", &[("vip", 9)], chat_only(2), None).await;
+    s.agent_with("b", &[("vip", 5)], chat_only(1), None).await;
+    s.ready("a").await;
+    let ix = s.chat("sales", "c1").await;
+    s.store.accept("a", &ix.id).await.unwrap();
+    s.ready("b").await;
+    // a is free for another chat and the most skilled for vip, but it just passed this one on.
+    s.store.transfer("a", &ix.id, &TransferTarget::Queue("vip".into()), 0).await.unwrap();
+    assert_eq!(s.offered_to(&ix.id).await.as_deref(), Some("b"));
+    // b rejects: now a is the only one left, and gets it.
+    s.store.reject("b", &ix.id, "").await.unwrap();
+    assert_eq!(s.offered_to(&ix.id).await.as_deref(), Some("a"));
+}
+
+/// Everyone eligible rejected it: it waits (never back to them), shows whom it excludes, and a
+/// supervisor can clear that; a failed clear changes nothing.
+#[tokio::test]
+async fn exclusions_are_shown_and_a_supervisor_can_clear_them() {
+    let s = S::new().await;
+    s.queue(q("sales", &[])).await;
+    s.agent_with("a", &[], chat_only(1), None).await;
+    s.ready("a").await;
+    let ix = s.chat("sales", "c1").await;
+    s.store.reject("a", &ix.id, "not mine").await.unwrap();
+    assert_eq!(s.presence("a").await, Presence::Ready, "a reject keeps the agent ready");
+    s.tick(60).await;
+    assert_eq!(s.offered_to(&ix.id).await, None, "never back to who rejected it");
+    let waiting = s.store.list_waiting(Some("sales"), 10).await.unwrap();
+    assert_eq!(waiting[0].excluded_agents, ["a"]);
+
+    let err = s.store.move_interaction(&ix.id, "nowhere", true).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    assert_eq!(s.store.list_waiting(Some("sales"), 10).await.unwrap()[0].excluded_agents, ["a"], "unchanged");
+
+    let cleared = s.store.move_interaction(&ix.id, "", true).await.unwrap();
+    assert_eq!((cleared.state, cleared.agent_id.as_str()), (InteractionState::Offered, "a"));
+    assert!(cleared.excluded_agents.is_empty());
+    assert_eq!(cleared.queue, "sales");
+    assert!(matches!(s.store.move_interaction(&ix.id, "", false).await, Err(StoreError::InvalidArgument(_))));
+}
+
+/// Sticky routing waits for the preferred agent even while it is offline: it may log in within
+/// the wait. An unknown agent means no wait.
+#[tokio::test]
+async fn sticky_routing_waits_for_an_offline_agent_too() {
+    let s = S::new().await;
+    s.queue(q("sms", &[])).await;
+    let sms = Capacity { voice: 0, chat: 0, sms: 1, email: 0 };
+    s.agent_with("a", &[], sms, None).await;
+    s.agent_with("b", &[], sms, None).await;
+    s.store.set_presence("b", &Presence::Offline, "agent").await.unwrap();
+    s.ready("a").await;
+    let new = NewInteraction {
+        channel: Some(Channel::Sms),
+        customer_address: "+4915112345678".into(),
+        queue: "sms".into(),
+        preferred_agent_id: "b".into(),
+        preferred_agent_wait_secs: 20,
+        ..Default::default()
+    };
+    let (ix, _) = s.store.create_interaction(&new).await.unwrap();
+    assert_eq!(ix.state, InteractionState::Queued, "a is free, but b may come back within the wait");
+    s.tick(5).await;
+    s.ready("b").await;
+    assert_eq!(s.offered_to(&ix.id).await.as_deref(), Some("b"));
+
+    let unknown = NewInteraction { customer_address: "+4915100000000".into(), preferred_agent_id: "zed".into(), ..new };
+    let (ix2, _) = s.store.create_interaction(&unknown).await.unwrap();
+    assert_eq!(ix2.agent_id, "a", "no agent of that name: no wait");
+}
+
+/// An instance starting under the id of one that crashed: the sessions that one held are gone
+/// (nobody will heartbeat or disconnect them), so their agents go offline and their offers on.
+#[tokio::test]
+async fn a_restarted_instance_releases_the_sessions_of_its_previous_run() {
+    let s = S::new().await;
+    s.queue(q("sales", &[])).await;
+    s.agent_with("a", &[], chat_only(1), None).await;
+    s.ready("a").await;
+    let ix = s.chat("sales", "c1").await;
+    assert_eq!(ix.agent_id, "a");
+    // b is on another instance.
+    s.agent_with("b", &[], chat_only(1), None).await;
+    s.store.login("b", "tok-b", "other", "sess-b2").await.unwrap();
+    s.ready("b").await;
+    assert_eq!(s.store.instance_started("other-new").await.unwrap(), 0, "a new id releases nothing");
+    assert_eq!(s.store.instance_started(INSTANCE).await.unwrap(), 1);
+    let a = s.store.agent_status("a").await.unwrap();
+    assert_eq!((a.presence, a.connected), (Presence::Offline, false));
+    assert_eq!(s.offered_to(&ix.id).await.as_deref(), Some("b"), "its offer went on at once");
+    let b = s.store.agent_status("b").await.unwrap();
+    assert!(b.connected, "another instance's session is untouched");
+    // A second start finds nothing left.
+    assert_eq!(s.store.instance_started(INSTANCE).await.unwrap(), 0);
+}
+
 #[tokio::test]
 async fn sticky_agent_gets_the_follow_up_when_available_else_the_queue() {
     let s = S::new().await;
@@ -598,11 +763,11 @@ async fn supervisor_move_and_reprioritize() {
     s.store.reprioritize(&two.id, 9).await.unwrap();
     let waiting = s.store.list_waiting(Some("a"), 10).await.unwrap();
     assert_eq!(waiting[0].id, two.id);
-    let moved = s.store.move_interaction(&one.id, "b").await.unwrap();
+    let moved = s.store.move_interaction(&one.id, "b", false).await.unwrap();
     assert_eq!(moved.queue, "b");
     assert_eq!(moved.enqueued_ms, one.enqueued_ms);
     assert_eq!(s.store.list_waiting(Some("b"), 10).await.unwrap().len(), 1);
-    let err = s.store.move_interaction(&one.id, "missing").await.unwrap_err();
+    let err = s.store.move_interaction(&one.id, "missing", false).await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)));
     assert_eq!(s.ix(&one.id).await.queue, "b");
 }
@@ -871,7 +1036,7 @@ async fn live_interactions_waiting_or_not_hold_their_queue() {
     assert_eq!(indexes("sales").await, (vec![a.id.clone()], vec![b.id.clone()]));
 
     s.store.accept("ann", &b.id).await.unwrap();
-    s.store.move_interaction(&a.id, "support").await.unwrap();
+    s.store.move_interaction(&a.id, "support", false).await.unwrap();
     assert_eq!(indexes("sales").await, (vec![], vec![b.id.clone()]));
     assert_eq!(indexes("support").await, (vec![a.id.clone()], vec![]));
     held_by(s.store.delete_queue("sales").await, 1);

@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -33,6 +34,8 @@ pub struct AgentDesktopService {
     pub hub: Arc<Hub>,
     pub channels: Channels,
     pub shutdown: CancellationToken,
+    /// Session tasks, so a stopping instance waits for each to record its end.
+    pub tasks: TaskTracker,
     /// None when no CRM is configured.
     pub screen_pop: Option<Arc<ScreenPopper>>,
 }
@@ -82,7 +85,7 @@ impl pb::agent_desktop_server::AgentDesktop for AgentDesktopService {
         let snapshot = match self.snapshot(&agent).await {
             Ok(s) => s,
             Err(e) => {
-                self.end_session(&agent, &session).await;
+                self.end_session(&agent, &session, false).await;
                 return Err(e);
             }
         };
@@ -92,10 +95,11 @@ impl pb::agent_desktop_server::AgentDesktop for AgentDesktopService {
 
         let svc = self.clone();
         let span = info_span!("agent_session", agent = %agent, session = %session);
-        tokio::spawn(
+        self.tasks.spawn(
             async move {
                 // A push the hub handed over after those a reply returned: shown next.
                 let mut held: Option<Push> = None;
+                let mut shutting_down = false;
                 loop {
                     if let Some(push) = held.take() {
                         if !svc.show(&out_tx, push).await {
@@ -104,10 +108,12 @@ impl pb::agent_desktop_server::AgentDesktop for AgentDesktopService {
                         continue;
                     }
                     tokio::select! {
-                        // Shutdown: tell the desktop, then end the stream; its session goes
-                        // through the grace period so it can resume on another instance.
+                        // Shutdown: tell the desktop, then end the stream. Its pending offers
+                        // go back to the queue at once; the agent keeps its presence through the
+                        // grace period, so it can resume on another instance.
                         _ = svc.shutdown.cancelled() => {
                             let _ = out_tx.send(Ok(event(Ev::SessionClosed(pb::SessionClosed { reason: "shutdown".into() })))).await;
+                            shutting_down = true;
                             break;
                         }
                         delivery = push_rx.recv() => {
@@ -161,7 +167,7 @@ impl pb::agent_desktop_server::AgentDesktop for AgentDesktopService {
                         }
                     }
                 }
-                svc.end_session(&agent, &session).await;
+                svc.end_session(&agent, &session, shutting_down).await;
             }
             .instrument(span),
         );
@@ -284,12 +290,13 @@ impl AgentDesktopService {
         Some(next)
     }
 
-    async fn end_session(&self, agent: &str, session: &str) {
+    /// `release_offers`: this instance is shutting down (see [`Store::disconnect`]).
+    async fn end_session(&self, agent: &str, session: &str, release_offers: bool) {
         self.hub.unregister(agent, session);
-        if let Err(e) = self.store.disconnect(agent, session).await {
+        if let Err(e) = self.store.disconnect(agent, session, release_offers).await {
             warn!(message = "Could not record the end of a desktop session.", error = %e, agent);
         }
-        info!(message = "Agent stream closed.", agent, session);
+        info!(message = "Agent stream closed.", agent, session, release_offers);
     }
 
     async fn handle(&self, agent: &str, req: pb::AgentRequest) -> Result<pb::Ack, Status> {

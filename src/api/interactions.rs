@@ -78,7 +78,8 @@ impl pb::interactions_server::Interactions for InteractionsService {
         request: Request<pb::GetInteractionRequest>,
     ) -> Result<Response<pb::Interaction>, Status> {
         let r = request.into_inner();
-        let ix = self.store.get_interaction(iid(&r.interaction_id)?, r.include_messages).await.map_err(status)?;
+        let mut ix = self.store.get_interaction(iid(&r.interaction_id)?, r.include_messages).await.map_err(status)?;
+        self.store.with_exclusions(std::slice::from_mut(&mut ix)).await.map_err(status)?;
         Ok(Response::new(interaction_to_pb(&ix)))
     }
 }

@@ -77,6 +77,8 @@ pub fn state_to_pb(s: model::InteractionState) -> pb::InteractionState {
         S::WrapUp => pb::InteractionState::WrapUp,
         S::Completed => pb::InteractionState::Completed,
         S::Abandoned => pb::InteractionState::Abandoned,
+        // A transfer is only a moment inside one Redis function call: no read ever sees it.
+        #[allow(deprecated)]
         S::Transferred => pb::InteractionState::Transferred,
     }
 }
@@ -126,6 +128,8 @@ pub fn interaction_to_pb(ix: &model::Interaction) -> pb::Interaction {
         notes: ix.notes.clone(),
         messages: ix.messages.iter().map(message_to_pb).collect(),
         end_reason: ix.end_reason.clone(),
+        transferred_by: ix.transferred_by.clone(),
+        excluded_agent_ids: ix.excluded_agents.clone(),
     }
 }
 

@@ -107,7 +107,8 @@ impl pb::supervisor_server::Supervisor for SupervisorService {
         request: Request<pb::MoveInteractionRequest>,
     ) -> Result<Response<pb::Interaction>, Status> {
         let r = request.into_inner();
-        let ix = self.store.move_interaction(iid(&r.interaction_id)?, &r.queue).await.map_err(status)?;
+        let ix =
+            self.store.move_interaction(iid(&r.interaction_id)?, &r.queue, r.clear_exclusions).await.map_err(status)?;
         Ok(Response::new(interaction_to_pb(&ix)))
     }
 

@@ -190,9 +190,15 @@ pub async fn serve(
 ) -> Result<(), tonic::transport::Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<pb::crm_store_server::CrmStoreServer<CrmService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the CRM's own descriptor set is valid");
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tonic::transport::Server::builder()
         .add_service(health_service)
+        .add_service(reflection)
         .add_service(pb::crm_store_server::CrmStoreServer::new(CrmService { db }))
         .serve_with_incoming_shutdown(incoming, async move { shutdown.cancelled().await })
         .await

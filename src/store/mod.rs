@@ -602,8 +602,12 @@ impl Store {
         Ok(())
     }
 
-    pub async fn disconnect(&self, aid: &str, session: &str) -> Result<()> {
-        self.run("disconnect", &self.scripts.disconnect, &[aid.to_string(), session.to_string()]).await.map(|_| ())
+    /// The desktop stream ended: the agent goes offline after the grace period unless it
+    /// reconnects. `release_offers` (this instance is shutting down): its pending offers go back to
+    /// the queue now instead of waiting out the grace period.
+    pub async fn disconnect(&self, aid: &str, session: &str, release_offers: bool) -> Result<()> {
+        let args = [aid, session, if release_offers { "release" } else { "" }].map(String::from);
+        self.run("disconnect", &self.scripts.disconnect, &args).await.map(|_| ())
     }
 
     pub async fn set_presence(&self, aid: &str, presence: &Presence, cause: &str) -> Result<()> {
@@ -728,10 +732,18 @@ impl Store {
 
     // ------------------------------------------------------------------ supervisor
 
-    pub async fn move_interaction(&self, iid: &str, queue: &str) -> Result<Interaction> {
-        crate::model::validate_id("queue", queue).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
-        self.run("move_ix", &self.scripts.move_ix, &[iid.to_string(), queue.to_string()]).await?;
-        self.get_interaction(iid, false).await
+    /// Supervisor move of a waiting interaction to `queue`, keeping its age. `clear_exclusions`:
+    /// the agents who rejected or missed it may be offered it again; an empty `queue` then keeps
+    /// it where it is (and at its escalation stage).
+    pub async fn move_interaction(&self, iid: &str, queue: &str, clear_exclusions: bool) -> Result<Interaction> {
+        if !(queue.is_empty() && clear_exclusions) {
+            crate::model::validate_id("queue", queue).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        }
+        let args = [iid, queue, if clear_exclusions { "1" } else { "" }].map(String::from);
+        self.run("move_ix", &self.scripts.move_ix, &args).await?;
+        let mut ix = self.get_interaction(iid, false).await?;
+        self.with_exclusions(std::slice::from_mut(&mut ix)).await?;
+        Ok(ix)
     }
 
     pub async fn reprioritize(&self, iid: &str, priority: i32) -> Result<Interaction> {
@@ -741,7 +753,27 @@ impl Store {
         self.get_interaction(iid, false).await
     }
 
-    /// Waiting interactions, best first (highest priority, then longest waiting).
+    /// Fills in the agents each interaction excludes (one round trip for all), for supervisors:
+    /// routing reads them where it needs them.
+    pub async fn with_exclusions(&self, ixs: &mut [Interaction]) -> Result<()> {
+        if ixs.is_empty() {
+            return Ok(());
+        }
+        let mut con = self.con.clone();
+        let mut pipe = redis::pipe();
+        for ix in ixs.iter() {
+            pipe.smembers(self.keys.ix_excl(&ix.id));
+        }
+        let sets: Vec<Vec<String>> = pipe.query_async(&mut con).await?;
+        for (ix, mut agents) in ixs.iter_mut().zip(sets) {
+            agents.sort();
+            ix.excluded_agents = agents;
+        }
+        Ok(())
+    }
+
+    /// Waiting interactions, best first (highest priority, then longest waiting), with the
+    /// agents each excludes.
     pub async fn list_waiting(&self, queue: Option<&str>, limit: usize) -> Result<Vec<Interaction>> {
         let queues = match queue {
             Some(q) => {
@@ -760,6 +792,7 @@ impl Store {
             routing::wait_score(a.priority, a.enqueued_ms).total_cmp(&routing::wait_score(b.priority, b.enqueued_ms))
         });
         out.truncate(limit);
+        self.with_exclusions(&mut out).await?;
         Ok(out)
     }
 
@@ -1016,6 +1049,16 @@ impl Store {
         self.run("heartbeat", &self.scripts.heartbeat, &args).await.map(|_| ())
     }
 
+    /// An instance starting under `instance`: every desktop session an earlier run of that id
+    /// held is released (its agent offline, its offers back to the queue), since a crashed run
+    /// leaves them marked connected and this run's heartbeats would keep them so. Returns how
+    /// many sessions were released. Call before serving any desktop.
+    pub async fn instance_started(&self, instance: &str) -> Result<u64> {
+        let args = [instance.to_string(), "start".to_string()];
+        let r = self.run("heartbeat", &self.scripts.heartbeat, &args).await?;
+        parse_u64(r.get(1))
+    }
+
     /// Redis time plus the test clock offset, in ms — the clock every script uses.
     pub async fn now_ms(&self) -> Result<u64> {
         let mut con = self.con.clone();
@@ -1133,6 +1176,8 @@ fn interaction_from_hash(id: &str, h: &HashMap<String, String>) -> Result<Intera
         messages: Vec::new(),
         offer_expires_ms: (state == InteractionState::Offered).then(|| num(h, "oexp")),
         offer_seq: num(h, "oseq"),
+        transferred_by: s("xfrom"),
+        excluded_agents: Vec::new(),
     })
 }
 

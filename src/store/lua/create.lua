@@ -16,10 +16,11 @@ if not served then
 end
 local pri = q.pri
 if ARGV[8] ~= '' then pri = tonumber(ARGV[8]) end
+-- Sticky routing waits for the preferred agent whatever its presence: one who is offline, not
+-- ready or busy may become free within the wait (the API promises "wait up to").
 local target = ''
-if ARGV[10] ~= '' then
-  local p = redis.call('HGET', K.agent(ARGV[10]), 'presence')
-  if p and p ~= 'offline' and tonumber(ARGV[11]) > 0 then target = ARGV[10] end
+if ARGV[10] ~= '' and tonumber(ARGV[11]) > 0 and redis.call('EXISTS', K.agent(ARGV[10])) == 1 then
+  target = ARGV[10]
 end
 local now = tostring(NOW)
 -- Held as it is written (strings, as a read would give), so routing need not read it back.

@@ -1,10 +1,7 @@
--- ARGV: agent, session. The desktop stream ended: offline after the grace period unless it returns.
+-- ARGV: agent, session, 'release' | ''. The desktop stream ended (end_session in lib.lua);
+-- 'release': this instance is shutting down.
 local aid, session = ARGV[1], ARGV[2]
-local a = redis.call('HMGET', K.agent(aid), 'session', 'instance')
-if a[1] ~= session then return ok('0') end
-redis.call('HSET', K.agent(aid), 'connected', 0)
-if a[2] then redis.call('SREM', K.inst_agents(a[2]), aid) end
-redis.call('ZADD', K.timers(), NOW + GRACE_MS, 'grace|' .. aid .. '|' .. session)
-emit('disconnected', '', aid, '', {})
-refresh_agent(aid)
+local a = redis.call('HMGET', K.agent(aid), 'session', 'instance', 'connected')
+if a[1] ~= session or a[3] ~= '1' then return ok('0') end
+end_session(aid, session, a[2], ARGV[3] == 'release')
 return ok('1')

@@ -1,9 +1,28 @@
--- ARGV: instance, 'stop' | ''. An instance that stops heartbeating is presumed dead after the grace period.
-local member = 'inst|' .. ARGV[1]
-if ARGV[2] == 'stop' then
+-- ARGV: instance, 'start' | 'stop' | ''. An instance that stops heartbeating is presumed dead
+-- after the grace period.
+-- 'start': a process starting under this id. Every session a previous run held is gone (a crash
+-- leaves them marked connected, and this process's heartbeats would keep them so): their agents
+-- go offline now and their offers back to the queue.
+-- 'stop': a graceful stop. Sessions whose own end was not recorded (their tasks were cut short)
+-- end here as theirs would have: offers back to the queue, agents through the grace period.
+local inst, mode = ARGV[1], ARGV[2]
+local member = 'inst|' .. inst
+if mode == 'stop' then
+  for _, aid in ipairs(redis.call('SMEMBERS', K.inst_agents(inst))) do
+    local a = redis.call('HMGET', K.agent(aid), 'instance', 'connected', 'session')
+    if a[1] == inst and a[2] == '1' then end_session(aid, a[3] or '', inst, true) end
+  end
+  redis.call('DEL', K.inst_agents(inst))
   redis.call('ZREM', K.timers(), member)
-  redis.call('DEL', K.inbox(ARGV[1]))
-else
-  redis.call('ZADD', K.timers(), NOW + GRACE_MS, member)
+  redis.call('DEL', K.inbox(inst))
+  return ok(tostring(NOW), '0')
 end
-return ok(tostring(NOW))
+local released = 0
+if mode == 'start' then
+  -- What the inbox held was for the previous run's sessions.
+  redis.call('DEL', K.inbox(inst))
+  released = release_instance(inst, 'instance_restarted')
+  if released > 0 then emit('instance_restarted', '', '', '', { instance = inst, released = released }) end
+end
+redis.call('ZADD', K.timers(), NOW + GRACE_MS, member)
+return ok(tostring(NOW), tostring(released))

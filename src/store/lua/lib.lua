@@ -344,18 +344,29 @@ local function try_route(iid, ix)
   end
   local key = K.avail(ix.pool, ix.ch)
   local has_excl = redis.call('EXISTS', K.ix_excl(iid)) == 1
+  -- The agent who transferred it away is tried last: offered only if nobody else is free.
+  local last_resort = ix.xfrom ~= '' and ix.xfrom or nil
+  local fallback = nil
   local start = 0
   while true do
     local ids = redis.call('ZRANGE', key, start, start + 15)
-    if #ids == 0 then return false end
     for _, aid in ipairs(ids) do
       if not has_excl or not excluded(iid, aid) then
-        offer(iid, aid, ix)
-        return true
+        if aid ~= last_resort then
+          offer(iid, aid, ix)
+          return true
+        end
+        fallback = aid
       end
     end
+    if #ids < 16 then break end
     start = start + 16
   end
+  if fallback then
+    offer(iid, fallback, ix)
+    return true
+  end
+  return false
 end
 
 -- First entry of a waiting set this agent may take: id, score. The head alone first: it nearly
@@ -548,17 +559,58 @@ local function append_msg(iid, author, aid, body)
   return seq
 end
 
--- Offline: pending offers go back to the queue (no exclusion) and to other agents.
-local function go_offline(aid, cause)
-  set_presence(aid, 'offline', '', cause)
+-- The agent's pending offers go back to the queue, keeping their age and excluding nobody (the
+-- agent did nothing wrong), and on to other agents.
+local function return_offers(aid, reason)
   for _, iid in ipairs(redis.call('SMEMBERS', K.agent_work(aid))) do
     local ix = ix_get(iid)
     if ix and ix.state == 'offered' and ix.agent == aid then
-      revoke(iid, ix, 'offline')
+      revoke(iid, ix, reason)
       requeue(iid, ix, nil)
       try_route(iid)
     end
   end
+end
+
+local function go_offline(aid, cause)
+  set_presence(aid, 'offline', '', cause)
+  return_offers(aid, 'offline')
+end
+
+-- A desktop stream ended: no new work reaches the agent, which goes offline after the grace period
+-- unless it reconnects. `release_offers` (its instance is stopping): its pending offers go back to
+-- the queue now rather than wait out the grace period on a desktop reconnecting elsewhere; what
+-- it accepted stays its own. The caller has checked that `session` is the agent's current one.
+local function end_session(aid, session, inst, release_offers)
+  redis.call('HSET', K.agent(aid), 'connected', 0)
+  if inst and inst ~= '' then redis.call('SREM', K.inst_agents(inst), aid) end
+  redis.call('ZADD', K.timers(), NOW + GRACE_MS, 'grace|' .. aid .. '|' .. session)
+  local details = {}
+  if release_offers then details.reason = 'shutdown' end
+  emit('disconnected', '', aid, '', details)
+  -- Out of every avail set first, or its returned offers would come straight back to it.
+  refresh_agent(aid)
+  if release_offers then return_offers(aid, 'shutdown') end
+end
+
+-- The desktop sessions an instance held are gone (it missed its heartbeats past the grace period,
+-- or it started again under the same id after a crash): their agents go offline at once and
+-- their offers back to the queue. A paused instance that comes back closes each stream on the
+-- `closed` push, so the desktops reconnect and log in again. Returns how many were released.
+local function release_instance(inst, cause)
+  local n = 0
+  for _, aid in ipairs(redis.call('SMEMBERS', K.inst_agents(inst))) do
+    local a = redis.call('HMGET', K.agent(aid), 'instance', 'connected', 'presence', 'session')
+    if a[1] == inst and a[2] == '1' then
+      inbox_push(inst, aid, a[4] or '', 'closed', cjson.encode({ reason = 'stale' }))
+      redis.call('HSET', K.agent(aid), 'connected', 0)
+      redis.call('ZREM', K.timers(), 'grace|' .. aid .. '|' .. (a[4] or ''))
+      if a[3] ~= 'offline' then go_offline(aid, cause) end
+      n = n + 1
+    end
+  end
+  redis.call('DEL', K.inst_agents(inst))
+  return n
 end
 
 -- The interaction, if it is offered to `aid`; else nil and the error to return.

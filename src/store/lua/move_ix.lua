@@ -1,17 +1,34 @@
--- ARGV: interaction, queue. Supervisor move of a waiting interaction; keeps its age.
-local iid, queue = ARGV[1], ARGV[2]
+-- ARGV: interaction, queue ('' = its own, with clear), '1' to clear its exclusions. Supervisor move
+-- of a waiting interaction; keeps its age. Clearing lets the agents who rejected or missed it (and
+-- the one who transferred it, otherwise tried last) be offered it again like anyone else.
+local iid, queue, clear = ARGV[1], ARGV[2], ARGV[3] == '1'
 local ix = ix_get(iid)
 if not ix then return err('NOT_FOUND', 'interaction_id: no interaction "' .. iid .. '"') end
 if ix.state ~= 'queued' then
   return err('PRECONDITION', 'interaction_id: only waiting interactions can be moved (it is ' .. ix.state .. ')')
 end
-local q = queue_cfg(queue)
-if not q then return err('NOT_FOUND', 'queue: no queue named "' .. queue .. '"') end
-local served = false
-for _, c in ipairs(q.channels) do
-  if c == ix.ch then served = true end
+local stay = clear and (queue == '' or queue == ix.queue)
+if not stay then
+  local q = queue_cfg(queue)
+  if not q then return err('NOT_FOUND', 'queue: no queue named "' .. queue .. '"') end
+  local served = false
+  for _, c in ipairs(q.channels) do
+    if c == ix.ch then served = true end
+  end
+  if not served then return err('INVALID', 'queue: "' .. queue .. '" does not take ' .. ix.ch .. ' interactions') end
 end
-if not served then return err('INVALID', 'queue: "' .. queue .. '" does not take ' .. ix.ch .. ' interactions') end
+-- Checked: from here on nothing fails.
+if clear then
+  local n = redis.call('SCARD', K.ix_excl(iid))
+  redis.call('DEL', K.ix_excl(iid))
+  redis.call('HSET', K.ix(iid), 'xfrom', '')
+  ix.xfrom = ''
+  emit('exclusions_cleared', iid, '', ix.queue, { agents = n })
+end
+if stay then
+  try_route(iid, ix)
+  return ok()
+end
 unwait(iid, ix)
 if ix.xfer and ix.xfer ~= '' then redis.call('ZREM', K.timers(), ix.xfer) end
 redis.call('HSET', K.ix(iid), 'target', '', 'xfer', '')

@@ -1,10 +1,20 @@
 -- ARGV: agent, state, reason, cause, '1' to also close the desktop session (supervisor logout)
-local aid, state = ARGV[1], ARGV[2]
-if redis.call('EXISTS', K.agent(aid)) == 0 then return err('NOT_FOUND', 'agent_id: no agent "' .. aid .. '"') end
+local aid, state, cause = ARGV[1], ARGV[2], ARGV[4]
+local a = redis.call('HMGET', K.agent(aid), 'presence', 'connected')
+if not a[1] then return err('NOT_FOUND', 'agent_id: no agent "' .. aid .. '"') end
+-- A supervisor cannot make an agent without a desktop look available: nothing can reach it.
+if cause == 'supervisor' then
+  if state == 'ready' and a[2] ~= '1' then
+    return err('PRECONDITION', 'presence.state: agent "' .. aid .. '" has no desktop connected; it cannot be made ready')
+  end
+  if state == 'not_ready' and a[1] == 'offline' and a[2] ~= '1' then
+    return err('PRECONDITION', 'presence.state: agent "' .. aid .. '" is logged out; only OFFLINE applies')
+  end
+end
 if state == 'offline' then
-  go_offline(aid, ARGV[4])
+  go_offline(aid, cause)
 else
-  set_presence(aid, state, ARGV[3], ARGV[4])
+  set_presence(aid, state, ARGV[3], cause)
   if state == 'ready' then pull_for_agent(aid) end
 end
 if ARGV[5] == '1' then notify(aid, 'closed', { reason = 'logged_out' }) end

@@ -72,23 +72,6 @@ local function fire_grace(aid, session)
   go_offline(aid, 'stale')
 end
 
--- An instance missed its heartbeats past the grace period: its agents go offline. If it was only
--- paused, its inbox tells each stream to close, so the desktops reconnect and log in again.
-local function fire_instance(inst)
-  for _, aid in ipairs(redis.call('SMEMBERS', K.inst_agents(inst))) do
-    local a = redis.call('HMGET', K.agent(aid), 'instance', 'connected', 'presence', 'session')
-    if a[1] == inst and a[2] == '1' then
-      inbox_push(inst, aid, a[4] or '', 'closed', cjson.encode({ reason = 'stale' }))
-      redis.call('HSET', K.agent(aid), 'connected', 0)
-      if a[3] ~= 'offline' then go_offline(aid, 'stale') end
-    end
-  end
-  redis.call('DEL', K.inst_agents(inst))
-  -- A dead instance never reads its inbox again; a paused one reads it within this time.
-  redis.call('EXPIRE', K.inbox(inst), 3600)
-  emit('instance_lost', '', '', '', { instance = inst })
-end
-
 local due = redis.call('ZRANGEBYSCORE', K.timers(), '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[1]))
 for _, m in ipairs(due) do
   redis.call('ZREM', K.timers(), m)
@@ -105,7 +88,9 @@ for _, m in ipairs(due) do
   elseif p[1] == 'grace' then
     fire_grace(p[2], p[3])
   elseif p[1] == 'inst' then
-    fire_instance(p[2])
+    release_instance(p[2], 'stale')
+    redis.call('EXPIRE', K.inbox(p[2]), 3600)
+    emit('instance_lost', '', '', '', { instance = p[2] })
   end
 end
 local nxt = redis.call('ZRANGE', K.timers(), 0, 0, 'WITHSCORES')

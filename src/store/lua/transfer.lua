@@ -21,7 +21,10 @@ else
 end
 release(aid, ix.ch, iid)
 redis.call('HSET', K.agent(aid), 'idle', NOW)
-redis.call('SADD', K.ix_excl(iid), aid)
+-- The transferring agent is tried last, not never: it gets the interaction back only when no other
+-- eligible agent is free (try_route), so it never waits while a qualified agent sits ready.
+redis.call('HSET', K.ix(iid), 'xfrom', aid)
+ix.xfrom = aid
 local pri = math.max(0, math.min(MAX_PRIORITY, num(ix.pri) + tonumber(ARGV[5])))
 redis.call('HSET', K.ix(iid), 'pri', pri, 'state', 'transferred', 't_transferred', NOW)
 ix.pri, ix.state = tostring(pri), 'transferred'
