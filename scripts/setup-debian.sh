@@ -66,7 +66,7 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
     echo "setup-debian: installing the Rust toolchain with rustup"
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs |
-        sh -s -- -y --profile minimal --default-toolchain 1.95 --component rustfmt,clippy
+        sh -s -- -y --profile minimal --default-toolchain 1.95.0 --component rustfmt,clippy
     # shellcheck disable=SC1091
     . "$HOME/.cargo/env"
 fi

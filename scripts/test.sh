@@ -19,15 +19,15 @@ step() {
     fi
 }
 
-step cargo fmt --check
-step cargo clippy --all-targets -- -D warnings
+step cargo fmt --all --check
+step cargo clippy --workspace --all-targets -- -D warnings
 if cargo nextest --version >/dev/null 2>&1; then
     # nextest does not run doctests; run them first so the suite's summary is the last word.
-    step cargo test --doc "$@"
-    step cargo nextest run --no-fail-fast "$@"
+    step cargo test --workspace --doc "$@"
+    step cargo nextest run --workspace --no-fail-fast "$@"
 else
     echo "cargo-nextest not installed; using cargo test"
-    step cargo test --no-fail-fast "$@"
+    step cargo test --workspace --no-fail-fast "$@"
 fi
 
 if [[ ${#failed[@]} -gt 0 ]]; then

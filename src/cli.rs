@@ -191,7 +191,7 @@ pub async fn ctl(server: &str, cmd: Ctl) -> anyhow::Result<()> {
                     ),
                     Some(pb::supervisor_event::Kind::Agent(a)) => {
                         let p = a.presence.unwrap_or_default();
-                        println!("agent {}: {:?} {} load={:?}", a.agent_id, p.state(), p.reason, a.load)
+                        println!("agent {}: {:?} {} load={:?}", a.agent_id, p.state(), p.reason, a.load);
                     }
                     None => {}
                 }
@@ -294,13 +294,13 @@ fn print_event(e: pb::AgentEvent) {
         Some(Ev::Error(er)) => println!("error [{}]: {} (code {})", er.request_id, er.message, er.code),
         Some(Ev::PresenceChanged(p)) => {
             let pr = p.presence.unwrap_or_default();
-            println!("presence: {:?} {} ({})", pr.state(), pr.reason, p.cause)
+            println!("presence: {:?} {} ({})", pr.state(), pr.reason, p.cause);
         }
         Some(Ev::Offer(o)) => print_offer(&o),
         Some(Ev::OfferRevoked(r)) => println!("offer {} revoked: {}", r.interaction_id, r.reason),
         Some(Ev::Assigned(a)) => println!("assigned {}", a.interaction.map(|i| i.id).unwrap_or_default()),
         Some(Ev::CustomerMessage(m)) => {
-            println!("customer [{}]: {}", m.interaction_id, m.message.map(|m| m.body).unwrap_or_default())
+            println!("customer [{}]: {}", m.interaction_id, m.message.map(|m| m.body).unwrap_or_default());
         }
         Some(Ev::InteractionEnded(x)) => println!("interaction {} ended: {}", x.interaction_id, x.reason),
         Some(Ev::SessionClosed(c)) => println!("session closed: {}", c.reason),

@@ -617,10 +617,10 @@ fn redact_url(url: &str) -> String {
 /// flatten: a misspelt key or a second action in a step would be dropped without a word.
 fn check_escalation_keys(root: &DeTable<'_>) -> Result<(), ConfigError> {
     const ACTIONS: [&str; 3] = ["drop_skill", "lower_level", "overflow"];
-    let Some(DeValue::Array(queues)) = root.get("queues").map(|v| v.get_ref()) else { return Ok(()) };
+    let Some(DeValue::Array(queues)) = root.get("queues").map(toml::Spanned::get_ref) else { return Ok(()) };
     for (i, queue) in queues.iter().enumerate() {
         let Some(DeValue::Array(steps)) =
-            queue.get_ref().as_table().and_then(|q| q.get("escalation")).map(|v| v.get_ref())
+            queue.get_ref().as_table().and_then(|q| q.get("escalation")).map(toml::Spanned::get_ref)
         else {
             continue;
         };

@@ -104,7 +104,7 @@ impl Hub {
     /// Reads this instance's inbox until cancelled.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
         // Counted apart, so the benchmark can tell delivering offers from making them.
-        crate::store::as_reader(self.read_inbox(cancel)).await
+        crate::store::as_reader(self.read_inbox(cancel)).await;
     }
 
     async fn read_inbox(self: Arc<Self>, cancel: CancellationToken) {
@@ -162,11 +162,11 @@ impl Hub {
                             Ok(Some(push)) => {
                                 metrics::counter!("switchboard_pushes_total", "kind" => r.kind.clone()).increment(1);
                                 let id = InboxId::parse(&r.id).unwrap_or_default();
-                                self.deliver(id, &r.agent, &r.session, push)
+                                self.deliver(id, &r.agent, &r.session, push);
                             }
                             Ok(None) => {}
                             Err(error) => {
-                                warn!(message = "Could not resolve a push.", %error, kind = %r.kind, agent = %r.agent)
+                                warn!(message = "Could not resolve a push.", %error, kind = %r.kind, agent = %r.agent);
                             }
                         }
                     }
@@ -269,7 +269,7 @@ impl Hub {
             };
             match r.kind.as_str() {
                 "offer" | "assigned" if ix.is_none() => ix_ids.push(s(v, "ix")),
-                "message" => msg_refs.push((s(v, "ix"), v.get("seq").and_then(|x| x.as_u64()).unwrap_or(0))),
+                "message" => msg_refs.push((s(v, "ix"), v.get("seq").and_then(serde_json::Value::as_u64).unwrap_or(0))),
                 _ => {}
             }
             carried.push(ix);
@@ -293,7 +293,7 @@ impl Hub {
                         Some(ix)
                             if ix.state == crate::model::InteractionState::Offered
                                 && ix.agent_id == r.agent
-                                && Some(ix.offer_seq) == v.get("seq").and_then(|x| x.as_u64()) =>
+                                && Some(ix.offer_seq) == v.get("seq").and_then(serde_json::Value::as_u64) =>
                         {
                             Push::Offer(ix)
                         }
@@ -315,7 +315,7 @@ impl Hub {
                     },
                     "typing" => Push::CustomerTyping {
                         interaction_id: s(&v, "ix"),
-                        on: v.get("on").and_then(|x| x.as_bool()).unwrap_or(false),
+                        on: v.get("on").and_then(serde_json::Value::as_bool).unwrap_or(false),
                     },
                     "ended" => {
                         Push::Ended { interaction_id: s(&v, "ix"), state: s(&v, "state"), reason: s(&v, "reason") }

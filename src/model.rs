@@ -657,7 +657,7 @@ mod tests {
             (
                 Box::new(|q| {
                     q.escalation =
-                        vec![EscalationStep { after_secs: 5, action: EscalationAction::DropSkill("french".into()) }]
+                        vec![EscalationStep { after_secs: 5, action: EscalationAction::DropSkill("french".into()) }];
                 }),
                 "escalation[0].drop_skill",
             ),
@@ -666,7 +666,7 @@ mod tests {
                     q.escalation = vec![
                         EscalationStep { after_secs: 5, action: EscalationAction::DropSkill("english".into()) },
                         EscalationStep { after_secs: 5, action: EscalationAction::DropSkill("billing".into()) },
-                    ]
+                    ];
                 }),
                 "escalation[1].after_secs",
             ),
@@ -675,7 +675,7 @@ mod tests {
                     q.escalation = vec![
                         EscalationStep { after_secs: 5, action: EscalationAction::Overflow("x".into()) },
                         EscalationStep { after_secs: 9, action: EscalationAction::DropSkill("billing".into()) },
-                    ]
+                    ];
                 }),
                 "escalation[0].overflow",
             ),
@@ -684,14 +684,14 @@ mod tests {
                     q.escalation = vec![EscalationStep {
                         after_secs: 5,
                         action: EscalationAction::LowerLevel(Requirement { skill: "billing".into(), min_level: 9 }),
-                    }]
+                    }];
                 }),
                 "escalation[0].lower_level.min_level",
             ),
             (
                 Box::new(|q| {
                     q.escalation =
-                        vec![EscalationStep { after_secs: 5, action: EscalationAction::Overflow("sales".into()) }]
+                        vec![EscalationStep { after_secs: 5, action: EscalationAction::Overflow("sales".into()) }];
                 }),
                 "escalation[0].overflow",
             ),

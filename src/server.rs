@@ -93,7 +93,7 @@ impl Server {
         match store.instance_started(&instance).await {
             Ok(0) => {}
             Ok(released) => {
-                info!(message = "Released the sessions of this instance's previous run.", instance, released)
+                info!(message = "Released the sessions of this instance's previous run.", instance, released);
             }
             Err(source) => return Err(ServerError::InstanceStart { instance, source }),
         }

@@ -488,7 +488,7 @@ impl CrmDb {
         let s = |k: &str| e.details.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
         let ix = e.interaction_id.as_str();
         if e.typ == "created" {
-            let channel = e.channel.map(|c| c.as_str()).unwrap_or_default();
+            let channel = e.channel.map(super::super::model::Channel::as_str).unwrap_or_default();
             sqlx::query(
                 "INSERT INTO interactions (id, channel, customer_address, queue, started_ms) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (id) DO NOTHING",
@@ -537,7 +537,7 @@ impl CrmDb {
                     .await?;
             }
             "message_in" | "message_out" | "message_system" => {
-                let seq = e.details.get("seq").and_then(|v| v.as_i64()).unwrap_or(0);
+                let seq = e.details.get("seq").and_then(serde_json::Value::as_i64).unwrap_or(0);
                 let body = s("body");
                 let author = match e.typ.as_str() {
                     "message_in" => "customer",

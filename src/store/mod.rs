@@ -1107,7 +1107,8 @@ fn num(h: &HashMap<String, String>, k: &str) -> u64 {
 /// The interaction a push carries (`carry_ix` in lib.lua), or `None` if it does not carry all of
 /// it (a thread too long to carry, or a push written without it), so the caller reads it.
 pub fn interaction_from_push(v: &serde_json::Value) -> Result<Option<Interaction>> {
-    let (Some(h), Some(1)) = (v.get("h").and_then(|h| h.as_array()), v.get("t").and_then(|t| t.as_u64())) else {
+    let (Some(h), Some(1)) = (v.get("h").and_then(|h| h.as_array()), v.get("t").and_then(serde_json::Value::as_u64))
+    else {
         return Ok(None);
     };
     let text = |x: &serde_json::Value| {

@@ -287,7 +287,7 @@ async fn session(
             drop(stop);
             match r {
                 Some(Ok(IdleResponse::NewData(d))) => {
-                    debug!(message = "IMAP IDLE woke.", mailbox = %m.name, data = ?d.parsed())
+                    debug!(message = "IMAP IDLE woke.", mailbox = %m.name, data = ?d.parsed());
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e.into()),

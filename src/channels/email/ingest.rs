@@ -335,7 +335,7 @@ mod tests {
 
     #[test]
     fn refs_merge_in_order_without_repeats() {
-        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let v = |s: &[&str]| s.iter().map(std::string::ToString::to_string).collect::<Vec<_>>();
         assert_eq!(merge_refs(&v(&["a", "b"]), &v(&["a", "b", "c"]), "d"), v(&["a", "b", "c", "d"]));
         let long: Vec<String> = (0..40).map(|i| i.to_string()).collect();
         let m = merge_refs(&long, &[], "x");

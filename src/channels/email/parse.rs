@@ -85,7 +85,7 @@ pub fn parse(raw: &[u8], max_body: usize) -> Result<ParsedEmail, ParseError> {
     let from = sender.and_then(|a| a.address()).map(|a| a.trim().to_ascii_lowercase()).filter(|a| plausible(a));
     let from_name = sender.and_then(|a| a.name()).map(|n| one_line(n, 200)).unwrap_or_default();
     let subject = msg.subject().map(|s| one_line(s, MAX_SUBJECT_LEN)).unwrap_or_default();
-    let date = msg.date().map(|d| d.to_rfc3339());
+    let date = msg.date().map(mail_parser::DateTime::to_rfc3339);
 
     let mut text = String::new();
     for i in 0..msg.text_body_count() {
@@ -144,7 +144,7 @@ fn plausible(a: &str) -> bool {
 fn ids(v: &HeaderValue<'_>) -> Vec<String> {
     let raw: Vec<&str> = match v {
         HeaderValue::Text(t) => vec![t.as_ref()],
-        HeaderValue::TextList(l) => l.iter().map(|s| s.as_ref()).collect(),
+        HeaderValue::TextList(l) => l.iter().map(std::convert::AsRef::as_ref).collect(),
         _ => Vec::new(),
     };
     raw.into_iter().filter_map(normalize_message_id).take(200).collect()

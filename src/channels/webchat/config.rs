@@ -188,7 +188,7 @@ mod tests {
                     c.topics = vec![
                         Topic { name: "a".into(), label: "".into(), queue: "q".into() },
                         Topic { name: "a".into(), label: "".into(), queue: "q".into() },
-                    ]
+                    ];
                 }),
                 "topics[1].name",
             ),

@@ -252,7 +252,7 @@ impl WebChat {
                         match s {
                             ChatSignal::Changed { interaction_id } => self.wake(&interaction_id, Wake::Changed),
                             ChatSignal::AgentTyping { interaction_id, on } => {
-                                self.wake(&interaction_id, Wake::AgentTyping(on))
+                                self.wake(&interaction_id, Wake::AgentTyping(on));
                             }
                         }
                     }

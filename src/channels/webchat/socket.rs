@@ -88,7 +88,7 @@ pub(super) async fn serve(chat: Arc<WebChat>, ws: WebSocket, ip: IpAddr) {
         stop = tokio::select! {
             _ = shutdown.cancelled() => Some(Stop::Shutdown),
             frame = c.ws.recv() => match frame {
-                None | Some(Err(_)) | Some(Ok(WsMessage::Close(_))) => Some(Stop::Gone),
+                None | Some(Err(_) | Ok(WsMessage::Close(_))) => Some(Stop::Gone),
                 Some(Ok(_)) if frames.check().is_err() => Some(Stop::Flood),
                 Some(Ok(WsMessage::Text(t))) => c.on_text(t.as_str(), &tx).await,
                 Some(Ok(WsMessage::Binary(_))) => {
@@ -279,7 +279,7 @@ impl Connection {
         let store = &self.chat.store;
         let ix = match store.create_interaction(&new).await {
             Ok((ix, _)) => ix,
-            Err(StoreError::NotFound(m)) | Err(StoreError::FailedPrecondition(m)) => {
+            Err(StoreError::NotFound(m) | StoreError::FailedPrecondition(m)) => {
                 warn!(message = "Web chat cannot start: check webchat.queue / topics.", reason = %m, queue = %new.queue);
                 return self
                     .reply_error("unavailable", "Chat is not available right now. Please try again later.")

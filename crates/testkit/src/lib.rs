@@ -1,0 +1,29 @@
+//! Real peers for Switchboard's tests and benchmark, each started on a free 127.0.0.1 port in a
+//! temp dir and stopped by the PID it was started with, never by name.
+//!
+//! - [`wait`]: `eventually` / [`assert_eventually!`], free ports, test tracing.
+//! - [`redis_server`]: a `redis-server`.
+//! - [`postgres`]: `initdb` + `postgres`.
+//! - [`dovecot`]: an IMAP server with IDLE (plain or TLS), and test certificates.
+//! - [`smtp`]: aiosmtpd, recording what it receives and answering as planned.
+//! - [`browser`]: a headless Chromium driven over WebDriver.
+//!
+//! Nothing here knows Switchboard's own types: the harness that starts Switchboard itself lives
+//! with the tests (`tests/it/common`) and the benchmark.
+
+pub mod browser;
+pub mod dovecot;
+pub mod postgres;
+pub mod redis_server;
+pub mod smtp;
+pub mod wait;
+
+pub use browser::Browser;
+pub use dovecot::{Dovecot, TestCerts};
+pub use postgres::PgServer;
+pub use redis_server::RedisServer;
+pub use smtp::{SmtpMode, SmtpServer};
+pub use wait::{PATIENCE, POLL_INTERVAL, eventually, free_port, init_tracing};
+
+#[cfg(test)]
+mod selftest;

@@ -1,0 +1,359 @@
+//! The interaction log reaching the CRM, and screen-pops coming back from it, with real
+//! instances, a real Redis and a real CRM store (the built-in one on SQLite) — including a CRM
+//! that is slow, down, or whose deliverer is killed mid-flight.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::common::*;
+use switchboard::api::pb;
+use switchboard::crm::pb as crm_pb;
+use switchboard::crm::service::CrmService;
+use switchboard::crm::{CrmDb, CrmOptions};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+/// A CRM store in front of the built-in one that the test can slow down or take down.
+#[derive(Clone)]
+struct FlakyCrm {
+    inner: CrmService,
+    down: Arc<AtomicBool>,
+    find_delay_ms: Arc<AtomicU64>,
+    log_delay_ms: Arc<AtomicU64>,
+    log_calls: Arc<AtomicU64>,
+    duplicates: Arc<AtomicU64>,
+    /// Refuse, as invalid, any batch holding an event of this type.
+    refuse_type: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+#[tonic::async_trait]
+impl crm_pb::crm_store_server::CrmStore for FlakyCrm {
+    async fn find_contact(&self, r: Request<crm_pb::FindContactRequest>) -> Result<Response<crm_pb::Contact>, Status> {
+        tokio::time::sleep(Duration::from_millis(self.find_delay_ms.load(Ordering::SeqCst))).await;
+        self.inner.find_contact(r).await
+    }
+    async fn upsert_contact(
+        &self,
+        r: Request<crm_pb::UpsertContactRequest>,
+    ) -> Result<Response<crm_pb::Contact>, Status> {
+        self.inner.upsert_contact(r).await
+    }
+    async fn get_contact_history(
+        &self,
+        r: Request<crm_pb::GetContactHistoryRequest>,
+    ) -> Result<Response<crm_pb::GetContactHistoryResponse>, Status> {
+        self.inner.get_contact_history(r).await
+    }
+    async fn log_events(
+        &self,
+        r: Request<crm_pb::LogEventsRequest>,
+    ) -> Result<Response<crm_pb::LogEventsResponse>, Status> {
+        self.log_calls.fetch_add(1, Ordering::SeqCst);
+        if self.down.load(Ordering::SeqCst) {
+            return Err(Status::unavailable("crm is down (test)"));
+        }
+        let refuse = self.refuse_type.lock().unwrap().clone();
+        if let Some(t) = refuse
+            && r.get_ref().events.iter().any(|e| e.r#type == t)
+        {
+            return Err(Status::invalid_argument(format!("events[0].type: {t} is not accepted here (test)")));
+        }
+        tokio::time::sleep(Duration::from_millis(self.log_delay_ms.load(Ordering::SeqCst))).await;
+        let resp = self.inner.log_events(r).await?;
+        self.duplicates.fetch_add(u64::from(resp.get_ref().duplicates), Ordering::SeqCst);
+        Ok(resp)
+    }
+    async fn erase_contact(
+        &self,
+        r: Request<crm_pb::EraseContactRequest>,
+    ) -> Result<Response<crm_pb::EraseContactResponse>, Status> {
+        self.inner.erase_contact(r).await
+    }
+}
+
+struct ExternalCrm {
+    db: CrmDb,
+    crm: FlakyCrm,
+    endpoint: String,
+    _stop: tokio_util::sync::DropGuard,
+    _dir: tempfile::TempDir,
+}
+
+async fn external_crm() -> ExternalCrm {
+    let dir = tempfile::tempdir().unwrap();
+    let db = CrmDb::open(CrmOptions {
+        database_url: format!("sqlite://{}/crm.db?mode=rwc", dir.path().display()),
+        default_region: Some("DE".into()),
+        create_unknown_contacts: true,
+    })
+    .await
+    .unwrap();
+    let crm = FlakyCrm {
+        inner: CrmService { db: db.clone() },
+        down: Arc::default(),
+        find_delay_ms: Arc::default(),
+        log_delay_ms: Arc::default(),
+        log_calls: Arc::default(),
+        duplicates: Arc::default(),
+        refuse_type: Arc::default(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let svc = crm.clone();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(crm_pb::crm_store_server::CrmStoreServer::new(svc))
+            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), s.cancelled_owned())
+            .await
+            .unwrap();
+    });
+    ExternalCrm { db, crm, endpoint, _stop: stop.drop_guard(), _dir: dir }
+}
+
+async fn setup_sales(sb: &TestServer, agents: &[&str]) {
+    let mut admin = sb.admin().await;
+    admin.put_queue(pb::PutQueueRequest { queue: Some(queue("sales", &[])), allow_update: true }).await.unwrap();
+    for a in agents {
+        admin.put_agent(pb::PutAgentRequest { agent: Some(agent(a, &[])), allow_update: true }).await.unwrap();
+    }
+}
+
+/// One full chat: offered, accepted, a reply, completed with `disposition`.
+async fn handle_one(sb: &TestServer, desk: &mut Desktop, customer: &str, body: &str, disposition: &str) -> String {
+    let mut ixs = sb.interactions().await;
+    let created = ixs.create_interaction(new_chat("sales", customer, body)).await.unwrap().into_inner();
+    let offer = desk.wait_offer().await;
+    let id = offer.interaction.unwrap().id;
+    assert_eq!(id, created.id);
+    desk.accept(&id).await.unwrap();
+    desk.reply(&id, "Happy to help").await.unwrap();
+    desk.complete(&id, disposition).await.unwrap();
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offer_shows_the_callers_history_from_the_builtin_crm() {
+    let redis = RedisServer::start();
+    let sb = TestServer::start(&redis.url).await;
+    setup_sales(&sb, &["ann"]).await;
+    let mut ann = sb.desktop("ann", "tok-ann").await;
+    ann.ready().await;
+    let first = handle_one(&sb, &mut ann, "visitor-42", "My invoice is wrong", "refund issued").await;
+
+    // Once the CRM has acknowledged everything (the log is trimmed as it is), the next offer for
+    // the same customer shows the first interaction.
+    eventually("log delivered", Duration::from_secs(15), || async { (log_len(&redis).await == 0).then_some(()) }).await;
+    let mut desk = pb::agent_desktop_client::AgentDesktopClient::connect(sb.endpoint()).await.unwrap();
+    let pop =
+        desk.get_screen_pop(pb::GetScreenPopRequest { interaction_id: first.clone() }).await.unwrap().into_inner();
+    assert_eq!(pop.status, pb::ScreenPopStatus::Available as i32);
+    assert!(pop.history.is_empty(), "an interaction is not its own history: {:?}", pop.history);
+    let contact = pop.contact.clone().expect("contact created on first contact");
+    assert!(contact.identities.iter().any(|i| i.address == "visitor-42"));
+
+    let mut ixs = sb.interactions().await;
+    ixs.create_interaction(new_chat("sales", "visitor-42", "Me again")).await.unwrap();
+    let offer = ann.wait_offer().await;
+    let sp = offer.screen_pop.unwrap();
+    assert_eq!(sp.status, pb::ScreenPopStatus::Available as i32);
+    assert_eq!(sp.contact.unwrap().id, contact.id);
+    assert_eq!(sp.history.len(), 1, "{:?}", sp.history);
+    let h = &sp.history[0];
+    assert_eq!(h.interaction_id, first);
+    assert_eq!(h.disposition, "refund issued");
+    assert_eq!(h.agent_id, "ann");
+    assert_eq!(h.queue, "sales");
+    assert_eq!(h.summary, "My invoice is wrong");
+    assert!(h.ended_at.is_some());
+    drop(desk.get_screen_pop(pb::GetScreenPopRequest { interaction_id: "nope".into() }).await.unwrap_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_crm_does_not_hold_the_offer_back() {
+    let redis = RedisServer::start();
+    let crm = external_crm().await;
+    let mut cfg = test_config(&redis.url);
+    cfg.crm.endpoint = crm.endpoint.clone();
+    cfg.crm.screen_pop_deadline_ms = 250;
+    let sb = TestServer::start_with(cfg).await;
+    setup_sales(&sb, &["ann"]).await;
+    let mut ann = sb.desktop("ann", "tok-ann").await;
+    ann.ready().await;
+    // Far beyond the deadline: if the offer waited for the look-up, it would say AVAILABLE.
+    crm.crm.find_delay_ms.store(5_000, Ordering::SeqCst);
+    let mut ixs = sb.interactions().await;
+    let created = ixs.create_interaction(new_chat("sales", "visitor-7", "hi")).await.unwrap().into_inner();
+    let offer = ann.wait_offer().await;
+    assert_eq!(offer.interaction.unwrap().id, created.id);
+    assert_eq!(offer.screen_pop.unwrap().status, pb::ScreenPopStatus::Unavailable as i32);
+    // The agent asks again once the CRM is back to speed.
+    crm.crm.find_delay_ms.store(0, Ordering::SeqCst);
+    let mut desk = pb::agent_desktop_client::AgentDesktopClient::connect(sb.endpoint()).await.unwrap();
+    let pop = desk.get_screen_pop(pb::GetScreenPopRequest { interaction_id: created.id }).await.unwrap().into_inner();
+    assert_eq!(pop.status, pb::ScreenPopStatus::Available as i32);
+}
+
+/// Everything in the Redis log right now: (entry id, interaction, type), in log order.
+async fn log_snapshot(redis: &RedisServer) -> Vec<(String, String, String)> {
+    let mut con = redis.client().await;
+    let r: redis::streams::StreamRangeReply =
+        redis::AsyncCommands::xrange_all(&mut con, "sb:{default}:events").await.unwrap();
+    r.ids
+        .into_iter()
+        .map(|e| (e.id.clone(), e.get::<String>("ix").unwrap_or_default(), e.get::<String>("type").unwrap_or_default()))
+        .collect()
+}
+
+async fn log_len(redis: &RedisServer) -> u64 {
+    let mut con = redis.client().await;
+    redis::AsyncCommands::xlen(&mut con, "sb:{default}:events").await.unwrap()
+}
+
+/// The CRM holds exactly the events of `expected`, and each interaction's in log order.
+async fn assert_crm_has_exactly(db: &CrmDb, expected: &[(String, String, String)]) {
+    let total = db.count_events().await.unwrap();
+    assert_eq!(total as usize, expected.len(), "events stored once each");
+    let mut by_ix: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for (id, ix, _) in expected {
+        if !ix.is_empty() {
+            by_ix.entry(ix).or_default().push(format!("sb:{{default}}:{id}"));
+        }
+    }
+    for (ix, ids) in by_ix {
+        let got: Vec<String> = db.event_types(ix).await.unwrap().into_iter().map(|(id, _)| id).collect();
+        assert_eq!(got, ids, "events of {ix} in order");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crm_down_with_traffic_then_every_event_arrives_once_in_order() {
+    let redis = RedisServer::start();
+    let crm = external_crm().await;
+    crm.crm.down.store(true, Ordering::SeqCst);
+    let mut cfg = test_config(&redis.url);
+    cfg.crm.endpoint = crm.endpoint.clone();
+    let sb = TestServer::start_with(cfg).await;
+    setup_sales(&sb, &["ann"]).await;
+    let mut ann = sb.desktop("ann", "tok-ann").await;
+    ann.ready().await;
+    for i in 0..12 {
+        handle_one(&sb, &mut ann, &format!("+49 151 1234567{}", i % 3), &format!("question {i}"), "done").await;
+    }
+    let mut ixs = sb.interactions().await;
+    let gone = ixs.create_interaction(new_chat("sales", "visitor-x", "bye")).await.unwrap().into_inner();
+    ixs.withdraw_interaction(pb::WithdrawInteractionRequest { interaction_id: gone.id, reason: String::new() })
+        .await
+        .unwrap();
+    // The deliverer keeps trying; nothing is trimmed while the CRM has not acknowledged.
+    eventually("delivery attempts", Duration::from_secs(15), || async {
+        (crm.crm.log_calls.load(Ordering::SeqCst) >= 2).then_some(())
+    })
+    .await;
+    let expected = log_snapshot(&redis).await;
+    assert!(expected.len() > 12 * 6, "{} events", expected.len());
+    assert_eq!(crm.db.count_events().await.unwrap(), 0);
+
+    crm.crm.down.store(false, Ordering::SeqCst);
+    eventually("log delivered and trimmed", Duration::from_secs(60), || async {
+        (log_len(&redis).await == 0).then_some(())
+    })
+    .await;
+    assert_crm_has_exactly(&crm.db, &expected).await;
+    // Phone numbers written one way found one contact per number.
+    let c = crm.db.find_contact(switchboard::model::Channel::Chat, "+49 151 12345670").await.unwrap();
+    let (history, _) = crm.db.history(&c.id, 100, None).await.unwrap();
+    assert_eq!(history.len(), 4);
+    assert!(history.iter().all(|h| h.outcome == "completed" && h.disposition == "done"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliverer_killed_mid_delivery_loses_nothing_doubles_nothing() {
+    let redis = RedisServer::start();
+    let crm = external_crm().await;
+    // Slow deliveries, so the kill lands while one is in flight.
+    crm.crm.log_delay_ms.store(300, Ordering::SeqCst);
+    let config = |instance: &str| {
+        let mut cfg = test_config(&redis.url);
+        cfg.crm.endpoint = crm.endpoint.clone();
+        cfg.server.instance_id = instance.into();
+        cfg
+    };
+    let a = TestServer::start_with(config("a")).await;
+    setup_sales(&a, &["ann"]).await;
+    // a holds the delivery lease before b exists.
+    eventually("a delivers", Duration::from_secs(15), || async {
+        (crm.crm.log_calls.load(Ordering::SeqCst) >= 1).then_some(())
+    })
+    .await;
+    let b = TestServer::start_with(config("b")).await;
+    let mut ann = b.desktop("ann", "tok-ann").await;
+    ann.ready().await;
+    for i in 0..6 {
+        handle_one(&b, &mut ann, &format!("visitor-{i}"), "hello", "ok").await;
+    }
+    let expected_so_far = log_snapshot(&redis).await;
+    let calls = crm.crm.log_calls.load(Ordering::SeqCst);
+    eventually("a delivery in flight", Duration::from_secs(15), || async {
+        (crm.crm.log_calls.load(Ordering::SeqCst) > calls).then_some(())
+    })
+    .await;
+    a.kill();
+    // More traffic while nobody delivers; b takes over once a's lease lapses.
+    for i in 6..10 {
+        handle_one(&b, &mut ann, &format!("visitor-{i}"), "hello", "ok").await;
+    }
+    let mut expected = expected_so_far;
+    for e in log_snapshot(&redis).await {
+        if !expected.iter().any(|x| x.0 == e.0) {
+            expected.push(e);
+        }
+    }
+    eventually("b delivered everything", Duration::from_secs(60), || async {
+        (log_len(&redis).await == 0 && crm.db.count_events().await.unwrap() as usize >= expected.len()).then_some(())
+    })
+    .await;
+    // Events emitted before the first snapshot but already trimmed are not in `expected`; they
+    // were delivered by a and are stored too. Everything expected is there exactly once, in order.
+    let total = crm.db.count_events().await.unwrap() as usize;
+    assert!(total >= expected.len());
+    let mut by_ix: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for (id, ix, _) in &expected {
+        if !ix.is_empty() {
+            by_ix.entry(ix).or_default().push(format!("sb:{{default}}:{id}"));
+        }
+    }
+    for (ix, ids) in by_ix {
+        let got: Vec<String> = crm.db.event_types(ix).await.unwrap().into_iter().map(|(id, _)| id).collect();
+        let got_expected: Vec<&String> = got.iter().filter(|g| ids.contains(g)).collect();
+        assert_eq!(got_expected.len(), ids.len(), "{ix}: every event stored once");
+        assert_eq!(got_expected, ids.iter().collect::<Vec<_>>(), "{ix}: in order");
+    }
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_crm_refuses_is_parked_and_the_rest_flows() {
+    let redis = RedisServer::start();
+    let crm = external_crm().await;
+    *crm.crm.refuse_type.lock().unwrap() = Some("message_out".into());
+    let mut cfg = test_config(&redis.url);
+    cfg.crm.endpoint = crm.endpoint.clone();
+    let sb = TestServer::start_with(cfg).await;
+    setup_sales(&sb, &["ann"]).await;
+    let mut ann = sb.desktop("ann", "tok-ann").await;
+    ann.ready().await;
+    let id = handle_one(&sb, &mut ann, "visitor-9", "hello", "ok").await;
+    eventually("log delivered", Duration::from_secs(30), || async { (log_len(&redis).await == 0).then_some(()) }).await;
+    let types: Vec<String> = crm.db.event_types(&id).await.unwrap().into_iter().map(|(_, t)| t).collect();
+    assert!(types.contains(&"created".to_string()) && types.contains(&"completed".to_string()), "{types:?}");
+    assert!(!types.contains(&"message_out".to_string()), "{types:?}");
+    let mut con = redis.client().await;
+    let dead: redis::streams::StreamRangeReply =
+        redis::AsyncCommands::xrange_all(&mut con, "sb:{default}:events_dead").await.unwrap();
+    assert_eq!(dead.ids.len(), 1);
+    assert_eq!(dead.ids[0].get::<String>("type").as_deref(), Some("message_out"));
+    assert!(dead.ids[0].get::<String>("reason").unwrap().contains("not accepted"));
+}

@@ -1,0 +1,305 @@
+//! The real `switchboard` binary as an operator runs it: config file, env overrides, readiness,
+//! SIGTERM, and config errors that name the key.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::common::*;
+use switchboard::api::pb;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_switchboard")
+}
+
+/// Until the daemon's /readyz says Redis is reachable and the config is loaded.
+async fn wait_ready(http_port: u16) {
+    let ready = format!("http://127.0.0.1:{http_port}/readyz");
+    eventually("daemon ready", Duration::from_secs(30), || {
+        let u = ready.clone();
+        async move { http_get(&u).await.ok().filter(|(c, _)| *c == 200) }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_reads_config_and_env_and_stops_cleanly_on_sigterm() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("switchboard.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+[redis]
+url = "redis://127.0.0.1:1"   # overridden by SWITCHBOARD_REDIS_URL below
+[routing]
+timer_poll_ms = 20
+[[queues]]
+name = "support"
+requirements = [{ skill = "english", min_level = 3 }]
+[[agents]]
+id = "ann"
+name = "Ann"
+skills = { english = 5 }
+"#,
+    )
+    .unwrap();
+    let (grpc, http) = (free_port(), free_port());
+    let child = Command::new(bin())
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("SWITCHBOARD_REDIS_URL", &redis.url)
+        .env("SWITCHBOARD_GRPC_LISTEN", format!("127.0.0.1:{grpc}"))
+        .env("SWITCHBOARD_HTTP_LISTEN", format!("127.0.0.1:{http}"))
+        .env("SWITCHBOARD_AGENT_TOKEN_ANN", "from-env")
+        .env("SWITCHBOARD_CRM_DATABASE", format!("sqlite://{}/crm.db?mode=rwc", dir.path().display()))
+        .env("SWITCHBOARD_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(http).await;
+    // The token came from the environment, the queue and agent from the file.
+    let endpoint = format!("http://127.0.0.1:{grpc}");
+    assert!(Desktop::login(&endpoint, "ann", "").await.is_err());
+    let (mut ann, _) = Desktop::login(&endpoint, "ann", "from-env").await.unwrap();
+    ann.ready().await;
+    let mut ixs = pb::interactions_client::InteractionsClient::connect(endpoint.clone()).await.unwrap();
+    ixs.create_interaction(new_chat("support", "visitor", "hello")).await.unwrap();
+    ann.wait_offer().await;
+
+    // SIGTERM to exactly this process: streams are closed with a reason, the process exits 0.
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    assert_eq!(ann.wait_closed().await.as_deref(), Some("shutdown"));
+    let exit = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    assert!(exit.status.success(), "exit status {:?}", exit.status);
+    let logs = String::from_utf8_lossy(&exit.stdout);
+    assert!(logs.lines().any(|l| l.starts_with('{') && l.contains("\"message\":\"Switchboard stopping.\"")), "{logs}");
+    // Message bodies are not logged at info level.
+    assert!(!logs.contains("hello"), "{logs}");
+}
+
+/// A `switchboard serve` child process, killed (SIGKILL, by PID) if the test did not stop it.
+struct Daemon {
+    child: std::process::Child,
+    grpc: u16,
+}
+
+impl Daemon {
+    /// Starts `serve` with `config` and this instance id (from the environment), and waits until
+    /// it is ready.
+    async fn start(config: &std::path::Path, redis_url: &str, instance: &str) -> Daemon {
+        let (grpc, http) = (free_port(), free_port());
+        let child = Command::new(bin())
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("SWITCHBOARD_REDIS_URL", redis_url)
+            .env("SWITCHBOARD_GRPC_LISTEN", format!("127.0.0.1:{grpc}"))
+            .env("SWITCHBOARD_HTTP_LISTEN", format!("127.0.0.1:{http}"))
+            .env("SWITCHBOARD_INSTANCE_ID", instance)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_ready(http).await;
+        Daemon { child, grpc }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc)
+    }
+
+    /// `kill -9`: nothing is cleaned up, as in a crash.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An instance killed and restarted at once under the same `instance_id` (as systemd or
+/// Kubernetes would) keeps heartbeating under that id, so nothing else would notice the crash: the
+/// restarted process must itself release every session the crashed one held. Otherwise the agent
+/// stays "connected" and ready, keeps its offer and gets new work it can never see.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_restarted_after_a_crash_releases_the_sessions_it_held() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("switchboard.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+[crm]
+enabled = false
+[routing]
+timer_poll_ms = 20
+heartbeat_secs = 1
+# Far longer than the test's patience: only the restart can release the session in time.
+presence_grace_secs = 60
+[[queues]]
+name = "support"
+offer_timeout_secs = 120
+[[agents]]
+id = "ann"
+token = "tok-ann"
+[[agents]]
+id = "bob"
+token = "tok-bob"
+"#,
+    )
+    .unwrap();
+    let na = Daemon::start(&cfg, &redis.url, "na").await;
+    let nb = Daemon::start(&cfg, &redis.url, "nb").await;
+    let (mut ann, _) = Desktop::login(&na.endpoint(), "ann", "tok-ann").await.unwrap();
+    ann.ready().await;
+    let mut ixs = pb::interactions_client::InteractionsClient::connect(nb.endpoint()).await.unwrap();
+    let first = ixs.create_interaction(new_chat("support", "c1", "hello")).await.unwrap().into_inner();
+    assert_eq!(ann.wait_offer().await.interaction.unwrap().id, first.id);
+    let (mut bob, _) = Desktop::login(&nb.endpoint(), "bob", "tok-bob").await.unwrap();
+    bob.ready().await;
+
+    na.kill();
+    let na = Daemon::start(&cfg, &redis.url, "na").await;
+    // Ann's desktop does not come back. Her offer goes on to Bob, and she is shown offline.
+    assert_eq!(bob.wait_offer().await.interaction.unwrap().id, first.id);
+    let mut sup = pb::supervisor_client::SupervisorClient::connect(nb.endpoint()).await.unwrap();
+    let states = sup.list_agent_states(pb::ListAgentStatesRequest {}).await.unwrap().into_inner().agents;
+    let a = states.iter().find(|a| a.agent_id == "ann").unwrap();
+    assert_eq!((a.presence.clone().unwrap().state(), a.connected), (pb::PresenceState::Offline, false));
+    // New work goes to Bob, never to the ghost.
+    let second = ixs.create_interaction(new_chat("support", "c2", "hi again")).await.unwrap().into_inner();
+    assert_eq!((second.state(), second.agent_id.as_str()), (pb::InteractionState::Offered, "bob"));
+    // Ann logs in again through the restarted instance and works as before.
+    bob.set_presence(pb::PresenceState::NotReady, "break").await;
+    let (mut ann, snapshot) = Desktop::login(&na.endpoint(), "ann", "tok-ann").await.unwrap();
+    assert!(snapshot.offers.is_empty(), "{snapshot:?}");
+    ann.ready().await;
+    let third = ixs.create_interaction(new_chat("support", "c3", "third")).await.unwrap().into_inner();
+    assert_eq!(ann.wait_offer().await.interaction.unwrap().id, third.id);
+    drop((na, nb));
+}
+
+/// `check-config` says what is wrong in one line per problem: no repeated cause, no backtrace.
+#[test]
+fn check_config_prints_one_line_per_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[routing]\npresence_grace_secs = 0\n").unwrap();
+    let out =
+        Command::new(bin()).args(["check-config", "--config"]).arg(&path).env("RUST_BACKTRACE", "1").output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: ") && err.contains("routing.presence_grace_secs"), "{err}");
+    let missing = Command::new(bin()).args(["check-config", "--config", "/nonexistent/sb.toml"]).output().unwrap();
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("/nonexistent/sb.toml"), "{err}");
+}
+
+#[test]
+fn check_config_names_the_bad_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[routing]\npresence_grace_secs = 0\n", "routing.presence_grace_secs"),
+        (
+            "[[queues]]\nname = \"q\"\nrequirements = [{ skill = \"x\", min_level = 11 }]\n",
+            "queues[0].requirements[0].min_level",
+        ),
+        ("[[agents]]\nid = \"a\"\nskills = { x = 0 }\n", "agents[0].skills.x"),
+        ("[server]\ngrpc_listn = \"127.0.0.1:1\"\n", "grpc_listn"),
+        ("[redis]\nurl = \"http://x\"\n", "redis.url"),
+    ];
+    for (text, key) in cases {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(bin()).args(["check-config", "--config"]).arg(&path).output().unwrap();
+        assert!(!out.status.success(), "{text} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(key), "error for {text:?} does not name {key}: {err}");
+    }
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, include_str!("../../deploy/switchboard.toml")).unwrap();
+    let out = Command::new(bin()).args(["check-config", "--config"]).arg(&good).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `switchboard crm` on its own, and `switchboard serve` pointed at it through the environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_crm_serves_an_external_switchboard() {
+    use switchboard::crm::pb as crm_pb;
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let crm_port = free_port();
+    let mut crm = Command::new(bin())
+        .args(["crm", "--listen", &format!("127.0.0.1:{crm_port}"), "--database"])
+        .arg(format!("sqlite://{}/crm.db?mode=rwc", dir.path().display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let crm_url = format!("http://127.0.0.1:{crm_port}");
+    let mut client = eventually("crm up", Duration::from_secs(30), || {
+        let u = crm_url.clone();
+        async move { crm_pb::crm_store_client::CrmStoreClient::connect(u).await.ok() }
+    })
+    .await;
+    let contact = client
+        .upsert_contact(crm_pb::UpsertContactRequest {
+            name: "Ada".into(),
+            identities: vec![crm_pb::Identity {
+                channel: crm_pb::Channel::Email as i32,
+                address: "Ada@Example.com".into(),
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    let (grpc, http) = (free_port(), free_port());
+    let mut serve = Command::new(bin())
+        .arg("serve")
+        .env("SWITCHBOARD_REDIS_URL", &redis.url)
+        .env("SWITCHBOARD_GRPC_LISTEN", format!("127.0.0.1:{grpc}"))
+        .env("SWITCHBOARD_HTTP_LISTEN", format!("127.0.0.1:{http}"))
+        .env("SWITCHBOARD_CRM_ENDPOINT", &crm_url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(http).await;
+    let endpoint = format!("http://127.0.0.1:{grpc}");
+    let mut admin = pb::admin_client::AdminClient::connect(endpoint.clone()).await.unwrap();
+    admin.put_queue(pb::PutQueueRequest { queue: Some(queue("mail", &[])), allow_update: true }).await.unwrap();
+    admin.put_agent(pb::PutAgentRequest { agent: Some(agent("bo", &[])), allow_update: true }).await.unwrap();
+    let (mut bo, _) = Desktop::login(&endpoint, "bo", "tok-bo").await.unwrap();
+    bo.ready().await;
+    let mut ixs = pb::interactions_client::InteractionsClient::connect(endpoint).await.unwrap();
+    let req = pb::CreateInteractionRequest {
+        channel: pb::Channel::Email as i32,
+        customer_address: "ada@example.COM".into(),
+        queue: "mail".into(),
+        subject: "Order 17".into(),
+        body: "Where is my order?".into(),
+        ..Default::default()
+    };
+    ixs.create_interaction(req).await.unwrap();
+    let offer = bo.wait_offer().await;
+    let pop = offer.screen_pop.unwrap();
+    assert_eq!(pop.status, pb::ScreenPopStatus::Available as i32);
+    let c = pop.contact.expect("the external CRM's contact");
+    assert_eq!(c.id, contact.id);
+    assert_eq!(c.name, "Ada");
+    for child in [&mut serve, &mut crm] {
+        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    }
+    assert!(serve.wait().unwrap().success());
+    assert!(crm.wait().unwrap().success());
+}

@@ -1,0 +1,22 @@
+//! The integration tests: one binary, a module per area, each test against real servers that it
+//! starts itself (see `common` and `switchboard-testkit`). One binary means one link after a
+//! change, not one per area.
+
+mod common;
+
+mod bench_smoke;
+mod concurrency;
+mod crm_delivery;
+mod crm_store;
+mod daemon_process;
+mod email_channel;
+mod email_daemon;
+mod email_ingest;
+mod email_robustness;
+mod email_tls;
+mod grpc_api;
+mod grpc_desktop;
+mod routing_scenarios;
+mod store_smoke;
+mod webchat_browser;
+mod webchat_protocol;
