@@ -6,9 +6,7 @@
 //! - [`store`]: Redis, the single source of truth; every transition is one Lua script.
 
 pub mod api;
-pub mod bench;
 pub mod channels;
-pub mod cli;
 pub mod config;
 pub mod crm;
 pub mod http;

@@ -44,7 +44,7 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:50051", env = "SWITCHBOARD_SERVER")]
         server: String,
         #[command(subcommand)]
-        cmd: switchboard::cli::Ctl,
+        cmd: switchboard_cli::Ctl,
     },
     /// An interactive agent desktop in the terminal.
     Desktop {
@@ -55,8 +55,6 @@ enum Command {
         #[arg(long, env = "SWITCHBOARD_AGENT_TOKEN")]
         token: String,
     },
-    /// Measure routing throughput and latency against a Redis of its own (see README).
-    Bench(switchboard::bench::BenchArgs),
     /// Validate a config file and exit.
     CheckConfig {
         #[arg(long, short)]
@@ -110,10 +108,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             switchboard::telemetry::init_logging(cfg.log.format, &cfg.log.filter_directive(&ProcessEnv));
             runtime()?.block_on(crm(cfg))
         }
-        Command::Bench(args) => runtime()?.block_on(switchboard::bench::run(args)),
-        Command::Ctl { server, cmd } => runtime()?.block_on(switchboard::cli::ctl(&server, cmd)),
+        Command::Ctl { server, cmd } => runtime()?.block_on(switchboard_cli::ctl(&server, cmd)),
         Command::Desktop { server, agent, token } => {
-            runtime()?.block_on(switchboard::cli::desktop(&server, &agent, &token))
+            runtime()?.block_on(switchboard_cli::desktop(&server, &agent, &token))
         }
         Command::Serve { config } => {
             let cfg = Config::load(config.as_deref(), &ProcessEnv)?;

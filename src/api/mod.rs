@@ -14,12 +14,8 @@ use crate::crm::client::{PopStatus, ScreenPopData};
 use crate::model::{self, Channel};
 use crate::store::{AgentStatus, QueueFigures, StoreError};
 
-#[allow(clippy::all, clippy::pedantic)]
-pub mod pb {
-    tonic::include_proto!("switchboard.v1");
-}
-
-pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("switchboard_descriptor");
+pub use switchboard_proto::v1 as pb;
+pub use switchboard_proto::v1::FILE_DESCRIPTOR_SET;
 
 /// The one place where domain errors become gRPC statuses.
 pub fn status(e: StoreError) -> Status {

@@ -12,11 +12,6 @@ pub mod db;
 pub mod identity;
 pub mod service;
 
-#[allow(clippy::all, clippy::pedantic)]
-pub mod pb {
-    tonic::include_proto!("switchboard.crm.v1");
-    /// For reflection on the CRM store's listener.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("crm_descriptor");
-}
+pub use switchboard_proto::crm as pb;
 
 pub use db::{Contact, CrmDb, CrmError, CrmOptions, HistoryEntry, LogEvent};

@@ -4,7 +4,6 @@
 
 mod common;
 
-mod bench_smoke;
 mod concurrency;
 mod crm_delivery;
 mod crm_store;

@@ -1,29 +1,54 @@
-//! `switchboard bench`: routing throughput and latency through the real path — the same Lua
-//! scripts, the same gRPC desktop streams — against a Redis it starts itself, next to Redis's
-//! own ceiling on the same machine.
+//! `switchboard-bench`: routing throughput and latency through the real path — the same Redis
+//! functions, the same gRPC desktop streams, the daemon in-process — against a Redis it starts
+//! itself, next to Redis's own ceiling on the same machine.
 //!
-//! A benchmark, not a test: it reports figures and never fails because the machine is slow.
+//! A benchmark, not a test: it reports figures and never fails because the machine is slow. It is
+//! its own binary so that its dependencies (plotting, histograms) stay out of the daemon.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use futures::StreamExt;
 use hdrhistogram::Histogram;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::pb;
-use crate::api::pb::agent_event::Kind as Ev;
-use crate::api::pb::agent_request::Kind as Rq;
-use crate::config::Config;
-use crate::model::{AgentSpec, Capacity, Channel, NewInteraction, Presence, QueueSpec, Requirement};
-use crate::store::{Store, StoreOptions};
+use pb::agent_event::Kind as Ev;
+use pb::agent_request::Kind as Rq;
+use switchboard::config::Config;
+use switchboard::model::{AgentSpec, Capacity, Channel, NewInteraction, Presence, QueueSpec, Requirement};
+use switchboard::store::{Store, StoreOptions};
+use switchboard_proto::v1 as pb;
+use switchboard_testkit::RedisServer;
+
+// The daemon runs in-process here, so it allocates as the `switchboard` binary does.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// Routing throughput and latency against a Redis of its own (README, "Benchmarks").
+#[derive(clap::Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(flatten)]
+    args: BenchArgs,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = <Cli as clap::Parser>::parse();
+    let run = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(anyhow::Error::from);
+    match run.and_then(|rt| rt.block_on(run_bench(cli.args))) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
 
 /// The defaults are the headline run: 10,000 agents, 200 skills, 100 queues, 100,000 waiting.
 #[derive(Debug, Clone, clap::Args)]
@@ -90,43 +115,11 @@ impl BenchArgs {
 const SLOW_US: u64 = 2000;
 
 /// A redis-server of our own on a free loopback port, stopped by PID.
-struct LocalRedis {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl LocalRedis {
-    fn start() -> anyhow::Result<LocalRedis> {
-        let dir = tempfile::tempdir()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            // Every call that ran SLOW_US or longer inside Redis, so a phase can tell a long call
-            // (which holds up everyone behind it) from waits outside Redis.
-            .args(["--slowlog-log-slower-than", &SLOW_US.to_string(), "--slowlog-max-len", "100000"])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting redis-server (run scripts/setup-debian.sh)")?;
-        let url = format!("redis://127.0.0.1:{port}/");
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(LocalRedis { child, url, _dir: dir });
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        bail!("redis-server did not start")
-    }
-}
-
-impl Drop for LocalRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A Redis of the run's own (stopped by PID when dropped, also when the run is interrupted),
+/// logging every call that ran SLOW_US or longer inside it, so a phase can tell a long call (which
+/// holds up everyone behind it) from waits outside Redis.
+fn local_redis() -> RedisServer {
+    RedisServer::start_with(&["--slowlog-log-slower-than", &SLOW_US.to_string(), "--slowlog-max-len", "100000"])
 }
 
 struct Rng(u64);
@@ -408,7 +401,7 @@ enum Decider {
 async fn snap(con: &mut redis::aio::MultiplexedConnection, shared: &Shared) -> anyhow::Result<Snap> {
     let stats = redis_info(con, "commandstats").await?;
     let cpu = redis_info(con, "cpu").await?;
-    let rt = crate::store::round_trips();
+    let rt = switchboard::store::round_trips();
     let slow = slow_calls(con).await?;
     Ok(Snap {
         at: Instant::now(),
@@ -796,7 +789,7 @@ fn center(args: &BenchArgs) -> Center {
 
 /// One measured point: a fresh Redis and daemon, the agents logged in, then the phases.
 async fn point(args: &BenchArgs, rate: u32) -> anyhow::Result<Vec<Row>> {
-    let redis = LocalRedis::start()?;
+    let redis = local_redis();
     let mut con = redis::Client::open(redis.url.as_str())?.get_multiplexed_async_connection().await?;
     let c = center(args);
     let n = args.interactions;
@@ -834,7 +827,7 @@ async fn point(args: &BenchArgs, rate: u32) -> anyhow::Result<Vec<Row>> {
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let endpoint = format!("http://{}", grpc.local_addr()?);
     let shutdown = CancellationToken::new();
-    let server = tokio::spawn(crate::server::Server::new(cfg).run(grpc, http, shutdown.clone()));
+    let server = tokio::spawn(switchboard::server::Server::new(cfg).run(grpc, http, shutdown.clone()));
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // Two phases (created, freed) at each rate: unpaced, the first paced, the further ones.
@@ -1134,7 +1127,7 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
     args.validate()?;
     // Interrupted, the run is dropped where it stands, and with it the Redis servers it started
     // (each stopped by PID as it drops); exiting on the signal itself would leave them running.
@@ -1148,7 +1141,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
 async fn measure(args: BenchArgs) -> anyhow::Result<()> {
     let ceiling = {
-        let redis = LocalRedis::start()?;
+        let redis = local_redis();
         println!("ceiling: measuring Redis on this machine ({CEILING_CLIENTS} clients, 3 s each) ...");
         let (ping, evalsha) = redis_ceiling(&redis.url, CEILING_CLIENTS, Duration::from_secs(3)).await?;
         println!("ceiling: measuring a no-op gRPC call on this machine ({CEILING_CLIENTS} clients, 3 s) ...");

@@ -5,7 +5,7 @@
 use std::process::Command;
 
 fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_switchboard")
+    env!("CARGO_BIN_EXE_switchboard-bench")
 }
 
 /// A CSV line's fields; a quoted field may hold commas (the phase names do).
@@ -36,7 +36,7 @@ fn num(header: &[String], row: &[String], name: &str) -> f64 {
 fn a_tiny_run_reports_every_phase_with_one_round_trip_per_freed_slot() {
     let out = tempfile::tempdir().unwrap();
     let run = Command::new(bin())
-        .args(["bench", "--agents", "20", "--queues", "4", "--skills", "6", "--interactions", "30"])
+        .args(["--agents", "20", "--queues", "4", "--skills", "6", "--interactions", "30"])
         .args(["--backlog", "400", "--rate", "40", "--latency-rates", "60", "--out"])
         .arg(out.path())
         .output()
@@ -93,7 +93,7 @@ fn settings_it_cannot_measure_are_refused_by_flag_before_anything_runs() {
     for (flag, value) in [("--agents", "0"), ("--interactions", "0"), ("--concurrency", "0")] {
         let out = tempfile::tempdir().unwrap();
         let dir = out.path().join("results");
-        let run = Command::new(bin()).args(["bench", flag, value, "--out"]).arg(&dir).output().unwrap();
+        let run = Command::new(bin()).args([flag, value, "--out"]).arg(&dir).output().unwrap();
         assert!(!run.status.success(), "{flag} {value} was accepted");
         let err = String::from_utf8_lossy(&run.stderr);
         assert!(err.contains(&format!("{flag}: must be at least 1")), "{flag}: {err}");
@@ -142,7 +142,7 @@ fn a_run_stopped_by_sigterm_stops_the_redis_it_started() {
     use std::io::{BufRead, BufReader};
     let out = tempfile::tempdir().unwrap();
     let mut bench = Command::new(bin())
-        .args(["bench", "--agents", "5", "--interactions", "5", "--backlog", "10", "--out"])
+        .args(["--agents", "5", "--interactions", "5", "--backlog", "10", "--out"])
         .arg(out.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

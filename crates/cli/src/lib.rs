@@ -8,9 +8,9 @@ use clap::Subcommand;
 use tokio::io::AsyncBufReadExt;
 use tokio_stream::StreamExt;
 
-use crate::api::pb;
-use crate::api::pb::agent_event::Kind as Ev;
-use crate::api::pb::agent_request::Kind as Rq;
+use pb::agent_event::Kind as Ev;
+use pb::agent_request::Kind as Rq;
+use switchboard_proto::v1 as pb;
 
 #[derive(Subcommand, Debug)]
 pub enum Ctl {

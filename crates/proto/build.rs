@@ -1,10 +1,11 @@
-//! Compiles `proto/` with tonic. protoc comes from `protoc-bin-vendored`, so no system protoc is needed.
-//! Each package gets its own descriptor set, so a server's reflection lists only what it serves.
+//! Compiles `proto/` (at the workspace root) with tonic. protoc comes from `protoc-bin-vendored`,
+//! so no system protoc is needed. Each package gets its own descriptor set, so a server's
+//! reflection lists only what it serves.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     for (proto, descriptor) in [
-        ("proto/switchboard/v1/switchboard.proto", "switchboard_descriptor.bin"),
-        ("proto/switchboard/crm/v1/crm.proto", "crm_descriptor.bin"),
+        ("../../proto/switchboard/v1/switchboard.proto", "switchboard_descriptor.bin"),
+        ("../../proto/switchboard/crm/v1/crm.proto", "crm_descriptor.bin"),
     ] {
         println!("cargo:rerun-if-changed={proto}");
         let mut config = tonic_prost_build::Config::new();
@@ -12,7 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         tonic_prost_build::configure().file_descriptor_set_path(out_dir.join(descriptor)).compile_with_config(
             config,
             &[proto],
-            &["proto"],
+            &["../../proto"],
         )?;
     }
     Ok(())
