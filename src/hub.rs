@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::model::{Interaction, Message, Presence};
+use crate::model::{Interaction, Message, Presence, PushKind};
 use crate::store::{SessionPushes, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -260,16 +260,20 @@ impl Hub {
                 carried.push(None);
                 continue;
             };
-            let ix = match r.kind.as_str() {
-                "offer" | "assigned" => crate::store::interaction_from_push(v).unwrap_or_else(|error| {
-                    warn!(message = "A push carried an unreadable interaction; reading it instead.", %error);
-                    None
-                }),
+            let ix = match PushKind::parse(&r.kind) {
+                Some(PushKind::Offer | PushKind::Assigned) => {
+                    crate::store::interaction_from_push(v).unwrap_or_else(|error| {
+                        warn!(message = "A push carried an unreadable interaction; reading it instead.", %error);
+                        None
+                    })
+                }
                 _ => None,
             };
-            match r.kind.as_str() {
-                "offer" | "assigned" if ix.is_none() => ix_ids.push(s(v, "ix")),
-                "message" => msg_refs.push((s(v, "ix"), v.get("seq").and_then(serde_json::Value::as_u64).unwrap_or(0))),
+            match PushKind::parse(&r.kind) {
+                Some(PushKind::Offer | PushKind::Assigned) if ix.is_none() => ix_ids.push(s(v, "ix")),
+                Some(PushKind::Message) => {
+                    msg_refs.push((s(v, "ix"), v.get("seq").and_then(serde_json::Value::as_u64).unwrap_or(0)))
+                }
                 _ => {}
             }
             carried.push(ix);
@@ -284,8 +288,11 @@ impl Hub {
             .zip(carried)
             .map(|((r, v), carried)| {
                 let v = v?;
-                Ok(Some(match r.kind.as_str() {
-                    "offer" => match shown(carried) {
+                let Some(kind) = PushKind::parse(&r.kind) else {
+                    return Err(StoreError::Corrupt(format!("unknown push kind {:?}", r.kind)));
+                };
+                Ok(Some(match kind {
+                    PushKind::Offer => match shown(carried) {
                         // A carried interaction is the offer as it was made; if it has ended since,
                         // the push that ended it follows in the inbox. One read here may show the
                         // offer gone already, or the interaction offered again, even to someone
@@ -299,7 +306,7 @@ impl Hub {
                         }
                         _ => return Ok(None),
                     },
-                    "assigned" => match shown(carried) {
+                    PushKind::Assigned => match shown(carried) {
                         Some(ix) => Push::Assigned(ix),
                         None => {
                             return Err(StoreError::NotFound(format!(
@@ -308,25 +315,24 @@ impl Hub {
                             )));
                         }
                     },
-                    "revoked" => Push::Revoked { interaction_id: s(&v, "ix"), reason: s(&v, "reason") },
-                    "message" => match messages.next() {
+                    PushKind::Revoked => Push::Revoked { interaction_id: s(&v, "ix"), reason: s(&v, "reason") },
+                    PushKind::Message => match messages.next() {
                         Some(Some(message)) => Push::CustomerMessage { interaction_id: s(&v, "ix"), message },
                         _ => return Err(StoreError::NotFound(format!("message of {:?}", s(&v, "ix")))),
                     },
-                    "typing" => Push::CustomerTyping {
+                    PushKind::Typing => Push::CustomerTyping {
                         interaction_id: s(&v, "ix"),
                         on: v.get("on").and_then(serde_json::Value::as_bool).unwrap_or(false),
                     },
-                    "ended" => {
+                    PushKind::Ended => {
                         Push::Ended { interaction_id: s(&v, "ix"), state: s(&v, "state"), reason: s(&v, "reason") }
                     }
-                    "presence" => Push::Presence {
+                    PushKind::Presence => Push::Presence {
                         presence: Presence::from_parts(&s(&v, "state"), &s(&v, "reason"))
                             .ok_or_else(|| StoreError::Corrupt(format!("presence {:?}", s(&v, "state"))))?,
                         cause: s(&v, "cause"),
                     },
-                    "closed" => Push::Closed { reason: s(&v, "reason") },
-                    other => return Err(StoreError::Corrupt(format!("unknown push kind {other:?}"))),
+                    PushKind::Closed => Push::Closed { reason: s(&v, "reason") },
                 }))
             })
             .collect())

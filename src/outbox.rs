@@ -11,7 +11,7 @@ use tracing::{debug, info, warn};
 
 use crate::crm::pb;
 use crate::crm::service::channel_to_pb;
-use crate::model::Channel;
+use crate::model::{Channel, EventKind};
 use crate::store::{LoggedEvent, Store};
 
 const BATCH: usize = 500;
@@ -24,7 +24,7 @@ pub use crate::crm::client::CrmClient;
 /// The CRM event for a log entry. Event ids carry the routing domain, so one CRM can serve many.
 pub fn to_crm_event(key_root: &str, e: &LoggedEvent) -> pb::Event {
     let details: serde_json::Value = serde_json::from_str(&e.details).unwrap_or_else(|_| serde_json::json!({}));
-    let (channel, customer) = if e.typ == "created" {
+    let (channel, customer) = if e.kind() == Some(EventKind::Created) {
         let ch = details.get("channel").and_then(|v| v.as_str()).and_then(Channel::parse);
         let cust = details.get("customer").and_then(|v| v.as_str()).unwrap_or_default().to_string();
         (ch.map(channel_to_pb).unwrap_or_default() as i32, cust)
@@ -47,7 +47,7 @@ pub fn to_crm_event(key_root: &str, e: &LoggedEvent) -> pb::Event {
 
 /// The customer an event changes the history of, if it says.
 fn customer_of(e: &LoggedEvent) -> Option<(Channel, String)> {
-    if !matches!(e.typ.as_str(), "created" | "completed" | "abandoned") {
+    if !e.kind().is_some_and(EventKind::changes_history) {
         return None;
     }
     let d: serde_json::Value = serde_json::from_str(&e.details).ok()?;

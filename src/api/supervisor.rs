@@ -14,6 +14,7 @@ use tracing::warn;
 use super::pb::{self, supervisor_event::Kind as Ev};
 use super::{agent_state_to_pb, figures_to_pb, interaction_to_pb, status};
 use crate::model;
+use crate::model::EventKind;
 use crate::store::{Store, StoreError};
 
 /// Queue figures are pushed at most this often per queue.
@@ -224,7 +225,15 @@ impl Watcher {
                             dirty_a.insert(agent);
                         }
                         // Presence shifts every queue's agent counts and occupancy.
-                        if matches!(typ.as_str(), "presence" | "login" | "disconnected" | "agent_updated") {
+                        if matches!(
+                            EventKind::parse(&typ),
+                            Some(
+                                EventKind::Presence
+                                    | EventKind::Login
+                                    | EventKind::Disconnected
+                                    | EventKind::AgentUpdated
+                            )
+                        ) {
                             dirty_q.extend(self.queues.iter().cloned());
                         }
                     }

@@ -8,7 +8,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 use super::identity::{self, IdentityError};
-use crate::model::Channel;
+use crate::model::{Channel, EventKind};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/crm");
 
@@ -85,6 +85,13 @@ pub struct LogEvent {
     pub channel: Option<Channel>,
     pub customer_address: String,
     pub details: serde_json::Value,
+}
+
+impl LogEvent {
+    /// None for a kind this store does not project (it is still kept in the log).
+    fn kind(&self) -> Option<EventKind> {
+        EventKind::parse(&self.typ)
+    }
 }
 
 #[derive(Clone)]
@@ -487,7 +494,7 @@ impl CrmDb {
     async fn project(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>, e: &LogEvent) -> Result<()> {
         let s = |k: &str| e.details.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
         let ix = e.interaction_id.as_str();
-        if e.typ == "created" {
+        if e.kind() == Some(EventKind::Created) {
             let channel = e.channel.map(super::super::model::Channel::as_str).unwrap_or_default();
             sqlx::query(
                 "INSERT INTO interactions (id, channel, customer_address, queue, started_ms) VALUES ($1, $2, $3, $4, $5) \
@@ -528,20 +535,20 @@ impl CrmDb {
                 .execute(&mut **tx)
                 .await?;
         }
-        match e.typ.as_str() {
-            "accepted" => {
+        match e.kind() {
+            Some(EventKind::Accepted) => {
                 sqlx::query("UPDATE interactions SET agent_id = $2 WHERE id = $1")
                     .bind(ix)
                     .bind(&e.agent_id)
                     .execute(&mut **tx)
                     .await?;
             }
-            "message_in" | "message_out" | "message_system" => {
+            Some(kind @ (EventKind::MessageIn | EventKind::MessageOut | EventKind::MessageSystem)) => {
                 let seq = e.details.get("seq").and_then(serde_json::Value::as_i64).unwrap_or(0);
                 let body = s("body");
-                let author = match e.typ.as_str() {
-                    "message_in" => "customer",
-                    "message_out" => "agent",
+                let author = match kind {
+                    EventKind::MessageIn => "customer",
+                    EventKind::MessageOut => "agent",
                     _ => "system",
                 };
                 sqlx::query(
@@ -556,7 +563,7 @@ impl CrmDb {
                 .bind(e.at_ms)
                 .execute(&mut **tx)
                 .await?;
-                if e.typ == "message_in" {
+                if kind == EventKind::MessageIn {
                     let summary: String = body.chars().take(SUMMARY_CHARS).collect();
                     sqlx::query("UPDATE interactions SET summary = $2 WHERE id = $1 AND summary = ''")
                         .bind(ix)
@@ -565,7 +572,7 @@ impl CrmDb {
                         .await?;
                 }
             }
-            "completed" => {
+            Some(EventKind::Completed) => {
                 sqlx::query(
                     "UPDATE interactions SET ended_ms = $2, outcome = 'completed', disposition = $3, notes = $4, \
                      agent_id = CASE WHEN $5 = '' THEN agent_id ELSE $5 END WHERE id = $1",
@@ -578,7 +585,7 @@ impl CrmDb {
                 .execute(&mut **tx)
                 .await?;
             }
-            "disposition" => {
+            Some(EventKind::Disposition) => {
                 sqlx::query("UPDATE interactions SET disposition = $2, notes = $3 WHERE id = $1")
                     .bind(ix)
                     .bind(s("disposition"))
@@ -586,7 +593,7 @@ impl CrmDb {
                     .execute(&mut **tx)
                     .await?;
             }
-            "abandoned" => {
+            Some(EventKind::Abandoned) => {
                 sqlx::query("UPDATE interactions SET ended_ms = $2, outcome = 'abandoned', notes = $3 WHERE id = $1")
                     .bind(ix)
                     .bind(e.at_ms)

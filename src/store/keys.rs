@@ -228,9 +228,7 @@ impl Keys {
 }
 
 /// Pool id: a queue at one escalation stage.
-pub fn pool(queue: &str, stage: usize) -> String {
-    format!("{queue}#{stage}")
-}
+pub use switchboard_model::routing::pool;
 
 /// Lua source defining `K.<name>(...)` for every format, rooted at `root`.
 pub fn lua_prelude(root: &str) -> String {

@@ -17,7 +17,8 @@ use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::model::{
-    AgentSpec, Author, Capacity, Channel, Interaction, InteractionState, Message, NewInteraction, Presence, QueueSpec,
+    AgentSpec, Author, Capacity, Channel, EventKind, Interaction, InteractionState, Message, NewInteraction, Presence,
+    QueueSpec,
 };
 use crate::routing;
 pub use caller::{SessionPushes, in_session};
@@ -125,6 +126,14 @@ pub struct LoggedEvent {
     pub at_ms: u64,
     /// JSON object.
     pub details: String,
+}
+
+impl LoggedEvent {
+    /// None for a kind this build does not know (a newer instance wrote it): such an event is
+    /// still delivered, as its wire name.
+    pub fn kind(&self) -> Option<EventKind> {
+        EventKind::parse(&self.typ)
+    }
 }
 
 /// The consumer group the CRM deliverer reads the event log through.

@@ -8,6 +8,8 @@
 //! per script. The library's name and its functions' names carry a digest of its source, so
 //! daemons of different versions or key roots on one Redis each call their own.
 
+use switchboard_model::{EventKind, MAX_PRIORITY, PushKind, routing};
+
 use super::keys;
 
 const LIB: &str = include_str!("lua/lib.lua");
@@ -93,8 +95,10 @@ pub struct Constants {
 
 fn prelude(c: &Constants) -> String {
     format!(
-        "{}local GRACE_MS = {}\nlocal FIG_TTL = {}\nlocal IX_TTL = {}\nlocal IDEM_TTL = {}\nlocal EVENTS_MAXLEN = {}\nlocal INBOX_MAXLEN = {}\nlocal MAX_MSGS = {}\n",
+        "{}{}{}local GRACE_MS = {}\nlocal FIG_TTL = {}\nlocal IX_TTL = {}\nlocal IDEM_TTL = {}\nlocal EVENTS_MAXLEN = {}\nlocal INBOX_MAXLEN = {}\nlocal MAX_MSGS = {}\nlocal SPLIT = {}\nlocal MAX_PRIORITY = {}\n",
         keys::lua_prelude(&c.key_root),
+        kinds("EV", EventKind::ALL.iter().map(|k| k.as_str())),
+        kinds("PUSH", PushKind::ALL.iter().map(|k| k.as_str())),
         c.grace_ms,
         c.figures_ttl_secs,
         c.interaction_ttl_secs,
@@ -102,5 +106,14 @@ fn prelude(c: &Constants) -> String {
         c.events_maxlen,
         c.inbox_maxlen,
         c.max_messages,
+        routing::SPLIT as u64,
+        MAX_PRIORITY,
     )
+}
+
+/// `local <table> = { name = 'name', ... }` of wire names. A name it lacks reads as nil, which
+/// `emit` and `inbox_push` refuse with an error (a typo must not become a new kind).
+fn kinds<'a>(table: &str, names: impl Iterator<Item = &'a str>) -> String {
+    let entries: Vec<String> = names.map(|n| format!("{n} = '{n}'")).collect();
+    format!("local {table} = {{ {} }}\n", entries.join(", "))
 }

@@ -12,9 +12,9 @@ local waited = NOW - num(ix.enq)
 fig_incr(ix.queue, 'accepted', 1)
 fig_incr(ix.queue, 'asa_ms', waited)
 if waited <= sl_ms then fig_incr(ix.queue, 'in_sl', 1) end
-emit('accepted', iid, aid, ix.queue, { waited_ms = waited })
+emit(EV.accepted, iid, aid, ix.queue, { waited_ms = waited })
 -- The accepting session learns of it from the reply and shows it as assigned itself; a push
 -- (the interaction read again to carry it) goes only to a session that has replaced it since,
 -- or when no session accepted.
-notify(aid, 'assigned', { ix = iid }, iid, true)
+notify(aid, PUSH.assigned, { ix = iid }, iid, true)
 return ok_ix(iid, true)

@@ -10,6 +10,6 @@ ix.disp, ix.notes = ARGV[3], ARGV[4]
 if ix.state == 'active' then
   end_active(iid, ix, 'agent')
 else
-  emit('disposition', iid, aid, ix.queue, { disposition = ARGV[3], notes = ARGV[4] })
+  emit(EV.disposition, iid, aid, ix.queue, { disposition = ARGV[3], notes = ARGV[4] })
 end
 return ok_ix(iid, false)

@@ -35,10 +35,10 @@ for k, v in pairs(ix) do
 end
 redis.call('HSET', K.ix(iid), unpack(fields))
 if idem ~= '' then redis.call('SET', K.idem(idem), iid, 'EX', IDEM_TTL) end
-emit('created', iid, '', queue, { channel = ch, customer = ARGV[4], subject = ARGV[5], priority = pri })
+emit(EV.created, iid, '', queue, { channel = ch, customer = ARGV[4], subject = ARGV[5], priority = pri })
 if ARGV[9] ~= '' then
   local seq = append_msg(iid, 'customer', '', ARGV[9])
-  emit('message_in', iid, '', queue, { seq = seq, body = ARGV[9] })
+  emit(EV.message_in, iid, '', queue, { seq = seq, body = ARGV[9] })
 end
 if target ~= '' then
   local member = 'xfer|' .. iid .. '|1'
@@ -47,7 +47,7 @@ if target ~= '' then
   ix.xfer, ix.tseq = member, '1'
 end
 enwait(iid, ix)
-emit('queued', iid, '', queue, { stage = 0, preferred_agent = target })
+emit(EV.queued, iid, '', queue, { stage = 0, preferred_agent = target })
 schedule_escalation(iid, ix, 0)
 try_route(iid, ix)
 return ok_ix(iid, false, iid, '1')

@@ -6,7 +6,7 @@ local work = redis.call('SCARD', K.agent_work(aid))
 if work > 0 then
   return err('PRECONDITION', 'agent_id: "' .. aid .. '" holds ' .. work .. ' interaction(s); complete or transfer them first')
 end
-if a.connected == '1' then notify(aid, 'closed', { reason = 'deleted' }) end
+if a.connected == '1' then notify(aid, PUSH.closed, { reason = 'deleted' }) end
 if a.session and a.session ~= '' then redis.call('ZREM', K.timers(), 'grace|' .. aid .. '|' .. a.session) end
 if a.instance and a.instance ~= '' then redis.call('SREM', K.inst_agents(a.instance), aid) end
 for _, pool in ipairs(redis.call('HKEYS', K.agent_pools(aid))) do
@@ -17,7 +17,7 @@ local waiting_for = redis.call('ZRANGE', K.await(aid), 0, -1)
 redis.call('DEL', K.agent(aid), K.agent_pools(aid), K.agent_work(aid), K.await(aid))
 redis.call('SREM', K.agents(), aid)
 redis.call('HINCRBY', K.meta(), 'agents_ver', 1)
-emit('agent_deleted', '', aid, '', {})
+emit(EV.agent_deleted, '', aid, '', {})
 for _, iid in ipairs(waiting_for) do
   local ix = ix_get(iid)
   if ix and ix.state == 'queued' then

@@ -22,5 +22,5 @@ redis.call('SREM', K.queues(), name)
 redis.call('HDEL', K.qroute(), name)
 RCACHE[name] = nil
 redis.call('HINCRBY', K.meta(), 'queues_ver', 1)
-emit('queue_deleted', '', '', name, {})
+emit(EV.queue_deleted, '', '', name, {})
 return ok()

@@ -22,7 +22,7 @@ if mode == 'start' then
   -- What the inbox held was for the previous run's sessions.
   redis.call('DEL', K.inbox(inst))
   released = release_instance(inst, 'instance_restarted')
-  if released > 0 then emit('instance_restarted', '', '', '', { instance = inst, released = released }) end
+  if released > 0 then emit(EV.instance_restarted, '', '', '', { instance = inst, released = released }) end
 end
 redis.call('ZADD', K.timers(), NOW + GRACE_MS, member)
 return ok(tostring(NOW), tostring(released))

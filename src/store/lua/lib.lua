@@ -18,10 +18,9 @@ local CALLER_AGENT, CALLER_SESSION = '', ''
 local DIRECT, DIRECT_AFTER, DIRECT_INBOX = {}, nil, nil
 
 local CHANNELS = { 'voice', 'chat', 'sms', 'email' }
--- 2^42 ms is ~139 years: priority/rank in the high part, a timestamp in the low part, all
--- exact in a double.
-local SPLIT = 4398046511104
-local MAX_PRIORITY = 1000
+-- SPLIT (2^42 ms, ~139 years: priority/rank in the high part, a timestamp in the low part, all
+-- exact in a double) and MAX_PRIORITY come from the routing core (prelude), so this wait_score
+-- and the one supervisors' lists are sorted by agree.
 
 local function err(code, msg)
   return { 'err', code, msg }
@@ -154,6 +153,7 @@ end
 
 -- With a CRM the log is trimmed only once delivered (EVENTS_MAXLEN = 0); without one it is capped.
 local function emit(typ, iid, aid, queue, details)
+  if not typ then error('emit: an event kind missing from EV') end
   local fields = { 'type', typ, 'ix', iid or '', 'agent', aid or '', 'queue', queue or '', 'at', tostring(NOW),
     'details', cjson.encode(details or {}) }
   if EVENTS_MAXLEN > 0 then
@@ -185,6 +185,7 @@ local function carry_ix(payload, iid)
 end
 
 local function inbox_push(inst, aid, session, kind, data)
+  if not kind then error('inbox_push: a push kind missing from PUSH') end
   redis.call('XADD', K.inbox(inst), 'MAXLEN', '~', INBOX_MAXLEN, '*',
     'agent', aid, 'session', session, 'kind', kind, 'data', data)
 end
@@ -196,6 +197,7 @@ end
 -- these only after every push made to it before this call (the hub delivers in id order).
 -- `shown`: that session shows it from the reply by itself (an accept), so it gets no push at all.
 local function notify(aid, kind, payload, carry, shown)
+  if not kind then error('notify: a push kind missing from PUSH') end
   local a = redis.call('HMGET', K.agent(aid), 'instance', 'session', 'connected')
   if not a[1] or a[1] == '' or a[3] ~= '1' then return end
   local to_caller = CALLER_SESSION ~= '' and aid == CALLER_AGENT and a[2] == CALLER_SESSION
@@ -324,8 +326,8 @@ local function offer(iid, aid, ix, defer)
   redis.call('SADD', K.agent_work(aid), iid)
   redis.call('ZADD', K.timers(), exp, 'offer|' .. iid .. '|' .. seq)
   fig_incr(ix.queue, 'offered', 1)
-  emit('offered', iid, aid, ix.queue, { expires = exp, seq = seq, channel = ix.ch })
-  notify(aid, 'offer', { ix = iid, expires = exp, seq = seq }, iid)
+  emit(EV.offered, iid, aid, ix.queue, { expires = exp, seq = seq, channel = ix.ch })
+  notify(aid, PUSH.offer, { ix = iid, expires = exp, seq = seq }, iid)
   if not defer then refresh_agent(aid, ix.ch) end
 end
 
@@ -436,8 +438,8 @@ local function set_presence(aid, state, reason, cause)
   if cur[1] == state and (cur[2] or '') == reason then return false end
   redis.call('HSET', key, 'presence', state, 'reason', reason, 'since', NOW)
   if state == 'ready' then redis.call('HSET', key, 'idle', NOW) end
-  emit('presence', '', aid, '', { state = state, reason = reason, cause = cause })
-  notify(aid, 'presence', { state = state, reason = reason, cause = cause })
+  emit(EV.presence, '', aid, '', { state = state, reason = reason, cause = cause })
+  notify(aid, PUSH.presence, { state = state, reason = reason, cause = cause })
   refresh_agent(aid)
   return true
 end
@@ -453,7 +455,7 @@ local function requeue(iid, ix, exclude)
     ix.target = ''
   end
   enwait(iid, ix)
-  emit('queued', iid, '', ix.queue, { stage = num(ix.stage), requeued = true })
+  emit(EV.queued, iid, '', ix.queue, { stage = num(ix.stage), requeued = true })
 end
 
 -- Revoke an outstanding offer (no exclusion: the agent did nothing wrong).
@@ -461,8 +463,8 @@ local function revoke(iid, ix, reason)
   local aid = ix.agent
   release(aid, ix.ch, iid)
   redis.call('ZREM', K.timers(), 'offer|' .. iid .. '|' .. (ix.oseq or '0'))
-  notify(aid, 'revoked', { ix = iid, reason = reason })
-  emit('revoked', iid, aid, ix.queue, { reason = reason })
+  notify(aid, PUSH.revoked, { ix = iid, reason = reason })
+  emit(EV.revoked, iid, aid, ix.queue, { reason = reason })
 end
 
 local function expire_keys(iid)
@@ -480,7 +482,7 @@ local function finish(iid, ix)
     redis.call('HSET', K.agent(aid), 'idle', NOW)
   end
   redis.call('SREM', K.qlive(ix.queue), iid)
-  emit('completed', iid, aid, ix.queue,
+  emit(EV.completed, iid, aid, ix.queue,
     { disposition = ix.disp or '', notes = ix.notes or '', channel = ix.ch, customer = ix.cust })
   expire_keys(iid)
   if aid and aid ~= '' then pull_for_agent(aid) end
@@ -499,7 +501,7 @@ local function end_active(iid, ix, cause)
     redis.call('HSET', K.ix(iid), 'state', 'wrap_up', 't_wrap_up', NOW)
     redis.call('ZADD', K.timers(), NOW + q.wrap_ms, 'wrap|' .. iid)
     local n = redis.call('HINCRBY', K.agent(aid), 'wrapups', 1)
-    emit('wrap_up', iid, aid, ix.queue, { cause = cause, until_ms = NOW + q.wrap_ms })
+    emit(EV.wrap_up, iid, aid, ix.queue, { cause = cause, until_ms = NOW + q.wrap_ms })
     if n == 1 and redis.call('HGET', K.agent(aid), 'presence') == 'ready' then
       set_presence(aid, 'wrap_up', '', 'wrap_up')
     end
@@ -545,7 +547,7 @@ local function abandon(iid, ix, reason)
   redis.call('HSET', K.ix(iid), 'state', 'abandoned', 't_abandoned', NOW, 'end_reason', reason, 'esc', '')
   redis.call('SREM', K.qlive(ix.queue), iid)
   fig_incr(ix.queue, 'abandoned', 1)
-  emit('abandoned', iid, ix.agent or '', ix.queue,
+  emit(EV.abandoned, iid, ix.agent or '', ix.queue,
     { reason = reason, waited_ms = NOW - num(ix.enq), channel = ix.ch, customer = ix.cust })
   expire_keys(iid)
   if ix.state == 'offered' and ix.agent ~= '' then
@@ -587,7 +589,7 @@ local function end_session(aid, session, inst, release_offers)
   redis.call('ZADD', K.timers(), NOW + GRACE_MS, 'grace|' .. aid .. '|' .. session)
   local details = {}
   if release_offers then details.reason = 'shutdown' end
-  emit('disconnected', '', aid, '', details)
+  emit(EV.disconnected, '', aid, '', details)
   -- Out of every avail set first, or its returned offers would come straight back to it.
   refresh_agent(aid)
   if release_offers then return_offers(aid, 'shutdown') end
@@ -602,7 +604,7 @@ local function release_instance(inst, cause)
   for _, aid in ipairs(redis.call('SMEMBERS', K.inst_agents(inst))) do
     local a = redis.call('HMGET', K.agent(aid), 'instance', 'connected', 'presence', 'session')
     if a[1] == inst and a[2] == '1' then
-      inbox_push(inst, aid, a[4] or '', 'closed', cjson.encode({ reason = 'stale' }))
+      inbox_push(inst, aid, a[4] or '', PUSH.closed, cjson.encode({ reason = 'stale' }))
       redis.call('HSET', K.agent(aid), 'connected', 0)
       redis.call('ZREM', K.timers(), 'grace|' .. aid .. '|' .. (a[4] or ''))
       if a[3] ~= 'offline' then go_offline(aid, cause) end

@@ -7,13 +7,13 @@ end
 if a.session and a.session ~= '' then
   redis.call('ZREM', K.timers(), 'grace|' .. aid .. '|' .. a.session)
   if a.connected == '1' and a.instance ~= '' then
-    inbox_push(a.instance, aid, a.session, 'closed', cjson.encode({ reason = 'replaced' }))
+    inbox_push(a.instance, aid, a.session, PUSH.closed, cjson.encode({ reason = 'replaced' }))
     redis.call('SREM', K.inst_agents(a.instance), aid)
   end
 end
 redis.call('HSET', K.agent(aid), 'instance', inst, 'session', session, 'connected', 1)
 redis.call('SADD', K.inst_agents(inst), aid)
-emit('login', '', aid, '', { instance = inst })
+emit(EV.login, '', aid, '', { instance = inst })
 if a.presence == 'offline' then set_presence(aid, 'not_ready', 'login', 'login') end
 pull_for_agent(aid)
 return ok()

@@ -20,10 +20,10 @@ if num(ix.nmsg) >= MAX_MSGS then
 end
 local seq = append_msg(iid, author, '', ARGV[2])
 if idem ~= '' then redis.call('SET', K.idem(idem), tostring(seq), 'EX', IDEM_TTL) end
-local typ = 'message_in'
-if author == 'system' then typ = 'message_system' end
+local typ = EV.message_in
+if author == 'system' then typ = EV.message_system end
 emit(typ, iid, ix.agent or '', ix.queue, { seq = seq, body = ARGV[2] })
 if (ix.state == 'active' or ix.state == 'wrap_up') and ix.agent ~= '' then
-  notify(ix.agent, 'message', { ix = iid, seq = seq })
+  notify(ix.agent, PUSH.message, { ix = iid, seq = seq })
 end
 return ok(tostring(seq), tostring(NOW), '1')

@@ -23,7 +23,7 @@ if clear then
   redis.call('DEL', K.ix_excl(iid))
   redis.call('HSET', K.ix(iid), 'xfrom', '')
   ix.xfrom = ''
-  emit('exclusions_cleared', iid, '', ix.queue, { agents = n })
+  emit(EV.exclusions_cleared, iid, '', ix.queue, { agents = n })
 end
 if stay then
   try_route(iid, ix)
@@ -37,6 +37,6 @@ local from = ix.queue
 ix.state = 'moving'
 move_to_queue(iid, ix, queue)
 enwait(iid, ix)
-emit('moved', iid, '', queue, { from_queue = from })
+emit(EV.moved, iid, '', queue, { from_queue = from })
 try_route(iid)
 return ok()

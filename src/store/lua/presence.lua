@@ -17,5 +17,5 @@ else
   set_presence(aid, state, ARGV[3], cause)
   if state == 'ready' then pull_for_agent(aid) end
 end
-if ARGV[5] == '1' then notify(aid, 'closed', { reason = 'logged_out' }) end
+if ARGV[5] == '1' then notify(aid, PUSH.closed, { reason = 'logged_out' }) end
 return ok()

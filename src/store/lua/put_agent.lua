@@ -26,9 +26,9 @@ for i = 12, #ARGV, 2 do
 end
 redis.call('HINCRBY', K.meta(), 'agents_ver', 1)
 if exists then
-  emit('agent_updated', '', aid, '', {})
+  emit(EV.agent_updated, '', aid, '', {})
 else
-  emit('agent_created', '', aid, '', {})
+  emit(EV.agent_created, '', aid, '', {})
 end
 pull_for_agent(aid)
 if exists then return ok('0') end

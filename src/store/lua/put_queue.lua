@@ -58,9 +58,9 @@ for _, iid in ipairs(live) do
 end
 redis.call('HINCRBY', K.meta(), 'queues_ver', 1)
 if exists then
-  emit('queue_updated', '', '', name, {})
+  emit(EV.queue_updated, '', '', name, {})
 else
-  emit('queue_created', '', '', name, {})
+  emit(EV.queue_created, '', '', name, {})
 end
 for aid, _ in pairs(touched) do refresh_agent(aid) end
 for _, iid in ipairs(waiting) do try_route(iid) end

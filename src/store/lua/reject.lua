@@ -5,7 +5,7 @@ if not ix then return e end
 redis.call('ZREM', K.timers(), 'offer|' .. iid .. '|' .. ix.oseq)
 release(aid, ix.ch, iid)
 fig_incr(ix.queue, 'rejected', 1)
-emit('rejected', iid, aid, ix.queue, { reason = ARGV[3] })
+emit(EV.rejected, iid, aid, ix.queue, { reason = ARGV[3] })
 requeue(iid, ix, aid)
 try_route(iid)
 pull_for_agent(aid)

@@ -10,5 +10,5 @@ if num(ix.nmsg) >= MAX_MSGS then
   return err('PRECONDITION', 'interaction_id: thread is full (' .. MAX_MSGS .. ' messages)')
 end
 local seq = append_msg(iid, 'agent', aid, ARGV[3])
-emit('message_out', iid, aid, ix.queue, { seq = seq, body = ARGV[3] })
+emit(EV.message_out, iid, aid, ix.queue, { seq = seq, body = ARGV[3] })
 return ok(tostring(seq), tostring(NOW))

@@ -10,5 +10,5 @@ if waiting then unwait(iid, ix) end
 redis.call('HSET', K.ix(iid), 'pri', pri)
 ix.pri = tostring(pri)
 if waiting then enwait(iid, ix) end
-emit('reprioritized', iid, '', ix.queue, { priority = pri })
+emit(EV.reprioritized, iid, '', ix.queue, { priority = pri })
 return ok()

@@ -12,8 +12,8 @@ local function fire_offer(iid, seq)
   local aid = ix.agent
   release(aid, ix.ch, iid)
   fig_incr(ix.queue, 'missed', 1)
-  emit('missed', iid, aid, ix.queue, {})
-  notify(aid, 'revoked', { ix = iid, reason = 'timeout' })
+  emit(EV.missed, iid, aid, ix.queue, {})
+  notify(aid, PUSH.revoked, { ix = iid, reason = 'timeout' })
   set_presence(aid, 'not_ready', 'missed', 'missed')
   requeue(iid, ix, aid)
   try_route(iid)
@@ -37,17 +37,17 @@ local function fire_escalation(iid, qseq, j)
       end
     end
     if not served then
-      emit('escalation_failed', iid, '', ix.queue, { overflow = step.overflow, why = 'queue missing or does not take the channel' })
+      emit(EV.escalation_failed, iid, '', ix.queue, { overflow = step.overflow, why = 'queue missing or does not take the channel' })
       return
     end
-    emit('overflowed', iid, '', ix.queue, { to_queue = step.overflow })
+    emit(EV.overflowed, iid, '', ix.queue, { to_queue = step.overflow })
     move_to_queue(iid, ix, step.overflow)
   else
     local waiting = ix.state == 'queued' and (not ix.target or ix.target == '')
     if waiting then unwait(iid, ix) end
     redis.call('HSET', K.ix(iid), 'stage', step.stage)
     ix.stage = tostring(step.stage)
-    emit('escalated', iid, '', ix.queue, { stage = step.stage })
+    emit(EV.escalated, iid, '', ix.queue, { stage = step.stage })
     schedule_escalation(iid, ix, j + 1)
     if waiting then enwait(iid, ix) end
   end
@@ -62,7 +62,7 @@ local function fire_xfer(iid, tseq)
   redis.call('HSET', K.ix(iid), 'target', '', 'xfer', '')
   ix.target, ix.xfer = '', ''
   enwait(iid, ix)
-  emit('queued', iid, '', ix.queue, { stage = num(ix.stage), agent_wait_over = waited_for })
+  emit(EV.queued, iid, '', ix.queue, { stage = num(ix.stage), agent_wait_over = waited_for })
   try_route(iid)
 end
 
@@ -90,7 +90,7 @@ for _, m in ipairs(due) do
   elseif p[1] == 'inst' then
     release_instance(p[2], 'stale')
     redis.call('EXPIRE', K.inbox(p[2]), 3600)
-    emit('instance_lost', '', '', '', { instance = p[2] })
+    emit(EV.instance_lost, '', '', '', { instance = p[2] })
   end
 end
 local nxt = redis.call('ZRANGE', K.timers(), 0, 0, 'WITHSCORES')

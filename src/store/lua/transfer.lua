@@ -30,10 +30,10 @@ redis.call('HSET', K.ix(iid), 'pri', pri, 'state', 'transferred', 't_transferred
 ix.pri, ix.state = tostring(pri), 'transferred'
 fig_incr(ix.queue, 'transferred', 1)
 if kind == 'queue' then
-  emit('transferred', iid, aid, ix.queue, { to_queue = target, priority = pri })
+  emit(EV.transferred, iid, aid, ix.queue, { to_queue = target, priority = pri })
   move_to_queue(iid, ix, target)
 else
-  emit('transferred', iid, aid, ix.queue, { to_agent = target, priority = pri })
+  emit(EV.transferred, iid, aid, ix.queue, { to_agent = target, priority = pri })
   local tseq = redis.call('HINCRBY', K.ix(iid), 'tseq', 1)
   local member = 'xfer|' .. iid .. '|' .. tseq
   redis.call('ZADD', K.timers(), NOW + tonumber(ARGV[6]), member)
@@ -41,7 +41,7 @@ else
   ix.target, ix.xfer = target, member
 end
 enwait(iid, ix)
-emit('queued', iid, '', ix.queue, { stage = num(ix.stage), preferred_agent = ix.target or '' })
+emit(EV.queued, iid, '', ix.queue, { stage = num(ix.stage), preferred_agent = ix.target or '' })
 try_route(iid)
 pull_for_agent(aid)
 return ok()

@@ -9,6 +9,6 @@ if who == 'agent' then
   end
   redis.call('XADD', K.chat_signals(), 'MAXLEN', '~', 10000, '*', 'ix', iid, 'kind', 'typing', 'on', on)
 elseif ix.state == 'active' and ix.agent ~= '' then
-  notify(ix.agent, 'typing', { ix = iid, on = on == '1' })
+  notify(ix.agent, PUSH.typing, { ix = iid, on = on == '1' })
 end
 return ok()

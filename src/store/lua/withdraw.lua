@@ -6,9 +6,9 @@ if ix.state == 'queued' or ix.state == 'offered' then
   abandon(iid, ix, reason)
 elseif ix.state == 'active' then
   redis.call('HSET', K.ix(iid), 'end_reason', reason)
-  emit('ended_by_customer', iid, ix.agent, ix.queue, { reason = reason })
+  emit(EV.ended_by_customer, iid, ix.agent, ix.queue, { reason = reason })
   end_active(iid, ix, 'customer')
   local state = redis.call('HGET', K.ix(iid), 'state')
-  notify(ix.agent, 'ended', { ix = iid, reason = reason, state = state })
+  notify(ix.agent, PUSH.ended, { ix = iid, reason = reason, state = state })
 end
 return ok()

@@ -1,12 +1,17 @@
 //! The routing core: pure eligibility and ranking, no I/O.
 //!
-//! Routing decisions run inside Redis (see `store/lua/`), on indexes this module computes:
-//! which *pools* (a queue at one escalation stage) an agent belongs to and with what skill score.
-//! The ranking formulas are mirrored by `lib.lua` (`wait_score`, `agent_score`); the tests here pin
-//! the orderings both must produce.
+//! Routing decisions run inside Redis (the engine's Lua functions), on indexes this module
+//! computes: which *pools* (a queue at one escalation stage) an agent belongs to and with what
+//! skill score. The agents' ranking by strategy exists only in Lua (`agent_score` in `lib.lua`),
+//! tested on a real Redis by the routing scenarios; the waiting order's constants ([`SPLIT`],
+//! [`MAX_PRIORITY`]) are written into the Lua library from here, so the two `wait_score`s agree.
 
-use crate::model::{AgentSpec, MAX_PRIORITY, QueueSpec, Strategy, meets, skill_score};
-use crate::store::keys::pool;
+use crate::{AgentSpec, MAX_PRIORITY, QueueSpec, meets, skill_score};
+
+/// A queue at one escalation stage: `sales#0`, `sales#1`, ...
+pub fn pool(queue: &str, stage: usize) -> String {
+    format!("{queue}#{stage}")
+}
 
 /// 2^42 ms (~139 years): rank in the high part, a millisecond timestamp in the low part.
 pub const SPLIT: f64 = 4_398_046_511_104.0;
@@ -43,36 +48,11 @@ pub fn wait_score(priority: i32, enqueued_ms: u64) -> f64 {
     f64::from(MAX_PRIORITY - priority) * SPLIT + enqueued_ms as f64
 }
 
-/// What the strategy ranks an available agent by; lower is offered first.
-#[derive(Debug, Clone, Copy)]
-pub struct AgentRankInput {
-    pub skill_score: u32,
-    pub idle_since_ms: u64,
-    pub total_load: u32,
-    pub total_capacity: u32,
-}
-
-pub fn agent_score(strategy: Strategy, a: AgentRankInput) -> f64 {
-    let idle = a.idle_since_ms as f64;
-    match strategy {
-        Strategy::LongestIdle => idle,
-        Strategy::MostSkilled => f64::from(1000 - a.skill_score.min(1000)) * SPLIT + idle,
-        Strategy::LeastOccupied => {
-            let occ = if a.total_capacity == 0 {
-                1000
-            } else {
-                (1000 * u64::from(a.total_load) / u64::from(a.total_capacity)) as u32
-            };
-            f64::from(occ) * SPLIT + idle
-        }
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::type_complexity)] // scenario tables
 mod tests {
     use super::*;
-    use crate::model::{Capacity, EscalationAction, EscalationStep, Requirement};
+    use crate::{Capacity, EscalationAction, EscalationStep, Requirement};
 
     fn agent(id: &str, skills: &[(&str, u32)]) -> AgentSpec {
         AgentSpec {
@@ -147,27 +127,5 @@ mod tests {
         // Exactness at today's timestamps: one millisecond still separates two interactions.
         let t = 1_795_000_000_000u64;
         assert!(wait_score(500, t) < wait_score(500, t + 1));
-    }
-
-    #[test]
-    fn strategies_rank_agents() {
-        let a = |skill, idle, load, cap| AgentRankInput {
-            skill_score: skill,
-            idle_since_ms: idle,
-            total_load: load,
-            total_capacity: cap,
-        };
-        // (strategy, agent ranked first, agent ranked second)
-        let table = [
-            (Strategy::LongestIdle, a(1, 100, 3, 10), a(9, 200, 0, 10)),
-            (Strategy::MostSkilled, a(9, 200, 0, 10), a(1, 100, 0, 10)),
-            (Strategy::MostSkilled, a(5, 100, 0, 10), a(5, 200, 0, 10)),
-            (Strategy::LeastOccupied, a(1, 200, 1, 10), a(9, 100, 3, 10)),
-            (Strategy::LeastOccupied, a(1, 100, 1, 10), a(1, 200, 1, 10)),
-            (Strategy::LeastOccupied, a(1, 100, 9, 10), a(1, 50, 0, 0)),
-        ];
-        for (s, first, second) in table {
-            assert!(agent_score(s, first) < agent_score(s, second), "{s:?}: {first:?} before {second:?}");
-        }
     }
 }

@@ -1,0 +1,29 @@
+//! Switchboard's domain: channels, agents, queues, interactions, presence; their validation; the
+//! pure routing core (eligibility, waiting order); the kinds of events and pushes.
+//!
+//! No I/O and no wire format but the kinds' names: the engine keeps these in Redis, the daemon's
+//! API turns them into protobuf. Validation errors name the offending field, so the API and the
+//! config loader can hand them to users unchanged.
+//!
+//! - [`validate`]: limits and field checks.
+//! - [`channel`], [`agent`], [`queue`], [`interaction`]: the types.
+//! - [`routing`]: which pools an agent belongs to, in what order interactions wait.
+//! - [`wire`]: [`EventKind`] and [`PushKind`].
+
+pub mod agent;
+pub mod channel;
+pub mod interaction;
+pub mod queue;
+pub mod routing;
+pub mod validate;
+pub mod wire;
+
+pub use agent::*;
+pub use channel::*;
+pub use interaction::*;
+pub use queue::*;
+pub use validate::*;
+pub use wire::{EventKind, PushKind};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,166 @@
+//! Validation and eligibility, by tables of cases.
+
+#![allow(clippy::type_complexity)] // scenario tables
+
+use std::collections::BTreeMap;
+
+use crate::*;
+
+fn q() -> QueueSpec {
+    let mut q = QueueSpec::new("sales");
+    q.requirements = vec![
+        Requirement { skill: "english".into(), min_level: 5 },
+        Requirement { skill: "billing".into(), min_level: 8 },
+    ];
+    q
+}
+
+#[test]
+fn stages_apply_steps_in_order() {
+    let mut q = q();
+    q.escalation = vec![
+        EscalationStep {
+            after_secs: 30,
+            action: EscalationAction::LowerLevel(Requirement { skill: "billing".into(), min_level: 4 }),
+        },
+        EscalationStep { after_secs: 60, action: EscalationAction::DropSkill("billing".into()) },
+        EscalationStep { after_secs: 120, action: EscalationAction::Overflow("general".into()) },
+    ];
+    q.validate().unwrap();
+    let st = q.stage_requirements();
+    assert_eq!(st.len(), 3);
+    assert_eq!(st[0]["billing"], 8);
+    assert_eq!(st[1]["billing"], 4);
+    assert!(!st[2].contains_key("billing"));
+    assert_eq!(st[2]["english"], 5);
+    let steps = q.compiled_steps();
+    assert_eq!(steps[0].stage, Some(1));
+    assert_eq!(steps[1].stage, Some(2));
+    assert_eq!(steps[2].overflow.as_deref(), Some("general"));
+    assert_eq!(steps[2].at_ms, 120_000);
+}
+
+#[test]
+fn invalid_queues_name_the_field() {
+    let cases: Vec<(Box<dyn Fn(&mut QueueSpec)>, &str)> = vec![
+        (Box::new(|q| q.name = String::new()), "name"),
+        (Box::new(|q| q.name = "a b".into()), "name"),
+        (Box::new(|q| q.channels.clear()), "channels"),
+        (Box::new(|q| q.requirements[0].min_level = 11), "requirements[0].min_level"),
+        (Box::new(|q| q.requirements[1].skill = "english".into()), "requirements[1].skill"),
+        (Box::new(|q| q.priority = -1), "priority"),
+        (Box::new(|q| q.offer_timeout_secs = 0), "offer_timeout_secs"),
+        (
+            Box::new(|q| {
+                q.escalation =
+                    vec![EscalationStep { after_secs: 5, action: EscalationAction::DropSkill("french".into()) }];
+            }),
+            "escalation[0].drop_skill",
+        ),
+        (
+            Box::new(|q| {
+                q.escalation = vec![
+                    EscalationStep { after_secs: 5, action: EscalationAction::DropSkill("english".into()) },
+                    EscalationStep { after_secs: 5, action: EscalationAction::DropSkill("billing".into()) },
+                ];
+            }),
+            "escalation[1].after_secs",
+        ),
+        (
+            Box::new(|q| {
+                q.escalation = vec![
+                    EscalationStep { after_secs: 5, action: EscalationAction::Overflow("x".into()) },
+                    EscalationStep { after_secs: 9, action: EscalationAction::DropSkill("billing".into()) },
+                ];
+            }),
+            "escalation[0].overflow",
+        ),
+        (
+            Box::new(|q| {
+                q.escalation = vec![EscalationStep {
+                    after_secs: 5,
+                    action: EscalationAction::LowerLevel(Requirement { skill: "billing".into(), min_level: 9 }),
+                }];
+            }),
+            "escalation[0].lower_level.min_level",
+        ),
+        (
+            Box::new(|q| {
+                q.escalation =
+                    vec![EscalationStep { after_secs: 5, action: EscalationAction::Overflow("sales".into()) }];
+            }),
+            "escalation[0].overflow",
+        ),
+    ];
+    for (mutate, field) in cases {
+        let mut q = q();
+        mutate(&mut q);
+        let err = q.validate().unwrap_err();
+        assert_eq!(err.field, field, "{err}");
+    }
+}
+
+#[test]
+fn invalid_agents_name_the_field() {
+    let ok = AgentSpec {
+        id: "a1".into(),
+        name: "Ann".into(),
+        skills: [("english".to_string(), 7)].into(),
+        capacity: Capacity::default(),
+        cross_channel_blocking: None,
+        token: "t".into(),
+    };
+    ok.validate().unwrap();
+    let mut a = ok.clone();
+    a.skills.insert("billing".into(), 0);
+    assert_eq!(a.validate().unwrap_err().field, "skills.billing");
+    let mut a = ok.clone();
+    a.capacity.chat = 26;
+    assert_eq!(a.validate().unwrap_err().field, "capacity.chat");
+    let mut a = ok.clone();
+    a.id = "x".repeat(65);
+    assert_eq!(a.validate().unwrap_err().field, "id");
+    let mut a = ok;
+    a.name = "n".repeat(201);
+    assert_eq!(a.validate().unwrap_err().field, "name");
+}
+
+#[test]
+fn matching_and_skill_score() {
+    let skills: BTreeMap<String, u32> = [("a".to_string(), 5), ("b".to_string(), 9)].into();
+    let table: Vec<(Vec<(&str, u32)>, bool, u32)> = vec![
+        (vec![], true, 0),
+        (vec![("a", 5)], true, 5),
+        (vec![("a", 6)], false, 5),
+        (vec![("a", 1), ("b", 9)], true, 14),
+        (vec![("c", 1)], false, 0),
+    ];
+    for (reqs, eligible, score) in table {
+        let r: BTreeMap<String, u32> = reqs.iter().map(|(s, l)| (s.to_string(), *l)).collect();
+        assert_eq!(meets(&skills, &r), eligible, "{reqs:?}");
+        assert_eq!(skill_score(&skills, &r), score, "{reqs:?}");
+    }
+}
+
+#[test]
+fn new_interaction_validation() {
+    let ok = NewInteraction {
+        channel: Some(Channel::Chat),
+        customer_address: "visitor-1".into(),
+        queue: "sales".into(),
+        ..Default::default()
+    };
+    assert_eq!(ok.validate().unwrap(), Channel::Chat);
+    let mut n = ok.clone();
+    n.channel = None;
+    assert_eq!(n.validate().unwrap_err().field, "channel");
+    let mut n = ok.clone();
+    n.body = "x".repeat(MAX_BODY_LEN + 1);
+    assert_eq!(n.validate().unwrap_err().field, "body");
+    let mut n = ok.clone();
+    n.priority = Some(1001);
+    assert_eq!(n.validate().unwrap_err().field, "priority");
+    let mut n = ok;
+    n.subject = "s".repeat(MAX_SUBJECT_LEN + 1);
+    assert_eq!(n.validate().unwrap_err().field, "subject");
+}

@@ -1,0 +1,123 @@
+//! The kinds of events in the interaction log and of pushes to agent desktops, with their wire
+//! names: one enum each. The engine writes these names into its Lua library (a misspelt kind is
+//! an error when the function runs, not a silent new kind), and every reader parses them here, so
+//! renaming one is a compile error in every reader.
+
+use std::fmt;
+
+macro_rules! wire_kinds {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $wire:literal,)* }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)*
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
+
+            /// The name on the wire (in Redis, in the CRM's log).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $wire,)*
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<$name> {
+                match s {
+                    $($wire => Some($name::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+wire_kinds! {
+    /// What an entry of the interaction log (the `events` stream, and the CRM's log) records.
+    EventKind {
+        Created = "created",
+        Queued = "queued",
+        Offered = "offered",
+        Accepted = "accepted",
+        Rejected = "rejected",
+        Missed = "missed",
+        Revoked = "revoked",
+        Transferred = "transferred",
+        Overflowed = "overflowed",
+        Escalated = "escalated",
+        /// An overflow step whose target queue is gone or does not take the channel.
+        EscalationFailed = "escalation_failed",
+        Moved = "moved",
+        ExclusionsCleared = "exclusions_cleared",
+        Reprioritized = "reprioritized",
+        MessageIn = "message_in",
+        MessageOut = "message_out",
+        /// A channel's note about the conversation (e.g. a bounce).
+        MessageSystem = "message_system",
+        WrapUp = "wrap_up",
+        Disposition = "disposition",
+        Completed = "completed",
+        EndedByCustomer = "ended_by_customer",
+        Abandoned = "abandoned",
+        Presence = "presence",
+        Login = "login",
+        Disconnected = "disconnected",
+        InstanceLost = "instance_lost",
+        InstanceRestarted = "instance_restarted",
+        AgentCreated = "agent_created",
+        AgentUpdated = "agent_updated",
+        AgentDeleted = "agent_deleted",
+        QueueCreated = "queue_created",
+        QueueUpdated = "queue_updated",
+        QueueDeleted = "queue_deleted",
+    }
+}
+
+impl EventKind {
+    /// Events after which a customer's contact history (the screen-pop) reads differently.
+    pub fn changes_history(self) -> bool {
+        matches!(self, EventKind::Created | EventKind::Completed | EventKind::Abandoned)
+    }
+}
+
+wire_kinds! {
+    /// What the routing engine tells an agent's desktop session.
+    PushKind {
+        Offer = "offer",
+        Revoked = "revoked",
+        Assigned = "assigned",
+        /// A customer message joined a conversation the agent holds.
+        Message = "message",
+        Typing = "typing",
+        Ended = "ended",
+        Presence = "presence",
+        /// The session is over (replaced, logged out, stale).
+        Closed = "closed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_parses_back_from_its_wire_name_and_names_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for &k in EventKind::ALL {
+            assert_eq!(EventKind::parse(k.as_str()), Some(k));
+            assert!(seen.insert(k.as_str()), "{k} twice");
+        }
+        for &k in PushKind::ALL {
+            assert_eq!(PushKind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(EventKind::parse("offerd"), None);
+        assert_eq!(PushKind::parse(""), None);
+    }
+}
