@@ -9,12 +9,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::channels::webchat::routes::WebChatSlot;
-use crate::store::Store;
+use switchboard_engine::Engine;
 
 #[derive(Clone)]
 pub struct HttpState {
     /// None until the first Redis connection is up.
-    pub store: std::sync::Arc<tokio::sync::RwLock<Option<Store>>>,
+    pub store: std::sync::Arc<tokio::sync::RwLock<Option<Engine>>>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// The web chat's routes, when it is enabled.
     pub webchat: Option<WebChatSlot>,

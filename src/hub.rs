@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::model::{Interaction, Message, Presence, PushKind};
-use crate::store::{SessionPushes, Store, StoreError};
+use switchboard_engine::{Engine, EngineError, SessionPushes};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Push {
@@ -54,14 +54,14 @@ type Sessions = HashMap<(String, String), mpsc::UnboundedSender<Delivery>>;
 
 pub struct Hub {
     instance: String,
-    store: Store,
+    store: Engine,
     sessions: Mutex<Sessions>,
     /// The last inbox entry whose push has been handed to its session.
     delivered: watch::Sender<InboxId>,
 }
 
 impl Hub {
-    pub fn new(instance: String, store: Store) -> Arc<Hub> {
+    pub fn new(instance: String, store: Engine) -> Arc<Hub> {
         Arc::new(Hub { instance, store, sessions: Mutex::new(HashMap::new()), delivered: watch::Sender::default() })
     }
 
@@ -104,7 +104,7 @@ impl Hub {
     /// Reads this instance's inbox until cancelled.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
         // Counted apart, so the benchmark can tell delivering offers from making them.
-        crate::store::as_reader(self.read_inbox(cancel)).await;
+        switchboard_engine::as_reader(self.read_inbox(cancel)).await;
     }
 
     async fn read_inbox(self: Arc<Self>, cancel: CancellationToken) {
@@ -245,10 +245,10 @@ impl Hub {
 
     /// Resolves a batch of pushes with one pipelined read for everything they refer to (the
     /// interactions offered or assigned, the customer messages), in order.
-    async fn resolve_batch(&self, raw: &[RawPush]) -> Result<Vec<Result<Option<Push>, StoreError>>, StoreError> {
-        let parsed: Vec<Result<serde_json::Value, StoreError>> = raw
+    async fn resolve_batch(&self, raw: &[RawPush]) -> Result<Vec<Result<Option<Push>, EngineError>>, EngineError> {
+        let parsed: Vec<Result<serde_json::Value, EngineError>> = raw
             .iter()
-            .map(|r| serde_json::from_str(&r.data).map_err(|e| StoreError::Corrupt(format!("push data: {e}"))))
+            .map(|r| serde_json::from_str(&r.data).map_err(|e| EngineError::Corrupt(format!("push data: {e}"))))
             .collect();
         let s = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or_default().to_string();
         let mut ix_ids = Vec::new();
@@ -261,18 +261,17 @@ impl Hub {
                 continue;
             };
             let ix = match PushKind::parse(&r.kind) {
-                Some(PushKind::Offer | PushKind::Assigned) => {
-                    crate::store::interaction_from_push(v).unwrap_or_else(|error| {
+                Some(PushKind::Offer | PushKind::Assigned) => switchboard_engine::interaction_from_push(v)
+                    .unwrap_or_else(|error| {
                         warn!(message = "A push carried an unreadable interaction; reading it instead.", %error);
                         None
-                    })
-                }
+                    }),
                 _ => None,
             };
             match PushKind::parse(&r.kind) {
                 Some(PushKind::Offer | PushKind::Assigned) if ix.is_none() => ix_ids.push(s(v, "ix")),
                 Some(PushKind::Message) => {
-                    msg_refs.push((s(v, "ix"), v.get("seq").and_then(serde_json::Value::as_u64).unwrap_or(0)))
+                    msg_refs.push((s(v, "ix"), v.get("seq").and_then(serde_json::Value::as_u64).unwrap_or(0)));
                 }
                 _ => {}
             }
@@ -289,7 +288,7 @@ impl Hub {
             .map(|((r, v), carried)| {
                 let v = v?;
                 let Some(kind) = PushKind::parse(&r.kind) else {
-                    return Err(StoreError::Corrupt(format!("unknown push kind {:?}", r.kind)));
+                    return Err(EngineError::Corrupt(format!("unknown push kind {:?}", r.kind)));
                 };
                 Ok(Some(match kind {
                     PushKind::Offer => match shown(carried) {
@@ -309,7 +308,7 @@ impl Hub {
                     PushKind::Assigned => match shown(carried) {
                         Some(ix) => Push::Assigned(ix),
                         None => {
-                            return Err(StoreError::NotFound(format!(
+                            return Err(EngineError::NotFound(format!(
                                 "interaction_id: no interaction {:?}",
                                 s(&v, "ix")
                             )));
@@ -318,7 +317,7 @@ impl Hub {
                     PushKind::Revoked => Push::Revoked { interaction_id: s(&v, "ix"), reason: s(&v, "reason") },
                     PushKind::Message => match messages.next() {
                         Some(Some(message)) => Push::CustomerMessage { interaction_id: s(&v, "ix"), message },
-                        _ => return Err(StoreError::NotFound(format!("message of {:?}", s(&v, "ix")))),
+                        _ => return Err(EngineError::NotFound(format!("message of {:?}", s(&v, "ix")))),
                     },
                     PushKind::Typing => Push::CustomerTyping {
                         interaction_id: s(&v, "ix"),
@@ -329,7 +328,7 @@ impl Hub {
                     }
                     PushKind::Presence => Push::Presence {
                         presence: Presence::from_parts(&s(&v, "state"), &s(&v, "reason"))
-                            .ok_or_else(|| StoreError::Corrupt(format!("presence {:?}", s(&v, "state"))))?,
+                            .ok_or_else(|| EngineError::Corrupt(format!("presence {:?}", s(&v, "state"))))?,
                         cause: s(&v, "cause"),
                     },
                     PushKind::Closed => Push::Closed { reason: s(&v, "reason") },

@@ -16,6 +16,5 @@ pub mod http;
 pub mod hub;
 pub mod outbox;
 pub mod server;
-pub mod store;
 pub mod telemetry;
 pub mod timers;

@@ -12,7 +12,7 @@ use tracing::{debug, info, warn};
 use crate::crm::pb;
 use crate::crm::service::channel_to_pb;
 use crate::model::{Channel, EventKind};
-use crate::store::{LoggedEvent, Store};
+use switchboard_engine::{Engine, LoggedEvent};
 
 const BATCH: usize = 500;
 const LEASE_TTL: Duration = Duration::from_secs(10);
@@ -55,7 +55,7 @@ fn customer_of(e: &LoggedEvent) -> Option<(Channel, String)> {
     Some((ch, d.get("customer")?.as_str()?.to_string()))
 }
 
-pub async fn run(store: Store, mut crm: CrmClient, instance: String, cancel: CancellationToken) {
+pub async fn run(store: Engine, mut crm: CrmClient, instance: String, cancel: CancellationToken) {
     if let Err(error) = store.outbox_init().await {
         warn!(message = "Could not create the event-log consumer group.", %error);
     }
@@ -173,7 +173,7 @@ pub async fn run(store: Store, mut crm: CrmClient, instance: String, cancel: Can
 }
 
 /// Bookkeeping after a batch reached the CRM: screen-pop versions and metrics.
-async fn delivered(store: &Store, batch: &[LoggedEvent], started: Instant) {
+async fn delivered(store: &Engine, batch: &[LoggedEvent], started: Instant) {
     // Screen-pop caches on every instance notice that these customers' history changed.
     let mut customers: Vec<(Channel, String)> = batch.iter().filter_map(customer_of).collect();
     customers.sort();

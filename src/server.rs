@@ -16,14 +16,14 @@ use crate::api::{self, pb};
 use crate::channels::Channels;
 use crate::config::Config;
 use crate::hub::Hub;
-use crate::store::{Store, StoreError, StoreOptions};
+use switchboard_engine::{Engine, EngineError, EngineOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("loading {what} {name:?} from the config: {source}")]
-    Bootstrap { what: &'static str, name: String, source: StoreError },
+    Bootstrap { what: &'static str, name: String, source: EngineError },
     #[error("releasing the sessions of instance {instance:?}'s previous run: {source}")]
-    InstanceStart { instance: String, source: StoreError },
+    InstanceStart { instance: String, source: EngineError },
     #[error("gRPC server: {0}")]
     Grpc(#[from] tonic::transport::Error),
     #[error("reflection service: {0}")]
@@ -75,7 +75,7 @@ impl Server {
         let http_state = crate::http::HttpState { store: store_slot.clone(), metrics, webchat: webchat_slot.clone() };
         let http_task = tracker.spawn(crate::http::serve(http, http_state, shutdown.clone()));
 
-        let opts = StoreOptions {
+        let opts = EngineOptions {
             key_root: cfg.redis.key_root(),
             presence_grace: cfg.routing.presence_grace(),
             figures_window: cfg.routing.figures_window(),
@@ -246,10 +246,15 @@ pub fn crm_options(cfg: &Config) -> crate::crm::CrmOptions {
     }
 }
 
-async fn connect_with_retry(url: &str, shown: &str, opts: StoreOptions, shutdown: &CancellationToken) -> Option<Store> {
+async fn connect_with_retry(
+    url: &str,
+    shown: &str,
+    opts: EngineOptions,
+    shutdown: &CancellationToken,
+) -> Option<Engine> {
     let mut delay = Duration::from_millis(200);
     loop {
-        match Store::connect(url, opts.clone()).await {
+        match Engine::connect(url, opts.clone()).await {
             Ok(s) => return Some(s),
             Err(error) => {
                 warn!(message = "Redis not reachable yet; retrying.", redis = %shown, %error, retry_in = ?delay);
@@ -265,7 +270,7 @@ async fn connect_with_retry(url: &str, shown: &str, opts: StoreOptions, shutdown
 
 /// Upserts the agents and queues of the config file (queues first, overflow targets before the
 /// queues that overflow to them).
-async fn bootstrap(store: &Store, cfg: &Config) -> Result<(), ServerError> {
+async fn bootstrap(store: &Engine, cfg: &Config) -> Result<(), ServerError> {
     let mut pending: Vec<_> = cfg.queues.iter().collect();
     while !pending.is_empty() {
         let before = pending.len();
@@ -275,8 +280,8 @@ async fn bootstrap(store: &Store, cfg: &Config) -> Result<(), ServerError> {
             match store.put_queue(q, true).await {
                 Ok(_) => {}
                 // Its overflow target may come later in the file.
-                Err(StoreError::NotFound(m)) => {
-                    last_error = Some((q.name.clone(), StoreError::NotFound(m)));
+                Err(EngineError::NotFound(m)) => {
+                    last_error = Some((q.name.clone(), EngineError::NotFound(m)));
                     next.push(q);
                 }
                 Err(source) => return Err(ServerError::Bootstrap { what: "queue", name: q.name.clone(), source }),

@@ -8,12 +8,12 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::store::Store;
+use switchboard_engine::Engine;
 
 /// Timers fired per script run; more are fired at once by the next run.
 const BATCH: usize = 200;
 
-pub async fn run_timers(store: Store, poll: Duration, cancel: CancellationToken) {
+pub async fn run_timers(store: Engine, poll: Duration, cancel: CancellationToken) {
     while !cancel.is_cancelled() {
         let started = std::time::Instant::now();
         let wait = match store.fire_timers(BATCH).await {
@@ -43,7 +43,7 @@ pub async fn run_timers(store: Store, poll: Duration, cancel: CancellationToken)
     }
 }
 
-pub async fn run_heartbeat(store: Store, instance: String, every: Duration, cancel: CancellationToken) {
+pub async fn run_heartbeat(store: Engine, instance: String, every: Duration, cancel: CancellationToken) {
     loop {
         if let Err(error) = store.heartbeat(&instance, false).await {
             warn!(message = "Heartbeat failed.", %error, instance);

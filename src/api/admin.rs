@@ -5,11 +5,11 @@ use tonic::{Request, Response, Status};
 use super::pb;
 use super::{agent_spec_from_pb, agent_spec_to_pb, queue_spec_from_pb, queue_spec_to_pb, status};
 use crate::model;
-use crate::store::Store;
+use switchboard_engine::Engine;
 
 #[derive(Clone)]
 pub struct AdminService {
-    pub store: Store,
+    pub store: Engine,
 }
 
 #[tonic::async_trait]

@@ -17,7 +17,7 @@ use crate::channels::Channels;
 use crate::crm::client::{ScreenPopData, ScreenPopper};
 use crate::hub::{Delivery, Hub, InboxId, Push};
 use crate::model::{self, InteractionState};
-use crate::store::{self, SessionPushes, Store, TransferTarget};
+use switchboard_engine::{self as store, Engine, SessionPushes, TransferTarget};
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::AgentEvent, Status>> + Send>>;
 
@@ -30,7 +30,7 @@ const AGENT_TRANSFER_WAIT: Duration = Duration::from_secs(60);
 
 #[derive(Clone)]
 pub struct AgentDesktopService {
-    pub store: Store,
+    pub store: Engine,
     pub hub: Arc<Hub>,
     pub channels: Channels,
     pub shutdown: CancellationToken,
@@ -290,7 +290,7 @@ impl AgentDesktopService {
         Some(next)
     }
 
-    /// `release_offers`: this instance is shutting down (see [`Store::disconnect`]).
+    /// `release_offers`: this instance is shutting down (see [`Engine::disconnect`]).
     async fn end_session(&self, agent: &str, session: &str, release_offers: bool) {
         self.hub.unregister(agent, session);
         if let Err(e) = self.store.disconnect(agent, session, release_offers).await {

@@ -5,11 +5,11 @@ use tonic::{Request, Response, Status};
 use super::pb;
 use super::{channel_from_pb, interaction_to_pb, message_to_pb, status};
 use crate::model::{self, NewInteraction};
-use crate::store::Store;
+use switchboard_engine::Engine;
 
 #[derive(Clone)]
 pub struct InteractionsService {
-    pub store: Store,
+    pub store: Engine,
 }
 
 fn iid(v: &str) -> Result<&str, Status> {

@@ -12,24 +12,24 @@ use tonic::Status;
 
 use crate::crm::client::{PopStatus, ScreenPopData};
 use crate::model::{self, Channel};
-use crate::store::{AgentStatus, QueueFigures, StoreError};
+use switchboard_engine::{AgentStatus, EngineError, QueueFigures};
 
 pub use switchboard_proto::v1 as pb;
 pub use switchboard_proto::v1::FILE_DESCRIPTOR_SET;
 
 /// The one place where domain errors become gRPC statuses.
-pub fn status(e: StoreError) -> Status {
+pub fn status(e: EngineError) -> Status {
     match e {
-        StoreError::NotFound(m) => Status::not_found(m),
-        StoreError::InvalidArgument(m) => Status::invalid_argument(m),
-        StoreError::FailedPrecondition(m) => Status::failed_precondition(m),
-        StoreError::AlreadyExists(m) => Status::already_exists(m),
-        StoreError::Unauthenticated(m) => Status::unauthenticated(m),
-        StoreError::Redis(e) => {
+        EngineError::NotFound(m) => Status::not_found(m),
+        EngineError::InvalidArgument(m) => Status::invalid_argument(m),
+        EngineError::FailedPrecondition(m) => Status::failed_precondition(m),
+        EngineError::AlreadyExists(m) => Status::already_exists(m),
+        EngineError::Unauthenticated(m) => Status::unauthenticated(m),
+        EngineError::Redis(e) => {
             tracing::warn!(message = "Redis request failed.", error = %e);
             Status::unavailable(format!("routing store unavailable: {e}"))
         }
-        StoreError::Corrupt(m) => {
+        EngineError::Corrupt(m) => {
             tracing::error!(message = "Unexpected data in the routing store.", detail = %m);
             Status::internal(m)
         }

@@ -15,7 +15,7 @@ use super::pb::{self, supervisor_event::Kind as Ev};
 use super::{agent_state_to_pb, figures_to_pb, interaction_to_pb, status};
 use crate::model;
 use crate::model::EventKind;
-use crate::store::{Store, StoreError};
+use switchboard_engine::{Engine, EngineError};
 
 /// Queue figures are pushed at most this often per queue.
 const FIGURES_MIN_INTERVAL: Duration = Duration::from_secs(1);
@@ -24,7 +24,7 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::SupervisorEvent, Status>
 
 #[derive(Clone)]
 pub struct SupervisorService {
-    pub store: Store,
+    pub store: Engine,
     pub shutdown: CancellationToken,
 }
 
@@ -150,7 +150,7 @@ impl pb::supervisor_server::Supervisor for SupervisorService {
 }
 
 struct Watcher {
-    store: Store,
+    store: Engine,
     all_queues: bool,
     queues: HashSet<String>,
     include_agents: bool,
@@ -164,7 +164,7 @@ fn sev(kind: Ev) -> Result<pb::SupervisorEvent, Status> {
 impl Watcher {
     /// Snapshot, then follow the event stream: changed agents at once, changed queues at most
     /// once a second each.
-    async fn run(mut self, shutdown: CancellationToken) -> Result<(), StoreError> {
+    async fn run(mut self, shutdown: CancellationToken) -> Result<(), EngineError> {
         let mut con = self.store.dedicated_connection().await?;
         let events = self.store.keys().events();
         let tail: StreamRangeReply =
@@ -246,7 +246,7 @@ impl Watcher {
         &self,
         dirty: &mut HashSet<String>,
         sent_at: &mut HashMap<String, Instant>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, EngineError> {
         let now = Instant::now();
         let due: Vec<String> = dirty
             .iter()
@@ -262,7 +262,7 @@ impl Watcher {
                         return Ok(false);
                     }
                 }
-                Err(StoreError::NotFound(_)) => {}
+                Err(EngineError::NotFound(_)) => {}
                 Err(e) => return Err(e),
             }
         }

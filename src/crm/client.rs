@@ -10,7 +10,7 @@ use super::db::{Contact, HistoryEntry};
 use super::pb;
 use super::service::ms;
 use crate::model::Channel;
-use crate::store::Store;
+use switchboard_engine::Engine;
 
 pub type CrmClient = pb::crm_store_client::CrmStoreClient<tonic::transport::Channel>;
 
@@ -46,7 +46,7 @@ struct Cached {
 
 pub struct ScreenPopper {
     client: CrmClient,
-    store: Store,
+    store: Engine,
     deadline: Duration,
     history_limit: u32,
     ttl: Duration,
@@ -57,7 +57,7 @@ pub struct ScreenPopper {
 const CACHE_MAX: usize = 50_000;
 
 impl ScreenPopper {
-    pub fn new(client: CrmClient, store: Store, deadline: Duration, history_limit: u32, ttl: Duration) -> Self {
+    pub fn new(client: CrmClient, store: Engine, deadline: Duration, history_limit: u32, ttl: Duration) -> Self {
         ScreenPopper { client, store, deadline, history_limit, ttl, cache: Mutex::new(HashMap::new()) }
     }
 

@@ -31,7 +31,7 @@ use switchboard::api::pb;
 use switchboard::api::pb::agent_event::Kind as Ev;
 use switchboard::api::pb::agent_request::Kind as Rq;
 use switchboard::model::{AgentSpec, QueueSpec};
-use switchboard::store::{Keys, Store, StoreOptions, keys::pool};
+use switchboard_engine::{Engine, EngineOptions, Keys, keys::pool};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
@@ -595,7 +595,7 @@ async fn wait_all_completed(what: &str, sh: &Arc<Shared>, n: usize, patience: Du
 }
 
 /// Every created interaction is completed, by the agent whose completion succeeded, exactly once.
-async fn assert_all_completed(store: &Store, sh: &Shared, created: &[(String, String)]) {
+async fn assert_all_completed(store: &Engine, sh: &Shared, created: &[(String, String)]) {
     let completed = sh.completed.lock().unwrap().clone();
     assert_eq!(completed.len(), created.len(), "completions recorded by the desktops");
     for (id, queue) in created {
@@ -728,7 +728,7 @@ fn spawn_checker(
     stop: CancellationToken,
 ) -> JoinHandle<usize> {
     tokio::spawn(async move {
-        let store = Store::connect(&redis_url, StoreOptions::default()).await.unwrap();
+        let store = Engine::connect(&redis_url, EngineOptions::default()).await.unwrap();
         let keys = store.keys().clone();
         let client = redis::Client::open(redis_url.as_str()).unwrap();
         // A loaded 2-core machine can exceed the default 500 ms response timeout.
@@ -1045,7 +1045,7 @@ fn config(redis_url: &str, instance: &str) -> switchboard::config::Config {
 /// surviving instance has heartbeated again. (One jump past the presence grace would make the
 /// survivors' own liveness timers due before their next heartbeat, and they would declare
 /// themselves dead — an artefact of the test clock, not of production.)
-async fn advance_clock_with_survivors(store: &Store, by: Duration, survivors: &[&str]) {
+async fn advance_clock_with_survivors(store: &Engine, by: Duration, survivors: &[&str]) {
     let grace = store.options().presence_grace.as_millis() as f64;
     let mut left = by;
     while !left.is_zero() {
@@ -1082,7 +1082,7 @@ async fn many_instances_no_double_offer_no_over_capacity_nothing_lost() {
     for i in 0..3 {
         servers.push(TestServer::start_with(config(&redis.url, &format!("inst-{i}"))).await);
     }
-    let store = Store::connect(&redis.url, StoreOptions::default()).await.unwrap();
+    let store = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
     let keys = store.keys().clone();
     let mut con = redis.client().await;
     let mut admin = servers[0].admin().await;
@@ -1207,7 +1207,7 @@ async fn killed_instance_survivor_finishes_timers_and_offers() {
     let redis = RedisServer::start();
     let a = TestServer::start_with(config(&redis.url, "inst-a")).await;
     let b = TestServer::start_with(config(&redis.url, "inst-b")).await;
-    let store = Store::connect(&redis.url, StoreOptions::default()).await.unwrap();
+    let store = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
     let keys = store.keys().clone();
     let mut con = redis.client().await;
     let mut admin = b.admin().await;
@@ -1366,7 +1366,7 @@ async fn backlog_drains_across_instances() {
         TestServer::start_with(config(&redis.url, "i1")).await,
         TestServer::start_with(config(&redis.url, "i2")).await,
     ];
-    let store = Store::connect(&redis.url, StoreOptions::default()).await.unwrap();
+    let store = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
     let keys = store.keys().clone();
     let mut con = redis.client().await;
     let mut admin = servers[0].admin().await;
@@ -1450,7 +1450,7 @@ async fn concurrent_admin_changes_keep_indexes_consistent() {
         TestServer::start_with(config(&redis.url, "i1")).await,
         TestServer::start_with(config(&redis.url, "i2")).await,
     ];
-    let store = Store::connect(&redis.url, StoreOptions::default()).await.unwrap();
+    let store = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
     let keys = store.keys().clone();
     let mut con = redis.client().await;
     let mut admins = [servers[0].admin().await, servers[1].admin().await];
@@ -1564,7 +1564,7 @@ async fn queue_update_removing_a_stage_does_not_strand_an_offered_interaction() 
     };
     let _serial = SERIAL.lock().await;
     let redis = RedisServer::start();
-    let store = Store::connect(&redis.url, StoreOptions::default()).await.unwrap();
+    let store = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
     let mut con = redis.client().await;
     let mut q = QueueSpec::new("q");
     q.channels = vec![Channel::Chat];

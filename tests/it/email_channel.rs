@@ -12,7 +12,7 @@ use switchboard::api::pb;
 use switchboard::api::pb::agent_event::Kind as Ev;
 use switchboard::channels::email::inbound::PROCESSED_KEYWORD;
 use switchboard::channels::email::{EmailChannel, EmailConfig};
-use switchboard::store::{Store, StoreOptions};
+use switchboard_engine::{Engine, EngineOptions};
 use tokio_util::sync::CancellationToken;
 
 struct Rig {
@@ -20,7 +20,7 @@ struct Rig {
     dovecot: Dovecot,
     smtp: SmtpServer,
     sb: TestServer,
-    store: Store,
+    store: Engine,
     _email: Arc<EmailChannel>,
     cancel: CancellationToken,
 }
@@ -36,7 +36,7 @@ async fn rig(adjust: impl FnOnce(&mut EmailConfig)) -> Rig {
     let redis = RedisServer::start();
     let dovecot = Dovecot::start();
     let smtp = SmtpServer::start();
-    let store = Store::connect(&redis.url, StoreOptions::default()).await.unwrap();
+    let store = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
     let mut cfg =
         EmailConfig { mailboxes: vec![mailbox_config(&dovecot, smtp.port, "INBOX", "support")], ..Default::default() };
     adjust(&mut cfg);

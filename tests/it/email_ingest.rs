@@ -9,7 +9,7 @@ use switchboard::channels::email::ingest::{Ingest, Outcome};
 use switchboard::channels::email::parse;
 use switchboard::channels::email::state::EmailState;
 use switchboard::model::{Channel, QueueSpec};
-use switchboard::store::{Store, StoreOptions};
+use switchboard_engine::{Engine, EngineOptions};
 
 fn mailbox() -> MailboxConfig {
     MailboxConfig {
@@ -44,9 +44,9 @@ fn mailbox() -> MailboxConfig {
     }
 }
 
-async fn setup(redis: &RedisServer) -> (Store, Ingest, EmailState) {
+async fn setup(redis: &RedisServer) -> (Engine, Ingest, EmailState) {
     init_tracing();
-    let store = Store::connect(&redis.url, StoreOptions::default()).await.unwrap();
+    let store = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
     let mut q = QueueSpec::new("support");
     q.channels = vec![Channel::Email];
     store.put_queue(&q, false).await.unwrap();

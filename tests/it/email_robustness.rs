@@ -11,7 +11,7 @@ use switchboard::channels::email::inbound::{PROCESSED_KEYWORD, SET_ASIDE_KEYWORD
 use switchboard::channels::email::state::EmailState;
 use switchboard::channels::email::{EmailChannel, EmailConfig};
 use switchboard::model::{Channel, QueueSpec};
-use switchboard::store::{Store, StoreOptions};
+use switchboard_engine::{Engine, EngineOptions};
 use tokio_util::sync::CancellationToken;
 
 /// An email adapter in its own thread and runtime, so a test can kill it abruptly (every task
@@ -33,7 +33,7 @@ impl Adapter {
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
             rt.spawn(async move {
-                let store = Store::connect(&url, StoreOptions::default()).await.unwrap();
+                let store = Engine::connect(&url, EngineOptions::default()).await.unwrap();
                 let email = EmailChannel::new(cfg, store).unwrap();
                 // The same instance name after a restart: the mailbox lease is ours at once
                 // (another name waits for the old lease to run out, up to 30 s).
@@ -66,9 +66,9 @@ impl Drop for Adapter {
     }
 }
 
-async fn setup(redis: &RedisServer) -> Store {
+async fn setup(redis: &RedisServer) -> Engine {
     init_tracing();
-    let store = Store::connect(&redis.url, StoreOptions::default()).await.unwrap();
+    let store = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
     let mut q = QueueSpec::new("support");
     q.channels = vec![Channel::Email];
     store.put_queue(&q, false).await.unwrap();
@@ -76,7 +76,7 @@ async fn setup(redis: &RedisServer) -> Store {
 }
 
 /// Waiting interactions per customer (no agents: everything stays queued).
-async fn per_customer(store: &Store) -> BTreeMap<String, usize> {
+async fn per_customer(store: &Engine) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for ix in store.list_waiting(Some("support"), 100_000).await.unwrap() {
         *m.entry(ix.customer_address).or_insert(0) += 1;
@@ -84,7 +84,7 @@ async fn per_customer(store: &Store) -> BTreeMap<String, usize> {
     m
 }
 
-async fn wait_customers(store: &Store, n: usize) -> BTreeMap<String, usize> {
+async fn wait_customers(store: &Engine, n: usize) -> BTreeMap<String, usize> {
     eventually(&format!("{n} customers' interactions"), Duration::from_secs(60), || async {
         let m = per_customer(store).await;
         (m.len() >= n).then_some(m)

@@ -10,7 +10,7 @@ use crate::common::*;
 use switchboard::api::pb;
 use switchboard::channels::email::config::{MailboxConfig, Security};
 use switchboard::channels::email::{EmailChannel, EmailConfig, inbound};
-use switchboard::store::{Store, StoreOptions};
+use switchboard_engine::{Engine, EngineOptions};
 use tokio_util::sync::CancellationToken;
 
 async fn round_trip(imap: Security, smtp_mode: SmtpMode) {
@@ -19,7 +19,7 @@ async fn round_trip(imap: Security, smtp_mode: SmtpMode) {
     let redis = RedisServer::start();
     let dovecot = Dovecot::start_tls(&certs);
     let smtp = SmtpServer::start_with(smtp_mode, Some((&certs.cert, &certs.key)));
-    let store = Store::connect(&redis.url, StoreOptions::default()).await.unwrap();
+    let store = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
     let mut m = mailbox_config(&dovecot, smtp.port, "INBOX", "support");
     m.imap.security = imap;
     if imap == Security::Tls {

@@ -10,7 +10,7 @@ use switchboard::api::pb::agent_event::Kind as Ev;
 use switchboard::api::pb::agent_request::Kind as Rq;
 use switchboard::api::pb::supervisor_event::Kind as Sev;
 use switchboard::model;
-use switchboard::store::{Store, StoreOptions};
+use switchboard_engine::{Engine, EngineOptions};
 use tokio::sync::mpsc;
 use tonic::Code;
 
@@ -22,8 +22,8 @@ async fn start() -> (RedisServer, TestServer) {
     (redis, sb)
 }
 
-async fn store(redis: &RedisServer) -> Store {
-    Store::connect(&redis.url, StoreOptions::default()).await.expect("connect store")
+async fn store(redis: &RedisServer) -> Engine {
+    Engine::connect(&redis.url, EngineOptions::default()).await.expect("connect store")
 }
 
 /// Asserts a gRPC call failed with `code` and a message naming `field`; returns the status.
@@ -86,7 +86,7 @@ fn presence_state(p: &Option<pb::Presence>) -> pb::PresenceState {
 }
 
 /// Waits (real time, bounded) until the agent's desktop stream is known to be gone.
-async fn wait_disconnected(st: &Store, agent: &str) {
+async fn wait_disconnected(st: &Engine, agent: &str) {
     eventually(&format!("{agent} disconnected"), PATIENCE, || async {
         st.agent_status(agent).await.ok().filter(|s| !s.connected).map(|_| ())
     })

@@ -7,11 +7,11 @@ use std::time::Duration;
 use crate::common::RedisServer;
 use switchboard::hub::{InboxId, Push};
 use switchboard::model::*;
-use switchboard::store::{Store, StoreError, StoreOptions, TransferTarget, in_session};
+use switchboard_engine::{Engine, EngineError, EngineOptions, TransferTarget, in_session};
 
 struct S {
     redis: RedisServer,
-    store: Store,
+    store: Engine,
 }
 
 const INSTANCE: &str = "inst-1";
@@ -19,7 +19,7 @@ const INSTANCE: &str = "inst-1";
 impl S {
     async fn new() -> S {
         let redis = RedisServer::start();
-        let store = Store::connect(&redis.url, StoreOptions::default()).await.unwrap();
+        let store = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
         S { redis, store }
     }
 
@@ -122,8 +122,8 @@ async fn routing_functions_come_back_when_redis_loses_them() {
     let ix = s.chat("billing", "c1").await;
     assert_eq!((ix.state, ix.agent_id.as_str()), (InteractionState::Offered, "good"));
 
-    let opts = StoreOptions { key_root: "sb:{other}:".into(), ..Default::default() };
-    let other = Store::connect(&s.redis.url, opts).await.unwrap();
+    let opts = EngineOptions { key_root: "sb:{other}:".into(), ..Default::default() };
+    let other = Engine::connect(&s.redis.url, opts).await.unwrap();
     let libs: Vec<redis::Value> =
         redis::cmd("FUNCTION").arg("LIST").arg("LIBRARYNAME").arg("switchboard_*").query_async(&mut con).await.unwrap();
     assert_eq!(libs.len(), 2, "one library per key root: {libs:?}");
@@ -133,7 +133,7 @@ async fn routing_functions_come_back_when_redis_loses_them() {
         queue: "billing".into(),
         ..Default::default()
     };
-    assert!(matches!(other.create_interaction(&new).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(other.create_interaction(&new).await, Err(EngineError::NotFound(_))));
     let ix = s.chat("billing", "c3").await;
     assert_eq!((ix.state, ix.agent_id.as_str()), (InteractionState::Offered, "good"), "the first root still routes");
 }
@@ -528,7 +528,7 @@ async fn transfer_to_queue_keeps_age_and_boosts_priority() {
     // Unknown target: clear error, nothing changes.
     s.store.accept("t2", &ix.id).await.unwrap();
     let err = s.store.transfer("t2", &ix.id, &TransferTarget::Queue("nope".into()), 0).await.unwrap_err();
-    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    assert!(matches!(err, EngineError::NotFound(_)), "{err}");
     assert_eq!(s.ix(&ix.id).await.state, InteractionState::Active);
 }
 
@@ -633,14 +633,14 @@ async fn exclusions_are_shown_and_a_supervisor_can_clear_them() {
     assert_eq!(waiting[0].excluded_agents, ["a"]);
 
     let err = s.store.move_interaction(&ix.id, "nowhere", true).await.unwrap_err();
-    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    assert!(matches!(err, EngineError::NotFound(_)), "{err}");
     assert_eq!(s.store.list_waiting(Some("sales"), 10).await.unwrap()[0].excluded_agents, ["a"], "unchanged");
 
     let cleared = s.store.move_interaction(&ix.id, "", true).await.unwrap();
     assert_eq!((cleared.state, cleared.agent_id.as_str()), (InteractionState::Offered, "a"));
     assert!(cleared.excluded_agents.is_empty());
     assert_eq!(cleared.queue, "sales");
-    assert!(matches!(s.store.move_interaction(&ix.id, "", false).await, Err(StoreError::InvalidArgument(_))));
+    assert!(matches!(s.store.move_interaction(&ix.id, "", false).await, Err(EngineError::InvalidArgument(_))));
 }
 
 /// Sticky routing waits for the preferred agent even while it is offline: it may log in within
@@ -766,7 +766,7 @@ async fn supervisor_move_and_reprioritize() {
     assert_eq!(moved.enqueued_ms, one.enqueued_ms);
     assert_eq!(s.store.list_waiting(Some("b"), 10).await.unwrap().len(), 1);
     let err = s.store.move_interaction(&one.id, "missing", false).await.unwrap_err();
-    assert!(matches!(err, StoreError::NotFound(_)));
+    assert!(matches!(err, EngineError::NotFound(_)));
     assert_eq!(s.ix(&one.id).await.queue, "b");
 }
 
@@ -804,18 +804,18 @@ async fn idempotent_create_and_bad_input_change_nothing() {
         .create_interaction(&NewInteraction { queue: "voice".into(), idempotency_key: String::new(), ..new.clone() })
         .await
         .unwrap_err();
-    assert!(matches!(e, StoreError::InvalidArgument(ref m) if m.starts_with("channel:")), "{e}");
+    assert!(matches!(e, EngineError::InvalidArgument(ref m) if m.starts_with("channel:")), "{e}");
     assert_eq!(s.store.list_waiting(None, 10).await.unwrap().len(), 1, "nothing was created");
 
     // Invalid admin input is refused before anything is written.
     let mut bad_q = q("sales", &[("x", 11)]);
     bad_q.priority = 3;
-    assert!(matches!(s.store.put_queue(&bad_q, true).await, Err(StoreError::InvalidArgument(_))));
+    assert!(matches!(s.store.put_queue(&bad_q, true).await, Err(EngineError::InvalidArgument(_))));
     assert_eq!(s.store.get_queue("sales").await.unwrap().priority, 0);
     let mut overflow = q("o", &[]);
     overflow.escalation = vec![EscalationStep { after_secs: 5, action: EscalationAction::Overflow("ghost".into()) }];
-    assert!(matches!(s.store.put_queue(&overflow, true).await, Err(StoreError::NotFound(_))));
-    assert!(matches!(s.store.get_queue("o").await, Err(StoreError::NotFound(_))));
+    assert!(matches!(s.store.put_queue(&overflow, true).await, Err(EngineError::NotFound(_))));
+    assert!(matches!(s.store.get_queue("o").await, Err(EngineError::NotFound(_))));
 
     // Acting on someone else's offer: refused, state unchanged.
     s.agent("a", &[]).await;
@@ -823,10 +823,10 @@ async fn idempotent_create_and_bad_input_change_nothing() {
     s.ready("a").await;
     let ix = s.ix(&a.id).await;
     assert_eq!(ix.agent_id, "a");
-    assert!(matches!(s.store.accept("b", &ix.id).await, Err(StoreError::FailedPrecondition(_))));
-    assert!(matches!(s.store.accept("a", "no-such").await, Err(StoreError::NotFound(_))));
+    assert!(matches!(s.store.accept("b", &ix.id).await, Err(EngineError::FailedPrecondition(_))));
+    assert!(matches!(s.store.accept("a", "no-such").await, Err(EngineError::NotFound(_))));
     assert_eq!(s.ix(&ix.id).await.state, InteractionState::Offered);
-    assert!(matches!(s.store.login("a", "wrong", INSTANCE, "x").await, Err(StoreError::Unauthenticated(_))));
+    assert!(matches!(s.store.login("a", "wrong", INSTANCE, "x").await, Err(EngineError::Unauthenticated(_))));
     assert_eq!(s.store.agent_status("a").await.unwrap().session, "sess-a");
 }
 
@@ -935,7 +935,7 @@ async fn the_next_offer_for_the_requesting_session_comes_with_the_reply() {
 
     // A failed request returns nothing and pushes nothing.
     let (r, pushes) = in_session("a", "sess-a", s.store.complete("a", &one.id, "done", "")).await;
-    assert!(matches!(r, Err(StoreError::FailedPrecondition(_))), "{r:?}");
+    assert!(matches!(r, Err(EngineError::FailedPrecondition(_))), "{r:?}");
     assert!(pushes.is_empty());
 
     // The same request from a session a new login has replaced: the current one is pushed to.
@@ -1009,8 +1009,8 @@ async fn live_interactions_waiting_or_not_hold_their_queue() {
         live.sort();
         (waiting, live)
     };
-    let held_by = |r: Result<(), StoreError>, n: usize| match r {
-        Err(StoreError::FailedPrecondition(m)) => assert!(m.contains(&format!("{n} interaction(s)")), "{m}"),
+    let held_by = |r: Result<(), EngineError>, n: usize| match r {
+        Err(EngineError::FailedPrecondition(m)) => assert!(m.contains(&format!("{n} interaction(s)")), "{m}"),
         other => panic!("expected {n} live interaction(s) to hold the queue, got {other:?}"),
     };
     let sorted = |mut v: Vec<String>| {
@@ -1041,7 +1041,7 @@ async fn live_interactions_waiting_or_not_hold_their_queue() {
     let mut email_only = q("sales", &[]);
     email_only.channels = vec![Channel::Email];
     match s.store.put_queue(&email_only, true).await {
-        Err(StoreError::FailedPrecondition(m)) => assert!(m.contains("chat interactions"), "{m}"),
+        Err(EngineError::FailedPrecondition(m)) => assert!(m.contains("chat interactions"), "{m}"),
         other => panic!("dropping a channel with a live interaction: {other:?}"),
     }
 

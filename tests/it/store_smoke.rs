@@ -1,11 +1,11 @@
 use crate::common::RedisServer;
 use switchboard::model::*;
-use switchboard::store::{Store, StoreOptions};
+use switchboard_engine::{Engine, EngineOptions};
 
 #[tokio::test]
 async fn offer_accept_complete() {
     let redis = RedisServer::start();
-    let store = Store::connect(&redis.url, StoreOptions::default()).await.unwrap();
+    let store = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
     let mut q = QueueSpec::new("sales");
     q.requirements = vec![Requirement { skill: "english".into(), min_level: 3 }];
     store.put_queue(&q, false).await.unwrap();

@@ -11,7 +11,7 @@ use switchboard::api::pb::agent_event::Kind as Ev;
 use switchboard::api::pb::agent_request::Kind as Rq;
 use switchboard::channels::webchat::config::Topic;
 use switchboard::config::Config;
-use switchboard::store::{Store, StoreOptions};
+use switchboard_engine::{Engine, EngineOptions};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 fn chat_config(redis_url: &str) -> Config {
@@ -203,7 +203,7 @@ async fn unknown_and_expired_sessions_are_refused() {
     // The clock is moved past the resume window below; agents' presence must outlast it.
     cfg.routing.presence_grace_secs = 600;
     let sb = chat_server(cfg).await;
-    let store = Store::connect(&redis.url, StoreOptions::default()).await.unwrap();
+    let store = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
 
     let mut v = Visitor::connect(sb.http_addr).await;
     v.resume(&"ab".repeat(32), 0).await;

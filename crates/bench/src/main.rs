@@ -22,7 +22,7 @@ use pb::agent_event::Kind as Ev;
 use pb::agent_request::Kind as Rq;
 use switchboard::config::Config;
 use switchboard::model::{AgentSpec, Capacity, Channel, NewInteraction, Presence, QueueSpec, Requirement};
-use switchboard::store::{Store, StoreOptions};
+use switchboard_engine::{Engine, EngineOptions};
 use switchboard_proto::v1 as pb;
 use switchboard_testkit::RedisServer;
 
@@ -401,7 +401,7 @@ enum Decider {
 async fn snap(con: &mut redis::aio::MultiplexedConnection, shared: &Shared) -> anyhow::Result<Snap> {
     let stats = redis_info(con, "commandstats").await?;
     let cpu = redis_info(con, "cpu").await?;
-    let rt = switchboard::store::round_trips();
+    let rt = switchboard_engine::round_trips();
     let slow = slow_calls(con).await?;
     Ok(Snap {
         at: Instant::now(),
@@ -636,7 +636,7 @@ where
     Ok(())
 }
 
-async fn set_all(store: &Store, shared: &Shared, agents: usize, presence: &Presence) -> anyhow::Result<()> {
+async fn set_all(store: &Engine, shared: &Shared, agents: usize, presence: &Presence) -> anyhow::Result<()> {
     each(agents, 32, |a| async move {
         shared.presence_changes.fetch_add(1, Relaxed);
         Ok(store.set_presence(&format!("a{a}"), presence, "bench").await?)
@@ -647,7 +647,7 @@ async fn set_all(store: &Store, shared: &Shared, agents: usize, presence: &Prese
 /// Creates interactions `first..first + n` (customer `c{i}`) in the queues given, at `rate` per
 /// second (0: as fast as `concurrency` creators can).
 async fn create_many(
-    store: &Store,
+    store: &Engine,
     shared: &Arc<Shared>,
     range: std::ops::Range<usize>,
     queues: &Arc<Vec<String>>,
@@ -804,7 +804,7 @@ async fn point(args: &BenchArgs, rate: u32) -> anyhow::Result<Vec<Row>> {
         args.backlog,
         n
     );
-    let store = Store::connect(&redis.url, StoreOptions::default()).await?;
+    let store = Engine::connect(&redis.url, EngineOptions::default()).await?;
     for q in &c.queues {
         store.put_queue(q, true).await?;
     }

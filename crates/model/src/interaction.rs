@@ -101,7 +101,7 @@ pub struct Interaction {
     /// The agent who last transferred it away: offered it again only when nobody else is free.
     pub transferred_by: String,
     /// Agents it is never offered to again (they rejected it or let its offer time out). Read
-    /// only where asked for ([`crate::store::Store::with_exclusions`]); empty otherwise.
+    /// only where asked for ([`switchboard_engine::Engine::with_exclusions`]); empty otherwise.
     pub excluded_agents: Vec<String>,
 }
 

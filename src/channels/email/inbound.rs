@@ -56,7 +56,7 @@ pub enum InboundError {
     #[error("IMAP command timed out: {0}")]
     Timeout(&'static str),
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Engine(#[from] switchboard_engine::EngineError),
     #[error(transparent)]
     Ingest(#[from] super::ingest::IngestError),
     #[error("lost the mailbox lease to another instance")]

@@ -16,7 +16,7 @@ use super::parse::{self, Kind, ParsedEmail};
 use super::state::{Conversation, EmailState};
 use super::threading::{self, Candidate, CandidateState, Decision};
 use crate::model::{Channel, InteractionState, NewInteraction};
-use crate::store::{Store, StoreError};
+use switchboard_engine::{Engine, EngineError};
 
 /// Parsing runs on a blocking thread; a message that takes longer is set aside.
 const PARSE_DEADLINE: Duration = Duration::from_secs(20);
@@ -55,18 +55,18 @@ impl Outcome {
 /// Worth retrying later: nothing was lost, the message stays unprocessed.
 #[derive(Debug, thiserror::Error)]
 #[error("storing an email failed: {0}")]
-pub struct IngestError(#[from] pub StoreError);
+pub struct IngestError(#[from] pub EngineError);
 
 #[derive(Clone)]
 pub struct Ingest {
-    store: Store,
+    store: Engine,
     state: EmailState,
     window_ms: u64,
     sticky_wait_secs: u32,
 }
 
 impl Ingest {
-    pub fn new(store: Store, cfg: &EmailConfig) -> Self {
+    pub fn new(store: Engine, cfg: &EmailConfig) -> Self {
         Ingest {
             state: EmailState::new(&store),
             store,
@@ -135,7 +135,7 @@ impl Ingest {
         let body = format!("[bounce] Our reply could not be delivered: {reason}");
         match self.append_once(&e.dedupe_key, &iid, &body, true).await {
             Ok(()) => {}
-            Err(IngestError(StoreError::FailedPrecondition(m))) => {
+            Err(IngestError(EngineError::FailedPrecondition(m))) => {
                 // The conversation has ended: the bounce stays in the log only.
                 warn!(message = "Bounce for an ended conversation.", interaction = %iid, %reason, detail = %m);
             }
@@ -208,7 +208,7 @@ impl Ingest {
                 match self.append_once(&e.dedupe_key, &iid, &e.body, false).await {
                     Ok(()) => {}
                     // Ended between the look-up and the append: start a follow-up instead.
-                    Err(IngestError(StoreError::FailedPrecondition(_))) => {
+                    Err(IngestError(EngineError::FailedPrecondition(_))) => {
                         let agent = cands.iter().find(|c| c.interaction_id == iid).map(|c| c.agent.clone());
                         return self.create(mailbox, e, from, Some((iid, agent.unwrap_or_default()))).await;
                     }

@@ -30,7 +30,7 @@ pub use config::EmailConfig;
 
 use super::{DeliveryError, OutboundChannel};
 use crate::model::{Channel, Interaction, Message};
-use crate::store::Store;
+use switchboard_engine::Engine;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmailError {
@@ -45,13 +45,13 @@ const RETRY_SWEEP: Duration = Duration::from_secs(2);
 
 pub struct EmailChannel {
     cfg: Arc<EmailConfig>,
-    store: Store,
+    store: Engine,
     outbound: outbound::Outbound,
 }
 
 impl EmailChannel {
     /// Validates the config and prepares the SMTP transports; nothing connects yet.
-    pub fn new(cfg: EmailConfig, store: Store) -> Result<Arc<EmailChannel>, EmailError> {
+    pub fn new(cfg: EmailConfig, store: Engine) -> Result<Arc<EmailChannel>, EmailError> {
         cfg.validate()?;
         let cfg = Arc::new(cfg);
         let outbound = outbound::Outbound::new(cfg.clone(), store.clone())?;
@@ -97,7 +97,7 @@ impl EmailChannel {
     }
 
     /// One pass over deferred replies (the background loop calls this; tests may too).
-    pub async fn retry_due(&self) -> Result<usize, crate::store::StoreError> {
+    pub async fn retry_due(&self) -> Result<usize, switchboard_engine::EngineError> {
         self.outbound.retry_due().await
     }
 }

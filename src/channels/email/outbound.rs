@@ -24,7 +24,7 @@ use super::state::{Conversation, EmailState};
 use super::threading;
 use crate::channels::DeliveryError;
 use crate::model::{Interaction, InteractionState, Message};
-use crate::store::Store;
+use switchboard_engine::Engine;
 
 /// First in-line retry delay; doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
@@ -36,7 +36,7 @@ pub struct Outbound {
     cfg: Arc<EmailConfig>,
     transports: HashMap<String, AsyncSmtpTransport<Tokio1Executor>>,
     state: EmailState,
-    store: Store,
+    store: Engine,
 }
 
 enum Failure {
@@ -78,7 +78,7 @@ fn transport(m: &MailboxConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>, Em
 }
 
 impl Outbound {
-    pub fn new(cfg: Arc<EmailConfig>, store: Store) -> Result<Self, EmailError> {
+    pub fn new(cfg: Arc<EmailConfig>, store: Engine) -> Result<Self, EmailError> {
         let mut transports = HashMap::new();
         for m in &cfg.mailboxes {
             transports.insert(m.name.clone(), transport(m)?);
@@ -168,7 +168,7 @@ impl Outbound {
 
     pub async fn deliver(&self, ix: &Interaction, msg: &Message) -> Result<(), DeliveryError> {
         let p = self.prepare(ix, msg).await?;
-        let transient = |e: crate::store::StoreError| DeliveryError::Transient(e.to_string());
+        let transient = |e: switchboard_engine::EngineError| DeliveryError::Transient(e.to_string());
         let now = self.store.now_ms().await.map_err(transient)?;
         let rec = self.state.open_out_record(&p.message_id, &ix.id, msg.seq, now).await.map_err(transient)?;
         match rec.state.as_str() {
@@ -210,7 +210,7 @@ impl Outbound {
     }
 
     /// One pass over deferred replies that are due. Returns how many were attempted.
-    pub async fn retry_due(&self) -> Result<usize, crate::store::StoreError> {
+    pub async fn retry_due(&self) -> Result<usize, switchboard_engine::EngineError> {
         let now = self.store.now_ms().await?;
         let due = self.state.claim_due_retries(now, RETRY_LEASE.as_millis() as u64, 20).await?;
         for mid in &due {
@@ -224,7 +224,7 @@ impl Outbound {
             }
             let ix = match self.store.get_interaction(&rec.interaction_id, false).await {
                 Ok(ix) => ix,
-                Err(crate::store::StoreError::NotFound(_)) => {
+                Err(switchboard_engine::EngineError::NotFound(_)) => {
                     self.state.finish_out(mid, "failed", "interaction expired").await?;
                     continue;
                 }
@@ -262,7 +262,7 @@ impl Outbound {
         mid: &str,
         seq: u64,
         reason: &str,
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<(), switchboard_engine::EngineError> {
         self.state.finish_out(mid, "failed", reason).await?;
         warn!(message = "Email reply failed for good.", interaction = %ix.id, %reason);
         if !matches!(ix.state, InteractionState::Completed | InteractionState::Abandoned) {

@@ -4,12 +4,12 @@
 
 use std::collections::HashMap;
 
-use crate::store::SharedConnection;
 use redis::AsyncCommands;
 use sha2::{Digest, Sha256};
+use switchboard_engine::SharedConnection;
 
 use super::parse::hex32;
-use crate::store::{Keys, Store, StoreError};
+use switchboard_engine::{Engine, EngineError, Keys};
 
 /// Kept a little longer than interactions (7 days), so a late reply still finds its thread.
 const THREAD_TTL_SECS: u64 = 8 * 86_400;
@@ -50,10 +50,10 @@ pub struct EmailState {
     keys: Keys,
 }
 
-type R<T> = Result<T, StoreError>;
+type R<T> = Result<T, EngineError>;
 
 impl EmailState {
-    pub fn new(store: &Store) -> Self {
+    pub fn new(store: &Engine) -> Self {
         EmailState { con: store.connection(), keys: store.keys().clone() }
     }
 
@@ -218,7 +218,7 @@ impl EmailState {
             .ignore()
             .query_async(&mut con)
             .await?;
-        self.out_record(message_id).await?.ok_or_else(|| StoreError::Corrupt("email out record vanished".into()))
+        self.out_record(message_id).await?.ok_or_else(|| EngineError::Corrupt("email out record vanished".into()))
     }
 
     pub async fn count_attempt(&self, message_id: &str) -> R<u64> {

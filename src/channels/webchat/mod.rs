@@ -33,7 +33,7 @@ pub use config::WebChatConfig;
 
 use super::{DeliveryError, OutboundChannel};
 use crate::model::{Channel, Interaction, Message};
-use crate::store::{ChatSignal, Store};
+use switchboard_engine::{ChatSignal, Engine};
 
 /// How often connections refresh their place in line and instances mark their visitors present.
 const TICK: Duration = Duration::from_secs(2);
@@ -57,7 +57,7 @@ struct Conn {
 
 pub struct WebChat {
     cfg: WebChatConfig,
-    store: Store,
+    store: Engine,
     /// Connections close when this is cancelled (daemon shutdown).
     shutdown: CancellationToken,
     conns: Mutex<HashMap<String, Vec<Conn>>>,
@@ -73,7 +73,7 @@ fn per_minute(n: u32) -> Quota {
 }
 
 impl WebChat {
-    pub fn new(cfg: WebChatConfig, store: Store, shutdown: CancellationToken) -> Arc<WebChat> {
+    pub fn new(cfg: WebChatConfig, store: Engine, shutdown: CancellationToken) -> Arc<WebChat> {
         Arc::new(WebChat {
             ip_messages: RateLimiter::keyed(per_minute(cfg.ip_messages_per_minute)),
             ip_connections: RateLimiter::keyed(per_minute(cfg.ip_connections_per_minute)),
@@ -188,7 +188,7 @@ impl WebChat {
         let _ = tail.await;
     }
 
-    async fn housekeeping(&self) -> Result<(), crate::store::StoreError> {
+    async fn housekeeping(&self) -> Result<(), switchboard_engine::EngineError> {
         let (live, hashes): (Vec<String>, Vec<String>) = {
             let conns = self.conns.lock().expect("webchat lock");
             let live = conns
@@ -224,7 +224,7 @@ impl WebChat {
                 let opened = async {
                     let con = self.store.dedicated_connection().await?;
                     let cursor = self.store.chat_cursor_now().await?;
-                    Ok::<_, crate::store::StoreError>((con, cursor))
+                    Ok::<_, switchboard_engine::EngineError>((con, cursor))
                 };
                 match opened.await {
                     Ok(s) => state = Some(s),

@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 use super::protocol::{self, ClientFrame, ServerFrame, TopicInfo};
 use super::{TICK, Wake, WebChat, per_minute, session_ttl_secs};
 use crate::model::{Author, Channel, InteractionState, NewInteraction};
-use crate::store::{ChatSession, StoreError};
+use switchboard_engine::{ChatSession, EngineError};
 
 /// Server pings keep proxies from closing idle connections and find dead ones.
 const PING_EVERY: u32 = 12; // ticks
@@ -279,13 +279,13 @@ impl Connection {
         let store = &self.chat.store;
         let ix = match store.create_interaction(&new).await {
             Ok((ix, _)) => ix,
-            Err(StoreError::NotFound(m) | StoreError::FailedPrecondition(m)) => {
+            Err(EngineError::NotFound(m) | EngineError::FailedPrecondition(m)) => {
                 warn!(message = "Web chat cannot start: check webchat.queue / topics.", reason = %m, queue = %new.queue);
                 return self
                     .reply_error("unavailable", "Chat is not available right now. Please try again later.")
                     .await;
             }
-            Err(StoreError::InvalidArgument(m)) => return self.reply_error("bad_request", m).await,
+            Err(EngineError::InvalidArgument(m)) => return self.reply_error("bad_request", m).await,
             Err(error) => return self.internal(error).await,
         };
         let token = new_token();
@@ -347,7 +347,7 @@ impl Connection {
         };
         let ix = match store.get_interaction(&session.interaction_id, false).await {
             Ok(ix) => ix,
-            Err(StoreError::NotFound(_)) => return self.reply_error("unknown_session", GONE).await,
+            Err(EngineError::NotFound(_)) => return self.reply_error("unknown_session", GONE).await,
             Err(error) => return self.internal(error).await,
         };
         if !ended(ix.state) {
@@ -409,7 +409,7 @@ impl Connection {
         };
         let msg = match stored {
             Ok(m) => m,
-            Err(StoreError::FailedPrecondition(_)) => {
+            Err(EngineError::FailedPrecondition(_)) => {
                 let stop = self.refresh().await;
                 return stop.or(self.reply_error("ended", "This chat has ended.").await);
             }
@@ -462,7 +462,7 @@ impl Connection {
         self.refresh().await
     }
 
-    async fn internal(&mut self, error: StoreError) -> Option<Stop> {
+    async fn internal(&mut self, error: EngineError) -> Option<Stop> {
         warn!(message = "Web chat request failed.", %error);
         self.reply_error("unavailable", "Something went wrong on our side. Please try again in a moment.").await
     }

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use redis::AsyncCommands;
 use redis::streams::{StreamReadOptions, StreamReadReply};
 
-use super::{Result, Store, StoreError, interaction_from_hash, keys, parse_message};
-use crate::model::{Interaction, Message};
+use super::{Engine, EngineError, Result, interaction_from_hash, keys, parse_message};
+use switchboard_model::{Interaction, Message};
 
 type StreamEntry = (String, HashMap<String, String>);
 
@@ -43,7 +43,7 @@ pub struct ChatCursor {
     signals: String,
 }
 
-impl Store {
+impl Engine {
     pub async fn create_chat_session(&self, token_hash: &str, s: &ChatSession, ttl_secs: u64) -> Result<()> {
         let mut con = self.con.clone();
         let key = self.keys.chat(token_hash);
@@ -159,7 +159,7 @@ impl Store {
             .query_async(&mut con)
             .await?;
         if h.is_empty() {
-            return Err(StoreError::NotFound(format!("interaction_id: no interaction {iid:?}")));
+            return Err(EngineError::NotFound(format!("interaction_id: no interaction {iid:?}")));
         }
         Ok((interaction_from_hash(iid, &h)?, raw.iter().map(|s| parse_message(s)).collect::<Result<_>>()?))
     }
@@ -190,14 +190,14 @@ impl Store {
     /// The customer is typing (shown to the assigned agent while the interaction is active).
     pub async fn customer_typing(&self, iid: &str, on: bool) -> Result<()> {
         let args = ["customer", iid, "", if on { "1" } else { "0" }].map(String::from);
-        self.run("typing", &self.scripts.typing, &args).await?;
+        self.run("typing", &self.functions.typing, &args).await?;
         Ok(())
     }
 
     /// The agent is typing (shown to a web chat visitor).
     pub async fn agent_typing(&self, aid: &str, iid: &str, on: bool) -> Result<()> {
         let args = ["agent", iid, aid, if on { "1" } else { "0" }].map(String::from);
-        self.run("typing", &self.scripts.typing, &args).await?;
+        self.run("typing", &self.functions.typing, &args).await?;
         Ok(())
     }
 
@@ -259,7 +259,7 @@ impl Store {
                     let on: String = entry.get("on").unwrap_or_default();
                     match kind.as_str() {
                         "typing" => out.push(ChatSignal::AgentTyping { interaction_id: iid, on: on == "1" }),
-                        other => return Err(StoreError::Corrupt(format!("chat signal kind {other:?}"))),
+                        other => return Err(EngineError::Corrupt(format!("chat signal kind {other:?}"))),
                     }
                 }
             }

@@ -21,10 +21,10 @@ const PREFIX: &str = "@@SB_PREFIX@@";
 #[derive(Debug, Clone)]
 pub struct Function(pub String);
 
-macro_rules! scripts {
+macro_rules! functions {
     ($($name:ident),* $(,)?) => {
         /// One function per routing operation, and the library that registers them.
-        pub struct Scripts {
+        pub struct Functions {
             $(pub $name: Function,)*
             /// The `FUNCTION LOAD` source.
             pub library: String,
@@ -32,8 +32,8 @@ macro_rules! scripts {
             pub library_name: String,
         }
 
-        impl Scripts {
-            pub fn new(consts: &Constants) -> Scripts {
+        impl Functions {
+            pub fn new(consts: &Constants) -> Functions {
                 let mut body = format!("{}\n{LIB}\n", prelude(consts));
                 $(
                     body.push_str(&format!(
@@ -45,7 +45,7 @@ macro_rules! scripts {
                 let digest = redis::Script::new(&body).get_hash()[..16].to_string();
                 let prefix = format!("sb_{digest}_");
                 let library_name = format!("switchboard_{digest}");
-                Scripts {
+                Functions {
                     $($name: Function(format!("{prefix}{}", stringify!($name))),)*
                     library: format!("#!lua name={library_name}\n{}", body.replace(PREFIX, &prefix)),
                     library_name,
@@ -55,7 +55,7 @@ macro_rules! scripts {
     };
 }
 
-scripts!(
+functions!(
     create,
     accept,
     reject,
@@ -80,7 +80,7 @@ scripts!(
     typing,
 );
 
-/// Deployment constants baked into the scripts.
+/// Deployment constants baked into the library.
 #[derive(Debug, Clone)]
 pub struct Constants {
     pub key_root: String,

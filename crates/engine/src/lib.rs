@@ -7,8 +7,8 @@
 mod caller;
 mod chat;
 mod counted;
+mod functions;
 pub mod keys;
-mod scripts;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -16,26 +16,26 @@ use std::time::Duration;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use crate::model::{
-    AgentSpec, Author, Capacity, Channel, EventKind, Interaction, InteractionState, Message, NewInteraction, Presence,
-    QueueSpec,
-};
-use crate::routing;
 pub use caller::{SessionPushes, in_session};
 pub use chat::{ChatCursor, ChatSession, ChatSignal};
 use counted::Counted;
 pub use counted::{as_reader, round_trips};
+use switchboard_model::routing;
+use switchboard_model::{
+    AgentSpec, Author, Capacity, Channel, EventKind, Interaction, InteractionState, Message, NewInteraction, Presence,
+    QueueSpec,
+};
 
 /// The shared, self-reconnecting connection.
 pub type SharedConnection = Counted<ConnectionManager>;
 /// A connection of its own, for blocking reads.
 pub type DedicatedConnection = Counted<redis::aio::MultiplexedConnection>;
+pub use functions::Constants;
+use functions::{Function, Functions};
 pub use keys::Keys;
-pub use scripts::Constants;
-use scripts::{Function, Scripts};
 
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum EngineError {
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -52,10 +52,10 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
 #[derive(Debug, Clone)]
-pub struct StoreOptions {
+pub struct EngineOptions {
     pub key_root: String,
     pub presence_grace: Duration,
     pub figures_window: Duration,
@@ -64,9 +64,9 @@ pub struct StoreOptions {
     pub events_maxlen: u64,
 }
 
-impl Default for StoreOptions {
+impl Default for EngineOptions {
     fn default() -> Self {
-        StoreOptions {
+        EngineOptions {
             key_root: "sb:{default}:".into(),
             presence_grace: Duration::from_secs(30),
             figures_window: Duration::from_secs(900),
@@ -148,12 +148,12 @@ pub struct TimerSweep {
 }
 
 #[derive(Clone)]
-pub struct Store {
+pub struct Engine {
     con: Counted<ConnectionManager>,
     client: redis::Client,
     keys: Keys,
-    scripts: std::sync::Arc<Scripts>,
-    opts: StoreOptions,
+    functions: std::sync::Arc<Functions>,
+    opts: EngineOptions,
 }
 
 /// About how many entries an instance's inbox keeps (the hub trims what it has delivered).
@@ -162,8 +162,8 @@ const INBOX_MAXLEN: u64 = 100_000;
 /// Attempts for admin scripts that lose an optimistic race with a concurrent admin change.
 const ADMIN_RETRIES: usize = 20;
 
-impl Store {
-    pub async fn connect(url: &str, opts: StoreOptions) -> Result<Store> {
+impl Engine {
+    pub async fn connect(url: &str, opts: EngineOptions) -> Result<Engine> {
         let client = redis::Client::open(url)?;
         // Admin scripts on large centers can take a while; reconnection is handled by the manager.
         let cfg = ConnectionManagerConfig::new()
@@ -181,11 +181,11 @@ impl Store {
             inbox_maxlen: INBOX_MAXLEN,
             max_messages: 10_000,
         };
-        let store = Store {
+        let store = Engine {
             con: Counted::shared(con),
             client,
             keys: Keys::new(opts.key_root.clone()),
-            scripts: std::sync::Arc::new(Scripts::new(&consts)),
+            functions: std::sync::Arc::new(Functions::new(&consts)),
             opts,
         };
         store.load_library().await?;
@@ -196,9 +196,13 @@ impl Store {
     /// Redis restart without persistence or a `FUNCTION FLUSH`, which `run` notices.
     async fn load_library(&self) -> Result<()> {
         let mut con = self.con.clone();
-        let _: String =
-            redis::cmd("FUNCTION").arg("LOAD").arg("REPLACE").arg(&self.scripts.library).query_async(&mut con).await?;
-        tracing::debug!(library = %self.scripts.library_name, "loaded the routing functions into Redis");
+        let _: String = redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg("REPLACE")
+            .arg(&self.functions.library)
+            .query_async(&mut con)
+            .await?;
+        tracing::debug!(library = %self.functions.library_name, "loaded the routing functions into Redis");
         Ok(())
     }
 
@@ -206,7 +210,7 @@ impl Store {
         &self.keys
     }
 
-    pub fn options(&self) -> &StoreOptions {
+    pub fn options(&self) -> &EngineOptions {
         &self.opts
     }
 
@@ -235,22 +239,22 @@ impl Store {
         let started = std::time::Instant::now();
         let mut reply: std::result::Result<Vec<String>, redis::RedisError> = cmd.query_async(&mut con).await;
         if reply.as_ref().is_err_and(is_function_missing) {
-            tracing::warn!(library = %self.scripts.library_name, "Redis lost the routing functions; loading them again");
+            tracing::warn!(library = %self.functions.library_name, "Redis lost the routing functions; loading them again");
             self.load_library().await?;
             reply = cmd.query_async(&mut con).await;
         }
-        metrics::histogram!("switchboard_script_seconds", "script" => name).record(started.elapsed().as_secs_f64());
+        metrics::histogram!("switchboard_function_seconds", "function" => name).record(started.elapsed().as_secs_f64());
         let reply = match reply {
             Ok(r) => r,
             Err(e) => {
-                metrics::counter!("switchboard_script_errors_total", "script" => name).increment(1);
+                metrics::counter!("switchboard_function_errors_total", "function" => name).increment(1);
                 return Err(e.into());
             }
         };
         match reply.first().map(String::as_str) {
             Some("ok") => {
                 let (values, pushes) = caller::split_reply(&reply[1..])
-                    .ok_or_else(|| StoreError::Corrupt(format!("script reply without its trailer: {reply:?}")))?;
+                    .ok_or_else(|| EngineError::Corrupt(format!("script reply without its trailer: {reply:?}")))?;
                 caller::keep(pushes);
                 Ok(values.to_vec())
             }
@@ -258,27 +262,27 @@ impl Store {
                 let code = reply.get(1).map(String::as_str).unwrap_or("");
                 let msg = reply.get(2).cloned().unwrap_or_default();
                 Err(match code {
-                    "NOT_FOUND" => StoreError::NotFound(msg),
-                    "INVALID" => StoreError::InvalidArgument(msg),
-                    "PRECONDITION" | "RETRY" => StoreError::FailedPrecondition(msg),
-                    "EXISTS" => StoreError::AlreadyExists(msg),
-                    "UNAUTH" => StoreError::Unauthenticated(msg),
-                    other => StoreError::Corrupt(format!("script error code {other:?}: {msg}")),
+                    "NOT_FOUND" => EngineError::NotFound(msg),
+                    "INVALID" => EngineError::InvalidArgument(msg),
+                    "PRECONDITION" | "RETRY" => EngineError::FailedPrecondition(msg),
+                    "EXISTS" => EngineError::AlreadyExists(msg),
+                    "UNAUTH" => EngineError::Unauthenticated(msg),
+                    other => EngineError::Corrupt(format!("script error code {other:?}: {msg}")),
                 })
             }
-            _ => Err(StoreError::Corrupt(format!("unexpected script reply {reply:?}"))),
+            _ => Err(EngineError::Corrupt(format!("unexpected script reply {reply:?}"))),
         }
     }
 
     /// A concurrent admin change invalidated the eligibility computed for this one: recompute.
     fn is_retry(r: &Result<Vec<String>>) -> bool {
-        matches!(r, Err(StoreError::FailedPrecondition(m)) if m.contains("changed while computing"))
+        matches!(r, Err(EngineError::FailedPrecondition(m)) if m.contains("changed while computing"))
     }
 
     // ------------------------------------------------------------------ admin
 
     pub async fn put_agent(&self, spec: &AgentSpec, allow_update: bool) -> Result<bool> {
-        spec.validate().map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        spec.validate().map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
         let mut public = spec.clone();
         public.token.clear();
         let spec_json = serde_json::to_string(&public).expect("agent spec serializes");
@@ -308,7 +312,7 @@ impl Store {
                 }
                 args
             };
-            let r = self.run("put_agent", &self.scripts.put_agent, &args).await;
+            let r = self.run("put_agent", &self.functions.put_agent, &args).await;
             if !Self::is_retry(&r) || attempt >= ADMIN_RETRIES {
                 break r?;
             }
@@ -325,8 +329,8 @@ impl Store {
     pub async fn get_agent(&self, id: &str) -> Result<AgentSpec> {
         let mut con = self.con.clone();
         let spec: Option<String> = con.hget(self.keys.agent(id), "spec").await?;
-        let spec = spec.ok_or_else(|| StoreError::NotFound(format!("agent_id: no agent {id:?}")))?;
-        serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(format!("agent {id}: {e}")))
+        let spec = spec.ok_or_else(|| EngineError::NotFound(format!("agent_id: no agent {id:?}")))?;
+        serde_json::from_str(&spec).map_err(|e| EngineError::Corrupt(format!("agent {id}: {e}")))
     }
 
     pub async fn list_agent_ids(&self) -> Result<Vec<String>> {
@@ -350,16 +354,16 @@ impl Store {
         specs
             .into_iter()
             .flatten()
-            .map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("agent spec: {e}"))))
+            .map(|s| serde_json::from_str(&s).map_err(|e| EngineError::Corrupt(format!("agent spec: {e}"))))
             .collect()
     }
 
     pub async fn delete_agent(&self, id: &str) -> Result<()> {
-        self.run("delete_agent", &self.scripts.delete_agent, &[id.to_string()]).await.map(|_| ())
+        self.run("delete_agent", &self.functions.delete_agent, &[id.to_string()]).await.map(|_| ())
     }
 
     pub async fn put_queue(&self, spec: &QueueSpec, allow_update: bool) -> Result<bool> {
-        spec.validate().map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        spec.validate().map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
         let spec_json = serde_json::to_string(spec).expect("queue spec serializes");
         let steps = serde_json::to_string(&spec.compiled_steps()).expect("steps serialize");
         let stages = spec.stage_requirements().len();
@@ -393,7 +397,7 @@ impl Store {
                 }
                 args
             };
-            let r = self.run("put_queue", &self.scripts.put_queue, &args).await;
+            let r = self.run("put_queue", &self.functions.put_queue, &args).await;
             if !Self::is_retry(&r) || attempt >= ADMIN_RETRIES {
                 break r?;
             }
@@ -404,8 +408,8 @@ impl Store {
     pub async fn get_queue(&self, name: &str) -> Result<QueueSpec> {
         let mut con = self.con.clone();
         let spec: Option<String> = con.hget(self.keys.queue(name), "spec").await?;
-        let spec = spec.ok_or_else(|| StoreError::NotFound(format!("queue: no queue named {name:?}")))?;
-        serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(format!("queue {name}: {e}")))
+        let spec = spec.ok_or_else(|| EngineError::NotFound(format!("queue: no queue named {name:?}")))?;
+        serde_json::from_str(&spec).map_err(|e| EngineError::Corrupt(format!("queue {name}: {e}")))
     }
 
     pub async fn list_queue_names(&self) -> Result<Vec<String>> {
@@ -429,19 +433,19 @@ impl Store {
         specs
             .into_iter()
             .flatten()
-            .map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("queue spec: {e}"))))
+            .map(|s| serde_json::from_str(&s).map_err(|e| EngineError::Corrupt(format!("queue spec: {e}"))))
             .collect()
     }
 
     pub async fn delete_queue(&self, name: &str) -> Result<()> {
-        self.run("delete_queue", &self.scripts.delete_queue, &[name.to_string()]).await.map(|_| ())
+        self.run("delete_queue", &self.functions.delete_queue, &[name.to_string()]).await.map(|_| ())
     }
 
     // ------------------------------------------------------------------ interactions
 
     /// Returns the interaction and whether this call created it (false: idempotent replay).
     pub async fn create_interaction(&self, new: &NewInteraction) -> Result<(Interaction, bool)> {
-        let channel = new.validate().map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        let channel = new.validate().map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
         let id = uuid::Uuid::now_v7().to_string();
         let attrs = serde_json::to_string(&new.attributes).expect("attributes serialize");
         let args = vec![
@@ -457,9 +461,9 @@ impl Store {
             new.preferred_agent_id.clone(),
             (u64::from(new.preferred_agent_wait_secs) * 1000).to_string(),
         ];
-        let r = self.run("create", &self.scripts.create, &args).await?;
+        let r = self.run("create", &self.functions.create, &args).await?;
         let created = r.get(1).is_some_and(|s| s == "1");
-        let id = r.first().ok_or_else(|| StoreError::Corrupt(format!("create reply {r:?}")))?;
+        let id = r.first().ok_or_else(|| EngineError::Corrupt(format!("create reply {r:?}")))?;
         Ok((interaction_from_reply(id, r.get(2..).unwrap_or_default(), false)?, created))
     }
 
@@ -474,7 +478,7 @@ impl Store {
     }
 
     /// A note from a channel about the conversation (a bounce, a delivery failure), shown to the
-    /// agent as a system message; once per `key` like [`Store::append_customer_message_once`].
+    /// agent as a system message; once per `key` like [`Engine::append_customer_message_once`].
     pub async fn append_system_message_once(&self, iid: &str, body: &str, key: &str) -> Result<(Message, bool)> {
         self.message_in(iid, body, key, Author::System).await
     }
@@ -482,7 +486,7 @@ impl Store {
     async fn message_in(&self, iid: &str, body: &str, key: &str, author: Author) -> Result<(Message, bool)> {
         validate_body(body)?;
         let who = if author == Author::System { "system" } else { "customer" };
-        let r = self.run("message_in", &self.scripts.message_in, &[iid, body, key, who].map(String::from)).await?;
+        let r = self.run("message_in", &self.functions.message_in, &[iid, body, key, who].map(String::from)).await?;
         let seq = parse_u64(r.first())?;
         if r.get(2).is_some_and(|s| s == "1") {
             // Appended now: the script's reply says all there is to know about it.
@@ -495,9 +499,10 @@ impl Store {
     }
 
     pub async fn withdraw(&self, iid: &str, reason: &str) -> Result<Interaction> {
-        crate::model::validate_len("reason", reason, 200).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        switchboard_model::validate_len("reason", reason, 200)
+            .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
         let reason = if reason.is_empty() { "customer_left" } else { reason };
-        self.run("withdraw", &self.scripts.withdraw, &[iid.to_string(), reason.to_string()]).await?;
+        self.run("withdraw", &self.functions.withdraw, &[iid.to_string(), reason.to_string()]).await?;
         self.get_interaction(iid, false).await
     }
 
@@ -506,7 +511,7 @@ impl Store {
             .await?
             .pop()
             .flatten()
-            .ok_or_else(|| StoreError::NotFound(format!("interaction_id: no interaction {iid:?}")))
+            .ok_or_else(|| EngineError::NotFound(format!("interaction_id: no interaction {iid:?}")))
     }
 
     /// Several interactions in one round trip (None where one no longer exists), in `ids` order.
@@ -549,7 +554,7 @@ impl Store {
             pipe.lindex(self.keys.ix_msgs(id), *seq as isize - 1);
         }
         let replies: Vec<redis::Value> = pipe.query_async(&mut con).await?;
-        let decode = |e: redis::ParsingError| StoreError::Corrupt(e.to_string());
+        let decode = |e: redis::ParsingError| EngineError::Corrupt(e.to_string());
         let (ix_replies, msg_replies) = replies.split_at(ids.len() * 2);
         let interactions = ix_replies
             .chunks(2)
@@ -584,7 +589,7 @@ impl Store {
     pub async fn message(&self, iid: &str, seq: u64) -> Result<Message> {
         let mut con = self.con.clone();
         let raw: Option<String> = con.lindex(self.keys.ix_msgs(iid), seq as isize - 1).await?;
-        let raw = raw.ok_or_else(|| StoreError::NotFound(format!("message {seq} of {iid}")))?;
+        let raw = raw.ok_or_else(|| EngineError::NotFound(format!("message {seq} of {iid}")))?;
         parse_message(&raw)
     }
 
@@ -592,7 +597,7 @@ impl Store {
 
     pub async fn login(&self, aid: &str, token: &str, instance: &str, session: &str) -> Result<()> {
         let args = [aid, token, instance, session].map(String::from);
-        self.run("login", &self.scripts.login, &args).await.map(|_| ())
+        self.run("login", &self.functions.login, &args).await.map(|_| ())
     }
 
     /// Puts a push into an instance's inbox, as the routing functions do (a push a reply returned
@@ -616,54 +621,55 @@ impl Store {
     /// the queue now instead of waiting out the grace period.
     pub async fn disconnect(&self, aid: &str, session: &str, release_offers: bool) -> Result<()> {
         let args = [aid, session, if release_offers { "release" } else { "" }].map(String::from);
-        self.run("disconnect", &self.scripts.disconnect, &args).await.map(|_| ())
+        self.run("disconnect", &self.functions.disconnect, &args).await.map(|_| ())
     }
 
     pub async fn set_presence(&self, aid: &str, presence: &Presence, cause: &str) -> Result<()> {
-        crate::model::validate_len("presence.reason", presence.reason(), 100)
-            .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        switchboard_model::validate_len("presence.reason", presence.reason(), 100)
+            .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
         let args = [aid, presence.state_str(), presence.reason(), cause, ""].map(String::from);
-        self.run("presence", &self.scripts.presence, &args).await.map(|_| ())
+        self.run("presence", &self.functions.presence, &args).await.map(|_| ())
     }
 
     /// Supervisor logout: offline now (pending offers go back), and the desktop stream is closed.
     pub async fn logout(&self, aid: &str) -> Result<()> {
         let args = [aid, "offline", "", "supervisor", "1"].map(String::from);
-        self.run("presence", &self.scripts.presence, &args).await.map(|_| ())
+        self.run("presence", &self.functions.presence, &args).await.map(|_| ())
     }
 
     /// Accepts an offer. Made from the agent's desktop session (inside [`in_session`]), which
     /// shows the interaction from the reply, it makes no `assigned` push unless another session
     /// has replaced that one meanwhile; otherwise the agent's session is told with a push.
     pub async fn accept(&self, aid: &str, iid: &str) -> Result<Interaction> {
-        let r = self.run("accept", &self.scripts.accept, &[aid.to_string(), iid.to_string()]).await?;
+        let r = self.run("accept", &self.functions.accept, &[aid.to_string(), iid.to_string()]).await?;
         interaction_from_reply(iid, &r, true)
     }
 
     pub async fn reject(&self, aid: &str, iid: &str, reason: &str) -> Result<()> {
-        crate::model::validate_len("reason", reason, 200).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
-        self.run("reject", &self.scripts.reject, &[aid.to_string(), iid.to_string(), reason.to_string()])
+        switchboard_model::validate_len("reason", reason, 200)
+            .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+        self.run("reject", &self.functions.reject, &[aid.to_string(), iid.to_string(), reason.to_string()])
             .await
             .map(|_| ())
     }
 
     pub async fn reply(&self, aid: &str, iid: &str, body: &str) -> Result<Message> {
         validate_body(body)?;
-        let r = self.run("reply", &self.scripts.reply, &[aid.to_string(), iid.to_string(), body.to_string()]).await?;
+        let r = self.run("reply", &self.functions.reply, &[aid.to_string(), iid.to_string(), body.to_string()]).await?;
         self.message(iid, parse_u64(r.first())?).await
     }
 
     pub async fn complete(&self, aid: &str, iid: &str, disposition: &str, notes: &str) -> Result<Interaction> {
         validate_disposition(disposition, notes)?;
         let args = [aid, iid, disposition, notes].map(String::from);
-        let r = self.run("complete", &self.scripts.complete, &args).await?;
+        let r = self.run("complete", &self.functions.complete, &args).await?;
         interaction_from_reply(iid, &r, false)
     }
 
     pub async fn end_wrap_up(&self, aid: &str, iid: &str, disposition: &str, notes: &str) -> Result<Interaction> {
         validate_disposition(disposition, notes)?;
         let args = [aid, iid, disposition, notes].map(String::from);
-        self.run("end_wrap", &self.scripts.end_wrap, &args).await?;
+        self.run("end_wrap", &self.functions.end_wrap, &args).await?;
         self.get_interaction(iid, false).await
     }
 
@@ -674,19 +680,20 @@ impl Store {
         target: &TransferTarget,
         priority_boost: i32,
     ) -> Result<Interaction> {
-        if !(-crate::model::MAX_PRIORITY..=crate::model::MAX_PRIORITY).contains(&priority_boost) {
-            return Err(StoreError::InvalidArgument(format!(
+        if !(-switchboard_model::MAX_PRIORITY..=switchboard_model::MAX_PRIORITY).contains(&priority_boost) {
+            return Err(EngineError::InvalidArgument(format!(
                 "priority_boost: must be within ±{}, got {priority_boost}",
-                crate::model::MAX_PRIORITY
+                switchboard_model::MAX_PRIORITY
             )));
         }
         let (kind, to, wait_ms) = match target {
             TransferTarget::Queue(q) => {
-                crate::model::validate_id("queue", q).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+                switchboard_model::validate_id("queue", q).map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
                 ("queue", q.clone(), 0)
             }
             TransferTarget::Agent { id, wait } => {
-                crate::model::validate_id("agent_id", id).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+                switchboard_model::validate_id("agent_id", id)
+                    .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
                 ("agent", id.clone(), wait.as_millis() as u64)
             }
         };
@@ -698,7 +705,7 @@ impl Store {
             priority_boost.to_string(),
             wait_ms.to_string(),
         ];
-        self.run("transfer", &self.scripts.transfer, &args).await?;
+        self.run("transfer", &self.functions.transfer, &args).await?;
         self.get_interaction(iid, false).await
     }
 
@@ -706,7 +713,7 @@ impl Store {
         let mut con = self.con.clone();
         let h: HashMap<String, String> = con.hgetall(self.keys.agent(aid)).await?;
         if h.is_empty() {
-            return Err(StoreError::NotFound(format!("agent_id: no agent {aid:?}")));
+            return Err(EngineError::NotFound(format!("agent_id: no agent {aid:?}")));
         }
         agent_status_from_hash(aid, &h)
     }
@@ -746,19 +753,19 @@ impl Store {
     /// it where it is (and at its escalation stage).
     pub async fn move_interaction(&self, iid: &str, queue: &str, clear_exclusions: bool) -> Result<Interaction> {
         if !(queue.is_empty() && clear_exclusions) {
-            crate::model::validate_id("queue", queue).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+            switchboard_model::validate_id("queue", queue).map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
         }
         let args = [iid, queue, if clear_exclusions { "1" } else { "" }].map(String::from);
-        self.run("move_ix", &self.scripts.move_ix, &args).await?;
+        self.run("move_ix", &self.functions.move_ix, &args).await?;
         let mut ix = self.get_interaction(iid, false).await?;
         self.with_exclusions(std::slice::from_mut(&mut ix)).await?;
         Ok(ix)
     }
 
     pub async fn reprioritize(&self, iid: &str, priority: i32) -> Result<Interaction> {
-        crate::model::validate_priority("priority", priority)
-            .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
-        self.run("reprioritize", &self.scripts.reprioritize, &[iid.to_string(), priority.to_string()]).await?;
+        switchboard_model::validate_priority("priority", priority)
+            .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+        self.run("reprioritize", &self.functions.reprioritize, &[iid.to_string(), priority.to_string()]).await?;
         self.get_interaction(iid, false).await
     }
 
@@ -827,19 +834,19 @@ impl Store {
             let head: Vec<redis::Value> = it.by_ref().take(2).collect();
             (head, it.collect())
         };
-        let waiting: u32 = redis::from_redis_value(head[0].clone()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let waiting: u32 = redis::from_redis_value(head[0].clone()).map_err(|e| EngineError::Corrupt(e.to_string()))?;
         let oldest: Vec<(String, f64)> =
-            redis::from_redis_value(head[1].clone()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            redis::from_redis_value(head[1].clone()).map_err(|e| EngineError::Corrupt(e.to_string()))?;
         let mut sums: HashMap<String, u64> = HashMap::new();
         for v in &rest[..minutes as usize] {
             let h: HashMap<String, u64> =
-                redis::from_redis_value(v.clone()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                redis::from_redis_value(v.clone()).map_err(|e| EngineError::Corrupt(e.to_string()))?;
             for (k, n) in h {
                 *sums.entry(k).or_default() += n;
             }
         }
         let members: Vec<String> =
-            redis::from_redis_value(rest[minutes as usize].clone()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            redis::from_redis_value(rest[minutes as usize].clone()).map_err(|e| EngineError::Corrupt(e.to_string()))?;
         let agents = self.agent_statuses(&members).await?;
         let get = |k: &str| sums.get(k).copied().unwrap_or(0);
         let (accepted, abandoned) = (get("accepted"), get("abandoned"));
@@ -885,7 +892,7 @@ impl Store {
     // ------------------------------------------------------------------ timers, instances, clock
 
     pub async fn fire_timers(&self, max: usize) -> Result<TimerSweep> {
-        let r = self.run("timers", &self.scripts.timers, &[max.to_string()]).await?;
+        let r = self.run("timers", &self.functions.timers, &[max.to_string()]).await?;
         Ok(TimerSweep {
             fired: parse_u64(r.first())? as usize,
             next_due_ms: r.get(1).and_then(|s| s.parse::<f64>().ok()).map(|f| f as u64),
@@ -1048,14 +1055,14 @@ impl Store {
     /// Takes or renews the event-log delivery lease; true while this instance holds it.
     pub async fn outbox_lease(&self, instance: &str, ttl: Duration) -> Result<bool> {
         let r = self
-            .run("outbox_lease", &self.scripts.outbox_lease, &[instance.to_string(), ttl.as_millis().to_string()])
+            .run("outbox_lease", &self.functions.outbox_lease, &[instance.to_string(), ttl.as_millis().to_string()])
             .await?;
         Ok(r.first().is_some_and(|s| s == "1"))
     }
 
     pub async fn heartbeat(&self, instance: &str, stopping: bool) -> Result<()> {
         let args = [instance.to_string(), if stopping { "stop" } else { "" }.to_string()];
-        self.run("heartbeat", &self.scripts.heartbeat, &args).await.map(|_| ())
+        self.run("heartbeat", &self.functions.heartbeat, &args).await.map(|_| ())
     }
 
     /// An instance starting under `instance`: every desktop session an earlier run of that id
@@ -1064,7 +1071,7 @@ impl Store {
     /// many sessions were released. Call before serving any desktop.
     pub async fn instance_started(&self, instance: &str) -> Result<u64> {
         let args = [instance.to_string(), "start".to_string()];
-        let r = self.run("heartbeat", &self.scripts.heartbeat, &args).await?;
+        let r = self.run("heartbeat", &self.functions.heartbeat, &args).await?;
         parse_u64(r.get(1))
     }
 
@@ -1093,20 +1100,20 @@ impl Store {
 
 fn validate_body(body: &str) -> Result<()> {
     if body.is_empty() {
-        return Err(StoreError::InvalidArgument("body: is required".into()));
+        return Err(EngineError::InvalidArgument("body: is required".into()));
     }
-    crate::model::validate_len("body", body, crate::model::MAX_BODY_LEN)
-        .map_err(|e| StoreError::InvalidArgument(e.to_string()))
+    switchboard_model::validate_len("body", body, switchboard_model::MAX_BODY_LEN)
+        .map_err(|e| EngineError::InvalidArgument(e.to_string()))
 }
 
 fn validate_disposition(disposition: &str, notes: &str) -> Result<()> {
-    crate::model::validate_len("disposition", disposition, 100)
-        .and_then(|_| crate::model::validate_len("notes", notes, 10_000))
-        .map_err(|e| StoreError::InvalidArgument(e.to_string()))
+    switchboard_model::validate_len("disposition", disposition, 100)
+        .and_then(|_| switchboard_model::validate_len("notes", notes, 10_000))
+        .map_err(|e| EngineError::InvalidArgument(e.to_string()))
 }
 
 fn parse_u64(v: Option<&String>) -> Result<u64> {
-    v.and_then(|s| s.parse().ok()).ok_or_else(|| StoreError::Corrupt(format!("expected a number, got {v:?}")))
+    v.and_then(|s| s.parse().ok()).ok_or_else(|| EngineError::Corrupt(format!("expected a number, got {v:?}")))
 }
 
 fn num(h: &HashMap<String, String>, k: &str) -> u64 {
@@ -1121,12 +1128,12 @@ pub fn interaction_from_push(v: &serde_json::Value) -> Result<Option<Interaction
         return Ok(None);
     };
     let text = |x: &serde_json::Value| {
-        x.as_str().map(str::to_string).ok_or_else(|| StoreError::Corrupt(format!("push: not a string: {x}")))
+        x.as_str().map(str::to_string).ok_or_else(|| EngineError::Corrupt(format!("push: not a string: {x}")))
     };
     if h.len() % 2 != 0 {
-        return Err(StoreError::Corrupt(format!("push: odd hash of {} entries", h.len())));
+        return Err(EngineError::Corrupt(format!("push: odd hash of {} entries", h.len())));
     }
-    let id = v.get("ix").and_then(|x| x.as_str()).ok_or_else(|| StoreError::Corrupt("push: no ix".into()))?;
+    let id = v.get("ix").and_then(|x| x.as_str()).ok_or_else(|| EngineError::Corrupt("push: no ix".into()))?;
     let map = h.chunks(2).map(|kv| Ok((text(&kv[0])?, text(&kv[1])?))).collect::<Result<HashMap<_, _>>>()?;
     let mut ix = interaction_from_hash(id, &map)?;
     // An empty thread arrives as `{}`: Lua's cjson cannot tell an empty array from an empty object.
@@ -1139,10 +1146,11 @@ pub fn interaction_from_push(v: &serde_json::Value) -> Result<Option<Interaction
 /// An interaction from a script's `ok_ix` reply (after 'ok' and any extra values): the number of
 /// hash entries, the hash as field/value pairs, then the thread if asked for.
 fn interaction_from_reply(id: &str, r: &[String], with_messages: bool) -> Result<Interaction> {
-    let n: usize = r.first().and_then(|n| n.parse().ok()).ok_or_else(|| StoreError::Corrupt(format!("reply {r:?}")))?;
-    let pairs = r.get(1..1 + n).ok_or_else(|| StoreError::Corrupt(format!("reply of {} entries", r.len())))?;
+    let n: usize =
+        r.first().and_then(|n| n.parse().ok()).ok_or_else(|| EngineError::Corrupt(format!("reply {r:?}")))?;
+    let pairs = r.get(1..1 + n).ok_or_else(|| EngineError::Corrupt(format!("reply of {} entries", r.len())))?;
     if pairs.is_empty() {
-        return Err(StoreError::NotFound("interaction_id: the interaction no longer exists".into()));
+        return Err(EngineError::NotFound("interaction_id: the interaction no longer exists".into()));
     }
     let h: HashMap<String, String> = pairs.chunks(2).map(|kv| (kv[0].clone(), kv[1].clone())).collect();
     let mut ix = interaction_from_hash(id, &h)?;
@@ -1155,9 +1163,9 @@ fn interaction_from_reply(id: &str, r: &[String], with_messages: bool) -> Result
 /// The hash does not hold the id: its key does.
 fn interaction_from_hash(id: &str, h: &HashMap<String, String>) -> Result<Interaction> {
     let s = |k: &str| h.get(k).cloned().unwrap_or_default();
-    let channel = Channel::parse(&s("ch")).ok_or_else(|| StoreError::Corrupt(format!("channel {:?}", s("ch"))))?;
+    let channel = Channel::parse(&s("ch")).ok_or_else(|| EngineError::Corrupt(format!("channel {:?}", s("ch"))))?;
     let state =
-        InteractionState::parse(&s("state")).ok_or_else(|| StoreError::Corrupt(format!("state {:?}", s("state"))))?;
+        InteractionState::parse(&s("state")).ok_or_else(|| EngineError::Corrupt(format!("state {:?}", s("state"))))?;
     let mut timestamps = BTreeMap::new();
     for st in InteractionState::ALL {
         let v = num(h, &format!("t_{}", st.as_str()));
@@ -1166,7 +1174,7 @@ fn interaction_from_hash(id: &str, h: &HashMap<String, String>) -> Result<Intera
         }
     }
     let attributes: BTreeMap<String, String> = serde_json::from_str(h.get("attrs").map_or("{}", |v| v.as_str()))
-        .map_err(|e| StoreError::Corrupt(format!("attributes: {e}")))?;
+        .map_err(|e| EngineError::Corrupt(format!("attributes: {e}")))?;
     Ok(Interaction {
         id: id.to_string(),
         channel,
@@ -1201,10 +1209,10 @@ fn parse_message(raw: &str) -> Result<Message> {
         body: String,
         at: f64,
     }
-    let r: Raw = serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(format!("message: {e}")))?;
+    let r: Raw = serde_json::from_str(raw).map_err(|e| EngineError::Corrupt(format!("message: {e}")))?;
     Ok(Message {
         seq: r.seq,
-        author: Author::parse(&r.author).ok_or_else(|| StoreError::Corrupt(format!("author {:?}", r.author)))?,
+        author: Author::parse(&r.author).ok_or_else(|| EngineError::Corrupt(format!("author {:?}", r.author)))?,
         agent_id: r.agent,
         body: r.body,
         sent_ms: r.at as u64,
@@ -1214,7 +1222,7 @@ fn parse_message(raw: &str) -> Result<Message> {
 fn agent_status_from_hash(id: &str, h: &HashMap<String, String>) -> Result<AgentStatus> {
     let s = |k: &str| h.get(k).cloned().unwrap_or_default();
     let presence = Presence::from_parts(&s("presence"), &s("reason"))
-        .ok_or_else(|| StoreError::Corrupt(format!("presence {:?}", s("presence"))))?;
+        .ok_or_else(|| EngineError::Corrupt(format!("presence {:?}", s("presence"))))?;
     let mut load = BTreeMap::new();
     for c in Channel::ALL {
         load.insert(c, num(h, &format!("load_{c}")) as u32);
