@@ -22,7 +22,9 @@ pub fn status(e: EngineError) -> Status {
     match e {
         EngineError::NotFound(m) => Status::not_found(m),
         EngineError::InvalidArgument(m) => Status::invalid_argument(m),
-        EngineError::FailedPrecondition(m) => Status::failed_precondition(m),
+        // Retry: admin changes racing each other past the engine's own retries; as before the
+        // variant existed, a precondition the caller may try again.
+        EngineError::FailedPrecondition(m) | EngineError::Retry(m) => Status::failed_precondition(m),
         EngineError::AlreadyExists(m) => Status::already_exists(m),
         EngineError::Unauthenticated(m) => Status::unauthenticated(m),
         EngineError::Redis(e) => {

@@ -7,8 +7,8 @@ use crate::common::*;
 use switchboard::channels::email::config::{EmailConfig, ImapConfig, MailboxConfig, Security, SmtpConfig};
 use switchboard::channels::email::ingest::{Ingest, Outcome};
 use switchboard::channels::email::parse;
-use switchboard::channels::email::state::EmailState;
 use switchboard::model::{Channel, QueueSpec};
+use switchboard_engine::email::EmailState;
 use switchboard_engine::{Engine, EngineOptions};
 
 fn mailbox() -> MailboxConfig {

@@ -8,9 +8,9 @@ use crate::common::dovecot::{Dovecot, append_at};
 use crate::common::email::{customer_mail, mailbox_config};
 use crate::common::*;
 use switchboard::channels::email::inbound::{PROCESSED_KEYWORD, SET_ASIDE_KEYWORD};
-use switchboard::channels::email::state::EmailState;
 use switchboard::channels::email::{EmailChannel, EmailConfig};
 use switchboard::model::{Channel, QueueSpec};
+use switchboard_engine::email::EmailState;
 use switchboard_engine::{Engine, EngineOptions};
 use tokio_util::sync::CancellationToken;
 

@@ -77,7 +77,7 @@ pub(super) fn keep(pushes: SessionPushes) {
 }
 
 /// Splits a successful reply's trailer off: its values, and the pushes for the calling session
-/// (see `finish` in lib.lua: kind, data pairs, the inbox id they follow, their count).
+/// (see `end_call` in lib.lua: kind, data pairs, the inbox id they follow, their count).
 pub(super) fn split_reply(values: &[String]) -> Option<(&[String], SessionPushes)> {
     let (count, rest) = values.split_last()?;
     let n: usize = count.parse().ok()?;

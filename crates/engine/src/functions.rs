@@ -1,6 +1,6 @@
 //! The Lua operations, as one Redis Functions library: generated prelude (key builders,
 //! constants) + `lib.lua` + each operation's body registered as a function, between `begin`
-//! (clock, caches, the calling session taken off the arguments) and `finish` (the pushes for
+//! (clock, caches, the calling session taken off the arguments) and `end_call` (the pushes for
 //! that session appended to the reply).
 //!
 //! Loaded once (`FUNCTION LOAD`) instead of run as scripts: a script re-creates every shared
@@ -37,7 +37,7 @@ macro_rules! functions {
                 let mut body = format!("{}\n{LIB}\n", prelude(consts));
                 $(
                     body.push_str(&format!(
-                        "local function op_{name}(ARGV)\n{}\nend\nredis.register_function('{PREFIX}{name}', function(KEYS, ARGV) return finish(op_{name}(begin(ARGV))) end)\n",
+                        "local function op_{name}(ARGV)\n{}\nend\nredis.register_function('{PREFIX}{name}', function(KEYS, ARGV) return end_call(op_{name}(begin(ARGV))) end)\n",
                         include_str!(concat!("lua/", stringify!($name), ".lua")),
                         name = stringify!($name),
                     ));
@@ -76,7 +76,7 @@ functions!(
     delete_agent,
     put_queue,
     delete_queue,
-    outbox_lease,
+    lease,
     typing,
 );
 

@@ -7,6 +7,7 @@
 mod caller;
 mod chat;
 mod counted;
+pub mod email;
 mod functions;
 pub mod keys;
 
@@ -46,6 +47,10 @@ pub enum EngineError {
     AlreadyExists(String),
     #[error("{0}")]
     Unauthenticated(String),
+    /// A concurrent change invalidated what the call was computed from; computing it again
+    /// succeeds (admin changes retry on their own a number of times first).
+    #[error("{0}")]
+    Retry(String),
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("unexpected data in redis: {0}")]
@@ -134,6 +139,15 @@ impl LoggedEvent {
     pub fn kind(&self) -> Option<EventKind> {
         EventKind::parse(&self.typ)
     }
+}
+
+/// What one holder at a time may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease<'a> {
+    /// Delivering the event log to the CRM.
+    Outbox,
+    /// Reading this mailbox.
+    Mailbox(&'a str),
 }
 
 /// The consumer group the CRM deliverer reads the event log through.
@@ -264,7 +278,8 @@ impl Engine {
                 Err(match code {
                     "NOT_FOUND" => EngineError::NotFound(msg),
                     "INVALID" => EngineError::InvalidArgument(msg),
-                    "PRECONDITION" | "RETRY" => EngineError::FailedPrecondition(msg),
+                    "PRECONDITION" => EngineError::FailedPrecondition(msg),
+                    "RETRY" => EngineError::Retry(msg),
                     "EXISTS" => EngineError::AlreadyExists(msg),
                     "UNAUTH" => EngineError::Unauthenticated(msg),
                     other => EngineError::Corrupt(format!("script error code {other:?}: {msg}")),
@@ -276,7 +291,7 @@ impl Engine {
 
     /// A concurrent admin change invalidated the eligibility computed for this one: recompute.
     fn is_retry(r: &Result<Vec<String>>) -> bool {
-        matches!(r, Err(EngineError::FailedPrecondition(m)) if m.contains("changed while computing"))
+        matches!(r, Err(EngineError::Retry(_)))
     }
 
     // ------------------------------------------------------------------ admin
@@ -1054,9 +1069,18 @@ impl Engine {
 
     /// Takes or renews the event-log delivery lease; true while this instance holds it.
     pub async fn outbox_lease(&self, instance: &str, ttl: Duration) -> Result<bool> {
-        let r = self
-            .run("outbox_lease", &self.functions.outbox_lease, &[instance.to_string(), ttl.as_millis().to_string()])
-            .await?;
+        self.lease(Lease::Outbox, instance, Some(ttl.as_millis() as u64)).await
+    }
+
+    /// Takes or renews `lease` for `holder` for `ttl_ms` (true while it holds it), or, with no
+    /// ttl, releases it if `holder` holds it.
+    pub async fn lease(&self, lease: Lease<'_>, holder: &str, ttl_ms: Option<u64>) -> Result<bool> {
+        let (which, name) = match lease {
+            Lease::Outbox => ("outbox", ""),
+            Lease::Mailbox(m) => ("mailbox", m),
+        };
+        let ttl = ttl_ms.map(|t| t.to_string()).unwrap_or_default();
+        let r = self.run("lease", &self.functions.lease, &[which, name, holder, &ttl].map(String::from)).await?;
         Ok(r.first().is_some_and(|s| s == "1"))
     }
 
@@ -1091,9 +1115,8 @@ impl Engine {
         Ok(())
     }
 
-    /// The shared, self-reconnecting connection, for channel adapters that keep their own
-    /// bookkeeping under keys of [`keys::FORMATS`] (e.g. the email channel's IMAP positions).
-    pub fn connection(&self) -> SharedConnection {
+    /// The shared, self-reconnecting connection, for the engine's own modules.
+    pub(crate) fn connection(&self) -> SharedConnection {
         self.con.clone()
     }
 }

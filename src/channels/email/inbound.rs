@@ -26,7 +26,7 @@ use tracing::{debug, info, warn};
 
 use super::config::{AfterProcessing, MailboxConfig, Security};
 use super::ingest::{Ingest, Outcome};
-use super::state::EmailState;
+use switchboard_engine::email::EmailState;
 
 /// Keyword on messages this channel has processed (flag mode), and on those it set aside.
 pub const PROCESSED_KEYWORD: &str = "$Switchboard";

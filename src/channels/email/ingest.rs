@@ -13,9 +13,9 @@ use tracing::{debug, info, warn};
 
 use super::config::{EmailConfig, MailboxConfig};
 use super::parse::{self, Kind, ParsedEmail};
-use super::state::{Conversation, EmailState};
 use super::threading::{self, Candidate, CandidateState, Decision};
 use crate::model::{Channel, InteractionState, NewInteraction};
+use switchboard_engine::email::{Conversation, EmailState};
 use switchboard_engine::{Engine, EngineError};
 
 /// Parsing runs on a blocking thread; a message that takes longer is set aside.

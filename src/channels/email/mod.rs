@@ -4,7 +4,8 @@
 //! - `config.rs`: mailboxes and their accounts, validated; passwords from the environment.
 //! - `parse.rs`: MIME → text, attachments, threading headers, auto-reply/bounce classification.
 //! - `threading.rs`: subject tokens, reply subjects, which conversation a message joins.
-//! - `state.rs`: the channel's bookkeeping in Redis (positions, dedupe, thread map, reply records).
+//! - its bookkeeping in Redis (positions, dedupe, thread map, reply records) is the engine's
+//!   `email` module.
 //! - `ingest.rs`: one received message → an interaction, an appended message, or nothing.
 //! - `inbound.rs`: the IMAP reader per mailbox. `outbound.rs`: replies by SMTP.
 //!
@@ -16,7 +17,6 @@ pub mod inbound;
 pub mod ingest;
 pub mod outbound;
 pub mod parse;
-pub mod state;
 pub mod threading;
 
 use std::sync::Arc;
@@ -66,7 +66,7 @@ impl EmailChannel {
     /// `cancel`. `instance` names this process for the mailbox leases.
     pub fn spawn(self: &Arc<Self>, instance: &str, cancel: CancellationToken) -> Vec<JoinHandle<()>> {
         let ingest = ingest::Ingest::new(self.store.clone(), &self.cfg);
-        let state = state::EmailState::new(&self.store);
+        let state = switchboard_engine::email::EmailState::new(&self.store);
         let mut handles: Vec<JoinHandle<()>> = self
             .cfg
             .mailboxes

@@ -20,11 +20,11 @@ use tracing::{info, warn};
 
 use super::EmailError;
 use super::config::{EmailConfig, MailboxConfig, Security};
-use super::state::{Conversation, EmailState};
 use super::threading;
 use crate::channels::DeliveryError;
 use crate::model::{Interaction, InteractionState, Message};
 use switchboard_engine::Engine;
+use switchboard_engine::email::{Conversation, EmailState};
 
 /// First in-line retry delay; doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);

@@ -11,7 +11,7 @@
 -- Set by begin() at the start of every call: the library's locals outlive a call.
 local NOW
 -- The desktop session (agent, session id) whose request this call serves, if any ('' = none).
--- Pushes for it are not written to the inbox but returned with the reply (see notify, finish).
+-- Pushes for it are not written to the inbox but returned with the reply (see notify, end_call).
 local CALLER_AGENT, CALLER_SESSION = '', ''
 -- Pushes for the calling session as kind, data pairs; the inbox's last entry id before them and
 -- the instance whose inbox it is.
@@ -474,7 +474,7 @@ local function expire_keys(iid)
 end
 
 -- Completed: the slot frees and pulls the next work.
-local function finish(iid, ix)
+local function complete_ix(iid, ix)
   local aid = ix.agent
   redis.call('HSET', K.ix(iid), 'state', 'completed', 't_completed', NOW)
   if aid and aid ~= '' then
@@ -506,7 +506,7 @@ local function end_active(iid, ix, cause)
       set_presence(aid, 'wrap_up', '', 'wrap_up')
     end
   else
-    finish(iid, ix)
+    complete_ix(iid, ix)
   end
 end
 
@@ -520,7 +520,7 @@ local function end_wrap(iid, ix)
       set_presence(aid, 'ready', '', 'wrap_up_ended')
     end
   end
-  finish(iid, ix)
+  complete_ix(iid, ix)
 end
 
 -- Move to another queue at stage 0, keeping age and priority.
@@ -677,7 +677,7 @@ end
 -- Every successful reply ends with the pushes for the calling session: kind, data pairs, then
 -- (if there are any) the inbox id they follow, then their count. A failed operation returns
 -- them to the inbox, where the hub delivers them as usual.
-local function finish(r)
+local function end_call(r)
   if r[1] == 'ok' then
     if #DIRECT > 0 then
       for _, v in ipairs(DIRECT) do r[#r + 1] = v end

@@ -1,15 +1,14 @@
-//! The email channel's own bookkeeping in Redis (key formats in `store/keys.rs`): how far each
+//! The email channel's own bookkeeping in Redis (key formats in `keys.rs`): how far each
 //! mailbox has been read, which messages were processed, which Message-IDs belong to which
 //! conversation, and the state of each reply we send.
 
 use std::collections::HashMap;
 
+use crate::SharedConnection;
 use redis::AsyncCommands;
 use sha2::{Digest, Sha256};
-use switchboard_engine::SharedConnection;
 
-use super::parse::hex32;
-use switchboard_engine::{Engine, EngineError, Keys};
+use crate::{Engine, EngineError, Keys};
 
 /// Kept a little longer than interactions (7 days), so a late reply still finds its thread.
 const THREAD_TTL_SECS: u64 = 8 * 86_400;
@@ -17,8 +16,9 @@ const THREAD_TTL_SECS: u64 = 8 * 86_400;
 /// creates no duplicates.
 const SEEN_TTL_SECS: u64 = 30 * 86_400;
 
+/// The key part for a Message-ID: 16 bytes of its SHA-256, in hex.
 pub fn id_hash(message_id: &str) -> String {
-    hex32(&Sha256::digest(message_id.as_bytes()))
+    Sha256::digest(message_id.as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 /// One email conversation (one interaction).
@@ -46,6 +46,7 @@ pub struct OutRecord {
 
 #[derive(Clone)]
 pub struct EmailState {
+    engine: Engine,
     con: SharedConnection,
     keys: Keys,
 }
@@ -54,7 +55,7 @@ type R<T> = Result<T, EngineError>;
 
 impl EmailState {
     pub fn new(store: &Engine) -> Self {
-        EmailState { con: store.connection(), keys: store.keys().clone() }
+        EmailState { engine: store.clone(), con: store.connection(), keys: store.keys().clone() }
     }
 
     pub async fn cursor(&self, mailbox: &str) -> R<(Option<u32>, u32)> {
@@ -73,26 +74,11 @@ impl EmailState {
 
     /// Takes or renews the right to read a mailbox (one instance at a time).
     pub async fn lease(&self, mailbox: &str, holder: &str, ttl_ms: u64) -> R<bool> {
-        let mut con = self.con.clone();
-        let key = self.keys.email_lease(mailbox);
-        let script = redis::Script::new(
-            r"local cur = redis.call('GET', KEYS[1])
-              if cur == false or cur == ARGV[1] then
-                redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
-              return 0",
-        );
-        let held: i64 = script.key(key).arg(holder).arg(ttl_ms).invoke_async(&mut con).await?;
-        Ok(held == 1)
+        self.engine.lease(crate::Lease::Mailbox(mailbox), holder, Some(ttl_ms)).await
     }
 
     pub async fn release(&self, mailbox: &str, holder: &str) -> R<()> {
-        let mut con = self.con.clone();
-        let key = self.keys.email_lease(mailbox);
-        let script = redis::Script::new(
-            r"if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end return 1",
-        );
-        let _: i64 = script.key(key).arg(holder).invoke_async(&mut con).await?;
-        Ok(())
+        self.engine.lease(crate::Lease::Mailbox(mailbox), holder, None).await.map(|_| ())
     }
 
     pub async fn seen(&self, dedupe_key: &str) -> R<Option<String>> {

@@ -1,0 +1,22 @@
+-- ARGV: lease ('outbox' | 'mailbox'), its name ('' for the outbox), holder, ttl ms ('' = release).
+-- Takes or renews a lease: one holder at a time (the event-log deliverer, so the CRM sees each
+-- interaction's events in order; a mailbox's reader). Releasing frees it only for its holder.
+local which, name, holder, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local key
+if which == 'outbox' then
+  key = K.outbox_lease()
+elseif which == 'mailbox' then
+  key = K.email_lease(name)
+else
+  return err('INVALID', 'lease: unknown lease ' .. tostring(which))
+end
+local cur = redis.call('GET', key)
+if ttl == '' then
+  if cur == holder then redis.call('DEL', key) end
+  return ok('0')
+end
+if not cur or cur == holder then
+  redis.call('SET', key, holder, 'PX', tonumber(ttl))
+  return ok('1')
+end
+return ok('0')
