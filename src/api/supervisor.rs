@@ -5,7 +5,6 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use futures::Stream;
-use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
@@ -15,6 +14,7 @@ use super::pb::{self, supervisor_event::Kind as Ev};
 use super::{agent_state_to_pb, figures_to_pb, interaction_to_pb, status};
 use crate::model;
 use crate::model::EventKind;
+use switchboard_engine::events::EventTail;
 use switchboard_engine::{Engine, EngineError};
 
 /// Queue figures are pushed at most this often per queue.
@@ -165,11 +165,7 @@ impl Watcher {
     /// Snapshot, then follow the event stream: changed agents at once, changed queues at most
     /// once a second each.
     async fn run(mut self, shutdown: CancellationToken) -> Result<(), EngineError> {
-        let mut con = self.store.dedicated_connection().await?;
-        let events = self.store.keys().events();
-        let tail: StreamRangeReply =
-            redis::cmd("XREVRANGE").arg(&events).arg("+").arg("-").arg("COUNT").arg(1).query_async(&mut con).await?;
-        let mut last = tail.ids.first().map(|e| e.id.clone()).unwrap_or_else(|| "0".into());
+        let mut tail = EventTail::from_now(&self.store).await?;
         if self.all_queues {
             self.queues = self.store.list_queue_names().await?.into_iter().collect();
         }
@@ -195,47 +191,37 @@ impl Watcher {
                     }
                 }
             }
-            let opts = StreamReadOptions::default().block(250).count(1000);
-            let keys = [events.as_str()];
-            let ids = [last.as_str()];
-            let reply: Option<StreamReadReply> = tokio::select! {
+            let events = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = self.tx.closed() => return Ok(()),
-                r = redis::AsyncCommands::xread_options(&mut con, &keys, &ids, &opts) => r?,
+                r = tail.next(Duration::from_millis(250), 1000) => r?,
             };
-            for key in reply.map(|r| r.keys).unwrap_or_default() {
-                for e in key.ids {
-                    last = e.id.clone();
-                    let typ: String = e.get("type").unwrap_or_default();
-                    let queue: String = e.get("queue").unwrap_or_default();
-                    let agent: String = e.get("agent").unwrap_or_default();
-                    if typ == "queue_created" && self.all_queues {
-                        self.queues.insert(queue.clone());
+            for e in events {
+                let kind = e.kind();
+                let (queue, agent) = (e.queue, e.agent_id);
+                if kind == Some(EventKind::QueueCreated) && self.all_queues {
+                    self.queues.insert(queue.clone());
+                }
+                if kind == Some(EventKind::QueueDeleted) {
+                    self.queues.remove(&queue);
+                    dirty_q.remove(&queue);
+                    continue;
+                }
+                if !queue.is_empty() && self.queues.contains(&queue) {
+                    dirty_q.insert(queue);
+                }
+                if !agent.is_empty() {
+                    if self.include_agents {
+                        dirty_a.insert(agent);
                     }
-                    if typ == "queue_deleted" {
-                        self.queues.remove(&queue);
-                        dirty_q.remove(&queue);
-                        continue;
-                    }
-                    if !queue.is_empty() && self.queues.contains(&queue) {
-                        dirty_q.insert(queue);
-                    }
-                    if !agent.is_empty() {
-                        if self.include_agents {
-                            dirty_a.insert(agent);
-                        }
-                        // Presence shifts every queue's agent counts and occupancy.
-                        if matches!(
-                            EventKind::parse(&typ),
-                            Some(
-                                EventKind::Presence
-                                    | EventKind::Login
-                                    | EventKind::Disconnected
-                                    | EventKind::AgentUpdated
-                            )
-                        ) {
-                            dirty_q.extend(self.queues.iter().cloned());
-                        }
+                    // Presence shifts every queue's agent counts and occupancy.
+                    if matches!(
+                        kind,
+                        Some(
+                            EventKind::Presence | EventKind::Login | EventKind::Disconnected | EventKind::AgentUpdated
+                        )
+                    ) {
+                        dirty_q.extend(self.queues.iter().cloned());
                     }
                 }
             }

@@ -8,8 +8,10 @@ mod caller;
 mod chat;
 mod counted;
 pub mod email;
+pub mod events;
 mod functions;
 pub mod keys;
+pub mod push;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -978,22 +980,7 @@ impl Engine {
         }
         let keys = [self.keys.events()];
         let reply: Option<redis::streams::StreamReadReply> = con.xread_options(&keys, &[from], &opts).await?;
-        let mut out = Vec::new();
-        for k in reply.map(|r| r.keys).unwrap_or_default() {
-            for e in k.ids {
-                let g = |f: &str| e.get::<String>(f).unwrap_or_default();
-                out.push(LoggedEvent {
-                    typ: g("type"),
-                    interaction_id: g("ix"),
-                    agent_id: g("agent"),
-                    queue: g("queue"),
-                    at_ms: g("at").parse().unwrap_or(0),
-                    details: g("details"),
-                    id: e.id,
-                });
-            }
-        }
-        Ok(out)
+        Ok(events::logged_events(reply))
     }
 
     /// Acknowledges delivered events and trims the log up to the last of them.
