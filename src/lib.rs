@@ -14,7 +14,6 @@ pub mod config;
 pub mod crm;
 pub mod http;
 pub mod hub;
-pub mod outbox;
 pub mod server;
 pub mod telemetry;
 pub mod timers;

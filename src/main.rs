@@ -138,14 +138,14 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
 }
 
 async fn crm(cfg: Config) -> anyhow::Result<()> {
-    let db = switchboard::crm::CrmDb::open(switchboard::server::crm_options(&cfg)).await?;
+    let db = switchboard_crm::CrmDb::open(switchboard::server::crm_options(&cfg)).await?;
     let listener = tokio::net::TcpListener::bind(cfg.crm.listen)
         .await
         .with_context(|| format!("binding CRM listener {}", cfg.crm.listen))?;
     tracing::info!(message = "Built-in CRM serving.", listen = %cfg.crm.listen);
     let shutdown = CancellationToken::new();
     tokio::spawn(on_signal(shutdown.clone()));
-    switchboard::crm::service::serve(db, listener, shutdown).await?;
+    switchboard_crm::serve(db, listener, shutdown).await?;
     Ok(())
 }
 

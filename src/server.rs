@@ -31,7 +31,7 @@ pub enum ServerError {
     #[error("HTTP server: {0}")]
     Http(#[from] std::io::Error),
     #[error("built-in CRM: {0}")]
-    Crm(#[from] crate::crm::CrmError),
+    Crm(#[from] switchboard_crm::CrmError),
     #[error("email channel: {0}")]
     Email(#[from] crate::channels::email::EmailError),
 }
@@ -103,12 +103,12 @@ impl Server {
             let endpoint = if cfg.crm.endpoint.is_empty() {
                 // The built-in CRM runs in-process but is still reached through its gRPC API, so
                 // it is interchangeable with an external one.
-                let db = crate::crm::CrmDb::open(crm_options(&cfg)).await?;
+                let db = switchboard_crm::CrmDb::open(crm_options(&cfg)).await?;
                 let listener = TcpListener::bind("127.0.0.1:0").await?;
                 let addr = listener.local_addr()?;
                 let stop = background.clone();
                 tracker.spawn(async move {
-                    if let Err(error) = crate::crm::service::serve(db, listener, stop).await {
+                    if let Err(error) = switchboard_crm::serve(db, listener, stop).await {
                         warn!(message = "Built-in CRM stopped.", %error);
                     }
                 });
@@ -119,12 +119,17 @@ impl Server {
             let channel = tonic::transport::Endpoint::from_shared(endpoint)?
                 .connect_timeout(Duration::from_secs(5))
                 .connect_lazy();
-            Some(crate::outbox::CrmClient::new(channel))
+            Some(crate::crm::CrmClient::new(channel))
         } else {
             None
         };
         if let Some(client) = &crm {
-            tracker.spawn(crate::outbox::run(store.clone(), client.clone(), instance.clone(), background.clone()));
+            tracker.spawn(crate::crm::delivery::run(
+                store.clone(),
+                client.clone(),
+                instance.clone(),
+                background.clone(),
+            ));
         }
 
         let mut channels = self.channels;
@@ -169,7 +174,7 @@ impl Server {
             .build_v1()?;
 
         let screen_pop = crm.as_ref().map(|client| {
-            Arc::new(crate::crm::client::ScreenPopper::new(
+            Arc::new(crate::crm::screen_pop::ScreenPopper::new(
                 client.clone(),
                 store.clone(),
                 cfg.crm.screen_pop_deadline(),
@@ -238,8 +243,8 @@ impl Server {
     }
 }
 
-pub fn crm_options(cfg: &Config) -> crate::crm::CrmOptions {
-    crate::crm::CrmOptions {
+pub fn crm_options(cfg: &Config) -> switchboard_crm::CrmOptions {
+    switchboard_crm::CrmOptions {
         database_url: cfg.crm.database.clone(),
         default_region: (!cfg.crm.default_region.is_empty()).then(|| cfg.crm.default_region.clone()),
         create_unknown_contacts: cfg.crm.create_unknown_contacts,

@@ -14,7 +14,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use super::pb::{self, agent_event::Kind as Ev, agent_request::Kind as Rq};
 use super::{interaction_to_pb, message_to_pb, offer_to_pb, presence_to_pb, status};
 use crate::channels::Channels;
-use crate::crm::client::{ScreenPopData, ScreenPopper};
+use crate::crm::screen_pop::{ScreenPopData, ScreenPopper};
 use crate::hub::{Delivery, Hub, InboxId, Push};
 use crate::model::{self, InteractionState};
 use switchboard_engine::{self as store, Engine, SessionPushes, TransferTarget};

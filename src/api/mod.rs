@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use tonic::Status;
 
-use crate::crm::client::{PopStatus, ScreenPopData};
+use crate::crm::screen_pop::{PopStatus, ScreenPopData};
 use crate::model::{self, Channel};
 use switchboard_engine::{AgentStatus, EngineError, QueueFigures};
 

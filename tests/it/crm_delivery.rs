@@ -9,8 +9,8 @@ use std::time::Duration;
 use crate::common::*;
 use switchboard::api::pb;
 use switchboard::crm::pb as crm_pb;
-use switchboard::crm::service::CrmService;
-use switchboard::crm::{CrmDb, CrmOptions};
+use switchboard_crm::service::CrmService;
+use switchboard_crm::{CrmDb, CrmOptions};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use switchboard::crm::pb::{self, Channel as Ch, crm_store_client::CrmStoreClient};
-use switchboard::crm::{CrmDb, CrmOptions};
+use switchboard_crm::{CrmDb, CrmOptions};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -61,7 +61,7 @@ impl Crm {
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(switchboard::crm::service::serve(db.clone(), listener, shutdown.clone()));
+        let server = tokio::spawn(switchboard_crm::serve(db.clone(), listener, shutdown.clone()));
         Crm { addr, db, shutdown, server: Some(server), _pg: pg, _dir: dir }
     }
 

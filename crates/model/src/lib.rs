@@ -6,12 +6,13 @@
 //! config loader can hand them to users unchanged.
 //!
 //! - [`validate`]: limits and field checks.
-//! - [`channel`], [`agent`], [`queue`], [`interaction`]: the types.
+//! - [`channel`], [`agent`], [`queue`], [`interaction`], [`contact`]: the types.
 //! - [`routing`]: which pools an agent belongs to, in what order interactions wait.
 //! - [`wire`]: [`EventKind`] and [`PushKind`].
 
 pub mod agent;
 pub mod channel;
+pub mod contact;
 pub mod interaction;
 pub mod queue;
 pub mod routing;
@@ -20,6 +21,7 @@ pub mod wire;
 
 pub use agent::*;
 pub use channel::*;
+pub use contact::*;
 pub use interaction::*;
 pub use queue::*;
 pub use validate::*;

@@ -6,13 +6,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::db::{Contact, HistoryEntry};
-use super::pb;
-use super::service::ms;
-use crate::model::Channel;
+use super::{CrmClient, channel_from_pb, channel_to_pb, ms, pb};
+use crate::model::{Channel, Contact, HistoryEntry};
 use switchboard_engine::Engine;
-
-pub type CrmClient = pb::crm_store_client::CrmStoreClient<tonic::transport::Channel>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PopStatus {
@@ -122,7 +118,7 @@ impl ScreenPopper {
 
     async fn fetch(&self, channel: Channel, address: &str) -> Result<ScreenPopData, tonic::Status> {
         let mut client = self.client.clone();
-        let identity = pb::Identity { channel: super::service::channel_to_pb(channel) as i32, address: address.into() };
+        let identity = pb::Identity { channel: channel_to_pb(channel) as i32, address: address.into() };
         let contact = match client.find_contact(pb::FindContactRequest { identity: Some(identity) }).await {
             Ok(c) => contact_from_pb(c.into_inner()),
             // An unknown customer, or one whose address is not a valid identity: nothing to show.
@@ -152,15 +148,11 @@ impl ScreenPopper {
     }
 }
 
-fn channel_from(v: i32) -> Option<Channel> {
-    super::service::channel_from_pb("", v).ok()
-}
-
 pub fn contact_from_pb(c: pb::Contact) -> Contact {
     Contact {
         id: c.id,
         name: c.name,
-        identities: c.identities.into_iter().filter_map(|i| Some((channel_from(i.channel)?, i.address))).collect(),
+        identities: c.identities.into_iter().filter_map(|i| Some((channel_from_pb(i.channel)?, i.address))).collect(),
         fields: c.fields.into_iter().collect(),
         created_ms: ms(c.created_at.as_ref()),
         updated_ms: ms(c.updated_at.as_ref()),
@@ -170,7 +162,7 @@ pub fn contact_from_pb(c: pb::Contact) -> Contact {
 pub fn history_from_pb(h: pb::HistoryEntry) -> HistoryEntry {
     HistoryEntry {
         interaction_id: h.interaction_id,
-        channel: channel_from(h.channel),
+        channel: channel_from_pb(h.channel),
         queue: h.queue,
         agent_id: h.agent_id,
         started_ms: ms(h.started_at.as_ref()),

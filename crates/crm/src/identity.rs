@@ -1,7 +1,7 @@
 //! Identity normalization: the same person is found whichever way they wrote their number or
 //! address. Phone numbers become E.164, email addresses lower case, chat ids are kept as given.
 
-use crate::model::Channel;
+use switchboard_model::Channel;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

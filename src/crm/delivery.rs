@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::crm::pb;
-use crate::crm::service::channel_to_pb;
+use super::{CrmClient, channel_to_pb, pb, ts};
 use crate::model::{Channel, EventKind};
 use switchboard_engine::{Engine, LoggedEvent};
 
@@ -18,8 +17,6 @@ const BATCH: usize = 500;
 const LEASE_TTL: Duration = Duration::from_secs(10);
 const LEASE_RENEW: Duration = Duration::from_secs(3);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
-pub use crate::crm::client::CrmClient;
 
 /// The CRM event for a log entry. Event ids carry the routing domain, so one CRM can serve many.
 pub fn to_crm_event(key_root: &str, e: &LoggedEvent) -> pb::Event {
@@ -35,7 +32,7 @@ pub fn to_crm_event(key_root: &str, e: &LoggedEvent) -> pb::Event {
         id: format!("{key_root}{}", e.id),
         interaction_id: e.interaction_id.clone(),
         r#type: e.typ.clone(),
-        at: crate::crm::service::ts(e.at_ms as i64),
+        at: ts(e.at_ms as i64),
         agent_id: e.agent_id.clone(),
         queue: e.queue.clone(),
         channel,

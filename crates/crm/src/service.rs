@@ -6,9 +6,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use super::db::{Contact, CrmDb, CrmError, HistoryEntry, LogEvent};
-use super::pb;
-use crate::model::Channel;
+use crate::db::{CrmDb, CrmError, LogEvent};
+use switchboard_model::Channel;
+use switchboard_model::{Contact, HistoryEntry};
+use switchboard_proto::crm as pb;
 
 /// The one place where CRM errors become gRPC statuses.
 fn status(e: CrmError) -> Status {
@@ -43,7 +44,7 @@ pub fn channel_to_pb(c: Channel) -> pb::Channel {
     }
 }
 
-pub(crate) fn ts(ms: i64) -> Option<prost_types::Timestamp> {
+pub fn ts(ms: i64) -> Option<prost_types::Timestamp> {
     (ms > 0).then(|| prost_types::Timestamp { seconds: ms / 1000, nanos: ((ms % 1000) * 1_000_000) as i32 })
 }
 

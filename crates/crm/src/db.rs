@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
-use super::identity::{self, IdentityError};
-use crate::model::{Channel, EventKind};
+use crate::identity::{self, IdentityError};
+use switchboard_model::{Channel, Contact, EventKind, HistoryEntry};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/crm");
 
@@ -47,30 +47,6 @@ pub struct CrmOptions {
     pub default_region: Option<String>,
     /// Create a contact the first time an unknown customer gets in touch.
     pub create_unknown_contacts: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Contact {
-    pub id: String,
-    pub name: String,
-    pub identities: Vec<(Channel, String)>,
-    pub fields: BTreeMap<String, String>,
-    pub created_ms: i64,
-    pub updated_ms: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HistoryEntry {
-    pub interaction_id: String,
-    pub channel: Option<Channel>,
-    pub queue: String,
-    pub agent_id: String,
-    pub started_ms: i64,
-    pub ended_ms: i64,
-    pub outcome: String,
-    pub disposition: String,
-    pub notes: String,
-    pub summary: String,
 }
 
 /// One interaction-log event, as the routing core emits it.
@@ -238,7 +214,7 @@ impl CrmDb {
         identities: &[(Channel, String)],
         fields: &BTreeMap<String, String>,
     ) -> Result<Contact> {
-        crate::model::validate_len("name", name, crate::model::MAX_NAME_LEN)
+        switchboard_model::validate_len("name", name, switchboard_model::MAX_NAME_LEN)
             .map_err(|e| CrmError::Invalid(e.to_string()))?;
         if identities.len() > 50 {
             return Err(CrmError::Invalid("identities: at most 50".into()));
@@ -250,7 +226,7 @@ impl CrmDb {
             if k.is_empty() || k.len() > 128 {
                 return Err(CrmError::Invalid(format!("fields: key {k:?} must be 1..=128 bytes")));
             }
-            crate::model::validate_len(&format!("fields.{k}"), v, 4096)
+            switchboard_model::validate_len(&format!("fields.{k}"), v, 4096)
                 .map_err(|e| CrmError::Invalid(e.to_string()))?;
         }
         let mut normalized = Vec::new();
@@ -449,7 +425,7 @@ impl CrmDb {
             if e.typ.is_empty() || e.typ.len() > 64 {
                 return Err(CrmError::Invalid(format!("events[{i}].type: must be 1..=64 bytes")));
             }
-            crate::model::validate_len(&format!("events[{i}].interaction_id"), &e.interaction_id, 128)
+            switchboard_model::validate_len(&format!("events[{i}].interaction_id"), &e.interaction_id, 128)
                 .map_err(|x| CrmError::Invalid(x.to_string()))?;
             if !e.details.is_object() {
                 return Err(CrmError::Invalid(format!("events[{i}].details_json: must be a JSON object")));
@@ -495,7 +471,7 @@ impl CrmDb {
         let s = |k: &str| e.details.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
         let ix = e.interaction_id.as_str();
         if e.kind() == Some(EventKind::Created) {
-            let channel = e.channel.map(super::super::model::Channel::as_str).unwrap_or_default();
+            let channel = e.channel.map(Channel::as_str).unwrap_or_default();
             sqlx::query(
                 "INSERT INTO interactions (id, channel, customer_address, queue, started_ms) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (id) DO NOTHING",
