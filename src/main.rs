@@ -8,7 +8,7 @@ use switchboard::config::{Config, ProcessEnv};
 
 // With 10,000 agent streams glibc's malloc spent nearly as much CPU as the daemon's own code
 // (most of its calls from parsing Redis replies: a small allocation per value);
-// jemalloc cuts the daemon's CPU per routing decision by a third (README, "Benchmarks").
+// jemalloc cuts the daemon's CPU per routing decision by a third (`docs/benchmarks.md`).
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -30,7 +30,7 @@ use switchboard_testkit::RedisServer;
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// Routing throughput and latency against a Redis of its own (README, "Benchmarks").
+/// Routing throughput and latency against a Redis of its own (`docs/benchmarks.md`).
 #[derive(clap::Parser)]
 #[command(version, about)]
 struct Cli {
