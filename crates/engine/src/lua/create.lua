@@ -7,11 +7,7 @@ if idem ~= '' then
 end
 local q = queue_cfg(queue)
 if not q then return err('NOT_FOUND', 'queue: no queue named "' .. queue .. '"') end
-local served = false
-for _, c in ipairs(q.channels) do
-  if c == ch then served = true end
-end
-if not served then
+if not takes(q, ch) then
   return err('INVALID', 'channel: queue "' .. queue .. '" does not take ' .. ch .. ' interactions')
 end
 local pri = q.pri

@@ -68,6 +68,15 @@ local function queue_cfg(name)
   return q
 end
 
+-- Does queue config `q` (nil: no such queue) take interactions of channel `ch`?
+local function takes(q, ch)
+  if not q then return false end
+  for _, c in ipairs(q.channels) do
+    if c == ch then return true end
+  end
+  return false
+end
+
 local function pool_queue(pool)
   return string.match(pool, '^(.*)#%d+$')
 end

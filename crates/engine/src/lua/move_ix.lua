@@ -11,11 +11,7 @@ local stay = clear and (queue == '' or queue == ix.queue)
 if not stay then
   local q = queue_cfg(queue)
   if not q then return err('NOT_FOUND', 'queue: no queue named "' .. queue .. '"') end
-  local served = false
-  for _, c in ipairs(q.channels) do
-    if c == ix.ch then served = true end
-  end
-  if not served then return err('INVALID', 'queue: "' .. queue .. '" does not take ' .. ix.ch .. ' interactions') end
+  if not takes(q, ix.ch) then return err('INVALID', 'queue: "' .. queue .. '" does not take ' .. ix.ch .. ' interactions') end
 end
 -- Checked: from here on nothing fails.
 if clear then

@@ -29,14 +29,7 @@ local function fire_escalation(iid, qseq, j)
   redis.call('HSET', K.ix(iid), 'esc', '')
   ix.esc = ''
   if step.overflow then
-    local to = queue_cfg(step.overflow)
-    local served = false
-    if to then
-      for _, c in ipairs(to.channels) do
-        if c == ix.ch then served = true end
-      end
-    end
-    if not served then
+    if not takes(queue_cfg(step.overflow), ix.ch) then
       emit(EV.escalation_failed, iid, '', ix.queue, { overflow = step.overflow, why = 'queue missing or does not take the channel' })
       return
     end

@@ -8,11 +8,7 @@ end
 if kind == 'queue' then
   local q = queue_cfg(target)
   if not q then return err('NOT_FOUND', 'queue: no queue named "' .. target .. '"') end
-  local served = false
-  for _, c in ipairs(q.channels) do
-    if c == ix.ch then served = true end
-  end
-  if not served then return err('INVALID', 'queue: "' .. target .. '" does not take ' .. ix.ch .. ' interactions') end
+  if not takes(q, ix.ch) then return err('INVALID', 'queue: "' .. target .. '" does not take ' .. ix.ch .. ' interactions') end
 else
   if target == aid then return err('INVALID', 'agent_id: cannot transfer to yourself') end
   if redis.call('EXISTS', K.agent(target)) == 0 then
