@@ -1,9 +1,9 @@
 //! Delivers routing pushes to the agent desktop streams this instance holds.
 //!
-//! Scripts push to the inbox stream of the instance that holds an agent's session (any instance
-//! may have made the decision). The hub reads its inbox, resolves each push into domain data, and
+//! Routing functions push to the inbox stream of the instance that holds an agent's session (any instance
+//! may have made the decision). The hub reads its inbox and has the engine resolve each push, and
 //! hands it to the session — if that session is still the agent's current one here. Pushes that
-//! a session's own request causes come back with the request's reply instead (`store::caller`);
+//! a session's own request causes come back with the request's reply instead (the engine's `caller`);
 //! the hub's read position ([`Hub::delivered_through`]) is what keeps them in order with these.
 
 use std::collections::HashMap;
@@ -14,9 +14,9 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use switchboard_engine::push::{Inbox, InboxEntry};
+use switchboard_engine::Engine;
+use switchboard_engine::push::Inbox;
 pub use switchboard_engine::push::{InboxId, Push};
-use switchboard_engine::{Engine, SessionPushes};
 
 /// A push as handed to a session, with the inbox entry it came from.
 pub type Delivery = (InboxId, Push);
@@ -136,46 +136,5 @@ impl Hub {
     pub async fn delivered_through(&self, after: InboxId, within: Duration) -> bool {
         let mut rx = self.delivered.subscribe();
         matches!(tokio::time::timeout(within, rx.wait_for(|d| *d >= after)).await, Ok(Ok(_)))
-    }
-
-    /// The pushes a reply returned for `agent`'s calling `session`, resolved as the inbox's are.
-    /// If they cannot be (the reads fail), they go to the inbox after all, so none is lost.
-    pub async fn resolve_for_session(&self, agent: &str, session: &str, pushes: &SessionPushes) -> Vec<Push> {
-        let raw: Vec<InboxEntry> = pushes
-            .pushes
-            .iter()
-            .map(|(kind, data)| InboxEntry {
-                id: String::new(),
-                agent: agent.to_string(),
-                session: session.to_string(),
-                kind: kind.clone(),
-                data: data.clone(),
-            })
-            .collect();
-        match self.store.resolve_pushes(&raw).await {
-            Ok(resolved) => raw
-                .iter()
-                .zip(resolved)
-                .filter_map(|(r, push)| match push {
-                    Ok(push) => {
-                        metrics::counter!("switchboard_pushes_total", "kind" => r.kind.clone()).increment(1);
-                        push
-                    }
-                    Err(error) => {
-                        warn!(message = "Could not resolve a push.", %error, kind = %r.kind, agent = %r.agent);
-                        None
-                    }
-                })
-                .collect(),
-            Err(error) => {
-                warn!(message = "Could not read what a reply's pushes refer to; sending them through the inbox.", %error);
-                for r in &raw {
-                    if let Err(error) = self.store.push(&self.instance, &r.agent, &r.session, &r.kind, &r.data).await {
-                        warn!(message = "A push for a session was lost.", %error, kind = %r.kind, agent = %r.agent);
-                    }
-                }
-                Vec::new()
-            }
-        }
     }
 }

@@ -17,7 +17,7 @@ use crate::channels::Channels;
 use crate::crm::screen_pop::{ScreenPopData, ScreenPopper};
 use crate::hub::{Delivery, Hub, InboxId, Push};
 use crate::model::{self, InteractionState};
-use switchboard_engine::{self as store, Engine, SessionPushes, TransferTarget};
+use switchboard_engine::{Caller, Engine, Returned, TransferTarget};
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::AgentEvent, Status>> + Send>>;
 
@@ -94,14 +94,15 @@ impl pb::agent_desktop_server::AgentDesktop for AgentDesktopService {
         let _ = out_tx.send(Ok(event(Ev::Ack(pb::Ack { request_id: first.request_id, ..Default::default() })))).await;
 
         let svc = self.clone();
+        let caller = Caller::new(&agent, &session, self.hub.instance());
         let span = info_span!("agent_session", agent = %agent, session = %session);
         self.tasks.spawn(
             async move {
                 // A push the hub handed over after those a reply returned: shown next.
-                let mut held: Option<Push> = None;
+                let mut held: Option<Delivery> = None;
                 let mut shutting_down = false;
                 loop {
-                    if let Some(push) = held.take() {
+                    if let Some((_, push)) = held.take() {
                         if !svc.show(&out_tx, push).await {
                             break;
                         }
@@ -132,18 +133,9 @@ impl pb::agent_desktop_server::AgentDesktop for AgentDesktopService {
                                 None => break,
                             };
                             let request_id = req.request_id.clone();
-                            let accept = matches!(req.kind, Some(Rq::Accept(_)));
-                            let (result, pushes) = store::in_session(&agent, &session, svc.handle(&agent, req)).await;
-                            let mut assigned = None;
+                            let result = svc.handle(&caller, req).await;
                             let reply = match result {
-                                Ok(ack) => {
-                                    // The store makes no `assigned` push to the session that
-                                    // accepted (it saves the hub a read): the session shows it.
-                                    if accept {
-                                        assigned = ack.interaction.clone();
-                                    }
-                                    Ev::Ack(pb::Ack { request_id, ..ack })
-                                }
+                                Ok(ack) => Ev::Ack(pb::Ack { request_id, ..ack }),
                                 Err(s) => Ev::Error(pb::RequestError {
                                     request_id,
                                     code: s.code() as i32,
@@ -153,16 +145,19 @@ impl pb::agent_desktop_server::AgentDesktop for AgentDesktopService {
                             if out_tx.send(Ok(event(reply))).await.is_err() {
                                 break;
                             }
-                            if let Some(ix) = assigned
-                                && out_tx.send(Ok(event(Ev::Assigned(pb::Assigned { interaction: Some(ix) })))).await.is_err()
-                            {
-                                break;
-                            }
-                            if !pushes.is_empty() {
-                                match svc.show_returned(&agent, &session, &out_tx, &mut push_rx, &pushes).await {
+                            // What the request's own calls returned for this session, after the ack.
+                            let mut open = true;
+                            for batch in caller.take_returned() {
+                                match svc.show_returned(&agent, &out_tx, &mut push_rx, held.take(), batch).await {
                                     Some(next) => held = next,
-                                    None => break,
+                                    None => {
+                                        open = false;
+                                        break;
+                                    }
                                 }
+                            }
+                            if !open {
+                                break;
                             }
                         }
                     }
@@ -202,13 +197,16 @@ fn push_to_event(push: Push) -> pb::AgentEvent {
 }
 
 /// The pushes the hub has handed over up to inbox id `after`, in order, and the first after it.
-fn handed_over_through(inbox: &mut mpsc::UnboundedReceiver<Delivery>, after: InboxId) -> (Vec<Push>, Option<Push>) {
+fn handed_over_through(
+    inbox: &mut mpsc::UnboundedReceiver<Delivery>,
+    after: InboxId,
+) -> (Vec<Delivery>, Option<Delivery>) {
     let mut before = Vec::new();
-    while let Ok((id, push)) = inbox.try_recv() {
-        if id > after {
-            return (before, Some(push));
+    while let Ok(d) = inbox.try_recv() {
+        if d.0 > after {
+            return (before, Some(d));
         }
-        before.push(push);
+        before.push(d);
     }
     (before, None)
 }
@@ -260,29 +258,39 @@ impl AgentDesktopService {
         out.send(Ok(event)).await.is_ok() && !closing
     }
 
-    /// Shows the pushes a request's reply returned for this session, after every push the inbox
-    /// held for it before them. Returns the first push the hub handed over that comes after them
-    /// (to be shown next), or None once the stream has ended.
+    /// Shows the pushes one of a request's calls returned for this session, after every push the
+    /// inbox held for it up to the id they follow (`held`: one the hub already handed over, later
+    /// than an earlier batch's). Returns the first push handed over after them (to be shown next),
+    /// or None once the stream has ended.
     async fn show_returned(
         &self,
         agent: &str,
-        session: &str,
         out: &mpsc::Sender<Result<pb::AgentEvent, Status>>,
         inbox: &mut mpsc::UnboundedReceiver<Delivery>,
-        pushes: &SessionPushes,
-    ) -> Option<Option<Push>> {
-        let after = InboxId::parse(&pushes.after).unwrap_or_default();
+        held: Option<Delivery>,
+        batch: Returned,
+    ) -> Option<Option<Delivery>> {
+        let after = batch.after;
         if !self.hub.delivered_through(after, INBOX_CATCH_UP).await {
             // The hub is stuck (Redis unreachable?): showing them now beats holding the desktop.
             warn!(message = "The inbox was not read up to a reply's pushes in time; showing them anyway.", agent);
         }
-        let (before, next) = handed_over_through(inbox, after);
-        for push in before {
+        let (before, next) = match held {
+            // Everything still in the channel comes after `held`, itself after these pushes.
+            Some(h) if h.0 > after => (Vec::new(), Some(h)),
+            Some(h) => {
+                let (mut before, next) = handed_over_through(inbox, after);
+                before.insert(0, h);
+                (before, next)
+            }
+            None => handed_over_through(inbox, after),
+        };
+        for (_, push) in before {
             if !self.show(out, push).await {
                 return None;
             }
         }
-        for push in self.hub.resolve_for_session(agent, session, pushes).await {
+        for push in batch.pushes {
             if !self.show(out, push).await {
                 return None;
             }
@@ -299,19 +307,19 @@ impl AgentDesktopService {
         info!(message = "Agent stream closed.", agent, session, release_offers);
     }
 
-    async fn handle(&self, agent: &str, req: pb::AgentRequest) -> Result<pb::Ack, Status> {
+    async fn handle(&self, caller: &Caller, req: pb::AgentRequest) -> Result<pb::Ack, Status> {
         let started = std::time::Instant::now();
         let (op, result) = match req.kind {
             None => ("none", Err(Status::invalid_argument("request: no request kind set"))),
             Some(Rq::Login(_)) => ("login", Err(Status::failed_precondition("login: already logged in"))),
-            Some(Rq::SetPresence(p)) => ("set_presence", self.set_presence(agent, p).await),
-            Some(Rq::Accept(a)) => ("accept", self.accept(agent, a).await),
-            Some(Rq::Reject(r)) => ("reject", self.reject(agent, r).await),
-            Some(Rq::SendReply(r)) => ("send_reply", self.send_reply(agent, r).await),
-            Some(Rq::Complete(c)) => ("complete", self.complete(agent, c).await),
-            Some(Rq::EndWrapUp(e)) => ("end_wrap_up", self.end_wrap_up(agent, e).await),
-            Some(Rq::Transfer(t)) => ("transfer", self.transfer(agent, t).await),
-            Some(Rq::SetTyping(t)) => ("set_typing", self.set_typing(agent, t).await),
+            Some(Rq::SetPresence(p)) => ("set_presence", self.set_presence(caller, p).await),
+            Some(Rq::Accept(a)) => ("accept", self.accept(caller, a).await),
+            Some(Rq::Reject(r)) => ("reject", self.reject(caller, r).await),
+            Some(Rq::SendReply(r)) => ("send_reply", self.send_reply(caller, r).await),
+            Some(Rq::Complete(c)) => ("complete", self.complete(caller, c).await),
+            Some(Rq::EndWrapUp(e)) => ("end_wrap_up", self.end_wrap_up(caller, e).await),
+            Some(Rq::Transfer(t)) => ("transfer", self.transfer(caller, t).await),
+            Some(Rq::SetTyping(t)) => ("set_typing", self.set_typing(caller, t).await),
         };
         let code = match &result {
             Ok(_) => "ok".to_string(),
@@ -322,29 +330,29 @@ impl AgentDesktopService {
         result
     }
 
-    async fn set_presence(&self, agent: &str, p: pb::SetPresence) -> Result<pb::Ack, Status> {
+    async fn set_presence(&self, caller: &Caller, p: pb::SetPresence) -> Result<pb::Ack, Status> {
         let presence = super::presence_from_pb("presence", p.presence.as_ref())?;
-        self.store.set_presence(agent, &presence, "agent").await.map_err(status)?;
-        let st = self.store.agent_status(agent).await.map_err(status)?;
+        self.store.calls(caller).set_presence(&presence, "agent").await.map_err(status)?;
+        let st = self.store.agent_status(caller.agent()).await.map_err(status)?;
         Ok(pb::Ack { agent: Some(super::agent_state_to_pb(&st)), ..Default::default() })
     }
 
-    async fn accept(&self, agent: &str, a: pb::AcceptOffer) -> Result<pb::Ack, Status> {
+    async fn accept(&self, caller: &Caller, a: pb::AcceptOffer) -> Result<pb::Ack, Status> {
         let iid = required("interaction_id", &a.interaction_id)?;
-        let ix = self.store.accept(agent, iid).await.map_err(status)?;
+        let ix = self.store.calls(caller).accept(iid).await.map_err(status)?;
         Ok(pb::Ack { interaction: Some(interaction_to_pb(&ix)), ..Default::default() })
     }
 
-    async fn reject(&self, agent: &str, r: pb::RejectOffer) -> Result<pb::Ack, Status> {
+    async fn reject(&self, caller: &Caller, r: pb::RejectOffer) -> Result<pb::Ack, Status> {
         let iid = required("interaction_id", &r.interaction_id)?;
-        self.store.reject(agent, iid, &r.reason).await.map_err(status)?;
+        self.store.calls(caller).reject(iid, &r.reason).await.map_err(status)?;
         let ix = self.store.get_interaction(iid, false).await.map_err(status)?;
         Ok(pb::Ack { interaction: Some(interaction_to_pb(&ix)), ..Default::default() })
     }
 
-    async fn send_reply(&self, agent: &str, r: pb::SendReply) -> Result<pb::Ack, Status> {
+    async fn send_reply(&self, caller: &Caller, r: pb::SendReply) -> Result<pb::Ack, Status> {
         let iid = required("interaction_id", &r.interaction_id)?;
-        let msg = self.store.reply(agent, iid, &r.body).await.map_err(status)?;
+        let msg = self.store.calls(caller).reply(iid, &r.body).await.map_err(status)?;
         let ix = self.store.get_interaction(iid, false).await.map_err(status)?;
         // Stored first (durable), then handed to the channel; a failed hand-off is reported, the
         // message stays in the thread.
@@ -355,25 +363,25 @@ impl AgentDesktopService {
         Ok(pb::Ack { message: Some(message_to_pb(&msg)), ..Default::default() })
     }
 
-    async fn set_typing(&self, agent: &str, t: pb::SetTyping) -> Result<pb::Ack, Status> {
+    async fn set_typing(&self, caller: &Caller, t: pb::SetTyping) -> Result<pb::Ack, Status> {
         let iid = required("interaction_id", &t.interaction_id)?;
-        self.store.agent_typing(agent, iid, t.typing).await.map_err(status)?;
+        self.store.calls(caller).agent_typing(iid, t.typing).await.map_err(status)?;
         Ok(pb::Ack::default())
     }
 
-    async fn complete(&self, agent: &str, c: pb::CompleteInteraction) -> Result<pb::Ack, Status> {
+    async fn complete(&self, caller: &Caller, c: pb::CompleteInteraction) -> Result<pb::Ack, Status> {
         let iid = required("interaction_id", &c.interaction_id)?;
-        let ix = self.store.complete(agent, iid, &c.disposition, &c.notes).await.map_err(status)?;
+        let ix = self.store.calls(caller).complete(iid, &c.disposition, &c.notes).await.map_err(status)?;
         Ok(pb::Ack { interaction: Some(interaction_to_pb(&ix)), ..Default::default() })
     }
 
-    async fn end_wrap_up(&self, agent: &str, e: pb::EndWrapUp) -> Result<pb::Ack, Status> {
+    async fn end_wrap_up(&self, caller: &Caller, e: pb::EndWrapUp) -> Result<pb::Ack, Status> {
         let iid = required("interaction_id", &e.interaction_id)?;
-        let ix = self.store.end_wrap_up(agent, iid, &e.disposition, &e.notes).await.map_err(status)?;
+        let ix = self.store.calls(caller).end_wrap_up(iid, &e.disposition, &e.notes).await.map_err(status)?;
         Ok(pb::Ack { interaction: Some(interaction_to_pb(&ix)), ..Default::default() })
     }
 
-    async fn transfer(&self, agent: &str, t: pb::TransferInteraction) -> Result<pb::Ack, Status> {
+    async fn transfer(&self, caller: &Caller, t: pb::TransferInteraction) -> Result<pb::Ack, Status> {
         use pb::transfer_interaction::Target;
         let iid = required("interaction_id", &t.interaction_id)?;
         let target = match t.target {
@@ -391,7 +399,7 @@ impl AgentDesktopService {
             }
             None => return Err(Status::invalid_argument("target: a queue or an agent_id is required")),
         };
-        let ix = self.store.transfer(agent, iid, &target, t.priority_boost).await.map_err(status)?;
+        let ix = self.store.calls(caller).transfer(iid, &target, t.priority_boost).await.map_err(status)?;
         Ok(pb::Ack { interaction: Some(interaction_to_pb(&ix)), ..Default::default() })
     }
 }
@@ -412,8 +420,8 @@ mod tests {
             tx.send((id(i), revoked(ix))).unwrap();
         }
         let (before, next) = handed_over_through(&mut rx, id("7-1"));
-        assert_eq!(before, vec![revoked("a"), revoked("b")]);
-        assert_eq!(next, Some(revoked("c")));
+        assert_eq!(before, vec![(id("5-0"), revoked("a")), (id("7-1"), revoked("b"))]);
+        assert_eq!(next, Some((id("7-2"), revoked("c"))));
         // The rest stays in the channel, in order.
         assert_eq!(rx.try_recv().unwrap(), (id("9-0"), revoked("d")));
     }
@@ -423,7 +431,7 @@ mod tests {
         let (tx, mut rx) = mpsc::unbounded_channel();
         tx.send((InboxId::parse("3-0").unwrap(), revoked("a"))).unwrap();
         let (before, next) = handed_over_through(&mut rx, InboxId::parse("3-0").unwrap());
-        assert_eq!(before, vec![revoked("a")]);
+        assert_eq!(before, vec![(InboxId::parse("3-0").unwrap(), revoked("a"))]);
         assert_eq!(next, None);
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::common::RedisServer;
 use switchboard::hub::{InboxId, Push};
 use switchboard::model::*;
-use switchboard_engine::{Engine, EngineError, EngineOptions, TransferTarget, in_session};
+use switchboard_engine::{Caller, Engine, EngineError, EngineOptions, Returned, TransferTarget};
 
 struct S {
     redis: RedisServer,
@@ -860,24 +860,55 @@ async fn assigned_pushes(s: &S) -> Vec<String> {
     inbox_entries(s, "a").await.into_iter().filter(|e| e.1 == "assigned").map(|e| e.2).collect()
 }
 
+/// A call made through `caller`: its result, and the pushes its reply returned for the session.
+async fn by_session<T>(
+    caller: &Caller,
+    f: impl std::future::Future<Output = Result<T, EngineError>>,
+) -> (Result<T, EngineError>, Vec<Returned>) {
+    let r = f.await;
+    (r, caller.take_returned())
+}
+
+fn kinds(returned: &[Returned]) -> Vec<&'static str> {
+    returned
+        .iter()
+        .flat_map(|b| &b.pushes)
+        .map(|p| match p {
+            Push::Offer(_) => "offer",
+            Push::Assigned(_) => "assigned",
+            Push::Presence { .. } => "presence",
+            Push::Revoked { .. } => "revoked",
+            _ => "other",
+        })
+        .collect()
+}
+
+/// The assignment is one more push: to the accepting session with the accept's reply, to any
+/// other session (or with no session behind the accept) through the inbox.
 #[tokio::test]
-async fn only_a_session_that_did_not_accept_is_pushed_the_assignment() {
+async fn the_assignment_reaches_the_session_like_any_push() {
     let s = S::new().await;
     s.queue(q("sales", &[])).await;
     s.agent_with("a", &[], chat_only(3), None).await;
     s.ready("a").await;
     let (one, two, three) = (s.chat("sales", "c1").await, s.chat("sales", "c2").await, s.chat("sales", "c3").await);
 
-    // Accepted from the agent's own desktop session: its reply carries the interaction, which
-    // the session shows as assigned itself, so nothing is pushed.
-    let (ix, pushes) = in_session("a", "sess-a", s.store.accept("a", &one.id)).await;
+    // Accepted from the agent's own desktop session: the assignment comes back with the reply,
+    // carrying the interaction, and nothing goes to the inbox.
+    let caller = Caller::new("a", "sess-a", INSTANCE);
+    let (ix, returned) = by_session(&caller, s.store.calls(&caller).accept(&one.id)).await;
     assert_eq!(ix.unwrap().state, InteractionState::Active);
-    assert!(pushes.is_empty());
+    assert_eq!(kinds(&returned), ["assigned"]);
+    assert!(
+        matches!(&returned[0].pushes[0], Push::Assigned(ix) if ix.id == one.id && ix.state == InteractionState::Active)
+    );
     assert!(assigned_pushes(&s).await.is_empty());
 
     // Accepted by a session a new login has replaced meanwhile: the current session is told.
     s.store.login("a", "tok-a", INSTANCE, "sess-a2").await.unwrap();
-    in_session("a", "sess-a", s.store.accept("a", &two.id)).await.0.unwrap();
+    let (r, returned) = by_session(&caller, s.store.calls(&caller).accept(&two.id)).await;
+    r.unwrap();
+    assert!(returned.is_empty());
     assert_eq!(assigned_pushes(&s).await, ["sess-a2"]);
 
     // Accepted with no session behind it: pushed too.
@@ -909,13 +940,14 @@ async fn the_next_offer_for_the_requesting_session_comes_with_the_reply() {
     // Going ready from the desktop pulls the waiting chat: the offer comes with the reply.
     let one = s.chat("sales", "c1").await;
     let before = inbox_entries(&s, "a").await;
-    let (r, pushes) = in_session("a", "sess-a", s.store.set_presence("a", &Presence::Ready, "agent")).await;
+    let caller = Caller::new("a", "sess-a", INSTANCE);
+    let (r, returned) = by_session(&caller, s.store.calls(&caller).set_presence(&Presence::Ready, "agent")).await;
     r.unwrap();
-    assert_eq!(pushes.pushes.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["presence", "offer"]);
-    assert_eq!(pushes.after, before.last().map(|e| e.0.clone()).unwrap_or_else(|| "0-0".into()));
+    assert_eq!(kinds(&returned), ["presence", "offer"]);
+    let inbox_id = |e: Option<&(String, String, String)>| InboxId::parse(e.map_or("0-0", |e| e.0.as_str())).unwrap();
+    assert_eq!(returned[0].after, inbox_id(before.last()));
     assert_eq!(inbox_entries(&s, "a").await, before, "nothing for the requesting session went to the inbox");
-    let offer: serde_json::Value = serde_json::from_str(&pushes.pushes[1].1).unwrap();
-    assert_eq!(offer["ix"], one.id.as_str());
+    assert!(matches!(&returned[0].pushes[1], Push::Offer(ix) if ix.id == one.id));
     assert_eq!(s.offered_to(&one.id).await.as_deref(), Some("a"));
 
     // A chat created by someone else while the agent is busy waits; an earlier push (the
@@ -925,26 +957,25 @@ async fn the_next_offer_for_the_requesting_session_comes_with_the_reply() {
     assert_eq!(s.ix(&two.id).await.state, InteractionState::Queued);
     let before = inbox_entries(&s, "a").await;
     assert_eq!(before.last().map(|e| e.1.as_str()), Some("assigned"));
-    let (r, pushes) = in_session("a", "sess-a", s.store.complete("a", &one.id, "done", "")).await;
+    let (r, returned) = by_session(&caller, s.store.calls(&caller).complete(&one.id, "done", "")).await;
     assert_eq!(r.unwrap().state, InteractionState::Completed);
-    assert_eq!(pushes.pushes.len(), 1);
-    assert_eq!(pushes.pushes[0].0, "offer");
-    assert_eq!(pushes.after, before.last().unwrap().0);
+    assert_eq!(kinds(&returned), ["offer"]);
+    assert_eq!(returned[0].after, inbox_id(before.last()));
     assert_eq!(inbox_entries(&s, "a").await, before);
     assert_eq!(s.offered_to(&two.id).await.as_deref(), Some("a"));
 
     // A failed request returns nothing and pushes nothing.
-    let (r, pushes) = in_session("a", "sess-a", s.store.complete("a", &one.id, "done", "")).await;
+    let (r, returned) = by_session(&caller, s.store.calls(&caller).complete(&one.id, "done", "")).await;
     assert!(matches!(r, Err(EngineError::FailedPrecondition(_))), "{r:?}");
-    assert!(pushes.is_empty());
+    assert!(returned.is_empty());
 
     // The same request from a session a new login has replaced: the current one is pushed to.
     s.store.accept("a", &two.id).await.unwrap();
     let three = s.chat("sales", "c3").await;
     s.store.login("a", "tok-a", INSTANCE, "sess-a2").await.unwrap();
-    let (r, pushes) = in_session("a", "sess-a", s.store.complete("a", &two.id, "done", "")).await;
+    let (r, returned) = by_session(&caller, s.store.calls(&caller).complete(&two.id, "done", "")).await;
     r.unwrap();
-    assert!(pushes.is_empty());
+    assert!(returned.is_empty());
     let last = inbox_entries(&s, "a").await.pop().unwrap();
     assert_eq!((last.1.as_str(), last.2.as_str()), ("offer", "sess-a2"));
     assert_eq!(s.offered_to(&three.id).await.as_deref(), Some("a"));
@@ -964,9 +995,10 @@ async fn the_hub_tells_when_it_has_delivered_up_to_an_inbox_id() {
     // Someone else's call pushes to the session; then the agent's own request returns its offer.
     let one = s.chat("sales", "c1").await;
     s.store.set_presence("a", &Presence::NotReady("lunch".into()), "supervisor").await.unwrap();
-    let (r, pushes) = in_session("a", "sess-a", s.store.set_presence("a", &Presence::Ready, "agent")).await;
+    let caller = Caller::new("a", "sess-a", INSTANCE);
+    let (r, returned) = by_session(&caller, s.store.calls(&caller).set_presence(&Presence::Ready, "agent")).await;
     r.unwrap();
-    let after = InboxId::parse(&pushes.after).unwrap();
+    let after = returned[0].after;
     assert!(after > InboxId::default());
 
     // Not read yet: not delivered.
@@ -982,8 +1014,8 @@ async fn the_hub_tells_when_it_has_delivered_up_to_an_inbox_id() {
     assert_eq!(id, after);
     assert!(matches!(&push, Push::Presence { presence: Presence::NotReady(r), .. } if r == "lunch"), "{push:?}");
 
-    // The returned pushes resolve as the inbox's would: the very offer, carrying its interaction.
-    let shown = hub.resolve_for_session("a", "sess-a", &pushes).await;
+    // The returned pushes resolved as the inbox's would: the very offer, carrying its interaction.
+    let shown = &returned[0].pushes;
     assert!(
         matches!(&shown[..], [Push::Presence { presence: Presence::Ready, .. }, Push::Offer(ix)] if ix.id == one.id)
     );

@@ -2,23 +2,28 @@
 //!
 //! A routing function pushes to an agent's desktop through its instance's inbox, which the hub
 //! reads. When the agent's own request causes the push (the next offer after a completion, an
-//! offer after going ready), the push would go to Redis and straight back to the process that
-//! is already waiting for the reply. Instead, the function returns it with the reply, and the
-//! session shows it after the acknowledgement: one inbox write and one hub read fewer, on the
-//! latency path of every "agent freed → next offer".
+//! offer after going ready, the assignment after an accept), the push would go to Redis and
+//! straight back to the process that is already waiting for the reply. Instead, every operation
+//! made through a [`Caller`] ([`Engine::calls`]) returns the pushes for that session with its
+//! reply, decoded like the inbox's, and the session shows them after the acknowledgement: one
+//! inbox write and one hub read fewer, on the latency path of every "agent freed → next offer".
+//! That is the one rule; no operation is special.
 //!
 //! Order is kept with the inbox id each reply's pushes follow: the session shows them once the
-//! hub has handed over every push up to that id (see `api::agent`).
+//! hub has handed over every push up to that id (see the daemon's `api::agent`).
 
-use std::cell::{Cell, RefCell};
-use std::future::Future;
+use std::sync::Mutex;
 
-/// Pushes for the calling session, as the inbox would hold them.
+use switchboard_model::{Interaction, Message, Presence};
+
+use crate::push::{InboxEntry, InboxId, Push};
+use crate::{Engine, Result, TransferTarget};
+
+/// Pushes for the calling session as one reply returned them (kind, data), and the inbox's last
+/// entry id when the first of them was made: they follow it.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct SessionPushes {
-    /// The inbox's last entry id when the first of them was made: they follow it.
     pub after: String,
-    /// (kind, data) in the order made.
     pub pushes: Vec<(String, String)>,
 }
 
@@ -28,52 +33,145 @@ impl SessionPushes {
     }
 }
 
-struct Caller {
+/// What one call returned for its session, decoded: shown after every inbox push up to `after`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Returned {
+    pub after: InboxId,
+    pub pushes: Vec<Push>,
+}
+
+/// A desktop session making requests. Operations made through [`Engine::calls`] return the pushes
+/// for this session with their replies; they are kept here, a batch per call, in call order.
+#[derive(Debug)]
+pub struct Caller {
     agent: String,
     session: String,
-    taken: Cell<bool>,
-    pushes: RefCell<SessionPushes>,
+    /// The instance holding the session (whose inbox takes what cannot be shown from a reply).
+    instance: String,
+    returned: Mutex<Vec<Returned>>,
 }
 
-tokio::task_local! {
-    static CALLER: Caller;
-}
-
-/// Runs `f` as a request of `agent`'s desktop `session`. Its first routing function call makes
-/// no inbox push for that session: the pushes are returned here, to be shown by the session.
-/// Later calls in `f` push as usual (their pushes follow the first call's in the inbox).
-pub async fn in_session<F: Future>(agent: &str, session: &str, f: F) -> (F::Output, SessionPushes) {
-    let caller = Caller {
-        agent: agent.to_string(),
-        session: session.to_string(),
-        taken: Cell::new(false),
-        pushes: RefCell::new(SessionPushes::default()),
-    };
-    CALLER
-        .scope(caller, async {
-            let out = f.await;
-            (out, CALLER.with(|c| c.pushes.take()))
-        })
-        .await
-}
-
-/// (agent, session) for the next function call: the scope's caller the first time, else none.
-pub(super) fn take() -> (String, String) {
-    CALLER
-        .try_with(|c| if c.taken.replace(true) { None } else { Some((c.agent.clone(), c.session.clone())) })
-        .ok()
-        .flatten()
-        .unwrap_or_default()
-}
-
-/// Keeps the pushes a reply returned for the scope's session.
-pub(super) fn keep(pushes: SessionPushes) {
-    if pushes.is_empty() {
-        return;
+impl Caller {
+    pub fn new(agent: &str, session: &str, instance: &str) -> Caller {
+        Caller {
+            agent: agent.to_string(),
+            session: session.to_string(),
+            instance: instance.to_string(),
+            returned: Mutex::new(Vec::new()),
+        }
     }
-    let kept = CALLER.try_with(|c| c.pushes.replace(pushes));
-    // Only a call given the caller returns pushes; this would be a bug, not a lost push to hide.
-    debug_assert!(kept.is_ok(), "pushes for a session returned outside its scope");
+
+    pub fn agent(&self) -> &str {
+        &self.agent
+    }
+
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+
+    /// The batches returned since the last take, in the order the calls were made.
+    pub fn take_returned(&self) -> Vec<Returned> {
+        std::mem::take(&mut *self.returned.lock().expect("caller lock"))
+    }
+
+    pub(crate) fn keep(&self, r: Returned) {
+        if !r.pushes.is_empty() {
+            self.returned.lock().expect("caller lock").push(r);
+        }
+    }
+}
+
+/// The agent operations, made as `caller`'s requests (see the module doc).
+pub struct Calls<'a> {
+    engine: &'a Engine,
+    caller: &'a Caller,
+}
+
+impl Engine {
+    /// The agent operations as requests of `caller`'s desktop session.
+    pub fn calls<'a>(&'a self, caller: &'a Caller) -> Calls<'a> {
+        Calls { engine: self, caller }
+    }
+
+    /// Decodes the pushes a reply returned for `caller` and keeps them there. If what they refer
+    /// to cannot be read, they go to the inbox after all, so none is lost.
+    pub(crate) async fn keep_returned(&self, caller: &Caller, pushes: SessionPushes) {
+        if pushes.is_empty() {
+            return;
+        }
+        let entries: Vec<InboxEntry> = pushes
+            .pushes
+            .iter()
+            .map(|(kind, data)| InboxEntry {
+                id: String::new(),
+                agent: caller.agent.clone(),
+                session: caller.session.clone(),
+                kind: kind.clone(),
+                data: data.clone(),
+            })
+            .collect();
+        let after = InboxId::parse(&pushes.after).unwrap_or_default();
+        match self.resolve_pushes(&entries).await {
+            Ok(resolved) => {
+                let mut kept = Vec::new();
+                for (e, push) in entries.iter().zip(resolved) {
+                    match push {
+                        Ok(Some(push)) => {
+                            metrics::counter!("switchboard_pushes_total", "kind" => e.kind.clone()).increment(1);
+                            kept.push(push);
+                        }
+                        Ok(None) => {}
+                        Err(error) => {
+                            tracing::warn!(message = "Could not resolve a push.", %error, kind = %e.kind, agent = %e.agent);
+                        }
+                    }
+                }
+                caller.keep(Returned { after, pushes: kept });
+            }
+            Err(error) => {
+                tracing::warn!(message = "Could not read what a reply's pushes refer to; sending them through the inbox.", %error);
+                for e in &entries {
+                    if self.push(&caller.instance, &e.agent, &e.session, &e.kind, &e.data).await.is_err() {
+                        tracing::warn!(message = "A push for a session was lost.", kind = %e.kind, agent = %e.agent);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Calls<'_> {
+    pub async fn set_presence(&self, presence: &Presence, cause: &str) -> Result<()> {
+        self.engine.set_presence_by(Some(self.caller), &self.caller.agent, presence, cause).await
+    }
+
+    pub async fn accept(&self, iid: &str) -> Result<Interaction> {
+        self.engine.accept_by(Some(self.caller), &self.caller.agent, iid).await
+    }
+
+    pub async fn reject(&self, iid: &str, reason: &str) -> Result<()> {
+        self.engine.reject_by(Some(self.caller), &self.caller.agent, iid, reason).await
+    }
+
+    pub async fn reply(&self, iid: &str, body: &str) -> Result<Message> {
+        self.engine.reply_by(Some(self.caller), &self.caller.agent, iid, body).await
+    }
+
+    pub async fn complete(&self, iid: &str, disposition: &str, notes: &str) -> Result<Interaction> {
+        self.engine.complete_by(Some(self.caller), &self.caller.agent, iid, disposition, notes).await
+    }
+
+    pub async fn end_wrap_up(&self, iid: &str, disposition: &str, notes: &str) -> Result<Interaction> {
+        self.engine.end_wrap_up_by(Some(self.caller), &self.caller.agent, iid, disposition, notes).await
+    }
+
+    pub async fn transfer(&self, iid: &str, target: &TransferTarget, priority_boost: i32) -> Result<Interaction> {
+        self.engine.transfer_by(Some(self.caller), &self.caller.agent, iid, target, priority_boost).await
+    }
+
+    pub async fn agent_typing(&self, iid: &str, on: bool) -> Result<()> {
+        self.engine.agent_typing_by(Some(self.caller), &self.caller.agent, iid, on).await
+    }
 }
 
 /// Splits a successful reply's trailer off: its values, and the pushes for the calling session
@@ -95,7 +193,7 @@ mod tests {
     use super::*;
 
     fn strings(v: &[&str]) -> Vec<String> {
-        v.iter().map(std::string::ToString::to_string).collect()
+        v.iter().map(|s| (*s).to_string()).collect()
     }
 
     #[test]
@@ -123,13 +221,5 @@ mod tests {
         assert!(split_reply(&[]).is_none());
         assert!(split_reply(&strings(&["x"])).is_none());
         assert!(split_reply(&strings(&["offer", "1-0", "2"])).is_none());
-    }
-
-    #[tokio::test]
-    async fn only_the_first_call_in_a_scope_gets_the_caller() {
-        assert_eq!(take(), (String::new(), String::new()));
-        let ((first, second), _) = in_session("ann", "s1", async { (take(), take()) }).await;
-        assert_eq!(first, ("ann".to_string(), "s1".to_string()));
-        assert_eq!(second, (String::new(), String::new()));
     }
 }

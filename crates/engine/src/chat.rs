@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use redis::AsyncCommands;
 use redis::streams::{StreamReadOptions, StreamReadReply};
 
-use super::{Engine, EngineError, Result, interaction_from_hash, keys, parse_message};
+use super::{Caller, Engine, EngineError, Result, interaction_from_hash, keys, parse_message};
 use switchboard_model::{Interaction, Message};
 
 type StreamEntry = (String, HashMap<String, String>);
@@ -196,8 +196,12 @@ impl Engine {
 
     /// The agent is typing (shown to a web chat visitor).
     pub async fn agent_typing(&self, aid: &str, iid: &str, on: bool) -> Result<()> {
+        self.agent_typing_by(None, aid, iid, on).await
+    }
+
+    pub(crate) async fn agent_typing_by(&self, by: Option<&Caller>, aid: &str, iid: &str, on: bool) -> Result<()> {
         let args = ["agent", iid, aid, if on { "1" } else { "0" }].map(String::from);
-        self.run("typing", &self.functions.typing, &args).await?;
+        self.run_by(by, "typing", &self.functions.typing, &args).await?;
         Ok(())
     }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-pub use caller::{SessionPushes, in_session};
+pub use caller::{Caller, Calls, Returned, SessionPushes};
 pub use chat::{ChatCursor, ChatSession, ChatSignal};
 use counted::Counted;
 pub use counted::{as_reader, round_trips};
@@ -246,10 +246,22 @@ impl Engine {
     }
 
     async fn run(&self, name: &'static str, function: &Function, args: &[String]) -> Result<Vec<String>> {
+        self.run_by(None, name, function, args).await
+    }
+
+    /// One function call; with a caller, the pushes for its session come back with the reply
+    /// and are kept in it (see `caller`).
+    async fn run_by(
+        &self,
+        by: Option<&Caller>,
+        name: &'static str,
+        function: &Function,
+        args: &[String],
+    ) -> Result<Vec<String>> {
         let mut con = self.con.clone();
         // KEYS[1] only routes the call to the domain's slot; functions build their keys from the root.
-        // The calling desktop session, if any, goes first (see `caller`).
-        let (caller_agent, caller_session) = caller::take();
+        // The calling desktop session, if any, goes first.
+        let (caller_agent, caller_session) = by.map_or(("", ""), |c| (c.agent(), c.session()));
         let mut cmd = redis::cmd("FCALL");
         cmd.arg(&function.0).arg(1).arg(self.keys.meta()).arg(caller_agent).arg(caller_session).arg(args);
         let started = std::time::Instant::now();
@@ -270,9 +282,12 @@ impl Engine {
         match reply.first().map(String::as_str) {
             Some("ok") => {
                 let (values, pushes) = caller::split_reply(&reply[1..])
-                    .ok_or_else(|| EngineError::Corrupt(format!("script reply without its trailer: {reply:?}")))?;
-                caller::keep(pushes);
-                Ok(values.to_vec())
+                    .ok_or_else(|| EngineError::Corrupt(format!("function reply without its trailer: {reply:?}")))?;
+                let values = values.to_vec();
+                if let Some(c) = by {
+                    self.keep_returned(c, pushes).await;
+                }
+                Ok(values)
             }
             Some("err") => {
                 let code = reply.get(1).map(String::as_str).unwrap_or("");
@@ -642,10 +657,20 @@ impl Engine {
     }
 
     pub async fn set_presence(&self, aid: &str, presence: &Presence, cause: &str) -> Result<()> {
+        self.set_presence_by(None, aid, presence, cause).await
+    }
+
+    pub(crate) async fn set_presence_by(
+        &self,
+        by: Option<&Caller>,
+        aid: &str,
+        presence: &Presence,
+        cause: &str,
+    ) -> Result<()> {
         switchboard_model::validate_len("presence.reason", presence.reason(), 100)
             .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
         let args = [aid, presence.state_str(), presence.reason(), cause, ""].map(String::from);
-        self.run("presence", &self.functions.presence, &args).await.map(|_| ())
+        self.run_by(by, "presence", &self.functions.presence, &args).await.map(|_| ())
     }
 
     /// Supervisor logout: offline now (pending offers go back), and the desktop stream is closed.
@@ -654,44 +679,88 @@ impl Engine {
         self.run("presence", &self.functions.presence, &args).await.map(|_| ())
     }
 
-    /// Accepts an offer. Made from the agent's desktop session (inside [`in_session`]), which
-    /// shows the interaction from the reply, it makes no `assigned` push unless another session
-    /// has replaced that one meanwhile; otherwise the agent's session is told with a push.
+    /// Accepts an offer; the agent's session is told with an `assigned` push (made through
+    /// [`Engine::calls`], it comes back with the reply like any other).
     pub async fn accept(&self, aid: &str, iid: &str) -> Result<Interaction> {
-        let r = self.run("accept", &self.functions.accept, &[aid.to_string(), iid.to_string()]).await?;
+        self.accept_by(None, aid, iid).await
+    }
+
+    pub(crate) async fn accept_by(&self, by: Option<&Caller>, aid: &str, iid: &str) -> Result<Interaction> {
+        let r = self.run_by(by, "accept", &self.functions.accept, &[aid.to_string(), iid.to_string()]).await?;
         interaction_from_reply(iid, &r, true)
     }
 
     pub async fn reject(&self, aid: &str, iid: &str, reason: &str) -> Result<()> {
+        self.reject_by(None, aid, iid, reason).await
+    }
+
+    pub(crate) async fn reject_by(&self, by: Option<&Caller>, aid: &str, iid: &str, reason: &str) -> Result<()> {
         switchboard_model::validate_len("reason", reason, 200)
             .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
-        self.run("reject", &self.functions.reject, &[aid.to_string(), iid.to_string(), reason.to_string()])
-            .await
-            .map(|_| ())
+        let args = [aid, iid, reason].map(String::from);
+        self.run_by(by, "reject", &self.functions.reject, &args).await.map(|_| ())
     }
 
     pub async fn reply(&self, aid: &str, iid: &str, body: &str) -> Result<Message> {
+        self.reply_by(None, aid, iid, body).await
+    }
+
+    pub(crate) async fn reply_by(&self, by: Option<&Caller>, aid: &str, iid: &str, body: &str) -> Result<Message> {
         validate_body(body)?;
-        let r = self.run("reply", &self.functions.reply, &[aid.to_string(), iid.to_string(), body.to_string()]).await?;
+        let args = [aid, iid, body].map(String::from);
+        let r = self.run_by(by, "reply", &self.functions.reply, &args).await?;
         self.message(iid, parse_u64(r.first())?).await
     }
 
     pub async fn complete(&self, aid: &str, iid: &str, disposition: &str, notes: &str) -> Result<Interaction> {
+        self.complete_by(None, aid, iid, disposition, notes).await
+    }
+
+    pub(crate) async fn complete_by(
+        &self,
+        by: Option<&Caller>,
+        aid: &str,
+        iid: &str,
+        disposition: &str,
+        notes: &str,
+    ) -> Result<Interaction> {
         validate_disposition(disposition, notes)?;
         let args = [aid, iid, disposition, notes].map(String::from);
-        let r = self.run("complete", &self.functions.complete, &args).await?;
+        let r = self.run_by(by, "complete", &self.functions.complete, &args).await?;
         interaction_from_reply(iid, &r, false)
     }
 
     pub async fn end_wrap_up(&self, aid: &str, iid: &str, disposition: &str, notes: &str) -> Result<Interaction> {
+        self.end_wrap_up_by(None, aid, iid, disposition, notes).await
+    }
+
+    pub(crate) async fn end_wrap_up_by(
+        &self,
+        by: Option<&Caller>,
+        aid: &str,
+        iid: &str,
+        disposition: &str,
+        notes: &str,
+    ) -> Result<Interaction> {
         validate_disposition(disposition, notes)?;
         let args = [aid, iid, disposition, notes].map(String::from);
-        self.run("end_wrap", &self.functions.end_wrap, &args).await?;
+        self.run_by(by, "end_wrap", &self.functions.end_wrap, &args).await?;
         self.get_interaction(iid, false).await
     }
 
     pub async fn transfer(
         &self,
+        aid: &str,
+        iid: &str,
+        target: &TransferTarget,
+        priority_boost: i32,
+    ) -> Result<Interaction> {
+        self.transfer_by(None, aid, iid, target, priority_boost).await
+    }
+
+    pub(crate) async fn transfer_by(
+        &self,
+        by: Option<&Caller>,
         aid: &str,
         iid: &str,
         target: &TransferTarget,
@@ -722,7 +791,7 @@ impl Engine {
             priority_boost.to_string(),
             wait_ms.to_string(),
         ];
-        self.run("transfer", &self.functions.transfer, &args).await?;
+        self.run_by(by, "transfer", &self.functions.transfer, &args).await?;
         self.get_interaction(iid, false).await
     }
 

@@ -13,8 +13,6 @@ fig_incr(ix.queue, 'accepted', 1)
 fig_incr(ix.queue, 'asa_ms', waited)
 if waited <= sl_ms then fig_incr(ix.queue, 'in_sl', 1) end
 emit(EV.accepted, iid, aid, ix.queue, { waited_ms = waited })
--- The accepting session learns of it from the reply and shows it as assigned itself; a push
--- (the interaction read again to carry it) goes only to a session that has replaced it since,
--- or when no session accepted.
-notify(aid, PUSH.assigned, { ix = iid }, iid, true)
+-- The agent's session is told (the accepting session with the reply, like any push for it).
+notify(aid, PUSH.assigned, { ix = iid }, iid)
 return ok_ix(iid, true)

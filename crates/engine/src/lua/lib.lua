@@ -204,13 +204,11 @@ end
 -- A push for the session whose request this is goes back with the reply instead: it reaches
 -- the desktop without the hub's read. The inbox's last id is noted first, so the session shows
 -- these only after every push made to it before this call (the hub delivers in id order).
--- `shown`: that session shows it from the reply by itself (an accept), so it gets no push at all.
-local function notify(aid, kind, payload, carry, shown)
+local function notify(aid, kind, payload, carry)
   if not kind then error('notify: a push kind missing from PUSH') end
   local a = redis.call('HMGET', K.agent(aid), 'instance', 'session', 'connected')
   if not a[1] or a[1] == '' or a[3] ~= '1' then return end
   local to_caller = CALLER_SESSION ~= '' and aid == CALLER_AGENT and a[2] == CALLER_SESSION
-  if to_caller and shown then return end
   payload = payload or {}
   if carry then carry_ix(payload, carry) end
   local data = cjson.encode(payload)
