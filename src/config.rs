@@ -168,7 +168,7 @@ impl fmt::Debug for RedisConfig {
 
 impl RedisConfig {
     /// Prefix of every key of this routing domain, e.g. `sb:{default}:`. The braces are a Redis
-    /// Cluster hash tag: all keys of a domain land in one slot, so one Lua script may touch them all.
+    /// Cluster hash tag: all keys of a domain land in one slot, so one Lua function call may touch them all.
     pub fn key_root(&self) -> String {
         format!("{}:{{{}}}:", self.key_prefix, self.domain)
     }

@@ -22,7 +22,7 @@ pub use switchboard_engine::push::{InboxId, Push};
 pub type Delivery = (InboxId, Push);
 
 /// Sessions by (agent, session id). An agent may briefly have two here (a new login before the
-/// old stream has ended); the login script tells the old one to close through the inbox, so a
+/// old stream has ended); the login function tells the old one to close through the inbox, so a
 /// login that fails its token check never disturbs the live session.
 type Sessions = HashMap<(String, String), mpsc::UnboundedSender<Delivery>>;
 
@@ -43,7 +43,7 @@ impl Hub {
         &self.instance
     }
 
-    /// Register before the login script runs, so no push for the new session can be missed.
+    /// Register before the login function runs, so no push for the new session can be missed.
     pub fn register(&self, agent: &str, session: &str, tx: mpsc::UnboundedSender<Delivery>) {
         self.sessions.lock().expect("hub lock").insert((agent.to_string(), session.to_string()), tx);
         metrics::gauge!("switchboard_agent_streams").set(self.session_count() as f64);

@@ -1,9 +1,16 @@
 //! Switchboard: an omni-channel contact-center routing daemon.
 //!
+//! The daemon's library: what `switchboard serve` runs, also started in-process by the tests and
+//! the benchmark. The parts it is made of are crates of their own (ARCHITECTURE.md):
+//! `switchboard-model` (re-exported as [`model`], with [`routing`]), `switchboard-engine` (all of
+//! Redis), `switchboard-proto`, `switchboard-crm`, `switchboard-cli`.
+//!
 //! # Layout
-//! - [`model`]: domain types and input validation (no I/O).
-//! - [`routing`]: the routing core — eligibility and ranking (no I/O).
-//! - [`store`]: Redis, the single source of truth; every transition is one Lua script.
+//! - [`server`]: wires an instance together; [`config`]: the TOML config.
+//! - [`api`]: the `switchboard.v1` gRPC services; [`hub`]: this instance's desktop sessions.
+//! - [`crm`]: the daemon as a CRM client (screen-pops, the event log's delivery).
+//! - [`channels`]: web chat, email, in-memory adapters behind one trait.
+//! - [`timers`], [`http`], [`telemetry`].
 
 pub use switchboard_model as model;
 pub use switchboard_model::routing;

@@ -1,7 +1,7 @@
 //! Background work every instance runs: firing due timers and keeping its heartbeat.
 //!
 //! Timers live in Redis, so any instance fires them and a dead instance loses none. The sweep is
-//! one script run that claims and processes every due timer atomically.
+//! one function call that claims and processes every due timer atomically.
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use tracing::warn;
 
 use switchboard_engine::Engine;
 
-/// Timers fired per script run; more are fired at once by the next run.
+/// Timers fired per function call; more are fired at once by the next one.
 const BATCH: usize = 200;
 
 pub async fn run_timers(store: Engine, poll: Duration, cancel: CancellationToken) {

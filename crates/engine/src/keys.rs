@@ -1,17 +1,17 @@
 //! Every Redis key format, in one place.
 //!
 //! All keys of a routing domain share the root `<prefix>:{<domain>}:`. The braces are a Redis
-//! Cluster hash tag: one domain lives in one slot, so every Lua script can touch any key of its
+//! Cluster hash tag: one domain lives in one slot, so every Lua function can touch any key of its
 //! domain atomically, and many domains spread over a cluster.
 //!
-//! The Lua scripts do not spell key formats themselves: [`lua_prelude`] generates a `K` table of
+//! The Lua functions do not spell key formats themselves: [`lua_prelude`] generates a `K` table of
 //! key builders from [`FORMATS`], so Rust and Lua cannot drift apart.
 
 /// (name, format). `{}` placeholders are filled in order.
 pub const FORMATS: &[(&str, &str)] = &[
     // String: test clock offset in ms added to Redis TIME (0 in production).
     ("clock", "clock_offset"),
-    // Hash: queues_ver, agents_ver — bumped by admin changes, checked by admin scripts.
+    // Hash: queues_ver, agents_ver — bumped by admin changes, checked by admin functions.
     ("meta", "meta"),
     // Set of agent ids.
     ("agents", "agents"),
@@ -25,7 +25,7 @@ pub const FORMATS: &[(&str, &str)] = &[
     ("await", "agent:{}:await"),
     // Set of queue names.
     ("queues", "queues"),
-    // Hash: queue configuration as the scripts use it, plus the spec as JSON.
+    // Hash: queue configuration as the functions use it, plus the spec as JSON.
     ("queue", "queue:{}"),
     // Hash: queue name -> "<strategy>|<channels csv>": what refreshing and pulling for an agent need
     // of every queue it serves, in one HMGET (kept by put_queue/delete_queue).

@@ -1,8 +1,15 @@
-//! Redis: the single source of truth for routing state.
+//! The routing engine: all of Switchboard's Redis, the single source of truth for routing state.
 //!
-//! Every state transition is one Lua script run (atomic, replicated as effects); reads that need
-//! no atomicity (snapshots, figures) are plain commands. Key formats live in [`keys`], the scripts
-//! in `lua/`.
+//! Every state transition is one call of a function of the engine's Redis Functions library
+//! (atomic, replicated as effects); reads that need no atomicity (snapshots, figures) are plain
+//! commands. Key formats live in [`keys`], the library's source in `lua/` (`functions.rs` assembles
+//! it). No other crate of Switchboard opens a Redis connection.
+//!
+//! # Layout
+//! - [`Engine`]: the typed operations; [`Calls`]: the same, made as a desktop session's requests
+//!   (the pushes for that session come back with each reply, see `caller`).
+//! - [`push`]: the instance inbox and the decoding of pushes; [`events`]: the interaction log.
+//! - [`email`]: the email channel's bookkeeping; web chat sessions are in `chat`.
 
 mod caller;
 mod chat;
@@ -175,7 +182,7 @@ pub struct Engine {
 /// About how many entries an instance's inbox keeps (the hub trims what it has delivered).
 const INBOX_MAXLEN: u64 = 100_000;
 
-/// Attempts for admin scripts that lose an optimistic race with a concurrent admin change.
+/// Attempts for admin functions that lose an optimistic race with a concurrent admin change.
 const ADMIN_RETRIES: usize = 20;
 
 impl Engine {

@@ -88,7 +88,7 @@ pub struct QueueSpec {
     pub escalation: Vec<EscalationStep>,
 }
 
-/// One escalation transition as the Redis scripts run it.
+/// One escalation transition as the engine's Redis functions run it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CompiledStep {
     pub at_ms: u64,

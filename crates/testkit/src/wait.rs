@@ -60,12 +60,19 @@ where
 /// expression producing a fresh `Future<Output = bool>` each evaluation works) every 20 ms for up to 15 s of real time,
 /// then panics with the given message. Patience is a budget, not a timing assertion.
 ///
-/// ```ignore
-/// assert_eventually!(async { queue_len(&mut conn).await == 0 }, "queue {} never drained", queue);
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use switchboard_testkit::assert_eventually;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let drained = AtomicUsize::new(0);
+/// let queue = "sales";
+/// assert_eventually!(async { drained.fetch_add(1, Ordering::Relaxed) >= 2 }, "queue {queue} never drained");
+/// # }
 /// ```
 ///
-/// Exported at the test crate root: call it directly from the root module, or `use crate::assert_eventually;` in
-/// submodules. Only depends on `std` and `tokio`.
+/// Exported at the crate root (`switchboard_testkit::assert_eventually`). Only depends on `std` and `tokio`.
 #[macro_export]
 macro_rules! assert_eventually {
     ($cond:expr $(,)?) => {
