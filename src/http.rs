@@ -14,7 +14,7 @@ use switchboard_engine::Engine;
 #[derive(Clone)]
 pub struct HttpState {
     /// None until the first Redis connection is up.
-    pub store: std::sync::Arc<tokio::sync::RwLock<Option<Engine>>>,
+    pub engine: std::sync::Arc<tokio::sync::RwLock<Option<Engine>>>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// The web chat's routes, when it is enabled.
     pub webchat: Option<WebChatSlot>,
@@ -34,10 +34,10 @@ pub fn router(state: HttpState) -> Router {
 }
 
 async fn readyz(State(s): State<HttpState>) -> (StatusCode, String) {
-    let store = s.store.read().await.clone();
-    match store {
+    let engine = s.engine.read().await.clone();
+    match engine {
         None => (StatusCode::SERVICE_UNAVAILABLE, "redis: not connected yet\n".into()),
-        Some(store) => match tokio::time::timeout(std::time::Duration::from_secs(2), store.ping()).await {
+        Some(engine) => match tokio::time::timeout(std::time::Duration::from_secs(2), engine.ping()).await {
             Ok(Ok(())) => (StatusCode::OK, "ready\n".into()),
             Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("redis: {e}\n")),
             Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "redis: no answer within 2 s\n".into()),

@@ -28,15 +28,15 @@ type Sessions = HashMap<(String, String), mpsc::UnboundedSender<Delivery>>;
 
 pub struct Hub {
     instance: String,
-    store: Engine,
+    engine: Engine,
     sessions: Mutex<Sessions>,
     /// The last inbox entry whose push has been handed to its session.
     delivered: watch::Sender<InboxId>,
 }
 
 impl Hub {
-    pub fn new(instance: String, store: Engine) -> Arc<Hub> {
-        Arc::new(Hub { instance, store, sessions: Mutex::new(HashMap::new()), delivered: watch::Sender::default() })
+    pub fn new(instance: String, engine: Engine) -> Arc<Hub> {
+        Arc::new(Hub { instance, engine, sessions: Mutex::new(HashMap::new()), delivered: watch::Sender::default() })
     }
 
     pub fn instance(&self) -> &str {
@@ -82,7 +82,7 @@ impl Hub {
     }
 
     async fn read_inbox(self: Arc<Self>, cancel: CancellationToken) {
-        let mut inbox = Inbox::new(&self.store, &self.instance);
+        let mut inbox = Inbox::new(&self.engine, &self.instance);
         while !cancel.is_cancelled() {
             let read = tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -99,7 +99,7 @@ impl Hub {
                 }
             };
             let Some(newest) = entries.last().map(|e| e.id.clone()) else { continue };
-            match self.store.resolve_pushes(&entries).await {
+            match self.engine.resolve_pushes(&entries).await {
                 Ok(pushes) => {
                     for (e, push) in entries.iter().zip(pushes) {
                         match push {

@@ -72,7 +72,7 @@ impl Server {
 
         let webchat_slot: Option<crate::channels::webchat::routes::WebChatSlot> =
             cfg.webchat.enabled.then(Default::default);
-        let http_state = crate::http::HttpState { store: store_slot.clone(), metrics, webchat: webchat_slot.clone() };
+        let http_state = crate::http::HttpState { engine: store_slot.clone(), metrics, webchat: webchat_slot.clone() };
         let http_task = tracker.spawn(crate::http::serve(http, http_state, shutdown.clone()));
 
         let opts = EngineOptions {
@@ -82,22 +82,22 @@ impl Server {
             cross_channel_blocking: cfg.routing.cross_channel_blocking,
             events_maxlen: if cfg.crm.enabled { 0 } else { 1_000_000 },
         };
-        let Some(store) = connect_with_retry(&cfg.redis.url, &cfg.redis.redacted_url(), opts, &shutdown).await else {
+        let Some(engine) = connect_with_retry(&cfg.redis.url, &cfg.redis.redacted_url(), opts, &shutdown).await else {
             tracker.close();
             tracker.wait().await;
             return Ok(());
         };
-        bootstrap(&store, &cfg).await?;
+        bootstrap(&engine, &cfg).await?;
         // Before any desktop can log in here: sessions a crashed run under this id left behind
         // are ghosts, and this run's heartbeats would otherwise keep them alive.
-        match store.instance_started(&instance).await {
+        match engine.instance_started(&instance).await {
             Ok(0) => {}
             Ok(released) => {
                 info!(message = "Released the sessions of this instance's previous run.", instance, released);
             }
             Err(source) => return Err(ServerError::InstanceStart { instance, source }),
         }
-        *store_slot.write().await = Some(store.clone());
+        *store_slot.write().await = Some(engine.clone());
 
         let crm = if cfg.crm.enabled {
             let endpoint = if cfg.crm.endpoint.is_empty() {
@@ -125,7 +125,7 @@ impl Server {
         };
         if let Some(client) = &crm {
             tracker.spawn(crate::crm::delivery::run(
-                store.clone(),
+                engine.clone(),
                 client.clone(),
                 instance.clone(),
                 background.clone(),
@@ -134,14 +134,14 @@ impl Server {
 
         let mut channels = self.channels;
         if let Some(slot) = &webchat_slot {
-            let chat = crate::channels::webchat::WebChat::new(cfg.webchat.clone(), store.clone(), shutdown.clone());
+            let chat = crate::channels::webchat::WebChat::new(cfg.webchat.clone(), engine.clone(), shutdown.clone());
             tracker.spawn(chat.clone().run(background.clone()));
             channels = channels.with(chat.clone());
             let _ = slot.set(chat);
         }
 
         if !cfg.email.mailboxes.is_empty() {
-            let email = crate::channels::email::EmailChannel::new(cfg.email.clone(), store.clone())?;
+            let email = crate::channels::email::EmailChannel::new(cfg.email.clone(), engine.clone())?;
             let readers = email.spawn(&instance, background.clone());
             tracker.spawn(async move {
                 for r in readers {
@@ -151,11 +151,11 @@ impl Server {
             channels = channels.with(email);
         }
 
-        let hub = Hub::new(instance.clone(), store.clone());
+        let hub = Hub::new(instance.clone(), engine.clone());
         tracker.spawn(hub.clone().run(background.clone()));
-        tracker.spawn(crate::timers::run_timers(store.clone(), cfg.routing.timer_poll(), background.clone()));
+        tracker.spawn(crate::timers::run_timers(engine.clone(), cfg.routing.timer_poll(), background.clone()));
         tracker.spawn(crate::timers::run_heartbeat(
-            store.clone(),
+            engine.clone(),
             instance.clone(),
             cfg.routing.heartbeat(),
             background.clone(),
@@ -176,7 +176,7 @@ impl Server {
         let screen_pop = crm.as_ref().map(|client| {
             Arc::new(crate::crm::screen_pop::ScreenPopper::new(
                 client.clone(),
-                store.clone(),
+                engine.clone(),
                 cfg.crm.screen_pop_deadline(),
                 cfg.crm.history_limit,
                 Duration::from_secs(cfg.crm.cache_ttl_secs),
@@ -184,14 +184,14 @@ impl Server {
         });
         let sessions = TaskTracker::new();
         let desktop = api::agent::AgentDesktopService {
-            store: store.clone(),
+            engine: engine.clone(),
             hub: hub.clone(),
             channels,
             shutdown: shutdown.clone(),
             tasks: sessions.clone(),
             screen_pop,
         };
-        let supervisor = api::supervisor::SupervisorService { store: store.clone(), shutdown: shutdown.clone() };
+        let supervisor = api::supervisor::SupervisorService { engine: engine.clone(), shutdown: shutdown.clone() };
         info!(
             message = "Switchboard serving.",
             instance,
@@ -209,9 +209,9 @@ impl Server {
             .add_service(reflection)
             .add_service(pb::agent_desktop_server::AgentDesktopServer::new(desktop))
             .add_service(pb::supervisor_server::SupervisorServer::new(supervisor))
-            .add_service(pb::admin_server::AdminServer::new(api::admin::AdminService { store: store.clone() }))
+            .add_service(pb::admin_server::AdminServer::new(api::admin::AdminService { engine: engine.clone() }))
             .add_service(pb::interactions_server::InteractionsServer::new(api::interactions::InteractionsService {
-                store: store.clone(),
+                engine: engine.clone(),
             }))
             .serve_with_incoming_shutdown(incoming, async move { grpc_shutdown.cancelled().await });
         let grpc_result = tokio::select! {
@@ -231,7 +231,7 @@ impl Server {
         if tokio::time::timeout(Duration::from_secs(5), sessions.wait()).await.is_err() {
             warn!(message = "Desktop sessions still open at shutdown; ending them with the instance.");
         }
-        if let Err(error) = store.heartbeat(&instance, true).await {
+        if let Err(error) = engine.heartbeat(&instance, true).await {
             warn!(message = "Could not deregister the instance.", %error);
         }
         background.cancel();
@@ -275,14 +275,14 @@ async fn connect_with_retry(
 
 /// Upserts the agents and queues of the config file (queues first, overflow targets before the
 /// queues that overflow to them).
-async fn bootstrap(store: &Engine, cfg: &Config) -> Result<(), ServerError> {
+async fn bootstrap(engine: &Engine, cfg: &Config) -> Result<(), ServerError> {
     let mut pending: Vec<_> = cfg.queues.iter().collect();
     while !pending.is_empty() {
         let before = pending.len();
         let mut next = Vec::new();
         let mut last_error = None;
         for q in pending {
-            match store.put_queue(q, true).await {
+            match engine.put_queue(q, true).await {
                 Ok(_) => {}
                 // Its overflow target may come later in the file.
                 Err(EngineError::NotFound(m)) => {
@@ -299,7 +299,7 @@ async fn bootstrap(store: &Engine, cfg: &Config) -> Result<(), ServerError> {
         pending = next;
     }
     for a in &cfg.agents {
-        store.put_agent(a, true).await.map_err(|source| ServerError::Bootstrap {
+        engine.put_agent(a, true).await.map_err(|source| ServerError::Bootstrap {
             what: "agent",
             name: a.id.clone(),
             source,

@@ -13,10 +13,10 @@ use switchboard_engine::Engine;
 /// Timers fired per function call; more are fired at once by the next one.
 const BATCH: usize = 200;
 
-pub async fn run_timers(store: Engine, poll: Duration, cancel: CancellationToken) {
+pub async fn run_timers(engine: Engine, poll: Duration, cancel: CancellationToken) {
     while !cancel.is_cancelled() {
         let started = std::time::Instant::now();
-        let wait = match store.fire_timers(BATCH).await {
+        let wait = match engine.fire_timers(BATCH).await {
             Ok(sweep) => {
                 metrics::counter!("switchboard_timers_fired_total").increment(sweep.fired as u64);
                 metrics::histogram!("switchboard_timer_sweep_seconds").record(started.elapsed().as_secs_f64());
@@ -43,9 +43,9 @@ pub async fn run_timers(store: Engine, poll: Duration, cancel: CancellationToken
     }
 }
 
-pub async fn run_heartbeat(store: Engine, instance: String, every: Duration, cancel: CancellationToken) {
+pub async fn run_heartbeat(engine: Engine, instance: String, every: Duration, cancel: CancellationToken) {
     loop {
-        if let Err(error) = store.heartbeat(&instance, false).await {
+        if let Err(error) = engine.heartbeat(&instance, false).await {
             warn!(message = "Heartbeat failed.", %error, instance);
         }
         tokio::select! {

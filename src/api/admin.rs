@@ -9,7 +9,7 @@ use switchboard_engine::Engine;
 
 #[derive(Clone)]
 pub struct AdminService {
-    pub store: Engine,
+    pub engine: Engine,
 }
 
 #[tonic::async_trait]
@@ -17,15 +17,15 @@ impl pb::admin_server::Admin for AdminService {
     async fn put_agent(&self, request: Request<pb::PutAgentRequest>) -> Result<Response<pb::Agent>, Status> {
         let r = request.into_inner();
         let spec = agent_spec_from_pb(r.agent.ok_or_else(|| Status::invalid_argument("agent: is required"))?)?;
-        self.store.put_agent(&spec, r.allow_update).await.map_err(status)?;
-        let stored = self.store.get_agent(&spec.id).await.map_err(status)?;
+        self.engine.put_agent(&spec, r.allow_update).await.map_err(status)?;
+        let stored = self.engine.get_agent(&spec.id).await.map_err(status)?;
         Ok(Response::new(agent_spec_to_pb(&stored)))
     }
 
     async fn get_agent(&self, request: Request<pb::GetAgentRequest>) -> Result<Response<pb::Agent>, Status> {
         let id = request.into_inner().agent_id;
         model::validate_id("agent_id", &id).map_err(super::invalid)?;
-        let a = self.store.get_agent(&id).await.map_err(status)?;
+        let a = self.engine.get_agent(&id).await.map_err(status)?;
         Ok(Response::new(agent_spec_to_pb(&a)))
     }
 
@@ -33,7 +33,7 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         _request: Request<pb::ListAgentsRequest>,
     ) -> Result<Response<pb::ListAgentsResponse>, Status> {
-        let agents = self.store.list_agents().await.map_err(status)?;
+        let agents = self.engine.list_agents().await.map_err(status)?;
         Ok(Response::new(pb::ListAgentsResponse { agents: agents.iter().map(agent_spec_to_pb).collect() }))
     }
 
@@ -43,22 +43,22 @@ impl pb::admin_server::Admin for AdminService {
     ) -> Result<Response<pb::DeleteResponse>, Status> {
         let id = request.into_inner().agent_id;
         model::validate_id("agent_id", &id).map_err(super::invalid)?;
-        self.store.delete_agent(&id).await.map_err(status)?;
+        self.engine.delete_agent(&id).await.map_err(status)?;
         Ok(Response::new(pb::DeleteResponse {}))
     }
 
     async fn put_queue(&self, request: Request<pb::PutQueueRequest>) -> Result<Response<pb::Queue>, Status> {
         let r = request.into_inner();
         let spec = queue_spec_from_pb(r.queue.ok_or_else(|| Status::invalid_argument("queue: is required"))?)?;
-        self.store.put_queue(&spec, r.allow_update).await.map_err(status)?;
-        let stored = self.store.get_queue(&spec.name).await.map_err(status)?;
+        self.engine.put_queue(&spec, r.allow_update).await.map_err(status)?;
+        let stored = self.engine.get_queue(&spec.name).await.map_err(status)?;
         Ok(Response::new(queue_spec_to_pb(&stored)))
     }
 
     async fn get_queue(&self, request: Request<pb::GetQueueRequest>) -> Result<Response<pb::Queue>, Status> {
         let name = request.into_inner().name;
         model::validate_id("name", &name).map_err(super::invalid)?;
-        let q = self.store.get_queue(&name).await.map_err(status)?;
+        let q = self.engine.get_queue(&name).await.map_err(status)?;
         Ok(Response::new(queue_spec_to_pb(&q)))
     }
 
@@ -66,7 +66,7 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         _request: Request<pb::ListQueuesRequest>,
     ) -> Result<Response<pb::ListQueuesResponse>, Status> {
-        let queues = self.store.list_queues().await.map_err(status)?;
+        let queues = self.engine.list_queues().await.map_err(status)?;
         Ok(Response::new(pb::ListQueuesResponse { queues: queues.iter().map(queue_spec_to_pb).collect() }))
     }
 
@@ -76,7 +76,7 @@ impl pb::admin_server::Admin for AdminService {
     ) -> Result<Response<pb::DeleteResponse>, Status> {
         let name = request.into_inner().name;
         model::validate_id("name", &name).map_err(super::invalid)?;
-        self.store.delete_queue(&name).await.map_err(status)?;
+        self.engine.delete_queue(&name).await.map_err(status)?;
         Ok(Response::new(pb::DeleteResponse {}))
     }
 }

@@ -30,7 +30,7 @@ const AGENT_TRANSFER_WAIT: Duration = Duration::from_secs(60);
 
 #[derive(Clone)]
 pub struct AgentDesktopService {
-    pub store: Engine,
+    pub engine: Engine,
     pub hub: Arc<Hub>,
     pub channels: Channels,
     pub shutdown: CancellationToken,
@@ -50,7 +50,7 @@ impl pb::agent_desktop_server::AgentDesktop for AgentDesktopService {
     ) -> Result<Response<pb::ScreenPop>, Status> {
         let iid = request.into_inner().interaction_id;
         model::validate_id("interaction_id", &iid).map_err(super::invalid)?;
-        let ix = self.store.get_interaction(&iid, false).await.map_err(status)?;
+        let ix = self.engine.get_interaction(&iid, false).await.map_err(status)?;
         let pop = self.pop(&ix, true).await;
         Ok(Response::new(super::screen_pop_to_pb(&pop)))
     }
@@ -77,7 +77,7 @@ impl pb::agent_desktop_server::AgentDesktop for AgentDesktopService {
         let session = uuid::Uuid::new_v4().to_string();
         let (push_tx, mut push_rx) = mpsc::unbounded_channel();
         self.hub.register(&agent, &session, push_tx);
-        if let Err(e) = self.store.login(&agent, &login.token, self.hub.instance(), &session).await {
+        if let Err(e) = self.engine.login(&agent, &login.token, self.hub.instance(), &session).await {
             self.hub.unregister(&agent, &session);
             return Err(status(e));
         }
@@ -221,8 +221,8 @@ fn required<'a>(field: &str, v: &'a str) -> Result<&'a str, Status> {
 
 impl AgentDesktopService {
     async fn snapshot(&self, agent: &str) -> Result<pb::LoggedIn, Status> {
-        let st = self.store.agent_status(agent).await.map_err(status)?;
-        let work = self.store.agent_work(agent).await.map_err(status)?;
+        let st = self.engine.agent_status(agent).await.map_err(status)?;
+        let work = self.engine.agent_work(agent).await.map_err(status)?;
         let (offers, held): (Vec<_>, Vec<_>) = work.into_iter().partition(|ix| ix.state == InteractionState::Offered);
         let mut offer_events = Vec::new();
         for ix in &offers {
@@ -301,7 +301,7 @@ impl AgentDesktopService {
     /// `release_offers`: this instance is shutting down (see [`Engine::disconnect`]).
     async fn end_session(&self, agent: &str, session: &str, release_offers: bool) {
         self.hub.unregister(agent, session);
-        if let Err(e) = self.store.disconnect(agent, session, release_offers).await {
+        if let Err(e) = self.engine.disconnect(agent, session, release_offers).await {
             warn!(message = "Could not record the end of a desktop session.", error = %e, agent);
         }
         info!(message = "Agent stream closed.", agent, session, release_offers);
@@ -332,28 +332,28 @@ impl AgentDesktopService {
 
     async fn set_presence(&self, caller: &Caller, p: pb::SetPresence) -> Result<pb::Ack, Status> {
         let presence = super::presence_from_pb("presence", p.presence.as_ref())?;
-        self.store.calls(caller).set_presence(&presence, "agent").await.map_err(status)?;
-        let st = self.store.agent_status(caller.agent()).await.map_err(status)?;
+        self.engine.calls(caller).set_presence(&presence, "agent").await.map_err(status)?;
+        let st = self.engine.agent_status(caller.agent()).await.map_err(status)?;
         Ok(pb::Ack { agent: Some(super::agent_state_to_pb(&st)), ..Default::default() })
     }
 
     async fn accept(&self, caller: &Caller, a: pb::AcceptOffer) -> Result<pb::Ack, Status> {
         let iid = required("interaction_id", &a.interaction_id)?;
-        let ix = self.store.calls(caller).accept(iid).await.map_err(status)?;
+        let ix = self.engine.calls(caller).accept(iid).await.map_err(status)?;
         Ok(pb::Ack { interaction: Some(interaction_to_pb(&ix)), ..Default::default() })
     }
 
     async fn reject(&self, caller: &Caller, r: pb::RejectOffer) -> Result<pb::Ack, Status> {
         let iid = required("interaction_id", &r.interaction_id)?;
-        self.store.calls(caller).reject(iid, &r.reason).await.map_err(status)?;
-        let ix = self.store.get_interaction(iid, false).await.map_err(status)?;
+        self.engine.calls(caller).reject(iid, &r.reason).await.map_err(status)?;
+        let ix = self.engine.get_interaction(iid, false).await.map_err(status)?;
         Ok(pb::Ack { interaction: Some(interaction_to_pb(&ix)), ..Default::default() })
     }
 
     async fn send_reply(&self, caller: &Caller, r: pb::SendReply) -> Result<pb::Ack, Status> {
         let iid = required("interaction_id", &r.interaction_id)?;
-        let msg = self.store.calls(caller).reply(iid, &r.body).await.map_err(status)?;
-        let ix = self.store.get_interaction(iid, false).await.map_err(status)?;
+        let msg = self.engine.calls(caller).reply(iid, &r.body).await.map_err(status)?;
+        let ix = self.engine.get_interaction(iid, false).await.map_err(status)?;
         // Stored first (durable), then handed to the channel; a failed hand-off is reported, the
         // message stays in the thread.
         if let Err(e) = self.channels.deliver(&ix, &msg).await {
@@ -365,19 +365,19 @@ impl AgentDesktopService {
 
     async fn set_typing(&self, caller: &Caller, t: pb::SetTyping) -> Result<pb::Ack, Status> {
         let iid = required("interaction_id", &t.interaction_id)?;
-        self.store.calls(caller).agent_typing(iid, t.typing).await.map_err(status)?;
+        self.engine.calls(caller).agent_typing(iid, t.typing).await.map_err(status)?;
         Ok(pb::Ack::default())
     }
 
     async fn complete(&self, caller: &Caller, c: pb::CompleteInteraction) -> Result<pb::Ack, Status> {
         let iid = required("interaction_id", &c.interaction_id)?;
-        let ix = self.store.calls(caller).complete(iid, &c.disposition, &c.notes).await.map_err(status)?;
+        let ix = self.engine.calls(caller).complete(iid, &c.disposition, &c.notes).await.map_err(status)?;
         Ok(pb::Ack { interaction: Some(interaction_to_pb(&ix)), ..Default::default() })
     }
 
     async fn end_wrap_up(&self, caller: &Caller, e: pb::EndWrapUp) -> Result<pb::Ack, Status> {
         let iid = required("interaction_id", &e.interaction_id)?;
-        let ix = self.store.calls(caller).end_wrap_up(iid, &e.disposition, &e.notes).await.map_err(status)?;
+        let ix = self.engine.calls(caller).end_wrap_up(iid, &e.disposition, &e.notes).await.map_err(status)?;
         Ok(pb::Ack { interaction: Some(interaction_to_pb(&ix)), ..Default::default() })
     }
 
@@ -399,7 +399,7 @@ impl AgentDesktopService {
             }
             None => return Err(Status::invalid_argument("target: a queue or an agent_id is required")),
         };
-        let ix = self.store.calls(caller).transfer(iid, &target, t.priority_boost).await.map_err(status)?;
+        let ix = self.engine.calls(caller).transfer(iid, &target, t.priority_boost).await.map_err(status)?;
         Ok(pb::Ack { interaction: Some(interaction_to_pb(&ix)), ..Default::default() })
     }
 }

@@ -9,7 +9,7 @@ use switchboard_engine::Engine;
 
 #[derive(Clone)]
 pub struct InteractionsService {
-    pub store: Engine,
+    pub engine: Engine,
 }
 
 fn iid(v: &str) -> Result<&str, Status> {
@@ -37,7 +37,7 @@ impl pb::interactions_server::Interactions for InteractionsService {
             preferred_agent_wait_secs: r.preferred_agent_wait_secs,
         };
         new.validate().map_err(super::invalid)?;
-        let (ix, created) = self.store.create_interaction(&new).await.map_err(status)?;
+        let (ix, created) = self.engine.create_interaction(&new).await.map_err(status)?;
         if created {
             metrics::counter!("switchboard_interactions_created_total", "channel" => ix.channel.as_str()).increment(1);
         }
@@ -51,11 +51,11 @@ impl pb::interactions_server::Interactions for InteractionsService {
         let r = request.into_inner();
         let id = iid(&r.interaction_id)?;
         let m = if r.idempotency_key.is_empty() {
-            self.store.append_customer_message(id, &r.body).await
+            self.engine.append_customer_message(id, &r.body).await
         } else {
             model::validate_len("idempotency_key", &r.idempotency_key, 200).map_err(super::invalid)?;
             // Scoped to the interaction, so keys of different interactions never collide.
-            self.store
+            self.engine
                 .append_customer_message_once(id, &r.body, &format!("msg|{id}|{}", r.idempotency_key))
                 .await
                 .map(|(m, _)| m)
@@ -69,7 +69,7 @@ impl pb::interactions_server::Interactions for InteractionsService {
         request: Request<pb::WithdrawInteractionRequest>,
     ) -> Result<Response<pb::Interaction>, Status> {
         let r = request.into_inner();
-        let ix = self.store.withdraw(iid(&r.interaction_id)?, &r.reason).await.map_err(status)?;
+        let ix = self.engine.withdraw(iid(&r.interaction_id)?, &r.reason).await.map_err(status)?;
         Ok(Response::new(interaction_to_pb(&ix)))
     }
 
@@ -78,8 +78,8 @@ impl pb::interactions_server::Interactions for InteractionsService {
         request: Request<pb::GetInteractionRequest>,
     ) -> Result<Response<pb::Interaction>, Status> {
         let r = request.into_inner();
-        let mut ix = self.store.get_interaction(iid(&r.interaction_id)?, r.include_messages).await.map_err(status)?;
-        self.store.with_exclusions(std::slice::from_mut(&mut ix)).await.map_err(status)?;
+        let mut ix = self.engine.get_interaction(iid(&r.interaction_id)?, r.include_messages).await.map_err(status)?;
+        self.engine.with_exclusions(std::slice::from_mut(&mut ix)).await.map_err(status)?;
         Ok(Response::new(interaction_to_pb(&ix)))
     }
 }

@@ -29,10 +29,10 @@ pub fn status(e: EngineError) -> Status {
         EngineError::Unauthenticated(m) => Status::unauthenticated(m),
         EngineError::Redis(e) => {
             tracing::warn!(message = "Redis request failed.", error = %e);
-            Status::unavailable(format!("routing store unavailable: {e}"))
+            Status::unavailable(format!("routing state unavailable (Redis): {e}"))
         }
         EngineError::Corrupt(m) => {
-            tracing::error!(message = "Unexpected data in the routing store.", detail = %m);
+            tracing::error!(message = "Unexpected data in Redis.", detail = %m);
             Status::internal(m)
         }
     }

@@ -24,7 +24,7 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::SupervisorEvent, Status>
 
 #[derive(Clone)]
 pub struct SupervisorService {
-    pub store: Engine,
+    pub engine: Engine,
     pub shutdown: CancellationToken,
 }
 
@@ -46,11 +46,11 @@ impl pb::supervisor_server::Supervisor for SupervisorService {
         let r = request.into_inner();
         for (i, q) in r.queues.iter().enumerate() {
             model::validate_id(&format!("queues[{i}]"), q).map_err(super::invalid)?;
-            self.store.get_queue(q).await.map_err(status)?;
+            self.engine.get_queue(q).await.map_err(status)?;
         }
         let (tx, rx) = mpsc::channel(1024);
         let watcher = Watcher {
-            store: self.store.clone(),
+            engine: self.engine.clone(),
             all_queues: r.queues.is_empty(),
             queues: r.queues.into_iter().collect(),
             include_agents: r.include_agents,
@@ -71,7 +71,7 @@ impl pb::supervisor_server::Supervisor for SupervisorService {
     ) -> Result<Response<pb::QueueFigures>, Status> {
         let q = request.into_inner().queue;
         model::validate_id("queue", &q).map_err(super::invalid)?;
-        let f = self.store.queue_figures(&q).await.map_err(status)?;
+        let f = self.engine.queue_figures(&q).await.map_err(status)?;
         Ok(Response::new(figures_to_pb(&f)))
     }
 
@@ -79,7 +79,7 @@ impl pb::supervisor_server::Supervisor for SupervisorService {
         &self,
         _request: Request<pb::ListAgentStatesRequest>,
     ) -> Result<Response<pb::ListAgentStatesResponse>, Status> {
-        let agents = self.store.list_agent_statuses().await.map_err(status)?;
+        let agents = self.engine.list_agent_statuses().await.map_err(status)?;
         Ok(Response::new(pb::ListAgentStatesResponse { agents: agents.iter().map(agent_state_to_pb).collect() }))
     }
 
@@ -90,16 +90,16 @@ impl pb::supervisor_server::Supervisor for SupervisorService {
         let r = request.into_inner();
         let id = aid(&r.agent_id)?;
         let presence = super::presence_from_pb("presence", r.presence.as_ref())?;
-        self.store.set_presence(id, &presence, "supervisor").await.map_err(status)?;
-        let st = self.store.agent_status(id).await.map_err(status)?;
+        self.engine.set_presence(id, &presence, "supervisor").await.map_err(status)?;
+        let st = self.engine.agent_status(id).await.map_err(status)?;
         Ok(Response::new(agent_state_to_pb(&st)))
     }
 
     async fn logout_agent(&self, request: Request<pb::LogoutAgentRequest>) -> Result<Response<pb::AgentState>, Status> {
         let r = request.into_inner();
         let id = aid(&r.agent_id)?;
-        self.store.logout(id).await.map_err(status)?;
-        let st = self.store.agent_status(id).await.map_err(status)?;
+        self.engine.logout(id).await.map_err(status)?;
+        let st = self.engine.agent_status(id).await.map_err(status)?;
         Ok(Response::new(agent_state_to_pb(&st)))
     }
 
@@ -108,8 +108,11 @@ impl pb::supervisor_server::Supervisor for SupervisorService {
         request: Request<pb::MoveInteractionRequest>,
     ) -> Result<Response<pb::Interaction>, Status> {
         let r = request.into_inner();
-        let ix =
-            self.store.move_interaction(iid(&r.interaction_id)?, &r.queue, r.clear_exclusions).await.map_err(status)?;
+        let ix = self
+            .engine
+            .move_interaction(iid(&r.interaction_id)?, &r.queue, r.clear_exclusions)
+            .await
+            .map_err(status)?;
         Ok(Response::new(interaction_to_pb(&ix)))
     }
 
@@ -118,7 +121,7 @@ impl pb::supervisor_server::Supervisor for SupervisorService {
         request: Request<pb::ReprioritizeInteractionRequest>,
     ) -> Result<Response<pb::Interaction>, Status> {
         let r = request.into_inner();
-        let ix = self.store.reprioritize(iid(&r.interaction_id)?, r.priority).await.map_err(status)?;
+        let ix = self.engine.reprioritize(iid(&r.interaction_id)?, r.priority).await.map_err(status)?;
         Ok(Response::new(interaction_to_pb(&ix)))
     }
 
@@ -128,7 +131,7 @@ impl pb::supervisor_server::Supervisor for SupervisorService {
     ) -> Result<Response<pb::Interaction>, Status> {
         let r = request.into_inner();
         let reason = if r.reason.is_empty() { "supervisor".to_string() } else { r.reason };
-        let ix = self.store.withdraw(iid(&r.interaction_id)?, &reason).await.map_err(status)?;
+        let ix = self.engine.withdraw(iid(&r.interaction_id)?, &reason).await.map_err(status)?;
         Ok(Response::new(interaction_to_pb(&ix)))
     }
 
@@ -144,13 +147,13 @@ impl pb::supervisor_server::Supervisor for SupervisorService {
             Some(r.queue.as_str())
         };
         let limit = if r.limit == 0 { 100 } else { r.limit.min(1000) } as usize;
-        let list = self.store.list_waiting(queue, limit).await.map_err(status)?;
+        let list = self.engine.list_waiting(queue, limit).await.map_err(status)?;
         Ok(Response::new(pb::ListWaitingResponse { interactions: list.iter().map(interaction_to_pb).collect() }))
     }
 }
 
 struct Watcher {
-    store: Engine,
+    engine: Engine,
     all_queues: bool,
     queues: HashSet<String>,
     include_agents: bool,
@@ -165,14 +168,14 @@ impl Watcher {
     /// Snapshot, then follow the event stream: changed agents at once, changed queues at most
     /// once a second each.
     async fn run(mut self, shutdown: CancellationToken) -> Result<(), EngineError> {
-        let mut tail = EventTail::from_now(&self.store).await?;
+        let mut tail = EventTail::from_now(&self.engine).await?;
         if self.all_queues {
-            self.queues = self.store.list_queue_names().await?.into_iter().collect();
+            self.queues = self.engine.list_queue_names().await?.into_iter().collect();
         }
         let mut dirty_q: HashSet<String> = self.queues.clone();
         let mut dirty_a: HashSet<String> = HashSet::new();
         if self.include_agents {
-            for a in self.store.list_agent_statuses().await? {
+            for a in self.engine.list_agent_statuses().await? {
                 if self.tx.send(sev(Ev::Agent(agent_state_to_pb(&a)))).await.is_err() {
                     return Ok(());
                 }
@@ -185,7 +188,7 @@ impl Watcher {
             }
             if !dirty_a.is_empty() {
                 let ids: Vec<String> = dirty_a.drain().collect();
-                for a in self.store.agent_statuses(&ids).await? {
+                for a in self.engine.agent_statuses(&ids).await? {
                     if self.tx.send(sev(Ev::Agent(agent_state_to_pb(&a)))).await.is_err() {
                         return Ok(());
                     }
@@ -241,7 +244,7 @@ impl Watcher {
             .collect();
         for q in due {
             dirty.remove(&q);
-            match self.store.queue_figures(&q).await {
+            match self.engine.queue_figures(&q).await {
                 Ok(f) => {
                     sent_at.insert(q, now);
                     if self.tx.send(sev(Ev::Queue(figures_to_pb(&f)))).await.is_err() {

@@ -52,18 +52,18 @@ fn customer_of(e: &LoggedEvent) -> Option<(Channel, String)> {
     Some((ch, d.get("customer")?.as_str()?.to_string()))
 }
 
-pub async fn run(store: Engine, mut crm: CrmClient, instance: String, cancel: CancellationToken) {
-    if let Err(error) = store.outbox_init().await {
+pub async fn run(engine: Engine, mut crm: CrmClient, instance: String, cancel: CancellationToken) {
+    if let Err(error) = engine.outbox_init().await {
         warn!(message = "Could not create the event-log consumer group.", %error);
     }
-    let key_root = store.keys().root().to_string();
+    let key_root = engine.keys().root().to_string();
     let mut con = None;
     let mut leader = false;
     let mut renewed = Instant::now() - LEASE_RENEW;
     let mut backoff = Duration::from_millis(100);
     while !cancel.is_cancelled() {
         if renewed.elapsed() >= LEASE_RENEW {
-            match store.outbox_lease(&instance, LEASE_TTL).await {
+            match engine.outbox_lease(&instance, LEASE_TTL).await {
                 Ok(l) => {
                     if l != leader {
                         info!(
@@ -90,7 +90,7 @@ pub async fn run(store: Engine, mut crm: CrmClient, instance: String, cancel: Ca
             }
         }
         if con.is_none() {
-            con = store.dedicated_connection().await.ok();
+            con = engine.dedicated_connection().await.ok();
         }
         let Some(c) = con.as_mut() else {
             tokio::time::sleep(backoff).await;
@@ -98,7 +98,7 @@ pub async fn run(store: Engine, mut crm: CrmClient, instance: String, cancel: Ca
         };
         let batch = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = store.outbox_read(c, &instance, BATCH, Duration::from_millis(1000)) => r,
+            r = engine.outbox_read(c, &instance, BATCH, Duration::from_millis(1000)) => r,
         };
         let batch = match batch {
             Ok(b) => b,
@@ -108,7 +108,7 @@ pub async fn run(store: Engine, mut crm: CrmClient, instance: String, cancel: Ca
                 continue;
             }
         };
-        if let Ok(n) = store.outbox_backlog().await {
+        if let Ok(n) = engine.outbox_backlog().await {
             metrics::gauge!("switchboard_outbox_backlog").set(n as f64);
         }
         if batch.is_empty() {
@@ -120,11 +120,11 @@ pub async fn run(store: Engine, mut crm: CrmClient, instance: String, cancel: Ca
             Ok(r) => {
                 let r = r.into_inner();
                 let ids: Vec<String> = batch.iter().map(|e| e.id.clone()).collect();
-                if let Err(error) = store.outbox_ack(&ids).await {
+                if let Err(error) = engine.outbox_ack(&ids).await {
                     // Delivered but not acknowledged: it is redelivered, and the CRM skips it.
                     warn!(message = "Acknowledging delivered events failed.", %error);
                 }
-                delivered(&store, &batch, started).await;
+                delivered(&engine, &batch, started).await;
                 debug!(
                     message = "Delivered events to the CRM.",
                     count = batch.len(),
@@ -140,11 +140,11 @@ pub async fn run(store: Engine, mut crm: CrmClient, instance: String, cancel: Ca
                 for e in &batch {
                     let one = pb::LogEventsRequest { events: vec![to_crm_event(&key_root, e)] };
                     let done = match crm.log_events(one).await {
-                        Ok(_) => store.outbox_ack(std::slice::from_ref(&e.id)).await,
+                        Ok(_) => engine.outbox_ack(std::slice::from_ref(&e.id)).await,
                         Err(s) if s.code() == tonic::Code::InvalidArgument => {
                             metrics::counter!("switchboard_outbox_dead_letters_total").increment(1);
                             tracing::error!(message = "The CRM refused an event; parked in events_dead.", event = %e.id, kind = %e.typ, error = %s.message());
-                            store.outbox_dead_letter(e, s.message()).await
+                            engine.outbox_dead_letter(e, s.message()).await
                         }
                         // Anything else is worth retrying: the rest stays pending, in order.
                         Err(_) => break,
@@ -154,7 +154,7 @@ pub async fn run(store: Engine, mut crm: CrmClient, instance: String, cancel: Ca
                         break;
                     }
                 }
-                delivered(&store, &batch, started).await;
+                delivered(&engine, &batch, started).await;
             }
             Err(status) => {
                 metrics::counter!("switchboard_outbox_failures_total").increment(1);
@@ -170,12 +170,12 @@ pub async fn run(store: Engine, mut crm: CrmClient, instance: String, cancel: Ca
 }
 
 /// Bookkeeping after a batch reached the CRM: screen-pop versions and metrics.
-async fn delivered(store: &Engine, batch: &[LoggedEvent], started: Instant) {
+async fn delivered(engine: &Engine, batch: &[LoggedEvent], started: Instant) {
     // Screen-pop caches on every instance notice that these customers' history changed.
     let mut customers: Vec<(Channel, String)> = batch.iter().filter_map(customer_of).collect();
     customers.sort();
     customers.dedup();
-    if let Err(error) = store.bump_customer_versions(&customers).await {
+    if let Err(error) = engine.bump_customer_versions(&customers).await {
         warn!(message = "Could not mark changed contacts.", %error);
     }
     let now =

@@ -42,7 +42,7 @@ struct Cached {
 
 pub struct ScreenPopper {
     client: CrmClient,
-    store: Engine,
+    engine: Engine,
     deadline: Duration,
     history_limit: u32,
     ttl: Duration,
@@ -53,8 +53,8 @@ pub struct ScreenPopper {
 const CACHE_MAX: usize = 50_000;
 
 impl ScreenPopper {
-    pub fn new(client: CrmClient, store: Engine, deadline: Duration, history_limit: u32, ttl: Duration) -> Self {
-        ScreenPopper { client, store, deadline, history_limit, ttl, cache: Mutex::new(HashMap::new()) }
+    pub fn new(client: CrmClient, engine: Engine, deadline: Duration, history_limit: u32, ttl: Duration) -> Self {
+        ScreenPopper { client, engine, deadline, history_limit, ttl, cache: Mutex::new(HashMap::new()) }
     }
 
     /// The screen-pop for a customer, within the deadline, without the interaction being offered
@@ -71,7 +71,7 @@ impl ScreenPopper {
         let key = (channel, address.to_string());
         let r = tokio::time::timeout(self.deadline, async {
             // The version moves when the CRM acknowledged new events for this customer.
-            let version = self.store.customer_version(channel, address).await.unwrap_or(u64::MAX);
+            let version = self.engine.customer_version(channel, address).await.unwrap_or(u64::MAX);
             if !fresh
                 && let Some(c) = self.cache.lock().expect("cache lock").get(&key)
                 && c.version == version

@@ -595,12 +595,12 @@ async fn wait_all_completed(what: &str, sh: &Arc<Shared>, n: usize, patience: Du
 }
 
 /// Every created interaction is completed, by the agent whose completion succeeded, exactly once.
-async fn assert_all_completed(store: &Engine, sh: &Shared, created: &[(String, String)]) {
+async fn assert_all_completed(engine: &Engine, sh: &Shared, created: &[(String, String)]) {
     let completed = sh.completed.lock().unwrap().clone();
     assert_eq!(completed.len(), created.len(), "completions recorded by the desktops");
     for (id, queue) in created {
         let by = completed.get(id).unwrap_or_else(|| panic!("{id} ({queue}) was never completed"));
-        let ix = store.get_interaction(id, false).await.unwrap();
+        let ix = engine.get_interaction(id, false).await.unwrap();
         assert_eq!(ix.state, switchboard::model::InteractionState::Completed, "{ix:?}");
         assert_eq!(&ix.agent_id, by, "{id}: completing agent");
         assert_eq!(ix.disposition, format!("done-by-{by}"), "{id}: disposition");
@@ -728,8 +728,8 @@ fn spawn_checker(
     stop: CancellationToken,
 ) -> JoinHandle<usize> {
     tokio::spawn(async move {
-        let store = Engine::connect(&redis_url, EngineOptions::default()).await.unwrap();
-        let keys = store.keys().clone();
+        let engine = Engine::connect(&redis_url, EngineOptions::default()).await.unwrap();
+        let keys = engine.keys().clone();
         let client = redis::Client::open(redis_url.as_str()).unwrap();
         // A loaded 2-core machine can exceed the default 500 ms response timeout.
         let cfg = redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(60)));
@@ -742,7 +742,7 @@ fn spawn_checker(
             let Ok(mut v) = index_violations(&mut con, &keys, &agents, queues).await else { break };
             v.extend(snapshot_violations(&a, &i));
             // The capacity rule once more, through the store's own view of each agent.
-            let Ok(statuses) = store.list_agent_statuses().await else { break };
+            let Ok(statuses) = engine.list_agent_statuses().await else { break };
             for st in statuses {
                 for (ch, load) in &st.load {
                     if *load > st.capacity.get(*ch) {
@@ -1045,21 +1045,21 @@ fn config(redis_url: &str, instance: &str) -> switchboard::config::Config {
 /// surviving instance has heartbeated again. (One jump past the presence grace would make the
 /// survivors' own liveness timers due before their next heartbeat, and they would declare
 /// themselves dead — an artefact of the test clock, not of production.)
-async fn advance_clock_with_survivors(store: &Engine, by: Duration, survivors: &[&str]) {
-    let grace = store.options().presence_grace.as_millis() as f64;
+async fn advance_clock_with_survivors(engine: &Engine, by: Duration, survivors: &[&str]) {
+    let grace = engine.options().presence_grace.as_millis() as f64;
     let mut left = by;
     while !left.is_zero() {
         let step = left.min(Duration::from_secs(10));
-        store.advance_clock(step).await.unwrap();
+        engine.advance_clock(step).await.unwrap();
         left -= step;
         for inst in survivors {
             let member = format!("inst|{inst}");
             eventually(&format!("a heartbeat of {inst} after a clock step"), Duration::from_secs(15), || {
-                let (store, member) = (store.clone(), member.clone());
+                let (engine, member) = (engine.clone(), member.clone());
                 async move {
-                    let now = store.now_ms().await.unwrap() as f64;
-                    let mut con = store.dedicated_connection().await.unwrap();
-                    let due: Option<f64> = con.zscore(store.keys().timers(), &member).await.unwrap();
+                    let now = engine.now_ms().await.unwrap() as f64;
+                    let mut con = engine.dedicated_connection().await.unwrap();
+                    let due: Option<f64> = con.zscore(engine.keys().timers(), &member).await.unwrap();
                     due.filter(|d| *d > now + grace - 5000.0).map(|_| ())
                 }
             })
@@ -1082,8 +1082,8 @@ async fn many_instances_no_double_offer_no_over_capacity_nothing_lost() {
     for i in 0..3 {
         servers.push(TestServer::start_with(config(&redis.url, &format!("inst-{i}"))).await);
     }
-    let store = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
-    let keys = store.keys().clone();
+    let engine = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
+    let keys = engine.keys().clone();
     let mut con = redis.client().await;
     let mut admin = servers[0].admin().await;
     let mut sups = Vec::new();
@@ -1124,9 +1124,9 @@ async fn many_instances_no_double_offer_no_over_capacity_nothing_lost() {
         desktops.push(spawn_agent(c, li, behaviour, sh.clone(), stop.clone(), rng.fork()));
     }
     eventually("every agent ready", Duration::from_secs(30), || {
-        let store = store.clone();
+        let engine = engine.clone();
         async move {
-            let st = store.list_agent_statuses().await.unwrap();
+            let st = engine.list_agent_statuses().await.unwrap();
             st.iter().all(|a| a.presence == switchboard::model::Presence::Ready && a.connected).then_some(())
         }
     })
@@ -1175,7 +1175,7 @@ async fn many_instances_no_double_offer_no_over_capacity_nothing_lost() {
     sh.assert_clean();
     assert!(rounds > 0, "the checker never ran");
 
-    assert_all_completed(&store, &sh, &created_all).await;
+    assert_all_completed(&engine, &sh, &created_all).await;
     let (a, i) = snapshot(&mut con, &keys, &ids, &created_all).await.unwrap();
     let v = snapshot_violations(&a, &i);
     assert!(v.is_empty(), "final routing state:\n  {}", v.join("\n  "));
@@ -1207,8 +1207,8 @@ async fn killed_instance_survivor_finishes_timers_and_offers() {
     let redis = RedisServer::start();
     let a = TestServer::start_with(config(&redis.url, "inst-a")).await;
     let b = TestServer::start_with(config(&redis.url, "inst-b")).await;
-    let store = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
-    let keys = store.keys().clone();
+    let engine = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
+    let keys = engine.keys().clone();
     let mut con = redis.client().await;
     let mut admin = b.admin().await;
 
@@ -1273,7 +1273,7 @@ async fn killed_instance_survivor_finishes_timers_and_offers() {
     let mut offered_to_a = Vec::new();
     let mut waiting = 0;
     for id in &main_ids {
-        let ix = store.get_interaction(id, false).await.unwrap();
+        let ix = engine.get_interaction(id, false).await.unwrap();
         match ix.state {
             switchboard::model::InteractionState::Offered => {
                 assert!(ix.agent_id == "a2" || ix.agent_id == "a3", "{ix:?}");
@@ -1293,14 +1293,14 @@ async fn killed_instance_survivor_finishes_timers_and_offers() {
         d.wait_closed().await;
     }
     for id in a_ids {
-        assert!(store.agent_status(id).await.unwrap().connected, "{id}: a killed instance cannot record disconnects");
+        assert!(engine.agent_status(id).await.unwrap().connected, "{id}: a killed instance cannot record disconnects");
     }
 
     // Past the offer timeout, the wrap-up end, the escalation step and the presence grace.
-    advance_clock_with_survivors(&store, Duration::from_secs(40), &["inst-b"]).await;
+    advance_clock_with_survivors(&engine, Duration::from_secs(40), &["inst-b"]).await;
     wait_all_completed("B's agents complete everything", &sh, main_ids.len(), Duration::from_secs(30)).await;
     for id in b_ids {
-        let st = store.agent_status(id).await.unwrap();
+        let st = engine.agent_status(id).await.unwrap();
         assert!(st.connected && st.presence == switchboard::model::Presence::Ready, "{id}: {st:?}");
     }
     stop.cancel();
@@ -1309,21 +1309,21 @@ async fn killed_instance_survivor_finishes_timers_and_offers() {
     assert_eq!(sh.crossed.load(Relaxed), 0, "an accept failed although B's offers are never revoked");
 
     let created: Vec<(String, String)> = main_ids.iter().map(|id| (id.clone(), "main".to_string())).collect();
-    assert_all_completed(&store, &sh, &created).await;
+    assert_all_completed(&engine, &sh, &created).await;
     for id in &main_ids {
-        let ix = store.get_interaction(id, false).await.unwrap();
+        let ix = engine.get_interaction(id, false).await.unwrap();
         assert!(b_ids.contains(&ix.agent_id.as_str()), "{id} completed by {}", ix.agent_id);
         assert_eq!(ix.stage, 1, "{id}: escalation stage");
     }
-    let wix = store.get_interaction(&w.id, false).await.unwrap();
+    let wix = engine.get_interaction(&w.id, false).await.unwrap();
     assert_eq!(wix.state, switchboard::model::InteractionState::Completed, "wrap-up ended by the survivor: {wix:?}");
     assert_eq!((wix.agent_id.as_str(), wix.disposition.as_str()), ("a1", "wrapped"));
     for id in a_ids {
-        let st = store.agent_status(id).await.unwrap();
+        let st = engine.agent_status(id).await.unwrap();
         assert_eq!(st.presence, switchboard::model::Presence::Offline, "{id}");
         assert!(!st.connected, "{id} still connected");
         assert!(st.load.values().all(|l| *l == 0), "{id} load {:?}", st.load);
-        assert!(store.agent_work(id).await.unwrap().is_empty(), "{id} still holds work");
+        assert!(engine.agent_work(id).await.unwrap().is_empty(), "{id} still holds work");
     }
     let mut sup = b.supervisor().await;
     assert!(all_waiting(&mut sup).await.is_empty(), "ListWaiting not empty");
@@ -1366,8 +1366,8 @@ async fn backlog_drains_across_instances() {
         TestServer::start_with(config(&redis.url, "i1")).await,
         TestServer::start_with(config(&redis.url, "i2")).await,
     ];
-    let store = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
-    let keys = store.keys().clone();
+    let engine = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
+    let keys = engine.keys().clone();
     let mut con = redis.client().await;
     let mut admin = servers[0].admin().await;
     let mut sup = servers[1].supervisor().await;
@@ -1417,14 +1417,14 @@ async fn backlog_drains_across_instances() {
         accepted += f.accepted;
     }
     assert_eq!((waiting, accepted), (0, BACKLOG as u64), "(waiting, accepted) figures after the drain");
-    assert_all_completed(&store, &sh, &created_all).await;
+    assert_all_completed(&engine, &sh, &created_all).await;
     let (_, replay) = assert_log(&mut con, &keys, &caps, &created_all).await;
 
     // Nobody rejected, nothing new arrived: each queue is served strictly best first (priority,
     // then age) — the head of a waiting set is always what freed capacity pulls.
     let mut by_queue: HashMap<String, Vec<f64>> = HashMap::new();
     for id in &replay.first_offers {
-        let ix = store.get_interaction(id, false).await.unwrap();
+        let ix = engine.get_interaction(id, false).await.unwrap();
         by_queue.entry(ix.queue).or_default().push(switchboard::routing::wait_score(ix.priority, ix.enqueued_ms));
     }
     for (q, scores) in &by_queue {
@@ -1450,8 +1450,8 @@ async fn concurrent_admin_changes_keep_indexes_consistent() {
         TestServer::start_with(config(&redis.url, "i1")).await,
         TestServer::start_with(config(&redis.url, "i2")).await,
     ];
-    let store = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
-    let keys = store.keys().clone();
+    let engine = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
+    let keys = engine.keys().clone();
     let mut con = redis.client().await;
     let mut admins = [servers[0].admin().await, servers[1].admin().await];
     const QUEUES: [&str; 3] = ["q1", "q2", "q3"];
@@ -1541,7 +1541,7 @@ async fn concurrent_admin_changes_keep_indexes_consistent() {
     join_all(desktops).await;
     sh.assert_clean();
     assert_eq!(sh.crossed.load(Relaxed), 0, "an accept or reject failed although nothing revokes offers here");
-    assert_all_completed(&store, &sh, &created_all).await;
+    assert_all_completed(&engine, &sh, &created_all).await;
     let (_, replay) = assert_log(&mut con, &keys, &caps, &created_all).await;
     let mut sup = servers[0].supervisor().await;
     assert!(all_waiting(&mut sup).await.is_empty(), "ListWaiting not empty");
@@ -1564,7 +1564,7 @@ async fn queue_update_removing_a_stage_does_not_strand_an_offered_interaction() 
     };
     let _serial = SERIAL.lock().await;
     let redis = RedisServer::start();
-    let store = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
+    let engine = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
     let mut con = redis.client().await;
     let mut q = QueueSpec::new("q");
     q.channels = vec![Channel::Chat];
@@ -1573,7 +1573,7 @@ async fn queue_update_removing_a_stage_does_not_strand_an_offered_interaction() 
         after_secs: 10,
         action: EscalationAction::LowerLevel(Requirement { skill: "x".into(), min_level: 1 }),
     }];
-    store.put_queue(&q, false).await.unwrap();
+    engine.put_queue(&q, false).await.unwrap();
     for (id, level) in [("lo", 2), ("hi", 9)] {
         let spec = AgentSpec {
             id: id.into(),
@@ -1583,10 +1583,10 @@ async fn queue_update_removing_a_stage_does_not_strand_an_offered_interaction() 
             cross_channel_blocking: None,
             token: format!("tok-{id}"),
         };
-        store.put_agent(&spec, false).await.unwrap();
-        store.login(id, &format!("tok-{id}"), "inst-1", &format!("sess-{id}")).await.unwrap();
+        engine.put_agent(&spec, false).await.unwrap();
+        engine.login(id, &format!("tok-{id}"), "inst-1", &format!("sess-{id}")).await.unwrap();
     }
-    store.set_presence("lo", &Presence::Ready, "agent").await.unwrap();
+    engine.set_presence("lo", &Presence::Ready, "agent").await.unwrap();
     let new = NewInteraction {
         channel: Some(Channel::Chat),
         customer_address: "c1".into(),
@@ -1594,20 +1594,20 @@ async fn queue_update_removing_a_stage_does_not_strand_an_offered_interaction() 
         body: "hello".into(),
         ..Default::default()
     };
-    let (ix, _) = store.create_interaction(&new).await.unwrap();
+    let (ix, _) = engine.create_interaction(&new).await.unwrap();
     assert_eq!(ix.state, InteractionState::Queued, "only lo is ready, and it lacks the level");
-    store.advance_clock(Duration::from_secs(11)).await.unwrap();
-    store.fire_timers(100).await.unwrap();
-    let ix = store.get_interaction(&ix.id, false).await.unwrap();
+    engine.advance_clock(Duration::from_secs(11)).await.unwrap();
+    engine.fire_timers(100).await.unwrap();
+    let ix = engine.get_interaction(&ix.id, false).await.unwrap();
     assert_eq!((ix.state, ix.agent_id.as_str(), ix.stage), (InteractionState::Offered, "lo", 1));
 
     // The escalation step is removed while the offer is out; hi, eligible at stage 0, gets ready.
     q.escalation.clear();
-    store.put_queue(&q, true).await.unwrap();
-    store.set_presence("hi", &Presence::Ready, "agent").await.unwrap();
-    store.reject("lo", &ix.id, "busy").await.unwrap();
-    let after = store.get_interaction(&ix.id, false).await.unwrap();
-    let pool: Option<String> = con.hget(store.keys().ix(&ix.id), "pool").await.unwrap();
+    engine.put_queue(&q, true).await.unwrap();
+    engine.set_presence("hi", &Presence::Ready, "agent").await.unwrap();
+    engine.reject("lo", &ix.id, "busy").await.unwrap();
+    let after = engine.get_interaction(&ix.id, false).await.unwrap();
+    let pool: Option<String> = con.hget(engine.keys().ix(&ix.id), "pool").await.unwrap();
     assert_eq!(
         (after.state, after.agent_id.as_str()),
         (InteractionState::Offered, "hi"),

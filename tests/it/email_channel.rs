@@ -20,7 +20,7 @@ struct Rig {
     dovecot: Dovecot,
     smtp: SmtpServer,
     sb: TestServer,
-    store: Engine,
+    engine: Engine,
     _email: Arc<EmailChannel>,
     cancel: CancellationToken,
 }
@@ -36,11 +36,11 @@ async fn rig(adjust: impl FnOnce(&mut EmailConfig)) -> Rig {
     let redis = RedisServer::start();
     let dovecot = Dovecot::start();
     let smtp = SmtpServer::start();
-    let store = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
+    let engine = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
     let mut cfg =
         EmailConfig { mailboxes: vec![mailbox_config(&dovecot, smtp.port, "INBOX", "support")], ..Default::default() };
     adjust(&mut cfg);
-    let email = EmailChannel::new(cfg, store.clone()).unwrap();
+    let email = EmailChannel::new(cfg, engine.clone()).unwrap();
     let mut sb_cfg = test_config(&redis.url);
     // Tests move the routing clock (deferred SMTP retries); the instance must not look dead.
     sb_cfg.routing.presence_grace_secs = 3_600;
@@ -54,7 +54,7 @@ async fn rig(adjust: impl FnOnce(&mut EmailConfig)) -> Rig {
     }
     let cancel = CancellationToken::new();
     email.spawn("test-instance", cancel.clone());
-    Rig { _redis: redis, dovecot, smtp, sb, store, _email: email, cancel }
+    Rig { _redis: redis, dovecot, smtp, sb, engine, _email: email, cancel }
 }
 
 async fn wait_customer_message(d: &mut Desktop) -> (String, String) {
@@ -253,18 +253,18 @@ async fn auto_replies_are_ignored_and_bounces_reach_the_agent() {
     let (on, body) = wait_customer_message(&mut ann).await;
     assert_eq!(on, iid);
     assert!(body.starts_with("[bounce]") && body.contains("552 5.2.2 mailbox full"), "{body}");
-    let note = r.store.messages(&iid).await.unwrap().into_iter().find(|m| m.body.starts_with("[bounce]")).unwrap();
+    let note = r.engine.messages(&iid).await.unwrap().into_iter().find(|m| m.body.starts_with("[bounce]")).unwrap();
     assert_eq!(note.author, switchboard::model::Author::System, "a note for the agent, not the customer's words");
     // A person's answer after all of them arrives next: nothing in between reached the agent.
     r.dovecot
         .append("INBOX", &customer_mail("erin@customer.test", "e2@customer.test", "Re: Order", "Back now.", &answering))
         .await;
     assert_eq!(wait_customer_message(&mut ann).await, (iid.clone(), "Back now.".to_string()));
-    let thread = r.store.messages(&iid).await.unwrap();
+    let thread = r.engine.messages(&iid).await.unwrap();
     let bodies: Vec<&str> = thread.iter().map(|m| m.body.as_str()).collect();
     assert_eq!(bodies.len(), 4, "{bodies:?}");
     assert!(
-        r.store.list_waiting(Some("support"), 100).await.unwrap().is_empty(),
+        r.engine.list_waiting(Some("support"), 100).await.unwrap().is_empty(),
         "an auto-reply became an interaction"
     );
     assert!(ann.pending.iter().all(|e| !matches!(e.kind, Some(Ev::Offer(_)))), "{:?}", ann.pending);
@@ -308,7 +308,7 @@ async fn smtp_failures_are_retried_or_reported() {
     assert!(message.contains("will be retried"), "{message}");
     r.smtp.plan(&[]);
     // The background retry is due about half a minute later on the routing clock.
-    r.store.advance_clock(Duration::from_secs(120)).await.unwrap();
+    r.engine.advance_clock(Duration::from_secs(120)).await.unwrap();
     eventually("deferred reply sent", Duration::from_secs(20), || async {
         (r.smtp.received().len() == 3).then_some(())
     })

@@ -46,19 +46,19 @@ fn mailbox() -> MailboxConfig {
 
 async fn setup(redis: &RedisServer) -> (Engine, Ingest, EmailState) {
     init_tracing();
-    let store = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
+    let engine = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
     let mut q = QueueSpec::new("support");
     q.channels = vec![Channel::Email];
-    store.put_queue(&q, false).await.unwrap();
-    let ingest = Ingest::new(store.clone(), &EmailConfig::default());
-    let state = EmailState::new(&store);
-    (store, ingest, state)
+    engine.put_queue(&q, false).await.unwrap();
+    let ingest = Ingest::new(engine.clone(), &EmailConfig::default());
+    let state = EmailState::new(&engine);
+    (engine, ingest, state)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_step_is_idempotent_across_crash_windows() {
     let redis = RedisServer::start();
-    let (store, ingest, state) = setup(&redis).await;
+    let (engine, ingest, state) = setup(&redis).await;
     let m = mailbox();
     let first = customer_mail("ann@customer.test", "a1@customer.test", "Hello", "first", "");
     let Outcome::Created(iid) = ingest.process(&m, first.clone()).await.unwrap() else { panic!() };
@@ -75,9 +75,9 @@ async fn every_step_is_idempotent_across_crash_windows() {
     let key = parse::parse(&answer, 65536).unwrap().dedupe_key;
     state.mark_seen(&key, &format!("~{iid}")).await.unwrap();
     // (Appends are keyed by the message's dedupe key, so the retry's append is a no-op.)
-    store.append_customer_message_once(&iid, "second", &format!("email-append|{key}")).await.unwrap();
+    engine.append_customer_message_once(&iid, "second", &format!("email-append|{key}")).await.unwrap();
     assert_eq!(ingest.process(&m, answer.clone()).await.unwrap(), Outcome::Appended(iid.clone()));
-    assert_eq!(store.messages(&iid).await.unwrap().len(), 2, "appended twice");
+    assert_eq!(engine.messages(&iid).await.unwrap().len(), 2, "appended twice");
     // Crash after the pending marker, before the append: the retry appends it.
     let third = customer_mail(
         "ann@customer.test",
@@ -89,7 +89,7 @@ async fn every_step_is_idempotent_across_crash_windows() {
     let key3 = parse::parse(&third, 65536).unwrap().dedupe_key;
     state.mark_seen(&key3, &format!("~{iid}")).await.unwrap();
     assert_eq!(ingest.process(&m, third.clone()).await.unwrap(), Outcome::Appended(iid.clone()));
-    let bodies: Vec<String> = store.messages(&iid).await.unwrap().into_iter().map(|m| m.body).collect();
+    let bodies: Vec<String> = engine.messages(&iid).await.unwrap().into_iter().map(|m| m.body).collect();
     assert_eq!(bodies, ["first", "second", "third"]);
     assert_eq!(ingest.process(&m, answer).await.unwrap(), Outcome::Duplicate(iid.clone()));
 
@@ -98,9 +98,9 @@ async fn every_step_is_idempotent_across_crash_windows() {
     let Outcome::Created(b) = ingest.process(&m, other.clone()).await.unwrap() else { panic!() };
     let keyb = parse::parse(&other, 65536).unwrap().dedupe_key;
     let mut con = redis.client().await;
-    let _: i64 = redis::cmd("DEL").arg(store.keys().email_seen(&keyb)).query_async(&mut con).await.unwrap();
+    let _: i64 = redis::cmd("DEL").arg(engine.keys().email_seen(&keyb)).query_async(&mut con).await.unwrap();
     assert_eq!(ingest.process(&m, other).await.unwrap(), Outcome::Created(b));
-    assert_eq!(store.list_waiting(Some("support"), 100).await.unwrap().len(), 2);
+    assert_eq!(engine.list_waiting(Some("support"), 100).await.unwrap().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

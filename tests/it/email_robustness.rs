@@ -33,8 +33,8 @@ impl Adapter {
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
             rt.spawn(async move {
-                let store = Engine::connect(&url, EngineOptions::default()).await.unwrap();
-                let email = EmailChannel::new(cfg, store).unwrap();
+                let engine = Engine::connect(&url, EngineOptions::default()).await.unwrap();
+                let email = EmailChannel::new(cfg, engine).unwrap();
                 // The same instance name after a restart: the mailbox lease is ours at once
                 // (another name waits for the old lease to run out, up to 30 s).
                 email.spawn(&instance, CancellationToken::new());
@@ -68,25 +68,25 @@ impl Drop for Adapter {
 
 async fn setup(redis: &RedisServer) -> Engine {
     init_tracing();
-    let store = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
+    let engine = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
     let mut q = QueueSpec::new("support");
     q.channels = vec![Channel::Email];
-    store.put_queue(&q, false).await.unwrap();
-    store
+    engine.put_queue(&q, false).await.unwrap();
+    engine
 }
 
 /// Waiting interactions per customer (no agents: everything stays queued).
-async fn per_customer(store: &Engine) -> BTreeMap<String, usize> {
+async fn per_customer(engine: &Engine) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
-    for ix in store.list_waiting(Some("support"), 100_000).await.unwrap() {
+    for ix in engine.list_waiting(Some("support"), 100_000).await.unwrap() {
         *m.entry(ix.customer_address).or_insert(0) += 1;
     }
     m
 }
 
-async fn wait_customers(store: &Engine, n: usize) -> BTreeMap<String, usize> {
+async fn wait_customers(engine: &Engine, n: usize) -> BTreeMap<String, usize> {
     eventually(&format!("{n} customers' interactions"), Duration::from_secs(60), || async {
-        let m = per_customer(store).await;
+        let m = per_customer(engine).await;
         (m.len() >= n).then_some(m)
     })
     .await
@@ -106,7 +106,7 @@ fn mail(i: usize) -> Vec<u8> {
 async fn crash_in_the_middle_of_a_burst_loses_nothing_and_duplicates_nothing() {
     let redis = RedisServer::start();
     let dovecot = Dovecot::start();
-    let store = setup(&redis).await;
+    let engine = setup(&redis).await;
     let cfg = EmailConfig { mailboxes: vec![mailbox_config(&dovecot, 1, "INBOX", "support")], ..Default::default() };
 
     let first = Adapter::start(&redis.url, cfg.clone());
@@ -118,29 +118,29 @@ async fn crash_in_the_middle_of_a_burst_loses_nothing_and_duplicates_nothing() {
     });
     // Killed while the burst is still arriving and being worked through.
     eventually("some of the burst processed", Duration::from_secs(60), || async {
-        (per_customer(&store).await.len() >= 10).then_some(())
+        (per_customer(&engine).await.len() >= 10).then_some(())
     })
     .await;
     tokio::task::block_in_place(|| first.kill());
-    let at_crash = per_customer(&store).await.len();
+    let at_crash = per_customer(&engine).await.len();
     burst.await.unwrap();
     for i in 40..50 {
         dovecot.append("INBOX", &mail(i)).await;
     }
     let _second = Adapter::start(&redis.url, cfg);
-    let got = wait_customers(&store, 50).await;
+    let got = wait_customers(&engine, 50).await;
     assert_eq!(got.len(), 50, "at crash: {at_crash}");
     assert!(got.values().all(|n| *n == 1), "duplicates: {got:?}");
     assert_eventually!(async { dovecot.uids_with("INBOX", PROCESSED_KEYWORD).await.len() == 50 });
     // Still exactly one each once everything is flagged.
-    assert!(per_customer(&store).await.values().all(|n| *n == 1));
+    assert!(per_customer(&engine).await.values().all(|n| *n == 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_uidvalidity_rereads_the_folder_without_duplicates() {
     let redis = RedisServer::start();
     let dovecot = Dovecot::start();
-    let store = setup(&redis).await;
+    let engine = setup(&redis).await;
     let mut cfg =
         EmailConfig { mailboxes: vec![mailbox_config(&dovecot, 1, "Support", "support")], ..Default::default() };
     // Polling: the folder is deleted under the reader below.
@@ -150,8 +150,8 @@ async fn a_new_uidvalidity_rereads_the_folder_without_duplicates() {
         dovecot.append("Support", &mail(i)).await;
     }
     let first = Adapter::start(&redis.url, cfg.clone());
-    wait_customers(&store, 3).await;
-    let state = EmailState::new(&store);
+    wait_customers(&engine, 3).await;
+    let state = EmailState::new(&engine);
     // The position moves after the flag, a moment after the interaction exists.
     let before = eventually("position at the last UID", Duration::from_secs(15), || async {
         let (validity, last) = state.cursor("support").await.unwrap();
@@ -168,10 +168,10 @@ async fn a_new_uidvalidity_rereads_the_folder_without_duplicates() {
         dovecot.append("Support", &mail(i)).await;
     }
     let _second = Adapter::start(&redis.url, cfg);
-    let got = wait_customers(&store, 5).await;
+    let got = wait_customers(&engine, 5).await;
     assert_eventually!(async { dovecot.uids_with("Support", PROCESSED_KEYWORD).await.len() == 5 });
     assert_eq!(got.len(), 5);
-    assert!(per_customer(&store).await.values().all(|n| *n == 1), "{got:?}");
+    assert!(per_customer(&engine).await.values().all(|n| *n == 1), "{got:?}");
     assert_eventually!(async { state.cursor("support").await.unwrap() == (Some(after), 5) });
 }
 
@@ -179,7 +179,7 @@ async fn a_new_uidvalidity_rereads_the_folder_without_duplicates() {
 async fn malformed_and_hostile_mail_never_stops_the_reader() {
     let redis = RedisServer::start();
     let dovecot = Dovecot::start();
-    let store = setup(&redis).await;
+    let engine = setup(&redis).await;
     let mut cfg =
         EmailConfig { mailboxes: vec![mailbox_config(&dovecot, 1, "INBOX", "support")], ..Default::default() };
     cfg.mailboxes[0].max_body_bytes = 8 * 1024;
@@ -238,7 +238,7 @@ async fn malformed_and_hostile_mail_never_stops_the_reader() {
     // A normal message after the corpus is processed: nothing before it stalled the reader.
     dovecot.append("INBOX", &mail(1)).await;
     eventually("the message after the corpus", Duration::from_secs(60), || async {
-        per_customer(&store).await.contains_key("c1@burst.test").then_some(())
+        per_customer(&engine).await.contains_key("c1@burst.test").then_some(())
     })
     .await;
     let n = corpus.len() + 1;
@@ -247,12 +247,12 @@ async fn malformed_and_hostile_mail_never_stops_the_reader() {
     // no-from.eml and bad-address.eml have no usable sender.
     assert_eq!(set_aside.len(), 2, "{set_aside:?}");
 
-    let waiting = store.list_waiting(Some("support"), 1000).await.unwrap();
+    let waiting = engine.list_waiting(Some("support"), 1000).await.unwrap();
     let by_customer: BTreeMap<String, switchboard::model::Interaction> =
         waiting.into_iter().map(|ix| (ix.customer_address.clone(), ix)).collect();
     let mut first_body = BTreeMap::new();
     for (c, ix) in &by_customer {
-        first_body.insert(c.clone(), store.messages(&ix.id).await.unwrap()[0].body.clone());
+        first_body.insert(c.clone(), engine.messages(&ix.id).await.unwrap()[0].body.clone());
     }
     let body = |c: &str| first_body[c].clone();
     assert!(body("broken@corpus.test").starts_with("first part"));
@@ -279,7 +279,7 @@ async fn malformed_and_hostile_mail_never_stops_the_reader() {
 async fn processed_mail_is_moved_and_set_aside_mail_stays() {
     let redis = RedisServer::start();
     let dovecot = Dovecot::start();
-    let store = setup(&redis).await;
+    let engine = setup(&redis).await;
     let mut cfg =
         EmailConfig { mailboxes: vec![mailbox_config(&dovecot, 1, "INBOX", "support")], ..Default::default() };
     cfg.mailboxes[0].after_processing = switchboard::channels::email::config::AfterProcessing::Move;
@@ -289,7 +289,7 @@ async fn processed_mail_is_moved_and_set_aside_mail_stays() {
         dovecot.append("INBOX", &mail(i)).await;
     }
     dovecot.append("INBOX", b"To: support@acme.test\r\nSubject: nobody\r\n\r\nno sender\r\n").await;
-    wait_customers(&store, 3).await;
+    wait_customers(&engine, 3).await;
     assert_eventually!(async { dovecot.uids("Processed").await.len() == 3 });
     assert_eventually!(async { dovecot.uids_with("INBOX", SET_ASIDE_KEYWORD).await.len() == 1 });
     assert_eq!(dovecot.uids("INBOX").await.len(), 1);
@@ -302,18 +302,18 @@ async fn processed_mail_is_moved_and_set_aside_mail_stays() {
 async fn one_instance_reads_a_mailbox_and_another_takes_over() {
     let redis = RedisServer::start();
     let dovecot = Dovecot::start();
-    let store = setup(&redis).await;
+    let engine = setup(&redis).await;
     let cfg = EmailConfig { mailboxes: vec![mailbox_config(&dovecot, 1, "INBOX", "support")], ..Default::default() };
     let a = Adapter::start_as(&redis.url, cfg.clone(), "instance-a");
     let b = Adapter::start_as(&redis.url, cfg, "instance-b");
     for i in 0..20 {
         dovecot.append("INBOX", &mail(i)).await;
     }
-    let got = wait_customers(&store, 20).await;
+    let got = wait_customers(&engine, 20).await;
     assert!(got.values().all(|n| *n == 1), "{got:?}");
     let holder: Option<String> = {
         let mut con = redis.client().await;
-        redis::cmd("GET").arg(store.keys().email_lease("support")).query_async(&mut con).await.unwrap()
+        redis::cmd("GET").arg(engine.keys().email_lease("support")).query_async(&mut con).await.unwrap()
     };
     // The reader dies abruptly; its lease is left to run out.
     let _survivor = match holder.as_deref() {
@@ -331,7 +331,7 @@ async fn one_instance_reads_a_mailbox_and_another_takes_over() {
         dovecot.append("INBOX", &mail(i)).await;
     }
     let got = eventually("mail after the reader died", Duration::from_secs(60), || async {
-        let m = per_customer(&store).await;
+        let m = per_customer(&engine).await;
         (m.len() >= 25).then_some(m)
     })
     .await;
@@ -344,7 +344,7 @@ async fn one_instance_reads_a_mailbox_and_another_takes_over() {
 async fn a_server_without_idle_or_move_is_polled_and_mail_still_moved() {
     let redis = RedisServer::start();
     let dovecot = Dovecot::start_with_config("imap_capability = IMAP4rev1 UIDPLUS LITERAL+");
-    let store = setup(&redis).await;
+    let engine = setup(&redis).await;
     let mut cfg =
         EmailConfig { mailboxes: vec![mailbox_config(&dovecot, 1, "INBOX", "support")], ..Default::default() };
     cfg.mailboxes[0].after_processing = switchboard::channels::email::config::AfterProcessing::Move;
@@ -358,7 +358,7 @@ async fn a_server_without_idle_or_move_is_polled_and_mail_still_moved() {
     for i in 0..3 {
         dovecot.append("INBOX", &mail(i)).await;
     }
-    wait_customers(&store, 3).await;
+    wait_customers(&engine, 3).await;
     assert_eventually!(async { dovecot.uids("Processed").await.len() == 3 && dovecot.uids("INBOX").await.is_empty() });
-    assert_eq!(per_customer(&store).await.len(), 3);
+    assert_eq!(per_customer(&engine).await.len(), 3);
 }

@@ -19,7 +19,7 @@ async fn round_trip(imap: Security, smtp_mode: SmtpMode) {
     let redis = RedisServer::start();
     let dovecot = Dovecot::start_tls(&certs);
     let smtp = SmtpServer::start_with(smtp_mode, Some((&certs.cert, &certs.key)));
-    let store = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
+    let engine = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
     let mut m = mailbox_config(&dovecot, smtp.port, "INBOX", "support");
     m.imap.security = imap;
     if imap == Security::Tls {
@@ -31,7 +31,7 @@ async fn round_trip(imap: Security, smtp_mode: SmtpMode) {
         SmtpMode::Tls => Security::Tls,
     };
     m.tls_ca_file = Some(certs.ca.clone());
-    let email = EmailChannel::new(EmailConfig { mailboxes: vec![m], ..Default::default() }, store).unwrap();
+    let email = EmailChannel::new(EmailConfig { mailboxes: vec![m], ..Default::default() }, engine).unwrap();
     let sb = TestServer::start_with_adapters(test_config(&redis.url), vec![email.clone() as Arc<_>]).await;
     let mut admin = sb.admin().await;
     let mut q = queue("support", &[]);

@@ -22,8 +22,8 @@ async fn start() -> (RedisServer, TestServer) {
     (redis, sb)
 }
 
-async fn store(redis: &RedisServer) -> Engine {
-    Engine::connect(&redis.url, EngineOptions::default()).await.expect("connect store")
+async fn engine(redis: &RedisServer) -> Engine {
+    Engine::connect(&redis.url, EngineOptions::default()).await.expect("connect engine")
 }
 
 /// Asserts a gRPC call failed with `code` and a message naming `field`; returns the status.
@@ -253,7 +253,7 @@ async fn admin_agents_crud_validation_and_token_privacy() {
     let (mut d, _) = Desktop::login(&sb.endpoint(), "ann", "tok-ann").await.expect("token kept across update");
     d.ready().await;
     drop(d);
-    wait_disconnected(&store(&redis).await, "ann").await;
+    wait_disconnected(&engine(&redis).await, "ann").await;
 
     // Unknown ids.
     let s = admin.get_agent(pb::GetAgentRequest { agent_id: "nobody".into() }).await.unwrap_err();
@@ -651,7 +651,7 @@ async fn withdraw_offered_and_active_interactions() {
     let got = get_ix(&sb, &second.id).await;
     assert_eq!(got.state, pb::InteractionState::Completed as i32);
     assert_eq!(got.end_reason, "customer_left");
-    let st = store(&redis).await.agent_status("ann").await.unwrap();
+    let st = engine(&redis).await.agent_status("ann").await.unwrap();
     assert_eq!(st.load.get(&model::Channel::Chat).copied().unwrap_or(0), 0, "slot freed: {st:?}");
 
     let s = ixs
@@ -714,7 +714,7 @@ async fn desktop_login_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_login_does_not_disturb_the_live_session() {
     let (redis, sb) = start().await;
-    let st = store(&redis).await;
+    let st = engine(&redis).await;
     put_queue(&sb, queue("sales", &[])).await;
     put_agent(&sb, agent("ann", &[])).await;
     let mut ann = RawSession::open(&sb, login_req("ann", "tok-ann")).await.unwrap();
@@ -792,7 +792,7 @@ async fn second_login_replaces_the_first_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnect_resumes_pending_offer_and_active_interaction() {
     let (redis, sb) = start().await;
-    let st = store(&redis).await;
+    let st = engine(&redis).await;
     put_queue(&sb, queue("sales", &[])).await;
     put_agent(&sb, agent("ann", &[])).await;
     let mut ann = sb.desktop("ann", "tok-ann").await;
@@ -907,7 +907,7 @@ async fn set_presence_wrap_up_is_rejected() {
     assert!(msg.contains("presence"), "{msg}");
     let (code, _) = ann.request(Rq::SetPresence(pb::SetPresence { presence: None })).await.unwrap_err();
     assert_eq!(code, Code::InvalidArgument);
-    let st = store(&redis).await.agent_status("ann").await.unwrap();
+    let st = engine(&redis).await.agent_status("ann").await.unwrap();
     assert_eq!(st.presence, model::Presence::Ready, "a rejected request must not change presence");
     sb.stop().await;
 }
@@ -1102,7 +1102,7 @@ async fn logout_agent_closes_session_and_requeues_offer() {
     let got = get_ix(&sb, &ix.id).await;
     assert_eq!(got.state, pb::InteractionState::Offered as i32);
     assert_eq!(got.agent_id, "bob");
-    let ann_st = store(&redis).await.agent_status("ann").await.unwrap();
+    let ann_st = engine(&redis).await.agent_status("ann").await.unwrap();
     assert_eq!(ann_st.presence, model::Presence::Offline);
     assert_eq!(ann_st.load.get(&model::Channel::Chat).copied().unwrap_or(0), 0);
     bob.accept(&ix.id).await.unwrap();
@@ -1115,7 +1115,7 @@ async fn logout_agent_closes_session_and_requeues_offer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn move_and_reprioritize_waiting_interactions() {
     let (redis, sb) = start().await;
-    let st = store(&redis).await;
+    let st = engine(&redis).await;
     put_queue(&sb, queue("q1", &[])).await;
     put_queue(&sb, queue("q2", &[])).await;
     let mut mail = queue("mail", &[]);
@@ -1324,7 +1324,7 @@ async fn graceful_stop_closes_desktop_sessions() {
     let stopping = tokio::spawn(sb.stop());
     assert_eq!(ann.wait_closed().await.as_deref(), Some("shutdown"));
     tokio::time::timeout(PATIENCE, stopping).await.expect("stop finishes").expect("stop does not panic");
-    let st = store(&redis).await.agent_status("ann").await.unwrap();
+    let st = engine(&redis).await.agent_status("ann").await.unwrap();
     assert!(!st.connected, "the session must be recorded as ended: {st:?}");
     assert_ne!(st.presence, model::Presence::Offline, "offline only after the grace period, not at once");
 }

@@ -139,8 +139,8 @@ async fn escalation_reaches_the_desktop_on_time_alone() {
         .unwrap()
         .into_inner();
     assert_eq!(created.state, pb::InteractionState::Queued as i32);
-    let store = switchboard_engine::Engine::connect(&redis.url, Default::default()).await.unwrap();
-    store.advance_clock(std::time::Duration::from_secs(31)).await.unwrap();
+    let engine = switchboard_engine::Engine::connect(&redis.url, Default::default()).await.unwrap();
+    engine.advance_clock(std::time::Duration::from_secs(31)).await.unwrap();
     let offer = bo.wait_offer().await;
     let ix = offer.interaction.unwrap();
     assert_eq!(ix.id, created.id);

@@ -11,7 +11,7 @@ use switchboard_engine::{Caller, Engine, EngineError, EngineOptions, Returned, T
 
 struct S {
     redis: RedisServer,
-    store: Engine,
+    engine: Engine,
 }
 
 const INSTANCE: &str = "inst-1";
@@ -19,12 +19,12 @@ const INSTANCE: &str = "inst-1";
 impl S {
     async fn new() -> S {
         let redis = RedisServer::start();
-        let store = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
-        S { redis, store }
+        let engine = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
+        S { redis, engine }
     }
 
     async fn queue(&self, q: QueueSpec) {
-        self.store.put_queue(&q, true).await.unwrap();
+        self.engine.put_queue(&q, true).await.unwrap();
     }
 
     /// Creates the agent and logs it in (not ready yet).
@@ -41,12 +41,12 @@ impl S {
             cross_channel_blocking: blocking,
             token: format!("tok-{id}"),
         };
-        self.store.put_agent(&spec, true).await.unwrap();
-        self.store.login(id, &format!("tok-{id}"), INSTANCE, &format!("sess-{id}")).await.unwrap();
+        self.engine.put_agent(&spec, true).await.unwrap();
+        self.engine.login(id, &format!("tok-{id}"), INSTANCE, &format!("sess-{id}")).await.unwrap();
     }
 
     async fn ready(&self, id: &str) {
-        self.store.set_presence(id, &Presence::Ready, "agent").await.unwrap();
+        self.engine.set_presence(id, &Presence::Ready, "agent").await.unwrap();
     }
 
     async fn create(&self, channel: Channel, queue: &str, customer: &str, priority: Option<i32>) -> Interaction {
@@ -57,7 +57,7 @@ impl S {
             priority,
             ..Default::default()
         };
-        self.store.create_interaction(&new).await.unwrap().0
+        self.engine.create_interaction(&new).await.unwrap().0
     }
 
     async fn chat(&self, queue: &str, customer: &str) -> Interaction {
@@ -65,17 +65,17 @@ impl S {
     }
 
     async fn ix(&self, id: &str) -> Interaction {
-        self.store.get_interaction(id, false).await.unwrap()
+        self.engine.get_interaction(id, false).await.unwrap()
     }
 
     async fn presence(&self, id: &str) -> Presence {
-        self.store.agent_status(id).await.unwrap().presence
+        self.engine.agent_status(id).await.unwrap().presence
     }
 
     /// Moves the routing clock and fires everything that became due.
     async fn tick(&self, secs: u64) {
-        self.store.advance_clock(Duration::from_secs(secs)).await.unwrap();
-        while self.store.fire_timers(1000).await.unwrap().fired > 0 {}
+        self.engine.advance_clock(Duration::from_secs(secs)).await.unwrap();
+        while self.engine.fire_timers(1000).await.unwrap().fired > 0 {}
     }
 
     async fn offered_to(&self, iid: &str) -> Option<String> {
@@ -175,24 +175,24 @@ async fn backlog_drains_on_completion_reject_and_end_of_wrap_up() {
     assert_eq!(s.offered_to(&ids[0]).await.as_deref(), Some("a"));
 
     // Completion (after wrap-up ended by the agent) pulls the next one.
-    s.store.accept("a", &ids[0]).await.unwrap();
-    s.store.complete("a", &ids[0], "done", "").await.unwrap();
+    s.engine.accept("a", &ids[0]).await.unwrap();
+    s.engine.complete("a", &ids[0], "done", "").await.unwrap();
     assert_eq!(s.ix(&ids[0]).await.state, InteractionState::WrapUp);
     assert_eq!(s.presence("a").await, Presence::WrapUp);
     assert_eq!(s.ix(&ids[1]).await.state, InteractionState::Queued, "no offer during wrap-up");
-    s.store.end_wrap_up("a", &ids[0], "", "").await.unwrap();
+    s.engine.end_wrap_up("a", &ids[0], "", "").await.unwrap();
     assert_eq!(s.ix(&ids[0]).await.state, InteractionState::Completed);
     assert_eq!(s.presence("a").await, Presence::Ready);
     assert_eq!(s.offered_to(&ids[1]).await.as_deref(), Some("a"));
 
     // Reject frees the slot: the agent pulls the next waiting one, the rejected one waits.
-    s.store.reject("a", &ids[1], "busy").await.unwrap();
+    s.engine.reject("a", &ids[1], "busy").await.unwrap();
     assert_eq!(s.offered_to(&ids[2]).await.as_deref(), Some("a"));
     assert_eq!(s.ix(&ids[1]).await.state, InteractionState::Queued);
 
     // The wrap-up timer ends wrap-up with no other event.
-    s.store.accept("a", &ids[2]).await.unwrap();
-    s.store.complete("a", &ids[2], "done", "").await.unwrap();
+    s.engine.accept("a", &ids[2]).await.unwrap();
+    s.engine.complete("a", &ids[2], "done", "").await.unwrap();
     s.tick(9).await;
     assert_eq!(s.ix(&ids[2]).await.state, InteractionState::WrapUp);
     s.tick(2).await;
@@ -216,13 +216,13 @@ async fn reject_keeps_age_excludes_agent_and_agent_stays_ready() {
     let first = s.chat("sales", "c1").await;
     let to = first.agent_id.clone();
     let other = if to == "a" { "b" } else { "a" };
-    s.store.reject(&to, &first.id, "no").await.unwrap();
+    s.engine.reject(&to, &first.id, "no").await.unwrap();
     let ix = s.ix(&first.id).await;
     assert_eq!(ix.state, InteractionState::Offered);
     assert_eq!(ix.agent_id, other, "goes to the other agent");
     assert_eq!(ix.enqueued_ms, first.enqueued_ms, "keeps its age");
     assert_eq!(s.presence(&to).await, Presence::Ready);
-    s.store.reject(other, &first.id, "no").await.unwrap();
+    s.engine.reject(other, &first.id, "no").await.unwrap();
     assert_eq!(s.ix(&first.id).await.state, InteractionState::Queued, "both excluded: it waits");
     // A newer interaction goes to a free agent, never the excluded old one.
     let second = s.chat("sales", "c2").await;
@@ -232,7 +232,7 @@ async fn reject_keeps_age_excludes_agent_and_agent_stays_ready() {
     s.agent_with("c", &[], chat_only(1), None).await;
     s.ready("c").await;
     assert_eq!(s.offered_to(&first.id).await.as_deref(), Some("c"));
-    let f = s.store.queue_figures("sales").await.unwrap();
+    let f = s.engine.queue_figures("sales").await.unwrap();
     assert_eq!(f.rejected, 2);
     assert_eq!(f.offered, 4);
 }
@@ -259,7 +259,7 @@ async fn offer_timeout_returns_it_with_its_age_and_the_agent_goes_missed() {
     assert_eq!(s.ix(&ix.id).await.state, InteractionState::Queued);
     s.ready("a").await;
     assert_eq!(s.ix(&ix.id).await.state, InteractionState::Queued, "excluded agent is not offered it again");
-    assert_eq!(s.store.queue_figures("sales").await.unwrap().missed, 2);
+    assert_eq!(s.engine.queue_figures("sales").await.unwrap().missed, 2);
 }
 
 #[tokio::test]
@@ -270,15 +270,15 @@ async fn highest_priority_then_longest_waiting_across_queues() {
     s.agent_with("a", &[], chat_only(1), None).await;
     let step = Duration::from_millis(5);
     let old_low = s.create(Channel::Chat, "q1", "c1", Some(1)).await;
-    s.store.advance_clock(step).await.unwrap();
+    s.engine.advance_clock(step).await.unwrap();
     let older_high = s.create(Channel::Chat, "q2", "c2", Some(5)).await;
-    s.store.advance_clock(step).await.unwrap();
+    s.engine.advance_clock(step).await.unwrap();
     let newer_high = s.create(Channel::Chat, "q1", "c3", Some(5)).await;
     s.ready("a").await;
     assert_eq!(s.offered_to(&older_high.id).await.as_deref(), Some("a"), "priority first, then age");
-    s.store.reject("a", &older_high.id, "").await.unwrap();
+    s.engine.reject("a", &older_high.id, "").await.unwrap();
     assert_eq!(s.offered_to(&newer_high.id).await.as_deref(), Some("a"));
-    s.store.reject("a", &newer_high.id, "").await.unwrap();
+    s.engine.reject("a", &newer_high.id, "").await.unwrap();
     assert_eq!(s.offered_to(&old_low.id).await.as_deref(), Some("a"));
 }
 
@@ -310,7 +310,7 @@ async fn escalation_relaxes_and_overflows_with_no_other_event() {
     assert_eq!(s.offered_to(&ix2.id).await.as_deref(), Some("mid"));
     // With nobody eligible in billing at any stage, the next one overflows to general after 60 s.
     s.agent("generalist", &[]).await;
-    s.store.set_presence("mid", &Presence::NotReady("break".into()), "agent").await.unwrap();
+    s.engine.set_presence("mid", &Presence::NotReady("break".into()), "agent").await.unwrap();
     s.ready("generalist").await;
     let ix4 = s.create(Channel::Chat, "billing", "c4", None).await;
     assert_eq!(ix4.state, InteractionState::Queued);
@@ -332,10 +332,10 @@ async fn stale_presence_takes_agent_offline_and_returns_its_offers() {
     s.ready("a").await;
     let ix = s.chat("sales", "c1").await;
     assert_eq!(ix.agent_id, "a");
-    s.store.disconnect("a", "sess-a", false).await.unwrap();
+    s.engine.disconnect("a", "sess-a", false).await.unwrap();
     // Never offer to a ghost: a disconnected agent gets no new work even within the grace period.
     s.agent_with("b", &[], chat_only(1), None).await;
-    s.store.set_presence("b", &Presence::NotReady("x".into()), "agent").await.unwrap();
+    s.engine.set_presence("b", &Presence::NotReady("x".into()), "agent").await.unwrap();
     let ix2 = s.chat("sales", "c2").await;
     assert_eq!(ix2.state, InteractionState::Queued);
     s.tick(29).await;
@@ -348,8 +348,8 @@ async fn stale_presence_takes_agent_offline_and_returns_its_offers() {
     assert_eq!(back.state, InteractionState::Queued, "its pending offer went back to the queue");
     assert_eq!(back.enqueued_ms, ix.enqueued_ms);
     // Reconnecting in time cancels the grace timer.
-    s.store.login("b", "tok-b", INSTANCE, "sess-b2").await.unwrap();
-    s.store.disconnect("b", "sess-b", false).await.unwrap(); // stale session: ignored
+    s.engine.login("b", "tok-b", INSTANCE, "sess-b2").await.unwrap();
+    s.engine.disconnect("b", "sess-b", false).await.unwrap(); // stale session: ignored
     s.tick(40).await;
     assert_eq!(s.presence("b").await, Presence::Ready);
 }
@@ -367,20 +367,20 @@ async fn a_session_ended_by_a_stopping_instance_returns_its_offers_at_once() {
     s.agent_with("a", &[], chat_only(3), None).await;
     s.ready("a").await;
     let held = s.chat("sales", "c1").await;
-    s.store.accept("a", &held.id).await.unwrap();
+    s.engine.accept("a", &held.id).await.unwrap();
     let pending = s.chat("sales", "c2").await;
     assert_eq!(pending.agent_id, "a");
     s.agent_with("b", &[], chat_only(1), None).await;
     s.ready("b").await;
-    s.store.disconnect("a", "sess-a", true).await.unwrap();
+    s.engine.disconnect("a", "sess-a", true).await.unwrap();
     let moved = s.ix(&pending.id).await;
     assert_eq!((moved.state, moved.agent_id.as_str()), (InteractionState::Offered, "b"));
     assert_eq!(moved.enqueued_ms, pending.enqueued_ms);
     assert_eq!(s.ix(&held.id).await.agent_id, "a", "accepted work stays");
-    let a = s.store.agent_status("a").await.unwrap();
+    let a = s.engine.agent_status("a").await.unwrap();
     assert_eq!((a.presence, a.connected), (Presence::Ready, false));
     let mut ixs = [moved];
-    s.store.with_exclusions(&mut ixs).await.unwrap();
+    s.engine.with_exclusions(&mut ixs).await.unwrap();
     assert!(ixs[0].excluded_agents.is_empty(), "nobody excluded");
 }
 
@@ -389,14 +389,14 @@ async fn a_dead_instance_takes_its_agents_offline() {
     let s = S::new().await;
     s.queue(q("sales", &[])).await;
     s.agent_with("a", &[], chat_only(1), None).await;
-    s.store.heartbeat(INSTANCE, false).await.unwrap();
+    s.engine.heartbeat(INSTANCE, false).await.unwrap();
     s.ready("a").await;
     let ix = s.chat("sales", "c1").await;
     assert_eq!(ix.agent_id, "a");
     s.tick(31).await;
     assert_eq!(s.presence("a").await, Presence::Offline);
     assert_eq!(s.ix(&ix.id).await.state, InteractionState::Queued);
-    assert!(!s.store.agent_status("a").await.unwrap().connected);
+    assert!(!s.engine.agent_status("a").await.unwrap().connected);
 }
 
 #[tokio::test]
@@ -409,14 +409,14 @@ async fn voice_blocks_other_channels_unless_configured() {
     assert_eq!(call.agent_id, "blocked");
     let chat = s.chat("all", "v1").await;
     assert_eq!(chat.state, InteractionState::Queued, "an offered call blocks chat");
-    s.store.accept("blocked", &call.id).await.unwrap();
+    s.engine.accept("blocked", &call.id).await.unwrap();
     assert_eq!(s.ix(&chat.id).await.state, InteractionState::Queued, "an active call blocks chat");
-    s.store.complete("blocked", &call.id, "", "").await.unwrap();
+    s.engine.complete("blocked", &call.id, "", "").await.unwrap();
     assert_eq!(s.offered_to(&chat.id).await.as_deref(), Some("blocked"), "freed by the end of the call");
 
     s.agent_with("multi", &[], Capacity::default(), Some(false)).await;
     s.ready("multi").await;
-    s.store.set_presence("blocked", &Presence::NotReady("x".into()), "agent").await.unwrap();
+    s.engine.set_presence("blocked", &Presence::NotReady("x".into()), "agent").await.unwrap();
     let call = s.create(Channel::Voice, "all", "+4915112345679", None).await;
     assert_eq!(call.agent_id, "multi");
     let chat = s.chat("all", "v2").await;
@@ -441,14 +441,14 @@ async fn capacity_per_channel_is_never_exceeded() {
     assert_eq!(sms2.state, InteractionState::Queued);
     let email = s.create(Channel::Email, "all", "x@example.com", None).await;
     assert_eq!(email.state, InteractionState::Queued, "capacity 0 means no email");
-    let st = s.store.agent_status("a").await.unwrap();
+    let st = s.engine.agent_status("a").await.unwrap();
     assert_eq!(st.load[&Channel::Chat], 3);
     assert_eq!(st.load[&Channel::Sms], 1);
     // Raising capacity at runtime pulls waiting work at once.
-    let mut spec = s.store.get_agent("a").await.unwrap();
+    let mut spec = s.engine.get_agent("a").await.unwrap();
     spec.capacity.chat = 4;
-    s.store.put_agent(&spec, true).await.unwrap();
-    assert_eq!(s.store.agent_status("a").await.unwrap().load[&Channel::Chat], 4);
+    s.engine.put_agent(&spec, true).await.unwrap();
+    assert_eq!(s.engine.agent_status("a").await.unwrap().load[&Channel::Chat], 4);
 }
 
 #[tokio::test]
@@ -465,7 +465,7 @@ async fn strategies_pick_the_right_agent() {
     s.agent("first", &[("x", 3)]).await;
     s.agent("expert", &[("x", 9)]).await;
     s.ready("first").await;
-    s.store.advance_clock(Duration::from_millis(10)).await.unwrap();
+    s.engine.advance_clock(Duration::from_millis(10)).await.unwrap();
     s.ready("expert").await;
     let i = s.chat("idle", "c1").await;
     assert_eq!(i.agent_id, "first", "longest idle");
@@ -491,7 +491,7 @@ async fn an_offer_on_one_channel_updates_the_others_where_it_matters() {
     s.agent_with("a", &[("x", 1)], cap, None).await;
     s.agent_with("b", &[("x", 1)], cap, None).await;
     s.ready("a").await;
-    s.store.advance_clock(Duration::from_millis(10)).await.unwrap();
+    s.engine.advance_clock(Duration::from_millis(10)).await.unwrap();
     s.ready("b").await;
     let chat = s.chat("occupied", "c1").await;
     assert_eq!(chat.agent_id, "a", "equally free: longest idle");
@@ -516,18 +516,18 @@ async fn transfer_to_queue_keeps_age_and_boosts_priority() {
     s.ready("t1").await;
     let ix = s.chat("tier1", "c1").await;
     assert_eq!(ix.agent_id, "t1");
-    s.store.accept("t1", &ix.id).await.unwrap();
-    let after = s.store.transfer("t1", &ix.id, &TransferTarget::Queue("tier2".into()), 10).await.unwrap();
+    s.engine.accept("t1", &ix.id).await.unwrap();
+    let after = s.engine.transfer("t1", &ix.id, &TransferTarget::Queue("tier2".into()), 10).await.unwrap();
     assert_eq!(after.queue, "tier2");
     assert_eq!(after.priority, 10);
     assert_eq!(after.enqueued_ms, ix.enqueued_ms);
     assert_eq!(after.state, InteractionState::Queued);
-    assert_eq!(s.store.agent_status("t1").await.unwrap().load[&Channel::Chat], 0);
+    assert_eq!(s.engine.agent_status("t1").await.unwrap().load[&Channel::Chat], 0);
     s.ready("t2").await;
     assert_eq!(s.offered_to(&ix.id).await.as_deref(), Some("t2"));
     // Unknown target: clear error, nothing changes.
-    s.store.accept("t2", &ix.id).await.unwrap();
-    let err = s.store.transfer("t2", &ix.id, &TransferTarget::Queue("nope".into()), 0).await.unwrap_err();
+    s.engine.accept("t2", &ix.id).await.unwrap();
+    let err = s.engine.transfer("t2", &ix.id, &TransferTarget::Queue("nope".into()), 0).await.unwrap_err();
     assert!(matches!(err, EngineError::NotFound(_)), "{err}");
     assert_eq!(s.ix(&ix.id).await.state, InteractionState::Active);
 }
@@ -541,23 +541,23 @@ async fn transfer_to_agent_waits_then_returns_to_the_queue() {
     s.agent_with("c", &[], chat_only(1), None).await;
     s.ready("a").await;
     let ix = s.chat("sales", "c1").await;
-    s.store.accept("a", &ix.id).await.unwrap();
+    s.engine.accept("a", &ix.id).await.unwrap();
     s.ready("c").await;
     let busy = s.chat("sales", "c2").await;
     assert_eq!(busy.agent_id, "c");
     // b is not ready yet: the interaction waits for b, even though nobody else is free.
     let t = TransferTarget::Agent { id: "b".into(), wait: Duration::from_secs(30) };
-    s.store.transfer("a", &ix.id, &t, 0).await.unwrap();
+    s.engine.transfer("a", &ix.id, &t, 0).await.unwrap();
     assert_eq!(s.ix(&ix.id).await.state, InteractionState::Queued);
     s.ready("b").await;
     assert_eq!(s.offered_to(&ix.id).await.as_deref(), Some("b"), "the named agent takes it");
-    s.store.accept("b", &ix.id).await.unwrap();
+    s.engine.accept("b", &ix.id).await.unwrap();
     // Back to a: a does not answer in time → original queue, where c (now free) takes it.
     let t = TransferTarget::Agent { id: "a".into(), wait: Duration::from_secs(30) };
-    s.store.set_presence("a", &Presence::NotReady("x".into()), "agent").await.unwrap();
-    s.store.transfer("b", &ix.id, &t, 0).await.unwrap();
-    s.store.accept("c", &busy.id).await.unwrap();
-    s.store.complete("c", &busy.id, "", "").await.unwrap();
+    s.engine.set_presence("a", &Presence::NotReady("x".into()), "agent").await.unwrap();
+    s.engine.transfer("b", &ix.id, &t, 0).await.unwrap();
+    s.engine.accept("c", &busy.id).await.unwrap();
+    s.engine.complete("c", &busy.id, "", "").await.unwrap();
     assert_eq!(s.ix(&ix.id).await.state, InteractionState::Queued, "still waiting for a");
     s.tick(31).await;
     assert_eq!(s.offered_to(&ix.id).await.as_deref(), Some("c"));
@@ -574,22 +574,22 @@ async fn the_transferring_agent_is_tried_last_not_never() {
     s.agent_with("b", &[], chat_only(1), None).await;
     s.ready("a").await;
     let ix = s.chat("sales", "c1").await;
-    s.store.accept("a", &ix.id).await.unwrap();
+    s.engine.accept("a", &ix.id).await.unwrap();
     // To b, logged in but not ready: after the wait it is back in the queue, and a (ready, free,
     // qualified, the only one) gets it.
     let t = TransferTarget::Agent { id: "b".into(), wait: Duration::from_secs(2) };
-    let after = s.store.transfer("a", &ix.id, &t, 0).await.unwrap();
+    let after = s.engine.transfer("a", &ix.id, &t, 0).await.unwrap();
     assert_eq!((after.state, after.transferred_by.as_str()), (InteractionState::Queued, "a"));
     assert_eq!(s.offered_to(&ix.id).await, None, "it waits for b first");
     s.tick(3).await;
     assert_eq!(s.offered_to(&ix.id).await.as_deref(), Some("a"));
     // A queue transfer to a queue a also serves, with nobody else free: back to a at once.
-    s.store.accept("a", &ix.id).await.unwrap();
-    s.store.transfer("a", &ix.id, &TransferTarget::Queue("billing".into()), 0).await.unwrap();
+    s.engine.accept("a", &ix.id).await.unwrap();
+    s.engine.transfer("a", &ix.id, &TransferTarget::Queue("billing".into()), 0).await.unwrap();
     assert_eq!(s.offered_to(&ix.id).await.as_deref(), Some("a"));
     // A reject still excludes for good, and a supervisor sees it.
-    s.store.reject("a", &ix.id, "").await.unwrap();
-    let waiting = s.store.list_waiting(Some("billing"), 10).await.unwrap();
+    s.engine.reject("a", &ix.id, "").await.unwrap();
+    let waiting = s.engine.list_waiting(Some("billing"), 10).await.unwrap();
     assert_eq!(waiting[0].excluded_agents, ["a"]);
     assert_eq!(waiting[0].transferred_by, "a");
 }
@@ -606,13 +606,13 @@ async fn the_transferring_agent_comes_after_a_lower_ranked_free_agent() {
     s.agent_with("b", &[("vip", 5)], chat_only(1), None).await;
     s.ready("a").await;
     let ix = s.chat("sales", "c1").await;
-    s.store.accept("a", &ix.id).await.unwrap();
+    s.engine.accept("a", &ix.id).await.unwrap();
     s.ready("b").await;
     // a is free for another chat and the most skilled for vip, but it just passed this one on.
-    s.store.transfer("a", &ix.id, &TransferTarget::Queue("vip".into()), 0).await.unwrap();
+    s.engine.transfer("a", &ix.id, &TransferTarget::Queue("vip".into()), 0).await.unwrap();
     assert_eq!(s.offered_to(&ix.id).await.as_deref(), Some("b"));
     // b rejects: now a is the only one left, and gets it.
-    s.store.reject("b", &ix.id, "").await.unwrap();
+    s.engine.reject("b", &ix.id, "").await.unwrap();
     assert_eq!(s.offered_to(&ix.id).await.as_deref(), Some("a"));
 }
 
@@ -625,22 +625,22 @@ async fn exclusions_are_shown_and_a_supervisor_can_clear_them() {
     s.agent_with("a", &[], chat_only(1), None).await;
     s.ready("a").await;
     let ix = s.chat("sales", "c1").await;
-    s.store.reject("a", &ix.id, "not mine").await.unwrap();
+    s.engine.reject("a", &ix.id, "not mine").await.unwrap();
     assert_eq!(s.presence("a").await, Presence::Ready, "a reject keeps the agent ready");
     s.tick(60).await;
     assert_eq!(s.offered_to(&ix.id).await, None, "never back to who rejected it");
-    let waiting = s.store.list_waiting(Some("sales"), 10).await.unwrap();
+    let waiting = s.engine.list_waiting(Some("sales"), 10).await.unwrap();
     assert_eq!(waiting[0].excluded_agents, ["a"]);
 
-    let err = s.store.move_interaction(&ix.id, "nowhere", true).await.unwrap_err();
+    let err = s.engine.move_interaction(&ix.id, "nowhere", true).await.unwrap_err();
     assert!(matches!(err, EngineError::NotFound(_)), "{err}");
-    assert_eq!(s.store.list_waiting(Some("sales"), 10).await.unwrap()[0].excluded_agents, ["a"], "unchanged");
+    assert_eq!(s.engine.list_waiting(Some("sales"), 10).await.unwrap()[0].excluded_agents, ["a"], "unchanged");
 
-    let cleared = s.store.move_interaction(&ix.id, "", true).await.unwrap();
+    let cleared = s.engine.move_interaction(&ix.id, "", true).await.unwrap();
     assert_eq!((cleared.state, cleared.agent_id.as_str()), (InteractionState::Offered, "a"));
     assert!(cleared.excluded_agents.is_empty());
     assert_eq!(cleared.queue, "sales");
-    assert!(matches!(s.store.move_interaction(&ix.id, "", false).await, Err(EngineError::InvalidArgument(_))));
+    assert!(matches!(s.engine.move_interaction(&ix.id, "", false).await, Err(EngineError::InvalidArgument(_))));
 }
 
 /// Sticky routing waits for the preferred agent even while it is offline: it may log in within
@@ -652,7 +652,7 @@ async fn sticky_routing_waits_for_an_offline_agent_too() {
     let sms = Capacity { voice: 0, chat: 0, sms: 1, email: 0 };
     s.agent_with("a", &[], sms, None).await;
     s.agent_with("b", &[], sms, None).await;
-    s.store.set_presence("b", &Presence::Offline, "agent").await.unwrap();
+    s.engine.set_presence("b", &Presence::Offline, "agent").await.unwrap();
     s.ready("a").await;
     let new = NewInteraction {
         channel: Some(Channel::Sms),
@@ -662,14 +662,14 @@ async fn sticky_routing_waits_for_an_offline_agent_too() {
         preferred_agent_wait_secs: 20,
         ..Default::default()
     };
-    let (ix, _) = s.store.create_interaction(&new).await.unwrap();
+    let (ix, _) = s.engine.create_interaction(&new).await.unwrap();
     assert_eq!(ix.state, InteractionState::Queued, "a is free, but b may come back within the wait");
     s.tick(5).await;
     s.ready("b").await;
     assert_eq!(s.offered_to(&ix.id).await.as_deref(), Some("b"));
 
     let unknown = NewInteraction { customer_address: "+4915100000000".into(), preferred_agent_id: "zed".into(), ..new };
-    let (ix2, _) = s.store.create_interaction(&unknown).await.unwrap();
+    let (ix2, _) = s.engine.create_interaction(&unknown).await.unwrap();
     assert_eq!(ix2.agent_id, "a", "no agent of that name: no wait");
 }
 
@@ -685,17 +685,17 @@ async fn a_restarted_instance_releases_the_sessions_of_its_previous_run() {
     assert_eq!(ix.agent_id, "a");
     // b is on another instance.
     s.agent_with("b", &[], chat_only(1), None).await;
-    s.store.login("b", "tok-b", "other", "sess-b2").await.unwrap();
+    s.engine.login("b", "tok-b", "other", "sess-b2").await.unwrap();
     s.ready("b").await;
-    assert_eq!(s.store.instance_started("other-new").await.unwrap(), 0, "a new id releases nothing");
-    assert_eq!(s.store.instance_started(INSTANCE).await.unwrap(), 1);
-    let a = s.store.agent_status("a").await.unwrap();
+    assert_eq!(s.engine.instance_started("other-new").await.unwrap(), 0, "a new id releases nothing");
+    assert_eq!(s.engine.instance_started(INSTANCE).await.unwrap(), 1);
+    let a = s.engine.agent_status("a").await.unwrap();
     assert_eq!((a.presence, a.connected), (Presence::Offline, false));
     assert_eq!(s.offered_to(&ix.id).await.as_deref(), Some("b"), "its offer went on at once");
-    let b = s.store.agent_status("b").await.unwrap();
+    let b = s.engine.agent_status("b").await.unwrap();
     assert!(b.connected, "another instance's session is untouched");
     // A second start finds nothing left.
-    assert_eq!(s.store.instance_started(INSTANCE).await.unwrap(), 0);
+    assert_eq!(s.engine.instance_started(INSTANCE).await.unwrap(), 0);
 }
 
 #[tokio::test]
@@ -707,7 +707,7 @@ async fn sticky_agent_gets_the_follow_up_when_available_else_the_queue() {
     s.agent_with("a", &[], Capacity { voice: 0, chat: 0, sms: 1, email: 0 }, None).await;
     s.agent_with("b", &[], Capacity { voice: 0, chat: 0, sms: 1, email: 0 }, None).await;
     s.ready("a").await;
-    s.store.advance_clock(Duration::from_millis(5)).await.unwrap();
+    s.engine.advance_clock(Duration::from_millis(5)).await.unwrap();
     s.ready("b").await;
     let new = NewInteraction {
         channel: Some(Channel::Sms),
@@ -717,11 +717,14 @@ async fn sticky_agent_gets_the_follow_up_when_available_else_the_queue() {
         preferred_agent_wait_secs: 20,
         ..Default::default()
     };
-    let (ix, _) = s.store.create_interaction(&new).await.unwrap();
+    let (ix, _) = s.engine.create_interaction(&new).await.unwrap();
     assert_eq!(ix.agent_id, "b", "sticky beats longest idle");
     // b busy: the next follow-up waits for b, then falls back to the queue.
-    let (ix2, _) =
-        s.store.create_interaction(&NewInteraction { customer_address: "+4915100000000".into(), ..new }).await.unwrap();
+    let (ix2, _) = s
+        .engine
+        .create_interaction(&NewInteraction { customer_address: "+4915100000000".into(), ..new })
+        .await
+        .unwrap();
     assert_eq!(ix2.state, InteractionState::Queued);
     s.tick(21).await;
     assert_eq!(s.offered_to(&ix2.id).await.as_deref(), Some("a"));
@@ -733,20 +736,20 @@ async fn abandon_while_queued_or_offered() {
     s.queue(q("sales", &[])).await;
     s.agent_with("a", &[], chat_only(1), None).await;
     let queued = s.chat("sales", "c1").await;
-    let gone = s.store.withdraw(&queued.id, "customer_left").await.unwrap();
+    let gone = s.engine.withdraw(&queued.id, "customer_left").await.unwrap();
     assert_eq!(gone.state, InteractionState::Abandoned);
-    assert!(s.store.list_waiting(Some("sales"), 10).await.unwrap().is_empty());
+    assert!(s.engine.list_waiting(Some("sales"), 10).await.unwrap().is_empty());
     s.ready("a").await;
     let offered = s.chat("sales", "c2").await;
     let next = s.chat("sales", "c3").await;
     assert_eq!(offered.agent_id, "a");
-    s.store.withdraw(&offered.id, "").await.unwrap();
+    s.engine.withdraw(&offered.id, "").await.unwrap();
     assert_eq!(s.ix(&offered.id).await.state, InteractionState::Abandoned);
     assert_eq!(s.offered_to(&next.id).await.as_deref(), Some("a"), "the freed slot pulls the next");
-    assert_eq!(s.store.queue_figures("sales").await.unwrap().abandoned, 2);
+    assert_eq!(s.engine.queue_figures("sales").await.unwrap().abandoned, 2);
     // Withdrawing again changes nothing.
-    s.store.withdraw(&offered.id, "").await.unwrap();
-    assert_eq!(s.store.queue_figures("sales").await.unwrap().abandoned, 2);
+    s.engine.withdraw(&offered.id, "").await.unwrap();
+    assert_eq!(s.engine.queue_figures("sales").await.unwrap().abandoned, 2);
 }
 
 #[tokio::test]
@@ -756,16 +759,16 @@ async fn supervisor_move_and_reprioritize() {
     s.queue(q("b", &[])).await;
     let one = s.create(Channel::Chat, "a", "c1", Some(1)).await;
     let two = s.create(Channel::Chat, "a", "c2", Some(1)).await;
-    let waiting = s.store.list_waiting(Some("a"), 10).await.unwrap();
+    let waiting = s.engine.list_waiting(Some("a"), 10).await.unwrap();
     assert_eq!(waiting.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), [one.id.as_str(), two.id.as_str()]);
-    s.store.reprioritize(&two.id, 9).await.unwrap();
-    let waiting = s.store.list_waiting(Some("a"), 10).await.unwrap();
+    s.engine.reprioritize(&two.id, 9).await.unwrap();
+    let waiting = s.engine.list_waiting(Some("a"), 10).await.unwrap();
     assert_eq!(waiting[0].id, two.id);
-    let moved = s.store.move_interaction(&one.id, "b", false).await.unwrap();
+    let moved = s.engine.move_interaction(&one.id, "b", false).await.unwrap();
     assert_eq!(moved.queue, "b");
     assert_eq!(moved.enqueued_ms, one.enqueued_ms);
-    assert_eq!(s.store.list_waiting(Some("b"), 10).await.unwrap().len(), 1);
-    let err = s.store.move_interaction(&one.id, "missing", false).await.unwrap_err();
+    assert_eq!(s.engine.list_waiting(Some("b"), 10).await.unwrap().len(), 1);
+    let err = s.engine.move_interaction(&one.id, "missing", false).await.unwrap_err();
     assert!(matches!(err, EngineError::NotFound(_)));
     assert_eq!(s.ix(&one.id).await.queue, "b");
 }
@@ -781,11 +784,11 @@ async fn idempotent_create_and_bad_input_change_nothing() {
         queue: "sales".into(),
         ..Default::default()
     };
-    let (a, created_a) = s.store.create_interaction(&new).await.unwrap();
-    let (b, created_b) = s.store.create_interaction(&new).await.unwrap();
+    let (a, created_a) = s.engine.create_interaction(&new).await.unwrap();
+    let (b, created_b) = s.engine.create_interaction(&new).await.unwrap();
     assert!(created_a && !created_b);
     assert_eq!(a.id, b.id);
-    assert_eq!(s.store.list_waiting(None, 10).await.unwrap().len(), 1);
+    assert_eq!(s.engine.list_waiting(None, 10).await.unwrap().len(), 1);
 
     let bad = [
         NewInteraction { queue: "nope".into(), idempotency_key: String::new(), ..new.clone() },
@@ -794,28 +797,28 @@ async fn idempotent_create_and_bad_input_change_nothing() {
         NewInteraction { priority: Some(-1), idempotency_key: String::new(), ..new.clone() },
     ];
     for n in bad {
-        assert!(s.store.create_interaction(&n).await.is_err());
+        assert!(s.engine.create_interaction(&n).await.is_err());
     }
     let mut voice_only = q("voice", &[]);
     voice_only.channels = vec![Channel::Voice];
     s.queue(voice_only).await;
     let e = s
-        .store
+        .engine
         .create_interaction(&NewInteraction { queue: "voice".into(), idempotency_key: String::new(), ..new.clone() })
         .await
         .unwrap_err();
     assert!(matches!(e, EngineError::InvalidArgument(ref m) if m.starts_with("channel:")), "{e}");
-    assert_eq!(s.store.list_waiting(None, 10).await.unwrap().len(), 1, "nothing was created");
+    assert_eq!(s.engine.list_waiting(None, 10).await.unwrap().len(), 1, "nothing was created");
 
     // Invalid admin input is refused before anything is written.
     let mut bad_q = q("sales", &[("x", 11)]);
     bad_q.priority = 3;
-    assert!(matches!(s.store.put_queue(&bad_q, true).await, Err(EngineError::InvalidArgument(_))));
-    assert_eq!(s.store.get_queue("sales").await.unwrap().priority, 0);
+    assert!(matches!(s.engine.put_queue(&bad_q, true).await, Err(EngineError::InvalidArgument(_))));
+    assert_eq!(s.engine.get_queue("sales").await.unwrap().priority, 0);
     let mut overflow = q("o", &[]);
     overflow.escalation = vec![EscalationStep { after_secs: 5, action: EscalationAction::Overflow("ghost".into()) }];
-    assert!(matches!(s.store.put_queue(&overflow, true).await, Err(EngineError::NotFound(_))));
-    assert!(matches!(s.store.get_queue("o").await, Err(EngineError::NotFound(_))));
+    assert!(matches!(s.engine.put_queue(&overflow, true).await, Err(EngineError::NotFound(_))));
+    assert!(matches!(s.engine.get_queue("o").await, Err(EngineError::NotFound(_))));
 
     // Acting on someone else's offer: refused, state unchanged.
     s.agent("a", &[]).await;
@@ -823,11 +826,11 @@ async fn idempotent_create_and_bad_input_change_nothing() {
     s.ready("a").await;
     let ix = s.ix(&a.id).await;
     assert_eq!(ix.agent_id, "a");
-    assert!(matches!(s.store.accept("b", &ix.id).await, Err(EngineError::FailedPrecondition(_))));
-    assert!(matches!(s.store.accept("a", "no-such").await, Err(EngineError::NotFound(_))));
+    assert!(matches!(s.engine.accept("b", &ix.id).await, Err(EngineError::FailedPrecondition(_))));
+    assert!(matches!(s.engine.accept("a", "no-such").await, Err(EngineError::NotFound(_))));
     assert_eq!(s.ix(&ix.id).await.state, InteractionState::Offered);
-    assert!(matches!(s.store.login("a", "wrong", INSTANCE, "x").await, Err(EngineError::Unauthenticated(_))));
-    assert_eq!(s.store.agent_status("a").await.unwrap().session, "sess-a");
+    assert!(matches!(s.engine.login("a", "wrong", INSTANCE, "x").await, Err(EngineError::Unauthenticated(_))));
+    assert_eq!(s.engine.agent_status("a").await.unwrap().session, "sess-a");
 }
 
 #[tokio::test]
@@ -839,19 +842,19 @@ async fn admin_changes_reroute_waiting_work() {
     let ix = s.chat("fr", "c1").await;
     assert_eq!(ix.state, InteractionState::Queued);
     // Training pays off: the agent's new level makes it eligible and it takes the waiting chat.
-    let mut spec = s.store.get_agent("a").await.unwrap();
+    let mut spec = s.engine.get_agent("a").await.unwrap();
     spec.skills.insert("french".into(), 6);
-    s.store.put_agent(&spec, true).await.unwrap();
+    s.engine.put_agent(&spec, true).await.unwrap();
     assert_eq!(s.offered_to(&ix.id).await.as_deref(), Some("a"));
     // And lowering the queue's requirement lets a weaker agent take the next one.
     s.agent("b", &[("french", 3)]).await;
     s.ready("b").await;
     let ix2 = s.chat("fr", "c2").await;
     assert_eq!(ix2.agent_id, "a", "b not eligible yet; a has chat capacity left");
-    s.store.set_presence("a", &Presence::NotReady("x".into()), "agent").await.unwrap();
+    s.engine.set_presence("a", &Presence::NotReady("x".into()), "agent").await.unwrap();
     let ix3 = s.chat("fr", "c3").await;
     assert_eq!(ix3.state, InteractionState::Queued);
-    s.store.put_queue(&q("fr", &[("french", 3)]), true).await.unwrap();
+    s.engine.put_queue(&q("fr", &[("french", 3)]), true).await.unwrap();
     assert_eq!(s.offered_to(&ix3.id).await.as_deref(), Some("b"));
 }
 
@@ -896,7 +899,7 @@ async fn the_assignment_reaches_the_session_like_any_push() {
     // Accepted from the agent's own desktop session: the assignment comes back with the reply,
     // carrying the interaction, and nothing goes to the inbox.
     let caller = Caller::new("a", "sess-a", INSTANCE);
-    let (ix, returned) = by_session(&caller, s.store.calls(&caller).accept(&one.id)).await;
+    let (ix, returned) = by_session(&caller, s.engine.calls(&caller).accept(&one.id)).await;
     assert_eq!(ix.unwrap().state, InteractionState::Active);
     assert_eq!(kinds(&returned), ["assigned"]);
     assert!(
@@ -905,14 +908,14 @@ async fn the_assignment_reaches_the_session_like_any_push() {
     assert!(assigned_pushes(&s).await.is_empty());
 
     // Accepted by a session a new login has replaced meanwhile: the current session is told.
-    s.store.login("a", "tok-a", INSTANCE, "sess-a2").await.unwrap();
-    let (r, returned) = by_session(&caller, s.store.calls(&caller).accept(&two.id)).await;
+    s.engine.login("a", "tok-a", INSTANCE, "sess-a2").await.unwrap();
+    let (r, returned) = by_session(&caller, s.engine.calls(&caller).accept(&two.id)).await;
     r.unwrap();
     assert!(returned.is_empty());
     assert_eq!(assigned_pushes(&s).await, ["sess-a2"]);
 
     // Accepted with no session behind it: pushed too.
-    s.store.accept("a", &three.id).await.unwrap();
+    s.engine.accept("a", &three.id).await.unwrap();
     assert_eq!(assigned_pushes(&s).await, ["sess-a2", "sess-a2"]);
 }
 
@@ -920,7 +923,7 @@ async fn the_assignment_reaches_the_session_like_any_push() {
 async fn inbox_entries(s: &S, agent: &str) -> Vec<(String, String, String)> {
     let mut con = s.redis.client().await;
     let r: redis::streams::StreamRangeReply =
-        redis::AsyncCommands::xrange_all(&mut con, s.store.keys().inbox(INSTANCE)).await.unwrap();
+        redis::AsyncCommands::xrange_all(&mut con, s.engine.keys().inbox(INSTANCE)).await.unwrap();
     r.ids
         .iter()
         .filter(|e| e.get::<String>("agent").as_deref() == Some(agent))
@@ -941,7 +944,7 @@ async fn the_next_offer_for_the_requesting_session_comes_with_the_reply() {
     let one = s.chat("sales", "c1").await;
     let before = inbox_entries(&s, "a").await;
     let caller = Caller::new("a", "sess-a", INSTANCE);
-    let (r, returned) = by_session(&caller, s.store.calls(&caller).set_presence(&Presence::Ready, "agent")).await;
+    let (r, returned) = by_session(&caller, s.engine.calls(&caller).set_presence(&Presence::Ready, "agent")).await;
     r.unwrap();
     assert_eq!(kinds(&returned), ["presence", "offer"]);
     let inbox_id = |e: Option<&(String, String, String)>| InboxId::parse(e.map_or("0-0", |e| e.0.as_str())).unwrap();
@@ -952,12 +955,12 @@ async fn the_next_offer_for_the_requesting_session_comes_with_the_reply() {
 
     // A chat created by someone else while the agent is busy waits; an earlier push (the
     // accept's, made with no session) is in the inbox, and the completion's offer follows it.
-    s.store.accept("a", &one.id).await.unwrap();
+    s.engine.accept("a", &one.id).await.unwrap();
     let two = s.chat("sales", "c2").await;
     assert_eq!(s.ix(&two.id).await.state, InteractionState::Queued);
     let before = inbox_entries(&s, "a").await;
     assert_eq!(before.last().map(|e| e.1.as_str()), Some("assigned"));
-    let (r, returned) = by_session(&caller, s.store.calls(&caller).complete(&one.id, "done", "")).await;
+    let (r, returned) = by_session(&caller, s.engine.calls(&caller).complete(&one.id, "done", "")).await;
     assert_eq!(r.unwrap().state, InteractionState::Completed);
     assert_eq!(kinds(&returned), ["offer"]);
     assert_eq!(returned[0].after, inbox_id(before.last()));
@@ -965,15 +968,15 @@ async fn the_next_offer_for_the_requesting_session_comes_with_the_reply() {
     assert_eq!(s.offered_to(&two.id).await.as_deref(), Some("a"));
 
     // A failed request returns nothing and pushes nothing.
-    let (r, returned) = by_session(&caller, s.store.calls(&caller).complete(&one.id, "done", "")).await;
+    let (r, returned) = by_session(&caller, s.engine.calls(&caller).complete(&one.id, "done", "")).await;
     assert!(matches!(r, Err(EngineError::FailedPrecondition(_))), "{r:?}");
     assert!(returned.is_empty());
 
     // The same request from a session a new login has replaced: the current one is pushed to.
-    s.store.accept("a", &two.id).await.unwrap();
+    s.engine.accept("a", &two.id).await.unwrap();
     let three = s.chat("sales", "c3").await;
-    s.store.login("a", "tok-a", INSTANCE, "sess-a2").await.unwrap();
-    let (r, returned) = by_session(&caller, s.store.calls(&caller).complete(&two.id, "done", "")).await;
+    s.engine.login("a", "tok-a", INSTANCE, "sess-a2").await.unwrap();
+    let (r, returned) = by_session(&caller, s.engine.calls(&caller).complete(&two.id, "done", "")).await;
     r.unwrap();
     assert!(returned.is_empty());
     let last = inbox_entries(&s, "a").await.pop().unwrap();
@@ -988,15 +991,15 @@ async fn the_hub_tells_when_it_has_delivered_up_to_an_inbox_id() {
     let s = S::new().await;
     s.queue(q("sales", &[])).await;
     s.agent_with("a", &[], chat_only(1), None).await;
-    let hub = switchboard::hub::Hub::new(INSTANCE.into(), s.store.clone());
+    let hub = switchboard::hub::Hub::new(INSTANCE.into(), s.engine.clone());
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     hub.register("a", "sess-a", tx);
 
     // Someone else's call pushes to the session; then the agent's own request returns its offer.
     let one = s.chat("sales", "c1").await;
-    s.store.set_presence("a", &Presence::NotReady("lunch".into()), "supervisor").await.unwrap();
+    s.engine.set_presence("a", &Presence::NotReady("lunch".into()), "supervisor").await.unwrap();
     let caller = Caller::new("a", "sess-a", INSTANCE);
-    let (r, returned) = by_session(&caller, s.store.calls(&caller).set_presence(&Presence::Ready, "agent")).await;
+    let (r, returned) = by_session(&caller, s.engine.calls(&caller).set_presence(&Presence::Ready, "agent")).await;
     r.unwrap();
     let after = returned[0].after;
     assert!(after > InboxId::default());
@@ -1033,7 +1036,7 @@ async fn live_interactions_waiting_or_not_hold_their_queue() {
     s.queue(q("support", &[])).await;
     s.agent_with("ann", &[], chat_only(1), None).await;
     let mut con = s.redis.client().await;
-    let k = s.store.keys().clone();
+    let k = s.engine.keys().clone();
     let mut indexes = async |queue: &str| -> (Vec<String>, Vec<String>) {
         let mut waiting: Vec<String> = redis::AsyncCommands::zrange(&mut con, k.qwait(queue), 0, -1).await.unwrap();
         let mut live: Vec<String> = redis::AsyncCommands::smembers(&mut con, k.qlive(queue)).await.unwrap();
@@ -1053,37 +1056,37 @@ async fn live_interactions_waiting_or_not_hold_their_queue() {
     let a = s.chat("sales", "c1").await;
     let b = s.chat("sales", "c2").await;
     assert_eq!(indexes("sales").await, (sorted(vec![a.id.clone(), b.id.clone()]), vec![]));
-    held_by(s.store.delete_queue("sales").await, 2);
+    held_by(s.engine.delete_queue("sales").await, 2);
 
     s.ready("ann").await;
     assert_eq!(s.offered_to(&a.id).await.as_deref(), Some("ann"));
     assert_eq!(indexes("sales").await, (vec![b.id.clone()], vec![a.id.clone()]));
-    held_by(s.store.delete_queue("sales").await, 2);
+    held_by(s.engine.delete_queue("sales").await, 2);
 
     // Rejected: back to waiting (and ann, excluded from it, is offered the other one).
-    s.store.reject("ann", &a.id, "busy").await.unwrap();
+    s.engine.reject("ann", &a.id, "busy").await.unwrap();
     assert_eq!(s.offered_to(&b.id).await.as_deref(), Some("ann"));
     assert_eq!(indexes("sales").await, (vec![a.id.clone()], vec![b.id.clone()]));
 
-    s.store.accept("ann", &b.id).await.unwrap();
-    s.store.move_interaction(&a.id, "support", false).await.unwrap();
+    s.engine.accept("ann", &b.id).await.unwrap();
+    s.engine.move_interaction(&a.id, "support", false).await.unwrap();
     assert_eq!(indexes("sales").await, (vec![], vec![b.id.clone()]));
     assert_eq!(indexes("support").await, (vec![a.id.clone()], vec![]));
-    held_by(s.store.delete_queue("sales").await, 1);
+    held_by(s.engine.delete_queue("sales").await, 1);
     let mut email_only = q("sales", &[]);
     email_only.channels = vec![Channel::Email];
-    match s.store.put_queue(&email_only, true).await {
+    match s.engine.put_queue(&email_only, true).await {
         Err(EngineError::FailedPrecondition(m)) => assert!(m.contains("chat interactions"), "{m}"),
         other => panic!("dropping a channel with a live interaction: {other:?}"),
     }
 
     // Completed: sales is empty and can go. The one in support still waits: ann rejected it.
-    s.store.complete("ann", &b.id, "done", "").await.unwrap();
+    s.engine.complete("ann", &b.id, "done", "").await.unwrap();
     assert_eq!(indexes("sales").await, (vec![], vec![]));
-    s.store.delete_queue("sales").await.unwrap();
+    s.engine.delete_queue("sales").await.unwrap();
     assert_eq!(indexes("support").await, (vec![a.id.clone()], vec![]));
-    held_by(s.store.delete_queue("support").await, 1);
-    s.store.withdraw(&a.id, "gone").await.unwrap();
+    held_by(s.engine.delete_queue("support").await, 1);
+    s.engine.withdraw(&a.id, "gone").await.unwrap();
     assert_eq!(indexes("support").await, (vec![], vec![]));
-    s.store.delete_queue("support").await.unwrap();
+    s.engine.delete_queue("support").await.unwrap();
 }

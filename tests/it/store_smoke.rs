@@ -5,10 +5,10 @@ use switchboard_engine::{Engine, EngineOptions};
 #[tokio::test]
 async fn offer_accept_complete() {
     let redis = RedisServer::start();
-    let store = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
+    let engine = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
     let mut q = QueueSpec::new("sales");
     q.requirements = vec![Requirement { skill: "english".into(), min_level: 3 }];
-    store.put_queue(&q, false).await.unwrap();
+    engine.put_queue(&q, false).await.unwrap();
     let a = AgentSpec {
         id: "ann".into(),
         name: "Ann".into(),
@@ -17,10 +17,10 @@ async fn offer_accept_complete() {
         cross_channel_blocking: None,
         token: "secret".into(),
     };
-    store.put_agent(&a, false).await.unwrap();
-    store.login("ann", "secret", "i1", "s1").await.unwrap();
-    store.set_presence("ann", &Presence::Ready, "agent").await.unwrap();
-    let (ix, created) = store
+    engine.put_agent(&a, false).await.unwrap();
+    engine.login("ann", "secret", "i1", "s1").await.unwrap();
+    engine.set_presence("ann", &Presence::Ready, "agent").await.unwrap();
+    let (ix, created) = engine
         .create_interaction(&NewInteraction {
             channel: Some(Channel::Chat),
             customer_address: "v1".into(),
@@ -33,18 +33,18 @@ async fn offer_accept_complete() {
     assert!(created);
     assert_eq!(ix.state, InteractionState::Offered, "{ix:?}");
     assert_eq!(ix.agent_id, "ann");
-    let ix = store.accept("ann", &ix.id).await.unwrap();
+    let ix = engine.accept("ann", &ix.id).await.unwrap();
     assert_eq!(ix.state, InteractionState::Active);
     assert_eq!(ix.messages.len(), 1);
-    let m = store.reply("ann", &ix.id, "hi there").await.unwrap();
+    let m = engine.reply("ann", &ix.id, "hi there").await.unwrap();
     assert_eq!(m.seq, 2);
-    let ix = store.complete("ann", &ix.id, "sold", "notes").await.unwrap();
+    let ix = engine.complete("ann", &ix.id, "sold", "notes").await.unwrap();
     assert_eq!(ix.state, InteractionState::Completed);
-    let st = store.agent_status("ann").await.unwrap();
+    let st = engine.agent_status("ann").await.unwrap();
     assert_eq!(st.load[&Channel::Chat], 0);
-    let f = store.queue_figures("sales").await.unwrap();
+    let f = engine.queue_figures("sales").await.unwrap();
     assert_eq!(f.offered, 1);
     assert_eq!(f.accepted, 1);
-    let sweep = store.fire_timers(100).await.unwrap();
+    let sweep = engine.fire_timers(100).await.unwrap();
     assert_eq!(sweep.fired, 0);
 }

@@ -203,7 +203,7 @@ async fn unknown_and_expired_sessions_are_refused() {
     // The clock is moved past the resume window below; agents' presence must outlast it.
     cfg.routing.presence_grace_secs = 600;
     let sb = chat_server(cfg).await;
-    let store = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
+    let engine = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
 
     let mut v = Visitor::connect(sb.http_addr).await;
     v.resume(&"ab".repeat(32), 0).await;
@@ -214,7 +214,7 @@ async fn unknown_and_expired_sessions_are_refused() {
     // A visitor who leaves while waiting, and does not come back within the window, abandons.
     let (token, iid) = v.start("Vera", "anyone?").await;
     v.close().await;
-    store.advance_clock(Duration::from_secs(6)).await.unwrap();
+    engine.advance_clock(Duration::from_secs(6)).await.unwrap();
     let ix = eventually("chat withdrawn", PATIENCE, || async {
         let ix = interaction(&sb, &iid).await;
         (ix.state == pb::InteractionState::Abandoned as i32).then_some(ix)

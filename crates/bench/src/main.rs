@@ -636,10 +636,10 @@ where
     Ok(())
 }
 
-async fn set_all(store: &Engine, shared: &Shared, agents: usize, presence: &Presence) -> anyhow::Result<()> {
+async fn set_all(engine: &Engine, shared: &Shared, agents: usize, presence: &Presence) -> anyhow::Result<()> {
     each(agents, 32, |a| async move {
         shared.presence_changes.fetch_add(1, Relaxed);
-        Ok(store.set_presence(&format!("a{a}"), presence, "bench").await?)
+        Ok(engine.set_presence(&format!("a{a}"), presence, "bench").await?)
     })
     .await
 }
@@ -647,7 +647,7 @@ async fn set_all(store: &Engine, shared: &Shared, agents: usize, presence: &Pres
 /// Creates interactions `first..first + n` (customer `c{i}`) in the queues given, at `rate` per
 /// second (0: as fast as `concurrency` creators can).
 async fn create_many(
-    store: &Engine,
+    engine: &Engine,
     shared: &Arc<Shared>,
     range: std::ops::Range<usize>,
     queues: &Arc<Vec<String>>,
@@ -658,8 +658,8 @@ async fn create_many(
     let start = tokio::time::Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency.max(1) {
-        let (store, shared, next, queues, end) =
-            (store.clone(), shared.clone(), next.clone(), queues.clone(), range.end);
+        let (engine, shared, next, queues, end) =
+            (engine.clone(), shared.clone(), next.clone(), queues.clone(), range.end);
         let first = range.start;
         tasks.push(tokio::spawn(async move {
             loop {
@@ -681,7 +681,7 @@ async fn create_many(
                 };
                 shared.created_at[i].store(shared.us(), Relaxed);
                 shared.creates.fetch_add(1, Relaxed);
-                store.create_interaction(&new).await?;
+                engine.create_interaction(&new).await?;
             }
         }));
     }
@@ -804,15 +804,15 @@ async fn point(args: &BenchArgs, rate: u32) -> anyhow::Result<Vec<Row>> {
         args.backlog,
         n
     );
-    let store = Engine::connect(&redis.url, EngineOptions::default()).await?;
+    let engine = Engine::connect(&redis.url, EngineOptions::default()).await?;
     for q in &c.queues {
-        store.put_queue(q, true).await?;
+        engine.put_queue(q, true).await?;
     }
     let agents = &c.agents;
     each(agents.len(), 32, |a| {
-        let store = &store;
+        let engine = &engine;
         async move {
-            store.put_agent(&agents[a], true).await?;
+            engine.put_agent(&agents[a], true).await?;
             Ok(())
         }
     })
@@ -853,7 +853,7 @@ async fn point(args: &BenchArgs, rate: u32) -> anyhow::Result<Vec<Row>> {
     let mut next_ix = 0;
 
     // Phase 1: agents free, interactions created → offered (then completed at once).
-    set_all(&store, &shared, args.agents, &Presence::Ready).await?;
+    set_all(&engine, &shared, args.agents, &Presence::Ready).await?;
     shared.measure_created.store(true, Relaxed);
     let latency_rates = &args.latency_rates;
     // Unpaced first (0); the paced rates follow once the unpaced throughput is known.
@@ -864,7 +864,7 @@ async fn point(args: &BenchArgs, rate: u32) -> anyhow::Result<Vec<Row>> {
         shared.created_to_offer.lock().expect("lock").reset();
         shared.split.lock().expect("lock").clear();
         let a = snap(&mut con, &shared).await?;
-        create_many(&store, &shared, next_ix..next_ix + n, &served, args.concurrency, r).await?;
+        create_many(&engine, &shared, next_ix..next_ix + n, &served, args.concurrency, r).await?;
         next_ix += n;
         wait_offers(&shared, a.offers + n as u64, Duration::from_secs(300)).await;
         let b = snap(&mut con, &shared).await?;
@@ -883,12 +883,12 @@ async fn point(args: &BenchArgs, rate: u32) -> anyhow::Result<Vec<Row>> {
     shared.measure_created.store(false, Relaxed);
 
     // Phase 2: a backlog waits while nobody is ready; then everyone goes ready and fills up.
-    set_all(&store, &shared, args.agents, &Presence::NotReady("bench".into())).await?;
+    set_all(&engine, &shared, args.agents, &Presence::NotReady("bench".into())).await?;
     wait_quiet(&shared, Duration::from_millis(500), Duration::from_secs(60)).await;
-    let events_key = store.keys().events();
+    let events_key = engine.keys().events();
     let mem_before = info_field(&redis_info(&mut con, "memory").await?, "used_memory");
     let events_before = memory_usage(&mut con, &events_key).await?;
-    create_many(&store, &shared, next_ix..next_ix + backlog_total, &served, args.concurrency, 0).await?;
+    create_many(&engine, &shared, next_ix..next_ix + backlog_total, &served, args.concurrency, 0).await?;
     next_ix += backlog_total;
     let mem_after = info_field(&redis_info(&mut con, "memory").await?, "used_memory");
     let events_after = memory_usage(&mut con, &events_key).await?;
@@ -898,7 +898,7 @@ async fn point(args: &BenchArgs, rate: u32) -> anyhow::Result<Vec<Row>> {
     let events_per_waiting = events_after.saturating_sub(events_before) as f64 / backlog_total.max(1) as f64;
     shared.hold.store(true, Relaxed);
     let a = snap(&mut con, &shared).await?;
-    set_all(&store, &shared, args.agents, &Presence::Ready).await?;
+    set_all(&engine, &shared, args.agents, &Presence::Ready).await?;
     wait_quiet(&shared, Duration::from_secs(1), Duration::from_secs(1800)).await;
     let b = snap(&mut con, &shared).await?;
     let last = shared.epoch + Duration::from_micros(shared.last_offer_us.load(Relaxed));
@@ -916,7 +916,7 @@ async fn point(args: &BenchArgs, rate: u32) -> anyhow::Result<Vec<Row>> {
         let a = snap(&mut con, &shared).await?;
         let (_, created) = tokio::join!(
             complete_held(&shared, n, r),
-            create_many(&store, &shared, next_ix..next_ix + n, &served, args.concurrency, r)
+            create_many(&engine, &shared, next_ix..next_ix + n, &served, args.concurrency, r)
         );
         created?;
         next_ix += n;

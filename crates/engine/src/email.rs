@@ -54,8 +54,8 @@ pub struct EmailState {
 type R<T> = Result<T, EngineError>;
 
 impl EmailState {
-    pub fn new(store: &Engine) -> Self {
-        EmailState { engine: store.clone(), con: store.connection(), keys: store.keys().clone() }
+    pub fn new(engine: &Engine) -> Self {
+        EmailState { engine: engine.clone(), con: engine.connection(), keys: engine.keys().clone() }
     }
 
     pub async fn cursor(&self, mailbox: &str) -> R<(Option<u32>, u32)> {

@@ -204,15 +204,15 @@ impl Engine {
             inbox_maxlen: INBOX_MAXLEN,
             max_messages: 10_000,
         };
-        let store = Engine {
+        let engine = Engine {
             con: Counted::shared(con),
             client,
             keys: Keys::new(opts.key_root.clone()),
             functions: std::sync::Arc::new(Functions::new(&consts)),
             opts,
         };
-        store.load_library().await?;
-        Ok(store)
+        engine.load_library().await?;
+        Ok(engine)
     }
 
     /// Loads the operations' library (idempotent: same source, same name). Also needed after a

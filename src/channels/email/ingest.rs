@@ -59,17 +59,17 @@ pub struct IngestError(#[from] pub EngineError);
 
 #[derive(Clone)]
 pub struct Ingest {
-    store: Engine,
+    engine: Engine,
     state: EmailState,
     window_ms: u64,
     sticky_wait_secs: u32,
 }
 
 impl Ingest {
-    pub fn new(store: Engine, cfg: &EmailConfig) -> Self {
+    pub fn new(engine: Engine, cfg: &EmailConfig) -> Self {
         Ingest {
-            state: EmailState::new(&store),
-            store,
+            state: EmailState::new(&engine),
+            engine,
             window_ms: cfg.reopen_window().as_millis() as u64,
             sticky_wait_secs: cfg.sticky_wait_secs,
         }
@@ -152,9 +152,9 @@ impl Ingest {
     async fn append_once(&self, dedupe_key: &str, iid: &str, body: &str, note: bool) -> Result<(), IngestError> {
         let key = format!("email-append|{dedupe_key}");
         if note {
-            self.store.append_system_message_once(iid, body, &key).await?;
+            self.engine.append_system_message_once(iid, body, &key).await?;
         } else {
-            self.store.append_customer_message_once(iid, body, &key).await?;
+            self.engine.append_customer_message_once(iid, body, &key).await?;
         }
         Ok(())
     }
@@ -176,7 +176,7 @@ impl Ingest {
             found.push((iid, conv.customer));
         }
         let ids: Vec<String> = found.iter().map(|(i, _)| i.clone()).collect();
-        let ixs = self.store.interactions(&ids, false).await?;
+        let ixs = self.engine.interactions(&ids, false).await?;
         Ok(found
             .into_iter()
             .zip(ixs)
@@ -201,7 +201,7 @@ impl Ingest {
 
     async fn customer(&self, mailbox: &MailboxConfig, e: &ParsedEmail, from: &str) -> Result<Outcome, IngestError> {
         let cands = self.candidates(e).await?;
-        let now = self.store.now_ms().await?;
+        let now = self.engine.now_ms().await?;
         let decision = threading::decide(from, &cands, now, self.window_ms);
         let outcome = match decision {
             Decision::Append(iid) => {
@@ -287,7 +287,7 @@ impl Ingest {
             preferred_agent_id: preferred.clone(),
             preferred_agent_wait_secs: if preferred.is_empty() { 0 } else { self.sticky_wait_secs },
         };
-        let (ix, created) = self.store.create_interaction(&new).await?;
+        let (ix, created) = self.engine.create_interaction(&new).await?;
         let prev_conv = match &previous {
             Some(p) => self.state.conversation(p).await?,
             None => None,

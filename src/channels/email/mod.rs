@@ -45,17 +45,17 @@ const RETRY_SWEEP: Duration = Duration::from_secs(2);
 
 pub struct EmailChannel {
     cfg: Arc<EmailConfig>,
-    store: Engine,
+    engine: Engine,
     outbound: outbound::Outbound,
 }
 
 impl EmailChannel {
     /// Validates the config and prepares the SMTP transports; nothing connects yet.
-    pub fn new(cfg: EmailConfig, store: Engine) -> Result<Arc<EmailChannel>, EmailError> {
+    pub fn new(cfg: EmailConfig, engine: Engine) -> Result<Arc<EmailChannel>, EmailError> {
         cfg.validate()?;
         let cfg = Arc::new(cfg);
-        let outbound = outbound::Outbound::new(cfg.clone(), store.clone())?;
-        Ok(Arc::new(EmailChannel { cfg, store, outbound }))
+        let outbound = outbound::Outbound::new(cfg.clone(), engine.clone())?;
+        Ok(Arc::new(EmailChannel { cfg, engine, outbound }))
     }
 
     pub fn config(&self) -> &EmailConfig {
@@ -65,8 +65,8 @@ impl EmailChannel {
     /// Starts one reader per mailbox and the retry loop for deferred replies, all stopping on
     /// `cancel`. `instance` names this process for the mailbox leases.
     pub fn spawn(self: &Arc<Self>, instance: &str, cancel: CancellationToken) -> Vec<JoinHandle<()>> {
-        let ingest = ingest::Ingest::new(self.store.clone(), &self.cfg);
-        let state = switchboard_engine::email::EmailState::new(&self.store);
+        let ingest = ingest::Ingest::new(self.engine.clone(), &self.cfg);
+        let state = switchboard_engine::email::EmailState::new(&self.engine);
         let mut handles: Vec<JoinHandle<()>> = self
             .cfg
             .mailboxes

@@ -36,7 +36,7 @@ pub struct Outbound {
     cfg: Arc<EmailConfig>,
     transports: HashMap<String, AsyncSmtpTransport<Tokio1Executor>>,
     state: EmailState,
-    store: Engine,
+    engine: Engine,
 }
 
 enum Failure {
@@ -78,12 +78,12 @@ fn transport(m: &MailboxConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>, Em
 }
 
 impl Outbound {
-    pub fn new(cfg: Arc<EmailConfig>, store: Engine) -> Result<Self, EmailError> {
+    pub fn new(cfg: Arc<EmailConfig>, engine: Engine) -> Result<Self, EmailError> {
         let mut transports = HashMap::new();
         for m in &cfg.mailboxes {
             transports.insert(m.name.clone(), transport(m)?);
         }
-        Ok(Outbound { state: EmailState::new(&store), cfg, transports, store })
+        Ok(Outbound { state: EmailState::new(&engine), cfg, transports, engine })
     }
 
     fn mailbox(&self, name: &str) -> Option<&MailboxConfig> {
@@ -169,7 +169,7 @@ impl Outbound {
     pub async fn deliver(&self, ix: &Interaction, msg: &Message) -> Result<(), DeliveryError> {
         let p = self.prepare(ix, msg).await?;
         let transient = |e: switchboard_engine::EngineError| DeliveryError::Transient(e.to_string());
-        let now = self.store.now_ms().await.map_err(transient)?;
+        let now = self.engine.now_ms().await.map_err(transient)?;
         let rec = self.state.open_out_record(&p.message_id, &ix.id, msg.seq, now).await.map_err(transient)?;
         match rec.state.as_str() {
             "sent" => return Ok(()),
@@ -211,7 +211,7 @@ impl Outbound {
 
     /// One pass over deferred replies that are due. Returns how many were attempted.
     pub async fn retry_due(&self) -> Result<usize, switchboard_engine::EngineError> {
-        let now = self.store.now_ms().await?;
+        let now = self.engine.now_ms().await?;
         let due = self.state.claim_due_retries(now, RETRY_LEASE.as_millis() as u64, 20).await?;
         for mid in &due {
             let Some(rec) = self.state.out_record(mid).await? else {
@@ -222,7 +222,7 @@ impl Outbound {
                 self.state.finish_out(mid, &rec.state, &rec.error).await?;
                 continue;
             }
-            let ix = match self.store.get_interaction(&rec.interaction_id, false).await {
+            let ix = match self.engine.get_interaction(&rec.interaction_id, false).await {
                 Ok(ix) => ix,
                 Err(switchboard_engine::EngineError::NotFound(_)) => {
                     self.state.finish_out(mid, "failed", "interaction expired").await?;
@@ -230,7 +230,7 @@ impl Outbound {
                 }
                 Err(e) => return Err(e),
             };
-            let msg = self.store.message(&ix.id, rec.seq).await?;
+            let msg = self.engine.message(&ix.id, rec.seq).await?;
             let p = match self.prepare(&ix, &msg).await {
                 Ok(p) => p,
                 Err(e) => {
@@ -268,7 +268,7 @@ impl Outbound {
         if !matches!(ix.state, InteractionState::Completed | InteractionState::Abandoned) {
             let note = format!("[delivery failed] Reply {seq} could not be sent: {reason}");
             let note: String = note.chars().take(2_000).collect();
-            self.store.append_system_message_once(&ix.id, &note, &format!("email-failed|{mid}")).await?;
+            self.engine.append_system_message_once(&ix.id, &note, &format!("email-failed|{mid}")).await?;
         }
         Ok(())
     }

@@ -57,7 +57,7 @@ struct Conn {
 
 pub struct WebChat {
     cfg: WebChatConfig,
-    store: Engine,
+    engine: Engine,
     /// Connections close when this is cancelled (daemon shutdown).
     shutdown: CancellationToken,
     conns: Mutex<HashMap<String, Vec<Conn>>>,
@@ -73,12 +73,12 @@ fn per_minute(n: u32) -> Quota {
 }
 
 impl WebChat {
-    pub fn new(cfg: WebChatConfig, store: Engine, shutdown: CancellationToken) -> Arc<WebChat> {
+    pub fn new(cfg: WebChatConfig, engine: Engine, shutdown: CancellationToken) -> Arc<WebChat> {
         Arc::new(WebChat {
             ip_messages: RateLimiter::keyed(per_minute(cfg.ip_messages_per_minute)),
             ip_connections: RateLimiter::keyed(per_minute(cfg.ip_connections_per_minute)),
             cfg,
-            store,
+            engine,
             shutdown,
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
@@ -130,7 +130,7 @@ impl WebChat {
         if let Some(n) = self.agent_names.lock().expect("webchat lock").get(aid) {
             return n.clone();
         }
-        let name = match self.store.get_agent(aid).await {
+        let name = match self.engine.get_agent(aid).await {
             Ok(a) if !a.name.trim().is_empty() => a.name,
             Ok(_) => "An agent".to_string(),
             Err(error) => {
@@ -147,7 +147,7 @@ impl WebChat {
         let cached = self.answer_rates.lock().expect("webchat lock").get(queue).copied();
         let (answered, window) = match cached {
             Some((at, a, w)) if at.elapsed() < RATE_CACHE => (a, w),
-            _ => match self.store.answered_recently(queue).await {
+            _ => match self.engine.answered_recently(queue).await {
                 Ok((a, w)) => {
                     // No answers yet is not cached: the first answer should show up at once.
                     if a > 0 {
@@ -199,12 +199,12 @@ impl WebChat {
             let hashes = conns.values().flatten().map(|c| c.token_hash.clone()).collect();
             (live, hashes)
         };
-        let now = self.store.now_ms().await?;
-        self.store.chat_seen(&live, now).await?;
-        self.store.touch_chat_sessions(&hashes, session_ttl_secs(&self.cfg)).await?;
+        let now = self.engine.now_ms().await?;
+        self.engine.chat_seen(&live, now).await?;
+        self.engine.touch_chat_sessions(&hashes, session_ttl_secs(&self.cfg)).await?;
         let window_ms = self.cfg.resume_window_secs * 1000;
-        for iid in self.store.claim_abandoned_chats(now.saturating_sub(window_ms), 100).await? {
-            match self.store.withdraw(&iid, "customer_left").await {
+        for iid in self.engine.claim_abandoned_chats(now.saturating_sub(window_ms), 100).await? {
+            match self.engine.withdraw(&iid, "customer_left").await {
                 Ok(ix) => {
                     info!(message = "Web chat visitor did not come back; chat withdrawn.", interaction = %iid, state = %ix.state.as_str());
                     metrics::counter!("switchboard_webchat_left_total").increment(1);
@@ -222,8 +222,8 @@ impl WebChat {
         while !cancel.is_cancelled() {
             if state.is_none() {
                 let opened = async {
-                    let con = self.store.dedicated_connection().await?;
-                    let cursor = self.store.chat_cursor_now().await?;
+                    let con = self.engine.dedicated_connection().await?;
+                    let cursor = self.engine.chat_cursor_now().await?;
                     Ok::<_, switchboard_engine::EngineError>((con, cursor))
                 };
                 match opened.await {
@@ -244,7 +244,7 @@ impl WebChat {
             let (con, cursor) = state.as_mut().expect("tail state");
             let read = tokio::select! {
                 _ = cancel.cancelled() => return,
-                r = self.store.read_chat_signals(con, cursor, 1000) => r,
+                r = self.engine.read_chat_signals(con, cursor, 1000) => r,
             };
             match read {
                 Ok(signals) => {
@@ -286,7 +286,7 @@ impl OutboundChannel for WebChat {
             return Ok(());
         }
         self.wake(&interaction.id, Wake::Changed);
-        match self.store.chat_last_seen(&interaction.id).await {
+        match self.engine.chat_last_seen(&interaction.id).await {
             Ok(Some(_)) => Ok(()),
             Ok(None) => Err(DeliveryError::Permanent(format!(
                 "the visitor has left the chat; message {} is kept in the transcript",

@@ -142,9 +142,9 @@ pub(super) async fn serve(chat: Arc<WebChat>, ws: WebSocket, ip: IpAddr) {
         c.chat.unregister(&a.iid, a.conn);
         if !a.ended {
             // The resume window counts from now.
-            match c.chat.store.now_ms().await {
+            match c.chat.engine.now_ms().await {
                 Ok(now) => {
-                    let _ = c.chat.store.chat_seen(std::slice::from_ref(&a.iid), now).await;
+                    let _ = c.chat.engine.chat_seen(std::slice::from_ref(&a.iid), now).await;
                 }
                 Err(error) => debug!(message = "Could not record when a visitor left.", %error),
             }
@@ -276,8 +276,8 @@ impl Connection {
             preferred_agent_id: String::new(),
             preferred_agent_wait_secs: 0,
         };
-        let store = &self.chat.store;
-        let ix = match store.create_interaction(&new).await {
+        let engine = &self.chat.engine;
+        let ix = match engine.create_interaction(&new).await {
             Ok((ix, _)) => ix,
             Err(EngineError::NotFound(m) | EngineError::FailedPrecondition(m)) => {
                 warn!(message = "Web chat cannot start: check webchat.queue / topics.", reason = %m, queue = %new.queue);
@@ -292,14 +292,14 @@ impl Connection {
         let hash = token_hash(&token);
         let session =
             ChatSession { interaction_id: ix.id.clone(), visitor: visitor.clone(), created_ms: ix.enqueued_ms };
-        let now = match store.now_ms().await {
+        let now = match engine.now_ms().await {
             Ok(n) => n,
             Err(error) => return self.internal(error).await,
         };
-        if let Err(error) = store.create_chat_session(&hash, &session, session_ttl_secs(&self.chat.cfg)).await {
+        if let Err(error) = engine.create_chat_session(&hash, &session, session_ttl_secs(&self.chat.cfg)).await {
             return self.internal(error).await;
         }
-        if let Err(error) = store.chat_seen(std::slice::from_ref(&ix.id), now).await {
+        if let Err(error) = engine.chat_seen(std::slice::from_ref(&ix.id), now).await {
             return self.internal(error).await;
         }
         info!(message = "Web chat started.", interaction = %ix.id, queue = %ix.queue);
@@ -339,19 +339,19 @@ impl Connection {
             return self.reply_error("unknown_session", GONE).await;
         }
         let hash = token_hash(token);
-        let store = &self.chat.store;
-        let session = match store.chat_session(&hash).await {
+        let engine = &self.chat.engine;
+        let session = match engine.chat_session(&hash).await {
             Ok(Some(s)) => s,
             Ok(None) => return self.reply_error("unknown_session", GONE).await,
             Err(error) => return self.internal(error).await,
         };
-        let ix = match store.get_interaction(&session.interaction_id, false).await {
+        let ix = match engine.get_interaction(&session.interaction_id, false).await {
             Ok(ix) => ix,
             Err(EngineError::NotFound(_)) => return self.reply_error("unknown_session", GONE).await,
             Err(error) => return self.internal(error).await,
         };
         if !ended(ix.state) {
-            let (seen, now) = match (store.chat_last_seen(&ix.id).await, store.now_ms().await) {
+            let (seen, now) = match (engine.chat_last_seen(&ix.id).await, engine.now_ms().await) {
                 (Ok(s), Ok(n)) => (s, n),
                 (Err(error), _) | (_, Err(error)) => return self.internal(error).await,
             };
@@ -364,7 +364,7 @@ impl Connection {
                     )
                     .await;
             }
-            if let Err(error) = store.chat_seen(std::slice::from_ref(&ix.id), now).await {
+            if let Err(error) = engine.chat_seen(std::slice::from_ref(&ix.id), now).await {
                 return self.internal(error).await;
             }
         }
@@ -398,11 +398,11 @@ impl Connection {
         if !client_id.is_empty() && !protocol::valid_client_id(&client_id) {
             return self.reply_error("bad_frame", "client_id: 1-64 letters, digits, '-' or '_'.").await;
         }
-        let store = &self.chat.store;
+        let engine = &self.chat.engine;
         let stored = if client_id.is_empty() {
-            store.append_customer_message(&iid, &body).await
+            engine.append_customer_message(&iid, &body).await
         } else {
-            store
+            engine
                 .append_customer_message_once(&iid, &body, &format!("webchat-msg|{iid}|{client_id}"))
                 .await
                 .map(|(m, _)| m)
@@ -441,7 +441,7 @@ impl Connection {
         }
         a.typing_sent = Some((on, Instant::now()));
         let iid = a.iid.clone();
-        if let Err(error) = self.chat.store.customer_typing(&iid, on).await {
+        if let Err(error) = self.chat.engine.customer_typing(&iid, on).await {
             debug!(message = "Typing not passed on.", %error, interaction = %iid);
         }
         None
@@ -455,7 +455,7 @@ impl Connection {
             return None;
         }
         let iid = a.iid.clone();
-        if let Err(error) = self.chat.store.withdraw(&iid, "visitor_ended").await {
+        if let Err(error) = self.chat.engine.withdraw(&iid, "visitor_ended").await {
             return self.internal(error).await;
         }
         info!(message = "Web chat ended by the visitor.", interaction = %iid);
@@ -471,8 +471,8 @@ impl Connection {
     async fn refresh(&mut self) -> Option<Stop> {
         let Some(a) = &self.attached else { return None };
         let (iid, from) = (a.iid.clone(), a.last_seq + 1);
-        let store = self.chat.store.clone();
-        let (ix, messages) = match store.interaction_with_messages_from(&iid, from).await {
+        let engine = self.chat.engine.clone();
+        let (ix, messages) = match engine.interaction_with_messages_from(&iid, from).await {
             Ok(r) => r,
             Err(error) => {
                 debug!(message = "Web chat refresh failed.", %error, interaction = %iid);
@@ -507,7 +507,7 @@ impl Connection {
                 let position = if ix.state == InteractionState::Offered {
                     Some(1)
                 } else {
-                    store.waiting_position(&ix).await.ok().flatten()
+                    engine.waiting_position(&ix).await.ok().flatten()
                 };
                 let eta = match position {
                     Some(p) => self.chat.eta_secs(&ix.queue, p).await,
@@ -534,7 +534,7 @@ impl Connection {
                     };
                     frames.push(ServerFrame::Ended { by, reason: ix.end_reason.clone() });
                     now_ended = true;
-                    if let Err(error) = store.chat_forget(&iid).await {
+                    if let Err(error) = engine.chat_forget(&iid).await {
                         debug!(message = "Could not stop tracking an ended chat.", %error);
                     }
                 }
