@@ -8,11 +8,7 @@
 local inst, mode = ARGV[1], ARGV[2]
 local member = 'inst|' .. inst
 if mode == 'stop' then
-  for _, aid in ipairs(redis.call('SMEMBERS', K.inst_agents(inst))) do
-    local a = redis.call('HMGET', K.agent(aid), 'instance', 'connected', 'session')
-    if a[1] == inst and a[2] == '1' then end_session(aid, a[3] or '', inst, true) end
-  end
-  redis.call('DEL', K.inst_agents(inst))
+  for _, h in ipairs(held_sessions(inst)) do end_session(h[1], h[2], inst, true) end
   redis.call('ZREM', K.timers(), member)
   redis.call('DEL', K.inbox(inst))
   return ok(tostring(NOW), '0')

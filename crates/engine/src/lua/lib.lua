@@ -606,20 +606,28 @@ end
 -- or it started again under the same id after a crash): their agents go offline at once and
 -- their offers back to the queue. A paused instance that comes back closes each stream on the
 -- `closed` push, so the desktops reconnect and log in again. Returns how many were released.
-local function release_instance(inst, cause)
-  local n = 0
+-- The desktop sessions `inst` still holds, as { agent, session } (the instance's agent set is
+-- cleared: whoever calls this ends them all).
+local function held_sessions(inst)
+  local held = {}
   for _, aid in ipairs(redis.call('SMEMBERS', K.inst_agents(inst))) do
-    local a = redis.call('HMGET', K.agent(aid), 'instance', 'connected', 'presence', 'session')
-    if a[1] == inst and a[2] == '1' then
-      inbox_push(inst, aid, a[4] or '', PUSH.closed, cjson.encode({ reason = 'stale' }))
-      redis.call('HSET', K.agent(aid), 'connected', 0)
-      redis.call('ZREM', K.timers(), 'grace|' .. aid .. '|' .. (a[4] or ''))
-      if a[3] ~= 'offline' then go_offline(aid, cause) end
-      n = n + 1
-    end
+    local a = redis.call('HMGET', K.agent(aid), 'instance', 'connected', 'session')
+    if a[1] == inst and a[2] == '1' then held[#held + 1] = { aid, a[3] or '' } end
   end
   redis.call('DEL', K.inst_agents(inst))
-  return n
+  return held
+end
+
+local function release_instance(inst, cause)
+  local held = held_sessions(inst)
+  for _, h in ipairs(held) do
+    local aid, session = h[1], h[2]
+    inbox_push(inst, aid, session, PUSH.closed, cjson.encode({ reason = 'stale' }))
+    redis.call('HSET', K.agent(aid), 'connected', 0)
+    redis.call('ZREM', K.timers(), 'grace|' .. aid .. '|' .. session)
+    if redis.call('HGET', K.agent(aid), 'presence') ~= 'offline' then go_offline(aid, cause) end
+  end
+  return #held
 end
 
 -- The interaction, if it is offered to `aid`; else nil and the error to return.
