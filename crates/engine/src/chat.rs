@@ -10,10 +10,22 @@ use std::collections::HashMap;
 use redis::AsyncCommands;
 use redis::streams::{StreamReadOptions, StreamReadReply};
 
-use super::{Caller, Engine, EngineError, Result, interaction_from_hash, keys, parse_message};
+use crate::decode::{interaction_from_hash, parse_message};
+use crate::ops::argv::argv;
+use crate::{Caller, Engine, EngineError, Result, keys};
 use switchboard_model::{Interaction, Message};
 
 type StreamEntry = (String, HashMap<String, String>);
+
+argv! {
+    /// Typing is a chat's, but goes through the routing functions: only they know whom to show it.
+    struct TypingArgs<'a> {
+        who: &'a str,
+        iid: &'a str,
+        aid: &'a str,
+        on: bool,
+    }
+}
 
 /// What a session token unlocks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,8 +201,7 @@ impl Engine {
 
     /// The customer is typing (shown to the assigned agent while the interaction is active).
     pub async fn customer_typing(&self, iid: &str, on: bool) -> Result<()> {
-        let args = ["customer", iid, "", if on { "1" } else { "0" }].map(String::from);
-        self.run("typing", &self.functions.typing, &args).await?;
+        self.run(TypingArgs { who: "customer", iid, aid: "", on }).await?;
         Ok(())
     }
 
@@ -200,8 +211,7 @@ impl Engine {
     }
 
     pub(crate) async fn agent_typing_by(&self, by: Option<&Caller>, aid: &str, iid: &str, on: bool) -> Result<()> {
-        let args = ["agent", iid, aid, if on { "1" } else { "0" }].map(String::from);
-        self.run_by(by, "typing", &self.functions.typing, &args).await?;
+        self.run_by(by, TypingArgs { who: "agent", iid, aid, on }).await?;
         Ok(())
     }
 

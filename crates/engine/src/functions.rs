@@ -3,6 +3,10 @@
 //! (clock, caches, the calling session taken off the arguments) and `end_call` (the pushes for
 //! that session appended to the reply).
 //!
+//! Each operation's arguments are bound to Lua locals named after the fields of its Rust struct
+//! (`ops::argv`): `functions!` pairs every function with that struct, and the tests hold each
+//! body's `-- ARGV:` header to the same names, so an operation never reads `ARGV` by position.
+//!
 //! Loaded once (`FUNCTION LOAD`) instead of run as scripts: a script re-creates every shared
 //! function and key builder on each run, and Redis keeps a compiled copy of the whole library
 //! per script. The library's name and its functions' names carry a digest of its source, so
@@ -10,7 +14,9 @@
 
 use switchboard_model::{EventKind, MAX_PRIORITY, PushKind, routing};
 
-use super::keys;
+use crate::keys;
+use crate::ops::argv::Argv;
+use crate::ops::{admin, agent, instances, interactions, supervisor};
 
 const LIB: &str = include_str!("lua/lib.lua");
 
@@ -21,8 +27,15 @@ const PREFIX: &str = "@@SB_PREFIX@@";
 #[derive(Debug, Clone)]
 pub struct Function(pub String);
 
+/// An operation's arguments ([`Argv`]), tied to the library function that takes them.
+pub(crate) trait Operation: Argv {
+    /// The function's name in the library, its `lua/<name>.lua` and its metrics label.
+    const NAME: &'static str;
+    fn function(functions: &Functions) -> &Function;
+}
+
 macro_rules! functions {
-    ($($name:ident),* $(,)?) => {
+    ($($name:ident => $args:ty),* $(,)?) => {
         /// One function per routing operation, and the library that registers them.
         pub struct Functions {
             $(pub $name: Function,)*
@@ -37,7 +50,8 @@ macro_rules! functions {
                 let mut body = format!("{}\n{LIB}\n", prelude(consts));
                 $(
                     body.push_str(&format!(
-                        "local function op_{name}(ARGV)\n{}\nend\nredis.register_function('{PREFIX}{name}', function(KEYS, ARGV) return end_call(op_{name}(begin(ARGV))) end)\n",
+                        "local function op_{name}(ARGV)\n{}{}\nend\nredis.register_function('{PREFIX}{name}', function(KEYS, ARGV) return end_call(op_{name}(begin(ARGV))) end)\n",
+                        bindings(<$args as Argv>::ARGV, <$args as Argv>::REST),
                         include_str!(concat!("lua/", stringify!($name), ".lua")),
                         name = stringify!($name),
                     ));
@@ -52,33 +66,67 @@ macro_rules! functions {
                 }
             }
         }
+
+        $(impl Operation for $args {
+            const NAME: &'static str = stringify!($name);
+
+            fn function(functions: &Functions) -> &Function {
+                &functions.$name
+            }
+        })*
+
+        /// Every operation: its name, its Lua source, and its Rust arguments' names and rest.
+        #[cfg(test)]
+        fn operations() -> Vec<(&'static str, &'static str, &'static [&'static str], Option<&'static str>)> {
+            vec![$((
+                stringify!($name),
+                include_str!(concat!("lua/", stringify!($name), ".lua")),
+                <$args as Argv>::ARGV,
+                <$args as Argv>::REST,
+            )),*]
+        }
     };
 }
 
 functions!(
-    create,
-    accept,
-    reject,
-    complete,
-    end_wrap,
-    transfer,
-    presence,
-    login,
-    disconnect,
-    heartbeat,
-    timers,
-    message_in,
-    reply,
-    withdraw,
-    move_ix,
-    reprioritize,
-    put_agent,
-    delete_agent,
-    put_queue,
-    delete_queue,
-    lease,
-    typing,
+    create => interactions::CreateArgs<'_>,
+    accept => agent::AcceptArgs<'_>,
+    reject => agent::RejectArgs<'_>,
+    complete => agent::CompleteArgs<'_>,
+    end_wrap => agent::EndWrapArgs<'_>,
+    transfer => agent::TransferArgs<'_>,
+    presence => agent::PresenceArgs<'_>,
+    login => agent::LoginArgs<'_>,
+    disconnect => agent::DisconnectArgs<'_>,
+    heartbeat => instances::HeartbeatArgs<'_>,
+    timers => instances::TimersArgs,
+    message_in => interactions::MessageInArgs<'_>,
+    reply => agent::ReplyArgs<'_>,
+    withdraw => interactions::WithdrawArgs<'_>,
+    move_ix => supervisor::MoveIxArgs<'_>,
+    reprioritize => supervisor::ReprioritizeArgs<'_>,
+    put_agent => admin::PutAgentArgs<'_>,
+    delete_agent => admin::DeleteAgentArgs<'_>,
+    put_queue => admin::PutQueueArgs<'_>,
+    delete_queue => admin::DeleteQueueArgs<'_>,
+    lease => instances::LeaseArgs<'_>,
+    typing => crate::chat::TypingArgs<'_>,
 );
+
+/// The Lua locals an operation reads its arguments under: `local aid, iid = ARGV[1], ARGV[2]`,
+/// named after its Rust struct's fields, and the list after them (`...rest`) as a table of its own.
+fn bindings(argv: &[&str], rest: Option<&str>) -> String {
+    let mut lua = String::new();
+    if !argv.is_empty() {
+        let values: Vec<String> = (1..=argv.len()).map(|i| format!("ARGV[{i}]")).collect();
+        lua.push_str(&format!("local {} = {}\n", argv.join(", "), values.join(", ")));
+    }
+    if let Some(rest) = rest {
+        let from = argv.len() + 1;
+        lua.push_str(&format!("local {rest} = {{}}\nfor i = {from}, #ARGV do {rest}[#{rest} + 1] = ARGV[i] end\n"));
+    }
+    lua
+}
 
 /// Deployment constants baked into the library.
 #[derive(Debug, Clone)]
@@ -116,4 +164,88 @@ fn prelude(c: &Constants) -> String {
 fn kinds<'a>(table: &str, names: impl Iterator<Item = &'a str>) -> String {
     let entries: Vec<String> = names.map(|n| format!("{n} = '{n}'")).collect();
     format!("local {table} = {{ {} }}\n", entries.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names an operation's `-- ARGV:` header lists, and its rest (`...name`): the header is
+    /// its first line, continued on the next comment lines while it ends with a comma.
+    fn header(source: &str) -> Result<(Vec<String>, Option<String>), String> {
+        let mut lines = source.lines();
+        let first = lines.next().and_then(|l| l.strip_prefix("-- ARGV:")).ok_or("its first line is not `-- ARGV:`")?;
+        let mut text = first.trim().to_string();
+        while text.ends_with(',') {
+            let next = lines.next().and_then(|l| l.strip_prefix("--")).ok_or("the header ends with a comma")?;
+            text = format!("{text} {}", next.trim());
+        }
+        let mut names: Vec<String> = text.split(',').map(|n| n.trim().to_string()).collect();
+        let rest = names.last().and_then(|n| n.strip_prefix("...")).map(str::to_string);
+        if rest.is_some() {
+            names.pop();
+        }
+        let is_name = |n: &str| {
+            n.starts_with(|c: char| c.is_ascii_lowercase())
+                && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        };
+        match names.iter().chain(&rest).find(|n| !is_name(n)) {
+            Some(bad) => Err(format!("{bad:?} is not a Lua name (say what it means on the next line)")),
+            None => Ok((names, rest)),
+        }
+    }
+
+    #[test]
+    fn every_operation_s_header_names_its_rust_arguments() {
+        for (name, source, argv, rest) in operations() {
+            let (names, header_rest) = header(source).unwrap_or_else(|e| panic!("lua/{name}.lua: {e}"));
+            assert_eq!(names, argv, "lua/{name}.lua: the `-- ARGV:` header against its Rust struct's fields");
+            assert_eq!(
+                header_rest.as_deref(),
+                rest,
+                "lua/{name}.lua: the header's `...rest` against its Rust struct's"
+            );
+        }
+    }
+
+    #[test]
+    fn no_operation_reads_argv_by_position() {
+        for (name, source, _, _) in operations() {
+            let mut code = source.lines().filter(|l| !l.trim_start().starts_with("--"));
+            if let Some(line) = code.find(|l| l.contains("ARGV")) {
+                panic!("lua/{name}.lua reads ARGV itself instead of its named arguments: {line}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_lua_operation_is_registered() {
+        let registered: Vec<&str> = operations().iter().map(|op| op.0).collect();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/lua");
+        for entry in std::fs::read_dir(dir).expect("lua dir") {
+            let file = entry.expect("lua dir entry").file_name().into_string().expect("utf-8 name");
+            let op = file.strip_suffix(".lua").expect("only .lua files");
+            assert!(op == "lib" || registered.contains(&op), "lua/{file} is not in functions!");
+        }
+    }
+
+    #[test]
+    fn a_header_in_prose_is_refused() {
+        assert_eq!(header("-- ARGV: aid, iid\nlocal x"), Ok((vec!["aid".into(), "iid".into()], None)));
+        assert_eq!(
+            header("-- ARGV: name, spec,\n--       ...pools\n"),
+            Ok((vec!["name".into(), "spec".into()], Some("pools".into())))
+        );
+        assert!(header("-- ARGV: agent, interaction ('' = none)").is_err());
+        assert!(header("local aid = ARGV[1]").is_err());
+    }
+
+    #[test]
+    fn arguments_are_bound_by_name_and_the_rest_as_a_table() {
+        assert_eq!(bindings(&["aid", "iid"], None), "local aid, iid = ARGV[1], ARGV[2]\n");
+        assert_eq!(
+            bindings(&["name"], Some("pools")),
+            "local name = ARGV[1]\nlocal pools = {}\nfor i = 2, #ARGV do pools[#pools + 1] = ARGV[i] end\n"
+        );
+    }
 }

@@ -12,7 +12,7 @@ use redis::streams::{StreamReadOptions, StreamReadReply};
 use switchboard_model::{Interaction, Message, Presence, PushKind};
 use tracing::warn;
 
-use crate::{DedicatedConnection, Engine, EngineError, Result, interaction_from_push};
+use crate::{DedicatedConnection, Engine, EngineError, INBOX_MAXLEN, Result, interaction_from_push};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Push {
@@ -128,6 +128,22 @@ impl Inbox {
 }
 
 impl Engine {
+    /// Puts a push into an instance's inbox, as the routing functions do (a push a reply returned
+    /// for a session that could not be shown from there).
+    pub async fn push(&self, instance: &str, aid: &str, session: &str, kind: &str, data: &str) -> Result<()> {
+        let mut con = self.con.clone();
+        let _: String = redis::cmd("XADD")
+            .arg(self.keys.inbox(instance))
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(INBOX_MAXLEN)
+            .arg("*")
+            .arg(&[("agent", aid), ("session", session), ("kind", kind), ("data", data)])
+            .query_async(&mut con)
+            .await?;
+        Ok(())
+    }
+
     /// Resolves a batch of pushes with one pipelined read for everything they refer to (the
     /// interactions offered or assigned, the customer messages), in order.
     pub async fn resolve_pushes(&self, raw: &[InboxEntry]) -> Result<Vec<Result<Option<Push>>>> {

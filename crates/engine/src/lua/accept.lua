@@ -1,5 +1,4 @@
--- ARGV: agent, interaction
-local aid, iid = ARGV[1], ARGV[2]
+-- ARGV: aid, iid
 local ix, e = offered_to(iid, aid)
 if not ix then return e end
 redis.call('ZREM', K.timers(), 'offer|' .. iid .. '|' .. ix.oseq)

@@ -1,5 +1,4 @@
--- ARGV: agent
-local aid = ARGV[1]
+-- ARGV: aid
 local a = hmap(K.agent(aid))
 if not a then return err('NOT_FOUND', 'agent_id: no agent "' .. aid .. '"') end
 local work = redis.call('SCARD', K.agent_work(aid))

@@ -1,5 +1,4 @@
 -- ARGV: name
-local name = ARGV[1]
 local q = queue_cfg(name)
 if not q then return err('NOT_FOUND', 'name: no queue named "' .. name .. '"') end
 local n = redis.call('SCARD', K.qlive(name)) + redis.call('ZCARD', K.qwait(name))

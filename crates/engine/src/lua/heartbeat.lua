@@ -1,11 +1,11 @@
--- ARGV: instance, 'start' | 'stop' | ''. An instance that stops heartbeating is presumed dead
--- after the grace period.
+-- ARGV: inst, mode
+-- mode: 'start' | 'stop' | ''. An instance that stops heartbeating is presumed dead after the
+-- grace period.
 -- 'start': a process starting under this id. Every session a previous run held is gone (a crash
 -- leaves them marked connected, and this process's heartbeats would keep them so): their agents
 -- go offline now and their offers back to the queue.
 -- 'stop': a graceful stop. Sessions whose own end was not recorded (their tasks were cut short)
 -- end here as theirs would have: offers back to the queue, agents through the grace period.
-local inst, mode = ARGV[1], ARGV[2]
 local member = 'inst|' .. inst
 if mode == 'stop' then
   for _, h in ipairs(held_sessions(inst)) do end_session(h[1], h[2], inst, true) end

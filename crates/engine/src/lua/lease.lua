@@ -1,7 +1,7 @@
--- ARGV: lease ('outbox' | 'mailbox'), its name ('' for the outbox), holder, ttl ms ('' = release).
+-- ARGV: which, name, holder, ttl
+-- which: 'outbox' | 'mailbox'; name: the mailbox ('' for the outbox); ttl: ms ('' = release).
 -- Takes or renews a lease: one holder at a time (the event-log deliverer, so the CRM sees each
 -- interaction's events in order; a mailbox's reader). Releasing frees it only for its holder.
-local which, name, holder, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local key
 if which == 'outbox' then
   key = K.outbox_lease()

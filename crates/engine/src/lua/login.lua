@@ -1,5 +1,4 @@
--- ARGV: agent, token, instance, session
-local aid, token, inst, session = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+-- ARGV: aid, token, inst, session
 local a = hmap(K.agent(aid))
 if not a or not a.token or a.token == '' or a.token ~= token then
   return err('UNAUTH', 'unknown agent or wrong token')

@@ -1,7 +1,7 @@
--- ARGV: interaction, body, idempotency key ('' = none), author ('customer' | 'system').
+-- ARGV: iid, body, idem, author
+-- idem: idempotency key ('' = none); author: 'customer' | 'system'.
 -- A customer message (or a note from the channel about the conversation, e.g. a bounce) joins the
 -- thread and reaches the assigned agent. A retried message (same key) returns the first one's seq.
-local iid, idem, author = ARGV[1], ARGV[3] or '', ARGV[4] or 'customer'
 if author ~= 'customer' and author ~= 'system' then
   return err('INVALID', 'author: must be customer or system')
 end
@@ -18,11 +18,11 @@ end
 if num(ix.nmsg) >= MAX_MSGS then
   return err('PRECONDITION', 'interaction_id: thread is full (' .. MAX_MSGS .. ' messages)')
 end
-local seq = append_msg(iid, author, '', ARGV[2])
+local seq = append_msg(iid, author, '', body)
 if idem ~= '' then redis.call('SET', K.idem(idem), tostring(seq), 'EX', IDEM_TTL) end
 local typ = EV.message_in
 if author == 'system' then typ = EV.message_system end
-emit(typ, iid, ix.agent or '', ix.queue, { seq = seq, body = ARGV[2] })
+emit(typ, iid, ix.agent or '', ix.queue, { seq = seq, body = body })
 if (ix.state == 'active' or ix.state == 'wrap_up') and ix.agent ~= '' then
   notify(ix.agent, PUSH.message, { ix = iid, seq = seq })
 end

@@ -1,7 +1,8 @@
--- ARGV: interaction, queue ('' = its own, with clear), '1' to clear its exclusions. Supervisor move
+-- ARGV: iid, queue, clear_exclusions
+-- queue: '' = its own (with clear_exclusions); clear_exclusions: '1' to clear them. Supervisor move
 -- of a waiting interaction; keeps its age. Clearing lets the agents who rejected or missed it (and
 -- the one who transferred it, otherwise tried last) be offered it again like anyone else.
-local iid, queue, clear = ARGV[1], ARGV[2], ARGV[3] == '1'
+local clear = clear_exclusions == '1'
 local ix = ix_get(iid)
 if not ix then return err('NOT_FOUND', 'interaction_id: no interaction "' .. iid .. '"') end
 if ix.state ~= 'queued' then

@@ -1,5 +1,5 @@
--- ARGV: agent, state, reason, cause, '1' to also close the desktop session (supervisor logout)
-local aid, state, cause = ARGV[1], ARGV[2], ARGV[4]
+-- ARGV: aid, state, reason, cause, close
+-- close: '1' to also close the desktop session (supervisor logout).
 local a = redis.call('HMGET', K.agent(aid), 'presence', 'connected')
 if not a[1] then return err('NOT_FOUND', 'agent_id: no agent "' .. aid .. '"') end
 -- A supervisor cannot make an agent without a desktop look available: nothing can reach it.
@@ -14,8 +14,8 @@ end
 if state == 'offline' then
   go_offline(aid, cause)
 else
-  set_presence(aid, state, ARGV[3], cause)
+  set_presence(aid, state, reason, cause)
   if state == 'ready' then pull_for_agent(aid) end
 end
-if ARGV[5] == '1' then notify(aid, PUSH.closed, { reason = 'logged_out' }) end
+if close == '1' then notify(aid, PUSH.closed, { reason = 'logged_out' }) end
 return ok()

@@ -1,28 +1,30 @@
--- ARGV: agent, allow update ('1'), expected queues_ver, name, token ('' keeps), cross-channel block ('1'/'0'),
---       cap voice, chat, sms, email, spec json, then pool/skill-score pairs (computed by the routing core).
-local aid = ARGV[1]
+-- ARGV: aid, allow_update, queues_ver, name, token, block, cap_voice, cap_chat, cap_sms, cap_email,
+--       spec, ...pools
+-- allow_update: '1' to update an existing agent; queues_ver: the queues' version the pools were
+-- computed at; token: '' keeps it; block: cross-channel blocking ('1'/'0'); spec: JSON; pools:
+-- pool, skill score pairs (computed by the routing core).
 local ver = redis.call('HGET', K.meta(), 'queues_ver') or '0'
-if ver ~= ARGV[3] then return err('RETRY', 'queues changed while computing eligibility') end
+if ver ~= queues_ver then return err('RETRY', 'queues changed while computing eligibility') end
 local key = K.agent(aid)
 local exists = redis.call('EXISTS', key) == 1
-if exists and ARGV[2] ~= '1' then return err('EXISTS', 'id: agent "' .. aid .. '" already exists') end
+if exists and allow_update ~= '1' then return err('EXISTS', 'id: agent "' .. aid .. '" already exists') end
 if not exists then
   redis.call('HSET', key, 'presence', 'offline', 'reason', '', 'since', NOW, 'idle', NOW, 'wrapups', 0,
     'connected', 0, 'session', '', 'instance', '', 'token', '',
     'load_voice', 0, 'load_chat', 0, 'load_sms', 0, 'load_email', 0)
   redis.call('SADD', K.agents(), aid)
 end
-redis.call('HSET', key, 'name', ARGV[4], 'block', ARGV[6], 'cap_voice', ARGV[7], 'cap_chat', ARGV[8],
-  'cap_sms', ARGV[9], 'cap_email', ARGV[10], 'spec', ARGV[11])
-if ARGV[5] ~= '' then redis.call('HSET', key, 'token', ARGV[5]) end
+redis.call('HSET', key, 'name', name, 'block', block, 'cap_voice', cap_voice, 'cap_chat', cap_chat,
+  'cap_sms', cap_sms, 'cap_email', cap_email, 'spec', spec)
+if token ~= '' then redis.call('HSET', key, 'token', token) end
 for _, pool in ipairs(redis.call('HKEYS', K.agent_pools(aid))) do
   for _, ch in ipairs(CHANNELS) do redis.call('ZREM', K.avail(pool, ch), aid) end
   redis.call('SREM', K.pool_agents(pool), aid)
 end
 redis.call('DEL', K.agent_pools(aid))
-for i = 12, #ARGV, 2 do
-  redis.call('HSET', K.agent_pools(aid), ARGV[i], ARGV[i + 1])
-  redis.call('SADD', K.pool_agents(ARGV[i]), aid)
+for i = 1, #pools, 2 do
+  redis.call('HSET', K.agent_pools(aid), pools[i], pools[i + 1])
+  redis.call('SADD', K.pool_agents(pools[i]), aid)
 end
 redis.call('HINCRBY', K.meta(), 'agents_ver', 1)
 if exists then

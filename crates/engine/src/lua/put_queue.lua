@@ -1,19 +1,20 @@
--- ARGV: name, allow update ('1'), expected agents_ver, strategy, channels csv, priority, offer ms, wrap-up ms,
---       service-level ms, stage count, compiled steps json, spec json, overflow targets csv,
---       then agent/stage/skill-score triples (computed by the routing core).
-local name = ARGV[1]
+-- ARGV: name, allow_update, agents_ver, strategy, channels, priority, offer_ms, wrap_ms, sl_ms,
+--       stages, steps, spec, overflow, ...members
+-- allow_update: '1' to update an existing queue; agents_ver: the agents' version the members were
+-- computed at; channels, overflow (targets): csv; stages: stage count; steps: compiled steps JSON;
+-- spec: JSON; members: agent, stage, skill score triples (computed by the routing core).
 local ver = redis.call('HGET', K.meta(), 'agents_ver') or '0'
-if ver ~= ARGV[3] then return err('RETRY', 'agents changed while computing eligibility') end
+if ver ~= agents_ver then return err('RETRY', 'agents changed while computing eligibility') end
 local key = K.queue(name)
 local exists = redis.call('EXISTS', key) == 1
-if exists and ARGV[2] ~= '1' then return err('EXISTS', 'name: queue "' .. name .. '" already exists') end
-for _, t in ipairs(split_csv(ARGV[13])) do
+if exists and allow_update ~= '1' then return err('EXISTS', 'name: queue "' .. name .. '" already exists') end
+for _, t in ipairs(split_csv(overflow)) do
   if t ~= name and redis.call('EXISTS', K.queue(t)) == 0 then
     return err('NOT_FOUND', 'escalation: overflow queue "' .. t .. '" does not exist')
   end
 end
 local new_channels = {}
-for _, c in ipairs(split_csv(ARGV[5])) do new_channels[c] = true end
+for _, c in ipairs(split_csv(channels)) do new_channels[c] = true end
 local waiting = redis.call('ZRANGE', K.qwait(name), 0, -1)
 local live = redis.call('SMEMBERS', K.qlive(name))
 for _, iid in ipairs(waiting) do live[#live + 1] = iid end
@@ -33,16 +34,16 @@ if old then
   end
   drop_pools(name, old.stages, touched)
 end
-redis.call('HSET', key, 'strategy', ARGV[4], 'channels', ARGV[5], 'pri', ARGV[6], 'offer_ms', ARGV[7],
-  'wrap_ms', ARGV[8], 'sl_ms', ARGV[9], 'stages', ARGV[10], 'steps', ARGV[11], 'spec', ARGV[12])
-redis.call('HSET', K.qroute(), name, ARGV[4] .. '|' .. ARGV[5])
+redis.call('HSET', key, 'strategy', strategy, 'channels', channels, 'pri', priority, 'offer_ms', offer_ms,
+  'wrap_ms', wrap_ms, 'sl_ms', sl_ms, 'stages', stages, 'steps', steps, 'spec', spec)
+redis.call('HSET', K.qroute(), name, strategy .. '|' .. channels)
 redis.call('SADD', K.queues(), name)
 QCACHE[name] = nil
 RCACHE[name] = nil
 local q = queue_cfg(name)
-for i = 14, #ARGV, 3 do
-  local aid, pool = ARGV[i], name .. '#' .. ARGV[i + 1]
-  redis.call('HSET', K.agent_pools(aid), pool, ARGV[i + 2])
+for i = 1, #members, 3 do
+  local aid, pool = members[i], name .. '#' .. members[i + 1]
+  redis.call('HSET', K.agent_pools(aid), pool, members[i + 2])
   redis.call('SADD', K.pool_agents(pool), aid)
   touched[aid] = true
 end

@@ -1,5 +1,5 @@
--- ARGV: interaction, priority
-local iid, pri = ARGV[1], tonumber(ARGV[2])
+-- ARGV: iid, priority
+local pri = tonumber(priority)
 local ix = ix_get(iid)
 if not ix then return err('NOT_FOUND', 'interaction_id: no interaction "' .. iid .. '"') end
 if ix.state ~= 'queued' and ix.state ~= 'offered' then

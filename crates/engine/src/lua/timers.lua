@@ -1,4 +1,5 @@
--- ARGV: max timers to fire. Fires every due timer (up to max) atomically; any instance may run it.
+-- ARGV: limit
+-- Fires every due timer (up to limit) atomically; any instance may run it.
 -- Returns ok(fired count, next due ms or '').
 local function split_bar(s)
   local out = {}
@@ -65,7 +66,7 @@ local function fire_grace(aid, session)
   go_offline(aid, 'stale')
 end
 
-local due = redis.call('ZRANGEBYSCORE', K.timers(), '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[1]))
+local due = redis.call('ZRANGEBYSCORE', K.timers(), '-inf', NOW, 'LIMIT', 0, tonumber(limit))
 for _, m in ipairs(due) do
   redis.call('ZREM', K.timers(), m)
   local p = split_bar(m)

@@ -1,5 +1,6 @@
--- ARGV: agent, interaction, 'queue' | 'agent', target, priority boost, agent wait ms
-local aid, iid, kind, target = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+-- ARGV: aid, iid, kind, target, boost, wait_ms
+-- kind: 'queue' | 'agent'; target: its name or id; boost: added to the priority; wait_ms: how
+-- long the named agent is waited for.
 local ix = ix_get(iid)
 if not ix then return err('NOT_FOUND', 'interaction_id: no interaction "' .. iid .. '"') end
 if ix.agent ~= aid or ix.state ~= 'active' then
@@ -21,7 +22,7 @@ redis.call('HSET', K.agent(aid), 'idle', NOW)
 -- eligible agent is free (try_route), so it never waits while a qualified agent sits ready.
 redis.call('HSET', K.ix(iid), 'xfrom', aid)
 ix.xfrom = aid
-local pri = math.max(0, math.min(MAX_PRIORITY, num(ix.pri) + tonumber(ARGV[5])))
+local pri = math.max(0, math.min(MAX_PRIORITY, num(ix.pri) + tonumber(boost)))
 redis.call('HSET', K.ix(iid), 'pri', pri, 'state', 'transferred', 't_transferred', NOW)
 ix.pri, ix.state = tostring(pri), 'transferred'
 fig_incr(ix.queue, 'transferred', 1)
@@ -32,7 +33,7 @@ else
   emit(EV.transferred, iid, aid, ix.queue, { to_agent = target, priority = pri })
   local tseq = redis.call('HINCRBY', K.ix(iid), 'tseq', 1)
   local member = 'xfer|' .. iid .. '|' .. tseq
-  redis.call('ZADD', K.timers(), NOW + tonumber(ARGV[6]), member)
+  redis.call('ZADD', K.timers(), NOW + tonumber(wait_ms), member)
   redis.call('HSET', K.ix(iid), 'target', target, 'xfer', member)
   ix.target, ix.xfer = target, member
 end

@@ -1,6 +1,6 @@
--- ARGV: who ('customer' | 'agent'), interaction, agent ('' for the customer), '1' | '0'.
+-- ARGV: who, iid, aid, on
+-- who: 'customer' | 'agent'; aid: '' for the customer; on: '1' | '0'.
 -- Typing is shown only while the interaction is active; it is not an event of the log.
-local who, iid, aid, on = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local ix = ix_get(iid)
 if not ix then return err('NOT_FOUND', 'interaction_id: no interaction "' .. iid .. '"') end
 if who == 'agent' then

@@ -1,5 +1,5 @@
--- ARGV: interaction, reason. The customer left (or a supervisor withdrew it).
-local iid, reason = ARGV[1], ARGV[2]
+-- ARGV: iid, reason
+-- The customer left (or a supervisor withdrew it).
 local ix = ix_get(iid)
 if not ix then return err('NOT_FOUND', 'interaction_id: no interaction "' .. iid .. '"') end
 if ix.state == 'queued' or ix.state == 'offered' then

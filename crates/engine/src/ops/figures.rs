@@ -1,0 +1,105 @@
+//! A queue's figures over the rolling window, as supervisors' dashboards show them.
+
+use std::collections::{BTreeMap, HashMap};
+
+use switchboard_model::{Channel, Presence};
+
+use crate::{Engine, EngineError, Result, keys};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueFigures {
+    pub queue: String,
+    pub waiting: u32,
+    pub longest_wait_ms: u64,
+    pub offered: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub missed: u64,
+    pub abandoned: u64,
+    pub service_level_percent: Option<f64>,
+    pub average_speed_of_answer_secs: f64,
+    pub average_handle_time_secs: f64,
+    pub window_secs: u32,
+    pub agents_by_presence: BTreeMap<String, u32>,
+    pub occupancy_percent: f64,
+    pub at_ms: u64,
+}
+
+impl Engine {
+    pub async fn queue_figures(&self, queue: &str) -> Result<QueueFigures> {
+        let spec = self.get_queue(queue).await?;
+        let now = self.now_ms().await?;
+        let window = self.opts.figures_window.as_secs().max(60);
+        let minutes = window / 60;
+        let this_minute = now / 60_000;
+        let mut con = self.con.clone();
+        let mut pipe = redis::pipe();
+        pipe.zcard(self.keys.qwait(queue));
+        pipe.zrange_withscores(self.keys.qwait(queue), 0, 0);
+        for m in 0..minutes {
+            pipe.hgetall(self.keys.fig(queue, this_minute - m));
+        }
+        let stages = spec.stage_requirements().len();
+        let pools: Vec<String> = (0..stages).map(|s| self.keys.pool_agents(&keys::pool(queue, s))).collect();
+        pipe.sunion(pools);
+        let (head, rest): (Vec<redis::Value>, Vec<redis::Value>) = {
+            let all: Vec<redis::Value> = pipe.query_async(&mut con).await?;
+            let mut it = all.into_iter();
+            let head: Vec<redis::Value> = it.by_ref().take(2).collect();
+            (head, it.collect())
+        };
+        let waiting: u32 = redis::from_redis_value(head[0].clone()).map_err(|e| EngineError::Corrupt(e.to_string()))?;
+        let oldest: Vec<(String, f64)> =
+            redis::from_redis_value(head[1].clone()).map_err(|e| EngineError::Corrupt(e.to_string()))?;
+        let mut sums: HashMap<String, u64> = HashMap::new();
+        for v in &rest[..minutes as usize] {
+            let h: HashMap<String, u64> =
+                redis::from_redis_value(v.clone()).map_err(|e| EngineError::Corrupt(e.to_string()))?;
+            for (k, n) in h {
+                *sums.entry(k).or_default() += n;
+            }
+        }
+        let members: Vec<String> =
+            redis::from_redis_value(rest[minutes as usize].clone()).map_err(|e| EngineError::Corrupt(e.to_string()))?;
+        let agents = self.agent_statuses(&members).await?;
+        let get = |k: &str| sums.get(k).copied().unwrap_or(0);
+        let (accepted, abandoned) = (get("accepted"), get("abandoned"));
+        let mut by_presence = BTreeMap::new();
+        let (mut load, mut cap) = (0u64, 0u64);
+        for a in &agents {
+            *by_presence.entry(a.presence.state_str().to_string()).or_insert(0) += 1;
+            if a.presence != Presence::Offline {
+                for c in Channel::ALL {
+                    load += u64::from(*a.load.get(&c).unwrap_or(&0));
+                    cap += u64::from(a.capacity.get(c));
+                }
+            }
+        }
+        Ok(QueueFigures {
+            queue: queue.to_string(),
+            waiting,
+            longest_wait_ms: oldest.first().map(|(_, s)| now.saturating_sub(*s as u64)).unwrap_or(0),
+            offered: get("offered"),
+            accepted,
+            rejected: get("rejected"),
+            missed: get("missed"),
+            abandoned,
+            service_level_percent: (accepted + abandoned > 0)
+                .then(|| 100.0 * get("in_sl") as f64 / (accepted + abandoned) as f64),
+            average_speed_of_answer_secs: if accepted > 0 {
+                get("asa_ms") as f64 / accepted as f64 / 1000.0
+            } else {
+                0.0
+            },
+            average_handle_time_secs: if get("handled") > 0 {
+                get("handle_ms") as f64 / get("handled") as f64 / 1000.0
+            } else {
+                0.0
+            },
+            window_secs: window as u32,
+            agents_by_presence: by_presence,
+            occupancy_percent: if cap > 0 { 100.0 * load as f64 / cap as f64 } else { 0.0 },
+            at_ms: now,
+        })
+    }
+}

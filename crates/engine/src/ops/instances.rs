@@ -1,0 +1,101 @@
+//! Instances and time: heartbeats and restarts, the leases one holder at a time may hold, the
+//! routing clock and the timer sweep.
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+
+use super::argv::argv;
+use crate::decode::parse_u64;
+use crate::{Engine, Result};
+
+/// What one holder at a time may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease<'a> {
+    /// Delivering the event log to the CRM.
+    Outbox,
+    /// Reading this mailbox.
+    Mailbox(&'a str),
+}
+
+/// Result of one timer sweep.
+#[derive(Debug, Clone, Copy)]
+pub struct TimerSweep {
+    pub fired: usize,
+    pub next_due_ms: Option<u64>,
+    pub now_ms: u64,
+}
+
+argv! {
+    struct TimersArgs {
+        limit: usize,
+    }
+}
+
+argv! {
+    struct LeaseArgs<'a> {
+        which: &'a str,
+        name: &'a str,
+        holder: &'a str,
+        ttl: Option<u64>,
+    }
+}
+
+argv! {
+    struct HeartbeatArgs<'a> {
+        inst: &'a str,
+        mode: &'a str,
+    }
+}
+
+impl Engine {
+    pub async fn fire_timers(&self, max: usize) -> Result<TimerSweep> {
+        let r = self.run(TimersArgs { limit: max }).await?;
+        Ok(TimerSweep {
+            fired: parse_u64(r.first())? as usize,
+            next_due_ms: r.get(1).and_then(|s| s.parse::<f64>().ok()).map(|f| f as u64),
+            now_ms: parse_u64(r.get(2))?,
+        })
+    }
+
+    /// Takes or renews `lease` for `holder` for `ttl_ms` (true while it holds it), or, with no
+    /// ttl, releases it if `holder` holds it.
+    pub async fn lease(&self, lease: Lease<'_>, holder: &str, ttl_ms: Option<u64>) -> Result<bool> {
+        let (which, name) = match lease {
+            Lease::Outbox => ("outbox", ""),
+            Lease::Mailbox(m) => ("mailbox", m),
+        };
+        let r = self.run(LeaseArgs { which, name, holder, ttl: ttl_ms }).await?;
+        Ok(r.first().is_some_and(|s| s == "1"))
+    }
+
+    pub async fn heartbeat(&self, instance: &str, stopping: bool) -> Result<()> {
+        let mode = if stopping { "stop" } else { "" };
+        self.run(HeartbeatArgs { inst: instance, mode }).await.map(|_| ())
+    }
+
+    /// An instance starting under `instance`: every desktop session an earlier run of that id
+    /// held is released (its agent offline, its offers back to the queue), since a crashed run
+    /// leaves them marked connected and this run's heartbeats would keep them so. Returns how
+    /// many sessions were released. Call before serving any desktop.
+    pub async fn instance_started(&self, instance: &str) -> Result<u64> {
+        let r = self.run(HeartbeatArgs { inst: instance, mode: "start" }).await?;
+        parse_u64(r.get(1))
+    }
+
+    /// Redis time plus the test clock offset, in ms — the clock every script uses.
+    pub async fn now_ms(&self) -> Result<u64> {
+        let mut con = self.con.clone();
+        let (t, off): ((u64, u64), Option<i64>) =
+            redis::pipe().cmd("TIME").get(self.keys.clock()).query_async(&mut con).await?;
+        Ok((t.0 * 1000 + t.1 / 1000).saturating_add_signed(off.unwrap_or(0)))
+    }
+
+    /// Moves the routing clock forward for every instance of this domain. Tests use it to make
+    /// timers due without waiting; production never calls it.
+    pub async fn advance_clock(&self, by: Duration) -> Result<()> {
+        let mut con = self.con.clone();
+        let _: i64 = con.incr(self.keys.clock(), by.as_millis() as i64).await?;
+        Ok(())
+    }
+}

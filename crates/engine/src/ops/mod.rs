@@ -1,0 +1,18 @@
+//! The engine's operations, an `impl Engine` block per area. Each function call's arguments are a
+//! struct next to the call ([`argv`]); what an operation returns is defined beside it and
+//! re-exported from the crate root.
+
+pub(crate) mod admin;
+pub(crate) mod agent;
+pub(crate) mod argv;
+mod figures;
+pub(crate) mod instances;
+pub(crate) mod interactions;
+mod outbox;
+pub(crate) mod supervisor;
+
+pub use agent::TransferTarget;
+pub use figures::QueueFigures;
+pub use instances::{Lease, TimerSweep};
+pub use outbox::{LoggedEvent, OUTBOX_GROUP};
+pub use supervisor::AgentStatus;
