@@ -1,0 +1,64 @@
+//! The command line: what a run measures, and where its report goes.
+
+use std::path::PathBuf;
+
+/// The defaults are the headline run: 10,000 agents, 200 skills, 100 queues, 100,000 waiting.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Agents with a desktop stream each.
+    #[arg(long, default_value_t = 10_000)]
+    pub agents: usize,
+    #[arg(long, default_value_t = 100)]
+    pub queues: usize,
+    #[arg(long, default_value_t = 200)]
+    pub skills: usize,
+    /// Distinct skill sets among the agents; 0: each agent draws its own (1–5 skills).
+    #[arg(long, default_value_t = 0)]
+    pub combos: usize,
+    /// Routing decisions measured in each phase.
+    #[arg(long, default_value_t = 5000)]
+    pub interactions: usize,
+    /// Interactions still waiting when "freed → next offer" is measured (the benchmark creates
+    /// this many more than the agents' slots can hold).
+    #[arg(long, default_value_t = 100_000)]
+    pub backlog: usize,
+    /// Concurrent creators.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// The paced phases run at this many decisions per second (open loop), so their latency is
+    /// measured at a load the system sustains. 0: half the throughput the unpaced phase reached
+    /// (a sweep uses 500, so its points compare).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u32,
+    /// Further paced rates (decisions/s) for the latency phases: latency against load; `0`: none.
+    /// A sweep runs only `--rate`.
+    #[arg(long, value_delimiter = ',', default_value = "100,250")]
+    pub latency_rates: Vec<u32>,
+    /// Run the scaling series (agents 1k → 10k → 50k, backlog 1k → 100k, skill combinations
+    /// 10 → 1,000) around the other settings, and plot latency against scale.
+    #[arg(long)]
+    pub sweep: bool,
+    /// Where the report goes (markdown, CSV and, for a sweep, SVG).
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+impl BenchArgs {
+    /// Settings a run cannot be measured with, named by their flag; checked before anything starts.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for (flag, v) in [
+            ("--agents", self.agents),
+            ("--queues", self.queues),
+            ("--skills", self.skills),
+            ("--interactions", self.interactions),
+            ("--concurrency", self.concurrency),
+        ] {
+            if v == 0 {
+                anyhow::bail!("{flag}: must be at least 1");
+            }
+        }
+        Ok(())
+    }
+}

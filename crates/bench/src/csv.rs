@@ -1,0 +1,53 @@
+//! `bench.csv` and `sweep.csv`: every row's figures, one line each.
+
+use crate::ceiling::Ceiling;
+use crate::row::Row;
+
+pub fn csv(rows: &[Row], ceiling: Ceiling) -> String {
+    let mut csv = String::from(
+        "series,x,phase,agents,skill_sets,waiting,decisions,decisions_per_s,ceiling_ratio,p50_ms,p99_ms,p999_ms,\
+         round_trips_per_decision,commands_per_decision,redis_cpu_us_per_decision,process_cpu_us_per_decision,\
+         redis_bytes_per_waiting,redis_event_log_bytes_per_waiting,kib_per_agent_stream,routing_round_trips_per_decision,hub_round_trips_per_decision,\
+         agent_round_trips_per_decision,arrival_round_trips_per_decision,other_round_trips_per_decision,\
+         grpc_noop_calls_per_s,grpc_cpu_us_per_call,before_decision_p50_ms,before_decision_p99_ms,\
+         after_decision_p50_ms,after_decision_p99_ms,cpu_stolen_pct\n",
+    );
+    for r in rows {
+        csv.push_str(&format!(
+            // Phase names hold commas ("created → offered, max").
+            "{},{},\"{}\",{},{},{},{},{:.1},{:.4},{:.3},{:.3},{:.3},{:.3},{:.2},{:.1},{:.1},{:.0},{:.0},{:.1},{:.3},{:.3},{:.3},{:.3},{:.3},{:.0},{:.1},{},{:.1}\n",
+            r.series,
+            r.x,
+            r.phase,
+            r.agents,
+            r.combos,
+            r.waiting,
+            r.decisions,
+            r.per_sec,
+            r.per_sec / ceiling.evalsha.max(1.0),
+            r.p50_ms,
+            r.p99_ms,
+            r.p999_ms,
+            r.round_trips,
+            r.commands,
+            r.redis_cpu_us,
+            r.own_cpu_us,
+            r.mem_per_waiting,
+            r.events_per_waiting,
+            r.kib_per_agent,
+            r.roles.routing,
+            r.roles.hub,
+            r.roles.agent,
+            r.roles.arrivals,
+            r.roles.other,
+            ceiling.grpc_calls,
+            ceiling.grpc_cpu_us,
+            r.split.map_or(",,,".to_string(), |s| format!(
+                "{:.3},{:.3},{:.3},{:.3}",
+                s.before_p50, s.before_p99, s.after_p50, s.after_p99
+            )),
+            r.steal_pct
+        ));
+    }
+    csv
+}

@@ -1,0 +1,35 @@
+//! A run: the ceilings, then one point (the headline run) or the sweep, and its report written.
+
+use crate::args::BenchArgs;
+use crate::ceiling::Ceiling;
+use crate::csv::csv;
+use crate::point::point;
+use crate::report::report;
+use crate::sweep::sweep;
+
+pub async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
+    args.validate()?;
+    // Interrupted, the run is dropped where it stands, and with it the Redis servers it started
+    // (each stopped by PID as it drops); exiting on the signal itself would leave them running.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = measure(args) => r,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted (SIGINT); the Redis servers it started are stopped"),
+        _ = term.recv() => anyhow::bail!("terminated (SIGTERM); the Redis servers it started are stopped"),
+    }
+}
+
+async fn measure(args: BenchArgs) -> anyhow::Result<()> {
+    let ceiling = Ceiling::measure().await?;
+    std::fs::create_dir_all(&args.out)?;
+    if !args.sweep {
+        let rows = point(&args, args.rate).await?;
+        let md = report(&args, &rows, ceiling);
+        print!("{md}");
+        std::fs::write(args.out.join("bench.md"), &md)?;
+        std::fs::write(args.out.join("bench.csv"), csv(&rows, ceiling))?;
+        println!("\nwritten: {0}/bench.md, {0}/bench.csv", args.out.display());
+        return Ok(());
+    }
+    sweep(&args, ceiling).await
+}
