@@ -66,4 +66,22 @@ else
     fi
 fi
 
+# Nothing is anonymous, so the local operator gets an admin key: made once, kept in a file only
+# its owner can read, where `switchboard ctl` looks for it. An admin key given in the environment wins.
+key_file=${SWITCHBOARD_API_KEY_FILE:-${XDG_CONFIG_HOME:-$HOME/.config}/switchboard/admin.key}
+if [[ -z ${SWITCHBOARD_ADMIN_KEY:-} ]]; then
+    if [[ ! -s $key_file ]]; then
+        mkdir -p "$(dirname "$key_file")"
+        (
+            umask 077
+            head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' | sed 's/^/sbc_/' >"$key_file"
+        )
+        echo "run: created an admin key in $key_file (switchboard ctl reads it from there)"
+    else
+        echo "run: using the admin key in $key_file"
+    fi
+    SWITCHBOARD_ADMIN_KEY=$(<"$key_file")
+    export SWITCHBOARD_ADMIN_KEY
+fi
+
 exec cargo run --release -- serve "$@"

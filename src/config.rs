@@ -26,6 +26,7 @@ pub const ENV_GRPC_LISTEN: &str = "SWITCHBOARD_GRPC_LISTEN";
 pub const ENV_HTTP_LISTEN: &str = "SWITCHBOARD_HTTP_LISTEN";
 pub const ENV_LOG_FORMAT: &str = "SWITCHBOARD_LOG_FORMAT";
 pub const ENV_INSTANCE_ID: &str = "SWITCHBOARD_INSTANCE_ID";
+pub const ENV_CRM_API_KEY: &str = "SWITCHBOARD_CRM_API_KEY";
 /// Followed by the agent id, see [`agent_token_env_var`].
 pub const ENV_AGENT_TOKEN_PREFIX: &str = "SWITCHBOARD_AGENT_TOKEN_";
 /// Standard `tracing` filter variable; wins over `log.level`.
@@ -99,6 +100,10 @@ fn prefixed(prefix: &str, e: ValidationError) -> ConfigError {
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
+    /// Who may call: keys, JWT (see `access`).
+    pub auth: crate::access::AuthConfig,
+    /// TLS on the listeners.
+    pub tls: crate::tls::TlsConfig,
     pub redis: RedisConfig,
     pub routing: RoutingConfig,
     pub log: LogConfig,
@@ -115,12 +120,22 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     pub grpc_listen: SocketAddr,
-    /// Serves /healthz, /readyz and /metrics.
+    /// Serves /healthz, /readyz, the web chat, and /metrics unless `metrics_listen` is set.
     pub http_listen: SocketAddr,
+    /// An internal listener for /metrics alone (plain HTTP), so the public one does not expose it.
+    pub metrics_listen: Option<SocketAddr>,
     /// Empty: the daemon picks a random one per process. A fixed id lets a restarted instance
     /// reclaim what it owned instead of waiting for the presence grace period.
     pub instance_id: String,
     pub shutdown_grace_secs: u64,
+    /// Supervisor watches this instance serves at once; more are refused (RESOURCE_EXHAUSTED).
+    pub max_watchers: usize,
+    /// Concurrent streams on one gRPC connection.
+    pub max_streams_per_connection: u32,
+    /// Requests a second per caller (key, JWT subject, agent); 0 turns the limit off.
+    pub rate_per_caller: u32,
+    /// Requests one caller may make in a burst above its rate.
+    pub burst_per_caller: u32,
 }
 
 impl Default for ServerConfig {
@@ -128,8 +143,13 @@ impl Default for ServerConfig {
         ServerConfig {
             grpc_listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 50051)),
             http_listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            metrics_listen: None,
             instance_id: String::new(),
             shutdown_grace_secs: 10,
+            max_watchers: 200,
+            max_streams_per_connection: 200,
+            rate_per_caller: 500,
+            burst_per_caller: 1000,
         }
     }
 }
@@ -206,6 +226,26 @@ impl Default for RoutingConfig {
     }
 }
 
+/// A secret from the config or environment: never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
 /// The CRM store: the built-in one (in-process for `serve`, standalone for `switchboard crm`) or
 /// an external one reached at `endpoint`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -216,6 +256,14 @@ pub struct CrmConfig {
     /// Empty: run the built-in CRM in-process. Otherwise the gRPC URL of a CRM store service
     /// (`http://crm.internal:50052`).
     pub endpoint: String,
+    /// The key the daemon presents to an external CRM store (role `crm` there); usually from
+    /// SWITCHBOARD_CRM_API_KEY. The built-in in-process store gets a fresh key per run instead.
+    pub api_key: Secret,
+    /// For an https:// endpoint: the CA that signed the store's certificate (default: the web's roots) ...
+    pub ca_file: Option<PathBuf>,
+    /// ... and the daemon's client certificate, if the store asks for one.
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
     /// The built-in store's database: `sqlite://file.db?mode=rwc` or `postgres://...`.
     pub database: String,
     /// Where `switchboard crm` listens.
@@ -236,6 +284,10 @@ impl Default for CrmConfig {
         CrmConfig {
             enabled: true,
             endpoint: String::new(),
+            api_key: Secret::default(),
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
             database: "sqlite://switchboard-crm.db?mode=rwc".into(),
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 50052)),
             default_region: String::new(),
@@ -256,6 +308,9 @@ impl CrmConfig {
         if !self.endpoint.is_empty() && !self.endpoint.starts_with("http://") && !self.endpoint.starts_with("https://")
         {
             return Err(invalid("crm.endpoint", "must be an http:// or https:// URL"));
+        }
+        if self.client_cert_file.is_some() != self.client_key_file.is_some() {
+            return Err(invalid("crm.client_cert_file", "client_cert_file and client_key_file go together"));
         }
         if !(self.database.starts_with("sqlite:")
             || self.database.starts_with("postgres://")
@@ -409,6 +464,12 @@ impl Config {
         if let Some(v) = non_empty(env, ENV_CRM_ENDPOINT) {
             self.crm.endpoint = v;
         }
+        if let Some(v) = non_empty(env, ENV_CRM_API_KEY) {
+            self.crm.api_key = Secret(v);
+        }
+        if let Some(v) = non_empty(env, crate::access::config::ENV_ADMIN_KEY) {
+            self.auth.add_env_admin_key(v);
+        }
         if let Some(v) = non_empty(env, ENV_LOG_FORMAT) {
             self.log.format = v.parse().map_err(|m| invalid("log.format", format!("{m} (from {ENV_LOG_FORMAT})")))?;
         }
@@ -441,6 +502,8 @@ impl Config {
         self.routing.validate()?;
         self.log.validate()?;
         self.crm.validate()?;
+        self.auth.validate().map_err(|(key, message)| invalid(key, message))?;
+        self.tls.validate().map_err(|(key, message)| invalid(key, message))?;
         self.webchat.validate().map_err(|e| invalid(format!("webchat.{}", e.key), e.message))?;
         self.email.validate().map_err(|e| invalid(e.key, e.message))?;
 
@@ -493,6 +556,12 @@ impl ServerConfig {
                 "server.shutdown_grace_secs",
                 format!("must be at most {MAX_SHUTDOWN_GRACE_SECS} seconds, got {}", self.shutdown_grace_secs),
             ));
+        }
+        check_range("server.max_watchers", self.max_watchers as u64, 1, 100_000, "")?;
+        check_range("server.max_streams_per_connection", u64::from(self.max_streams_per_connection), 1, 100_000, "")?;
+        check_range("server.rate_per_caller", u64::from(self.rate_per_caller), 0, 10_000_000, " per second")?;
+        if self.rate_per_caller > 0 && self.burst_per_caller < 1 {
+            return Err(invalid("server.burst_per_caller", "must be at least 1"));
         }
         // Port 0 asks the OS for a free port, so equal addresses are fine there.
         if self.grpc_listen == self.http_listen && self.grpc_listen.port() != 0 {

@@ -7,14 +7,16 @@
 //!
 //! # Layout
 //! - [`server`]: wires an instance together; [`config`]: the TOML config.
+//! - [`access`]: who may call (keys, JWT; the checks themselves are `switchboard-auth`).
 //! - [`api`]: the `switchboard.v1` gRPC services; [`hub`]: this instance's desktop sessions.
 //! - [`crm`]: the daemon as a CRM client (screen-pops, the event log's delivery).
 //! - [`channels`]: web chat, email, in-memory adapters behind one trait.
-//! - [`timers`], [`http`], [`telemetry`].
+//! - [`timers`], [`http`], [`telemetry`], [`tls`].
 
 pub use switchboard_model as model;
 pub use switchboard_model::routing;
 
+pub mod access;
 pub mod api;
 pub mod channels;
 pub mod config;
@@ -24,3 +26,4 @@ pub mod hub;
 pub mod server;
 pub mod telemetry;
 pub mod timers;
+pub mod tls;

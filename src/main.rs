@@ -43,6 +43,12 @@ enum Command {
     Ctl {
         #[arg(long, default_value = "http://127.0.0.1:50051", env = "SWITCHBOARD_SERVER")]
         server: String,
+        /// API key (or JWT) to call with.
+        #[arg(long, env = "SWITCHBOARD_API_KEY", hide_env_values = true)]
+        key: Option<String>,
+        /// File holding the key; default ~/.config/switchboard/admin.key (written by scripts/run.sh).
+        #[arg(long, env = "SWITCHBOARD_API_KEY_FILE")]
+        key_file: Option<PathBuf>,
         #[command(subcommand)]
         cmd: switchboard_cli::Ctl,
     },
@@ -52,7 +58,7 @@ enum Command {
         server: String,
         #[arg(long)]
         agent: String,
-        #[arg(long, env = "SWITCHBOARD_AGENT_TOKEN")]
+        #[arg(long, env = "SWITCHBOARD_AGENT_TOKEN", hide_env_values = true)]
         token: String,
     },
     /// Validate a config file and exit.
@@ -108,7 +114,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             switchboard::telemetry::init_logging(cfg.log.format, &cfg.log.filter_directive(&ProcessEnv));
             runtime()?.block_on(crm(cfg))
         }
-        Command::Ctl { server, cmd } => runtime()?.block_on(switchboard_cli::ctl(&server, cmd)),
+        Command::Ctl { server, key, key_file, cmd } => {
+            let key = switchboard_cli::resolve_key(key, key_file)?;
+            runtime()?.block_on(switchboard_cli::ctl(&server, key, cmd))
+        }
         Command::Desktop { server, agent, token } => {
             runtime()?.block_on(switchboard_cli::desktop(&server, &agent, &token))
         }
@@ -145,7 +154,19 @@ async fn crm(cfg: Config) -> anyhow::Result<()> {
     tracing::info!(message = "Built-in CRM serving.", listen = %cfg.crm.listen);
     let shutdown = CancellationToken::new();
     tokio::spawn(on_signal(shutdown.clone()));
-    switchboard_crm::serve(db, listener, shutdown).await?;
+    let keys = cfg.auth.static_keys().map_err(|(key, message)| anyhow::anyhow!("invalid config: {key}: {message}"))?;
+    if keys.is_empty() {
+        tracing::warn!(
+            message = "No keys configured: every call but health will be refused. Add [[auth.keys]] (role crm for the daemon, admin for erasure) or set SWITCHBOARD_ADMIN_KEY."
+        );
+    }
+    let auth = std::sync::Arc::new(cfg.tls.map_client_roles(switchboard_auth::Authenticator::new(keys)));
+    let tls = cfg.tls.server(&[b"h2"])?;
+    if let Some(t) = &tls {
+        t.clone().spawn_reloader(cfg.tls.reload_every(), shutdown.clone());
+    }
+    switchboard::tls::warn_if_plain("crm", cfg.crm.listen, tls.is_some());
+    switchboard_crm::serve(db, listener, tls, auth, shutdown).await?;
     Ok(())
 }
 

@@ -16,6 +16,7 @@ use crate::api::{self, pb};
 use crate::channels::Channels;
 use crate::config::Config;
 use crate::hub::Hub;
+use switchboard_auth::{AuthLayer, Authenticator, Credential};
 use switchboard_engine::{Engine, EngineError, EngineOptions};
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +35,12 @@ pub enum ServerError {
     Crm(#[from] switchboard_crm::CrmError),
     #[error("email channel: {0}")]
     Email(#[from] crate::channels::email::EmailError),
+    #[error("invalid config: {0}")]
+    Access(#[from] crate::access::AccessError),
+    #[error("crm.api_key: {0}")]
+    CrmKey(String),
+    #[error("tls: {0}")]
+    Tls(#[from] switchboard_auth::TlsError),
 }
 
 pub struct Server {
@@ -72,8 +79,25 @@ impl Server {
 
         let webchat_slot: Option<crate::channels::webchat::routes::WebChatSlot> =
             cfg.webchat.enabled.then(Default::default);
-        let http_state = crate::http::HttpState { engine: store_slot.clone(), metrics, webchat: webchat_slot.clone() };
-        let http_task = tracker.spawn(crate::http::serve(http, http_state, shutdown.clone()));
+        let grpc_tls = cfg.tls.server(&[b"h2"])?;
+        let http_tls = cfg.tls.server(&[b"http/1.1"])?;
+        for tls in grpc_tls.iter().chain(http_tls.iter()) {
+            tls.clone().spawn_reloader(cfg.tls.reload_every(), background.clone());
+        }
+        crate::tls::warn_if_plain("grpc", grpc.local_addr()?, grpc_tls.is_some());
+        crate::tls::warn_if_plain("http", http.local_addr()?, http_tls.is_some());
+        let http_state = crate::http::HttpState {
+            engine: store_slot.clone(),
+            metrics: metrics.clone(),
+            webchat: webchat_slot.clone(),
+        };
+        let app = crate::http::router(http_state, cfg.server.metrics_listen.is_none());
+        let http_task = tracker.spawn(crate::http::serve(http, http_tls, app, shutdown.clone()));
+        if let Some(addr) = cfg.server.metrics_listen {
+            let listener = TcpListener::bind(addr).await?;
+            info!(message = "Metrics on their own listener.", addr = %listener.local_addr()?);
+            tracker.spawn(crate::http::serve(listener, None, crate::http::metrics_router(metrics), shutdown.clone()));
+        }
 
         let opts = EngineOptions {
             key_root: cfg.redis.key_root(),
@@ -87,7 +111,13 @@ impl Server {
             tracker.wait().await;
             return Ok(());
         };
-        bootstrap(&engine, &cfg).await?;
+        // Config changes are on record like any admin's, under the daemon's own name.
+        bootstrap(&engine.acting_as(crate::model::Actor::new(&crate::access::system_principal(), None)), &cfg).await?;
+        match engine.hash_clear_tokens().await {
+            Ok(0) => {}
+            Ok(n) => info!(message = "Hashed agent tokens an older version stored in clear.", agents = n),
+            Err(error) => warn!(message = "Could not hash the agent tokens stored in clear.", %error),
+        }
         // Before any desktop can log in here: sessions a crashed run under this id left behind
         // are ghosts, and this run's heartbeats would otherwise keep them alive.
         match engine.instance_started(&instance).await {
@@ -98,28 +128,44 @@ impl Server {
             Err(source) => return Err(ServerError::InstanceStart { instance, source }),
         }
         *store_slot.write().await = Some(engine.clone());
+        let auth = crate::access::authenticator(&cfg.auth, &cfg.tls, &engine)?;
+        let auth_layer = AuthLayer::new(auth.clone(), api::policy::policy(cfg.auth.reflection))
+            .with_rate(cfg.server.rate_per_caller, cfg.server.burst_per_caller)
+            .with_failures_before_backoff(cfg.auth.failures_before_backoff);
 
         let crm = if cfg.crm.enabled {
-            let endpoint = if cfg.crm.endpoint.is_empty() {
+            let (endpoint, credential) = if cfg.crm.endpoint.is_empty() {
                 // The built-in CRM runs in-process but is still reached through its gRPC API, so
-                // it is interchangeable with an external one.
+                // it is interchangeable with an external one. Its port is only on loopback, and
+                // still it answers no one but this process: the key is made fresh for each run.
                 let db = switchboard_crm::CrmDb::open(crm_options(&cfg)).await?;
                 let listener = TcpListener::bind("127.0.0.1:0").await?;
                 let addr = listener.local_addr()?;
+                let (secret, key) = crate::access::internal_crm_key();
+                let crm_auth = Arc::new(Authenticator::new(vec![key]));
                 let stop = background.clone();
                 tracker.spawn(async move {
-                    if let Err(error) = switchboard_crm::serve(db, listener, stop).await {
+                    if let Err(error) = switchboard_crm::serve(db, listener, None, crm_auth, stop).await {
                         warn!(message = "Built-in CRM stopped.", %error);
                     }
                 });
-                format!("http://{addr}")
+                (format!("http://{addr}"), Credential::bearer(&secret).map_err(ServerError::CrmKey)?)
             } else {
-                cfg.crm.endpoint.clone()
+                let credential = if cfg.crm.api_key.is_empty() {
+                    warn!(message = "crm.api_key is not set: the external CRM store will see an anonymous caller.");
+                    Credential::none()
+                } else {
+                    Credential::bearer(cfg.crm.api_key.expose()).map_err(ServerError::CrmKey)?
+                };
+                (cfg.crm.endpoint.clone(), credential)
             };
-            let channel = tonic::transport::Endpoint::from_shared(endpoint)?
-                .connect_timeout(Duration::from_secs(5))
-                .connect_lazy();
-            Some(crate::crm::CrmClient::new(channel))
+            let mut ep =
+                tonic::transport::Endpoint::from_shared(endpoint.clone())?.connect_timeout(Duration::from_secs(5));
+            if endpoint.starts_with("https://") {
+                ep = ep.tls_config(crm_client_tls(&cfg.crm)?)?;
+            }
+            let channel = ep.connect_lazy();
+            Some(crate::crm::pb::crm_store_client::CrmStoreClient::with_interceptor(channel, credential))
         } else {
             None
         };
@@ -168,10 +214,16 @@ impl Server {
         health
             .set_serving::<pb::interactions_server::InteractionsServer<api::interactions::InteractionsService>>()
             .await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(api::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
+        let reflection = if cfg.auth.reflection {
+            Some(
+                tonic_reflection::server::Builder::configure()
+                    .register_encoded_file_descriptor_set(api::FILE_DESCRIPTOR_SET)
+                    .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                    .build_v1()?,
+            )
+        } else {
+            None
+        };
 
         let screen_pop = crm.as_ref().map(|client| {
             Arc::new(crate::crm::screen_pop::ScreenPopper::new(
@@ -190,8 +242,11 @@ impl Server {
             shutdown: shutdown.clone(),
             tasks: sessions.clone(),
             screen_pop,
+            throttle: auth_layer.throttle(),
         };
-        let supervisor = api::supervisor::SupervisorService { engine: engine.clone(), shutdown: shutdown.clone() };
+        let feed = api::feed::EventFeed::new(engine.clone(), cfg.server.max_watchers, background.clone());
+        let supervisor =
+            api::supervisor::SupervisorService { engine: engine.clone(), shutdown: shutdown.clone(), feed };
         info!(
             message = "Switchboard serving.",
             instance,
@@ -199,21 +254,36 @@ impl Server {
             redis = %cfg.redis.redacted_url(),
             key_root = %cfg.redis.key_root(),
         );
-        // TCP_NODELAY: without it small pushes (offers) wait on Nagle and delayed ACKs, ~20-40 ms.
-        let incoming = tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
         let grpc_shutdown = shutdown.clone();
+        let background_for_tls = shutdown.clone();
         let grace = cfg.server.shutdown_grace();
-        let serve = tonic::transport::Server::builder()
+        let router = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(20)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+            .max_concurrent_streams(cfg.server.max_streams_per_connection)
+            .layer(auth_layer.clone())
             .add_service(health_service)
-            .add_service(reflection)
+            .add_optional_service(reflection)
             .add_service(pb::agent_desktop_server::AgentDesktopServer::new(desktop))
             .add_service(pb::supervisor_server::SupervisorServer::new(supervisor))
-            .add_service(pb::admin_server::AdminServer::new(api::admin::AdminService { engine: engine.clone() }))
+            .add_service(pb::admin_server::AdminServer::new(api::admin::AdminService {
+                engine: engine.clone(),
+                auth: auth.clone(),
+            }))
             .add_service(pb::interactions_server::InteractionsServer::new(api::interactions::InteractionsService {
                 engine: engine.clone(),
-            }))
-            .serve_with_incoming_shutdown(incoming, async move { grpc_shutdown.cancelled().await });
+            }));
+        let stop = async move { grpc_shutdown.cancelled().await };
+        let serve = async move {
+            match grpc_tls {
+                Some(tls) => router.serve_with_incoming_shutdown(tls.incoming(grpc, background_for_tls), stop).await,
+                None => {
+                    // TCP_NODELAY: without it small pushes (offers) wait on Nagle and delayed ACKs, ~20-40 ms.
+                    let incoming = tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
+                    router.serve_with_incoming_shutdown(incoming, stop).await
+                }
+            }
+        };
         let grpc_result = tokio::select! {
             r = serve => r,
             // Streams that do not end within the grace period are cut.
@@ -241,6 +311,24 @@ impl Server {
         grpc_result?;
         Ok(())
     }
+}
+
+/// TLS to an external CRM store: the operator's CA (or the web's roots), and a client
+/// certificate when the store asks for one.
+fn crm_client_tls(crm: &crate::config::CrmConfig) -> Result<tonic::transport::ClientTlsConfig, ServerError> {
+    let read = |p: &std::path::Path| {
+        std::fs::read(p)
+            .map_err(|source| ServerError::Tls(switchboard_auth::TlsError::Read { path: p.to_path_buf(), source }))
+    };
+    let mut tls = tonic::transport::ClientTlsConfig::new();
+    tls = match &crm.ca_file {
+        Some(ca) => tls.ca_certificate(tonic::transport::Certificate::from_pem(read(ca)?)),
+        None => tls.with_webpki_roots(),
+    };
+    if let (Some(cert), Some(key)) = (&crm.client_cert_file, &crm.client_key_file) {
+        tls = tls.identity(tonic::transport::Identity::from_pem(read(cert)?, read(key)?));
+    }
+    Ok(tls)
 }
 
 pub fn crm_options(cfg: &Config) -> switchboard_crm::CrmOptions {

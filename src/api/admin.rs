@@ -1,23 +1,42 @@
-//! Admin: agents and queues at runtime.
+//! Admin: agents, queues and API keys at runtime. Every change is recorded under the caller.
+
+use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use super::access::acting;
 use super::pb;
 use super::{agent_spec_from_pb, agent_spec_to_pb, queue_spec_from_pb, queue_spec_to_pb, status};
-use crate::model;
+use crate::model::{self, ApiKeyRecord, Role};
+use switchboard_auth::Authenticator;
 use switchboard_engine::Engine;
 
 #[derive(Clone)]
 pub struct AdminService {
     pub engine: Engine,
+    /// Told when a key is revoked here, so this instance stops accepting it at once.
+    pub auth: Arc<Authenticator>,
+}
+
+fn key_to_pb(k: &ApiKeyRecord) -> pb::ApiKey {
+    pb::ApiKey {
+        id: k.id.clone(),
+        name: k.name.clone(),
+        role: k.role.to_string(),
+        queues: k.queues.clone(),
+        agent_id: k.agent_id.clone(),
+        created_at: Some(super::ts(k.created_ms)),
+        created_by: k.created_by.clone(),
+    }
 }
 
 #[tonic::async_trait]
 impl pb::admin_server::Admin for AdminService {
     async fn put_agent(&self, request: Request<pb::PutAgentRequest>) -> Result<Response<pb::Agent>, Status> {
+        let (engine, _) = acting(&self.engine, &request)?;
         let r = request.into_inner();
         let spec = agent_spec_from_pb(r.agent.ok_or_else(|| Status::invalid_argument("agent: is required"))?)?;
-        self.engine.put_agent(&spec, r.allow_update).await.map_err(status)?;
+        engine.put_agent(&spec, r.allow_update).await.map_err(status)?;
         let stored = self.engine.get_agent(&spec.id).await.map_err(status)?;
         Ok(Response::new(agent_spec_to_pb(&stored)))
     }
@@ -41,16 +60,18 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::DeleteAgentRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let (engine, _) = acting(&self.engine, &request)?;
         let id = request.into_inner().agent_id;
         model::validate_id("agent_id", &id).map_err(super::invalid)?;
-        self.engine.delete_agent(&id).await.map_err(status)?;
+        engine.delete_agent(&id).await.map_err(status)?;
         Ok(Response::new(pb::DeleteResponse {}))
     }
 
     async fn put_queue(&self, request: Request<pb::PutQueueRequest>) -> Result<Response<pb::Queue>, Status> {
+        let (engine, _) = acting(&self.engine, &request)?;
         let r = request.into_inner();
         let spec = queue_spec_from_pb(r.queue.ok_or_else(|| Status::invalid_argument("queue: is required"))?)?;
-        self.engine.put_queue(&spec, r.allow_update).await.map_err(status)?;
+        engine.put_queue(&spec, r.allow_update).await.map_err(status)?;
         let stored = self.engine.get_queue(&spec.name).await.map_err(status)?;
         Ok(Response::new(queue_spec_to_pb(&stored)))
     }
@@ -74,9 +95,43 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::DeleteQueueRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let (engine, _) = acting(&self.engine, &request)?;
         let name = request.into_inner().name;
         model::validate_id("name", &name).map_err(super::invalid)?;
-        self.engine.delete_queue(&name).await.map_err(status)?;
+        engine.delete_queue(&name).await.map_err(status)?;
         Ok(Response::new(pb::DeleteResponse {}))
+    }
+
+    async fn create_api_key(
+        &self,
+        request: Request<pb::CreateApiKeyRequest>,
+    ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
+        let (engine, p) = acting(&self.engine, &request)?;
+        let r = request.into_inner();
+        let role: Role = r.role.parse().map_err(super::invalid)?;
+        model::access::validate_key_spec(&r.name, role, &r.queues, &r.agent_id).map_err(super::invalid)?;
+        let now = engine.now_ms().await.map_err(status)?;
+        let key = switchboard_auth::key::generate(&r.name, role, r.queues, &r.agent_id, now, &p.actor());
+        engine.put_api_key(&key.record).await.map_err(status)?;
+        tracing::info!(message = "API key created.", id = %key.record.id, name = %key.record.name, role = %role, by = %p.actor());
+        Ok(Response::new(pb::CreateApiKeyResponse { key: Some(key_to_pb(&key.record)), secret: key.secret }))
+    }
+
+    async fn list_api_keys(
+        &self,
+        _request: Request<pb::ListApiKeysRequest>,
+    ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
+        let keys = self.engine.list_api_keys().await.map_err(status)?;
+        Ok(Response::new(pb::ListApiKeysResponse { keys: keys.iter().map(key_to_pb).collect() }))
+    }
+
+    async fn revoke_api_key(&self, request: Request<pb::RevokeApiKeyRequest>) -> Result<Response<pb::ApiKey>, Status> {
+        let (engine, p) = acting(&self.engine, &request)?;
+        let id = request.into_inner().id;
+        model::validate_id("id", &id).map_err(super::invalid)?;
+        let record = engine.revoke_api_key(&id).await.map_err(status)?;
+        self.auth.forget_cached();
+        tracing::info!(message = "API key revoked.", id = %record.id, name = %record.name, by = %p.actor());
+        Ok(Response::new(key_to_pb(&record)))
     }
 }

@@ -11,19 +11,25 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use super::access::{caller, check_interaction};
 use super::pb::{self, agent_event::Kind as Ev, agent_request::Kind as Rq};
 use super::{interaction_to_pb, message_to_pb, offer_to_pb, presence_to_pb, status};
 use crate::channels::Channels;
 use crate::crm::screen_pop::{ScreenPopData, ScreenPopper};
 use crate::hub::{Delivery, Hub, InboxId, Push};
+use crate::model::Principal;
 use crate::model::{self, InteractionState};
-use switchboard_engine::{Caller, Engine, Returned, TransferTarget};
+use switchboard_auth::Throttle;
+use switchboard_engine::{Caller, Engine, EngineError, Returned, TransferTarget};
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::AgentEvent, Status>> + Send>>;
 
 /// How long a session waits for the hub to have read the inbox up to the pushes a reply
 /// returned (it normally has, or is one read away).
 const INBOX_CATCH_UP: Duration = Duration::from_secs(2);
+
+/// How long a new stream may take to log in before it is closed.
+const LOGIN_WITHIN: Duration = Duration::from_secs(10);
 
 /// Default wait for a named-agent transfer.
 const AGENT_TRANSFER_WAIT: Duration = Duration::from_secs(60);
@@ -38,6 +44,8 @@ pub struct AgentDesktopService {
     pub tasks: TaskTracker,
     /// None when no CRM is configured.
     pub screen_pop: Option<Arc<ScreenPopper>>,
+    /// Failed logins, per agent and per address (shared with the trust boundary's).
+    pub throttle: Arc<Throttle>,
 }
 
 #[tonic::async_trait]
@@ -48,9 +56,11 @@ impl pb::agent_desktop_server::AgentDesktop for AgentDesktopService {
         &self,
         request: Request<pb::GetScreenPopRequest>,
     ) -> Result<Response<pb::ScreenPop>, Status> {
+        let p = caller(&request)?;
         let iid = request.into_inner().interaction_id;
         model::validate_id("interaction_id", &iid).map_err(super::invalid)?;
         let ix = self.engine.get_interaction(&iid, false).await.map_err(status)?;
+        check_interaction(&p, &ix)?;
         let pop = self.pop(&ix, true).await;
         Ok(Response::new(super::screen_pop_to_pb(&pop)))
     }
@@ -59,29 +69,61 @@ impl pb::agent_desktop_server::AgentDesktop for AgentDesktopService {
         &self,
         request: Request<Streaming<pb::AgentRequest>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
+        // Set when the stream's metadata carried an agent's credential (key, JWT or Basic).
+        let authenticated = request.extensions().get::<Principal>().cloned();
+        let peer = switchboard_auth::peer_ip(request.extensions());
         let mut inbound = request.into_inner();
-        let first = match tokio::time::timeout(Duration::from_secs(30), inbound.next()).await {
+        let first = match tokio::time::timeout(LOGIN_WITHIN, inbound.next()).await {
             Ok(Some(Ok(m))) => m,
             Ok(Some(Err(e))) => return Err(e),
             Ok(None) => return Err(Status::invalid_argument("stream ended before login")),
-            Err(_) => return Err(Status::deadline_exceeded("no login within 30 s")),
+            Err(_) => {
+                return Err(Status::deadline_exceeded(format!("no login within {} s", LOGIN_WITHIN.as_secs())));
+            }
         };
         let Some(Rq::Login(login)) = first.kind else {
             return Err(Status::unauthenticated("the first request must be login"));
         };
-        model::validate_id("login.agent_id", &login.agent_id).map_err(super::invalid)?;
-        if login.token.is_empty() || login.token.len() > 256 {
-            return Err(Status::unauthenticated("unknown agent or wrong token"));
+        let agent = match (&authenticated, login.agent_id.as_str()) {
+            (Some(p), "") => p.agent_id.clone(),
+            (_, id) => id.to_string(),
+        };
+        model::validate_id("login.agent_id", &agent).map_err(super::invalid)?;
+        if let Some(p) = &authenticated
+            && p.agent_id != agent
+        {
+            return Err(Status::permission_denied(format!(
+                "this credential is agent {:?}'s, not {agent:?}'s",
+                p.agent_id
+            )));
         }
-        let agent = login.agent_id.clone();
+        let peer_key = format!("ip:{}", peer.map_or_else(|| "unknown".into(), |ip| ip.to_string()));
+        let agent_key = format!("agent:{agent}");
+        // Guessing one agent's token locks that agent's logins for a while (each further failure
+        // longer); a guessing address is slowed down only in what it gets wrong.
+        if let Some(wait) = self.throttle.blocked(&agent_key) {
+            metrics::counter!("switchboard_login_failures_total", "reason" => "throttled").increment(1);
+            return Err(Status::resource_exhausted(format!(
+                "too many failed logins; retry in {} s",
+                wait.as_secs().max(1)
+            )));
+        }
+        if authenticated.is_none() && (login.token.is_empty() || login.token.len() > 256) {
+            return Err(self.login_failed(&agent, &agent_key, &peer_key));
+        }
         let session = uuid::Uuid::new_v4().to_string();
         let (push_tx, mut push_rx) = mpsc::unbounded_channel();
         self.hub.register(&agent, &session, push_tx);
-        if let Err(e) = self.engine.login(&agent, &login.token, self.hub.instance(), &session).await {
+        let token = if authenticated.is_some() { None } else { Some(login.token.as_str()) };
+        if let Err(e) = self.engine.login(&agent, token, self.hub.instance(), &session).await {
             self.hub.unregister(&agent, &session);
+            if matches!(e, EngineError::Unauthenticated(_)) {
+                return Err(self.login_failed(&agent, &agent_key, &peer_key));
+            }
             return Err(status(e));
         }
-        info!(message = "Agent logged in.", agent, session);
+        self.throttle.success(&agent_key);
+        info!(message = "Agent logged in.", agent, session, via = ?authenticated.map(|p| p.credential));
         let snapshot = match self.snapshot(&agent).await {
             Ok(s) => s,
             Err(e) => {
@@ -220,6 +262,25 @@ fn required<'a>(field: &str, v: &'a str) -> Result<&'a str, Status> {
 }
 
 impl AgentDesktopService {
+    /// One failed login: counted, logged without the token, and slowing the next attempts.
+    fn login_failed(&self, agent: &str, agent_key: &str, peer_key: &str) -> Status {
+        let peer_blocked = self.throttle.blocked(peer_key);
+        let a = self.throttle.failure(agent_key);
+        let p = self.throttle.failure(peer_key);
+        warn!(
+            message = "Desktop login refused.",
+            agent,
+            peer = peer_key.trim_start_matches("ip:"),
+            backoff_secs = a.max(p).map(|d| d.as_secs())
+        );
+        if let Some(wait) = peer_blocked {
+            metrics::counter!("switchboard_login_failures_total", "reason" => "throttled").increment(1);
+            return Status::resource_exhausted(format!("too many failed logins; retry in {} s", wait.as_secs().max(1)));
+        }
+        metrics::counter!("switchboard_login_failures_total", "reason" => "invalid").increment(1);
+        Status::unauthenticated("unknown agent or wrong token")
+    }
+
     async fn snapshot(&self, agent: &str) -> Result<pb::LoggedIn, Status> {
         let st = self.engine.agent_status(agent).await.map_err(status)?;
         let work = self.engine.agent_work(agent).await.map_err(status)?;

@@ -2,6 +2,7 @@
 
 use tonic::{Request, Response, Status};
 
+use super::access::{acting, caller, check_interaction};
 use super::pb;
 use super::{channel_from_pb, interaction_to_pb, message_to_pb, status};
 use crate::model::{self, NewInteraction};
@@ -68,8 +69,9 @@ impl pb::interactions_server::Interactions for InteractionsService {
         &self,
         request: Request<pb::WithdrawInteractionRequest>,
     ) -> Result<Response<pb::Interaction>, Status> {
+        let (engine, _) = acting(&self.engine, &request)?;
         let r = request.into_inner();
-        let ix = self.engine.withdraw(iid(&r.interaction_id)?, &r.reason).await.map_err(status)?;
+        let ix = engine.withdraw(iid(&r.interaction_id)?, &r.reason).await.map_err(status)?;
         Ok(Response::new(interaction_to_pb(&ix)))
     }
 
@@ -77,8 +79,10 @@ impl pb::interactions_server::Interactions for InteractionsService {
         &self,
         request: Request<pb::GetInteractionRequest>,
     ) -> Result<Response<pb::Interaction>, Status> {
+        let p = caller(&request)?;
         let r = request.into_inner();
         let mut ix = self.engine.get_interaction(iid(&r.interaction_id)?, r.include_messages).await.map_err(status)?;
+        check_interaction(&p, &ix)?;
         self.engine.with_exclusions(std::slice::from_mut(&mut ix)).await.map_err(status)?;
         Ok(Response::new(interaction_to_pb(&ix)))
     }

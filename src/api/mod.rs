@@ -1,9 +1,12 @@
 //! The gRPC API (package `switchboard.v1`). The only layer that knows protobuf: it converts
 //! between generated types and the domain model, and maps errors to status codes in one place.
 
+pub mod access;
 pub mod admin;
 pub mod agent;
+pub mod feed;
 pub mod interactions;
+pub mod policy;
 pub mod supervisor;
 
 use std::collections::BTreeMap;

@@ -1,4 +1,5 @@
-//! Supervisor: live figures and interventions.
+//! Supervisor: live figures and interventions. A supervisor limited to some queues sees and
+//! changes only those, and the agents who serve them; every intervention is recorded under the caller.
 
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
@@ -10,12 +11,13 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracing::warn;
 
+use super::access::{acting, agents_in_scope, caller, check_agent, check_interaction, check_queue};
 use super::pb::{self, supervisor_event::Kind as Ev};
 use super::{agent_state_to_pb, figures_to_pb, interaction_to_pb, status};
 use crate::model;
 use crate::model::EventKind;
-use switchboard_engine::events::EventTail;
 use switchboard_engine::{Engine, EngineError};
+use tokio::sync::broadcast::error::RecvError;
 
 /// Queue figures are pushed at most this often per queue.
 const FIGURES_MIN_INTERVAL: Duration = Duration::from_secs(1);
@@ -26,6 +28,8 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::SupervisorEvent, Status>
 pub struct SupervisorService {
     pub engine: Engine,
     pub shutdown: CancellationToken,
+    /// The instance's one tail of the event log, and the cap on watches.
+    pub feed: super::feed::EventFeed,
 }
 
 fn iid(v: &str) -> Result<&str, Status> {
@@ -43,17 +47,29 @@ impl pb::supervisor_server::Supervisor for SupervisorService {
     type WatchStream = WatchStream;
 
     async fn watch(&self, request: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        let p = caller(&request)?;
         let r = request.into_inner();
         for (i, q) in r.queues.iter().enumerate() {
             model::validate_id(&format!("queues[{i}]"), q).map_err(super::invalid)?;
+            check_queue(&p, q)?;
             self.engine.get_queue(q).await.map_err(status)?;
         }
+        // A scoped supervisor asking for "all" gets all of its own.
+        let queues: HashSet<String> = if r.queues.is_empty() && p.is_scoped() {
+            p.queues.iter().cloned().collect()
+        } else {
+            r.queues.into_iter().collect()
+        };
+        let agents = if r.include_agents { agents_in_scope(&self.engine, &p).await? } else { None };
+        let subscription = self.feed.subscribe()?;
         let (tx, rx) = mpsc::channel(1024);
         let watcher = Watcher {
+            subscription,
             engine: self.engine.clone(),
-            all_queues: r.queues.is_empty(),
-            queues: r.queues.into_iter().collect(),
+            all_queues: queues.is_empty(),
+            queues,
             include_agents: r.include_agents,
+            agents,
             tx,
         };
         let shutdown = self.shutdown.clone();
@@ -69,17 +85,24 @@ impl pb::supervisor_server::Supervisor for SupervisorService {
         &self,
         request: Request<pb::GetQueueFiguresRequest>,
     ) -> Result<Response<pb::QueueFigures>, Status> {
+        let p = caller(&request)?;
         let q = request.into_inner().queue;
         model::validate_id("queue", &q).map_err(super::invalid)?;
+        check_queue(&p, &q)?;
         let f = self.engine.queue_figures(&q).await.map_err(status)?;
         Ok(Response::new(figures_to_pb(&f)))
     }
 
     async fn list_agent_states(
         &self,
-        _request: Request<pb::ListAgentStatesRequest>,
+        request: Request<pb::ListAgentStatesRequest>,
     ) -> Result<Response<pb::ListAgentStatesResponse>, Status> {
-        let agents = self.engine.list_agent_statuses().await.map_err(status)?;
+        let p = caller(&request)?;
+        let scope = agents_in_scope(&self.engine, &p).await?;
+        let mut agents = self.engine.list_agent_statuses().await.map_err(status)?;
+        if let Some(ids) = scope {
+            agents.retain(|a| ids.contains(&a.id));
+        }
         Ok(Response::new(pb::ListAgentStatesResponse { agents: agents.iter().map(agent_state_to_pb).collect() }))
     }
 
@@ -87,18 +110,22 @@ impl pb::supervisor_server::Supervisor for SupervisorService {
         &self,
         request: Request<pb::ForcePresenceRequest>,
     ) -> Result<Response<pb::AgentState>, Status> {
+        let (engine, p) = acting(&self.engine, &request)?;
         let r = request.into_inner();
         let id = aid(&r.agent_id)?;
         let presence = super::presence_from_pb("presence", r.presence.as_ref())?;
-        self.engine.set_presence(id, &presence, "supervisor").await.map_err(status)?;
+        check_agent(&self.engine, &p, id).await?;
+        engine.set_presence(id, &presence, "supervisor").await.map_err(status)?;
         let st = self.engine.agent_status(id).await.map_err(status)?;
         Ok(Response::new(agent_state_to_pb(&st)))
     }
 
     async fn logout_agent(&self, request: Request<pb::LogoutAgentRequest>) -> Result<Response<pb::AgentState>, Status> {
+        let (engine, p) = acting(&self.engine, &request)?;
         let r = request.into_inner();
         let id = aid(&r.agent_id)?;
-        self.engine.logout(id).await.map_err(status)?;
+        check_agent(&self.engine, &p, id).await?;
+        engine.logout(id).await.map_err(status)?;
         let st = self.engine.agent_status(id).await.map_err(status)?;
         Ok(Response::new(agent_state_to_pb(&st)))
     }
@@ -107,12 +134,14 @@ impl pb::supervisor_server::Supervisor for SupervisorService {
         &self,
         request: Request<pb::MoveInteractionRequest>,
     ) -> Result<Response<pb::Interaction>, Status> {
+        let (engine, p) = acting(&self.engine, &request)?;
         let r = request.into_inner();
-        let ix = self
-            .engine
-            .move_interaction(iid(&r.interaction_id)?, &r.queue, r.clear_exclusions)
-            .await
-            .map_err(status)?;
+        let id = iid(&r.interaction_id)?;
+        check_interaction(&p, &self.engine.get_interaction(id, false).await.map_err(status)?)?;
+        if !r.queue.is_empty() {
+            check_queue(&p, &r.queue)?;
+        }
+        let ix = engine.move_interaction(id, &r.queue, r.clear_exclusions).await.map_err(status)?;
         Ok(Response::new(interaction_to_pb(&ix)))
     }
 
@@ -120,8 +149,11 @@ impl pb::supervisor_server::Supervisor for SupervisorService {
         &self,
         request: Request<pb::ReprioritizeInteractionRequest>,
     ) -> Result<Response<pb::Interaction>, Status> {
+        let (engine, p) = acting(&self.engine, &request)?;
         let r = request.into_inner();
-        let ix = self.engine.reprioritize(iid(&r.interaction_id)?, r.priority).await.map_err(status)?;
+        let id = iid(&r.interaction_id)?;
+        check_interaction(&p, &self.engine.get_interaction(id, false).await.map_err(status)?)?;
+        let ix = engine.reprioritize(id, r.priority).await.map_err(status)?;
         Ok(Response::new(interaction_to_pb(&ix)))
     }
 
@@ -129,9 +161,12 @@ impl pb::supervisor_server::Supervisor for SupervisorService {
         &self,
         request: Request<pb::SupervisorWithdrawRequest>,
     ) -> Result<Response<pb::Interaction>, Status> {
+        let (engine, p) = acting(&self.engine, &request)?;
         let r = request.into_inner();
         let reason = if r.reason.is_empty() { "supervisor".to_string() } else { r.reason };
-        let ix = self.engine.withdraw(iid(&r.interaction_id)?, &reason).await.map_err(status)?;
+        let id = iid(&r.interaction_id)?;
+        check_interaction(&p, &self.engine.get_interaction(id, false).await.map_err(status)?)?;
+        let ix = engine.withdraw(id, &reason).await.map_err(status)?;
         Ok(Response::new(interaction_to_pb(&ix)))
     }
 
@@ -139,24 +174,48 @@ impl pb::supervisor_server::Supervisor for SupervisorService {
         &self,
         request: Request<pb::ListWaitingRequest>,
     ) -> Result<Response<pb::ListWaitingResponse>, Status> {
+        let p = caller(&request)?;
         let r = request.into_inner();
         let queue = if r.queue.is_empty() {
             None
         } else {
             model::validate_id("queue", &r.queue).map_err(super::invalid)?;
+            check_queue(&p, &r.queue)?;
             Some(r.queue.as_str())
         };
         let limit = if r.limit == 0 { 100 } else { r.limit.min(1000) } as usize;
-        let list = self.engine.list_waiting(queue, limit).await.map_err(status)?;
+        let mut list = match (queue, p.is_scoped()) {
+            (None, true) => {
+                // Best first across this supervisor's queues.
+                let mut all = Vec::new();
+                for q in &p.queues {
+                    match self.engine.list_waiting(Some(q), limit).await {
+                        Ok(l) => all.extend(l),
+                        Err(switchboard_engine::EngineError::NotFound(_)) => {}
+                        Err(e) => return Err(status(e)),
+                    }
+                }
+                all.sort_by(|a, b| {
+                    crate::routing::wait_score(a.priority, a.enqueued_ms)
+                        .total_cmp(&crate::routing::wait_score(b.priority, b.enqueued_ms))
+                });
+                all
+            }
+            _ => self.engine.list_waiting(queue, limit).await.map_err(status)?,
+        };
+        list.truncate(limit);
         Ok(Response::new(pb::ListWaitingResponse { interactions: list.iter().map(interaction_to_pb).collect() }))
     }
 }
 
 struct Watcher {
+    subscription: super::feed::Subscription,
     engine: Engine,
     all_queues: bool,
     queues: HashSet<String>,
     include_agents: bool,
+    /// The agents a scoped supervisor may see; `None`: all.
+    agents: Option<HashSet<String>>,
     tx: mpsc::Sender<Result<pb::SupervisorEvent, Status>>,
 }
 
@@ -168,14 +227,17 @@ impl Watcher {
     /// Snapshot, then follow the event stream: changed agents at once, changed queues at most
     /// once a second each.
     async fn run(mut self, shutdown: CancellationToken) -> Result<(), EngineError> {
-        let mut tail = EventTail::from_now(&self.engine).await?;
         if self.all_queues {
             self.queues = self.engine.list_queue_names().await?.into_iter().collect();
         }
         let mut dirty_q: HashSet<String> = self.queues.clone();
         let mut dirty_a: HashSet<String> = HashSet::new();
         if self.include_agents {
-            for a in self.engine.list_agent_statuses().await? {
+            let mut all = self.engine.list_agent_statuses().await?;
+            if let Some(ids) = &self.agents {
+                all.retain(|a| ids.contains(&a.id));
+            }
+            for a in all {
                 if self.tx.send(sev(Ev::Agent(agent_state_to_pb(&a)))).await.is_err() {
                     return Ok(());
                 }
@@ -197,9 +259,30 @@ impl Watcher {
             let events = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = self.tx.closed() => return Ok(()),
-                r = tail.next(Duration::from_millis(250), 1000) => r?,
+                // Figures held back by their once-a-second limit go out when it allows.
+                _ = tokio::time::sleep(Duration::from_millis(250)), if !dirty_q.is_empty() => continue,
+                r = self.subscription.events.recv() => match r {
+                    Ok(batch) if !batch.is_empty() => batch,
+                    // Fell behind, or the feed reopened the log: refresh everything shown.
+                    Ok(_) | Err(RecvError::Lagged(_)) => {
+                        if self.all_queues {
+                            self.queues = self.engine.list_queue_names().await?.into_iter().collect();
+                        }
+                        dirty_q.extend(self.queues.iter().cloned());
+                        if self.include_agents {
+                            let mut all: Vec<String> =
+                                self.engine.list_agent_statuses().await?.into_iter().map(|a| a.id).collect();
+                            if let Some(ids) = &self.agents {
+                                all.retain(|a| ids.contains(a));
+                            }
+                            dirty_a.extend(all);
+                        }
+                        continue;
+                    }
+                    Err(RecvError::Closed) => return Ok(()),
+                },
             };
-            for e in events {
+            for e in events.iter().cloned() {
                 let kind = e.kind();
                 let (queue, agent) = (e.queue, e.agent_id);
                 if kind == Some(EventKind::QueueCreated) && self.all_queues {
@@ -214,7 +297,7 @@ impl Watcher {
                     dirty_q.insert(queue);
                 }
                 if !agent.is_empty() {
-                    if self.include_agents {
+                    if self.include_agents && self.agents.as_ref().is_none_or(|ids| ids.contains(&agent)) {
                         dirty_a.insert(agent);
                     }
                     // Presence shifts every queue's agent counts and occupancy.

@@ -12,7 +12,10 @@ pub mod screen_pop;
 use crate::model::Channel;
 pub use switchboard_proto::crm as pb;
 
-pub type CrmClient = pb::crm_store_client::CrmStoreClient<tonic::transport::Channel>;
+/// Every call carries the daemon's credential for the store.
+pub type CrmClient = pb::crm_store_client::CrmStoreClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, switchboard_auth::Credential>,
+>;
 
 fn channel_to_pb(c: Channel) -> pb::Channel {
     match c {

@@ -36,11 +36,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel as GrpcChannel;
 
-type Admin = pb::admin_client::AdminClient<GrpcChannel>;
-type Interactions = pb::interactions_client::InteractionsClient<GrpcChannel>;
-type Supervisor = pb::supervisor_client::SupervisorClient<GrpcChannel>;
+type Admin = pb::admin_client::AdminClient<Authed>;
+type Interactions = pb::interactions_client::InteractionsClient<Authed>;
+type Supervisor = pb::supervisor_client::SupervisorClient<Authed>;
 
 /// One test of this file at a time: each starts several instances and keeps both cores busy.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -1584,7 +1583,7 @@ async fn queue_update_removing_a_stage_does_not_strand_an_offered_interaction() 
             token: format!("tok-{id}"),
         };
         engine.put_agent(&spec, false).await.unwrap();
-        engine.login(id, &format!("tok-{id}"), "inst-1", &format!("sess-{id}")).await.unwrap();
+        engine.login(id, Some(&format!("tok-{id}")), "inst-1", &format!("sess-{id}")).await.unwrap();
     }
     engine.set_presence("lo", &Presence::Ready, "agent").await.unwrap();
     let new = NewInteraction {

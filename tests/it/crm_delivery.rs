@@ -146,7 +146,7 @@ async fn offer_shows_the_callers_history_from_the_builtin_crm() {
     // Once the CRM has acknowledged everything (the log is trimmed as it is), the next offer for
     // the same customer shows the first interaction.
     eventually("log delivered", Duration::from_secs(15), || async { (log_len(&redis).await == 0).then_some(()) }).await;
-    let mut desk = pb::agent_desktop_client::AgentDesktopClient::connect(sb.endpoint()).await.unwrap();
+    let mut desk = pb::agent_desktop_client::AgentDesktopClient::new(sb.with_key(ADMIN_KEY).await);
     let pop =
         desk.get_screen_pop(pb::GetScreenPopRequest { interaction_id: first.clone() }).await.unwrap().into_inner();
     assert_eq!(pop.status, pb::ScreenPopStatus::Available as i32);
@@ -191,7 +191,7 @@ async fn a_slow_crm_does_not_hold_the_offer_back() {
     assert_eq!(offer.screen_pop.unwrap().status, pb::ScreenPopStatus::Unavailable as i32);
     // The agent asks again once the CRM is back to speed.
     crm.crm.find_delay_ms.store(0, Ordering::SeqCst);
-    let mut desk = pb::agent_desktop_client::AgentDesktopClient::connect(sb.endpoint()).await.unwrap();
+    let mut desk = pb::agent_desktop_client::AgentDesktopClient::new(sb.with_key(ADMIN_KEY).await);
     let pop = desk.get_screen_pop(pb::GetScreenPopRequest { interaction_id: created.id }).await.unwrap().into_inner();
     assert_eq!(pop.status, pb::ScreenPopStatus::Available as i32);
 }

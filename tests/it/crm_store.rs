@@ -18,7 +18,12 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-type Client = CrmStoreClient<Channel>;
+type Client = CrmStoreClient<tonic::service::interceptor::InterceptedService<Channel, switchboard_auth::Credential>>;
+
+/// The key the store under test knows, with the role the daemon has there.
+const CRM_KEY: &str = "test-crm-key-0123456789abcdef0123456789abc";
+/// Erasure is an admin's.
+const CRM_ADMIN_KEY: &str = "test-crm-admin-key-0123456789abcdef012345";
 
 /// 2026-01-01T00:00:00Z: interactions in these tests happen after it.
 const BASE_MS: i64 = 1_767_225_600_000;
@@ -61,12 +66,28 @@ impl Crm {
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(switchboard_crm::serve(db.clone(), listener, shutdown.clone()));
+        let keys = vec![
+            switchboard_auth::StaticKey::new("daemon", switchboard_auth::Role::Crm, vec![], "", CRM_KEY, false)
+                .unwrap(),
+            switchboard_auth::StaticKey::new("ops", switchboard_auth::Role::Admin, vec![], "", CRM_ADMIN_KEY, false)
+                .unwrap(),
+        ];
+        let auth = std::sync::Arc::new(switchboard_auth::Authenticator::new(keys));
+        let server = tokio::spawn(switchboard_crm::serve(db.clone(), listener, None, auth, shutdown.clone()));
         Crm { addr, db, shutdown, server: Some(server), _pg: pg, _dir: dir }
     }
 
     async fn client(&self) -> Client {
-        CrmStoreClient::connect(format!("http://{}", self.addr)).await.expect("connect to the CRM service")
+        self.client_with(CRM_ADMIN_KEY).await
+    }
+
+    async fn client_with(&self, key: &str) -> Client {
+        let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect to the CRM service");
+        CrmStoreClient::with_interceptor(ch, switchboard_auth::Credential::bearer(key).unwrap())
     }
 
     /// Stops the service and waits for it; the databases go when `self` drops.

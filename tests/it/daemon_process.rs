@@ -47,6 +47,7 @@ skills = { english = 5 }
     let child = Command::new(bin())
         .args(["serve", "--config"])
         .arg(&cfg)
+        .env("SWITCHBOARD_ADMIN_KEY", ADMIN_KEY)
         .env("SWITCHBOARD_REDIS_URL", &redis.url)
         .env("SWITCHBOARD_GRPC_LISTEN", format!("127.0.0.1:{grpc}"))
         .env("SWITCHBOARD_HTTP_LISTEN", format!("127.0.0.1:{http}"))
@@ -63,7 +64,7 @@ skills = { english = 5 }
     assert!(Desktop::login(&endpoint, "ann", "").await.is_err());
     let (mut ann, _) = Desktop::login(&endpoint, "ann", "from-env").await.unwrap();
     ann.ready().await;
-    let mut ixs = pb::interactions_client::InteractionsClient::connect(endpoint.clone()).await.unwrap();
+    let mut ixs = pb::interactions_client::InteractionsClient::new(authed(&endpoint, ADMIN_KEY).await);
     ixs.create_interaction(new_chat("support", "visitor", "hello")).await.unwrap();
     ann.wait_offer().await;
 
@@ -93,6 +94,7 @@ impl Daemon {
         let child = Command::new(bin())
             .args(["serve", "--config"])
             .arg(config)
+            .env("SWITCHBOARD_ADMIN_KEY", ADMIN_KEY)
             .env("SWITCHBOARD_REDIS_URL", redis_url)
             .env("SWITCHBOARD_GRPC_LISTEN", format!("127.0.0.1:{grpc}"))
             .env("SWITCHBOARD_HTTP_LISTEN", format!("127.0.0.1:{http}"))
@@ -158,7 +160,7 @@ token = "tok-bob"
     let nb = Daemon::start(&cfg, &redis.url, "nb").await;
     let (mut ann, _) = Desktop::login(&na.endpoint(), "ann", "tok-ann").await.unwrap();
     ann.ready().await;
-    let mut ixs = pb::interactions_client::InteractionsClient::connect(nb.endpoint()).await.unwrap();
+    let mut ixs = pb::interactions_client::InteractionsClient::new(authed(&nb.endpoint(), ADMIN_KEY).await);
     let first = ixs.create_interaction(new_chat("support", "c1", "hello")).await.unwrap().into_inner();
     assert_eq!(ann.wait_offer().await.interaction.unwrap().id, first.id);
     let (mut bob, _) = Desktop::login(&nb.endpoint(), "bob", "tok-bob").await.unwrap();
@@ -168,7 +170,7 @@ token = "tok-bob"
     let na = Daemon::start(&cfg, &redis.url, "na").await;
     // Ann's desktop does not come back. Her offer goes on to Bob, and she is shown offline.
     assert_eq!(bob.wait_offer().await.interaction.unwrap().id, first.id);
-    let mut sup = pb::supervisor_client::SupervisorClient::connect(nb.endpoint()).await.unwrap();
+    let mut sup = pb::supervisor_client::SupervisorClient::new(authed(&nb.endpoint(), ADMIN_KEY).await);
     let states = sup.list_agent_states(pb::ListAgentStatesRequest {}).await.unwrap().into_inner().agents;
     let a = states.iter().find(|a| a.agent_id == "ann").unwrap();
     assert_eq!((a.presence.clone().unwrap().state(), a.connected), (pb::PresenceState::Offline, false));
@@ -240,6 +242,7 @@ async fn standalone_crm_serves_an_external_switchboard() {
     let mut crm = Command::new(bin())
         .args(["crm", "--listen", &format!("127.0.0.1:{crm_port}"), "--database"])
         .arg(format!("sqlite://{}/crm.db?mode=rwc", dir.path().display()))
+        .env("SWITCHBOARD_ADMIN_KEY", ADMIN_KEY)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -247,7 +250,10 @@ async fn standalone_crm_serves_an_external_switchboard() {
     let crm_url = format!("http://127.0.0.1:{crm_port}");
     let mut client = eventually("crm up", Duration::from_secs(30), || {
         let u = crm_url.clone();
-        async move { crm_pb::crm_store_client::CrmStoreClient::connect(u).await.ok() }
+        async move {
+            let ch = tonic::transport::Endpoint::from_shared(u).unwrap().connect().await.ok()?;
+            Some(crm_pb::crm_store_client::CrmStoreClient::with_interceptor(ch, bearer(ADMIN_KEY)))
+        }
     })
     .await;
     let contact = client
@@ -266,6 +272,8 @@ async fn standalone_crm_serves_an_external_switchboard() {
     let (grpc, http) = (free_port(), free_port());
     let mut serve = Command::new(bin())
         .arg("serve")
+        .env("SWITCHBOARD_ADMIN_KEY", ADMIN_KEY)
+        .env("SWITCHBOARD_CRM_API_KEY", ADMIN_KEY)
         .env("SWITCHBOARD_REDIS_URL", &redis.url)
         .env("SWITCHBOARD_GRPC_LISTEN", format!("127.0.0.1:{grpc}"))
         .env("SWITCHBOARD_HTTP_LISTEN", format!("127.0.0.1:{http}"))
@@ -276,12 +284,12 @@ async fn standalone_crm_serves_an_external_switchboard() {
         .unwrap();
     wait_ready(http).await;
     let endpoint = format!("http://127.0.0.1:{grpc}");
-    let mut admin = pb::admin_client::AdminClient::connect(endpoint.clone()).await.unwrap();
+    let mut admin = pb::admin_client::AdminClient::new(authed(&endpoint, ADMIN_KEY).await);
     admin.put_queue(pb::PutQueueRequest { queue: Some(queue("mail", &[])), allow_update: true }).await.unwrap();
     admin.put_agent(pb::PutAgentRequest { agent: Some(agent("bo", &[])), allow_update: true }).await.unwrap();
     let (mut bo, _) = Desktop::login(&endpoint, "bo", "tok-bo").await.unwrap();
     bo.ready().await;
-    let mut ixs = pb::interactions_client::InteractionsClient::connect(endpoint).await.unwrap();
+    let mut ixs = pb::interactions_client::InteractionsClient::new(authed(&endpoint, ADMIN_KEY).await);
     let req = pb::CreateInteractionRequest {
         channel: pb::Channel::Email as i32,
         customer_address: "ada@example.COM".into(),

@@ -1268,11 +1268,15 @@ async fn grpc_health_and_reflection() {
     let s = health.check(tonic_health::pb::HealthCheckRequest { service: "no.such.Service".into() }).await.unwrap_err();
     assert_eq!(s.code(), Code::NotFound, "{s:?}");
 
-    let mut refl = ServerReflectionClient::new(channel);
     let req = tonic_reflection::pb::v1::ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
     };
+    // Reflection answers any authenticated caller, not anonymous ones.
+    let mut anon = ServerReflectionClient::new(channel);
+    let s = anon.server_reflection_info(tokio_stream::iter(vec![req.clone()])).await.unwrap_err();
+    assert_eq!(s.code(), Code::Unauthenticated, "{s:?}");
+    let mut refl = ServerReflectionClient::new(sb.with_key(CHANNEL_KEY).await);
     let mut resp = refl.server_reflection_info(tokio_stream::iter(vec![req])).await.unwrap().into_inner();
     let msg = resp.message().await.unwrap().expect("a reflection response");
     let Some(MessageResponse::ListServicesResponse(list)) = msg.message_response else {

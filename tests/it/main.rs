@@ -16,6 +16,7 @@ mod email_tls;
 mod grpc_api;
 mod grpc_desktop;
 mod routing_scenarios;
+mod security;
 mod store_smoke;
 mod webchat_browser;
 mod webchat_protocol;

@@ -42,7 +42,7 @@ impl S {
             token: format!("tok-{id}"),
         };
         self.engine.put_agent(&spec, true).await.unwrap();
-        self.engine.login(id, &format!("tok-{id}"), INSTANCE, &format!("sess-{id}")).await.unwrap();
+        self.engine.login(id, Some(&format!("tok-{id}")), INSTANCE, &format!("sess-{id}")).await.unwrap();
     }
 
     async fn ready(&self, id: &str) {
@@ -348,7 +348,7 @@ async fn stale_presence_takes_agent_offline_and_returns_its_offers() {
     assert_eq!(back.state, InteractionState::Queued, "its pending offer went back to the queue");
     assert_eq!(back.enqueued_ms, ix.enqueued_ms);
     // Reconnecting in time cancels the grace timer.
-    s.engine.login("b", "tok-b", INSTANCE, "sess-b2").await.unwrap();
+    s.engine.login("b", Some("tok-b"), INSTANCE, "sess-b2").await.unwrap();
     s.engine.disconnect("b", "sess-b", false).await.unwrap(); // stale session: ignored
     s.tick(40).await;
     assert_eq!(s.presence("b").await, Presence::Ready);
@@ -685,7 +685,7 @@ async fn a_restarted_instance_releases_the_sessions_of_its_previous_run() {
     assert_eq!(ix.agent_id, "a");
     // b is on another instance.
     s.agent_with("b", &[], chat_only(1), None).await;
-    s.engine.login("b", "tok-b", "other", "sess-b2").await.unwrap();
+    s.engine.login("b", Some("tok-b"), "other", "sess-b2").await.unwrap();
     s.ready("b").await;
     assert_eq!(s.engine.instance_started("other-new").await.unwrap(), 0, "a new id releases nothing");
     assert_eq!(s.engine.instance_started(INSTANCE).await.unwrap(), 1);
@@ -829,7 +829,7 @@ async fn idempotent_create_and_bad_input_change_nothing() {
     assert!(matches!(s.engine.accept("b", &ix.id).await, Err(EngineError::FailedPrecondition(_))));
     assert!(matches!(s.engine.accept("a", "no-such").await, Err(EngineError::NotFound(_))));
     assert_eq!(s.ix(&ix.id).await.state, InteractionState::Offered);
-    assert!(matches!(s.engine.login("a", "wrong", INSTANCE, "x").await, Err(EngineError::Unauthenticated(_))));
+    assert!(matches!(s.engine.login("a", Some("wrong"), INSTANCE, "x").await, Err(EngineError::Unauthenticated(_))));
     assert_eq!(s.engine.agent_status("a").await.unwrap().session, "sess-a");
 }
 
@@ -908,7 +908,7 @@ async fn the_assignment_reaches_the_session_like_any_push() {
     assert!(assigned_pushes(&s).await.is_empty());
 
     // Accepted by a session a new login has replaced meanwhile: the current session is told.
-    s.engine.login("a", "tok-a", INSTANCE, "sess-a2").await.unwrap();
+    s.engine.login("a", Some("tok-a"), INSTANCE, "sess-a2").await.unwrap();
     let (r, returned) = by_session(&caller, s.engine.calls(&caller).accept(&two.id)).await;
     r.unwrap();
     assert!(returned.is_empty());
@@ -975,7 +975,7 @@ async fn the_next_offer_for_the_requesting_session_comes_with_the_reply() {
     // The same request from a session a new login has replaced: the current one is pushed to.
     s.engine.accept("a", &two.id).await.unwrap();
     let three = s.chat("sales", "c3").await;
-    s.engine.login("a", "tok-a", INSTANCE, "sess-a2").await.unwrap();
+    s.engine.login("a", Some("tok-a"), INSTANCE, "sess-a2").await.unwrap();
     let (r, returned) = by_session(&caller, s.engine.calls(&caller).complete(&two.id, "done", "")).await;
     r.unwrap();
     assert!(returned.is_empty());

@@ -18,7 +18,7 @@ async fn offer_accept_complete() {
         token: "secret".into(),
     };
     engine.put_agent(&a, false).await.unwrap();
-    engine.login("ann", "secret", "i1", "s1").await.unwrap();
+    engine.login("ann", Some("secret"), "i1", "s1").await.unwrap();
     engine.set_presence("ann", &Presence::Ready, "agent").await.unwrap();
     let (ix, created) = engine
         .create_interaction(&NewInteraction {

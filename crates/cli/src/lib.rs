@@ -2,6 +2,7 @@
 //! hand and for scripts. Like `api/`, it speaks protobuf, as a client of the public API.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
@@ -10,6 +11,7 @@ use tokio_stream::StreamExt;
 
 use pb::agent_event::Kind as Ev;
 use pb::agent_request::Kind as Rq;
+use switchboard_auth::Credential;
 use switchboard_proto::v1 as pb;
 
 #[derive(Subcommand, Debug)]
@@ -82,6 +84,73 @@ pub enum Ctl {
         #[arg(long = "queue")]
         queues: Vec<String>,
     },
+    /// API keys: create (the secret is shown once), list, revoke.
+    #[command(subcommand)]
+    Keys(Keys),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Keys {
+    /// Create a key on the daemon and print its secret (only now; the daemon keeps a hash).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// agent | supervisor | admin | channel | telephony | crm
+        #[arg(long)]
+        role: String,
+        /// Supervisor keys: a queue it is limited to (repeatable; none = all queues).
+        #[arg(long = "queue")]
+        queues: Vec<String>,
+        /// Agent keys: the agent it acts as.
+        #[arg(long, default_value = "")]
+        agent: String,
+    },
+    /// The daemon's runtime keys (never their secrets).
+    List,
+    /// Stop a key on every instance (within auth.cache_secs).
+    Revoke { id: String },
+    /// Print a fresh random key for the config file or SWITCHBOARD_ADMIN_KEY (nothing is sent).
+    Generate,
+}
+
+/// Where `ctl` finds its key without `--key`: the file `scripts/run.sh` writes for the local operator.
+pub fn default_key_file() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("switchboard").join("admin.key"))
+}
+
+/// The key to send: `--key` / SWITCHBOARD_API_KEY, else the key file if there is one.
+pub fn resolve_key(key: Option<String>, key_file: Option<PathBuf>) -> anyhow::Result<Option<String>> {
+    if let Some(k) = key.filter(|k| !k.trim().is_empty()) {
+        return Ok(Some(k.trim().to_string()));
+    }
+    let explicit = key_file.is_some();
+    let Some(path) = key_file.or_else(default_key_file) else { return Ok(None) };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(text.trim().to_string()).filter(|k| !k.is_empty())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading the key file {}", path.display())),
+    }
+}
+
+/// A random key of the runtime keys' strength, for config files and the environment.
+pub fn generate_key() -> String {
+    format!("sbc_{}", switchboard_auth::key::random_hex(32))
+}
+
+/// Turns the daemon's refusals into a hint at what to do.
+fn explain(status: tonic::Status) -> anyhow::Error {
+    match status.code() {
+        tonic::Code::Unauthenticated => anyhow::anyhow!(
+            "{} — pass a key with --key, SWITCHBOARD_API_KEY or --key-file (scripts/run.sh writes one to {})",
+            status.message(),
+            default_key_file().map_or_else(|| "~/.config/switchboard/admin.key".into(), |p| p.display().to_string())
+        ),
+        tonic::Code::PermissionDenied => anyhow::anyhow!("not allowed: {}", status.message()),
+        _ => anyhow::anyhow!("{} ({:?})", status.message(), status.code()),
+    }
 }
 
 fn pairs(field: &str, v: &[String]) -> anyhow::Result<HashMap<String, u32>> {
@@ -103,15 +172,68 @@ fn channel(s: &str) -> anyhow::Result<pb::Channel> {
     })
 }
 
-pub async fn ctl(server: &str, cmd: Ctl) -> anyhow::Result<()> {
+pub async fn ctl(server: &str, key: Option<String>, cmd: Ctl) -> anyhow::Result<()> {
+    if let Ctl::Keys(Keys::Generate) = cmd {
+        println!("{}", generate_key());
+        return Ok(());
+    }
     let ch = tonic::transport::Endpoint::from_shared(server.to_string())?
         .connect()
         .await
         .with_context(|| format!("connecting to {server}"))?;
-    let mut admin = pb::admin_client::AdminClient::new(ch.clone());
-    let mut ixs = pb::interactions_client::InteractionsClient::new(ch.clone());
-    let mut sup = pb::supervisor_client::SupervisorClient::new(ch);
+    let cred = match &key {
+        Some(k) => Credential::bearer(k).map_err(|e| anyhow::anyhow!("the key: {e}"))?,
+        None => Credential::none(),
+    };
+    let mut admin = pb::admin_client::AdminClient::with_interceptor(ch.clone(), cred.clone());
+    let mut ixs = pb::interactions_client::InteractionsClient::with_interceptor(ch.clone(), cred.clone());
+    let mut sup = pb::supervisor_client::SupervisorClient::with_interceptor(ch, cred);
+    run_ctl(&mut admin, &mut ixs, &mut sup, cmd).await.map_err(|e| match e.downcast::<tonic::Status>() {
+        Ok(s) => explain(s),
+        Err(e) => e,
+    })
+}
+
+type Authed = tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Credential>;
+
+async fn run_ctl(
+    admin: &mut pb::admin_client::AdminClient<Authed>,
+    ixs: &mut pb::interactions_client::InteractionsClient<Authed>,
+    sup: &mut pb::supervisor_client::SupervisorClient<Authed>,
+    cmd: Ctl,
+) -> anyhow::Result<()> {
     match cmd {
+        Ctl::Keys(Keys::Generate) => println!("{}", generate_key()),
+        Ctl::Keys(Keys::Create { name, role, queues, agent }) => {
+            let r = pb::CreateApiKeyRequest { name, role, queues, agent_id: agent };
+            let k = admin.create_api_key(r).await?.into_inner();
+            let info = k.key.unwrap_or_default();
+            eprintln!("created key {} ({} {}); the secret is shown only now:", info.id, info.role, info.name);
+            println!("{}", k.secret);
+        }
+        Ctl::Keys(Keys::List) => {
+            let keys = admin.list_api_keys(pb::ListApiKeysRequest {}).await?.into_inner().keys;
+            if keys.is_empty() {
+                println!("no runtime keys (keys from the config file are not listed)");
+            }
+            for k in keys {
+                let mut line = format!("{}  {:<10} {}", k.id, k.role, k.name);
+                if !k.queues.is_empty() {
+                    line.push_str(&format!("  queues: {}", k.queues.join(", ")));
+                }
+                if !k.agent_id.is_empty() {
+                    line.push_str(&format!("  agent: {}", k.agent_id));
+                }
+                if !k.created_by.is_empty() {
+                    line.push_str(&format!("  created by {}", k.created_by));
+                }
+                println!("{line}");
+            }
+        }
+        Ctl::Keys(Keys::Revoke { id }) => {
+            let k = admin.revoke_api_key(pb::RevokeApiKeyRequest { id }).await?.into_inner();
+            println!("revoked {} ({} {})", k.id, k.role, k.name);
+        }
         Ctl::PutAgent { id, name, skills, token } => {
             let agent = pb::Agent { id, name, skills: pairs("skill", &skills)?, token, ..Default::default() };
             let a = admin.put_agent(pb::PutAgentRequest { agent: Some(agent), allow_update: true }).await?;

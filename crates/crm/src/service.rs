@@ -1,12 +1,14 @@
 //! The `CrmStore` gRPC service over the built-in store.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::db::{CrmDb, CrmError, LogEvent};
+use switchboard_auth::{AuthLayer, Authenticator, Policy, Role, Rule, ServerTls};
 use switchboard_model::Channel;
 use switchboard_model::{Contact, HistoryEntry};
 use switchboard_proto::crm as pb;
@@ -184,9 +186,25 @@ impl pb::crm_store_server::CrmStore for CrmService {
 
 /// Serves the built-in CRM on `listener` until `shutdown` (the `switchboard crm` subcommand, and
 /// the in-process default of `switchboard serve`).
+/// Who may call the CRM store: the daemon (`crm`) logs and reads; erasure and everything else
+/// also to `admin`. Health is anonymous.
+pub fn policy() -> Policy {
+    const CRM: &[Role] = &[Role::Crm, Role::Admin];
+    const ADMIN: &[Role] = &[Role::Admin];
+    let mut p = Policy::default().service("/grpc.health.v1.Health/", Rule::Anonymous);
+    for m in ["FindContact", "UpsertContact", "GetContactHistory", "LogEvents"] {
+        p = p.rule(&format!("/switchboard.crm.v1.CrmStore/{m}"), Rule::Roles(CRM));
+    }
+    p = p.rule("/switchboard.crm.v1.CrmStore/EraseContact", Rule::Roles(ADMIN));
+    p.service("/grpc.reflection.", Rule::Roles(&Role::ALL))
+}
+
+/// Serves the store to the callers `auth` knows, as [`policy`] allows.
 pub async fn serve(
     db: CrmDb,
     listener: TcpListener,
+    tls: Option<Arc<ServerTls>>,
+    auth: Arc<Authenticator>,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -196,11 +214,17 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .expect("the CRM's own descriptor set is valid");
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
+        .layer(AuthLayer::new(auth, policy()))
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(pb::crm_store_server::CrmStoreServer::new(CrmService { db }))
-        .serve_with_incoming_shutdown(incoming, async move { shutdown.cancelled().await })
-        .await
+        .add_service(pb::crm_store_server::CrmStoreServer::new(CrmService { db }));
+    let stop = shutdown.clone();
+    let stop = async move { stop.cancelled().await };
+    match tls {
+        Some(tls) => router.serve_with_incoming_shutdown(tls.incoming(listener, shutdown), stop).await,
+        None => {
+            router.serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), stop).await
+        }
+    }
 }

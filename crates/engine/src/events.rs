@@ -22,6 +22,8 @@ pub(crate) fn logged_events(reply: Option<StreamReadReply>) -> Vec<LoggedEvent> 
                 queue: g("queue"),
                 at_ms: g("at").parse().unwrap_or(0),
                 details: g("details"),
+                by: g("by"),
+                from: g("from"),
                 id: e.id,
             });
         }

@@ -16,7 +16,7 @@ use switchboard_model::{EventKind, MAX_PRIORITY, PushKind, routing};
 
 use crate::keys;
 use crate::ops::argv::Argv;
-use crate::ops::{admin, agent, instances, interactions, supervisor};
+use crate::ops::{access, admin, agent, instances, interactions, supervisor};
 
 const LIB: &str = include_str!("lua/lib.lua");
 
@@ -111,6 +111,7 @@ functions!(
     delete_queue => admin::DeleteQueueArgs<'_>,
     lease => instances::LeaseArgs<'_>,
     typing => crate::chat::TypingArgs<'_>,
+    api_key => access::ApiKeyArgs<'_>,
 );
 
 /// The Lua locals an operation reads its arguments under: `local aid, iid = ARGV[1], ARGV[2]`,

@@ -93,6 +93,7 @@ pub const FORMATS: &[(&str, &str)] = &[
     ("email_out", "email:out:{}"),
     // Zset: our Message-IDs of replies awaiting a background retry, by next attempt time (ms).
     ("email_retry", "email:retry"),
+    ("api_keys", "api_keys"),
 ];
 
 /// Key builders rooted at one routing domain.
@@ -128,6 +129,10 @@ impl Keys {
     }
     pub fn meta(&self) -> String {
         self.fmt("meta", &[])
+    }
+    /// Runtime API keys: id → record (JSON with the key's hash, never the key).
+    pub fn api_keys(&self) -> String {
+        self.fmt("api_keys", &[])
     }
     pub fn agents(&self) -> String {
         self.fmt("agents", &[])

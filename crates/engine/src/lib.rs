@@ -27,6 +27,7 @@ pub mod push;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use switchboard_model::Actor;
 
 pub use caller::{Caller, Calls, Returned, SessionPushes};
 pub use chat::{ChatCursor, ChatSession, ChatSignal};
@@ -91,6 +92,9 @@ impl Default for EngineOptions {
 
 #[derive(Clone)]
 pub struct Engine {
+    /// Who the calls made through this handle are for: every event they log names them (the
+    /// audit trail). None for the daemon's own work (timers, channels).
+    actor: Option<std::sync::Arc<Actor>>,
     con: Counted<ConnectionManager>,
     client: redis::Client,
     keys: Keys,
@@ -121,6 +125,7 @@ impl Engine {
             max_messages: 10_000,
         };
         let engine = Engine {
+            actor: None,
             con: Counted::shared(con),
             client,
             keys: Keys::new(opts.key_root.clone()),
@@ -143,6 +148,11 @@ impl Engine {
             .await?;
         tracing::debug!(library = %self.functions.library_name, "loaded the routing functions into Redis");
         Ok(())
+    }
+
+    /// This engine acting for `actor`: the events its calls log carry who and from where.
+    pub fn acting_as(&self, actor: Actor) -> Engine {
+        Engine { actor: Some(std::sync::Arc::new(actor)), ..self.clone() }
     }
 
     pub fn keys(&self) -> &Keys {
@@ -182,10 +192,18 @@ impl Engine {
         let (name, function, args) = (A::NAME, A::function(&self.functions), args.into_argv());
         let mut con = self.con.clone();
         // KEYS[1] only routes the call to the domain's slot; functions build their keys from the root.
-        // The calling desktop session, if any, goes first.
+        // The calling desktop session, if any, goes first, then who the call is for (audit).
         let (caller_agent, caller_session) = by.map_or(("", ""), |c| (c.agent(), c.session()));
+        let (who, from) = self.actor.as_deref().map_or(("", ""), |a| (a.who.as_str(), a.from.as_str()));
         let mut cmd = redis::cmd("FCALL");
-        cmd.arg(&function.0).arg(1).arg(self.keys.meta()).arg(caller_agent).arg(caller_session).arg(&args);
+        cmd.arg(&function.0)
+            .arg(1)
+            .arg(self.keys.meta())
+            .arg(caller_agent)
+            .arg(caller_session)
+            .arg(who)
+            .arg(from)
+            .arg(&args);
         let started = std::time::Instant::now();
         let mut reply: std::result::Result<Vec<String>, redis::RedisError> = cmd.query_async(&mut con).await;
         if reply.as_ref().is_err_and(is_function_missing) {

@@ -9,7 +9,9 @@
 //! - [`channel`], [`agent`], [`queue`], [`interaction`], [`contact`]: the types.
 //! - [`routing`]: which pools an agent belongs to, in what order interactions wait.
 //! - [`wire`]: [`EventKind`] and [`PushKind`].
+//! - [`access`]: roles, principals, API key records, secret hashes.
 
+pub mod access;
 pub mod agent;
 pub mod channel;
 pub mod contact;
@@ -19,6 +21,7 @@ pub mod routing;
 pub mod validate;
 pub mod wire;
 
+pub use access::{Actor, ApiKeyRecord, CredentialKind, Principal, Role};
 pub use agent::*;
 pub use channel::*;
 pub use contact::*;

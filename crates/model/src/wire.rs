@@ -77,6 +77,11 @@ wire_kinds! {
         QueueCreated = "queue_created",
         QueueUpdated = "queue_updated",
         QueueDeleted = "queue_deleted",
+        /// A runtime API key was created (its id, name, role and scope; never the secret).
+        ApiKeyCreated = "api_key_created",
+        ApiKeyRevoked = "api_key_revoked",
+        /// A desktop session was ended by a supervisor.
+        Logout = "logout",
     }
 }
 

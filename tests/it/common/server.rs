@@ -12,6 +12,7 @@ use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel as GrpcChannel;
 
+use switchboard::access::config::KeyConfig;
 use switchboard::api::pb;
 use switchboard::api::pb::agent_event::Kind as Ev;
 use switchboard::api::pb::agent_request::Kind as Rq;
@@ -19,8 +20,39 @@ use switchboard::channels::memory::MemoryChannel;
 use switchboard::channels::{Channels, OutboundChannel};
 use switchboard::config::Config;
 use switchboard::model::Channel;
+use switchboard::model::Role;
 use switchboard::server::{Server, ServerError};
+use switchboard_auth::Credential;
 use switchboard_testkit::PATIENCE;
+
+/// A channel whose every call carries a credential.
+pub type Authed = tonic::service::interceptor::InterceptedService<GrpcChannel, Credential>;
+
+/// The keys every test server knows, one per role the tests call with.
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef0123456789";
+pub const SUPERVISOR_KEY: &str = "test-supervisor-key-0123456789abcdef01234";
+pub const CHANNEL_KEY: &str = "test-channel-key-0123456789abcdef012345678";
+
+pub fn key(name: &str, role: Role, secret: &str) -> KeyConfig {
+    KeyConfig {
+        name: name.into(),
+        role,
+        queues: Vec::new(),
+        agent_id: String::new(),
+        key: secret.into(),
+        key_sha256: String::new(),
+    }
+}
+
+pub fn bearer(secret: &str) -> Credential {
+    Credential::bearer(secret).unwrap()
+}
+
+/// A connection to `endpoint` whose calls carry `secret`.
+pub async fn authed(endpoint: &str, secret: &str) -> Authed {
+    let ch = tonic::transport::Endpoint::from_shared(endpoint.to_string()).unwrap().connect().await.unwrap();
+    tonic::service::interceptor::InterceptedService::new(ch, bearer(secret))
+}
 
 pub struct TestServer {
     pub grpc_addr: SocketAddr,
@@ -43,6 +75,11 @@ pub fn test_config(redis_url: &str) -> Config {
     cfg.server.shutdown_grace_secs = 5;
     // Chat replies go to the in-memory channel; the web chat tests turn it on.
     cfg.webchat.enabled = false;
+    cfg.auth.keys = vec![
+        key("test-admin", Role::Admin, ADMIN_KEY),
+        key("test-supervisor", Role::Supervisor, SUPERVISOR_KEY),
+        key("test-channel", Role::Channel, CHANNEL_KEY),
+    ];
     cfg
 }
 
@@ -109,20 +146,25 @@ impl TestServer {
         format!("http://{}", self.grpc_addr)
     }
 
-    async fn channel(&self) -> GrpcChannel {
+    pub async fn channel(&self) -> GrpcChannel {
         tonic::transport::Endpoint::from_shared(self.endpoint()).unwrap().connect().await.unwrap()
     }
 
-    pub async fn admin(&self) -> pb::admin_client::AdminClient<GrpcChannel> {
-        pb::admin_client::AdminClient::new(self.channel().await)
+    /// A channel whose calls carry `secret`.
+    pub async fn with_key(&self, secret: &str) -> Authed {
+        tonic::service::interceptor::InterceptedService::new(self.channel().await, bearer(secret))
     }
 
-    pub async fn supervisor(&self) -> pb::supervisor_client::SupervisorClient<GrpcChannel> {
-        pb::supervisor_client::SupervisorClient::new(self.channel().await)
+    pub async fn admin(&self) -> pb::admin_client::AdminClient<Authed> {
+        pb::admin_client::AdminClient::new(self.with_key(ADMIN_KEY).await)
     }
 
-    pub async fn interactions(&self) -> pb::interactions_client::InteractionsClient<GrpcChannel> {
-        pb::interactions_client::InteractionsClient::new(self.channel().await)
+    pub async fn supervisor(&self) -> pb::supervisor_client::SupervisorClient<Authed> {
+        pb::supervisor_client::SupervisorClient::new(self.with_key(SUPERVISOR_KEY).await)
+    }
+
+    pub async fn interactions(&self) -> pb::interactions_client::InteractionsClient<Authed> {
+        pb::interactions_client::InteractionsClient::new(self.with_key(CHANNEL_KEY).await)
     }
 
     pub async fn desktop(&self, agent: &str, token: &str) -> Desktop {
@@ -192,7 +234,18 @@ pub struct Desktop {
 
 impl Desktop {
     pub async fn login(endpoint: &str, agent: &str, token: &str) -> Result<(Desktop, pb::LoggedIn), tonic::Status> {
-        let mut client = pb::agent_desktop_client::AgentDesktopClient::connect(endpoint.to_string()).await.unwrap();
+        Self::login_with(endpoint, Credential::none(), agent, token).await
+    }
+
+    /// Logs in with `cred` on the stream's metadata (a key, JWT or Basic) besides the login message.
+    pub async fn login_with(
+        endpoint: &str,
+        cred: Credential,
+        agent: &str,
+        token: &str,
+    ) -> Result<(Desktop, pb::LoggedIn), tonic::Status> {
+        let ch = tonic::transport::Endpoint::from_shared(endpoint.to_string()).unwrap().connect().await.unwrap();
+        let mut client = pb::agent_desktop_client::AgentDesktopClient::with_interceptor(ch, cred);
         let (tx, rx) = mpsc::channel(64);
         tx.send(pb::AgentRequest {
             request_id: "login".into(),
@@ -205,7 +258,8 @@ impl Desktop {
         let Some(Ev::LoggedIn(li)) = first.kind else { panic!("expected logged_in, got {first:?}") };
         let ack = events.next().await.expect("stream ended")?;
         assert!(matches!(ack.kind, Some(Ev::Ack(_))), "expected login ack, got {ack:?}");
-        Ok((Desktop { agent: agent.into(), tx, events, pending: VecDeque::new(), next_id: 0, closed: false }, li))
+        let agent = li.agent.as_ref().map_or_else(|| agent.to_string(), |a| a.agent_id.clone());
+        Ok((Desktop { agent, tx, events, pending: VecDeque::new(), next_id: 0, closed: false }, li))
     }
 
     async fn recv(&mut self) -> Option<pb::AgentEvent> {

@@ -13,6 +13,9 @@ local NOW
 -- The desktop session (agent, session id) whose request this call serves, if any ('' = none).
 -- Pushes for it are not written to the inbox but returned with the reply (see notify, end_call).
 local CALLER_AGENT, CALLER_SESSION = '', ''
+-- Who the call is for (role:name) and their address, logged with every event it emits ('' = the
+-- daemon's own work).
+local ACTOR_WHO, ACTOR_FROM = '', ''
 -- Pushes for the calling session as kind, data pairs; the inbox's last entry id before them and
 -- the instance whose inbox it is.
 local DIRECT, DIRECT_AFTER, DIRECT_INBOX = {}, nil, nil
@@ -165,11 +168,26 @@ local function emit(typ, iid, aid, queue, details)
   if not typ then error('emit: an event kind missing from EV') end
   local fields = { 'type', typ, 'ix', iid or '', 'agent', aid or '', 'queue', queue or '', 'at', tostring(NOW),
     'details', cjson.encode(details or {}) }
+  -- Who asked for the change (role:name) and from where: the audit trail.
+  if ACTOR_WHO ~= '' then
+    fields[#fields + 1] = 'by'
+    fields[#fields + 1] = ACTOR_WHO
+    fields[#fields + 1] = 'from'
+    fields[#fields + 1] = ACTOR_FROM
+  end
   if EVENTS_MAXLEN > 0 then
     redis.call('XADD', K.events(), 'MAXLEN', '~', EVENTS_MAXLEN, '*', unpack(fields))
   else
     redis.call('XADD', K.events(), '*', unpack(fields))
   end
+end
+
+-- Equality of two secrets' hashes that takes as long wherever they differ.
+local function same_secret(a, b)
+  if type(a) ~= 'string' or type(b) ~= 'string' or #a ~= #b or #a == 0 then return false end
+  local diff = 0
+  for i = 1, #a do diff = bit.bor(diff, bit.bxor(string.byte(a, i), string.byte(b, i))) end
+  return diff == 0
 end
 
 -- A push that shows an interaction carries it (`h`: its hash as field/value pairs; `t` = 1 and
@@ -683,9 +701,10 @@ local function begin(raw)
   NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + off
   QCACHE, RCACHE = {}, {}
   CALLER_AGENT, CALLER_SESSION = raw[1] or '', raw[2] or ''
+  ACTOR_WHO, ACTOR_FROM = raw[3] or '', raw[4] or ''
   DIRECT, DIRECT_AFTER, DIRECT_INBOX = {}, nil, nil
   local args = {}
-  for i = 3, #raw do args[#args + 1] = raw[i] end
+  for i = 5, #raw do args[#args + 1] = raw[i] end
   return args
 end
 

@@ -1,6 +1,9 @@
--- ARGV: aid, token, inst, session
+-- ARGV: aid, token_hash, inst, session
+-- token_hash: the salted hash of the token the desktop sent, or '' when the stream's own
+-- credential (a key or JWT for this agent) was checked already.
 local a = hmap(K.agent(aid))
-if not a or not a.token or a.token == '' or a.token ~= token then
+if not a then return err('UNAUTH', 'unknown agent or wrong token') end
+if token_hash ~= '' and not same_secret(a.token_hash, token_hash) then
   return err('UNAUTH', 'unknown agent or wrong token')
 end
 if a.session and a.session ~= '' then

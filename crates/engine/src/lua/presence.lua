@@ -17,5 +17,8 @@ else
   set_presence(aid, state, reason, cause)
   if state == 'ready' then pull_for_agent(aid) end
 end
-if close == '1' then notify(aid, PUSH.closed, { reason = 'logged_out' }) end
+if close == '1' then
+  notify(aid, PUSH.closed, { reason = 'logged_out' })
+  emit(EV.logout, '', aid, '', { cause = cause })
+end
 return ok()

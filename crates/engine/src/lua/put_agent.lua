@@ -1,7 +1,7 @@
--- ARGV: aid, allow_update, queues_ver, name, token, block, cap_voice, cap_chat, cap_sms, cap_email,
+-- ARGV: aid, allow_update, queues_ver, name, token_hash, block, cap_voice, cap_chat, cap_sms, cap_email,
 --       spec, ...pools
 -- allow_update: '1' to update an existing agent; queues_ver: the queues' version the pools were
--- computed at; token: '' keeps it; block: cross-channel blocking ('1'/'0'); spec: JSON; pools:
+-- computed at; token_hash: the new desktop token's salted hash ('' keeps the old one); block: cross-channel blocking ('1'/'0'); spec: JSON; pools:
 -- pool, skill score pairs (computed by the routing core).
 local ver = redis.call('HGET', K.meta(), 'queues_ver') or '0'
 if ver ~= queues_ver then return err('RETRY', 'queues changed while computing eligibility') end
@@ -10,13 +10,18 @@ local exists = redis.call('EXISTS', key) == 1
 if exists and allow_update ~= '1' then return err('EXISTS', 'id: agent "' .. aid .. '" already exists') end
 if not exists then
   redis.call('HSET', key, 'presence', 'offline', 'reason', '', 'since', NOW, 'idle', NOW, 'wrapups', 0,
-    'connected', 0, 'session', '', 'instance', '', 'token', '',
+    'connected', 0, 'session', '', 'instance', '', 'token_hash', '',
     'load_voice', 0, 'load_chat', 0, 'load_sms', 0, 'load_email', 0)
   redis.call('SADD', K.agents(), aid)
 end
+local before = exists and redis.call('HGET', key, 'spec') or nil
 redis.call('HSET', key, 'name', name, 'block', block, 'cap_voice', cap_voice, 'cap_chat', cap_chat,
   'cap_sms', cap_sms, 'cap_email', cap_email, 'spec', spec)
-if token ~= '' then redis.call('HSET', key, 'token', token) end
+if token_hash ~= '' then
+  redis.call('HSET', key, 'token_hash', token_hash)
+  -- Written in clear by versions before tokens were hashed.
+  redis.call('HDEL', key, 'token')
+end
 for _, pool in ipairs(redis.call('HKEYS', K.agent_pools(aid))) do
   for _, ch in ipairs(CHANNELS) do redis.call('ZREM', K.avail(pool, ch), aid) end
   redis.call('SREM', K.pool_agents(pool), aid)
@@ -27,10 +32,13 @@ for i = 1, #pools, 2 do
   redis.call('SADD', K.pool_agents(pools[i]), aid)
 end
 redis.call('HINCRBY', K.meta(), 'agents_ver', 1)
+-- The specs never hold the token; the audit trail only says whether it changed.
+local change = { after = spec, token_changed = token_hash ~= '' }
 if exists then
-  emit(EV.agent_updated, '', aid, '', {})
+  change.before = before
+  emit(EV.agent_updated, '', aid, '', change)
 else
-  emit(EV.agent_created, '', aid, '', {})
+  emit(EV.agent_created, '', aid, '', change)
 end
 pull_for_agent(aid)
 if exists then return ok('0') end

@@ -17,7 +17,7 @@ argv! {
         allow_update: bool,
         queues_ver: String,
         name: &'a str,
-        token: &'a str,
+        token_hash: String,
         block: bool,
         cap_voice: u32,
         cap_chat: u32,
@@ -83,7 +83,11 @@ impl Engine {
                 allow_update,
                 queues_ver,
                 name: &spec.name,
-                token: &spec.token,
+                token_hash: if spec.token.is_empty() {
+                    String::new()
+                } else {
+                    switchboard_model::access::agent_token_hash(&spec.id, &spec.token)
+                },
                 block,
                 cap_voice: spec.capacity.voice,
                 cap_chat: spec.capacity.chat,

@@ -20,7 +20,7 @@ pub enum TransferTarget {
 argv! {
     struct LoginArgs<'a> {
         aid: &'a str,
-        token: &'a str,
+        token_hash: String,
         inst: &'a str,
         session: &'a str,
     }
@@ -97,8 +97,44 @@ argv! {
 }
 
 impl Engine {
-    pub async fn login(&self, aid: &str, token: &str, instance: &str, session: &str) -> Result<()> {
-        self.run(LoginArgs { aid, token, inst: instance, session }).await.map(|_| ())
+    /// Opens a desktop session. `token`: the desktop token the agent sent; `None` when the
+    /// session's own credential (a key or JWT for this agent) was checked already.
+    pub async fn login(&self, aid: &str, token: Option<&str>, instance: &str, session: &str) -> Result<()> {
+        let token_hash = token.map(|t| switchboard_model::access::agent_token_hash(aid, t)).unwrap_or_default();
+        if token.is_some_and(str::is_empty) {
+            return Err(EngineError::Unauthenticated("unknown agent or wrong token".into()));
+        }
+        self.run(LoginArgs { aid, token_hash, inst: instance, session }).await.map(|_| ())
+    }
+
+    /// Whether `token` is the agent's desktop token (compared as salted hashes, in constant time).
+    pub async fn agent_token_ok(&self, aid: &str, token: &str) -> Result<bool> {
+        let mut con = self.connection();
+        let stored: Option<String> = redis::AsyncCommands::hget(&mut con, self.keys().agent(aid), "token_hash").await?;
+        let want = switchboard_model::access::agent_token_hash(aid, token);
+        Ok(stored.is_some_and(|s| switchboard_model::access::constant_time_eq(&s, &want)))
+    }
+
+    /// Hashes the desktop tokens an older version kept in clear; returns how many.
+    pub async fn hash_clear_tokens(&self) -> Result<usize> {
+        let mut con = self.connection();
+        let ids: Vec<String> = redis::AsyncCommands::smembers(&mut con, self.keys().agents()).await?;
+        let mut n = 0;
+        for aid in ids {
+            let key = self.keys().agent(&aid);
+            let clear: Option<String> = redis::AsyncCommands::hget(&mut con, &key, "token").await?;
+            if let Some(t) = clear.filter(|t| !t.is_empty()) {
+                let h = switchboard_model::access::agent_token_hash(&aid, &t);
+                redis::pipe()
+                    .atomic()
+                    .hset(&key, "token_hash", h)
+                    .hdel(&key, "token")
+                    .query_async::<()>(&mut con)
+                    .await?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// The desktop stream ended: the agent goes offline after the grace period unless it

@@ -2,6 +2,7 @@
 //! struct next to the call ([`argv`]); what an operation returns is defined beside it and
 //! re-exported from the crate root.
 
+pub(crate) mod access;
 pub(crate) mod admin;
 pub(crate) mod agent;
 pub(crate) mod argv;

@@ -21,6 +21,11 @@ pub struct LoggedEvent {
     pub at_ms: u64,
     /// JSON object.
     pub details: String,
+    /// Who asked for the change (`role:name`), for admin, supervisor and API actions; empty for
+    /// what the routing does on its own.
+    pub by: String,
+    /// The caller's address, when known.
+    pub from: String,
 }
 
 impl LoggedEvent {
