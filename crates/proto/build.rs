@@ -10,11 +10,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={proto}");
         let mut config = tonic_prost_build::Config::new();
         config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
-        tonic_prost_build::configure().file_descriptor_set_path(out_dir.join(descriptor)).compile_with_config(
-            config,
-            &[proto],
-            &["../../proto"],
-        )?;
+        // Undecodable requests are INVALID_ARGUMENT, not INTERNAL (codec.rs).
+        tonic_prost_build::configure()
+            .codec_path("crate::codec::StrictCodec")
+            .file_descriptor_set_path(out_dir.join(descriptor))
+            .compile_with_config(config, &[proto], &["../../proto"])?;
     }
     Ok(())
 }

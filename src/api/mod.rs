@@ -30,14 +30,24 @@ pub fn status(e: EngineError) -> Status {
         EngineError::FailedPrecondition(m) | EngineError::Retry(m) => Status::failed_precondition(m),
         EngineError::AlreadyExists(m) => Status::already_exists(m),
         EngineError::Unauthenticated(m) => Status::unauthenticated(m),
+        // What went wrong inside stays in this instance's log: clients learn only what to do.
         EngineError::Redis(e) => {
             tracing::warn!(message = "Redis request failed.", error = %e);
-            Status::unavailable(format!("routing state unavailable (Redis): {e}"))
+            Status::unavailable("routing state unavailable; retry")
         }
         EngineError::Corrupt(m) => {
             tracing::error!(message = "Unexpected data in Redis.", detail = %m);
-            Status::internal(m)
+            Status::internal("internal error; see the daemon's log")
         }
+    }
+}
+
+/// An engine error for a request whose input sits in message field `field`: a refusal of the
+/// input names the field path the client sent (`agent.skills`), not the engine's own name.
+pub fn in_field(field: &str) -> impl Fn(EngineError) -> Status + '_ {
+    move |e| match e {
+        EngineError::InvalidArgument(m) => Status::invalid_argument(format!("{field}.{m}")),
+        e => status(e),
     }
 }
 
@@ -265,7 +275,7 @@ pub fn agent_spec_from_pb(a: pb::Agent) -> Result<model::AgentSpec, Status> {
         cross_channel_blocking: a.cross_channel_blocking,
         token: a.token,
     };
-    spec.validate().map_err(|e| Status::invalid_argument(format!("agent.{e}")))?;
+    // Checked once, by the engine (every writer goes through it); see `in_field`.
     Ok(spec)
 }
 
@@ -355,6 +365,5 @@ pub fn queue_spec_from_pb(q: pb::Queue) -> Result<model::QueueSpec, Status> {
         service_level_secs: if q.service_level_secs == 0 { 20 } else { q.service_level_secs },
         escalation,
     };
-    spec.validate().map_err(|e| Status::invalid_argument(format!("queue.{e}")))?;
     Ok(spec)
 }

@@ -311,3 +311,82 @@ async fn standalone_crm_serves_an_external_switchboard() {
     assert!(serve.wait().unwrap().success());
     assert!(crm.wait().unwrap().success());
 }
+
+/// A full run at the most verbose level, with every kind of secret and message body a daemon
+/// handles: none of them may appear in its logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_or_message_body_reaches_the_log_at_any_level() {
+    const AGENT_TOKEN: &str = "agent-token-S3CRET-7788";
+    const WRONG_TOKEN: &str = "wrong-token-S3CRET-9911";
+    const BODY: &str = "customer-body-S3CRET-4242";
+    const REPLY: &str = "agent-reply-S3CRET-5353";
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("switchboard.toml");
+    std::fs::write(
+        &cfg,
+        "[routing]\ntimer_poll_ms = 20\n[[queues]]\nname = \"support\"\n[[agents]]\nid = \"ann\"\nname = \"Ann\"\n",
+    )
+    .unwrap();
+    let (grpc, http) = (free_port(), free_port());
+    let log = dir.path().join("daemon.log");
+    let child = Command::new(bin())
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("SWITCHBOARD_ADMIN_KEY", ADMIN_KEY)
+        .env("SWITCHBOARD_AGENT_TOKEN_ANN", AGENT_TOKEN)
+        .env("SWITCHBOARD_REDIS_URL", &redis.url)
+        .env("SWITCHBOARD_GRPC_LISTEN", format!("127.0.0.1:{grpc}"))
+        .env("SWITCHBOARD_HTTP_LISTEN", format!("127.0.0.1:{http}"))
+        .env("SWITCHBOARD_CRM_DATABASE", format!("sqlite://{}/crm.db?mode=rwc", dir.path().display()))
+        .env("RUST_LOG", "trace")
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    wait_ready(http).await;
+    let endpoint = format!("http://127.0.0.1:{grpc}");
+
+    let mut admin = pb::admin_client::AdminClient::new(authed(&endpoint, ADMIN_KEY).await);
+    let created = admin
+        .create_api_key(pb::CreateApiKeyRequest { name: "shop".into(), role: "channel".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(Desktop::login(&endpoint, "ann", WRONG_TOKEN).await.is_err());
+    let (mut ann, _) = Desktop::login(&endpoint, "ann", AGENT_TOKEN).await.unwrap();
+    ann.ready().await;
+    let mut ixs = pb::interactions_client::InteractionsClient::new(authed(&endpoint, &created.secret).await);
+    let ix = ixs.create_interaction(new_chat("support", "visitor-1", BODY)).await.unwrap().into_inner();
+    ann.wait_offer().await;
+    ann.accept(&ix.id).await.unwrap();
+    ann.reply(&ix.id, REPLY).await.unwrap();
+    // A refused key, and the key's revocation.
+    let mut bad = pb::admin_client::AdminClient::new(authed(&endpoint, "sbk_0123456789ab_S3CRET").await);
+    assert!(bad.list_agents(pb::ListAgentsRequest {}).await.is_err());
+    admin.revoke_api_key(pb::RevokeApiKeyRequest { id: created.key.unwrap().id }).await.unwrap();
+
+    let status = Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.0.wait().unwrap()).await.unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert!(logs.lines().count() > 100, "a trace-level run logs plenty: {} lines", logs.lines().count());
+    for secret in [ADMIN_KEY, AGENT_TOKEN, WRONG_TOKEN, BODY, REPLY, created.secret.as_str(), "S3CRET"] {
+        let at = logs.lines().find(|l| l.contains(secret));
+        assert!(at.is_none(), "{secret:?} is in the log: {}", at.unwrap_or_default());
+    }
+}
+
+/// Kills (SIGKILL, by PID) the child if the test ends before it stopped it.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}

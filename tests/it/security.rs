@@ -366,3 +366,24 @@ async fn an_agent_signs_in_with_a_jwt_or_a_key_instead_of_its_token() {
         Desktop::login_with(&sb.endpoint(), bearer(&jwt("lead", "supervisor", 300)), "ann", "").await.err().unwrap();
     assert_eq!(e.code(), Code::PermissionDenied);
 }
+
+/// The wire shape of `GetInteractionRequest` with its string field as raw bytes, to send what no
+/// well-behaved client would.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawGetInteraction {
+    #[prost(bytes = "vec", tag = "1")]
+    interaction_id: Vec<u8>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_is_not_valid_protobuf_is_invalid_argument_with_a_plain_text() {
+    let (_redis, sb, _dir) = start().await;
+    let mut g = tonic::client::Grpc::new(sb.with_key(ADMIN_KEY).await);
+    g.ready().await.unwrap();
+    let path = http::uri::PathAndQuery::from_static("/switchboard.v1.Interactions/GetInteraction");
+    let codec = tonic_prost::ProstCodec::<RawGetInteraction, ()>::default();
+    let req = tonic::Request::new(RawGetInteraction { interaction_id: vec![b'a', 0xff, 0xfe] });
+    let s = g.unary(req, path, codec).await.unwrap_err();
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+    assert!(!s.message().contains("DecodeError"), "no decoder internals: {:?}", s.message());
+}

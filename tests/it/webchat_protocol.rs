@@ -465,3 +465,28 @@ async fn visitor_and_agent_on_different_instances() {
     v.wait_message("while you moved").await;
     desk.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_holds_at_most_its_cap_of_open_connections() {
+    let redis = RedisServer::start();
+    let mut cfg = chat_config(&redis.url);
+    cfg.webchat.ip_max_open_connections = 2;
+    let sb = chat_server(cfg).await;
+    let origin = format!("http://{}", sb.http_addr);
+    let a = Visitor::connect(sb.http_addr).await;
+    let _b = Visitor::connect(sb.http_addr).await;
+    let refused = Visitor::connect_from(sb.http_addr, Some(&origin)).await.err().expect("a third open connection");
+    assert_eq!(refused.status, 429, "{refused:?}");
+    assert!(refused.body.contains("too many open chat connections"), "{refused:?}");
+    // Closing one makes room again.
+    a.close().await;
+    switchboard_testkit::eventually("a place after a close", PATIENCE, || {
+        let o = origin.clone();
+        let addr = sb.http_addr;
+        async move { Visitor::connect_from(addr, Some(&o)).await.ok() }
+    })
+    .await;
+    let (_, metrics) = sb.http("/metrics").await;
+    assert!(metrics.contains("why=\"open_connections\""), "the refusal is a metric");
+    sb.stop().await;
+}

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::channel::Channel;
 use crate::validate::{
-    MAX_CAPACITY, MAX_NAME_LEN, MAX_SKILLS, ValidationError, validate_id, validate_len, validate_level,
+    MAX_CAPACITY, MAX_NAME_LEN, MAX_SKILLS, ValidationError, validate_id, validate_level, validate_line,
     validate_skill_name,
 };
 
@@ -57,7 +57,7 @@ pub struct AgentSpec {
 impl AgentSpec {
     pub fn validate(&self) -> Result<(), ValidationError> {
         validate_id("id", &self.id)?;
-        validate_len("name", &self.name, MAX_NAME_LEN)?;
+        validate_line("name", &self.name, MAX_NAME_LEN)?;
         if self.skills.len() > MAX_SKILLS {
             return Err(ValidationError::new("skills", format!("at most {MAX_SKILLS} skills")));
         }

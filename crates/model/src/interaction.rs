@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use crate::channel::Channel;
 use crate::validate::{
     MAX_ADDRESS_LEN, MAX_ATTRIBUTE_LEN, MAX_ATTRIBUTES, MAX_BODY_LEN, MAX_SUBJECT_LEN, ValidationError, validate_id,
-    validate_len, validate_priority, validate_secs,
+    validate_len, validate_line, validate_priority, validate_secs, validate_text,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,13 +129,13 @@ impl NewInteraction {
         if self.customer_address.is_empty() {
             return Err(ValidationError::new("customer_address", "is required"));
         }
-        validate_len("customer_address", &self.customer_address, MAX_ADDRESS_LEN)?;
-        validate_len("subject", &self.subject, MAX_SUBJECT_LEN)?;
+        validate_line("customer_address", &self.customer_address, MAX_ADDRESS_LEN)?;
+        validate_line("subject", &self.subject, MAX_SUBJECT_LEN)?;
         validate_id("queue", &self.queue)?;
         if let Some(p) = self.priority {
             validate_priority("priority", p)?;
         }
-        validate_len("body", &self.body, MAX_BODY_LEN)?;
+        validate_text("body", &self.body, MAX_BODY_LEN)?;
         if channel == Channel::Voice && !self.body.is_empty() {
             return Err(ValidationError::new("body", "voice interactions carry no messages"));
         }
@@ -156,7 +156,10 @@ pub fn validate_attributes(attrs: &BTreeMap<String, String>) -> Result<(), Valid
         if k.is_empty() || k.len() > 128 {
             return Err(ValidationError::new("attributes", format!("key {k:?} must be 1..=128 bytes")));
         }
-        validate_len(&format!("attributes.{k}"), v, MAX_ATTRIBUTE_LEN)?;
+        if k.chars().any(char::is_control) {
+            return Err(ValidationError::new("attributes", format!("key {k:?} must not contain control characters")));
+        }
+        validate_text(&format!("attributes.{k}"), v, MAX_ATTRIBUTE_LEN)?;
     }
     Ok(())
 }

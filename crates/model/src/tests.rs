@@ -164,3 +164,31 @@ fn new_interaction_validation() {
     n.subject = "s".repeat(MAX_SUBJECT_LEN + 1);
     assert_eq!(n.validate().unwrap_err().field, "subject");
 }
+
+#[test]
+fn control_characters_are_refused_where_they_could_inject_or_hide_text() {
+    use crate::{Channel, NewInteraction};
+    let base = NewInteraction {
+        channel: Some(Channel::Email),
+        customer_address: "ann@example.com".into(),
+        subject: "Order".into(),
+        queue: "support".into(),
+        body: "Hello\r\n\tthere".into(),
+        ..Default::default()
+    };
+    assert!(base.validate().is_ok(), "line breaks and tabs are fine in a body");
+    for (field, bad) in [
+        (
+            "customer_address",
+            NewInteraction { customer_address: "ann@example.com\r\nBcc: x@evil".into(), ..base.clone() },
+        ),
+        ("subject", NewInteraction { subject: "Hi\nX-Injected: 1".into(), ..base.clone() }),
+        ("subject", NewInteraction { subject: "nul\0".into(), ..base.clone() }),
+        ("body", NewInteraction { body: "nul\0byte".into(), ..base.clone() }),
+        ("body", NewInteraction { body: "escape\u{1b}[2J".into(), ..base.clone() }),
+    ] {
+        let e = bad.validate().unwrap_err();
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.message.contains("control characters"), "{e}");
+    }
+}

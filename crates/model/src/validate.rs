@@ -68,6 +68,31 @@ pub fn validate_secs(field: &str, v: u32, min: u32) -> Result<(), ValidationErro
     Ok(())
 }
 
+/// A one-line text shown to people and written into headers (addresses, subjects, names): no
+/// control characters, so nothing can inject a header line or hide text (NUL, CR, LF, ESC...).
+pub fn validate_line(field: &str, v: &str, max: usize) -> Result<(), ValidationError> {
+    validate_len(field, v, max)?;
+    if let Some(c) = v.chars().find(|c| c.is_control()) {
+        return Err(ValidationError::new(
+            field,
+            format!("must not contain control characters (found U+{:04X})", c as u32),
+        ));
+    }
+    Ok(())
+}
+
+/// A message body: any text, but no NUL and no control characters other than tab and line breaks.
+pub fn validate_text(field: &str, v: &str, max: usize) -> Result<(), ValidationError> {
+    validate_len(field, v, max)?;
+    if let Some(c) = v.chars().find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) {
+        return Err(ValidationError::new(
+            field,
+            format!("must not contain control characters (found U+{:04X})", c as u32),
+        ));
+    }
+    Ok(())
+}
+
 pub fn validate_len(field: &str, v: &str, max: usize) -> Result<(), ValidationError> {
     if v.len() > max {
         return Err(ValidationError::new(field, format!("must be at most {max} bytes, got {}", v.len())));

@@ -5,6 +5,8 @@
 //! client, the CRM store (the server of `switchboard.crm.v1`), and clients (the CLI, the
 //! benchmark, tests). The routing engine and the domain model never do: they speak domain types.
 
+pub mod codec;
+
 /// `switchboard.v1`: the routing API.
 #[allow(clippy::all, clippy::pedantic)]
 pub mod v1 {

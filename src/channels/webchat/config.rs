@@ -56,6 +56,9 @@ pub struct WebChatConfig {
     pub ip_messages_per_minute: u32,
     /// New chat connections per minute from one IP address.
     pub ip_connections_per_minute: u32,
+    /// Chat connections one IP address may hold open at once on one instance: the rate alone
+    /// would let a patient client pile up idle sockets.
+    pub ip_max_open_connections: u32,
     /// Behind a reverse proxy: the header carrying the visitor's address (`X-Forwarded-For`,
     /// `X-Real-IP`); its right-most address is used for the per-IP limits. Empty: the peer
     /// address. Set it only when a proxy you run always sets that header.
@@ -74,6 +77,7 @@ impl Default for WebChatConfig {
             messages_per_minute: 30,
             ip_messages_per_minute: 120,
             ip_connections_per_minute: 30,
+            ip_max_open_connections: 20,
             client_ip_header: String::new(),
         }
     }
@@ -128,6 +132,7 @@ impl WebChatConfig {
         range("messages_per_minute", self.messages_per_minute.into(), 1, 10_000)?;
         range("ip_messages_per_minute", self.ip_messages_per_minute.into(), 1, 100_000)?;
         range("ip_connections_per_minute", self.ip_connections_per_minute.into(), 1, 100_000)?;
+        range("ip_max_open_connections", self.ip_max_open_connections.into(), 1, 100_000)?;
         if !self.client_ip_header.is_empty()
             && axum::http::HeaderName::from_bytes(self.client_ip_header.as_bytes()).is_err()
         {

@@ -66,6 +66,26 @@ pub struct WebChat {
     answer_rates: Mutex<HashMap<String, (Instant, u64, u64)>>,
     ip_messages: DefaultKeyedRateLimiter<IpAddr>,
     ip_connections: DefaultKeyedRateLimiter<IpAddr>,
+    /// Open connections per address on this instance.
+    ip_open: Mutex<HashMap<IpAddr, u32>>,
+}
+
+/// One open connection counted against its address; uncounted when dropped.
+pub(super) struct OpenSlot {
+    chat: Arc<WebChat>,
+    ip: IpAddr,
+}
+
+impl Drop for OpenSlot {
+    fn drop(&mut self) {
+        let mut open = self.chat.ip_open.lock().expect("webchat lock");
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
 }
 
 fn per_minute(n: u32) -> Quota {
@@ -84,7 +104,19 @@ impl WebChat {
             next_conn: AtomicU64::new(1),
             agent_names: Mutex::new(HashMap::new()),
             answer_rates: Mutex::new(HashMap::new()),
+            ip_open: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// A place for one more open connection from `ip`, if it holds fewer than the cap.
+    pub(super) fn open_slot(self: &Arc<Self>, ip: IpAddr) -> Option<OpenSlot> {
+        let mut open = self.ip_open.lock().expect("webchat lock");
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.cfg.ip_max_open_connections {
+            return None;
+        }
+        *n += 1;
+        Some(OpenSlot { chat: self.clone(), ip })
     }
 
     pub fn config(&self) -> &WebChatConfig {

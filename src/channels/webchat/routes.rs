@@ -83,15 +83,21 @@ async fn ws(
         return (StatusCode::FORBIDDEN, format!("{why}\n")).into_response();
     }
     let ip = client_ip(&chat.config().client_ip_header, &headers).unwrap_or(peer.ip());
+    let Some(slot) = chat.open_slot(ip) else {
+        metrics::counter!("switchboard_webchat_refused_total", "why" => "open_connections").increment(1);
+        return (StatusCode::TOO_MANY_REQUESTS, "too many open chat connections from your address; close one first\n")
+            .into_response();
+    };
     if chat.ip_connections.check_key(&ip).is_err() {
         metrics::counter!("switchboard_webchat_refused_total", "why" => "rate").increment(1);
         return (StatusCode::TOO_MANY_REQUESTS, "too many chat connections from your address; try again in a minute\n")
             .into_response();
     }
-    upgrade
-        .max_message_size(MAX_FRAME_BYTES)
-        .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| super::socket::serve(chat, socket, ip))
+    upgrade.max_message_size(MAX_FRAME_BYTES).max_frame_size(MAX_FRAME_BYTES).on_upgrade(move |socket| async move {
+        // Held for as long as the connection is open.
+        let _slot = slot;
+        super::socket::serve(chat, socket, ip).await;
+    })
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ local waiting_for = redis.call('ZRANGE', K.await(aid), 0, -1)
 redis.call('DEL', K.agent(aid), K.agent_pools(aid), K.agent_work(aid), K.await(aid))
 redis.call('SREM', K.agents(), aid)
 redis.call('HINCRBY', K.meta(), 'agents_ver', 1)
-emit(EV.agent_deleted, '', aid, '', {})
+emit(EV.agent_deleted, '', aid, '', { before = a.spec })
 for _, iid in ipairs(waiting_for) do
   local ix = ix_get(iid)
   if ix and ix.state == 'queued' then

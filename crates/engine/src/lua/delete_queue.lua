@@ -1,6 +1,7 @@
 -- ARGV: name
 local q = queue_cfg(name)
 if not q then return err('NOT_FOUND', 'name: no queue named "' .. name .. '"') end
+local before = redis.call('HGET', K.queue(name), 'spec')
 local n = redis.call('SCARD', K.qlive(name)) + redis.call('ZCARD', K.qwait(name))
 if n > 0 then
   return err('PRECONDITION', 'name: ' .. n .. ' interaction(s) in "' .. name .. '" have not ended; move, withdraw or complete them first')
@@ -21,5 +22,5 @@ redis.call('SREM', K.queues(), name)
 redis.call('HDEL', K.qroute(), name)
 RCACHE[name] = nil
 redis.call('HINCRBY', K.meta(), 'queues_ver', 1)
-emit(EV.queue_deleted, '', '', name, {})
+emit(EV.queue_deleted, '', '', name, { before = before })
 return ok()

@@ -7,6 +7,7 @@ local ver = redis.call('HGET', K.meta(), 'agents_ver') or '0'
 if ver ~= agents_ver then return err('RETRY', 'agents changed while computing eligibility') end
 local key = K.queue(name)
 local exists = redis.call('EXISTS', key) == 1
+local before = exists and redis.call('HGET', key, 'spec') or nil
 if exists and allow_update ~= '1' then return err('EXISTS', 'name: queue "' .. name .. '" already exists') end
 for _, t in ipairs(split_csv(overflow)) do
   if t ~= name and redis.call('EXISTS', K.queue(t)) == 0 then
@@ -59,9 +60,9 @@ for _, iid in ipairs(live) do
 end
 redis.call('HINCRBY', K.meta(), 'queues_ver', 1)
 if exists then
-  emit(EV.queue_updated, '', '', name, {})
+  emit(EV.queue_updated, '', '', name, { before = before, after = spec })
 else
-  emit(EV.queue_created, '', '', name, {})
+  emit(EV.queue_created, '', '', name, { after = spec })
 end
 for aid, _ in pairs(touched) do refresh_agent(aid) end
 for _, iid in ipairs(waiting) do try_route(iid) end

@@ -198,6 +198,6 @@ pub(crate) fn validate_body(body: &str) -> Result<()> {
     if body.is_empty() {
         return Err(EngineError::InvalidArgument("body: is required".into()));
     }
-    switchboard_model::validate_len("body", body, switchboard_model::MAX_BODY_LEN)
+    switchboard_model::validate_text("body", body, switchboard_model::MAX_BODY_LEN)
         .map_err(|e| EngineError::InvalidArgument(e.to_string()))
 }
