@@ -490,3 +490,50 @@ async fn an_address_holds_at_most_its_cap_of_open_connections() {
     assert!(metrics.contains("why=\"open_connections\""), "the refusal is a metric");
     sb.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_start_gets_the_same_chat_and_the_same_token_never_a_second_one() {
+    let redis = RedisServer::start();
+    let sb = chat_server(chat_config(&redis.url)).await;
+    let start_id = "5f2b8c0e9a1d4e7b8c3f6a2d1e0b9c8a";
+    let start = |visitor: &str, start_id: &str| json!({"type": "start", "visitor": visitor, "start_id": start_id, "message": "hello"});
+    let mut v = Visitor::connect(sb.http_addr).await;
+    v.send(start("visitor-0001", start_id)).await;
+    let first = v.wait_type("started").await;
+    // The page lost the answer and starts again, on a new connection.
+    let mut again = Visitor::connect(sb.http_addr).await;
+    again.send(start("visitor-0001", start_id)).await;
+    let second = again.wait_type("started").await;
+    assert_eq!(second["interaction_id"], first["interaction_id"]);
+    assert_eq!(second["token"], first["token"], "the same token, not a new one");
+    // Another visitor with the same start id has a chat of its own.
+    let mut other = Visitor::connect(sb.http_addr).await;
+    other.send(start("visitor-0002", start_id)).await;
+    let third = other.wait_type("started").await;
+    assert_ne!(third["interaction_id"], first["interaction_id"]);
+    assert_ne!(third["token"], first["token"]);
+    // A start id short enough to guess is refused.
+    let mut guess = Visitor::connect(sb.http_addr).await;
+    guess.send(start("visitor-0001", "1")).await;
+    let e = guess.wait_error("bad_frame").await;
+    assert!(e["message"].as_str().unwrap().contains("start_id"), "{e}");
+    sb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_limits_are_shared_by_every_instance() {
+    let redis = RedisServer::start();
+    let mut cfg = chat_config(&redis.url);
+    cfg.webchat.ip_connections_per_minute = 3;
+    let one = chat_server(cfg.clone()).await;
+    let two = chat_server(cfg).await;
+    let _a = Visitor::connect(one.http_addr).await;
+    let _b = Visitor::connect(two.http_addr).await;
+    let _c = Visitor::connect(one.http_addr).await;
+    // Each instance has seen fewer than three, the address three: the fourth is refused anywhere.
+    let origin = format!("http://{}", two.http_addr);
+    let refused = Visitor::connect_from(two.http_addr, Some(&origin)).await.err().expect("a fourth connection");
+    assert_eq!(refused.status, 429, "{refused:?}");
+    one.stop().await;
+    two.stop().await;
+}

@@ -94,6 +94,7 @@ pub const FORMATS: &[(&str, &str)] = &[
     // Zset: our Message-IDs of replies awaiting a background retry, by next attempt time (ms).
     ("email_retry", "email:retry"),
     ("api_keys", "api_keys"),
+    ("rate", "rate:{}:{}:{}"),
 ];
 
 /// Key builders rooted at one routing domain.
@@ -129,6 +130,10 @@ impl Keys {
     }
     pub fn meta(&self) -> String {
         self.fmt("meta", &[])
+    }
+    /// A shared rate counter: what is counted, for whom, in which window.
+    pub fn rate(&self, kind: &str, subject: &str, window: u64) -> String {
+        self.fmt("rate", &[kind, subject, &window.to_string()])
     }
     /// Runtime API keys: id → record (JSON with the key's hash, never the key).
     pub fn api_keys(&self) -> String {

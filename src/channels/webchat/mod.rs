@@ -123,6 +123,10 @@ impl WebChat {
         &self.cfg
     }
 
+    pub(super) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Visitor connections held by this instance.
     pub fn connection_count(&self) -> usize {
         self.conns.lock().expect("webchat lock").values().map(Vec::len).sum()

@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
-    /// Opens a new chat. `start_id` (chosen by the page) makes a retried start return the same
-    /// chat; `visitor` is the page's long-lived visitor id (so the CRM recognises a returning
+    /// Opens a new chat. `start_id` (chosen by the page at random, at least 128 bits: 32 to 64
+    /// letters, digits, '-' or '_') makes a retried start return the same chat with the same
+    /// token; `visitor` is the page's long-lived visitor id (so the CRM recognises a returning
     /// visitor).
     Start {
         #[serde(default)]
@@ -130,6 +131,12 @@ pub fn parse(text: &str) -> Result<ClientFrame, String> {
 }
 
 /// Letters, digits, '-' and '_', 1..=64 characters: ids chosen by the page.
+/// A start id a page drew at random: long enough that nobody else can know it, since with the
+/// visitor id (which agents see) it gives the chat's token.
+pub fn valid_start_id(v: &str) -> bool {
+    v.len() >= 32 && valid_client_id(v)
+}
+
 pub fn valid_client_id(v: &str) -> bool {
     (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }

@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
@@ -88,7 +89,13 @@ async fn ws(
         return (StatusCode::TOO_MANY_REQUESTS, "too many open chat connections from your address; close one first\n")
             .into_response();
     };
-    if chat.ip_connections.check_key(&ip).is_err() {
+    // Shared by every instance (in Redis); this instance's own count if Redis cannot be asked.
+    let limit = u64::from(chat.config().ip_connections_per_minute);
+    let over = match chat.engine().count_in_window("webchat_conn", &ip.to_string(), Duration::from_secs(60)).await {
+        Ok((n, _)) => n > limit,
+        Err(_) => chat.ip_connections.check_key(&ip).is_err(),
+    };
+    if over {
         metrics::counter!("switchboard_webchat_refused_total", "why" => "rate").increment(1);
         return (StatusCode::TOO_MANY_REQUESTS, "too many chat connections from your address; try again in a minute\n")
             .into_response();

@@ -166,6 +166,16 @@ fn token_hash(token: &str) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The token of a chat started with a start id.
+fn start_token(visitor: &str, start_id: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"switchboard-webchat-start\0");
+    h.update(visitor.as_bytes());
+    h.update(b"\0");
+    h.update(start_id.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn new_token() -> String {
     // Two v4 UUIDs: 244 random bits from the OS generator.
     format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
@@ -186,16 +196,34 @@ impl Connection {
     }
 
     /// Counts one message (or start, or resume) against this connection's and this address's
-    /// limits; the error says how long to wait.
-    fn over_limit(&self) -> Option<String> {
-        let clock = DefaultClock::default();
+    /// limits; the error says how long to wait. The address's count is shared by every instance
+    /// (in Redis); if Redis cannot be asked, this instance's own count stands in.
+    fn over_limit(&self) -> impl std::future::Future<Output = Option<String>> + Send + 'static {
         // The address is charged only for what the connection's own limit let through.
-        let wait = match self.limiter.check().and_then(|()| self.chat.ip_messages.check_key(&self.ip)) {
-            Ok(()) => return None,
-            Err(e) => e.wait_time_from(clock.now()),
-        };
-        let secs = wait.as_secs() + 1;
-        Some(format!("You are sending messages too quickly. Please wait {secs} seconds and try again."))
+        let local = self.limiter.check().map_err(|e| e.wait_time_from(DefaultClock::default().now()));
+        // Owned, so no borrow of the connection (and its socket) is held across the await.
+        let (chat, ip) = (self.chat.clone(), self.ip);
+        async move {
+            let please = |wait: Duration| {
+                format!(
+                    "You are sending messages too quickly. Please wait {} seconds and try again.",
+                    wait.as_secs() + 1
+                )
+            };
+            if let Err(wait) = local {
+                return Some(please(wait));
+            }
+            let limit = u64::from(chat.cfg.ip_messages_per_minute);
+            match chat.engine.count_in_window("webchat_msg", &ip.to_string(), Duration::from_secs(60)).await {
+                Ok((n, _)) if n <= limit => None,
+                Ok((_, left)) => Some(please(left)),
+                Err(error) => {
+                    debug!(message = "Shared web chat limit unavailable; counting on this instance.", %error);
+                    let clock = DefaultClock::default();
+                    chat.ip_messages.check_key(&ip).err().map(|e| please(e.wait_time_from(clock.now())))
+                }
+            }
+        }
     }
 
     async fn on_text(&mut self, text: &str, tx: &mpsc::Sender<Wake>) -> Option<Stop> {
@@ -229,7 +257,7 @@ impl Connection {
         if self.attached.is_some() {
             return self.reply_error("already_started", "This connection already has a chat.").await;
         }
-        if let Some(m) = self.over_limit() {
+        if let Some(m) = self.over_limit().await {
             return self.reply_error("rate_limited", m).await;
         }
         let (name, email, message) = (name.trim().to_string(), email.trim().to_string(), message.trim().to_string());
@@ -249,14 +277,20 @@ impl Connection {
         let Some(queue) = self.chat.cfg.queue_for(&topic).map(String::from) else {
             return self.reply_error("bad_topic", format!("Unknown topic {topic:?}.")).await;
         };
-        if !start_id.is_empty() && !protocol::valid_client_id(&start_id) {
-            return self.reply_error("bad_frame", "start_id: 1-64 letters, digits, '-' or '_'.").await;
+        if !start_id.is_empty() && !protocol::valid_start_id(&start_id) {
+            return self
+                .reply_error("bad_frame", "start_id: 32-64 random letters, digits, '-' or '_' (at least 128 bits).")
+                .await;
         }
         let visitor = if protocol::valid_client_id(&visitor) && visitor.len() >= 8 {
             visitor
         } else {
             format!("v-{}", uuid::Uuid::new_v4().simple())
         };
+        // A retried start (same visitor and start id) gets the chat's one token back, never a
+        // second one: the token is a function of the start id, which only the page knows.
+        let token = if start_id.is_empty() { new_token() } else { start_token(&visitor, &start_id) };
+        let hash = token_hash(&token);
         let label = self.chat.cfg.topics.iter().find(|t| t.name == topic).map(|t| t.label().to_string());
         let mut attributes = BTreeMap::from([("source".to_string(), "webchat".to_string())]);
         for (k, v) in [("name", &name), ("email", &email), ("topic", &topic)] {
@@ -265,7 +299,8 @@ impl Connection {
             }
         }
         let new = NewInteraction {
-            idempotency_key: if start_id.is_empty() { String::new() } else { format!("webchat|{visitor}|{start_id}") },
+            // Keyed by the token's hash: Redis never holds the start id, from which the token follows.
+            idempotency_key: if start_id.is_empty() { String::new() } else { format!("webchat|{hash}") },
             channel: Some(Channel::Chat),
             customer_address: visitor.clone(),
             subject: label.unwrap_or_else(|| "Web chat".to_string()),
@@ -288,8 +323,6 @@ impl Connection {
             Err(EngineError::InvalidArgument(m)) => return self.reply_error("bad_request", m).await,
             Err(error) => return self.internal(error).await,
         };
-        let token = new_token();
-        let hash = token_hash(&token);
         let session =
             ChatSession { interaction_id: ix.id.clone(), visitor: visitor.clone(), created_ms: ix.enqueued_ms };
         let now = match engine.now_ms().await {
@@ -331,7 +364,7 @@ impl Connection {
             return self.reply_error("already_started", "This connection already has a chat.").await;
         }
         // Guessing tokens costs the same as sending messages.
-        if let Some(m) = self.over_limit() {
+        if let Some(m) = self.over_limit().await {
             return self.reply_error("rate_limited", m).await;
         }
         const GONE: &str = "This chat has ended or expired. You can start a new one.";
@@ -385,7 +418,7 @@ impl Connection {
             return self.reply_error("ended", "This chat has ended.").await;
         }
         let iid = a.iid.clone();
-        if let Some(m) = self.over_limit() {
+        if let Some(m) = self.over_limit().await {
             return self.reply_error("rate_limited", m).await;
         }
         let body = body.trim().to_string();

@@ -9,6 +9,7 @@ pub(crate) mod argv;
 mod figures;
 pub(crate) mod instances;
 pub(crate) mod interactions;
+mod limits;
 mod outbox;
 pub(crate) mod supervisor;
 
