@@ -41,6 +41,9 @@ fn mailbox() -> MailboxConfig {
         max_body_bytes: 64 * 1024,
         max_message_bytes: 1024 * 1024,
         tls_ca_file: None,
+        trusted_authserv_ids: Vec::new(),
+        unauthenticated: None,
+        accept_aligned_dkim: false,
     }
 }
 

@@ -8,6 +8,7 @@ mod concurrency;
 mod crm_delivery;
 mod crm_store;
 mod daemon_process;
+mod email_auth;
 mod email_channel;
 mod email_daemon;
 mod email_ingest;

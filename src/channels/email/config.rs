@@ -142,6 +142,30 @@ pub struct MailboxConfig {
     /// the web PKI roots otherwise.
     #[serde(default)]
     pub tls_ca_file: Option<PathBuf>,
+    /// Authserv-ids of the operator's own MTA (e.g. `mx.example.com`): only its
+    /// `Authentication-Results` headers say whether a sender is who From claims. Empty: senders
+    /// are not verified at all (Reply-To or From is taken at its word).
+    #[serde(default)]
+    pub trusted_authserv_ids: Vec<String>,
+    /// What becomes of mail whose From domain those headers do not vouch for; `flag` when
+    /// `trusted_authserv_ids` is set.
+    #[serde(default)]
+    pub unauthenticated: Option<Unauthenticated>,
+    /// Also count a verified DKIM signature of the From domain (or a parent of it) where the MTA
+    /// reported no DMARC result or found no DMARC policy. Only safe when the MTA removes
+    /// `Authentication-Results` headers with its id from incoming mail.
+    #[serde(default)]
+    pub accept_aligned_dkim: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unauthenticated {
+    /// A conversation of its own under the address marked unverified: it never joins a verified
+    /// conversation or shows that customer's history, and replies go to From, never Reply-To.
+    Flag,
+    /// Not routed: set aside in the mailbox (`$SwitchboardSetAside`) for a person to look at.
+    Reject,
 }
 
 fn default_folder() -> String {
@@ -189,6 +213,11 @@ impl MailboxConfig {
     /// The domain of `address`: our Message-IDs end in it.
     pub fn domain(&self) -> &str {
         self.address.rsplit_once('@').map_or("localhost", |(_, d)| d)
+    }
+
+    /// None when senders are not verified.
+    pub fn unauthenticated_policy(&self) -> Option<Unauthenticated> {
+        (!self.trusted_authserv_ids.is_empty()).then(|| self.unauthenticated.unwrap_or(Unauthenticated::Flag))
     }
 }
 
@@ -305,9 +334,49 @@ impl EmailConfig {
             {
                 return Err(invalid(format!("{k}.tls_ca_file"), format!("{} is not a readable file", f.display())));
             }
+            validate_sender_auth(&k, m)?;
         }
         Ok(())
     }
+}
+
+/// More trusted authserv-ids than any real MTA setup has.
+pub const MAX_TRUSTED_AUTHSERV_IDS: usize = 20;
+
+fn validate_sender_auth(k: &str, m: &MailboxConfig) -> Result<(), EmailConfigError> {
+    let ids = &m.trusted_authserv_ids;
+    if ids.len() > MAX_TRUSTED_AUTHSERV_IDS {
+        return Err(invalid(format!("{k}.trusted_authserv_ids"), format!("at most {MAX_TRUSTED_AUTHSERV_IDS} ids")));
+    }
+    for (j, id) in ids.iter().enumerate() {
+        // An authserv-id is compared as written in the header: usually the MTA's host name.
+        if id.is_empty()
+            || id.len() > 253
+            || !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'))
+        {
+            return Err(invalid(
+                format!("{k}.trusted_authserv_ids[{j}]"),
+                format!(
+                    "{id:?} is not an authserv-id (the MTA's host name as its Authentication-Results header writes it)"
+                ),
+            ));
+        }
+        if ids[..j].iter().any(|o| o.eq_ignore_ascii_case(id)) {
+            return Err(invalid(format!("{k}.trusted_authserv_ids[{j}]"), format!("{id:?} is listed twice")));
+        }
+    }
+    if ids.is_empty() {
+        if m.unauthenticated.is_some() {
+            return Err(invalid(
+                format!("{k}.unauthenticated"),
+                "needs trusted_authserv_ids (without them no sender is authenticated)",
+            ));
+        }
+        if m.accept_aligned_dkim {
+            return Err(invalid(format!("{k}.accept_aligned_dkim"), "needs trusted_authserv_ids"));
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn is_plausible_address(a: &str) -> bool {
@@ -414,12 +483,60 @@ username = "support@example.com"
             (Box::new(|c| c.mailboxes.push(c.mailboxes[0].clone())), "email.mailboxes[1].name"),
             (Box::new(|c| c.reopen_window_secs = 30 * 86_400), "email.reopen_window_secs"),
             (Box::new(|c| c.send_retry_secs = 0), "email.send_retry_secs"),
+            (
+                Box::new(|c| c.mailboxes[0].trusted_authserv_ids = vec![String::new()]),
+                "email.mailboxes[0].trusted_authserv_ids[0]",
+            ),
+            (
+                Box::new(|c| c.mailboxes[0].trusted_authserv_ids = vec!["mx.example.com; dmarc=pass".into()]),
+                "email.mailboxes[0].trusted_authserv_ids[0]",
+            ),
+            (
+                Box::new(|c| {
+                    c.mailboxes[0].trusted_authserv_ids = vec!["mx.example.com".into(), "MX.example.com".into()];
+                }),
+                "email.mailboxes[0].trusted_authserv_ids[1]",
+            ),
+            (
+                Box::new(|c| c.mailboxes[0].trusted_authserv_ids = vec!["mx.example.com".into(); 21]),
+                "email.mailboxes[0].trusted_authserv_ids",
+            ),
+            (
+                Box::new(|c| c.mailboxes[0].unauthenticated = Some(Unauthenticated::Reject)),
+                "email.mailboxes[0].unauthenticated",
+            ),
+            (Box::new(|c| c.mailboxes[0].accept_aligned_dkim = true), "email.mailboxes[0].accept_aligned_dkim"),
         ];
         for (mutate, key) in cases {
             let mut c = base.clone();
             mutate(&mut c);
             assert_eq!(c.validate().unwrap_err().key, key);
         }
+    }
+
+    #[test]
+    fn sender_verification_keys() {
+        let with = |extra: &str| {
+            let toml = EXAMPLE.replace("move_to = \"Processed\"", &format!("move_to = \"Processed\"\n{extra}"));
+            let mut c = EmailConfig::from_toml_str(&toml)?;
+            c.apply_env(|_| Some("pw".into()));
+            c.validate().map(|()| c.mailboxes[0].clone())
+        };
+        let m = with("").unwrap();
+        assert_eq!(m.unauthenticated_policy(), None);
+        let m = with("trusted_authserv_ids = [\"mx.example.com\"]").unwrap();
+        assert_eq!(m.unauthenticated_policy(), Some(Unauthenticated::Flag));
+        assert!(!m.accept_aligned_dkim);
+        let m = with(
+            "trusted_authserv_ids = [\"mx.example.com\"]\nunauthenticated = \"reject\"\naccept_aligned_dkim = true",
+        )
+        .unwrap();
+        assert_eq!(m.unauthenticated_policy(), Some(Unauthenticated::Reject));
+        assert!(m.accept_aligned_dkim);
+        let err = with("trusted_authserv_ids = [\"mx.example.com\"]\nunauthenticated = \"drop\"").unwrap_err();
+        assert!(err.message.contains("unknown variant `drop`") && err.message.contains("flag"), "{err}");
+        let err = with("trusted_authserv_ids = \"mx.example.com\"").unwrap_err();
+        assert!(err.message.contains("trusted_authserv_ids"), "{err}");
     }
 
     #[test]

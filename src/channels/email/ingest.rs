@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use tracing::{debug, info, warn};
 
-use super::config::{EmailConfig, MailboxConfig};
+use super::auth_results::{self, Verdict};
+use super::config::{EmailConfig, MailboxConfig, Unauthenticated};
 use super::parse::{self, Kind, ParsedEmail};
 use super::threading::{self, Candidate, CandidateState, Decision};
 use crate::model::{Channel, InteractionState, NewInteraction};
@@ -50,6 +51,43 @@ impl Outcome {
             Outcome::SetAside(_) => "set_aside",
         }
     }
+}
+
+/// Who a customer's message is from, as routing sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sender {
+    /// The interaction's customer and the owner of its conversation: threading, contacts and
+    /// screen-pops go by it. Marked (`threading::UNVERIFIED_SUFFIX`) when the mailbox verifies
+    /// senders and this one is not verified.
+    pub identity: String,
+    pub name: String,
+    /// None when the mailbox does not verify senders.
+    pub verdict: Option<Verdict>,
+}
+
+/// The sender of a customer message, or why the message cannot be routed.
+///
+/// Without `trusted_authserv_ids`, Reply-To (else From) is taken at its word, as it always was.
+/// With them, the identity is the From address, the only one DMARC authenticates: a Reply-To
+/// would let any verified domain claim another's customer. An unverified From is marked, so it
+/// neither joins the verified customer's conversations nor shows their history.
+pub fn identify(m: &MailboxConfig, e: &ParsedEmail) -> Result<Sender, String> {
+    let Some(policy) = m.unauthenticated_policy() else {
+        let identity = e.from.clone().ok_or("no usable sender address")?;
+        return Ok(Sender { identity, name: e.from_name.clone(), verdict: None });
+    };
+    let author = e.author.clone().ok_or("no usable From address")?;
+    let single = (e.author_count == 1).then_some(author.as_str());
+    let verdict = auth_results::verify(&e.auth_results, single, &m.trusted_authserv_ids, m.accept_aligned_dkim);
+    let identity = match (verdict.verified, policy) {
+        (true, _) => author,
+        (false, Unauthenticated::Reject) => return Err(format!("sender not authenticated ({})", verdict.reason)),
+        (false, Unauthenticated::Flag) => threading::unverified_identity(&author),
+    };
+    if identity.len() > crate::model::MAX_ADDRESS_LEN {
+        return Err("sender address too long".into());
+    }
+    Ok(Sender { identity, name: e.author_name.clone(), verdict: Some(verdict) })
 }
 
 /// Worth retrying later: nothing was lost, the message stays unprocessed.
@@ -102,11 +140,19 @@ impl Ingest {
             }
             Kind::Bounce { original, reason } => self.bounce(mailbox, &e, &original, &reason).await,
             Kind::Customer => {
-                let Some(from) = e.from.clone() else {
-                    self.state.mark_seen(&e.dedupe_key, "-").await?;
-                    return Ok(Outcome::SetAside("no usable sender address".into()));
+                let sender = match identify(mailbox, &e) {
+                    Ok(s) => s,
+                    Err(reason) => {
+                        self.state.mark_seen(&e.dedupe_key, "-").await?;
+                        return Ok(Outcome::SetAside(reason));
+                    }
                 };
-                self.customer(mailbox, &e, &from).await
+                if let Some(v) = &sender.verdict
+                    && !v.verified
+                {
+                    info!(message = "Email sender not verified.", mailbox = %mailbox.name, sender = %sender.identity, reason = %v.reason);
+                }
+                self.customer(mailbox, &e, &sender).await
             }
         }
     }
@@ -199,7 +245,34 @@ impl Ingest {
             .collect())
     }
 
-    async fn customer(&self, mailbox: &MailboxConfig, e: &ParsedEmail, from: &str) -> Result<Outcome, IngestError> {
+    /// Records which conversation a received Message-ID belongs to. Where senders are verified,
+    /// a Message-ID already known keeps its conversation: a message may carry any Message-ID,
+    /// and one copying ours would otherwise pull the customer's answers to it elsewhere.
+    async fn remember_received(
+        &self,
+        mailbox: &MailboxConfig,
+        mid: &str,
+        iid: &str,
+        customer: &str,
+    ) -> Result<(), IngestError> {
+        if mailbox.unauthenticated_policy().is_some()
+            && let Some((known, _)) = self.state.lookup_ref(mid).await?
+            && known != iid
+        {
+            warn!(message = "Message-ID already belongs to another conversation.", mailbox = %mailbox.name, interaction = %iid, other = %known);
+            return Ok(());
+        }
+        self.state.remember_ref(mid, iid, customer).await?;
+        Ok(())
+    }
+
+    async fn customer(
+        &self,
+        mailbox: &MailboxConfig,
+        e: &ParsedEmail,
+        sender: &Sender,
+    ) -> Result<Outcome, IngestError> {
+        let from = sender.identity.as_str();
         let cands = self.candidates(e).await?;
         let now = self.engine.now_ms().await?;
         let decision = threading::decide(from, &cands, now, self.window_ms);
@@ -210,7 +283,7 @@ impl Ingest {
                     // Ended between the look-up and the append: start a follow-up instead.
                     Err(IngestError(EngineError::FailedPrecondition(_))) => {
                         let agent = cands.iter().find(|c| c.interaction_id == iid).map(|c| c.agent.clone());
-                        return self.create(mailbox, e, from, Some((iid, agent.unwrap_or_default()))).await;
+                        return self.create(mailbox, e, sender, Some((iid, agent.unwrap_or_default()))).await;
                     }
                     Err(err) => return Err(err),
                 }
@@ -224,16 +297,16 @@ impl Ingest {
                 if let Some(mid) = &e.message_id {
                     conv.last_in = mid.clone();
                     conv.refs = merge_refs(&conv.refs, &e.references, mid);
-                    self.state.remember_ref(mid, &iid, &conv.customer).await?;
+                    self.remember_received(mailbox, mid, &iid, &conv.customer).await?;
                 }
                 self.state.put_conversation(&iid, &conv).await?;
                 self.state.mark_seen(&e.dedupe_key, &iid).await?;
                 Outcome::Appended(iid)
             }
             Decision::FollowUp { previous, agent } => {
-                return self.create(mailbox, e, from, Some((previous, agent))).await;
+                return self.create(mailbox, e, sender, Some((previous, agent))).await;
             }
-            Decision::New => return self.create(mailbox, e, from, None).await,
+            Decision::New => return self.create(mailbox, e, sender, None).await,
         };
         Ok(outcome)
     }
@@ -242,16 +315,27 @@ impl Ingest {
         &self,
         mailbox: &MailboxConfig,
         e: &ParsedEmail,
-        from: &str,
+        sender: &Sender,
         follow_up: Option<(String, String)>,
     ) -> Result<Outcome, IngestError> {
+        let from = sender.identity.as_str();
         let mut attributes = BTreeMap::new();
         attributes.insert("email.mailbox".to_string(), mailbox.name.clone());
         if let Some(mid) = &e.message_id {
             attributes.insert("email.message_id".to_string(), parse::one_line(mid, 1024));
         }
-        if !e.from_name.is_empty() {
-            attributes.insert("email.from_name".to_string(), e.from_name.clone());
+        if !sender.name.is_empty() {
+            attributes.insert("email.from_name".to_string(), sender.name.clone());
+        }
+        if let Some(v) = &sender.verdict {
+            attributes.insert("email.sender_verified".to_string(), v.verified.to_string());
+            attributes.insert("email.sender_auth".to_string(), v.reason.clone());
+            // Replies go to From; the agent sees where the sender asked for them instead.
+            if let Some(rt) = &e.reply_to
+                && Some(rt) != e.author.as_ref()
+            {
+                attributes.insert("email.reply_to".to_string(), rt.clone());
+            }
         }
         if !e.attachments.is_empty() {
             let mut list = e.attachments.clone();
@@ -303,7 +387,7 @@ impl Ingest {
         if let Some(mid) = &e.message_id {
             conv.last_in = mid.clone();
             conv.refs = merge_refs(&conv.refs, &e.references, mid);
-            self.state.remember_ref(mid, &ix.id, from).await?;
+            self.remember_received(mailbox, mid, &ix.id, from).await?;
         }
         self.state.put_conversation(&ix.id, &conv).await?;
         self.state.mark_seen(&e.dedupe_key, &ix.id).await?;
@@ -331,7 +415,64 @@ fn merge_refs(ours: &[String], theirs: &[String], latest: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::merge_refs;
+    use super::*;
+
+    fn mailbox(trusted: &[&str], policy: Option<Unauthenticated>) -> MailboxConfig {
+        let toml = r#"
+[[mailboxes]]
+name = "support"
+address = "support@acme.test"
+queue = "support"
+imap = { host = "imap.acme.test", security = "tls", username = "u", password = "p" }
+smtp = { host = "smtp.acme.test", security = "tls" }
+"#;
+        let mut m = EmailConfig::from_toml_str(toml).unwrap().mailboxes.remove(0);
+        m.trusted_authserv_ids = trusted.iter().map(std::string::ToString::to_string).collect();
+        m.unauthenticated = policy;
+        m
+    }
+
+    fn mail(headers: &str) -> ParsedEmail {
+        parse::parse(format!("{headers}Subject: s\r\n\r\nhi").as_bytes(), 4096).unwrap()
+    }
+
+    const PASS: &str = "Authentication-Results: mx.acme.test; dmarc=pass header.from=customer.test\r\n";
+
+    #[test]
+    fn identities() {
+        let spoof_reply_to = "From: Carol <carol@customer.test>\r\nReply-To: mallory@evil.test\r\n";
+        // Not configured: as it always was, Reply-To wins and nothing is said about it.
+        let s = identify(&mailbox(&[], None), &mail(spoof_reply_to)).unwrap();
+        assert_eq!((s.identity.as_str(), s.verdict), ("mallory@evil.test", None));
+
+        let m = mailbox(&["mx.acme.test"], None);
+        let s = identify(&m, &mail(&format!("{PASS}{spoof_reply_to}"))).unwrap();
+        assert_eq!(s.identity, "carol@customer.test", "From, never Reply-To");
+        assert_eq!(s.name, "Carol");
+        assert_eq!(s.verdict, Some(Verdict { verified: true, reason: "dmarc=pass".into() }));
+
+        for (headers, reason) in [
+            ("", "none"),
+            ("Authentication-Results: evil.test; dmarc=pass header.from=customer.test\r\n", "none"),
+            ("Authentication-Results: mx.acme.test; dmarc=fail header.from=customer.test\r\n", "dmarc=fail"),
+        ] {
+            let s = identify(&m, &mail(&format!("{headers}{spoof_reply_to}"))).unwrap();
+            assert_eq!(s.identity, "carol@customer.test (unverified)", "{headers}");
+            assert_eq!(s.verdict, Some(Verdict { verified: false, reason: reason.into() }), "{headers}");
+            let rejected = identify(
+                &mailbox(&["mx.acme.test"], Some(Unauthenticated::Reject)),
+                &mail(&format!("{headers}{spoof_reply_to}")),
+            );
+            assert_eq!(rejected, Err(format!("sender not authenticated ({reason})")));
+        }
+        // Two authors: DMARC vouched for one of them at most.
+        let s = identify(&m, &mail(&format!("{PASS}From: carol@customer.test, mallory@evil.test\r\n"))).unwrap();
+        assert_eq!(s.identity, "carol@customer.test (unverified)");
+        // No From at all: nothing to verify, nobody to answer.
+        assert_eq!(identify(&m, &mail("Reply-To: carol@customer.test\r\n")), Err("no usable From address".into()));
+        let long = format!("From: {}@customer.test\r\n", "a".repeat(300));
+        assert_eq!(identify(&m, &mail(&long)), Err("sender address too long".into()));
+    }
 
     #[test]
     fn refs_merge_in_order_without_repeats() {

@@ -3,6 +3,8 @@
 //!
 //! - `config.rs`: mailboxes and their accounts, validated; passwords from the environment.
 //! - `parse.rs`: MIME → text, attachments, threading headers, auto-reply/bounce classification.
+//! - `auth_results.rs`: whether the operator's MTA authenticated the From domain
+//!   (`Authentication-Results`, DMARC).
 //! - `threading.rs`: subject tokens, reply subjects, which conversation a message joins.
 //! - its bookkeeping in Redis (positions, dedupe, thread map, reply records) is the engine's
 //!   `email` module.
@@ -12,6 +14,7 @@
 //! Build with [`EmailChannel::new`], add it to the server's `Channels` (it is the
 //! `OutboundChannel` for email), and start the readers with [`EmailChannel::spawn`].
 
+pub mod auth_results;
 pub mod config;
 pub mod inbound;
 pub mod ingest;
@@ -65,6 +68,12 @@ impl EmailChannel {
     /// Starts one reader per mailbox and the retry loop for deferred replies, all stopping on
     /// `cancel`. `instance` names this process for the mailbox leases.
     pub fn spawn(self: &Arc<Self>, instance: &str, cancel: CancellationToken) -> Vec<JoinHandle<()>> {
+        for m in self.cfg.mailboxes.iter().filter(|m| m.trusted_authserv_ids.is_empty()) {
+            warn!(
+                message = "Email senders are not verified: anyone can write as a customer and join their conversation (set trusted_authserv_ids).",
+                mailbox = %m.name
+            );
+        }
         let ingest = ingest::Ingest::new(self.engine.clone(), &self.cfg);
         let state = switchboard_engine::email::EmailState::new(&self.engine);
         let mut handles: Vec<JoinHandle<()>> = self

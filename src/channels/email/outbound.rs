@@ -121,8 +121,7 @@ impl Outbound {
             (!m.display_name.is_empty()).then(|| m.display_name.clone()),
             m.address.parse().map_err(|e| DeliveryError::Permanent(format!("mailbox address {}: {e}", m.address)))?,
         );
-        let to: Mailbox = conv
-            .customer
+        let to: Mailbox = threading::reply_address(&conv.customer)
             .parse()
             .map_err(|e| DeliveryError::Permanent(format!("customer address {:?}: {e}", conv.customer)))?;
         let mut b = Mail::builder()

@@ -3,10 +3,11 @@
 //! and bounces are not). Pure: no I/O, never panics on input (`mail-parser` is lenient; what it
 //! cannot read is reported, not thrown).
 
-use mail_parser::{HeaderValue, MessageParser, MimeHeaders, PartType};
+use mail_parser::{HeaderName, HeaderValue, MessageParser, MimeHeaders, PartType};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::auth_results::{self, AuthResults, MAX_HEADERS as MAX_AUTH_HEADERS};
 use super::threading::normalize_message_id;
 use crate::model::MAX_SUBJECT_LEN;
 
@@ -44,6 +45,16 @@ pub struct ParsedEmail {
     /// Lower-cased sender address (Reply-To wins over From, as a human reply would).
     pub from: Option<String>,
     pub from_name: String,
+    /// The From header's address, lower-cased: the author, whom DMARC can vouch for (Reply-To
+    /// it cannot). With several, the first.
+    pub author: Option<String>,
+    pub author_name: String,
+    /// Addresses in From, over every From header: DMARC vouches for exactly one.
+    pub author_count: usize,
+    /// Reply-To's first address when valid, lower-cased.
+    pub reply_to: Option<String>,
+    /// Every `Authentication-Results` header that names its server, topmost first (capped).
+    pub auth_results: Vec<AuthResults>,
     pub subject: String,
     pub date: Option<String>,
     /// Readable text, capped at the configured size.
@@ -80,10 +91,26 @@ pub fn parse(raw: &[u8], max_body: usize) -> Result<ParsedEmail, ParseError> {
     }
     let refs = cap_references(refs);
 
-    let sender = msg.reply_to().and_then(|a| a.first()).filter(|a| a.address().is_some_and(plausible));
-    let sender = sender.or_else(|| msg.from().and_then(|a| a.first()));
+    let reply_to_addr = msg.reply_to().and_then(|a| a.first()).filter(|a| a.address().is_some_and(plausible));
+    let sender = reply_to_addr.or_else(|| msg.from().and_then(|a| a.first()));
     let from = sender.and_then(|a| a.address()).map(|a| a.trim().to_ascii_lowercase()).filter(|a| plausible(a));
     let from_name = sender.and_then(|a| a.name()).map(|n| one_line(n, 200)).unwrap_or_default();
+    let reply_to = reply_to_addr.and_then(|a| a.address()).map(|a| a.trim().to_ascii_lowercase());
+    let author_addr = msg.from().and_then(|a| a.first());
+    let author = author_addr.and_then(|a| a.address()).map(|a| a.trim().to_ascii_lowercase()).filter(|a| plausible(a));
+    let author_name = author_addr.and_then(|a| a.name()).map(|n| one_line(n, 200)).unwrap_or_default();
+    let author_count = msg
+        .headers()
+        .iter()
+        .filter(|h| h.name == HeaderName::From)
+        .map(|h| h.value.as_address().map_or(1, |a| a.iter().count().max(1)))
+        .sum();
+    let auth_results = msg
+        .headers_raw()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("Authentication-Results"))
+        .take(MAX_AUTH_HEADERS)
+        .filter_map(|(_, value)| auth_results::parse_header(value))
+        .collect();
     let subject = msg.subject().map(|s| one_line(s, MAX_SUBJECT_LEN)).unwrap_or_default();
     let date = msg.date().map(mail_parser::DateTime::to_rfc3339);
 
@@ -127,6 +154,11 @@ pub fn parse(raw: &[u8], max_body: usize) -> Result<ParsedEmail, ParseError> {
         references: refs,
         from,
         from_name,
+        author,
+        author_name,
+        author_count,
+        reply_to,
+        auth_results,
         subject,
         date,
         body,
@@ -425,6 +457,34 @@ mod tests {
         assert_eq!(e.from.as_deref(), Some("bob@x.test"));
         let e = p("From: bob@x.test\r\nReply-To: garbage\r\n\r\nhi");
         assert_eq!(e.from.as_deref(), Some("bob@x.test"));
+    }
+
+    #[test]
+    fn author_reply_to_and_authentication_results() {
+        let raw = "Return-Path: <carol@customer.test>\r\n\
+                   Authentication-Results: mx.acme.test;\r\n\tdmarc=pass (p=none dis=none)\r\n\theader.from=customer.test\r\n\
+                   Received: from mail.customer.test by mx.acme.test\r\n\
+                   Authentication-Results: evil.test; dmarc=pass header.from=other.test\r\n\
+                   Authentication-Results: spf=pass (sender IP is 1.2.3.4) smtp.mailfrom=customer.test\r\n\
+                   From: Carol <Carol@Customer.test>\r\nReply-To: Mallory <mallory@evil.test>\r\nSubject: x\r\n\r\nhi";
+        let e = p(raw);
+        assert_eq!(e.from.as_deref(), Some("mallory@evil.test"), "unchanged: Reply-To wins");
+        assert_eq!(e.author.as_deref(), Some("carol@customer.test"));
+        assert_eq!(e.author_name, "Carol");
+        assert_eq!(e.author_count, 1);
+        assert_eq!(e.reply_to.as_deref(), Some("mallory@evil.test"));
+        // Topmost first; the one naming no server is dropped.
+        let ids: Vec<&str> = e.auth_results.iter().map(|a| a.authserv_id.as_str()).collect();
+        assert_eq!(ids, ["mx.acme.test", "evil.test"]);
+        assert_eq!(e.auth_results[0].results[0].props, [("header.from".to_string(), "customer.test".to_string())]);
+
+        let two = p("From: a@x.test, b@y.test\r\n\r\nhi");
+        assert_eq!((two.author.as_deref(), two.author_count), (Some("a@x.test"), 2));
+        let repeated = p("From: a@x.test\r\nFrom: b@y.test\r\n\r\nhi");
+        assert_eq!(repeated.author_count, 2);
+        let none = p("Reply-To: a@x.test\r\n\r\nhi");
+        assert_eq!((none.author, none.author_count, none.from.as_deref()), (None, 0, Some("a@x.test")));
+        assert!(p("From: a@x.test\r\n\r\nhi").reply_to.is_none());
     }
 
     #[test]

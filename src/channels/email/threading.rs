@@ -72,6 +72,21 @@ pub fn our_message_id(interaction_id: &str, seq: u64, domain: &str) -> String {
     format!("sb.{interaction_id}.{seq}@{domain}")
 }
 
+/// Marks a customer address that the sender's MTA did not authenticate. The marked address is
+/// the interaction's customer and the conversation's owner, so such mail only ever threads with
+/// mail equally unverified, and a CRM never takes it for the customer's own address (with the
+/// space it is no valid address): no contact, no history shown.
+pub const UNVERIFIED_SUFFIX: &str = " (unverified)";
+
+pub fn unverified_identity(address: &str) -> String {
+    format!("{address}{UNVERIFIED_SUFFIX}")
+}
+
+/// Where replies to a conversation's customer go: the address without the unverified mark.
+pub fn reply_address(customer: &str) -> &str {
+    customer.strip_suffix(UNVERIFIED_SUFFIX).unwrap_or(customer)
+}
+
 /// What we know about a conversation a message points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
@@ -150,6 +165,14 @@ mod tests {
         assert_eq!(reply_subject("", &t), format!("Re: Your message [#{t}]"));
     }
 
+    #[test]
+    fn unverified_addresses_reply_to_the_address() {
+        let u = unverified_identity("a@x.test");
+        assert_eq!(u, "a@x.test (unverified)");
+        assert_eq!(reply_address(&u), "a@x.test");
+        assert_eq!(reply_address("a@x.test"), "a@x.test");
+    }
+
     fn cand(id: &str, cust: &str, state: CandidateState) -> Candidate {
         Candidate { interaction_id: id.into(), customer: cust.into(), state, agent: "ann".into() }
     }
@@ -172,6 +195,11 @@ mod tests {
             ),
             ("a@x", vec![cand("1", "a@x", Ended(now - 80 * hour))], Decision::New),
             ("a@x", vec![cand("1", "a@x", Gone)], Decision::New),
+            // An unverified sender is another customer than the verified one, both ways.
+            ("a@x (unverified)", vec![cand("1", "a@x", Open)], Decision::New),
+            ("a@x (unverified)", vec![cand("1", "a@x", Ended(now - hour))], Decision::New),
+            ("a@x", vec![cand("1", "a@x (unverified)", Open)], Decision::New),
+            ("a@x (unverified)", vec![cand("1", "a@x (unverified)", Open)], Decision::Append("1".into())),
             // An open one wins over a recently ended one.
             ("a@x", vec![cand("1", "a@x", Ended(now - hour)), cand("2", "a@x", Open)], Decision::Append("2".into())),
         ];

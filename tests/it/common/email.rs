@@ -38,6 +38,9 @@ pub fn mailbox_config(dovecot: &Dovecot, smtp_port: u16, folder: &str, queue: &s
         max_body_bytes: 64 * 1024,
         max_message_bytes: 10 * 1024 * 1024,
         tls_ca_file: None,
+        trusted_authserv_ids: Vec::new(),
+        unauthenticated: None,
+        accept_aligned_dkim: false,
     }
 }
 
