@@ -39,6 +39,8 @@ pub fn to_crm_event(key_root: &str, e: &LoggedEvent) -> pb::Event {
         customer_address: customer,
         // An empty object rather than the empty string a missing field would give.
         details_json: if e.details.is_empty() { "{}".into() } else { e.details.clone() },
+        actor: e.by.clone(),
+        actor_address: e.from.clone(),
     }
 }
 

@@ -70,6 +70,12 @@ impl crm_pb::crm_store_server::CrmStore for FlakyCrm {
     ) -> Result<Response<crm_pb::EraseContactResponse>, Status> {
         self.inner.erase_contact(r).await
     }
+    async fn list_audit_events(
+        &self,
+        r: Request<crm_pb::ListAuditEventsRequest>,
+    ) -> Result<Response<crm_pb::ListAuditEventsResponse>, Status> {
+        self.inner.list_audit_events(r).await
+    }
 }
 
 struct ExternalCrm {
@@ -356,4 +362,129 @@ async fn an_event_the_crm_refuses_is_parked_and_the_rest_flows() {
     assert_eq!(dead.ids.len(), 1);
     assert_eq!(dead.ids[0].get::<String>("type").as_deref(), Some("message_out"));
     assert!(dead.ids[0].get::<String>("reason").unwrap().contains("not accepted"));
+}
+
+/// The daemon's key at the audited CRM (role `crm`: it logs, it may not read the trail).
+const DAEMON_CRM_KEY: &str = "test-daemon-crm-key-0123456789abcdef01234";
+/// The auditor's key there (role `admin`).
+const AUDITOR_KEY: &str = "test-auditor-key-0123456789abcdef01234567";
+
+/// The built-in CRM store on its own, behind its authentication, as `switchboard crm` runs it.
+struct AuditedCrm {
+    endpoint: String,
+    _stop: tokio_util::sync::DropGuard,
+    _dir: tempfile::TempDir,
+}
+
+async fn audited_crm() -> AuditedCrm {
+    use switchboard_auth::{Authenticator, Role, StaticKey};
+    let dir = tempfile::tempdir().unwrap();
+    let db = CrmDb::open(CrmOptions {
+        database_url: format!("sqlite://{}/crm.db?mode=rwc", dir.path().display()),
+        default_region: Some("DE".into()),
+        create_unknown_contacts: true,
+    })
+    .await
+    .unwrap();
+    let keys = vec![
+        StaticKey::new("switchboard", Role::Crm, vec![], "", DAEMON_CRM_KEY, false).unwrap(),
+        StaticKey::new("auditor", Role::Admin, vec![], "", AUDITOR_KEY, false).unwrap(),
+    ];
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    tokio::spawn(switchboard_crm::serve(db, listener, None, Arc::new(Authenticator::new(keys)), stop.clone()));
+    AuditedCrm { endpoint, _stop: stop.drop_guard(), _dir: dir }
+}
+
+/// The whole audit trail, page by page.
+async fn audit_trail(endpoint: &str) -> Vec<crm_pb::Event> {
+    let ch = tonic::transport::Endpoint::from_shared(endpoint.to_string()).unwrap().connect().await.unwrap();
+    let mut crm = crm_pb::crm_store_client::CrmStoreClient::with_interceptor(ch, bearer(AUDITOR_KEY));
+    let mut events = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = crm
+            .list_audit_events(crm_pb::ListAuditEventsRequest { page_token, ..Default::default() })
+            .await
+            .expect("the auditor reads the trail")
+            .into_inner();
+        if page.events.is_empty() {
+            return events;
+        }
+        events.extend(page.events);
+        page_token = page.next_page_token;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_supervisor_and_desktop_actions_reach_the_crm_audit_trail() {
+    let redis = RedisServer::start();
+    let crm = audited_crm().await;
+    let mut cfg = test_config(&redis.url);
+    cfg.crm.endpoint = crm.endpoint.clone();
+    cfg.crm.api_key = switchboard::config::Secret(DAEMON_CRM_KEY.into());
+    let sb = TestServer::start_with(cfg).await;
+
+    let mut admin = sb.admin().await;
+    for q in ["sales", "support"] {
+        admin.put_queue(pb::PutQueueRequest { queue: Some(queue(q, &[])), allow_update: false }).await.unwrap();
+    }
+    admin.put_agent(pb::PutAgentRequest { agent: Some(agent("ann", &[])), allow_update: false }).await.unwrap();
+    // Logged in but not ready: the chat waits, so a supervisor can move it.
+    let _ann = sb.desktop("ann", "tok-ann").await;
+    let mut ixs = sb.interactions().await;
+    let chat = ixs.create_interaction(new_chat("sales", "visitor-audit", "hello")).await.unwrap().into_inner();
+    sb.supervisor()
+        .await
+        .move_interaction(pb::MoveInteractionRequest {
+            interaction_id: chat.id.clone(),
+            queue: "support".into(),
+            clear_exclusions: false,
+        })
+        .await
+        .unwrap();
+
+    let trail = eventually("the actions in the CRM's audit trail", Duration::from_secs(30), || async {
+        let trail = audit_trail(&crm.endpoint).await;
+        let has = |t: &str| trail.iter().any(|e| e.r#type == t);
+        (has("agent_created") && has("login") && has("moved")).then_some(trail)
+    })
+    .await;
+    let one = |t: &str, key: &str| -> &crm_pb::Event {
+        let found: Vec<&crm_pb::Event> =
+            trail.iter().filter(|e| e.r#type == t && (e.agent_id == key || e.queue == key)).collect();
+        assert_eq!(found.len(), 1, "one {t} of {key} in {trail:#?}");
+        found[0]
+    };
+    let who = |e: &crm_pb::Event| (e.actor.clone(), e.actor_address.clone());
+    let admin_at = ("admin:test-admin".to_string(), "127.0.0.1".to_string());
+    for q in ["sales", "support"] {
+        assert_eq!(who(one("queue_created", q)), admin_at);
+    }
+    let created = one("agent_created", "ann");
+    assert_eq!(who(created), admin_at);
+    let details: serde_json::Value = serde_json::from_str(&created.details_json).unwrap();
+    assert_eq!(details["token_changed"], serde_json::json!(true), "{details}");
+    assert!(details["after"].as_str().is_some_and(|a| a.contains("\"ann\"")), "{details}");
+    assert!(!created.details_json.contains("tok-ann"), "the token is not in the trail: {}", created.details_json);
+
+    let moved = one("moved", "support");
+    assert_eq!(who(moved), ("supervisor:test-supervisor".to_string(), "127.0.0.1".to_string()));
+    assert_eq!(moved.interaction_id, chat.id);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&moved.details_json).unwrap()["from_queue"], "sales");
+
+    let login = one("login", "ann");
+    assert!(login.at.is_some(), "{login:?}");
+    // What the routing did on its own (queued, the customer's message) is not the trail's.
+    for e in &trail {
+        assert!(
+            !e.actor.is_empty()
+                || ["login", "logout", "disconnected", "instance_lost", "instance_restarted"]
+                    .contains(&e.r#type.as_str()),
+            "not an audit event: {e:?}"
+        );
+        assert!(!e.details_json.contains("hello"), "a message body in the trail: {e:?}");
+    }
+    sb.stop().await;
 }

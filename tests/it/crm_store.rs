@@ -148,6 +148,39 @@ crm_suite! {
     concurrent_first_contacts(true) => sqlite_concurrent_first_contacts, postgres_concurrent_first_contacts;
 }
 
+/// Like [`run`], with a second client that calls as the daemon does (role `crm`).
+async fn run_with_daemon<F, Fut>(backend: Backend, scenario: F)
+where
+    F: FnOnce(Client, Client, CrmDb) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let crm = Crm::start(backend, true).await;
+    scenario(crm.client().await, crm.client_with(CRM_KEY).await, crm.db.clone()).await;
+    crm.stop().await;
+}
+
+/// `scenario => sqlite_test_name, postgres_test_name;` for scenarios given (admin, daemon, db).
+macro_rules! crm_suite_with_daemon {
+    ($($scenario:ident => $sqlite:ident, $postgres:ident;)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sqlite() {
+            run_with_daemon(Backend::Sqlite, $scenario).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            run_with_daemon(Backend::Postgres, $scenario).await;
+        }
+    )*};
+}
+
+crm_suite_with_daemon! {
+    audit_trail_filters => sqlite_audit_trail_filters, postgres_audit_trail_filters;
+    audit_trail_paging_and_limits => sqlite_audit_trail_paging_and_limits, postgres_audit_trail_paging_and_limits;
+    audit_trail_bad_input_and_roles => sqlite_audit_trail_bad_input_and_roles, postgres_audit_trail_bad_input_and_roles;
+    audit_trail_of_erasure => sqlite_audit_trail_of_erasure, postgres_audit_trail_of_erasure;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Client helpers.
 
@@ -305,6 +338,8 @@ fn event(
         channel: 0,
         customer_address: String::new(),
         details_json: details.to_string(),
+        actor: String::new(),
+        actor_address: String::new(),
     }
 }
 
@@ -723,6 +758,12 @@ async fn bad_input(mut c: Client, db: CrmDb) {
             format!("events[{n}].interaction_id"),
         ),
         ("unknown channel", bad_event(&|e| e.channel = 42), format!("events[{n}].channel")),
+        ("actor over 1024 bytes", bad_event(&|e| e.actor = long(1025)), format!("events[{n}].actor")),
+        (
+            "actor address over 128 bytes",
+            bad_event(&|e| e.actor_address = long(129)),
+            format!("events[{n}].actor_address"),
+        ),
     ];
     for (what, batch, needle) in cases {
         expect_err(&format!("log: {what}"), log(&mut c, batch).await, inv, &needle);
@@ -1092,7 +1133,7 @@ async fn erasure(mut c: Client, db: CrmDb) {
         let types: Vec<String> = db.event_types(&ix.id).await.unwrap().into_iter().map(|(_, t)| t).collect();
         assert_eq!(types, ix.event_types(), "the events of {} are kept (anonymized)", ix.id);
     }
-    assert_eq!(db.count_events().await.unwrap(), events, "events are counted, not deleted");
+    assert_eq!(db.count_events().await.unwrap(), events + 1, "events are kept, and the erasure is one more");
 
     // Redelivery of Ann's old events (the outbox delivers at least once) brings nothing back.
     let ann_events = all_events(&ann_ixs);
@@ -1107,8 +1148,9 @@ async fn erasure(mut c: Client, db: CrmDb) {
     expect_not_found("erasing twice", erase(&mut c, &ann.id).await);
     expect_not_found("upsert of an erased contact", upsert(&mut c, &ann.id, "Ann", &[], &[]).await);
 
-    // Bob is untouched.
-    assert_eq!(snapshot(&mut c, &db, (Ch::Chat, "visitor-bob"), &bob_names).await, bob_before);
+    // Bob is untouched (the log holds one more event: the erasure's audit record).
+    let bob_after = snapshot(&mut c, &db, (Ch::Chat, "visitor-bob"), &bob_names).await;
+    assert_eq!(bob_after, Snapshot { events: bob_before.events + 1, ..bob_before });
 
     // If Ann gets in touch again she is a new contact, with only the new interaction.
     let back = Ix { channel: Ch::Sms, ..chat("ix-ann-3", "+49 151 12345678", BASE_MS + 5 * HOUR_MS, "Hi again") };
@@ -1217,7 +1259,10 @@ async fn concurrent_writers(c: Client, db: CrmDb) {
     }
     assert!(problems.is_empty(), "{} of 120 concurrent requests failed:\n{}", problems.len(), problems.join("\n"));
     let per_ix = chat("x", "x", BASE_MS, "Hi").events().len() as i64;
-    assert_eq!(db.count_events().await.unwrap(), 40 * per_ix);
+    // Each of the 16 erasures logs its own audit event.
+    assert_eq!(db.count_events().await.unwrap(), 40 * per_ix + 16);
+    let erasures = list_audit(&mut c.clone(), audit_req(&[], "", &["contact_erased"])).await.expect("audit");
+    assert_eq!(erasures.events.len(), 16);
 }
 
 /// Routing domains share one CRM (their event ids carry their key roots) and deliver at once; the same new customers
@@ -1274,4 +1319,465 @@ async fn concurrent_first_contacts(c: Client, _db: CrmDb) {
         }
     }
     assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The audit trail.
+
+/// `e` as the daemon logs an action someone asked for.
+fn acted(mut e: pb::Event, actor: &str, address: &str) -> pb::Event {
+    e.actor = actor.to_string();
+    e.actor_address = address.to_string();
+    e
+}
+
+/// An agent's (or instance's) event, outside any interaction.
+fn agent_event(id: &str, typ: &str, at_ms: i64, agent: &str, details: serde_json::Value) -> pb::Event {
+    event(id, "", typ, at_ms, agent, "", details)
+}
+
+/// What the audit trail is made of: what someone asked for, sessions, instances, erasures.
+fn is_audit(e: &pb::Event) -> bool {
+    !e.actor.is_empty()
+        || ["login", "logout", "disconnected", "instance_lost", "instance_restarted", "contact_erased"]
+            .contains(&e.r#type.as_str())
+}
+
+/// `e` as ListAuditEvents shows it: no channel, no customer address, nothing anyone wrote; details canonical.
+fn as_audited(e: &pb::Event) -> pb::Event {
+    let mut details: serde_json::Value = serde_json::from_str(&e.details_json).expect("details are JSON");
+    for written in ["body", "subject", "notes"] {
+        details.as_object_mut().expect("details are an object").remove(written);
+    }
+    pb::Event { channel: 0, customer_address: String::new(), details_json: details.to_string(), ..e.clone() }
+}
+
+/// Details canonical, so events compare whatever the key order of their JSON.
+fn canonical(events: Vec<pb::Event>) -> Vec<pb::Event> {
+    events
+        .into_iter()
+        .map(|mut e| {
+            let v: serde_json::Value = serde_json::from_str(&e.details_json).expect("details are JSON");
+            e.details_json = v.to_string();
+            e
+        })
+        .collect()
+}
+
+fn audited(events: &[pb::Event]) -> Vec<pb::Event> {
+    events.iter().filter(|e| is_audit(e)).map(as_audited).collect()
+}
+
+fn ids(events: &[pb::Event]) -> Vec<&str> {
+    events.iter().map(|e| e.id.as_str()).collect()
+}
+
+fn audit_req(window: &[Option<i64>], actor: &str, types: &[&str]) -> pb::ListAuditEventsRequest {
+    pb::ListAuditEventsRequest {
+        since: window.first().copied().flatten().and_then(ts),
+        until: window.get(1).copied().flatten().and_then(ts),
+        actor: actor.to_string(),
+        types: types.iter().map(ToString::to_string).collect(),
+        limit: 0,
+        page_token: String::new(),
+    }
+}
+
+async fn list_audit(c: &mut Client, r: pb::ListAuditEventsRequest) -> Result<pb::ListAuditEventsResponse, Status> {
+    c.list_audit_events(r).await.map(tonic::Response::into_inner)
+}
+
+/// Every audit event `r` selects, page by page (`r.limit` at a time) until an empty page; each page at most the
+/// limit, details canonical.
+async fn full_audit(c: &mut Client, r: pb::ListAuditEventsRequest) -> Vec<pb::Event> {
+    let limit = if r.limit == 0 { 100 } else { r.limit.min(1000) } as usize;
+    let mut all = Vec::new();
+    let mut r = r;
+    for _ in 0..10_000 {
+        let page = list_audit(c, r.clone()).await.expect("ListAuditEvents");
+        assert!(page.events.len() <= limit, "a page of limit {limit} has {} events", page.events.len());
+        if page.events.is_empty() {
+            assert_eq!(page.next_page_token, "", "an empty page has no token");
+            return canonical(all);
+        }
+        assert_ne!(page.next_page_token, "", "a page with events says where it ended");
+        all.extend(page.events);
+        r.page_token = page.next_page_token;
+    }
+    panic!("the audit trail never ended");
+}
+
+/// A shift as the daemon logs it: an admin sets up, an agent works, a supervisor steps in, an instance dies; with
+/// the routing's own events in between, which are not the audit trail's.
+fn shift() -> Vec<pb::Event> {
+    let t = BASE_MS;
+    let (ops, ops_at) = ("admin:ops", "10.0.0.1");
+    let (lead, lead_at) = ("supervisor:lead@example.com", "2001:db8::7");
+    let mut ix = chat("ix-shift", "visitor-shift", t + 10_000, "Where is my parcel?").events();
+    let moved = acted(
+        event("sb:s-moved", "ix-shift", "moved", t + 12_000, "", "billing", json!({"from_queue": "support"})),
+        lead,
+        lead_at,
+    );
+    ix.insert(3, moved);
+    // The agent's reply, were agents' actions named: in the trail, without what was written.
+    let reply = ix.iter().position(|e| e.r#type == "message_out").expect("a reply");
+    ix[reply] = acted(ix[reply].clone(), "agent:agent-1", "10.0.0.9");
+    let mut all = vec![
+        acted(event("sb:s-q", "", "queue_created", t, "", "support", json!({})), ops, ops_at),
+        acted(
+            agent_event(
+                "sb:s-a",
+                "agent_created",
+                t + 1_000,
+                "agent-1",
+                json!({"after": "{\"id\":\"agent-1\"}", "token_changed": true}),
+            ),
+            ops,
+            ops_at,
+        ),
+        acted(
+            agent_event("sb:s-k", "api_key_created", t + 2_000, "", json!({"id": "k1", "name": "crm", "role": "crm"})),
+            ops,
+            ops_at,
+        ),
+        agent_event("sb:s-login", "login", t + 3_000, "agent-1", json!({"instance": "i-1"})),
+        agent_event("sb:s-ready", "presence", t + 4_000, "agent-1", json!({"state": "ready", "cause": "agent"})),
+    ];
+    all.extend(ix);
+    all.extend([
+        acted(
+            agent_event(
+                "sb:s-forced",
+                "presence",
+                t + 200_000,
+                "agent-1",
+                json!({"state": "not_ready", "reason": "meeting"}),
+            ),
+            lead,
+            lead_at,
+        ),
+        acted(
+            agent_event(
+                "sb:s-b",
+                "agent_updated",
+                t + 210_000,
+                "agent-2",
+                json!({"before": "{}", "after": "{}", "token_changed": false}),
+            ),
+            "admin:ops2",
+            "10.0.0.3",
+        ),
+        agent_event("sb:s-disc", "disconnected", t + 220_000, "agent-1", json!({"instance": "i-1"})),
+        acted(
+            agent_event("sb:s-logout", "logout", t + 230_000, "agent-1", json!({"cause": "supervisor"})),
+            lead,
+            lead_at,
+        ),
+        agent_event("sb:s-lost", "instance_lost", t + 240_000, "", json!({"instance": "i-2"})),
+        agent_event("sb:s-restart", "instance_restarted", t + 250_000, "", json!({"instance": "i-3", "released": 2})),
+    ]);
+    all
+}
+
+/// The filters narrow the trail of who did what, which is in arrival order and shows nothing anyone wrote.
+async fn audit_trail_filters(mut admin: Client, mut daemon: Client, _db: CrmDb) {
+    let t = BASE_MS;
+    let shift = shift();
+    let (first, second) = shift.split_at(9);
+    assert_eq!(log(&mut daemon, first.to_vec()).await.expect("the daemon logs"), (first.len() as u32, 0));
+    assert_eq!(log(&mut daemon, second.to_vec()).await.expect("the daemon logs"), (second.len() as u32, 0));
+    let want = audited(&shift);
+    assert_eq!(
+        ids(&want),
+        [
+            "sb:s-q",
+            "sb:s-a",
+            "sb:s-k",
+            "sb:s-login",
+            "sb:s-moved",
+            "sb:ix-shift-5",
+            "sb:s-forced",
+            "sb:s-b",
+            "sb:s-disc",
+            "sb:s-logout",
+            "sb:s-lost",
+            "sb:s-restart"
+        ],
+        "the test's own idea of the trail"
+    );
+    let all = full_audit(&mut admin, audit_req(&[], "", &[])).await;
+    assert_eq!(all, want);
+    let reply = all.iter().find(|e| e.r#type == "message_out").expect("the named reply");
+    assert_eq!(reply.details_json, json!({"seq": 2}).to_string(), "the reply's body is not in the trail");
+    assert_eq!((reply.actor.as_str(), reply.actor_address.as_str()), ("agent:agent-1", "10.0.0.9"));
+
+    let only =
+        |keep: &[&str]| -> Vec<pb::Event> { want.iter().filter(|e| keep.contains(&e.id.as_str())).cloned().collect() };
+    // Actors match exactly.
+    assert_eq!(full_audit(&mut admin, audit_req(&[], "admin:ops", &[])).await, only(&["sb:s-q", "sb:s-a", "sb:s-k"]));
+    assert_eq!(full_audit(&mut admin, audit_req(&[], "admin:op", &[])).await, vec![]);
+    assert_eq!(full_audit(&mut admin, audit_req(&[], "ADMIN:OPS", &[])).await, vec![]);
+    // Types, among audit events only: the agent's own presence change is not in the trail, the supervisor's is.
+    assert_eq!(
+        full_audit(&mut admin, audit_req(&[], "", &["logout", "login"])).await,
+        only(&["sb:s-login", "sb:s-logout"])
+    );
+    assert_eq!(full_audit(&mut admin, audit_req(&[], "", &["presence"])).await, only(&["sb:s-forced"]));
+    assert_eq!(full_audit(&mut admin, audit_req(&[], "", &["queued", "offered", "created"])).await, vec![]);
+    assert_eq!(full_audit(&mut admin, audit_req(&[], "", &["no_such_type"])).await, vec![]);
+    // A time window: since inclusive, until exclusive.
+    assert_eq!(
+        full_audit(&mut admin, audit_req(&[Some(t + 200_000), Some(t + 230_000)], "", &[])).await,
+        only(&["sb:s-forced", "sb:s-b", "sb:s-disc"])
+    );
+    assert_eq!(
+        full_audit(&mut admin, audit_req(&[Some(t + 240_000)], "", &[])).await,
+        only(&["sb:s-lost", "sb:s-restart"])
+    );
+    assert_eq!(full_audit(&mut admin, audit_req(&[None, Some(t + 2_000)], "", &[])).await, only(&["sb:s-q", "sb:s-a"]));
+    // All filters at once.
+    assert_eq!(
+        full_audit(
+            &mut admin,
+            audit_req(&[Some(t + 10_000), Some(t + 240_000)], "supervisor:lead@example.com", &["presence", "logout"])
+        )
+        .await,
+        only(&["sb:s-forced", "sb:s-logout"])
+    );
+
+    // Arrival order, not event time: an action logged late (a deliverer that was down) comes last, and a window
+    // by time still finds it.
+    let late = acted(agent_event("sb:s-late", "agent_deleted", t + 500, "agent-3", json!({})), "admin:ops", "10.0.0.1");
+    assert_eq!(log(&mut daemon, vec![late.clone()]).await.unwrap(), (1, 0));
+    let mut with_late = want.clone();
+    with_late.extend(audited(std::slice::from_ref(&late)));
+    assert_eq!(full_audit(&mut admin, audit_req(&[], "", &[])).await, with_late);
+    assert_eq!(
+        full_audit(&mut admin, audit_req(&[None, Some(t + 1_000)], "", &[])).await,
+        audited(&[shift[0].clone(), late])
+    );
+    // Redelivery changes nothing.
+    let n = shift.len() as u32;
+    assert_eq!(log(&mut daemon, shift.clone()).await.unwrap(), (0, n));
+    assert_eq!(full_audit(&mut admin, audit_req(&[], "", &[])).await, with_late);
+}
+
+/// Pages follow each other in arrival order without gaps or repeats, within the limits; a reader that kept the last
+/// token finds what arrives later.
+async fn audit_trail_paging_and_limits(mut admin: Client, mut daemon: Client, _db: CrmDb) {
+    // 1,100 logins and logouts, every tenth by a supervisor, between the routing's own events.
+    let mut events = Vec::new();
+    for i in 0..1_100i64 {
+        let typ = if i % 2 == 0 { "login" } else { "logout" };
+        let e = agent_event(&format!("sb:p-{i:04}"), typ, BASE_MS + i, &format!("agent-{}", i % 7), json!({}));
+        events.push(if i % 10 == 3 { acted(e, "supervisor:lead", "10.0.0.2") } else { e });
+        events.push(event(
+            &format!("sb:q-{i:04}"),
+            &format!("ix-{i}"),
+            "queued",
+            BASE_MS + i,
+            "",
+            "support",
+            json!({}),
+        ));
+    }
+    for batch in events.chunks(1000) {
+        log(&mut daemon, batch.to_vec()).await.expect("the daemon logs");
+    }
+    let want = audited(&events);
+    assert_eq!(want.len(), 1_100);
+
+    let page = |limit: u32, token: &str| pb::ListAuditEventsRequest {
+        limit,
+        page_token: token.to_string(),
+        ..audit_req(&[], "", &[])
+    };
+    // Default 100; more than 1000 gets 1000.
+    let first = list_audit(&mut admin, page(0, "")).await.unwrap();
+    assert_eq!(canonical(first.events), want[..100]);
+    let big = list_audit(&mut admin, page(5_000, "")).await.unwrap();
+    assert_eq!(canonical(big.events), want[..1000]);
+    let rest = list_audit(&mut admin, page(1_000, &big.next_page_token)).await.unwrap();
+    assert_eq!(canonical(rest.events), want[1000..]);
+    assert_eq!(list_audit(&mut admin, page(1, &first.next_page_token)).await.unwrap().events[0].id, want[100].id);
+
+    // Walking pages: every event once, in order, whatever the page size.
+    for limit in [1_000, 100, 33] {
+        assert_eq!(full_audit(&mut admin, page(limit, "")).await, want, "pages of {limit}");
+    }
+    let supervised: Vec<pb::Event> = want.iter().filter(|e| e.actor == "supervisor:lead").cloned().collect();
+    assert_eq!(supervised.len(), 110);
+    let by_lead = pb::ListAuditEventsRequest { limit: 7, ..audit_req(&[], "supervisor:lead", &[]) };
+    assert_eq!(full_audit(&mut admin, by_lead.clone()).await, supervised);
+
+    // The end for now: the last page's token asks for what has arrived since, and only that.
+    let mut r = by_lead.clone();
+    let last = loop {
+        let p = list_audit(&mut admin, r.clone()).await.unwrap();
+        if p.events.len() < 7 {
+            break p.next_page_token;
+        }
+        r.page_token = p.next_page_token;
+    };
+    assert_ne!(last, "", "a short page still says where it ended");
+    let quiet = list_audit(&mut admin, pb::ListAuditEventsRequest { page_token: last.clone(), ..by_lead.clone() })
+        .await
+        .unwrap();
+    assert!(quiet.events.is_empty() && quiet.next_page_token.is_empty(), "{quiet:?}");
+    let more: Vec<pb::Event> = (0..3)
+        .map(|i| {
+            let e = agent_event(
+                &format!("sb:later-{i}"),
+                "presence",
+                BASE_MS + 5_000 + i,
+                "agent-1",
+                json!({"state": "ready"}),
+            );
+            acted(e, "supervisor:lead", "10.0.0.2")
+        })
+        .collect();
+    log(&mut daemon, more.clone()).await.unwrap();
+    let later = list_audit(&mut admin, pb::ListAuditEventsRequest { page_token: last, ..by_lead }).await.unwrap();
+    assert_eq!(canonical(later.events), audited(&more));
+}
+
+/// Malformed requests get INVALID_ARGUMENT naming the field; the daemon's own key (role `crm`) neither reads the
+/// trail nor erases.
+async fn audit_trail_bad_input_and_roles(mut admin: Client, mut daemon: Client, db: CrmDb) {
+    let shift = shift();
+    log(&mut daemon, shift.clone()).await.expect("the daemon logs");
+    let inv = Code::InvalidArgument;
+    let at = |seconds: i64, nanos: i32| Some(prost_types::Timestamp { seconds, nanos });
+    let base = audit_req(&[], "", &[]);
+    let cases: Vec<(&str, pb::ListAuditEventsRequest, &str)> = vec![
+        ("negative nanos", pb::ListAuditEventsRequest { since: at(1, -1), ..base.clone() }, "since"),
+        (
+            "a whole second of nanos",
+            pb::ListAuditEventsRequest { since: at(1, 1_000_000_000), ..base.clone() },
+            "since",
+        ),
+        ("before 1970", pb::ListAuditEventsRequest { since: at(-1, 0), ..base.clone() }, "since"),
+        ("after 9999", pb::ListAuditEventsRequest { until: at(i64::MAX / 10, 0), ..base.clone() }, "until"),
+        ("an empty window", audit_req(&[Some(BASE_MS), Some(BASE_MS)], "", &[]), "until"),
+        ("until before since", audit_req(&[Some(BASE_MS), Some(BASE_MS - 1)], "", &[]), "until"),
+        ("actor over 1024 bytes", audit_req(&[], &"a".repeat(1025), &[]), "actor"),
+        ("65 types", pb::ListAuditEventsRequest { types: vec!["login".into(); 65], ..base.clone() }, "types"),
+        ("an empty type", audit_req(&[], "", &["login", ""]), "types[1]"),
+        ("a type over 64 bytes", audit_req(&[], "", &[&"t".repeat(65)]), "types[0]"),
+        ("garbage token", pb::ListAuditEventsRequest { page_token: "garbage".into(), ..base.clone() }, "page_token"),
+        (
+            "token without a place",
+            pb::ListAuditEventsRequest { page_token: "x.sb:1".into(), ..base.clone() },
+            "page_token",
+        ),
+        ("token without an id", pb::ListAuditEventsRequest { page_token: "12.".into(), ..base.clone() }, "page_token"),
+        (
+            "a history cursor",
+            pb::ListAuditEventsRequest { page_token: format!("{BASE_MS}:ix-1"), ..base.clone() },
+            "page_token",
+        ),
+    ];
+    for (what, r, needle) in cases {
+        expect_err(&format!("audit: {what}"), list_audit(&mut admin, r).await, inv, needle);
+    }
+    // At the limits is fine.
+    let edge = pb::ListAuditEventsRequest {
+        since: at(0, 0),
+        until: at(253_402_300_799, 999_999_999),
+        actor: "a".repeat(1024),
+        types: vec!["t".repeat(64); 64],
+        ..base.clone()
+    };
+    assert_eq!(list_audit(&mut admin, edge).await.expect("limits are allowed").events, vec![]);
+
+    expect_err("the daemon reads the trail", list_audit(&mut daemon, base.clone()).await, Code::PermissionDenied, "");
+    let kim = upsert(&mut admin, "", "Kim", &[(Ch::Chat, "visitor-kim")], &[]).await.expect("create Kim");
+    expect_err("the daemon erases", erase(&mut daemon, &kim.id).await, Code::PermissionDenied, "");
+    assert_eq!(find(&mut admin, Ch::Chat, "visitor-kim").await.expect("Kim is still there").id, kim.id);
+    assert_eq!(full_audit(&mut admin, base).await, audited(&shift), "refused calls left no trace");
+    assert_eq!(db.count_events().await.unwrap(), shift.len() as i64);
+}
+
+/// An erasure is in the trail (who, when, from where, which contact, how much) and takes the erased customer out of
+/// every other audit event; the trail never shows what anyone wrote.
+async fn audit_trail_of_erasure(mut admin: Client, mut daemon: Client, _db: CrmDb) {
+    let name = "Annika Mustermann";
+    let ann = upsert(
+        &mut admin,
+        "",
+        name,
+        &[(Ch::Sms, "+49 151 12345678"), (Ch::Email, "annika@example.com")],
+        &[("tier", "gold")],
+    )
+    .await
+    .expect("create Annika");
+    // Interactions a channel integration created and withdrew on her behalf: every event names it.
+    let (web, web_at) = ("channel:web", "10.9.9.9");
+    let talk = Ix {
+        channel: Ch::Email,
+        messages: vec![
+            "My new address is Hauptstr. 5, Berlin".into(),
+            "Thanks Annika, noted.".into(),
+            "And my IBAN is DE89 3704 0044 0532 0130 00".into(),
+        ],
+        ..chat("ix-a1", "Annika@Example.com", BASE_MS, "")
+    };
+    let mut events: Vec<pb::Event> = talk.events();
+    events[0].details_json = json!({"channel": "email", "customer": "Annika@Example.com", "subject": "Umzug Annika Mustermann", "priority": 0}).to_string();
+    events.push(event(
+        "sb:a-bounce",
+        "ix-a1",
+        "message_system",
+        BASE_MS + 100_000,
+        "",
+        "support",
+        json!({"seq": 4, "body": "Delivery to annika@example.com failed"}),
+    ));
+    let left = Ix { end: End::Ongoing, ..Ix::new("ix-a2", Ch::Sms, "0151 12345678", BASE_MS + HOUR_MS) };
+    events.extend(left.events());
+    events.push(event(
+        "sb:a-gone",
+        "ix-a2",
+        "ended_by_customer",
+        BASE_MS + HOUR_MS + 5_000,
+        "",
+        "support",
+        json!({"reason": "Annika Mustermann hung up, call back on 0151 12345678"}),
+    ));
+    let events: Vec<pb::Event> = events.into_iter().map(|e| acted(e, web, web_at)).collect();
+    log(&mut daemon, events.clone()).await.expect("the daemon logs");
+
+    let written = ["Hauptstr", "IBAN", "Thanks Annika", "Delivery to annika", "Umzug", "customer satisfied"];
+    let personal = ["Annika", "annika", "12345678", "Mustermann"];
+    let before = full_audit(&mut admin, audit_req(&[], "", &[])).await;
+    assert_eq!(before, audited(&events));
+    let shown = format!("{before:?}");
+    for w in written {
+        assert!(!shown.contains(w), "the trail shows what someone wrote ({w:?}): {shown}");
+    }
+
+    let r = erase(&mut admin, &ann.id).await.expect("erase Annika");
+    assert_eq!((r.interactions, r.messages_erased), (2, 4));
+    let after = full_audit(&mut admin, audit_req(&[], "", &[])).await;
+    assert_eq!(after.len(), before.len() + 1, "{after:?}");
+    let erased = after.last().unwrap();
+    assert_eq!(
+        (erased.r#type.as_str(), erased.actor.as_str(), erased.actor_address.as_str()),
+        ("contact_erased", "admin:ops", "127.0.0.1")
+    );
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&erased.details_json).unwrap(),
+        json!({"contact_id": ann.id, "interactions": 2, "messages_erased": 4})
+    );
+    assert_eq!((erased.interaction_id.as_str(), erased.agent_id.as_str(), erased.queue.as_str()), ("", "", ""));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let at = erased.at.expect("when").seconds;
+    assert!((now - 60..=now).contains(&at), "erased at {at}, now {now}");
+    assert_eq!(ids(&after[..before.len()]), ids(&before), "the other events stay, in their order");
+    let shown = format!("{after:?}");
+    for w in written.iter().chain(&personal) {
+        assert!(!shown.contains(w), "the trail shows {w:?} of an erased contact: {shown}");
+    }
+    assert_eq!(full_audit(&mut admin, audit_req(&[], "admin:ops", &["contact_erased"])).await, vec![erased.clone()]);
 }

@@ -8,13 +8,33 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 use crate::identity::{self, IdentityError};
-use switchboard_model::{Channel, Contact, EventKind, HistoryEntry};
+use switchboard_model::{Actor, Channel, Contact, EventKind, HistoryEntry};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/crm");
 
 pub const DEFAULT_HISTORY_LIMIT: u32 = 10;
 pub const MAX_HISTORY_LIMIT: u32 = 100;
 pub const MAX_EVENTS_PER_BATCH: usize = 1000;
+pub const DEFAULT_AUDIT_LIMIT: u32 = 100;
+pub const MAX_AUDIT_LIMIT: u32 = 1000;
+pub const MAX_AUDIT_TYPES: usize = 64;
+/// Generous: a JWT subject can be long, and an event refused for its actor would leave the trail.
+const MAX_ACTOR_LEN: usize = 1024;
+const MAX_ACTOR_ADDRESS_LEN: usize = 128;
+/// Details fields that hold what customers and agents wrote (message bodies, email subjects, wrap-up
+/// notes), which the audit trail never shows.
+pub const WRITTEN_FIELDS: &[&str] = &["body", "subject", "notes"];
+/// The store's own audit event: a contact was erased (EraseContact).
+pub const CONTACT_ERASED: &str = "contact_erased";
+/// Kinds that belong to the audit trail even without an actor: sessions begin and end, instances
+/// die and take their sessions with them.
+const AUDIT_KINDS: &[EventKind] = &[
+    EventKind::Login,
+    EventKind::Logout,
+    EventKind::Disconnected,
+    EventKind::InstanceLost,
+    EventKind::InstanceRestarted,
+];
 const SUMMARY_CHARS: usize = 160;
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +81,10 @@ pub struct LogEvent {
     pub channel: Option<Channel>,
     pub customer_address: String,
     pub details: serde_json::Value,
+    /// Who asked for the change (`role:name`); empty for what the routing did on its own.
+    pub actor: String,
+    /// The actor's IP address, when known.
+    pub actor_address: String,
 }
 
 impl LogEvent {
@@ -68,6 +92,43 @@ impl LogEvent {
     fn kind(&self) -> Option<EventKind> {
         EventKind::parse(&self.typ)
     }
+
+    /// Whether the event belongs to the audit trail (ListAuditEvents).
+    pub fn is_audit(&self) -> bool {
+        !self.actor.is_empty() || self.typ == CONTACT_ERASED || self.kind().is_some_and(|k| AUDIT_KINDS.contains(&k))
+    }
+}
+
+/// What the audit trail is asked for; every filter narrows it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditQuery {
+    /// Events at or after this time (ms).
+    pub since_ms: Option<i64>,
+    /// Events before this time (ms).
+    pub until_ms: Option<i64>,
+    /// Only this actor (exact); empty: any.
+    pub actor: String,
+    /// Only these types; empty: any.
+    pub types: Vec<String>,
+    /// 0: [`DEFAULT_AUDIT_LIMIT`]; capped at [`MAX_AUDIT_LIMIT`].
+    pub limit: u32,
+    /// From a previous page; empty: from the start.
+    pub page_token: String,
+}
+
+/// Where a page of the audit trail ended: the last event's place in arrival order.
+fn audit_token(seq: i64, id: &str) -> String {
+    format!("{seq}.{id}")
+}
+
+fn parse_audit_token(token: &str) -> Result<(i64, String)> {
+    let bad = || CrmError::Invalid("page_token: not a token this store issued".into());
+    let (seq, id) = token.split_once('.').ok_or_else(bad)?;
+    let seq = seq.parse::<i64>().map_err(|_| bad())?;
+    if id.is_empty() {
+        return Err(bad());
+    }
+    Ok((seq, id.to_string()))
 }
 
 #[derive(Clone)]
@@ -152,6 +213,25 @@ impl CrmDb {
         } else {
             Ok(self.pool.begin().await?)
         }
+    }
+
+    /// Serializes the writers that add to the log (it is taken first, before any row lock, so it
+    /// cannot deadlock). Each numbers its events after the highest `received_seq` it reads; were two
+    /// to overlap on PostgreSQL, the later commit could hold lower numbers than rows a reader has
+    /// paged past, and the audit trail's pages would skip them. SQLite's IMMEDIATE already does this.
+    async fn lock_log(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>) -> Result<()> {
+        if !self.is_sqlite() {
+            // EXCLUSIVE lets plain reads (history, the audit query) through.
+            sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE").execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// The next number in arrival order, under [`Self::lock_log`].
+    async fn next_received_seq(tx: &mut sqlx::Transaction<'static, sqlx::Any>) -> Result<i64> {
+        let last: i64 =
+            sqlx::query("SELECT COALESCE(MAX(received_seq), 0) FROM events").fetch_one(&mut **tx).await?.try_get(0)?;
+        Ok(last + 1)
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -430,17 +510,26 @@ impl CrmDb {
             if !e.details.is_object() {
                 return Err(CrmError::Invalid(format!("events[{i}].details_json: must be a JSON object")));
             }
+            switchboard_model::validate_len(&format!("events[{i}].actor"), &e.actor, MAX_ACTOR_LEN)
+                .map_err(|x| CrmError::Invalid(x.to_string()))?;
+            switchboard_model::validate_len(
+                &format!("events[{i}].actor_address"),
+                &e.actor_address,
+                MAX_ACTOR_ADDRESS_LEN,
+            )
+            .map_err(|x| CrmError::Invalid(x.to_string()))?;
         }
         let (mut stored, mut dups) = (0, 0);
         let received = now_ms();
         let mut tx = self.write_tx().await?;
-        let last: i64 =
-            sqlx::query("SELECT COALESCE(MAX(received_seq), 0) FROM events").fetch_one(&mut *tx).await?.try_get(0)?;
+        self.lock_log(&mut tx).await?;
+        let first = Self::next_received_seq(&mut tx).await?;
         for (i, e) in events.iter().enumerate() {
             let details = e.details.to_string();
             let r = sqlx::query(
-                "INSERT INTO events (id, interaction_id, type, at_ms, agent_id, queue, details, received_ms, received_seq) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO events (id, interaction_id, type, at_ms, agent_id, queue, details, received_ms, received_seq, \
+                 actor, actor_address, audit) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING",
             )
             .bind(&e.id)
             .bind(&e.interaction_id)
@@ -450,7 +539,10 @@ impl CrmDb {
             .bind(&e.queue)
             .bind(&details)
             .bind(received)
-            .bind(last + 1 + i as i64)
+            .bind(first + i as i64)
+            .bind(&e.actor)
+            .bind(&e.actor_address)
+            .bind(i32::from(e.is_audit()))
             .execute(&mut *tx)
             .await?;
             if r.rows_affected() == 0 {
@@ -630,9 +722,12 @@ impl CrmDb {
         Ok(Some(id))
     }
 
-    /// Right to erasure. Returns (interactions anonymized, message bodies erased).
-    pub async fn erase_contact(&self, id: &str) -> Result<(u32, u32)> {
+    /// Right to erasure, on behalf of `by`. Returns (interactions anonymized, message bodies
+    /// erased). The erasure joins the audit trail in the same transaction: no erasure without its
+    /// record, and the record names only ids and counts, never what was erased.
+    pub async fn erase_contact(&self, id: &str, by: &Actor) -> Result<(u32, u32)> {
         let mut tx = self.write_tx().await?;
+        self.lock_log(&mut tx).await?;
         let exists = sqlx::query("SELECT 1 FROM contacts WHERE id = $1 AND erased = 0")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -650,7 +745,8 @@ impl CrmDb {
         sqlx::query(
             "UPDATE events SET details = '{\"erased\":true}' \
              WHERE interaction_id IN (SELECT id FROM interactions WHERE contact_id = $1) \
-             AND type IN ('created', 'message_in', 'message_out', 'completed', 'disposition', 'abandoned')",
+             AND type IN ('created', 'message_in', 'message_out', 'message_system', 'completed', 'disposition', \
+             'abandoned', 'ended_by_customer')",
         )
         .bind(id)
         .execute(&mut *tx)
@@ -663,13 +759,108 @@ impl CrmDb {
         .await?
         .rows_affected();
         sqlx::query("DELETE FROM identities WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
+        let now = now_ms();
         sqlx::query("UPDATE contacts SET name = '', fields = '{}', erased = 1, updated_ms = $2 WHERE id = $1")
             .bind(id)
-            .bind(now_ms())
+            .bind(now)
             .execute(&mut *tx)
             .await?;
+        let (interactions, messages_erased) = (ixs as u32, msgs as u32);
+        let details =
+            serde_json::json!({ "contact_id": id, "interactions": interactions, "messages_erased": messages_erased });
+        let seq = Self::next_received_seq(&mut tx).await?;
+        sqlx::query(
+            "INSERT INTO events (id, type, at_ms, details, received_ms, received_seq, actor, actor_address, audit) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1)",
+        )
+        .bind(format!("crm:{}", uuid::Uuid::now_v7()))
+        .bind(CONTACT_ERASED)
+        .bind(now)
+        .bind(details.to_string())
+        .bind(now)
+        .bind(seq)
+        .bind(&by.who)
+        .bind(&by.from)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok((ixs as u32, msgs as u32))
+        Ok((interactions, messages_erased))
+    }
+
+    /// A page of the audit trail in arrival order, and the token of the next one (set whenever the
+    /// page is not empty, so a reader can come back for what arrives later). What people wrote is
+    /// left out ([`WRITTEN_FIELDS`]): the trail says who did what, and reading it is no way to read
+    /// conversations.
+    pub async fn audit_events(&self, q: &AuditQuery) -> Result<(Vec<LogEvent>, Option<String>)> {
+        let limit = if q.limit == 0 { DEFAULT_AUDIT_LIMIT } else { q.limit.min(MAX_AUDIT_LIMIT) };
+        if let (Some(since), Some(until)) = (q.since_ms, q.until_ms)
+            && until <= since
+        {
+            return Err(CrmError::Invalid("until: must be after since".into()));
+        }
+        switchboard_model::validate_len("actor", &q.actor, MAX_ACTOR_LEN)
+            .map_err(|x| CrmError::Invalid(x.to_string()))?;
+        if q.types.len() > MAX_AUDIT_TYPES {
+            return Err(CrmError::Invalid(format!("types: at most {MAX_AUDIT_TYPES}")));
+        }
+        for (i, t) in q.types.iter().enumerate() {
+            if t.is_empty() || t.len() > 64 {
+                return Err(CrmError::Invalid(format!("types[{i}]: must be 1..=64 bytes")));
+            }
+        }
+        let (after_seq, after_id) =
+            if q.page_token.is_empty() { (0, String::new()) } else { parse_audit_token(&q.page_token)? };
+        let mut sql = String::from(
+            "SELECT id, interaction_id, type, at_ms, agent_id, queue, details, actor, actor_address, received_seq \
+             FROM events WHERE audit = 1 \
+             AND received_seq >= $1 AND (received_seq > $1 OR id > $2) \
+             AND at_ms >= $3 AND at_ms < $4 AND ($5 = '' OR actor = $5)",
+        );
+        if !q.types.is_empty() {
+            let marks: Vec<String> = (0..q.types.len()).map(|i| format!("${}", i + 7)).collect();
+            sql.push_str(&format!(" AND type IN ({})", marks.join(", ")));
+        }
+        sql.push_str(" ORDER BY received_seq, id LIMIT $6");
+        // Safe: the only text added to the statement is numbered placeholders; the values are bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(after_seq)
+            .bind(&after_id)
+            .bind(q.since_ms.unwrap_or(i64::MIN))
+            .bind(q.until_ms.unwrap_or(i64::MAX))
+            .bind(&q.actor)
+            .bind(i64::from(limit));
+        for t in &q.types {
+            query = query.bind(t);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let mut next = None;
+        let mut events = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let details: String = r.try_get(6)?;
+            let mut details: serde_json::Value =
+                serde_json::from_str(&details).unwrap_or_else(|_| serde_json::json!({}));
+            if let Some(d) = details.as_object_mut() {
+                for field in WRITTEN_FIELDS {
+                    d.remove(*field);
+                }
+            }
+            let id: String = r.try_get(0)?;
+            next = Some(audit_token(r.try_get(9)?, &id));
+            events.push(LogEvent {
+                id,
+                interaction_id: r.try_get(1)?,
+                typ: r.try_get(2)?,
+                at_ms: r.try_get(3)?,
+                agent_id: r.try_get(4)?,
+                queue: r.try_get(5)?,
+                channel: None,
+                customer_address: String::new(),
+                details,
+                actor: r.try_get(7)?,
+                actor_address: r.try_get(8)?,
+            });
+        }
+        Ok((events, next))
     }
 
     /// Message bodies of an interaction, for tests and tools.
@@ -709,4 +900,49 @@ fn history_row(r: &AnyRow) -> Result<HistoryEntry> {
         notes: r.try_get(8)?,
         summary: r.try_get(9)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(typ: &str, actor: &str) -> LogEvent {
+        LogEvent {
+            id: "sb:1-0".into(),
+            interaction_id: String::new(),
+            typ: typ.into(),
+            at_ms: 1,
+            agent_id: String::new(),
+            queue: String::new(),
+            channel: None,
+            customer_address: String::new(),
+            details: serde_json::json!({}),
+            actor: actor.into(),
+            actor_address: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_audit_trail_is_what_someone_asked_for_sessions_instances_and_erasures() {
+        for typ in ["login", "logout", "disconnected", "instance_lost", "instance_restarted", CONTACT_ERASED] {
+            assert!(ev(typ, "").is_audit(), "{typ}");
+        }
+        for typ in ["offered", "queued", "presence", "message_in", "a_kind_from_a_newer_daemon"] {
+            assert!(!ev(typ, "").is_audit(), "{typ}");
+            assert!(ev(typ, "supervisor:lead").is_audit(), "{typ} by someone");
+        }
+    }
+
+    #[test]
+    fn page_tokens_round_trip_and_anything_else_is_refused() {
+        for id in ["sb:{default}:1700000000000-0", "crm:0191-x.y", "a.b.c"] {
+            assert_eq!(parse_audit_token(&audit_token(42, id)).unwrap(), (42, id.to_string()));
+        }
+        for bad in ["", "42", "42.", ".x", "x.y", "1700000000000:ix-1", "-.x"] {
+            match parse_audit_token(bad) {
+                Err(CrmError::Invalid(m)) => assert!(m.starts_with("page_token:"), "{bad:?}: {m}"),
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+    }
 }

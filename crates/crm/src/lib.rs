@@ -13,5 +13,5 @@ pub mod db;
 pub mod identity;
 pub mod service;
 
-pub use db::{CrmDb, CrmError, CrmOptions, LogEvent};
+pub use db::{AuditQuery, CrmDb, CrmError, CrmOptions, LogEvent};
 pub use service::serve;

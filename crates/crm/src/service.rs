@@ -7,9 +7,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::db::{CrmDb, CrmError, LogEvent};
+use crate::db::{AuditQuery, CrmDb, CrmError, LogEvent};
 use switchboard_auth::{AuthLayer, Authenticator, Policy, Role, Rule, ServerTls};
-use switchboard_model::Channel;
+use switchboard_model::{Actor, Channel};
 use switchboard_model::{Contact, HistoryEntry};
 use switchboard_proto::crm as pb;
 
@@ -52,6 +52,23 @@ pub fn ts(ms: i64) -> Option<prost_types::Timestamp> {
 
 pub(crate) fn ms(t: Option<&prost_types::Timestamp>) -> i64 {
     t.map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000).unwrap_or(0)
+}
+
+/// The last second a Timestamp may hold (9999-12-31T23:59:59Z); beyond it milliseconds overflow.
+const MAX_TIMESTAMP_SECONDS: i64 = 253_402_300_799;
+
+/// A filter's time in ms, refusing what is no valid Timestamp.
+fn filter_ms(field: &str, t: Option<&prost_types::Timestamp>) -> Result<Option<i64>, Status> {
+    match t {
+        None => Ok(None),
+        Some(t) if (0..=MAX_TIMESTAMP_SECONDS).contains(&t.seconds) && (0..1_000_000_000).contains(&t.nanos) => {
+            Ok(Some(ms(Some(t))))
+        }
+        Some(t) => Err(Status::invalid_argument(format!(
+            "{field}: not a valid timestamp (seconds {}, nanos {}) between 1970 and 9999",
+            t.seconds, t.nanos
+        ))),
+    }
 }
 
 pub fn contact_to_pb(c: &Contact) -> pb::Contact {
@@ -105,7 +122,25 @@ pub fn event_from_pb(i: usize, e: pb::Event) -> Result<LogEvent, Status> {
         channel,
         customer_address: e.customer_address,
         details,
+        actor: e.actor,
+        actor_address: e.actor_address,
     })
+}
+
+pub fn event_to_pb(e: &LogEvent) -> pb::Event {
+    pb::Event {
+        id: e.id.clone(),
+        interaction_id: e.interaction_id.clone(),
+        r#type: e.typ.clone(),
+        at: ts(e.at_ms),
+        agent_id: e.agent_id.clone(),
+        queue: e.queue.clone(),
+        channel: e.channel.map(channel_to_pb).unwrap_or_default() as i32,
+        customer_address: e.customer_address.clone(),
+        details_json: e.details.to_string(),
+        actor: e.actor.clone(),
+        actor_address: e.actor_address.clone(),
+    }
 }
 
 #[derive(Clone)]
@@ -174,20 +209,40 @@ impl pb::crm_store_server::CrmStore for CrmService {
         &self,
         request: Request<pb::EraseContactRequest>,
     ) -> Result<Response<pb::EraseContactResponse>, Status> {
+        // No erasure without someone to name in its audit record.
+        let by = Actor::new(switchboard_auth::principal(&request)?, switchboard_auth::peer_ip(request.extensions()));
         let id = request.into_inner().contact_id;
         if id.is_empty() {
             return Err(Status::invalid_argument("contact_id: is required"));
         }
-        let (interactions, messages_erased) = self.db.erase_contact(&id).await.map_err(status)?;
-        tracing::info!(message = "Contact erased.", contact = %id, interactions, messages_erased);
+        let (interactions, messages_erased) = self.db.erase_contact(&id, &by).await.map_err(status)?;
+        tracing::info!(message = "Contact erased.", contact = %id, by = %by.who, interactions, messages_erased);
         Ok(Response::new(pb::EraseContactResponse { interactions, messages_erased }))
+    }
+
+    async fn list_audit_events(
+        &self,
+        request: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+        let r = request.into_inner();
+        let q = AuditQuery {
+            since_ms: filter_ms("since", r.since.as_ref())?,
+            until_ms: filter_ms("until", r.until.as_ref())?,
+            actor: r.actor,
+            types: r.types,
+            limit: r.limit,
+            page_token: r.page_token,
+        };
+        let (events, next) = self.db.audit_events(&q).await.map_err(status)?;
+        Ok(Response::new(pb::ListAuditEventsResponse {
+            events: events.iter().map(event_to_pb).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
     }
 }
 
-/// Serves the built-in CRM on `listener` until `shutdown` (the `switchboard crm` subcommand, and
-/// the in-process default of `switchboard serve`).
-/// Who may call the CRM store: the daemon (`crm`) logs and reads; erasure and everything else
-/// also to `admin`. Health is anonymous.
+/// Who may call the CRM store: the daemon (`crm`) logs and reads; erasure and the audit trail
+/// only `admin`, which may do everything else too. Health is anonymous.
 pub fn policy() -> Policy {
     const CRM: &[Role] = &[Role::Crm, Role::Admin];
     const ADMIN: &[Role] = &[Role::Admin];
@@ -195,11 +250,14 @@ pub fn policy() -> Policy {
     for m in ["FindContact", "UpsertContact", "GetContactHistory", "LogEvents"] {
         p = p.rule(&format!("/switchboard.crm.v1.CrmStore/{m}"), Rule::Roles(CRM));
     }
-    p = p.rule("/switchboard.crm.v1.CrmStore/EraseContact", Rule::Roles(ADMIN));
+    for m in ["EraseContact", "ListAuditEvents"] {
+        p = p.rule(&format!("/switchboard.crm.v1.CrmStore/{m}"), Rule::Roles(ADMIN));
+    }
     p.service("/grpc.reflection.", Rule::Roles(&Role::ALL))
 }
 
-/// Serves the store to the callers `auth` knows, as [`policy`] allows.
+/// Serves the built-in CRM on `listener` until `shutdown` (the `switchboard crm` subcommand, and
+/// the in-process default of `switchboard serve`) to the callers `auth` knows, as [`policy`] allows.
 pub async fn serve(
     db: CrmDb,
     listener: TcpListener,
