@@ -164,15 +164,29 @@ impl ServerConfig {
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
+    /// `redis://`, `rediss://` (TLS) or `unix://`; an ACL user and password go in the URL
+    /// (`rediss://user:password@host:6380/0`).
     pub url: String,
     pub key_prefix: String,
     /// Routing domain: instances sharing a domain share queues and agents.
     pub domain: String,
+    /// For a rediss:// URL: the CA that signed Redis's certificate (default: the web's roots) ...
+    pub ca_file: Option<PathBuf>,
+    /// ... and the daemon's client certificate, if Redis asks for one (`tls-auth-clients`).
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
 }
 
 impl Default for RedisConfig {
     fn default() -> Self {
-        RedisConfig { url: "redis://127.0.0.1:6379".into(), key_prefix: "sb".into(), domain: "default".into() }
+        RedisConfig {
+            url: "redis://127.0.0.1:6379".into(),
+            key_prefix: "sb".into(),
+            domain: "default".into(),
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+        }
     }
 }
 
@@ -182,6 +196,9 @@ impl fmt::Debug for RedisConfig {
             .field("url", &self.redacted_url())
             .field("key_prefix", &self.key_prefix)
             .field("domain", &self.domain)
+            .field("ca_file", &self.ca_file)
+            .field("client_cert_file", &self.client_cert_file)
+            .field("client_key_file", &self.client_key_file)
             .finish()
     }
 }
@@ -196,6 +213,28 @@ impl RedisConfig {
     /// The URL with any password replaced by `***`, safe to log.
     pub fn redacted_url(&self) -> String {
         redact_url(&self.url)
+    }
+
+    /// The TLS files, read (at start, so a missing one stops the daemon, naming its key); None
+    /// when none is set, and then a rediss:// URL trusts the web's roots.
+    pub fn tls(&self) -> Result<Option<switchboard_engine::RedisTls>, ConfigError> {
+        let read = |key: &str, path: &Option<PathBuf>| {
+            path.as_deref()
+                .map(|p| std::fs::read(p).map_err(|e| invalid(key, format!("cannot read {}: {e}", p.display()))))
+                .transpose()
+        };
+        if self.ca_file.is_none() && self.client_cert_file.is_none() && self.client_key_file.is_none() {
+            return Ok(None);
+        }
+        let ca_pem = read("redis.ca_file", &self.ca_file)?;
+        let client_cert = match (
+            read("redis.client_cert_file", &self.client_cert_file)?,
+            read("redis.client_key_file", &self.client_key_file)?,
+        ) {
+            (Some(cert_pem), Some(key_pem)) => Some(switchboard_engine::RedisClientCert { cert_pem, key_pem }),
+            _ => None,
+        };
+        Ok(Some(switchboard_engine::RedisTls { ca_pem, client_cert }))
     }
 }
 
@@ -578,7 +617,30 @@ impl RedisConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         check_redis_url(&self.url).map_err(|m| invalid("redis.url", m))?;
         check_key_part("redis.key_prefix", &self.key_prefix)?;
-        check_key_part("redis.domain", &self.domain)
+        check_key_part("redis.domain", &self.domain)?;
+        let files = [
+            ("redis.ca_file", &self.ca_file),
+            ("redis.client_cert_file", &self.client_cert_file),
+            ("redis.client_key_file", &self.client_key_file),
+        ];
+        for (key, path) in files {
+            let Some(path) = path else { continue };
+            if path.as_os_str().is_empty() {
+                return Err(invalid(key, "must not be empty; leave it out instead"));
+            }
+            // Over a plain connection the file would be ignored: better say so than look secure.
+            if !self.url.starts_with("rediss://") {
+                return Err(invalid(
+                    key,
+                    format!("applies only to a rediss:// (TLS) redis.url, not {:?}", self.redacted_url()),
+                ));
+            }
+        }
+        match (&self.client_cert_file, &self.client_key_file) {
+            (Some(_), None) => Err(invalid("redis.client_key_file", "must be set with redis.client_cert_file")),
+            (None, Some(_)) => Err(invalid("redis.client_cert_file", "must be set with redis.client_key_file")),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -1322,6 +1384,56 @@ username = "support@example.com"
         assert!(!format!("{c:?}").contains("hunter2"));
         let err = parse("[redis]\nurl = \"tcp://u:hunter2@h\"\n").unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn redis_tls_files_go_with_rediss_and_are_read_at_start() {
+        let tls = "url = \"rediss://app:pw@redis.internal:6380\"\n";
+        let cases = [
+            (format!("[redis]\n{tls}client_cert_file = \"c.pem\""), "redis.client_key_file", "must be set with"),
+            (format!("[redis]\n{tls}client_key_file = \"k.pem\""), "redis.client_cert_file", "must be set with"),
+            (format!("[redis]\n{tls}ca_file = \"\""), "redis.ca_file", "must not be empty"),
+            ("[redis]\nurl = \"redis://app:pw@h\"\nca_file = \"ca.pem\"".into(), "redis.ca_file", "rediss://"),
+            (
+                "[redis]\nclient_cert_file = \"c\"\nclient_key_file = \"k\"".into(),
+                "redis.client_cert_file",
+                "rediss://",
+            ),
+            ("[redis]\nurl = \"unix:///run/r.sock\"\nca_file = \"ca.pem\"".into(), "redis.ca_file", "not \"unix://"),
+        ];
+        for (toml, key, words) in cases {
+            let err = parse(&toml).unwrap_err();
+            assert_eq!(err.key(), Some(key), "{toml}: {err}");
+            assert!(err.to_string().contains(words), "{toml}: {err}");
+            assert!(!err.to_string().contains("pw@"), "the password leaked: {err}");
+        }
+
+        // A rediss:// URL alone is fine (the web's roots), and reads nothing.
+        let c = parse(&format!("[redis]\n{tls}")).unwrap();
+        assert!(c.redis.tls().unwrap().is_none());
+
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, cert, key) = (dir.path().join("ca.pem"), dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&ca, "CA").unwrap();
+        std::fs::write(&cert, "CERT").unwrap();
+        std::fs::write(&key, "KEY").unwrap();
+        let toml = format!(
+            "[redis]\n{tls}ca_file = {ca:?}\nclient_cert_file = {cert:?}\nclient_key_file = {key:?}\n",
+            ca = ca.display().to_string(),
+            cert = cert.display().to_string(),
+            key = key.display().to_string()
+        );
+        let c = parse(&toml).unwrap();
+        let read = c.redis.tls().unwrap().expect("files set");
+        assert_eq!(read.ca_pem.as_deref(), Some(&b"CA"[..]));
+        assert!(!format!("{read:?}").contains("KEY"), "the key must stay out of logs");
+        let client = read.client_cert.expect("a client certificate");
+        assert_eq!((client.cert_pem.as_slice(), client.key_pem.as_slice()), (&b"CERT"[..], &b"KEY"[..]));
+
+        std::fs::remove_file(&key).unwrap();
+        let err = c.redis.tls().unwrap_err();
+        assert_eq!(err.key(), Some("redis.client_key_file"), "{err}");
+        assert!(err.to_string().contains("cannot read") && err.to_string().contains("k.pem"), "{err}");
     }
 
     #[test]

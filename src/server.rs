@@ -41,6 +41,11 @@ pub enum ServerError {
     CrmKey(String),
     #[error("tls: {0}")]
     Tls(#[from] switchboard_auth::TlsError),
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    /// Settings no retry can fix: the URL, a scheme this build cannot speak, unusable TLS files.
+    #[error("redis {url}: {source} (see redis.url and the redis.*_file keys; not retried)")]
+    RedisSettings { url: String, source: EngineError },
 }
 
 pub struct Server {
@@ -105,8 +110,9 @@ impl Server {
             figures_window: cfg.routing.figures_window(),
             cross_channel_blocking: cfg.routing.cross_channel_blocking,
             events_maxlen: if cfg.crm.enabled { 0 } else { 1_000_000 },
+            redis_tls: cfg.redis.tls()?,
         };
-        let Some(engine) = connect_with_retry(&cfg.redis.url, &cfg.redis.redacted_url(), opts, &shutdown).await else {
+        let Some(engine) = connect_with_retry(&cfg.redis.url, &cfg.redis.redacted_url(), opts, &shutdown).await? else {
             tracker.close();
             tracker.wait().await;
             return Ok(());
@@ -339,22 +345,29 @@ pub fn crm_options(cfg: &Config) -> switchboard_crm::CrmOptions {
     }
 }
 
+/// Waits for Redis (None: shut down meanwhile). Each failed try is logged with what failed: a
+/// refused connection, the TLS handshake (a certificate Redis or the daemon does not accept),
+/// the ACL login. Settings that cannot work are an error at once, not retried.
 async fn connect_with_retry(
     url: &str,
     shown: &str,
     opts: EngineOptions,
     shutdown: &CancellationToken,
-) -> Option<Engine> {
+) -> Result<Option<Engine>, ServerError> {
     let mut delay = Duration::from_millis(200);
     loop {
         match Engine::connect(url, opts.clone()).await {
-            Ok(s) => return Some(s),
+            Ok(s) => return Ok(Some(s)),
+            Err(source) if source.is_client_config() => {
+                return Err(ServerError::RedisSettings { url: shown.to_string(), source });
+            }
             Err(error) => {
-                warn!(message = "Redis not reachable yet; retrying.", redis = %shown, %error, retry_in = ?delay);
+                let failed = error.connect_failure();
+                warn!(message = "Cannot connect to Redis yet; retrying.", redis = %shown, %failed, %error, retry_in = ?delay);
             }
         }
         tokio::select! {
-            _ = shutdown.cancelled() => return None,
+            _ = shutdown.cancelled() => return Ok(None),
             _ = tokio::time::sleep(delay) => {}
         }
         delay = (delay * 2).min(Duration::from_secs(5));

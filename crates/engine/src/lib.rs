@@ -68,6 +68,67 @@ pub enum EngineError {
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
+impl EngineError {
+    /// The connection's settings cannot work as given (the URL, a scheme this build cannot
+    /// speak, TLS material that does not parse): trying again will not help.
+    pub fn is_client_config(&self) -> bool {
+        self.connect_failure() == ConnectFailure::Settings
+    }
+
+    /// Where a failed [`Engine::connect`] failed, for the log of whoever tries again.
+    pub fn connect_failure(&self) -> ConnectFailure {
+        let EngineError::Redis(e) = self else { return ConnectFailure::Other };
+        match e.kind() {
+            redis::ErrorKind::InvalidClientConfig => ConnectFailure::Settings,
+            _ if is_tls_failure(e) => ConnectFailure::Tls,
+            redis::ErrorKind::AuthenticationFailed => ConnectFailure::Login,
+            _ if matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM")) => ConnectFailure::Login,
+            redis::ErrorKind::Io => ConnectFailure::Network,
+            _ => ConnectFailure::Other,
+        }
+    }
+}
+
+/// tokio-rustls hands rustls's errors over as the payload of an I/O error, which the redis
+/// crate keeps behind an `Arc`.
+fn is_tls_failure(e: &redis::RedisError) -> bool {
+    type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+    std::error::Error::source(e)
+        .and_then(|s| {
+            s.downcast_ref::<std::io::Error>()
+                .or_else(|| s.downcast_ref::<Shared>().and_then(|a| a.downcast_ref::<std::io::Error>()))
+        })
+        .and_then(std::io::Error::get_ref)
+        .is_some_and(<dyn std::error::Error + Send + Sync>::is::<rustls::Error>)
+}
+
+/// Where a connection to Redis failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectFailure {
+    /// The settings (URL, TLS material) cannot work; trying again will not help.
+    Settings,
+    /// The TLS handshake: a certificate one side does not accept, or TLS to a plain port.
+    Tls,
+    /// Redis refused the login: the user and password of the URL, or none where one is needed.
+    Login,
+    /// No connection: refused, timed out, a name not resolved, cut.
+    Network,
+    /// Anything else.
+    Other,
+}
+
+impl std::fmt::Display for ConnectFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ConnectFailure::Settings => "settings",
+            ConnectFailure::Tls => "TLS handshake (certificate)",
+            ConnectFailure::Login => "login (user and password)",
+            ConnectFailure::Network => "network",
+            ConnectFailure::Other => "redis",
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
     pub key_root: String,
@@ -76,6 +137,76 @@ pub struct EngineOptions {
     pub cross_channel_blocking: bool,
     /// 0: the event log is trimmed only by the CRM deliverer; otherwise capped at about this many.
     pub events_maxlen: u64,
+    /// Whom to trust and who to be over `rediss://`; None: the web's roots, no client
+    /// certificate. Only for a `rediss://` URL.
+    pub redis_tls: Option<RedisTls>,
+}
+
+/// TLS to Redis (`rediss://`) beyond the defaults.
+#[derive(Clone, Default)]
+pub struct RedisTls {
+    /// PEM CA certificates trusted instead of the web's roots (webpki-roots).
+    pub ca_pem: Option<Vec<u8>>,
+    /// A certificate to present, for a server that asks clients for one (`tls-auth-clients`).
+    pub client_cert: Option<RedisClientCert>,
+}
+
+/// A PEM certificate chain and its PEM private key.
+#[derive(Clone)]
+pub struct RedisClientCert {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+// By hand: the private key must not end up in a log.
+impl std::fmt::Debug for RedisTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTls")
+            .field("ca_pem", &self.ca_pem.as_ref().map(|p| format!("{} bytes", p.len())))
+            .field("client_cert", &self.client_cert.as_ref().map(|_| "<cert and key>"))
+            .finish()
+    }
+}
+
+/// The client every connection of an engine comes from: TLS settings, if any, apply to the
+/// shared connection and the dedicated ones alike.
+///
+/// No I/O happens here, so every error is one of the settings ([`EngineError::is_client_config`]).
+fn redis_client(url: &str, tls: Option<&RedisTls>) -> Result<redis::Client> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    // An empty trust store would refuse every server, and look like a network problem.
+    if let Some(ca) = tls.and_then(|t| t.ca_pem.as_deref())
+        && CertificateDer::pem_slice_iter(ca).next().is_none()
+    {
+        return Err(EngineError::Redis(
+            (redis::ErrorKind::InvalidClientConfig, "TLS settings", "the CA file holds no PEM certificate".to_string())
+                .into(),
+        ));
+    }
+    let client = match tls {
+        None => redis::Client::open(url),
+        Some(tls) => redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: tls
+                    .client_cert
+                    .as_ref()
+                    .map(|c| redis::ClientTlsConfig { client_cert: c.cert_pem.clone(), client_key: c.key_pem.clone() }),
+                root_cert: tls.ca_pem.clone(),
+            },
+        ),
+    };
+    // A PEM that does not parse comes back as an I/O error; it is a setting all the same.
+    let client = client.map_err(|e| match e.kind() {
+        redis::ErrorKind::InvalidClientConfig => e,
+        _ => redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "TLS settings", e.to_string())),
+    })?;
+    if matches!(client.get_connection_info().addr(), redis::ConnectionAddr::TcpTls { .. }) {
+        // rustls takes the process's provider: ring, the one crypto stack of the workspace. Set
+        // here as well so that no build of the engine depends on which features others enable.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    Ok(client)
 }
 
 impl Default for EngineOptions {
@@ -86,6 +217,7 @@ impl Default for EngineOptions {
             figures_window: Duration::from_secs(900),
             cross_channel_blocking: true,
             events_maxlen: 1_000_000,
+            redis_tls: None,
         }
     }
 }
@@ -107,7 +239,7 @@ const INBOX_MAXLEN: u64 = 100_000;
 
 impl Engine {
     pub async fn connect(url: &str, opts: EngineOptions) -> Result<Engine> {
-        let client = redis::Client::open(url)?;
+        let client = redis_client(url, opts.redis_tls.as_ref())?;
         // Admin scripts on large centers can take a while; reconnection is handled by the manager.
         let cfg = ConnectionManagerConfig::new()
             .set_response_timeout(Some(Duration::from_secs(30)))
@@ -132,6 +264,9 @@ impl Engine {
             functions: std::sync::Arc::new(Functions::new(&consts)),
             opts,
         };
+        // A missing login shows as NOAUTH here rather than as Redis's refusal of the library's
+        // size from a client that has not logged in.
+        engine.ping().await?;
         engine.load_library().await?;
         Ok(engine)
     }

@@ -4,10 +4,15 @@
 //! parallel under both `cargo test` (threads) and `cargo nextest` (processes). Servers are stopped
 //! by killing exactly the child process we spawned (by PID, via [`std::process::Child`]), never by
 //! name.
+//!
+//! A server may also speak TLS only ([`RedisServer::start_tls`], on a CA and certificates made
+//! for it with rcgen) or let in only an ACL user with a password
+//! ([`RedisServer::start_with_user`]); [`RedisServer::start_setup`] combines both.
 
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -20,6 +25,8 @@ pub const REDIS_READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 const START_ATTEMPTS: u32 = 5;
 const LOG_FILE: &str = "redis-server.log";
+/// A TLS-only server is probed here, in its own temp dir (plain, and surely this server's).
+const SOCKET_FILE: &str = "redis.sock";
 const LOG_TAIL_BYTES: usize = 4096;
 
 /// A private `redis-server` child process listening on 127.0.0.1:`port`, with its data dir and log in a temp dir
@@ -29,11 +36,124 @@ const LOG_TAIL_BYTES: usize = 4096;
 /// be called from plain `#[test]`s as well as from `#[tokio::test]`s.
 pub struct RedisServer {
     pub port: u16,
-    /// `redis://127.0.0.1:<port>/`
+    /// `redis://127.0.0.1:<port>/`; `rediss://` for a TLS server, and `user:password@` in it
+    /// for a server with an ACL user.
     pub url: String,
     child: Child,
     dir: tempfile::TempDir,
     extra_args: Vec<String>,
+    tls: Option<(RedisTlsFiles, TlsClients)>,
+    user: Option<(String, String)>,
+}
+
+/// What a [`RedisServer`] is set up with beyond the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct RedisSetup {
+    /// TLS only: `--tls-port` and no plain port, with a CA and certificates made for the server
+    /// ([`RedisServer::tls_files`]).
+    pub tls: Option<TlsClients>,
+    /// An ACL user `(name, password)` allowed every key and command. The default user is then
+    /// off, so only this user gets in. The name `default` instead gives the default user this
+    /// password (`requirepass`), and the URL names no user.
+    pub user: Option<(String, String)>,
+    /// Appended after the defaults, as with [`RedisServer::start_with`].
+    pub extra_args: Vec<String>,
+}
+
+/// Whether a TLS server asks its clients for a certificate signed by its CA (`--tls-auth-clients`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsClients {
+    /// `no`: any client that trusts the server gets in.
+    Anyone,
+    /// `yes`: a client without a certificate of the server's CA is refused.
+    CertificateRequired,
+}
+
+/// A throwaway PKI: a CA, a server certificate for 127.0.0.1 and localhost, and a client
+/// certificate, both signed by the CA; PEM files.
+#[derive(Debug, Clone)]
+pub struct RedisTlsFiles {
+    pub ca_cert: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+impl RedisTlsFiles {
+    /// Makes a fresh CA and the certificates it signs (rcgen, ring) and writes them into `dir`.
+    pub fn generate(dir: &Path) -> RedisTlsFiles {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+            KeyUsagePurpose,
+        };
+        let mut ca = CertificateParams::new(Vec::new()).expect("CA params");
+        ca.distinguished_name.push(DnType::CommonName, "switchboard test CA");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("CA key")).expect("self-sign the CA");
+
+        let leaf = |names: Vec<String>, cn: &str, usage: ExtendedKeyUsagePurpose| {
+            let mut params = CertificateParams::new(names).expect("certificate params");
+            params.distinguished_name.push(DnType::CommonName, cn);
+            params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+            params.extended_key_usages = vec![usage];
+            let key = KeyPair::generate().expect("leaf key");
+            let cert = params.signed_by(&key, &ca).expect("sign a leaf certificate");
+            (cert.pem(), key.serialize_pem())
+        };
+        let (server_cert, server_key) = leaf(
+            vec!["127.0.0.1".into(), "localhost".into()],
+            "switchboard test redis",
+            ExtendedKeyUsagePurpose::ServerAuth,
+        );
+        let (client_cert, client_key) = leaf(
+            vec!["switchboard-test-client".into()],
+            "switchboard-test-client",
+            ExtendedKeyUsagePurpose::ClientAuth,
+        );
+
+        let write = |name: &str, pem: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, pem).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+            path
+        };
+        RedisTlsFiles {
+            ca_cert: write("ca.pem", &ca.pem()),
+            server_cert: write("server.pem", &server_cert),
+            server_key: write("server.key", &server_key),
+            client_cert: write("client.pem", &client_cert),
+            client_key: write("client.key", &client_key),
+        }
+    }
+
+    /// The CA certificate, PEM.
+    pub fn ca_pem(&self) -> Vec<u8> {
+        read_file(&self.ca_cert)
+    }
+
+    /// What a redis client needs to trust the server and, if asked, present the client
+    /// certificate.
+    pub fn certificates(&self) -> redis::TlsCertificates {
+        redis::TlsCertificates {
+            client_tls: Some(redis::ClientTlsConfig {
+                client_cert: read_file(&self.client_cert),
+                client_key: read_file(&self.client_key),
+            }),
+            root_cert: Some(self.ca_pem()),
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// How one launch listens and is probed.
+struct Launch<'a> {
+    extra_args: &'a [String],
+    tls: Option<&'a (RedisTlsFiles, TlsClients)>,
+    user: Option<&'a (String, String)>,
 }
 
 enum LaunchError {
@@ -53,14 +173,37 @@ impl RedisServer {
     /// win, so e.g. `&["--appendonly", "yes"]` overrides the default `--appendonly no`). The arguments are kept and
     /// reused by [`RedisServer::restart`].
     pub fn start_with(extra_args: &[&str]) -> RedisServer {
+        Self::start_setup(RedisSetup {
+            extra_args: extra_args.iter().map(std::string::ToString::to_string).collect(),
+            ..RedisSetup::default()
+        })
+    }
+
+    /// A server that speaks TLS only, at `rediss://127.0.0.1:<port>/`, on certificates of a CA
+    /// made for it: [`RedisServer::tls_files`] has the CA's PEM file (and a client certificate).
+    pub fn start_tls(clients: TlsClients) -> RedisServer {
+        Self::start_setup(RedisSetup { tls: Some(clients), ..RedisSetup::default() })
+    }
+
+    /// A server that lets in only the ACL user `user` with `password`, both in its
+    /// [`RedisServer::url`].
+    pub fn start_with_user(user: &str, password: &str) -> RedisServer {
+        Self::start_setup(RedisSetup { user: Some((user.into(), password.into())), ..RedisSetup::default() })
+    }
+
+    /// A server set up as `setup` says (TLS, an ACL user, more arguments), kept across restarts.
+    pub fn start_setup(setup: RedisSetup) -> RedisServer {
         let dir = tempfile::Builder::new().prefix("switchboard-redis-").tempdir().expect("create temp dir for redis");
-        let extra_args: Vec<String> = extra_args.iter().map(std::string::ToString::to_string).collect();
+        let RedisSetup { tls, user, extra_args } = setup;
+        let tls = tls.map(|clients| (RedisTlsFiles::generate(dir.path()), clients));
         let mut failures = Vec::new();
         for attempt in 1..=START_ATTEMPTS {
             let port = free_port();
-            match launch(port, dir.path(), &extra_args, attempt) {
+            let how = Launch { extra_args: &extra_args, tls: tls.as_ref(), user: user.as_ref() };
+            match launch(port, dir.path(), &how, attempt) {
                 Ok(child) => {
-                    return RedisServer { port, url: format!("redis://127.0.0.1:{port}/"), child, dir, extra_args };
+                    let url = server_url(port, tls.is_some(), user.as_ref());
+                    return RedisServer { port, url, child, dir, extra_args, tls, user };
                 }
                 Err(LaunchError::Exited(reason)) => failures.push(format!("attempt {attempt} (port {port}): {reason}")),
                 Err(LaunchError::TimedOut(reason)) => {
@@ -92,7 +235,8 @@ impl RedisServer {
         self.kill();
         let mut failures = Vec::new();
         for attempt in 1..=START_ATTEMPTS {
-            match launch(self.port, self.dir.path(), &self.extra_args, attempt) {
+            let how = Launch { extra_args: &self.extra_args, tls: self.tls.as_ref(), user: self.user.as_ref() };
+            match launch(self.port, self.dir.path(), &how, attempt) {
                 Ok(child) => {
                     self.child = child;
                     return;
@@ -116,10 +260,18 @@ impl RedisServer {
         );
     }
 
-    /// A new multiplexed async connection to this server. Panics if it cannot connect.
+    /// A new multiplexed async connection to this server (over TLS, trusting its CA and with its
+    /// client certificate, if it is a TLS server). Panics if it cannot connect.
     pub async fn client(&self) -> redis::aio::MultiplexedConnection {
-        let client =
-            redis::Client::open(self.url.as_str()).unwrap_or_else(|e| panic!("invalid redis url {}: {e}", self.url));
+        let client = match &self.tls {
+            None => redis::Client::open(self.url.as_str()),
+            Some((files, _)) => {
+                // The workspace's one crypto provider; a no-op when one is set already.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                redis::Client::build_with_tls(self.url.as_str(), files.certificates())
+            }
+        }
+        .unwrap_or_else(|e| panic!("invalid redis url {}: {e}", self.url));
         // The default 500 ms response timeout is too short for large reads on a loaded 2-core machine.
         let cfg = redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(60)));
         client
@@ -142,6 +294,31 @@ impl RedisServer {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// The PEM files of a TLS server's CA and certificates; None for a plain server.
+    pub fn tls_files(&self) -> Option<&RedisTlsFiles> {
+        self.tls.as_ref().map(|(files, _)| files)
+    }
+}
+
+fn server_url(port: u16, tls: bool, user: Option<&(String, String)>) -> String {
+    let scheme = if tls { "rediss" } else { "redis" };
+    let userinfo = match user {
+        None => String::new(),
+        Some((name, password)) if name == "default" => format!(":{}@", percent_encode(password)),
+        Some((name, password)) => format!("{}:{}@", percent_encode(name), percent_encode(password)),
+    };
+    format!("{scheme}://{userinfo}127.0.0.1:{port}/")
+}
+
+/// Everything but unreserved characters as `%XX`, for a URL's user info.
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 impl Drop for RedisServer {
@@ -172,7 +349,7 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
 }
 
 /// Spawns redis-server on `port` and waits until that very process answers. On failure the child is dead and reaped.
-fn launch(port: u16, dir: &Path, extra_args: &[String], attempt: u32) -> Result<Child, LaunchError> {
+fn launch(port: u16, dir: &Path, how: &Launch<'_>, attempt: u32) -> Result<Child, LaunchError> {
     let log_path = dir.join(LOG_FILE);
     let mut log = OpenOptions::new()
         .create(true)
@@ -183,14 +360,35 @@ fn launch(port: u16, dir: &Path, extra_args: &[String], attempt: u32) -> Result<
     let log_err = log.try_clone().expect("clone redis log handle");
 
     let program = redis_server_path();
-    let mut child = Command::new(program)
-        .arg("--port")
+    let mut cmd = Command::new(program);
+    cmd.arg("--port")
         .arg(port.to_string())
         .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
         .arg("--dir")
         .arg(dir)
-        .args(["--daemonize", "no", "--protected-mode", "no"])
-        .args(extra_args)
+        .args(["--daemonize", "no", "--protected-mode", "no"]);
+    if let Some((files, clients)) = how.tls {
+        // No plain port; the harness probes through a socket file of its own instead.
+        cmd.args(["--port", "0", "--tls-port"]).arg(port.to_string());
+        cmd.arg("--tls-cert-file").arg(&files.server_cert);
+        cmd.arg("--tls-key-file").arg(&files.server_key);
+        cmd.arg("--tls-ca-cert-file").arg(&files.ca_cert);
+        cmd.arg("--tls-auth-clients").arg(if *clients == TlsClients::CertificateRequired { "yes" } else { "no" });
+        cmd.arg("--unixsocket").arg(dir.join(SOCKET_FILE)).args(["--unixsocketperm", "700"]);
+    }
+    match how.user {
+        None => {}
+        Some((name, password)) if name == "default" => {
+            cmd.arg("--requirepass").arg(password);
+        }
+        // Each word of the ACL rule its own argument: redis-server quotes every argument.
+        Some((name, password)) => {
+            cmd.args(["--user", "default", "off", "--user"]).arg(name).args(["on", &format!(">{password}")]);
+            cmd.args(["~*", "&*", "+@all"]);
+        }
+    }
+    let mut child = cmd
+        .args(how.extra_args)
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(log)
@@ -209,7 +407,11 @@ fn launch(port: u16, dir: &Path, extra_args: &[String], attempt: u32) -> Result<
             }
         }
         // Checking the PID guards against a bind race where another server now owns the port and answers for us.
-        if probe_pid(port) == Some(child.id()) {
+        let answered = match how.tls {
+            None => tcp_stream(port).and_then(|s| probe_pid(s, how.user)),
+            Some(_) => unix_stream(&dir.join(SOCKET_FILE)).and_then(|s| probe_pid(s, how.user)),
+        };
+        if answered == Some(child.id()) {
             return Ok(child);
         }
         if Instant::now() >= deadline {
@@ -227,17 +429,43 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// Sends `PING` over a plain TCP connection; if it gets `+PONG` (not e.g. `-LOADING`), asks `INFO server` and returns
-/// the answering server's `process_id`.
-fn probe_pid(port: u16) -> Option<u32> {
+const PROBE_IO_TIMEOUT: Duration = Duration::from_millis(500);
+
+fn tcp_stream(port: u16) -> Option<TcpStream> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(250)).ok()?;
-    let io_timeout = Some(Duration::from_millis(500));
-    stream.set_read_timeout(io_timeout).ok()?;
-    stream.set_write_timeout(io_timeout).ok()?;
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_millis(250)).ok()?;
+    stream.set_read_timeout(Some(PROBE_IO_TIMEOUT)).ok()?;
+    stream.set_write_timeout(Some(PROBE_IO_TIMEOUT)).ok()?;
+    Some(stream)
+}
+
+fn unix_stream(path: &Path) -> Option<UnixStream> {
+    let stream = UnixStream::connect(path).ok()?;
+    stream.set_read_timeout(Some(PROBE_IO_TIMEOUT)).ok()?;
+    stream.set_write_timeout(Some(PROBE_IO_TIMEOUT)).ok()?;
+    Some(stream)
+}
+
+/// Logs in as `user` if given, sends `PING`; if it gets `+PONG` (not e.g. `-LOADING`), asks `INFO server` and returns
+/// the answering server's `process_id`.
+fn probe_pid<S: Read + Write>(mut stream: S, user: Option<&(String, String)>) -> Option<u32> {
+    let mut buf = Vec::new();
+    if let Some((name, password)) = user {
+        let mut auth = Vec::new();
+        let words: Vec<&str> = if name == "default" { vec!["AUTH", password] } else { vec!["AUTH", name, password] };
+        auth.extend_from_slice(format!("*{}\r\n", words.len()).as_bytes());
+        for w in words {
+            auth.extend_from_slice(format!("${}\r\n{w}\r\n", w.len()).as_bytes());
+        }
+        stream.write_all(&auth).ok()?;
+        read_until(&mut stream, &mut buf, |b| b.ends_with(b"\r\n"))?;
+        if !buf.starts_with(b"+OK") {
+            return None;
+        }
+        buf.clear();
+    }
 
     stream.write_all(b"PING\r\n").ok()?;
-    let mut buf = Vec::new();
     read_until(&mut stream, &mut buf, |b| b.ends_with(b"\r\n"))?;
     if !buf.starts_with(b"+PONG") {
         return None;
@@ -258,7 +486,7 @@ fn probe_pid(port: u16) -> Option<u32> {
     text.lines().find_map(|line| line.strip_prefix("process_id:")).and_then(|pid| pid.trim().parse().ok())
 }
 
-fn read_until(stream: &mut TcpStream, buf: &mut Vec<u8>, done: impl Fn(&[u8]) -> bool) -> Option<()> {
+fn read_until(stream: &mut impl Read, buf: &mut Vec<u8>, done: impl Fn(&[u8]) -> bool) -> Option<()> {
     let mut chunk = [0u8; 4096];
     while !done(buf) {
         match stream.read(&mut chunk) {

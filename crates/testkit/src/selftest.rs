@@ -3,6 +3,7 @@
 use std::net::{Ipv4Addr, TcpStream};
 use std::time::{Duration, Instant};
 
+use crate::redis_server::{RedisSetup, TlsClients};
 use crate::{PgServer, RedisServer, assert_eventually, eventually, init_tracing};
 
 #[tokio::test]
@@ -82,4 +83,49 @@ fn kill_stops_exactly_our_server_and_restart_recovers() {
     // A graceful restart of a running server works too.
     victim.restart();
     assert_eq!(victim.psql("select count(*) from kept").trim(), "1");
+}
+
+#[tokio::test]
+async fn redis_server_with_tls_answers_over_tls_only_and_restarts() {
+    let mut server = RedisServer::start_tls(TlsClients::CertificateRequired);
+    assert_eq!(server.url, format!("rediss://127.0.0.1:{}/", server.port));
+    let files = server.tls_files().expect("a TLS server has its PKI");
+    assert!(files.ca_pem().starts_with(b"-----BEGIN CERTIFICATE-----"));
+
+    let mut conn = server.client().await;
+    let () = redis::cmd("SET").arg("k").arg("v").query_async(&mut conn).await.unwrap();
+    // No plain RESP on the TLS port.
+    let mut plain = TcpStream::connect((Ipv4Addr::LOCALHOST, server.port)).unwrap();
+    plain.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    std::io::Write::write_all(&mut plain, b"PING\r\n").unwrap();
+    let mut buf = [0u8; 16];
+    let n = std::io::Read::read(&mut plain, &mut buf).unwrap_or(0);
+    assert!(!buf[..n].starts_with(b"+PONG"), "plain PING answered on the TLS port");
+
+    server.restart();
+    let pong: String = redis::cmd("PING").query_async(&mut server.client().await).await.unwrap();
+    assert_eq!(pong, "PONG");
+}
+
+#[tokio::test]
+async fn redis_server_with_a_user_lets_only_that_user_in() {
+    let server = RedisServer::start_with_user("switchboard", "p@ss word");
+    assert!(server.url.starts_with("redis://switchboard:p%40ss%20word@127.0.0.1:"), "{}", server.url);
+    let pong: String = redis::cmd("PING").query_async(&mut server.client().await).await.unwrap();
+    assert_eq!(pong, "PONG");
+    let who: String = redis::cmd("ACL").arg("WHOAMI").query_async(&mut server.client().await).await.unwrap();
+    assert_eq!(who, "switchboard");
+
+    let anonymous = redis::Client::open(format!("redis://127.0.0.1:{}/", server.port)).unwrap();
+    let mut con = anonymous.get_multiplexed_async_connection().await.unwrap();
+    let err = redis::cmd("PING").query_async::<String>(&mut con).await.unwrap_err();
+    assert!(err.to_string().contains("NOAUTH"), "{err}");
+
+    let legacy = RedisServer::start_setup(RedisSetup {
+        user: Some(("default".into(), "hunter2".into())),
+        ..RedisSetup::default()
+    });
+    assert!(legacy.url.starts_with("redis://:hunter2@127.0.0.1:"), "{}", legacy.url);
+    let pong: String = redis::cmd("PING").query_async(&mut legacy.client().await).await.unwrap();
+    assert_eq!(pong, "PONG");
 }
