@@ -249,6 +249,7 @@ impl Server {
             tasks: sessions.clone(),
             screen_pop,
             throttle: auth_layer.throttle(),
+            pending_logins: Arc::new(tokio::sync::Semaphore::new(api::agent::MAX_PENDING_LOGINS)),
         };
         let feed = api::feed::EventFeed::new(engine.clone(), cfg.server.max_watchers, background.clone());
         let supervisor =

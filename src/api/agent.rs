@@ -46,7 +46,13 @@ pub struct AgentDesktopService {
     pub screen_pop: Option<Arc<ScreenPopper>>,
     /// Failed logins, per agent and per address (shared with the trust boundary's).
     pub throttle: Arc<Throttle>,
+    /// Streams still waiting for their login message: each holds a place until it logs in or
+    /// fails, so clients that open streams and never log in cannot pile up.
+    pub pending_logins: Arc<tokio::sync::Semaphore>,
 }
+
+/// Streams that may wait for their login at once on one instance.
+pub const MAX_PENDING_LOGINS: usize = 1000;
 
 #[tonic::async_trait]
 impl pb::agent_desktop_server::AgentDesktop for AgentDesktopService {
@@ -72,6 +78,12 @@ impl pb::agent_desktop_server::AgentDesktop for AgentDesktopService {
         // Set when the stream's metadata carried an agent's credential (key, JWT or Basic).
         let authenticated = request.extensions().get::<Principal>().cloned();
         let peer = switchboard_auth::peer_ip(request.extensions());
+        let Ok(_pending) = self.pending_logins.clone().try_acquire_owned() else {
+            metrics::counter!("switchboard_limit_refusals_total", "limit" => "pending_logins").increment(1);
+            return Err(Status::resource_exhausted(
+                "too many desktop logins in progress on this instance; retry shortly",
+            ));
+        };
         let mut inbound = request.into_inner();
         let first = match tokio::time::timeout(LOGIN_WITHIN, inbound.next()).await {
             Ok(Some(Ok(m))) => m,
@@ -115,7 +127,9 @@ impl pb::agent_desktop_server::AgentDesktop for AgentDesktopService {
         let (push_tx, mut push_rx) = mpsc::unbounded_channel();
         self.hub.register(&agent, &session, push_tx);
         let token = if authenticated.is_some() { None } else { Some(login.token.as_str()) };
-        if let Err(e) = self.engine.login(&agent, token, self.hub.instance(), &session).await {
+        // The login is on record under the agent, from where it came.
+        let actor = crate::model::Actor { who: format!("agent:{agent}"), from: peer.map(|p| p.to_string()).unwrap_or_default() };
+        if let Err(e) = self.engine.acting_as(actor).login(&agent, token, self.hub.instance(), &session).await {
             self.hub.unregister(&agent, &session);
             if matches!(e, EngineError::Unauthenticated(_)) {
                 return Err(self.login_failed(&agent, &agent_key, &peer_key));
@@ -298,6 +312,11 @@ impl AgentDesktopService {
     }
 
     async fn pop(&self, ix: &model::Interaction, fresh: bool) -> ScreenPopData {
+        // Whoever forged a customer's address must not see that customer's history, whatever
+        // the CRM makes of the address.
+        if ix.attributes.get("email.sender_verified").is_some_and(|v| v == "false") {
+            return ScreenPopData::unknown_customer();
+        }
         match &self.screen_pop {
             Some(p) => p.lookup(ix.channel, &ix.customer_address, &ix.id, fresh).await,
             None => ScreenPopData::not_configured(),

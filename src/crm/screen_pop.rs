@@ -29,6 +29,11 @@ impl ScreenPopData {
     pub fn not_configured() -> Self {
         ScreenPopData { status: PopStatus::NotConfigured, contact: None, history: Vec::new() }
     }
+    /// A customer no contact may be shown for (e.g. an email sender whose domain did not
+    /// authenticate the mail): as if the CRM knew nobody by that address.
+    pub fn unknown_customer() -> Self {
+        ScreenPopData { status: PopStatus::Available, contact: None, history: Vec::new() }
+    }
     fn unavailable() -> Self {
         ScreenPopData { status: PopStatus::Unavailable, contact: None, history: Vec::new() }
     }

@@ -49,6 +49,12 @@ async fn start() -> (RedisServer, TestServer, tempfile::TempDir) {
     (redis, sb, dir)
 }
 
+/// Agent ann, with desktop token `tok-ann`.
+async fn put_ann(admin: &mut pb::admin_client::AdminClient<Authed>) {
+    let spec = pb::Agent { token: "tok-ann".into(), ..agent("ann", &[]) };
+    admin.put_agent(pb::PutAgentRequest { agent: Some(spec), allow_update: true }).await.unwrap();
+}
+
 fn jwt(sub: &str, role: &str, exp_offset_secs: i64) -> String {
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
     let claims = serde_json::json!({
@@ -99,13 +105,7 @@ async fn every_rpc_allows_exactly_the_roles_in_its_table_and_no_one_else() {
     let (_redis, sb, _dir) = start().await;
     let mut admin = sb.admin().await;
     admin.put_queue(pb::PutQueueRequest { queue: Some(queue("sales", &[])), allow_update: true }).await.unwrap();
-    admin
-        .put_agent(pb::PutAgentRequest {
-            agent: Some(pb::Agent { token: "tok-ann".into(), ..agent("ann", &[]) }),
-            allow_update: true,
-        })
-        .await
-        .unwrap();
+    put_ann(&mut admin).await;
     let mut keys: Vec<(Role, String)> = vec![
         (Role::Admin, ADMIN_KEY.into()),
         (Role::Supervisor, SUPERVISOR_KEY.into()),
@@ -183,13 +183,7 @@ async fn an_anonymous_client_can_no_longer_take_over_an_agent_or_read_conversati
     let (redis, sb, _dir) = start().await;
     let mut admin = sb.admin().await;
     admin.put_queue(pb::PutQueueRequest { queue: Some(queue("support", &[])), allow_update: true }).await.unwrap();
-    admin
-        .put_agent(pb::PutAgentRequest {
-            agent: Some(pb::Agent { token: "tok-ann".into(), ..agent("ann", &[]) }),
-            allow_update: true,
-        })
-        .await
-        .unwrap();
+    put_ann(&mut admin).await;
     let mut ann = sb.desktop("ann", "tok-ann").await;
     ann.ready().await;
     let ix = sb.interactions().await.create_interaction(new_chat("support", "c1", "my card number")).await.unwrap();
@@ -322,13 +316,7 @@ async fn repeated_wrong_logins_are_slowed_down_and_counted() {
     let redis = RedisServer::start();
     let sb = TestServer::start(&redis.url).await;
     let mut admin = sb.admin().await;
-    admin
-        .put_agent(pb::PutAgentRequest {
-            agent: Some(pb::Agent { token: "tok-ann".into(), ..agent("ann", &[]) }),
-            allow_update: true,
-        })
-        .await
-        .unwrap();
+    put_ann(&mut admin).await;
     let mut codes = Vec::new();
     for _ in 0..12 {
         let e = Desktop::login(&sb.endpoint(), "ann", "guess").await.err().expect("a wrong token is refused");
@@ -347,13 +335,7 @@ async fn repeated_wrong_logins_are_slowed_down_and_counted() {
 async fn an_agent_signs_in_with_a_jwt_or_a_key_instead_of_its_token() {
     let (_redis, sb, _dir) = start().await;
     let mut admin = sb.admin().await;
-    admin
-        .put_agent(pb::PutAgentRequest {
-            agent: Some(pb::Agent { token: "tok-ann".into(), ..agent("ann", &[]) }),
-            allow_update: true,
-        })
-        .await
-        .unwrap();
+    put_ann(&mut admin).await;
     // The JWT's subject is the agent (no agent claim given).
     let token = jwt("ann", "agent", 300);
     let (_, logged_in) = Desktop::login_with(&sb.endpoint(), bearer(&token), "", "").await.expect("SSO login");
