@@ -20,5 +20,6 @@ mod redis_tls;
 mod routing_scenarios;
 mod security;
 mod store_smoke;
+mod tls;
 mod webchat_browser;
 mod webchat_protocol;

@@ -52,8 +52,9 @@ impl ServerTls {
     /// `alpn`: `h2` for gRPC, `http/1.1` for the HTTP listener.
     pub fn load(opts: TlsOptions, alpn: &[&[u8]]) -> Result<Arc<ServerTls>, TlsError> {
         let alpn: Vec<Vec<u8>> = alpn.iter().map(|p| p.to_vec()).collect();
-        let config = build(&opts, &alpn)?;
+        // The times before the contents: a file renewed in between is read again at the first check.
         let stamps = stamps(&opts);
+        let config = build(&opts, &alpn)?;
         Ok(Arc::new(ServerTls { opts, alpn, current: RwLock::new(Arc::new(config)), stamps: Mutex::new(stamps) }))
     }
 

@@ -94,7 +94,25 @@ impl TestServer {
 
     /// Like [`TestServer::start_with`], with real channel adapters taking the place of the
     /// in-memory one of their channel.
-    pub async fn start_with_adapters(mut cfg: Config, adapters: Vec<Arc<dyn OutboundChannel>>) -> TestServer {
+    pub async fn start_with_adapters(cfg: Config, adapters: Vec<Arc<dyn OutboundChannel>>) -> TestServer {
+        let ts = Self::launch_with_adapters(cfg, adapters).await;
+        // Ready once the HTTP readiness probe says Redis is reachable and the config is loaded.
+        let url = format!("http://{}/readyz", ts.http_addr);
+        switchboard_testkit::eventually("server ready", Duration::from_secs(15), || {
+            let url = url.clone();
+            async move { http_get(&url).await.ok().filter(|(code, _)| *code == 200) }
+        })
+        .await;
+        ts
+    }
+
+    /// Starts an instance without waiting until it is ready: for a listener the plain-HTTP
+    /// readiness probe of [`TestServer::start_with`] cannot reach (TLS), the caller waits its own way.
+    pub async fn launch(cfg: Config) -> TestServer {
+        Self::launch_with_adapters(cfg, Vec::new()).await
+    }
+
+    async fn launch_with_adapters(mut cfg: Config, adapters: Vec<Arc<dyn OutboundChannel>>) -> TestServer {
         switchboard_testkit::init_tracing();
         let dir = tempfile::tempdir().unwrap();
         if cfg.crm.database == switchboard::config::CrmConfig::default().database {
@@ -123,23 +141,7 @@ impl TestServer {
             let http = tokio::net::TcpListener::from_std(http).unwrap();
             server.run(grpc, http, sd).await
         });
-        let ts = TestServer {
-            grpc_addr,
-            http_addr,
-            shutdown,
-            chat,
-            handle: Some(handle),
-            runtime: Some(runtime),
-            _dir: dir,
-        };
-        // Ready once the HTTP readiness probe says Redis is reachable and the config is loaded.
-        let url = format!("http://{}/readyz", ts.http_addr);
-        switchboard_testkit::eventually("server ready", Duration::from_secs(15), || {
-            let url = url.clone();
-            async move { http_get(&url).await.ok().filter(|(code, _)| *code == 200) }
-        })
-        .await;
-        ts
+        TestServer { grpc_addr, http_addr, shutdown, chat, handle: Some(handle), runtime: Some(runtime), _dir: dir }
     }
 
     pub fn endpoint(&self) -> String {
