@@ -16,6 +16,7 @@ mod email_robustness;
 mod email_tls;
 mod grpc_api;
 mod grpc_desktop;
+mod postgres_tls;
 mod redis_tls;
 mod routing_scenarios;
 mod security;

@@ -3,7 +3,7 @@
 //!
 //! - [`wait`]: `eventually` / [`assert_eventually!`], free ports, test tracing.
 //! - [`redis_server`]: a `redis-server`.
-//! - [`postgres`]: `initdb` + `postgres`.
+//! - [`postgres`]: `initdb` + `postgres` (plain or TLS).
 //! - [`dovecot`]: an IMAP server with IDLE (plain or TLS), and test certificates.
 //! - [`smtp`]: aiosmtpd, recording what it receives and answering as planned.
 //! - [`browser`]: a headless Chromium driven over WebDriver.
@@ -20,7 +20,7 @@ pub mod wait;
 
 pub use browser::Browser;
 pub use dovecot::{Dovecot, TestCerts};
-pub use postgres::PgServer;
+pub use postgres::{PgServer, PgTlsFiles};
 pub use redis_server::RedisServer;
 pub use smtp::{SmtpMode, SmtpServer};
 pub use wait::{PATIENCE, POLL_INTERVAL, eventually, free_port, init_tracing};

@@ -20,10 +20,18 @@
 //! leftover connection pool would stall each drop until the SIGKILL fallback. [`PgServer::kill`] is a SIGKILL of the
 //! postmaster, i.e. a crash; its backends notice the postmaster's death and exit on their own, and the next start runs
 //! crash recovery. Committed transactions survive it: `synchronous_commit` stays `on` (see [`launch`]).
+//!
+//! # TLS
+//!
+//! [`PgServer::start_tls`] starts a server with `ssl = on` on a certificate for 127.0.0.1 and localhost signed by a CA
+//! made for it ([`PgTlsFiles`], rcgen with ring); the settings are in the cluster's `postgresql.conf`, so they survive
+//! restarts. Its `pg_hba.conf` refuses TCP connections without TLS (`hostnossl ... reject`), so a client that gets in
+//! over TCP did use TLS; the Unix socket stays open to trust as before.
 
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -43,6 +51,8 @@ const LOG_TAIL_BYTES: usize = 4096;
 const SUPERUSER: &str = "postgres";
 const DATABASE: &str = "switchboard";
 const DEBIAN_PG_ROOT: &str = "/usr/lib/postgresql";
+/// Under the server's temp dir: the certificates of a TLS server.
+const TLS_DIR: &str = "tls";
 
 /// A private PostgreSQL server (postmaster child process) listening on 127.0.0.1:`port`, with its data dir, socket
 /// dir and log in a temp dir that is deleted on drop. Dropping the value stops exactly this postmaster (SIGINT, then
@@ -57,6 +67,57 @@ pub struct PgServer {
     /// `None` once killed/stopped.
     child: Option<Child>,
     dir: tempfile::TempDir,
+    /// `Some` for a server started with [`PgServer::start_tls`].
+    tls: Option<PgTlsFiles>,
+}
+
+/// A throwaway PKI for a PostgreSQL server: a CA and a server certificate for 127.0.0.1 and localhost signed by it
+/// (rcgen, ring); PEM files. The key is PKCS#8, mode 0600.
+#[derive(Debug, Clone)]
+pub struct PgTlsFiles {
+    /// What a client is told to trust: `sslrootcert=<ca_cert>`.
+    pub ca_cert: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+}
+
+impl PgTlsFiles {
+    /// Makes a fresh CA and a server certificate it signs and writes them into `dir` (which must exist) as `ca.pem`,
+    /// `server.pem` and `server.key`. Also useful on its own as a CA that a server does *not* use.
+    pub fn generate(dir: &Path) -> PgTlsFiles {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+            KeyUsagePurpose,
+        };
+        let mut ca = CertificateParams::new(Vec::new()).expect("CA params");
+        // Named after `dir`: no two of these CAs share a name, so one is never taken for the issuer of another's.
+        ca.distinguished_name.push(DnType::CommonName, format!("switchboard test postgres CA {}", dir.display()));
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("CA key")).expect("self-sign the CA");
+
+        let mut server = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .expect("server certificate params");
+        server.distinguished_name.push(DnType::CommonName, "switchboard test postgres");
+        server.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let key = KeyPair::generate().expect("server key");
+        let cert = server.signed_by(&key, &ca).expect("sign the server certificate");
+
+        let write = |name: &str, pem: &str, mode: u32| {
+            let path = dir.join(name);
+            std::fs::write(&path, pem).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+            path
+        };
+        PgTlsFiles {
+            ca_cert: write("ca.pem", &ca.pem(), 0o644),
+            server_cert: write("server.pem", &cert.pem(), 0o644),
+            // PostgreSQL refuses a key that its group or others may read.
+            server_key: write("server.key", &key.serialize_pem(), 0o600),
+        }
+    }
 }
 
 enum LaunchError {
@@ -70,15 +131,25 @@ impl PgServer {
     /// Creates a fresh cluster (`initdb`) in a new temp dir, starts it on a free port and creates the `switchboard`
     /// database. Panics (with the server log's tail) if that fails.
     pub fn start() -> PgServer {
+        Self::start_with_tls(false)
+    }
+
+    /// Like [`PgServer::start`], with TLS on (see the module docs): [`PgServer::tls_files`] has the CA to trust and
+    /// [`PgServer::tls_url`] a URL that uses it. TCP connections without TLS are refused.
+    pub fn start_tls() -> PgServer {
+        Self::start_with_tls(true)
+    }
+
+    fn start_with_tls(tls: bool) -> PgServer {
         let dir = tempfile::Builder::new().prefix("switchboard-pg-").tempdir().expect("create temp dir for postgres");
         std::fs::create_dir(dir.path().join("sock")).expect("create postgres socket dir");
         if let Some(ids) = postgres_ids() {
             for path in [dir.path().to_path_buf(), dir.path().join("sock")] {
-                std::os::unix::fs::chown(&path, Some(ids.0), Some(ids.1))
-                    .unwrap_or_else(|e| panic!("chown {} to the postgres user: {e}", path.display()));
+                chown_to_postgres(&path, ids);
             }
         }
         init_cluster(dir.path());
+        let tls = tls.then(|| enable_tls(dir.path()));
 
         let mut failures = Vec::new();
         for attempt in 1..=START_ATTEMPTS {
@@ -86,7 +157,7 @@ impl PgServer {
             match launch(port, dir.path(), attempt) {
                 Ok(child) => {
                     let url = format!("postgres://{SUPERUSER}@127.0.0.1:{port}/{DATABASE}");
-                    let server = PgServer { port, url, child: Some(child), dir };
+                    let server = PgServer { port, url, child: Some(child), dir, tls };
                     server.run_psql("postgres", &format!("CREATE DATABASE {DATABASE}"));
                     return server;
                 }
@@ -181,6 +252,18 @@ impl PgServer {
         self.child.as_ref().map(Child::id)
     }
 
+    /// The CA and certificates of a server started with [`PgServer::start_tls`]; `None` for a plain one.
+    pub fn tls_files(&self) -> Option<&PgTlsFiles> {
+        self.tls.as_ref()
+    }
+
+    /// [`PgServer::url`] with `?sslmode=<sslmode>&sslrootcert=<this server's CA>`, e.g. `verify-full`. Panics for a
+    /// server without TLS.
+    pub fn tls_url(&self, sslmode: &str) -> String {
+        let tls = self.tls.as_ref().expect("tls_url: this server was not started with PgServer::start_tls");
+        url_with_ca(&self.url, sslmode, &tls.ca_cert)
+    }
+
     fn run_psql(&self, database: &str, sql: &str) -> String {
         let output = psql_command(self.port, database)
             .args(["-q", "-At", "-c", sql])
@@ -239,6 +322,55 @@ fn bin_dir() -> &'static Path {
             )
         })
     })
+}
+
+/// `base?sslmode=<sslmode>&sslrootcert=<ca>`, the path percent-encoded (all but unreserved characters and `/`).
+pub fn url_with_ca(base: &str, sslmode: &str, ca: &Path) -> String {
+    let mut encoded = String::new();
+    for &b in ca.as_os_str().as_encoded_bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            encoded.push(char::from(b));
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}sslmode={sslmode}&sslrootcert={encoded}")
+}
+
+/// Makes the certificates in `<dir>/tls` (owned by the postgres user when we are root), turns `ssl` on in the
+/// cluster's `postgresql.conf` and refuses TCP connections without TLS in its `pg_hba.conf` (first line, so it wins).
+fn enable_tls(dir: &Path) -> PgTlsFiles {
+    let tls_dir = dir.join(TLS_DIR);
+    std::fs::create_dir(&tls_dir).unwrap_or_else(|e| panic!("create {}: {e}", tls_dir.display()));
+    let files = PgTlsFiles::generate(&tls_dir);
+    if let Some(ids) = postgres_ids() {
+        for path in [&tls_dir, &files.ca_cert, &files.server_cert, &files.server_key] {
+            chown_to_postgres(path, ids);
+        }
+    }
+    let data = dir.join("data");
+    let quoted = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "''"));
+    let conf = data.join("postgresql.conf");
+    let mut file =
+        OpenOptions::new().append(true).open(&conf).unwrap_or_else(|e| panic!("open {}: {e}", conf.display()));
+    writeln!(
+        file,
+        "\n# switchboard-testkit: TLS\nssl = on\nssl_cert_file = {}\nssl_key_file = {}",
+        quoted(&files.server_cert),
+        quoted(&files.server_key)
+    )
+    .unwrap_or_else(|e| panic!("write {}: {e}", conf.display()));
+    let hba = data.join("pg_hba.conf");
+    let rules = std::fs::read_to_string(&hba).unwrap_or_else(|e| panic!("read {}: {e}", hba.display()));
+    std::fs::write(&hba, format!("# switchboard-testkit: TCP only with TLS\nhostnossl all all all reject\n{rules}"))
+        .unwrap_or_else(|e| panic!("write {}: {e}", hba.display()));
+    files
+}
+
+fn chown_to_postgres(path: &Path, (uid, gid): (u32, u32)) {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))
+        .unwrap_or_else(|e| panic!("chown {} to the postgres user: {e}", path.display()));
 }
 
 /// `Some((uid, gid))` of the `postgres` user when we run as root (and so must switch to it), `None` otherwise.
