@@ -128,7 +128,10 @@ impl pb::agent_desktop_server::AgentDesktop for AgentDesktopService {
         self.hub.register(&agent, &session, push_tx);
         let token = if authenticated.is_some() { None } else { Some(login.token.as_str()) };
         // The login is on record under the agent, from where it came.
-        let actor = crate::model::Actor { who: format!("agent:{agent}"), from: peer.map(|p| p.to_string()).unwrap_or_default() };
+        let actor = crate::model::Actor {
+            who: format!("agent:{agent}"),
+            from: peer.map(|p| p.to_string()).unwrap_or_default(),
+        };
         if let Err(e) = self.engine.acting_as(actor).login(&agent, token, self.hub.instance(), &session).await {
             self.hub.unregister(&agent, &session);
             if matches!(e, EngineError::Unauthenticated(_)) {
