@@ -85,7 +85,7 @@ impl Server {
         let webchat_slot: Option<crate::channels::webchat::routes::WebChatSlot> =
             cfg.webchat.enabled.then(Default::default);
         let grpc_tls = cfg.tls.server(&[b"h2"])?;
-        let http_tls = cfg.tls.server(&[b"http/1.1"])?;
+        let http_tls = cfg.tls.server_http()?;
         for tls in grpc_tls.iter().chain(http_tls.iter()) {
             tls.clone().spawn_reloader(cfg.tls.reload_every(), background.clone());
         }

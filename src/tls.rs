@@ -95,6 +95,12 @@ impl TlsConfig {
         ServerTls::load(opts, alpn).map(Some)
     }
 
+    /// The HTTP listener's TLS: the same certificate, but no client certificates asked for — its
+    /// callers are visitors' browsers and probes, and no HTTP route takes a role from one.
+    pub fn server_http(&self) -> Result<Option<Arc<ServerTls>>, TlsError> {
+        TlsConfig { client_ca_file: None, require_client_cert: false, ..self.clone() }.server(&[b"http/1.1"])
+    }
+
     pub fn reload_every(&self) -> Duration {
         Duration::from_secs(self.reload_secs)
     }
