@@ -42,6 +42,15 @@ pub fn check_interaction(p: &Principal, ix: &Interaction) -> Result<(), Status> 
     }
 }
 
+/// Whether a supervisor may change interaction `iid`: only one limited to queues needs it read
+/// (everyone else the table let through may act on any interaction).
+pub async fn check_interaction_id(engine: &Engine, p: &Principal, iid: &str) -> Result<(), Status> {
+    if !p.is_scoped() {
+        return Ok(());
+    }
+    check_interaction(p, &engine.get_interaction(iid, false).await.map_err(status)?)
+}
+
 /// The agents a scoped supervisor may see and act on (those eligible for one of its queues);
 /// `None` for everyone.
 pub async fn agents_in_scope(engine: &Engine, p: &Principal) -> Result<Option<HashSet<String>>, Status> {

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracing::warn;
 
-use super::access::{acting, agents_in_scope, caller, check_agent, check_interaction, check_queue};
+use super::access::{acting, agents_in_scope, caller, check_agent, check_interaction_id, check_queue};
 use super::pb::{self, supervisor_event::Kind as Ev};
 use super::{agent_state_to_pb, figures_to_pb, interaction_to_pb, status};
 use crate::model;
@@ -137,7 +137,7 @@ impl pb::supervisor_server::Supervisor for SupervisorService {
         let (engine, p) = acting(&self.engine, &request)?;
         let r = request.into_inner();
         let id = iid(&r.interaction_id)?;
-        check_interaction(&p, &self.engine.get_interaction(id, false).await.map_err(status)?)?;
+        check_interaction_id(&self.engine, &p, id).await?;
         if !r.queue.is_empty() {
             check_queue(&p, &r.queue)?;
         }
@@ -152,7 +152,7 @@ impl pb::supervisor_server::Supervisor for SupervisorService {
         let (engine, p) = acting(&self.engine, &request)?;
         let r = request.into_inner();
         let id = iid(&r.interaction_id)?;
-        check_interaction(&p, &self.engine.get_interaction(id, false).await.map_err(status)?)?;
+        check_interaction_id(&self.engine, &p, id).await?;
         let ix = engine.reprioritize(id, r.priority).await.map_err(status)?;
         Ok(Response::new(interaction_to_pb(&ix)))
     }
@@ -165,7 +165,7 @@ impl pb::supervisor_server::Supervisor for SupervisorService {
         let r = request.into_inner();
         let reason = if r.reason.is_empty() { "supervisor".to_string() } else { r.reason };
         let id = iid(&r.interaction_id)?;
-        check_interaction(&p, &self.engine.get_interaction(id, false).await.map_err(status)?)?;
+        check_interaction_id(&self.engine, &p, id).await?;
         let ix = engine.withdraw(id, &reason).await.map_err(status)?;
         Ok(Response::new(interaction_to_pb(&ix)))
     }

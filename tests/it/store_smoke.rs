@@ -48,3 +48,31 @@ async fn offer_accept_complete() {
     let sweep = engine.fire_timers(100).await.unwrap();
     assert_eq!(sweep.fired, 0);
 }
+
+/// A token an older version kept in clear is hashed at start, and still logs the agent in.
+#[tokio::test]
+async fn tokens_kept_in_clear_are_hashed() {
+    let redis = RedisServer::start();
+    let engine = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
+    assert_eq!(engine.hash_clear_tokens().await.unwrap(), 0, "nothing to do without agents");
+    for id in ["ann", "bob"] {
+        let a = AgentSpec {
+            id: id.into(),
+            name: id.into(),
+            skills: Default::default(),
+            capacity: Capacity::default(),
+            cross_channel_blocking: None,
+            token: String::new(),
+        };
+        engine.put_agent(&a, false).await.unwrap();
+    }
+    let key = engine.keys().agent("ann");
+    let mut con = redis::Client::open(redis.url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::AsyncCommands::hset(&mut con, &key, "token", "old-clear").await.unwrap();
+    assert_eq!(engine.hash_clear_tokens().await.unwrap(), 1);
+    let clear: Option<String> = redis::AsyncCommands::hget(&mut con, &key, "token").await.unwrap();
+    assert_eq!(clear, None);
+    assert!(engine.agent_token_ok("ann", "old-clear").await.unwrap());
+    engine.login("ann", Some("old-clear"), "i1", "s1").await.unwrap();
+    assert!(engine.login("bob", Some("old-clear"), "i1", "s2").await.is_err());
+}

@@ -115,24 +115,33 @@ impl Engine {
         Ok(stored.is_some_and(|s| switchboard_model::access::constant_time_eq(&s, &want)))
     }
 
-    /// Hashes the desktop tokens an older version kept in clear; returns how many.
+    /// Hashes the desktop tokens an older version kept in clear; returns how many. One pipelined
+    /// read for all agents, not a round trip each: it runs at every start.
     pub async fn hash_clear_tokens(&self) -> Result<usize> {
         let mut con = self.connection();
         let ids: Vec<String> = redis::AsyncCommands::smembers(&mut con, self.keys().agents()).await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut read = redis::pipe();
+        for aid in &ids {
+            read.hget(self.keys().agent(aid), "token");
+        }
+        let clear: Vec<Option<String>> = read.query_async(&mut con).await?;
+        let mut write = redis::pipe();
+        write.atomic();
         let mut n = 0;
-        for aid in ids {
-            let key = self.keys().agent(&aid);
-            let clear: Option<String> = redis::AsyncCommands::hget(&mut con, &key, "token").await?;
-            if let Some(t) = clear.filter(|t| !t.is_empty()) {
-                let h = switchboard_model::access::agent_token_hash(&aid, &t);
-                redis::pipe()
-                    .atomic()
-                    .hset(&key, "token_hash", h)
-                    .hdel(&key, "token")
-                    .query_async::<()>(&mut con)
-                    .await?;
+        for (aid, t) in ids.iter().zip(clear) {
+            if let Some(t) = t.filter(|t| !t.is_empty()) {
+                let key = self.keys().agent(aid);
+                write
+                    .hset(&key, "token_hash", switchboard_model::access::agent_token_hash(aid, &t))
+                    .hdel(&key, "token");
                 n += 1;
             }
+        }
+        if n > 0 {
+            write.query_async::<()>(&mut con).await?;
         }
         Ok(n)
     }
