@@ -240,6 +240,13 @@ impl Server {
                 Duration::from_secs(cfg.crm.cache_ttl_secs),
             ))
         });
+        let eraser = crm.as_ref().map(|client| {
+            Arc::new(crate::crm::erasure::Eraser {
+                client: client.clone(),
+                engine: engine.clone(),
+                default_region: (!cfg.crm.default_region.is_empty()).then(|| cfg.crm.default_region.clone()),
+            })
+        });
         let sessions = TaskTracker::new();
         let desktop = api::agent::AgentDesktopService {
             engine: engine.clone(),
@@ -276,6 +283,7 @@ impl Server {
             .add_service(pb::admin_server::AdminServer::new(api::admin::AdminService {
                 engine: engine.clone(),
                 auth: auth.clone(),
+                eraser,
             }))
             .add_service(pb::interactions_server::InteractionsServer::new(api::interactions::InteractionsService {
                 engine: engine.clone(),

@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::access::acting;
+use super::access::{acting, caller};
 use super::pb;
 use super::{agent_spec_from_pb, agent_spec_to_pb, queue_spec_from_pb, queue_spec_to_pb, status};
-use crate::model::{self, ApiKeyRecord, Role};
+use crate::crm::erasure::Eraser;
+use crate::model::{self, Actor, ApiKeyRecord, Role};
 use switchboard_auth::Authenticator;
 use switchboard_engine::Engine;
 
@@ -16,6 +17,8 @@ pub struct AdminService {
     pub engine: Engine,
     /// Told when a key is revoked here, so this instance stops accepting it at once.
     pub auth: Arc<Authenticator>,
+    /// None without a CRM store.
+    pub eraser: Option<Arc<Eraser>>,
 }
 
 fn key_to_pb(k: &ApiKeyRecord) -> pb::ApiKey {
@@ -133,5 +136,35 @@ impl pb::admin_server::Admin for AdminService {
         self.auth.forget_cached();
         tracing::info!(message = "API key revoked.", id = %record.id, name = %record.name, by = %p.actor());
         Ok(Response::new(key_to_pb(&record)))
+    }
+
+    async fn erase_contact(
+        &self,
+        request: Request<pb::EraseContactRequest>,
+    ) -> Result<Response<pb::EraseContactResponse>, Status> {
+        let by = Actor::new(&caller(&request)?, switchboard_auth::peer_ip(request.extensions()));
+        let id = request.into_inner().contact_id;
+        model::validate_line("contact_id", &id, 128).map_err(super::invalid)?;
+        if id.is_empty() {
+            return Err(Status::invalid_argument("contact_id: is required"));
+        }
+        let eraser = self.eraser.as_ref().ok_or_else(|| {
+            Status::failed_precondition("no CRM store is configured (crm.endpoint): nothing to erase")
+        })?;
+        let e = eraser.erase(&id, &by).await?;
+        tracing::info!(
+            message = "Contact erased.",
+            contact = %id,
+            by = %by.who,
+            interactions = e.interactions,
+            copies_erased = e.copies_erased,
+            ended = e.ended
+        );
+        Ok(Response::new(pb::EraseContactResponse {
+            interactions: e.interactions,
+            messages_erased: e.messages_erased,
+            copies_erased: e.copies_erased,
+            ended: e.ended,
+        }))
     }
 }

@@ -45,6 +45,7 @@ pub fn policy(reflection: bool) -> Policy {
         "CreateApiKey",
         "ListApiKeys",
         "RevokeApiKey",
+        "EraseContact",
     ] {
         p = p.rule(&format!("/switchboard.v1.Admin/{m}"), Rule::Roles(ADMIN));
     }

@@ -5,8 +5,10 @@
 //!
 //! - [`screen_pop`]: the contact and recent history for an offer, within a deadline, cached.
 //! - [`delivery`]: the event log to the CRM: lease, consumer group, retries, trimming.
+//! - [`erasure`]: right to erasure in the CRM and of every copy in Redis.
 
 pub mod delivery;
+pub mod erasure;
 pub mod screen_pop;
 
 use crate::model::Channel;

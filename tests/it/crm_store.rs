@@ -262,7 +262,7 @@ async fn log_all(c: &mut Client, events: &[pb::Event], chunk: usize) {
 }
 
 async fn erase(c: &mut Client, contact_id: &str) -> Result<pb::EraseContactResponse, Status> {
-    c.erase_contact(pb::EraseContactRequest { contact_id: contact_id.to_string() })
+    c.erase_contact(pb::EraseContactRequest { contact_id: contact_id.to_string(), ..Default::default() })
         .await
         .map(tonic::Response::into_inner)
 }
@@ -1152,8 +1152,17 @@ async fn erasure(mut c: Client, db: CrmDb) {
     let bob_after = snapshot(&mut c, &db, (Ch::Chat, "visitor-bob"), &bob_names).await;
     assert_eq!(bob_after, Snapshot { events: bob_before.events + 1, ..bob_before });
 
+    // An interaction of Ann's that began before the erasure but reaches the store after it (the log
+    // lagged) is kept without anything of Ann: no contact, no bodies, no details.
+    let late = Ix { channel: Ch::Sms, ..chat("ix-ann-late", "0151 12345678", BASE_MS + 4 * HOUR_MS, "Still there?") };
+    log_all(&mut c, &late.events(), 100).await;
+    expect_not_found("Ann's number after a late delivery", find(&mut c, Ch::Sms, "0151 12345678").await);
+    assert_erased(&db, "ix-ann-late").await;
+    assert_eq!(full_history(&mut c, &ann.id, 0).await, want, "the late interaction joins no history");
+
     // If Ann gets in touch again she is a new contact, with only the new interaction.
-    let back = Ix { channel: Ch::Sms, ..chat("ix-ann-3", "+49 151 12345678", BASE_MS + 5 * HOUR_MS, "Hi again") };
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let back = Ix { channel: Ch::Sms, ..chat("ix-ann-3", "+49 151 12345678", now_ms + HOUR_MS, "Hi again") };
     log_all(&mut c, &back.events(), 100).await;
     let new_ann = find(&mut c, Ch::Sms, "0151 12345678").await.expect("new contact for Ann");
     assert_ne!(new_ann.id, ann.id);
@@ -1164,6 +1173,35 @@ async fn erasure(mut c: Client, db: CrmDb) {
     // And her email may go to someone else now.
     let other = upsert(&mut c, "", "Someone", &[(Ch::Email, "ann@example.com")], &[]).await.expect("reuse email");
     assert!(other.id != ann.id && other.id != new_ann.id);
+
+    // Switchboard erased its copy of one of Bob's interactions (an "erased" event): the store blanks
+    // what it holds of it, and whatever of it arrives later.
+    let erased = event("ev-bob-0-erased", "ix-bob-0", "erased", BASE_MS + 6 * HOUR_MS, "", "support", json!({}));
+    assert_eq!(log(&mut c, vec![erased]).await.unwrap(), (1, 0));
+    let again = event(
+        "ev-bob-0-late",
+        "ix-bob-0",
+        "message_in",
+        BASE_MS + 6 * HOUR_MS,
+        "",
+        "",
+        json!({"seq": 9, "body": "Bob's secret"}),
+    );
+    assert_eq!(log(&mut c, vec![again]).await.unwrap(), (1, 0));
+    assert_erased(&db, "ix-bob-0").await;
+    let bob = find(&mut c, Ch::Chat, "visitor-bob").await.expect("Bob stays a contact");
+    let history = full_history(&mut c, &bob.id, 0).await;
+    assert_eq!(history.iter().map(|h| h.interaction_id.as_str()).collect::<Vec<_>>(), vec!["ix-bob-1"]);
+}
+
+/// Nothing of what the customer or agent wrote, or who the customer is, is left of an interaction.
+async fn assert_erased(db: &CrmDb, ix: &str) {
+    assert_eq!(db.messages(ix).await.unwrap(), Vec::new(), "bodies of {ix}");
+    let events = db.event_details(ix).await.unwrap();
+    assert!(!events.is_empty(), "the events of {ix} are kept");
+    for (typ, details) in events {
+        assert_eq!(details, r#"{"erased":true}"#, "{typ} of {ix}");
+    }
 }
 
 /// Several clients create the same new contact at once (an import, an agent's desktop, a CTI hook): one contact
@@ -1693,7 +1731,21 @@ async fn audit_trail_bad_input_and_roles(mut admin: Client, mut daemon: Client, 
 
     expect_err("the daemon reads the trail", list_audit(&mut daemon, base.clone()).await, Code::PermissionDenied, "");
     let kim = upsert(&mut admin, "", "Kim", &[(Ch::Chat, "visitor-kim")], &[]).await.expect("create Kim");
-    expect_err("the daemon erases", erase(&mut daemon, &kim.id).await, Code::PermissionDenied, "");
+    // The daemon erases only for someone it names (Admin.EraseContact); an admin speaks for itself.
+    expect_err(
+        "the daemon erases for no one",
+        erase(&mut daemon, &kim.id).await,
+        Code::InvalidArgument,
+        "on_behalf_of",
+    );
+    let for_someone =
+        pb::EraseContactRequest { contact_id: kim.id.clone(), on_behalf_of: "admin:ops".into(), ..Default::default() };
+    expect_err(
+        "an admin erases in another's name",
+        admin.erase_contact(for_someone).await,
+        Code::PermissionDenied,
+        "on_behalf_of",
+    );
     assert_eq!(find(&mut admin, Ch::Chat, "visitor-kim").await.expect("Kim is still there").id, kim.id);
     assert_eq!(full_audit(&mut admin, base).await, audited(&shift), "refused calls left no trace");
     assert_eq!(db.count_events().await.unwrap(), shift.len() as i64);

@@ -14,6 +14,7 @@ mod email_daemon;
 mod email_ingest;
 mod email_robustness;
 mod email_tls;
+mod erasure;
 mod grpc_api;
 mod grpc_desktop;
 mod postgres_tls;

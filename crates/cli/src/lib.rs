@@ -87,6 +87,12 @@ pub enum Ctl {
     /// API keys: create (the secret is shown once), list, revoke.
     #[command(subcommand)]
     Keys(Keys),
+    /// Right to erasure: the contact in the CRM store and every copy Switchboard keeps of it
+    /// (open interactions of the contact end). Cannot be undone.
+    Erase {
+        /// The contact's id in the CRM store.
+        contact: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -229,6 +235,14 @@ async fn run_ctl(
                 }
                 println!("{line}");
             }
+        }
+        Ctl::Erase { contact } => {
+            let r = admin.erase_contact(pb::EraseContactRequest { contact_id: contact.clone() }).await?.into_inner();
+            println!(
+                "erased contact {contact}: {} interactions and {} messages in the CRM store; {} interactions' copies in \
+                 Switchboard ({} were still open and ended)",
+                r.interactions, r.messages_erased, r.copies_erased, r.ended
+            );
         }
         Ctl::Keys(Keys::Revoke { id }) => {
             let k = admin.revoke_api_key(pb::RevokeApiKeyRequest { id }).await?.into_inner();

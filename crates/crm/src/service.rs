@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 
 use crate::db::{AuditQuery, CrmDb, CrmError, LogEvent};
 use switchboard_auth::{AuthLayer, Authenticator, Policy, Role, Rule, ServerTls};
-use switchboard_model::{Actor, Channel};
+use switchboard_model::{Actor, Channel, Principal};
 use switchboard_model::{Contact, HistoryEntry};
 use switchboard_proto::crm as pb;
 
@@ -210,14 +210,31 @@ impl pb::crm_store_server::CrmStore for CrmService {
         request: Request<pb::EraseContactRequest>,
     ) -> Result<Response<pb::EraseContactResponse>, Status> {
         // No erasure without someone to name in its audit record.
-        let by = Actor::new(switchboard_auth::principal(&request)?, switchboard_auth::peer_ip(request.extensions()));
-        let id = request.into_inner().contact_id;
-        if id.is_empty() {
+        let caller = switchboard_auth::principal(&request)?.clone();
+        let ip = switchboard_auth::peer_ip(request.extensions());
+        let r = request.into_inner();
+        if r.contact_id.is_empty() {
             return Err(Status::invalid_argument("contact_id: is required"));
         }
-        let (interactions, messages_erased) = self.db.erase_contact(&id, &by).await.map_err(status)?;
-        tracing::info!(message = "Contact erased.", contact = %id, by = %by.who, interactions, messages_erased);
-        Ok(Response::new(pb::EraseContactResponse { interactions, messages_erased }))
+        let by = erased_by(&caller, ip, r.on_behalf_of, r.on_behalf_of_address)?;
+        let e = self.db.erase_contact(&r.contact_id, &by).await.map_err(status)?;
+        tracing::info!(
+            message = "Contact erased.",
+            contact = %r.contact_id,
+            by = %by.who,
+            interactions = e.interactions,
+            messages_erased = e.messages_erased
+        );
+        Ok(Response::new(pb::EraseContactResponse {
+            interactions: e.interactions,
+            messages_erased: e.messages_erased,
+            interaction_ids: e.interaction_ids,
+            identities: e
+                .identities
+                .into_iter()
+                .map(|(ch, address)| pb::Identity { channel: channel_to_pb(ch) as i32, address })
+                .collect(),
+        }))
     }
 
     async fn list_audit_events(
@@ -241,8 +258,31 @@ impl pb::crm_store_server::CrmStore for CrmService {
     }
 }
 
-/// Who may call the CRM store: the daemon (`crm`) logs and reads; erasure and the audit trail
-/// only `admin`, which may do everything else too. Health is anonymous.
+/// Who an erasure is recorded as: the caller, or for the daemon (`crm`), the admin it erases for.
+fn erased_by(
+    caller: &Principal,
+    ip: Option<std::net::IpAddr>,
+    on_behalf_of: String,
+    on_behalf_of_address: String,
+) -> Result<Actor, Status> {
+    if caller.role != Role::Crm {
+        if !on_behalf_of.is_empty() || !on_behalf_of_address.is_empty() {
+            return Err(Status::permission_denied("on_behalf_of: only the crm role erases for someone else"));
+        }
+        return Ok(Actor::new(caller, ip));
+    }
+    if on_behalf_of.is_empty() {
+        return Err(Status::invalid_argument("on_behalf_of: is required from the crm role (who asked)"));
+    }
+    switchboard_model::validate_line("on_behalf_of", &on_behalf_of, 1024)
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    switchboard_model::validate_line("on_behalf_of_address", &on_behalf_of_address, 128)
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    Ok(Actor { who: on_behalf_of, from: on_behalf_of_address })
+}
+
+/// Who may call the CRM store: the daemon (`crm`) logs and reads, and erases for an admin it
+/// names; the audit trail only `admin`, which may do everything else too. Health is anonymous.
 pub fn policy() -> Policy {
     const CRM: &[Role] = &[Role::Crm, Role::Admin];
     const ADMIN: &[Role] = &[Role::Admin];
@@ -250,9 +290,9 @@ pub fn policy() -> Policy {
     for m in ["FindContact", "UpsertContact", "GetContactHistory", "LogEvents"] {
         p = p.rule(&format!("/switchboard.crm.v1.CrmStore/{m}"), Rule::Roles(CRM));
     }
-    for m in ["EraseContact", "ListAuditEvents"] {
-        p = p.rule(&format!("/switchboard.crm.v1.CrmStore/{m}"), Rule::Roles(ADMIN));
-    }
+    // The daemon erases for its admins (Admin.EraseContact), naming them.
+    p = p.rule("/switchboard.crm.v1.CrmStore/EraseContact", Rule::Roles(&[Role::Admin, Role::Crm]));
+    p = p.rule("/switchboard.crm.v1.CrmStore/ListAuditEvents", Rule::Roles(ADMIN));
     p.service("/grpc.reflection.", Rule::Roles(&Role::ALL))
 }
 

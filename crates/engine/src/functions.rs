@@ -16,7 +16,7 @@ use switchboard_model::{EventKind, MAX_PRIORITY, PushKind, routing};
 
 use crate::keys;
 use crate::ops::argv::Argv;
-use crate::ops::{access, admin, agent, instances, interactions, supervisor};
+use crate::ops::{access, admin, agent, erasure, instances, interactions, supervisor};
 
 const LIB: &str = include_str!("lua/lib.lua");
 
@@ -112,6 +112,7 @@ functions!(
     lease => instances::LeaseArgs<'_>,
     typing => crate::chat::TypingArgs<'_>,
     api_key => access::ApiKeyArgs<'_>,
+    erase => erasure::EraseArgs<'_>,
 );
 
 /// The Lua locals an operation reads its arguments under: `local aid, iid = ARGV[1], ARGV[2]`,

@@ -37,7 +37,7 @@ pub use decode::interaction_from_push;
 pub use functions::Constants;
 use functions::{Functions, Operation};
 pub use keys::Keys;
-pub use ops::{AgentStatus, Lease, LoggedEvent, OUTBOX_GROUP, QueueFigures, TimerSweep, TransferTarget};
+pub use ops::{AgentStatus, CustomerOf, Lease, LoggedEvent, OUTBOX_GROUP, QueueFigures, TimerSweep, TransferTarget};
 
 /// The shared, self-reconnecting connection.
 pub type SharedConnection = Counted<ConnectionManager>;

@@ -82,6 +82,9 @@ wire_kinds! {
         ApiKeyRevoked = "api_key_revoked",
         /// A desktop session was ended by a supervisor.
         Logout = "logout",
+        /// Switchboard erased its copy of the interaction (right to erasure): the CRM blanks what
+        /// it holds of it and whatever of it arrives later.
+        Erased = "erased",
     }
 }
 

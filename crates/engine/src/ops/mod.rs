@@ -6,6 +6,7 @@ pub(crate) mod access;
 pub(crate) mod admin;
 pub(crate) mod agent;
 pub(crate) mod argv;
+pub(crate) mod erasure;
 mod figures;
 pub(crate) mod instances;
 pub(crate) mod interactions;
@@ -14,6 +15,7 @@ mod outbox;
 pub(crate) mod supervisor;
 
 pub use agent::TransferTarget;
+pub use erasure::CustomerOf;
 pub use figures::QueueFigures;
 pub use instances::{Lease, TimerSweep};
 pub use outbox::{LoggedEvent, OUTBOX_GROUP};

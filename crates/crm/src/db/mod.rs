@@ -8,7 +8,10 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 use crate::identity::{self, IdentityError};
-use switchboard_model::{Actor, Channel, Contact, EventKind, HistoryEntry};
+use switchboard_model::{Channel, Contact, EventKind, HistoryEntry};
+
+mod erasure;
+pub use erasure::Erasure;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/crm");
 
@@ -525,6 +528,8 @@ impl CrmDb {
         self.lock_log(&mut tx).await?;
         let first = Self::next_received_seq(&mut tx).await?;
         for (i, e) in events.iter().enumerate() {
+            let blanked = self.unless_erased(&mut tx, e).await?;
+            let e = blanked.as_ref().unwrap_or(e);
             let details = e.details.to_string();
             let r = sqlx::query(
                 "INSERT INTO events (id, interaction_id, type, at_ms, agent_id, queue, details, received_ms, received_seq, \
@@ -610,6 +615,8 @@ impl CrmDb {
                     .bind(&e.agent_id)
                     .execute(&mut **tx)
                     .await?;
+            }
+            Some(EventKind::MessageIn | EventKind::MessageOut | EventKind::MessageSystem) if erasure::is_blanked(e) => {
             }
             Some(kind @ (EventKind::MessageIn | EventKind::MessageOut | EventKind::MessageSystem)) => {
                 let seq = e.details.get("seq").and_then(serde_json::Value::as_i64).unwrap_or(0);
@@ -722,71 +729,6 @@ impl CrmDb {
         Ok(Some(id))
     }
 
-    /// Right to erasure, on behalf of `by`. Returns (interactions anonymized, message bodies
-    /// erased). The erasure joins the audit trail in the same transaction: no erasure without its
-    /// record, and the record names only ids and counts, never what was erased.
-    pub async fn erase_contact(&self, id: &str, by: &Actor) -> Result<(u32, u32)> {
-        let mut tx = self.write_tx().await?;
-        self.lock_log(&mut tx).await?;
-        let exists = sqlx::query("SELECT 1 FROM contacts WHERE id = $1 AND erased = 0")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
-            return Err(CrmError::NotFound(format!("contact_id: no contact {id:?}")));
-        }
-        let msgs = sqlx::query(
-            "DELETE FROM messages WHERE interaction_id IN (SELECT id FROM interactions WHERE contact_id = $1)",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        sqlx::query(
-            "UPDATE events SET details = '{\"erased\":true}' \
-             WHERE interaction_id IN (SELECT id FROM interactions WHERE contact_id = $1) \
-             AND type IN ('created', 'message_in', 'message_out', 'message_system', 'completed', 'disposition', \
-             'abandoned', 'ended_by_customer')",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        let ixs = sqlx::query(
-            "UPDATE interactions SET customer_address = '', identity = '', summary = '', notes = '' WHERE contact_id = $1",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        sqlx::query("DELETE FROM identities WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
-        let now = now_ms();
-        sqlx::query("UPDATE contacts SET name = '', fields = '{}', erased = 1, updated_ms = $2 WHERE id = $1")
-            .bind(id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        let (interactions, messages_erased) = (ixs as u32, msgs as u32);
-        let details =
-            serde_json::json!({ "contact_id": id, "interactions": interactions, "messages_erased": messages_erased });
-        let seq = Self::next_received_seq(&mut tx).await?;
-        sqlx::query(
-            "INSERT INTO events (id, type, at_ms, details, received_ms, received_seq, actor, actor_address, audit) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1)",
-        )
-        .bind(format!("crm:{}", uuid::Uuid::now_v7()))
-        .bind(CONTACT_ERASED)
-        .bind(now)
-        .bind(details.to_string())
-        .bind(now)
-        .bind(seq)
-        .bind(&by.who)
-        .bind(&by.from)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok((interactions, messages_erased))
-    }
-
     /// A page of the audit trail in arrival order, and the token of the next one (set whenever the
     /// page is not empty, so a reader can come back for what arrives later). What people wrote is
     /// left out ([`WRITTEN_FIELDS`]): the trail says who did what, and reading it is no way to read
@@ -875,6 +817,15 @@ impl CrmDb {
     /// (event id, type) of an interaction in the order they arrived, for tests and tools.
     pub async fn event_types(&self, interaction_id: &str) -> Result<Vec<(String, String)>> {
         let rows = sqlx::query("SELECT id, type FROM events WHERE interaction_id = $1 ORDER BY received_seq")
+            .bind(interaction_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
+    /// (type, details as stored) of an interaction's events, in arrival order.
+    pub async fn event_details(&self, interaction_id: &str) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT type, details FROM events WHERE interaction_id = $1 ORDER BY received_seq")
             .bind(interaction_id)
             .fetch_all(&self.pool)
             .await?;
