@@ -111,6 +111,8 @@ pub struct Config {
     pub webchat: crate::channels::webchat::WebChatConfig,
     /// Mailboxes of the email channel (none: the channel is off).
     pub email: crate::channels::email::config::EmailConfig,
+    /// The CTI hook for telephony systems: routing points, the default destination.
+    pub cti: crate::channels::voice::CtiConfig,
     /// Upserted at start; agents created through the admin API are kept.
     pub agents: Vec<AgentSpec>,
     pub queues: Vec<QueueSpec>,
@@ -545,6 +547,7 @@ impl Config {
         self.tls.validate().map_err(|(key, message)| invalid(key, message))?;
         self.webchat.validate().map_err(|e| invalid(format!("webchat.{}", e.key), e.message))?;
         self.email.validate().map_err(|e| invalid(e.key, e.message))?;
+        self.cti.validate().map_err(|e| invalid(format!("cti.{}", e.key), e.message))?;
 
         let mut agent_ids: HashMap<&str, usize> = HashMap::new();
         for (i, agent) in self.agents.iter().enumerate() {

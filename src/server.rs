@@ -220,10 +220,14 @@ impl Server {
         health
             .set_serving::<pb::interactions_server::InteractionsServer<api::interactions::InteractionsService>>()
             .await;
+        if cfg.cti.enabled {
+            health.set_serving::<api::cti::pb::cti_server::CtiServer<api::cti::CtiService>>().await;
+        }
         let reflection = if cfg.auth.reflection {
             Some(
                 tonic_reflection::server::Builder::configure()
                     .register_encoded_file_descriptor_set(api::FILE_DESCRIPTOR_SET)
+                    .register_encoded_file_descriptor_set(api::cti::pb::FILE_DESCRIPTOR_SET)
                     .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
                     .build_v1()?,
             )
@@ -259,6 +263,13 @@ impl Server {
             pending_logins: Arc::new(tokio::sync::Semaphore::new(api::agent::MAX_PENDING_LOGINS)),
         };
         let feed = api::feed::EventFeed::new(engine.clone(), cfg.server.max_watchers, background.clone());
+        let cti = cfg.cti.enabled.then(|| {
+            api::cti::pb::cti_server::CtiServer::new(api::cti::CtiService {
+                voice: Arc::new(crate::channels::voice::Voice::new(engine.clone(), cfg.cti.clone())),
+                feed: feed.clone(),
+                shutdown: shutdown.clone(),
+            })
+        });
         let supervisor =
             api::supervisor::SupervisorService { engine: engine.clone(), shutdown: shutdown.clone(), feed };
         info!(
@@ -287,7 +298,8 @@ impl Server {
             }))
             .add_service(pb::interactions_server::InteractionsServer::new(api::interactions::InteractionsService {
                 engine: engine.clone(),
-            }));
+            }))
+            .add_optional_service(cti);
         let stop = async move { grpc_shutdown.cancelled().await };
         let serve = async move {
             match grpc_tls {

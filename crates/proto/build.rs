@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (proto, descriptor) in [
         ("../../proto/switchboard/v1/switchboard.proto", "switchboard_descriptor.bin"),
         ("../../proto/switchboard/crm/v1/crm.proto", "crm_descriptor.bin"),
+        ("../../proto/switchboard/cti/v1/cti.proto", "cti_descriptor.bin"),
     ] {
         println!("cargo:rerun-if-changed={proto}");
         let mut config = tonic_prost_build::Config::new();

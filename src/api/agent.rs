@@ -252,6 +252,9 @@ fn push_to_event(push: Push) -> pb::AgentEvent {
             Ev::PresenceChanged(pb::PresenceChanged { presence: Some(presence_to_pb(&presence)), cause })
         }
         Push::Closed { reason } => Ev::SessionClosed(pb::SessionClosed { reason }),
+        Push::Call { interaction_id, state, since_ms, hold_ms } => {
+            Ev::CallState(pb::CallState { interaction_id, state, since: Some(super::ts(since_ms)), hold_ms })
+        }
     })
 }
 

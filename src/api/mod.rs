@@ -4,6 +4,7 @@
 pub mod access;
 pub mod admin;
 pub mod agent;
+pub mod cti;
 pub mod feed;
 pub mod interactions;
 pub mod policy;
@@ -253,6 +254,7 @@ pub fn agent_spec_to_pb(a: &model::AgentSpec) -> pb::Agent {
         }),
         cross_channel_blocking: a.cross_channel_blocking,
         token: String::new(),
+        devices: a.devices.clone(),
     }
 }
 
@@ -274,6 +276,7 @@ pub fn agent_spec_from_pb(a: pb::Agent) -> Result<model::AgentSpec, Status> {
         capacity,
         cross_channel_blocking: a.cross_channel_blocking,
         token: a.token,
+        devices: a.devices,
     };
     // Checked once, by the engine (every writer goes through it); see `in_field`.
     Ok(spec)

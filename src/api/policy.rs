@@ -13,7 +13,7 @@ const CHANNELS: &[Role] = &[Channel, Telephony, Admin];
 const READ_INTERACTION: &[Role] = &[Channel, Telephony, Supervisor, Admin];
 const SCREEN_POP: &[Role] = &[Agent, Supervisor, Admin];
 
-/// Every RPC of `switchboard.v1`, health and reflection. A test checks that each RPC in the
+/// Every RPC of `switchboard.v1` and `switchboard.cti.v1`, health and reflection. A test checks that each RPC in the
 /// descriptor set has a rule here.
 pub fn policy(reflection: bool) -> Policy {
     let mut p = Policy::default()
@@ -53,6 +53,10 @@ pub fn policy(reflection: bool) -> Policy {
         p = p.rule(&format!("/switchboard.v1.Interactions/{m}"), Rule::Roles(CHANNELS));
     }
     p = p.rule("/switchboard.v1.Interactions/GetInteraction", Rule::Roles(READ_INTERACTION));
+    // The CTI hook: telephony systems only (a key's name is the system's id).
+    for m in ["RouteCall", "WatchRoutes", "ReportRoute", "PublishEvents"] {
+        p = p.rule(&format!("/switchboard.cti.v1.Cti/{m}"), Rule::Roles(&[Telephony]));
+    }
     if reflection {
         // Any authenticated caller may list the API; without a rule the path needs the same.
         p = p.service("/grpc.reflection.", Rule::Roles(&Role::ALL));

@@ -4,6 +4,7 @@
 
 pub mod email;
 pub mod memory;
+pub mod voice;
 pub mod webchat;
 
 use std::collections::HashMap;

@@ -1581,6 +1581,7 @@ async fn queue_update_removing_a_stage_does_not_strand_an_offered_interaction() 
             capacity: Capacity::default(),
             cross_channel_blocking: None,
             token: format!("tok-{id}"),
+            devices: Vec::new(),
         };
         engine.put_agent(&spec, false).await.unwrap();
         engine.login(id, Some(&format!("tok-{id}")), "inst-1", &format!("sess-{id}")).await.unwrap();

@@ -1291,6 +1291,7 @@ async fn grpc_health_and_reflection() {
         [
             "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",
+            "switchboard.cti.v1.Cti",
             "switchboard.v1.Admin",
             "switchboard.v1.AgentDesktop",
             "switchboard.v1.Interactions",

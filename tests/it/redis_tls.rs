@@ -55,6 +55,7 @@ async fn route_one_chat(engine: &Engine) {
         capacity: Capacity::default(),
         cross_channel_blocking: None,
         token: "secret".into(),
+        devices: Vec::new(),
     };
     engine.put_agent(&ann, false).await.unwrap();
     engine.login("ann", Some("secret"), "i1", "s1").await.unwrap();

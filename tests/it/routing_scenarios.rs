@@ -40,6 +40,7 @@ impl S {
             capacity,
             cross_channel_blocking: blocking,
             token: format!("tok-{id}"),
+            devices: Vec::new(),
         };
         self.engine.put_agent(&spec, true).await.unwrap();
         self.engine.login(id, Some(&format!("tok-{id}")), INSTANCE, &format!("sess-{id}")).await.unwrap();

@@ -16,6 +16,7 @@ async fn offer_accept_complete() {
         capacity: Capacity::default(),
         cross_channel_blocking: None,
         token: "secret".into(),
+        devices: Vec::new(),
     };
     engine.put_agent(&a, false).await.unwrap();
     engine.login("ann", Some("secret"), "i1", "s1").await.unwrap();
@@ -63,6 +64,7 @@ async fn tokens_kept_in_clear_are_hashed() {
             capacity: Capacity::default(),
             cross_channel_blocking: None,
             token: String::new(),
+            devices: Vec::new(),
         };
         engine.put_agent(&a, false).await.unwrap();
     }

@@ -84,6 +84,7 @@ pub fn center(args: &BenchArgs) -> Center {
                 capacity,
                 cross_channel_blocking: None,
                 token: format!("tok-a{a}"),
+                devices: Vec::new(),
             }
         })
         .collect();

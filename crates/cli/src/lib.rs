@@ -434,6 +434,10 @@ fn print_event(e: pb::AgentEvent) {
         }
         Some(Ev::Offer(o)) => print_offer(&o),
         Some(Ev::OfferRevoked(r)) => println!("offer {} revoked: {}", r.interaction_id, r.reason),
+        Some(Ev::CallState(c)) => {
+            let hold = if c.hold_ms > 0 { format!(" (on hold {} s so far)", c.hold_ms / 1000) } else { String::new() };
+            println!("call {}: {}{hold}", c.interaction_id, c.state);
+        }
         Some(Ev::Assigned(a)) => println!("assigned {}", a.interaction.map(|i| i.id).unwrap_or_default()),
         Some(Ev::CustomerMessage(m)) => {
             println!("customer [{}]: {}", m.interaction_id, m.message.map(|m| m.body).unwrap_or_default());

@@ -16,7 +16,7 @@ use switchboard_model::{EventKind, MAX_PRIORITY, PushKind, routing};
 
 use crate::keys;
 use crate::ops::argv::Argv;
-use crate::ops::{access, admin, agent, erasure, instances, interactions, supervisor};
+use crate::ops::{access, admin, agent, erasure, instances, interactions, supervisor, voice};
 
 const LIB: &str = include_str!("lua/lib.lua");
 
@@ -113,6 +113,8 @@ functions!(
     typing => crate::chat::TypingArgs<'_>,
     api_key => access::ApiKeyArgs<'_>,
     erase => erasure::EraseArgs<'_>,
+    call_event => voice::CallEventArgs<'_>,
+    phone => voice::PhoneArgs<'_>,
 );
 
 /// The Lua locals an operation reads its arguments under: `local aid, iid = ARGV[1], ARGV[2]`,

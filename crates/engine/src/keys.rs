@@ -94,6 +94,10 @@ pub const FORMATS: &[(&str, &str)] = &[
     // Zset: our Message-IDs of replies awaiting a background retry, by next attempt time (ms).
     ("email_retry", "email:retry"),
     ("api_keys", "api_keys"),
+    // Hash: device (an agent's phone as the telephony system names it) -> agent id.
+    ("devices", "devices"),
+    // String: a CTI event id already applied -> '1' (with a TTL), so a repeated event counts once.
+    ("cti_event", "cti:ev:{}"),
     ("rate", "rate:{}:{}:{}"),
 ];
 
@@ -234,6 +238,15 @@ impl Keys {
     }
     pub fn email_retry(&self) -> String {
         self.fmt("email_retry", &[])
+    }
+    pub fn idem(&self, key: &str) -> String {
+        self.fmt("idem", &[key])
+    }
+    pub fn devices(&self) -> String {
+        self.fmt("devices", &[])
+    }
+    pub fn cti_event(&self, event_id: &str) -> String {
+        self.fmt("cti_event", &[event_id])
     }
 }
 

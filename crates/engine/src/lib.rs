@@ -37,7 +37,10 @@ pub use decode::interaction_from_push;
 pub use functions::Constants;
 use functions::{Functions, Operation};
 pub use keys::Keys;
-pub use ops::{AgentStatus, CustomerOf, Lease, LoggedEvent, OUTBOX_GROUP, QueueFigures, TimerSweep, TransferTarget};
+pub use ops::{
+    AgentStatus, CallOrder, CallOutcome, CustomerOf, Lease, LoggedEvent, OUTBOX_GROUP, QueueFigures, TimerSweep,
+    TransferTarget, call_key,
+};
 
 /// The shared, self-reconnecting connection.
 pub type SharedConnection = Counted<ConnectionManager>;

@@ -17,13 +17,39 @@ use crate::{DedicatedConnection, Engine, EngineError, INBOX_MAXLEN, Result, inte
 #[derive(Debug, Clone, PartialEq)]
 pub enum Push {
     Offer(Interaction),
-    Revoked { interaction_id: String, reason: String },
+    Revoked {
+        interaction_id: String,
+        reason: String,
+    },
     Assigned(Interaction),
-    CustomerMessage { interaction_id: String, message: Message },
-    CustomerTyping { interaction_id: String, on: bool },
-    Ended { interaction_id: String, state: String, reason: String },
-    Presence { presence: Presence, cause: String },
-    Closed { reason: String },
+    CustomerMessage {
+        interaction_id: String,
+        message: Message,
+    },
+    CustomerTyping {
+        interaction_id: String,
+        on: bool,
+    },
+    Ended {
+        interaction_id: String,
+        state: String,
+        reason: String,
+    },
+    Presence {
+        presence: Presence,
+        cause: String,
+    },
+    Closed {
+        reason: String,
+    },
+    /// Voice: the call on an interaction the agent holds is `state` (ringing, talking, held)
+    /// since `since_ms`; `hold_ms` is the time on hold before.
+    Call {
+        interaction_id: String,
+        state: String,
+        since_ms: u64,
+        hold_ms: u64,
+    },
 }
 
 /// An inbox entry id ("<ms>-<seq>"), ordered as Redis orders them.
@@ -233,6 +259,12 @@ impl Engine {
                         cause: s(&v, "cause"),
                     },
                     PushKind::Closed => Push::Closed { reason: s(&v, "reason") },
+                    PushKind::Call => Push::Call {
+                        interaction_id: s(&v, "ix"),
+                        state: s(&v, "state"),
+                        since_ms: v.get("since").and_then(serde_json::Value::as_u64).unwrap_or(0),
+                        hold_ms: v.get("hold_ms").and_then(serde_json::Value::as_u64).unwrap_or(0),
+                    },
                 }))
             })
             .collect())

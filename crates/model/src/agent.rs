@@ -52,7 +52,16 @@ pub struct AgentSpec {
     /// Desktop login token. Config files usually take it from the environment.
     #[serde(default)]
     pub token: String,
+    /// The agent's phones as the telephony system names them (an extension, a SIP URI): call
+    /// events naming a device are the agent's, and a call routed to the agent rings the first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
 }
+
+/// The most phones one agent has.
+pub const MAX_DEVICES: usize = 8;
+/// The longest device name (a SIP URI with parameters fits).
+pub const MAX_DEVICE_LEN: usize = 256;
 
 impl AgentSpec {
     pub fn validate(&self) -> Result<(), ValidationError> {
@@ -76,6 +85,18 @@ impl AgentSpec {
         }
         if self.token.len() > 256 {
             return Err(ValidationError::new("token", "must be at most 256 bytes"));
+        }
+        if self.devices.len() > MAX_DEVICES {
+            return Err(ValidationError::new("devices", format!("at most {MAX_DEVICES}")));
+        }
+        for (i, d) in self.devices.iter().enumerate() {
+            if d.trim().is_empty() || d.trim() != d || d.contains(char::is_whitespace) {
+                return Err(ValidationError::new(format!("devices[{i}]"), "must be a name without spaces"));
+            }
+            validate_line(&format!("devices[{i}]"), d, MAX_DEVICE_LEN)?;
+            if self.devices[..i].contains(d) {
+                return Err(ValidationError::new(format!("devices[{i}]"), format!("{d:?} is listed twice")));
+            }
         }
         Ok(())
     }

@@ -19,6 +19,7 @@ pub mod interaction;
 pub mod queue;
 pub mod routing;
 pub mod validate;
+pub mod voice;
 pub mod wire;
 
 pub use access::{Actor, ApiKeyRecord, CredentialKind, Principal, Role};

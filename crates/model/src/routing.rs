@@ -62,6 +62,7 @@ mod tests {
             capacity: Capacity::default(),
             cross_channel_blocking: None,
             token: String::new(),
+            devices: Vec::new(),
         }
     }
 

@@ -109,8 +109,22 @@ fn invalid_agents_name_the_field() {
         capacity: Capacity::default(),
         cross_channel_blocking: None,
         token: "t".into(),
+        devices: vec!["1001".into(), "sip:ann@pbx.example".into()],
     };
     ok.validate().unwrap();
+    for (devices, field) in [
+        (vec!["1001", "1001"], "devices[1]"),
+        (vec!["10 01"], "devices[0]"),
+        (vec![""], "devices[0]"),
+        (vec!["a\nb"], "devices[0]"),
+    ] {
+        let mut a = ok.clone();
+        a.devices = devices.into_iter().map(String::from).collect();
+        assert_eq!(a.validate().unwrap_err().field, field);
+    }
+    let mut a = ok.clone();
+    a.devices = (0..9).map(|i| format!("d{i}")).collect();
+    assert_eq!(a.validate().unwrap_err().field, "devices");
     let mut a = ok.clone();
     a.skills.insert("billing".into(), 0);
     assert_eq!(a.validate().unwrap_err().field, "skills.billing");

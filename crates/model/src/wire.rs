@@ -85,6 +85,17 @@ wire_kinds! {
         /// Switchboard erased its copy of the interaction (right to erasure): the CRM blanks what
         /// it holds of it and whatever of it arrives later.
         Erased = "erased",
+        /// Voice: the call rings at the agent's phone.
+        Ringing = "ringing",
+        /// Voice: the caller was put on hold, and taken back.
+        Held = "held",
+        Retrieved = "retrieved",
+        /// Voice: the call was hung up (cause, who, talk and hold time).
+        Released = "released",
+        /// Voice: a third party joined the call, or an attended transfer was completed on the phone.
+        Conferenced = "conferenced",
+        /// An agent's phone changed state (registered, unregistered, dnd, busy).
+        Phone = "phone",
     }
 }
 
@@ -108,6 +119,8 @@ wire_kinds! {
         Presence = "presence",
         /// The session is over (replaced, logged out, stale).
         Closed = "closed",
+        /// Voice: the call the agent holds changed (ringing, talking, held) or their phone did.
+        Call = "call",
     }
 }
 

@@ -32,6 +32,8 @@ pub type Authed = tonic::service::interceptor::InterceptedService<GrpcChannel, C
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef0123456789";
 pub const SUPERVISOR_KEY: &str = "test-supervisor-key-0123456789abcdef01234";
 pub const CHANNEL_KEY: &str = "test-channel-key-0123456789abcdef012345678";
+/// The telephony system "pbx-1".
+pub const TELEPHONY_KEY: &str = "test-telephony-key-0123456789abcdef0123456";
 
 pub fn key(name: &str, role: Role, secret: &str) -> KeyConfig {
     KeyConfig {
@@ -79,6 +81,7 @@ pub fn test_config(redis_url: &str) -> Config {
         key("test-admin", Role::Admin, ADMIN_KEY),
         key("test-supervisor", Role::Supervisor, SUPERVISOR_KEY),
         key("test-channel", Role::Channel, CHANNEL_KEY),
+        key("pbx-1", Role::Telephony, TELEPHONY_KEY),
     ];
     cfg
 }
@@ -365,6 +368,7 @@ pub fn agent(id: &str, skills: &[(&str, u32)]) -> pb::Agent {
         capacity: None,
         cross_channel_blocking: None,
         token: format!("tok-{id}"),
+        devices: Vec::new(),
     }
 }
 

@@ -12,6 +12,11 @@ for _, pool in ipairs(redis.call('HKEYS', K.agent_pools(aid))) do
   for _, ch in ipairs(CHANNELS) do redis.call('ZREM', K.avail(pool, ch), aid) end
   redis.call('SREM', K.pool_agents(pool), aid)
 end
+if a.spec then
+  for _, d in ipairs(cjson.decode(a.spec).devices or {}) do
+    if redis.call('HGET', K.devices(), d) == aid then redis.call('HDEL', K.devices(), d) end
+  end
+end
 local waiting_for = redis.call('ZRANGE', K.await(aid), 0, -1)
 redis.call('DEL', K.agent(aid), K.agent_pools(aid), K.agent_work(aid), K.await(aid))
 redis.call('SREM', K.agents(), aid)

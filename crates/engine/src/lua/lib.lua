@@ -137,7 +137,7 @@ end
 -- What routing reads of an agent: not its spec, name or token, which would be copied into Lua for
 -- nothing on every refresh and pull. Nil if there is no such agent.
 local ROUTE_FIELDS = { 'presence', 'connected', 'block', 'idle', 'load_voice', 'load_chat', 'load_sms',
-  'load_email', 'cap_voice', 'cap_chat', 'cap_sms', 'cap_email' }
+  'load_email', 'cap_voice', 'cap_chat', 'cap_sms', 'cap_email', 'phone' }
 local function agent_route(aid)
   local r = redis.call('HMGET', K.agent(aid), unpack(ROUTE_FIELDS))
   if not r[1] then return nil end
@@ -151,6 +151,9 @@ local function can_take(a, ch)
   if a.presence ~= 'ready' or a.connected ~= '1' then return false end
   if num(a['load_' .. ch]) >= num(a['cap_' .. ch]) then return false end
   if ch ~= 'voice' and a.block == '1' and num(a.load_voice) > 0 then return false end
+  -- A phone the telephony system reported unregistered, on do-not-disturb or busy on a call we did
+  -- not route rings nobody; unknown (no CTI, or not reported yet) does not hold voice back.
+  if ch == 'voice' and a.phone and a.phone ~= '' and a.phone ~= 'registered' then return false end
   return true
 end
 
@@ -657,6 +660,49 @@ local function offered_to(iid, aid)
     return nil, err('PRECONDITION', 'interaction_id: "' .. iid .. '" is not offered to you (it is ' .. ix.state .. ')')
   end
   return ix
+end
+
+-- The agent takes the offer (from the desktop, or the phone was answered).
+local function accept_offer(iid, ix, aid)
+  redis.call('ZREM', K.timers(), 'offer|' .. iid .. '|' .. ix.oseq)
+  if ix.esc ~= '' then redis.call('ZREM', K.timers(), ix.esc) end
+  redis.call('HSET', K.ix(iid), 'state', 'active', 't_active', NOW, 'oexp', '', 'esc', '')
+  local q = queue_cfg(ix.queue)
+  local sl_ms = 20000
+  if q then sl_ms = q.sl_ms end
+  local waited = NOW - num(ix.enq)
+  fig_incr(ix.queue, 'accepted', 1)
+  fig_incr(ix.queue, 'asa_ms', waited)
+  if waited <= sl_ms then fig_incr(ix.queue, 'in_sl', 1) end
+  emit(EV.accepted, iid, aid, ix.queue, { waited_ms = waited })
+  -- The agent's session is told (the accepting session with the reply, like any push for it).
+  notify(aid, PUSH.assigned, { ix = iid }, iid)
+end
+
+-- The offer went unanswered (its time ran out, or the phone rang out): back to the queue keeping
+-- its age, never to this agent again, and the agent is not ready until they say otherwise.
+local function miss_offer(iid, ix, reason)
+  local aid = ix.agent
+  release(aid, ix.ch, iid)
+  redis.call('ZREM', K.timers(), 'offer|' .. iid .. '|' .. ix.oseq)
+  fig_incr(ix.queue, 'missed', 1)
+  emit(EV.missed, iid, aid, ix.queue, { reason = reason })
+  notify(aid, PUSH.revoked, { ix = iid, reason = reason })
+  set_presence(aid, 'not_ready', 'missed', 'missed')
+  requeue(iid, ix, aid)
+  try_route(iid)
+end
+
+-- The agent (or their phone) turned the offer down: back to the queue keeping its age, never to
+-- this agent again, and the agent gets other work.
+local function reject_offer(iid, ix, aid, reason)
+  redis.call('ZREM', K.timers(), 'offer|' .. iid .. '|' .. ix.oseq)
+  release(aid, ix.ch, iid)
+  fig_incr(ix.queue, 'rejected', 1)
+  emit(EV.rejected, iid, aid, ix.queue, { reason = reason })
+  requeue(iid, ix, aid)
+  try_route(iid)
+  pull_for_agent(aid)
 end
 
 -- Removes every pool of a queue from the routing indexes; returns the agents that were in them.

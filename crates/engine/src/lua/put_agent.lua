@@ -8,6 +8,14 @@ if ver ~= queues_ver then return err('RETRY', 'queues changed while computing el
 local key = K.agent(aid)
 local exists = redis.call('EXISTS', key) == 1
 if exists and allow_update ~= '1' then return err('EXISTS', 'id: agent "' .. aid .. '" already exists') end
+-- A device is one agent's: a call event naming it must mean one agent.
+local devices = cjson.decode(spec).devices or {}
+for i, d in ipairs(devices) do
+  local owner = redis.call('HGET', K.devices(), d)
+  if owner and owner ~= aid then
+    return err('EXISTS', 'devices[' .. (i - 1) .. ']: "' .. d .. '" is a device of agent "' .. owner .. '"')
+  end
+end
 if not exists then
   redis.call('HSET', key, 'presence', 'offline', 'reason', '', 'since', NOW, 'idle', NOW, 'wrapups', 0,
     'connected', 0, 'session', '', 'instance', '', 'token_hash', '',
@@ -15,6 +23,12 @@ if not exists then
   redis.call('SADD', K.agents(), aid)
 end
 local before = exists and redis.call('HGET', key, 'spec') or nil
+if before then
+  for _, d in ipairs(cjson.decode(before).devices or {}) do
+    if redis.call('HGET', K.devices(), d) == aid then redis.call('HDEL', K.devices(), d) end
+  end
+end
+for _, d in ipairs(devices) do redis.call('HSET', K.devices(), d, aid) end
 redis.call('HSET', key, 'name', name, 'block', block, 'cap_voice', cap_voice, 'cap_chat', cap_chat,
   'cap_sms', cap_sms, 'cap_email', cap_email, 'spec', spec)
 if token_hash ~= '' then

@@ -10,14 +10,7 @@ end
 local function fire_offer(iid, seq)
   local ix = ix_get(iid)
   if not ix or ix.state ~= 'offered' or ix.oseq ~= seq then return end
-  local aid = ix.agent
-  release(aid, ix.ch, iid)
-  fig_incr(ix.queue, 'missed', 1)
-  emit(EV.missed, iid, aid, ix.queue, {})
-  notify(aid, PUSH.revoked, { ix = iid, reason = 'timeout' })
-  set_presence(aid, 'not_ready', 'missed', 'missed')
-  requeue(iid, ix, aid)
-  try_route(iid)
+  miss_offer(iid, ix, 'timeout')
 end
 
 local function fire_escalation(iid, qseq, j)

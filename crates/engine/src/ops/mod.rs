@@ -13,6 +13,7 @@ pub(crate) mod interactions;
 mod limits;
 mod outbox;
 pub(crate) mod supervisor;
+pub(crate) mod voice;
 
 pub use agent::TransferTarget;
 pub use erasure::CustomerOf;
@@ -20,3 +21,4 @@ pub use figures::QueueFigures;
 pub use instances::{Lease, TimerSweep};
 pub use outbox::{LoggedEvent, OUTBOX_GROUP};
 pub use supervisor::AgentStatus;
+pub use voice::{CallOrder, CallOutcome, call_key};

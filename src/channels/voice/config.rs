@@ -1,0 +1,143 @@
+//! `[cti]` in the daemon's config file: which queue a dialled number reaches, and where a call
+//! goes that no queue takes.
+
+use serde::Deserialize;
+
+/// Errors name the key under `cti.` that is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct CtiConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> CtiConfigError {
+    CtiConfigError { key: key.into(), message: message.into() }
+}
+
+/// A routing point: calls reaching it (by its name, or by the number dialled) go to a queue.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingPoint {
+    /// The routing point's name as the platform sends it (`routing_point`); may be empty when
+    /// `dialled` is given.
+    #[serde(default)]
+    pub name: String,
+    /// Numbers that reach it (DNIS), as the platform sends them (compared without spaces).
+    #[serde(default)]
+    pub dialled: Vec<String>,
+    pub queue: String,
+    /// Priority of its calls; unset: the queue's.
+    #[serde(default)]
+    pub priority: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CtiConfig {
+    /// Serves the `switchboard.cti.v1` hook on the gRPC listener (to `telephony` keys).
+    pub enabled: bool,
+    /// Where calls go that no routing point takes (voicemail, an announcement). Empty: such a
+    /// request is refused with NOT_FOUND, and the platform applies its own fallback.
+    pub default_destination: String,
+    /// How long a transfer to a named agent waits for them before the queue takes the call.
+    pub transfer_agent_wait_secs: u32,
+    pub routing_points: Vec<RoutingPoint>,
+}
+
+impl Default for CtiConfig {
+    fn default() -> Self {
+        CtiConfig {
+            enabled: true,
+            default_destination: String::new(),
+            transfer_agent_wait_secs: 30,
+            routing_points: Vec::new(),
+        }
+    }
+}
+
+/// Dialled numbers compare without the spaces, dashes and dots people write them with.
+pub fn plain_number(n: &str) -> String {
+    n.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect()
+}
+
+impl CtiConfig {
+    pub fn validate(&self) -> Result<(), CtiConfigError> {
+        switchboard_model::validate_line("default_destination", &self.default_destination, 512)
+            .map_err(|e| invalid("default_destination", e.to_string()))?;
+        let mut names = std::collections::HashSet::new();
+        let mut numbers = std::collections::HashSet::new();
+        for (i, rp) in self.routing_points.iter().enumerate() {
+            let key = |k: &str| format!("routing_points[{i}].{k}");
+            if rp.name.is_empty() && rp.dialled.is_empty() {
+                return Err(invalid(format!("routing_points[{i}]"), "needs a name or dialled numbers"));
+            }
+            switchboard_model::validate_id(&key("queue"), &rp.queue).map_err(|e| invalid(key("queue"), e.message))?;
+            if let Some(p) = rp.priority {
+                switchboard_model::validate_priority(&key("priority"), p)
+                    .map_err(|e| invalid(key("priority"), e.message))?;
+            }
+            if !rp.name.is_empty() && !names.insert(rp.name.as_str()) {
+                return Err(invalid(key("name"), format!("{:?} is used twice", rp.name)));
+            }
+            for (j, d) in rp.dialled.iter().enumerate() {
+                let n = plain_number(d);
+                if n.is_empty() {
+                    return Err(invalid(format!("routing_points[{i}].dialled[{j}]"), "is empty"));
+                }
+                if !numbers.insert(n) {
+                    return Err(invalid(format!("routing_points[{i}].dialled[{j}]"), format!("{d:?} is used twice")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The routing point a call reached: by name if the platform named one, else by the number.
+    pub fn routing_point(&self, name: &str, dialled: &str) -> Option<&RoutingPoint> {
+        if !name.is_empty() {
+            return self.routing_points.iter().find(|rp| rp.name == name);
+        }
+        let n = plain_number(dialled);
+        self.routing_points.iter().find(|rp| rp.dialled.iter().any(|d| plain_number(d) == n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rp(name: &str, dialled: &[&str], queue: &str) -> RoutingPoint {
+        RoutingPoint {
+            name: name.into(),
+            dialled: dialled.iter().map(ToString::to_string).collect(),
+            queue: queue.into(),
+            priority: None,
+        }
+    }
+
+    #[test]
+    fn a_call_finds_its_routing_point_by_name_or_number() {
+        let c = CtiConfig {
+            routing_points: vec![rp("sales-line", &["+49 30 1234-0"], "sales"), rp("", &["0800 111"], "support")],
+            ..CtiConfig::default()
+        };
+        c.validate().unwrap();
+        assert_eq!(c.routing_point("sales-line", "").unwrap().queue, "sales");
+        assert_eq!(c.routing_point("", "+4930 12340").unwrap().queue, "sales");
+        assert_eq!(c.routing_point("", "0800111").unwrap().queue, "support");
+        assert!(c.routing_point("", "0800 222").is_none());
+        assert!(c.routing_point("nope", "0800 111").is_none(), "a named routing point is not looked up by number");
+    }
+
+    #[test]
+    fn bad_routing_points_name_their_key() {
+        let bad = |rps: Vec<RoutingPoint>| {
+            CtiConfig { routing_points: rps, ..CtiConfig::default() }.validate().unwrap_err().key
+        };
+        assert_eq!(bad(vec![rp("", &[], "sales")]), "routing_points[0]");
+        assert_eq!(bad(vec![rp("a", &[], "bad queue")]), "routing_points[0].queue");
+        assert_eq!(bad(vec![rp("a", &["1"], "q"), rp("b", &["1"], "q")]), "routing_points[1].dialled[0]");
+        assert_eq!(bad(vec![rp("a", &[], "q"), rp("a", &[], "q")]), "routing_points[1].name");
+    }
+}
