@@ -3,9 +3,10 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
-use switchboard_auth::{JwtOptions, StaticKey};
+use switchboard_auth::{JwksSource, JwksUrl, JwtOptions, StaticKey};
 
 use crate::model::Role;
 
@@ -73,8 +74,19 @@ impl fmt::Debug for KeyConfig {
 pub struct JwtConfig {
     pub issuer: String,
     pub audience: String,
-    /// The identity provider's signing keys (a JWK set); re-read when the file changes.
-    pub jwks_file: PathBuf,
+    /// The identity provider's signing keys (a JWK set) in a file, re-read when it changes ...
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// ... or at a URL (https://, or http:// to a loopback address): fetched at start, every
+    /// `jwks_refresh_secs`, and at once (at most every 30 s) for a token whose key id is new.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// PEM CA(s) for the URL's certificate (a private identity provider); default: the web's roots.
+    #[serde(default)]
+    pub jwks_ca_file: Option<PathBuf>,
+    /// Default 300.
+    #[serde(default)]
+    pub jwks_refresh_secs: Option<u64>,
     #[serde(default = "default_role_claim")]
     pub role_claim: String,
     #[serde(default = "default_queues_claim")]
@@ -139,6 +151,7 @@ impl AuthConfig {
             if j.leeway_secs > 300 {
                 return Err(("auth.jwt.leeway_secs".into(), "must be at most 300 seconds".into()));
             }
+            j.validate_jwks()?;
         }
         Ok(())
     }
@@ -158,15 +171,95 @@ impl AuthConfig {
 }
 
 impl JwtConfig {
+    fn validate_jwks(&self) -> Result<(), KeyError> {
+        let url = match (&self.jwks_file, &self.jwks_url) {
+            (Some(_), None) => None,
+            (None, Some(url)) => Some(url),
+            _ => return Err(("auth.jwt".into(), "give exactly one of jwks_file and jwks_url".into())),
+        };
+        if let Some(url) = url {
+            switchboard_auth::jwt::check_url(url).map_err(|e| ("auth.jwt.jwks_url".into(), e.to_string()))?;
+        }
+        for (set, key) in [
+            (self.jwks_ca_file.is_some(), "auth.jwt.jwks_ca_file"),
+            (self.jwks_refresh_secs.is_some(), "auth.jwt.jwks_refresh_secs"),
+        ] {
+            if set && url.is_none() {
+                return Err((key.into(), "applies only with jwks_url".into()));
+            }
+        }
+        // Below 10 s the provider is polled for nothing: a new key id is fetched at once anyway.
+        if let Some(secs) = self.jwks_refresh_secs
+            && !(10..=86_400).contains(&secs)
+        {
+            return Err(("auth.jwt.jwks_refresh_secs".into(), format!("must be 10 to 86400 seconds, got {secs}")));
+        }
+        Ok(())
+    }
+
+    /// The verifier's options; [`AuthConfig::validate`] has made sure exactly one source is given.
     pub fn options(&self) -> JwtOptions {
+        let jwks = match &self.jwks_url {
+            Some(url) => JwksSource::Url(JwksUrl {
+                ca_file: self.jwks_ca_file.clone(),
+                refresh: self.jwks_refresh_secs.map_or(JwksUrl::DEFAULT_REFRESH, Duration::from_secs),
+                ..JwksUrl::new(url.as_str())
+            }),
+            None => JwksSource::File(self.jwks_file.clone().unwrap_or_default()),
+        };
         JwtOptions {
             issuer: self.issuer.clone(),
             audience: self.audience.clone(),
-            jwks_file: self.jwks_file.clone(),
+            jwks,
             role_claim: self.role_claim.clone(),
             queues_claim: self.queues_claim.clone(),
             agent_claim: self.agent_claim.clone(),
             leeway_secs: self.leeway_secs,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt(extra: &str) -> Result<AuthConfig, KeyError> {
+        let text = format!("[jwt]\nissuer = \"https://login.example.com/\"\naudience = \"switchboard\"\n{extra}");
+        let cfg: AuthConfig = toml::from_str(&text).unwrap();
+        cfg.validate().map(|()| cfg)
+    }
+
+    #[test]
+    fn jwt_keys_come_from_exactly_one_of_a_file_and_a_url() {
+        let cfg = jwt("jwks_file = \"/etc/switchboard/jwks.json\"").unwrap();
+        assert_eq!(cfg.jwt.unwrap().options().jwks, JwksSource::File("/etc/switchboard/jwks.json".into()));
+
+        let cfg = jwt("jwks_url = \"https://idp.example.com/.well-known/jwks.json\"\njwks_ca_file = \"/etc/ca.pem\"")
+            .unwrap();
+        let JwksSource::Url(u) = cfg.jwt.unwrap().options().jwks else { panic!("a URL") };
+        assert_eq!(u.url, "https://idp.example.com/.well-known/jwks.json");
+        assert_eq!((u.ca_file, u.refresh), (Some("/etc/ca.pem".into()), Duration::from_secs(300)));
+        let cfg = jwt("jwks_url = \"http://127.0.0.1:8080/jwks\"\njwks_refresh_secs = 60").unwrap();
+        let JwksSource::Url(u) = cfg.jwt.unwrap().options().jwks else { panic!("a URL") };
+        assert_eq!(u.refresh, Duration::from_secs(60));
+
+        let both = "jwks_file = \"/j.json\"\njwks_url = \"https://idp.example.com/jwks\"";
+        for (extra, key, says) in [
+            ("", "auth.jwt", "exactly one of jwks_file and jwks_url"),
+            (both, "auth.jwt", "exactly one of jwks_file and jwks_url"),
+            ("jwks_url = \"http://idp.example.com/jwks\"", "auth.jwt.jwks_url", "use https://"),
+            ("jwks_url = \"idp.example.com/jwks\"", "auth.jwt.jwks_url", "idp.example.com/jwks"),
+            ("jwks_file = \"/j.json\"\njwks_ca_file = \"/ca.pem\"", "auth.jwt.jwks_ca_file", "only with jwks_url"),
+            ("jwks_file = \"/j.json\"\njwks_refresh_secs = 60", "auth.jwt.jwks_refresh_secs", "only with jwks_url"),
+            (
+                "jwks_url = \"https://idp.example.com/jwks\"\njwks_refresh_secs = 1",
+                "auth.jwt.jwks_refresh_secs",
+                "10 to 86400",
+            ),
+        ] {
+            let (k, message) = jwt(extra).unwrap_err();
+            assert_eq!(k, key, "{extra}");
+            assert!(message.contains(says), "{extra}: {message}");
         }
     }
 }

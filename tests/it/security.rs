@@ -39,7 +39,10 @@ async fn start() -> (RedisServer, TestServer, tempfile::TempDir) {
     cfg.auth.jwt = Some(switchboard::access::config::JwtConfig {
         issuer: ISSUER.into(),
         audience: AUDIENCE.into(),
-        jwks_file: jwks,
+        jwks_file: Some(jwks),
+        jwks_url: None,
+        jwks_ca_file: None,
+        jwks_refresh_secs: None,
         role_claim: "switchboard_role".into(),
         queues_claim: "switchboard_queues".into(),
         agent_claim: "switchboard_agent".into(),

@@ -2,7 +2,7 @@
 //!
 //! - [`Authenticator`]: a request's `authorization` metadata → [`Principal`]: config keys, runtime
 //!   API keys (`sbk_<id>_<secret>`, found through a [`CredentialStore`]), an agent's id and token
-//!   (HTTP Basic), JWTs checked against the operator's JWKS.
+//!   (HTTP Basic), JWTs checked against the operator's JWKS (a file or the identity provider's URL).
 //! - [`AuthLayer`] + [`Policy`]: one table per server, every RPC × role → allowed or
 //!   `PERMISSION_DENIED`; refused calls never reach a handler.
 //! - [`Throttle`]: backoff after repeated failures.
@@ -20,7 +20,7 @@ pub mod tls;
 
 pub use authenticator::{AuthError, Authenticator, CredentialStore, StaticKey};
 pub use client::Credential;
-pub use jwt::{JwtOptions, JwtVerifier};
+pub use jwt::{HttpClientError, JwksError, JwksSource, JwksUrl, JwtError, JwtOptions, JwtVerifier, https_client};
 pub use layer::{AuthLayer, Policy, Rule, peer_ip, principal};
 pub use switchboard_model::access::{ApiKeyRecord, CredentialKind, Principal, Role};
 pub use throttle::Throttle;

@@ -1,23 +1,32 @@
 //! JWTs from the operator's identity provider, so agents and supervisors can use SSO: the
-//! signature is checked against a JWKS file (re-read when it changes, so keys can rotate), then
-//! issuer, audience and expiry; role, queue scope and agent id come from configurable claims.
+//! signature is checked against the provider's keys (a JWKS file re-read when it changes, or a
+//! JWKS URL fetched at start and refreshed, see [`remote`]), then issuer, audience and expiry;
+//! role, queue scope and agent id come from configurable claims.
+
+mod file;
+mod https;
+mod keys;
+mod remote;
 
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{DecodingKey, Validation};
+use jsonwebtoken::{DecodingKey, Header, Validation};
 use serde_json::Value;
 use switchboard_model::access::{CredentialKind, Principal, Role};
 
 use crate::authenticator::AuthError;
+pub use https::{HttpClientError, check_url, https_client};
+pub use keys::JwksError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JwtOptions {
     pub issuer: String,
     pub audience: String,
-    pub jwks_file: PathBuf,
+    /// Where the identity provider's signing keys come from.
+    pub jwks: JwksSource,
     /// Claim holding the role name (a string, or an array whose first known role counts).
     pub role_claim: String,
     /// Claim holding a supervisor's queues (an array of names); absent means every queue.
@@ -28,48 +37,131 @@ pub struct JwtOptions {
     pub leeway_secs: u64,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    /// A JWK set on disk, re-read when its modification time changes.
+    File(PathBuf),
+    /// A JWK set published by the identity provider over HTTPS.
+    Url(JwksUrl),
+}
+
+/// How a JWKS URL is fetched. [`JwksUrl::new`] gives the defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwksUrl {
+    /// `https://…`, or `http://` to a loopback address only.
+    pub url: String,
+    /// PEM CA(s) trusted for the URL's certificate instead of the web's roots (a private IdP).
+    pub ca_file: Option<PathBuf>,
+    /// How often the keys are fetched again while nothing asks for it.
+    pub refresh: Duration,
+    /// A token whose `kid` is unknown fetches the keys at once (a rotation is seen without
+    /// waiting for `refresh`), but at most once in this time: tokens with made-up key ids must
+    /// not turn into a flood of requests to the identity provider.
+    pub unknown_kid_cooldown: Duration,
+    /// The whole request, connecting to reading the body.
+    pub timeout: Duration,
+    /// A larger response is refused (a JWK set is a few kilobytes).
+    pub max_bytes: usize,
+}
+
+impl JwksUrl {
+    pub const DEFAULT_REFRESH: Duration = Duration::from_secs(300);
+    pub const DEFAULT_UNKNOWN_KID_COOLDOWN: Duration = Duration::from_secs(30);
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+    pub const DEFAULT_MAX_BYTES: usize = 1 << 20;
+
+    pub fn new(url: impl Into<String>) -> JwksUrl {
+        JwksUrl {
+            url: url.into(),
+            ca_file: None,
+            refresh: Self::DEFAULT_REFRESH,
+            unknown_kid_cooldown: Self::DEFAULT_UNKNOWN_KID_COOLDOWN,
+            timeout: Self::DEFAULT_TIMEOUT,
+            max_bytes: Self::DEFAULT_MAX_BYTES,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JwtError {
+    #[error("issuer and audience are required")]
+    IssuerAndAudience,
+    #[error("jwks_file: {0}")]
+    File(JwksError),
+    #[error("jwks_url: {0}")]
+    Url(HttpClientError),
+    #[error("jwks_ca_file: {0}")]
+    CaFile(HttpClientError),
+    #[error("jwks_url: keys are refreshed in the background, which needs a Tokio runtime")]
+    NoRuntime,
+}
+
 pub struct JwtVerifier {
     opts: JwtOptions,
-    keys: Mutex<Loaded>,
+    keys: Keys,
 }
 
-struct Loaded {
-    set: JwkSet,
-    modified: Option<SystemTime>,
-    checked: Instant,
+enum Keys {
+    File(file::FileKeys),
+    Url(remote::RemoteKeys),
 }
-
-/// How often the JWKS file's modification time is looked at.
-const RECHECK: Duration = Duration::from_secs(5);
 
 impl JwtVerifier {
+    /// Like [`JwtVerifier::start`], with the error as text (what the daemon's config errors carry).
     pub fn new(opts: JwtOptions) -> Result<JwtVerifier, String> {
+        Self::start(opts).map_err(|e| e.to_string())
+    }
+
+    /// Reads the JWKS file, or starts fetching the JWKS URL in the background. An identity
+    /// provider that cannot be reached does not stop the start: JWTs are refused until its keys
+    /// arrive, and everything else works meanwhile. A malformed URL or an unusable CA file does.
+    pub fn start(opts: JwtOptions) -> Result<JwtVerifier, JwtError> {
         if opts.issuer.is_empty() || opts.audience.is_empty() {
-            return Err("jwt: issuer and audience are required".into());
+            return Err(JwtError::IssuerAndAudience);
         }
-        let (set, modified) = read_jwks(&opts.jwks_file)?;
-        Ok(JwtVerifier { opts, keys: Mutex::new(Loaded { set, modified, checked: Instant::now() }) })
+        let keys = match &opts.jwks {
+            JwksSource::File(path) => Keys::File(file::FileKeys::open(path.clone()).map_err(JwtError::File)?),
+            JwksSource::Url(u) => Keys::Url(remote::RemoteKeys::start(u)?),
+        };
+        Ok(JwtVerifier { opts, keys })
+    }
+
+    /// Fetches (or re-reads) the keys now and says how many are usable. A failure keeps the
+    /// keys already held. With a URL, a fetch already under way finishes first: never two at once.
+    pub async fn refresh_keys(&self) -> Result<usize, JwksError> {
+        match &self.keys {
+            Keys::File(f) => f.reload(),
+            Keys::Url(r) => r.refresh_now().await,
+        }
+    }
+
+    /// The ids of the keys held now (for health output and tests; key ids are not secret).
+    pub fn key_ids(&self) -> Vec<String> {
+        let set = match &self.keys {
+            Keys::File(f) => f.current(),
+            Keys::Url(r) => r.current(),
+        };
+        set.keys.iter().filter_map(|k| k.common.key_id.clone()).collect()
     }
 
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Invalid)?;
-        let key = {
-            let mut loaded = self.keys.lock().expect("jwks");
-            self.reload_if_changed(&mut loaded);
-            let jwk = match &header.kid {
-                Some(kid) => loaded.set.find(kid),
-                None if loaded.set.keys.len() == 1 => loaded.set.keys.first(),
-                None => None,
+        let key = match &self.keys {
+            Keys::File(f) => pick(&f.current(), &header)?,
+            Keys::Url(r) => {
+                let seen = r.fetches();
+                match pick(&r.current(), &header)? {
+                    Some(key) => Some(key),
+                    // Perhaps the provider rotated its keys since we last fetched them.
+                    None if r.refresh_for_unknown_kid(seen).await => pick(&r.current(), &header)?,
+                    None => None,
+                }
             }
-            .ok_or(AuthError::Invalid)?;
-            // The key decides the algorithm, never the token alone (no alg confusion).
-            if let Some(alg) = jwk.common.key_algorithm
-                && alg.to_string() != format!("{:?}", header.alg)
-            {
-                return Err(AuthError::Invalid);
-            }
-            DecodingKey::from_jwk(jwk).map_err(|_| AuthError::Invalid)?
         };
+        let key = key.ok_or_else(|| {
+            metrics::counter!("switchboard_auth_jwt_rejected_total", "reason" => "unknown_key").increment(1);
+            AuthError::Invalid
+        })?;
         let mut v = Validation::new(header.alg);
         v.set_issuer(&[&self.opts.issuer]);
         v.set_audience(&[&self.opts.audience]);
@@ -109,39 +201,24 @@ impl JwtVerifier {
         }
         Ok(Principal { name: sub.to_string(), role, queues, agent_id, credential: CredentialKind::Jwt })
     }
-
-    fn reload_if_changed(&self, loaded: &mut Loaded) {
-        if loaded.checked.elapsed() < RECHECK {
-            return;
-        }
-        loaded.checked = Instant::now();
-        let modified = std::fs::metadata(&self.opts.jwks_file).and_then(|m| m.modified()).ok();
-        if modified == loaded.modified {
-            return;
-        }
-        match read_jwks(&self.opts.jwks_file) {
-            Ok((set, modified)) => {
-                tracing::info!(message = "Reloaded the JWKS file.", keys = set.keys.len());
-                loaded.set = set;
-                loaded.modified = modified;
-            }
-            // Keep verifying with the keys we have; a half-written file is not a reason to lock everyone out.
-            Err(error) => {
-                tracing::warn!(message = "Could not reload the JWKS file; keeping the previous keys.", %error);
-            }
-        }
-    }
 }
 
-fn read_jwks(path: &std::path::Path) -> Result<(JwkSet, Option<SystemTime>), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("jwt.jwks_file {}: {e}", path.display()))?;
-    let set: JwkSet =
-        serde_json::from_str(&text).map_err(|e| format!("jwt.jwks_file {}: not a JWK set: {e}", path.display()))?;
-    if set.keys.is_empty() {
-        return Err(format!("jwt.jwks_file {}: holds no keys", path.display()));
+/// The key a token names: `Ok(None)` when the set has no such key, an error when the key exists
+/// but does not fit the token.
+fn pick(set: &Arc<JwkSet>, header: &Header) -> Result<Option<DecodingKey>, AuthError> {
+    let jwk = match &header.kid {
+        Some(kid) => set.find(kid),
+        None if set.keys.len() == 1 => set.keys.first(),
+        None => None,
+    };
+    let Some(jwk) = jwk else { return Ok(None) };
+    // The key decides the algorithm, never the token alone (no alg confusion).
+    if let Some(alg) = jwk.common.key_algorithm
+        && alg.to_string() != format!("{:?}", header.alg)
+    {
+        return Err(AuthError::Invalid);
     }
-    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    Ok((set, modified))
+    DecodingKey::from_jwk(jwk).map(Some).map_err(|_| AuthError::Invalid)
 }
 
 fn jwt_reason(e: &jsonwebtoken::errors::Error) -> &'static str {
@@ -161,7 +238,8 @@ fn jwt_reason(e: &jsonwebtoken::errors::Error) -> &'static str {
 mod tests {
     use super::*;
     use base64::Engine as _;
-    use jsonwebtoken::{EncodingKey, Header};
+    use jsonwebtoken::EncodingKey;
+    use std::time::SystemTime;
 
     const SECRET: &[u8] = b"a-test-signing-secret-of-32-bytes!!";
 
@@ -173,7 +251,7 @@ mod tests {
         JwtVerifier::new(JwtOptions {
             issuer: "https://idp.example".into(),
             audience: "switchboard".into(),
-            jwks_file: path,
+            jwks: JwksSource::File(path),
             role_claim: "switchboard_role".into(),
             queues_claim: "switchboard_queues".into(),
             agent_claim: "switchboard_agent".into(),
