@@ -265,7 +265,11 @@ impl Server {
         let feed = api::feed::EventFeed::new(engine.clone(), cfg.server.max_watchers, background.clone());
         let cti = cfg.cti.enabled.then(|| {
             api::cti::pb::cti_server::CtiServer::new(api::cti::CtiService {
-                voice: Arc::new(crate::channels::voice::Voice::new(engine.clone(), cfg.cti.clone())),
+                voice: Arc::new(crate::channels::voice::Voice::new(
+                    engine.clone(),
+                    cfg.cti.clone(),
+                    (!cfg.crm.default_region.is_empty()).then(|| cfg.crm.default_region.clone()),
+                )),
                 feed: feed.clone(),
                 shutdown: shutdown.clone(),
             })

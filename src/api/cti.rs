@@ -239,7 +239,7 @@ impl pb::cti_server::Cti for CtiService {
         request: Request<pb::WatchRoutesRequest>,
     ) -> Result<Response<Self::WatchRoutesStream>, Status> {
         let (system, _) = system(&request)?;
-        let mut sub = self.feed.subscribe()?;
+        let mut sub = self.feed.subscribe().await?;
         let (tx, rx) = mpsc::channel(ACK_BUFFER);
         let (voice, shutdown) = (self.voice.clone(), self.shutdown.clone());
         tokio::spawn(async move {

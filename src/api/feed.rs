@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
@@ -24,6 +24,9 @@ pub struct EventFeed {
     cancel: CancellationToken,
     /// Whether the tail task runs (it stops when the last watch ends).
     running: Arc<std::sync::Mutex<bool>>,
+    /// Whether the running tail has its place in the log: what is logged after that reaches
+    /// every subscriber.
+    positioned: Arc<watch::Sender<bool>>,
 }
 
 /// A watch's place: its subscription and its slot under the cap.
@@ -42,10 +45,13 @@ impl EventFeed {
             engine,
             cancel,
             running: Arc::default(),
+            positioned: Arc::new(watch::channel(false).0),
         }
     }
 
-    pub fn subscribe(&self) -> Result<Subscription, Status> {
+    /// A subscription that gets everything logged from when this returns (a watcher may act on
+    /// what it then reads, knowing nothing logged later is missed).
+    pub async fn subscribe(&self) -> Result<Subscription, Status> {
         let slot = self.slots.clone().try_acquire_owned().map_err(|_| {
             metrics::counter!("switchboard_limit_refusals_total", "limit" => "watchers").increment(1);
             Status::resource_exhausted(format!(
@@ -55,11 +61,17 @@ impl EventFeed {
         })?;
         metrics::gauge!("switchboard_supervisor_watches").set((self.max - self.slots.available_permits()) as f64);
         let events = self.tx.subscribe();
-        let mut running = self.running.lock().expect("feed state");
-        if !*running {
-            *running = true;
-            tokio::spawn(self.clone().run());
+        {
+            let mut running = self.running.lock().expect("feed state");
+            if !*running {
+                *running = true;
+                self.positioned.send_replace(false);
+                tokio::spawn(self.clone().run());
+            }
         }
+        let mut positioned = self.positioned.subscribe();
+        // Redis down: the subscription still starts, and catches up once the tail is open.
+        let _ = tokio::time::timeout(Duration::from_secs(5), positioned.wait_for(|p| *p)).await;
         Ok(Subscription { events, _slot: slot })
     }
 
@@ -82,6 +94,7 @@ impl EventFeed {
                 }
             };
             delay = Duration::from_millis(200);
+            self.positioned.send_replace(true);
             if reopened {
                 // Events may have been missed meanwhile: an empty batch tells watchers to refresh all.
                 let _ = self.tx.send(Arc::new(Vec::new()));
@@ -97,6 +110,7 @@ impl EventFeed {
                     // Checked again under the lock: a watch that subscribed meanwhile keeps it going.
                     if self.tx.receiver_count() == 0 {
                         *running = false;
+                        self.positioned.send_replace(false);
                         return;
                     }
                 }

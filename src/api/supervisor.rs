@@ -61,7 +61,7 @@ impl pb::supervisor_server::Supervisor for SupervisorService {
             r.queues.into_iter().collect()
         };
         let agents = if r.include_agents { agents_in_scope(&self.engine, &p).await? } else { None };
-        let subscription = self.feed.subscribe()?;
+        let subscription = self.feed.subscribe().await?;
         let (tx, rx) = mpsc::channel(1024);
         let watcher = Watcher {
             subscription,

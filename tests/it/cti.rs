@@ -140,6 +140,10 @@ async fn a_call_rings_the_free_agent_and_follows_the_phone_to_the_end() {
     assert_eq!(offered.channel, pb::Channel::Voice as i32);
     assert_eq!(offered.customer_address, "+49 151 2345678");
     assert_eq!(offered.attributes.get("cti.call_id").map(String::as_str), Some("call-1"));
+    // The phone answers, not the desktop.
+    let (code, message) = ann.accept(&offered.id).await.unwrap_err();
+    assert_eq!(code, Code::FailedPrecondition, "{message}");
+    assert!(message.contains("answer it on your phone"), "{message}");
     // Asking again is the same call, ringing the same agent.
     let again = c.route_call(cti::RouteRequest { attempt: 2, ..route_req("call-1", "+49 151 2345678") }).await.unwrap();
     assert_eq!(ring_of(&again.into_inner()).route_id, ring.route_id);
@@ -418,4 +422,43 @@ async fn strangers_bad_input_and_unknown_calls_get_clear_answers_and_change_noth
     let mut other_ev = Events::open(&mut other).await;
     let theirs = other_ev.call("o1", "c-wait", 2, "", Kind::Held(cti::Held {})).await;
     assert_eq!((outcome(&theirs), theirs.error_code), (cti::Outcome::Rejected, Code::NotFound as i32));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeat_caller_rings_the_agent_they_talked_to_last() {
+    let (_redis, sb) = start().await;
+    let mut c = pbx(&sb).await;
+    let mut ann = sb.desktop("ann", "tok-ann").await;
+    let mut bob = sb.desktop("bob", "tok-bob").await;
+    ann.ready().await;
+    bob.ready().await;
+    let first = c.route_call(route_req("call-5", "+49 151 23456789")).await.unwrap().into_inner();
+    let talked_to = ring_of(&first).agent_id;
+    let mut ev = Events::open(&mut c).await;
+    use cti::call_event::Kind;
+    assert_eq!(
+        outcome(&ev.call("e5-1", "call-5", 1, "", Kind::Answered(cti::Answered {})).await),
+        cti::Outcome::Applied
+    );
+    let bye = cti::Released { cause: "normal_clearing".into(), by: cti::Party::Caller as i32 };
+    assert_eq!(outcome(&ev.call("e5-2", "call-5", 2, "", Kind::Released(bye)).await), cti::Outcome::Applied);
+    let desk = if talked_to == "ann" { &mut ann } else { &mut bob };
+    desk.wait_for("ended", |e| matches!(e, Ev::InteractionEnded(_))).await;
+    let id = first.interaction_id.clone();
+    // After-call work over: the agent is free again, but the other one has been idle longer.
+    if ix(&sb, &id).await.state == pb::InteractionState::WrapUp as i32 {
+        desk.request(pb::agent_request::Kind::EndWrapUp(pb::EndWrapUp {
+            interaction_id: id.clone(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    }
+    // The same caller, written the national way, rings the same agent.
+    let again = c
+        .route_call(cti::RouteRequest { caller: "+49 (151) 2345-6789".into(), ..route_req("call-6", "") })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ring_of(&again).agent_id, talked_to, "{again:?}");
 }

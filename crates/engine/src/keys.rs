@@ -96,6 +96,9 @@ pub const FORMATS: &[(&str, &str)] = &[
     ("api_keys", "api_keys"),
     // Hash: device (an agent's phone as the telephony system names it) -> agent id.
     ("devices", "devices"),
+    // String: the agent who last talked to a caller ("<channel>|<normalized address>"), for a
+    // while (sticky routing of repeat callers).
+    ("last_agent", "last_agent:{}"),
     // String: a CTI event id already applied -> '1' (with a TTL), so a repeated event counts once.
     ("cti_event", "cti:ev:{}"),
     ("rate", "rate:{}:{}:{}"),
@@ -241,6 +244,9 @@ impl Keys {
     }
     pub fn idem(&self, key: &str) -> String {
         self.fmt("idem", &[key])
+    }
+    pub fn last_agent(&self, customer: &str) -> String {
+        self.fmt("last_agent", &[customer])
     }
     pub fn devices(&self) -> String {
         self.fmt("devices", &[])

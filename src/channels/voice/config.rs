@@ -42,6 +42,11 @@ pub struct CtiConfig {
     pub default_destination: String,
     /// How long a transfer to a named agent waits for them before the queue takes the call.
     pub transfer_agent_wait_secs: u32,
+    /// Sticky routing: a caller who talked to an agent within this many minutes rings that agent
+    /// first (0: off) ...
+    pub sticky_minutes: u32,
+    /// ... waiting this long for them before anyone else qualified takes the call.
+    pub sticky_wait_secs: u32,
     pub routing_points: Vec<RoutingPoint>,
 }
 
@@ -51,6 +56,8 @@ impl Default for CtiConfig {
             enabled: true,
             default_destination: String::new(),
             transfer_agent_wait_secs: 30,
+            sticky_minutes: 30,
+            sticky_wait_secs: 15,
             routing_points: Vec::new(),
         }
     }

@@ -101,6 +101,8 @@ pub struct Applied {
 pub struct Voice {
     engine: Engine,
     cfg: CtiConfig,
+    /// For caller numbers written without a country code (as the CRM normalizes them).
+    default_region: Option<String>,
 }
 
 /// Attributes a call's interaction carries besides the platform's user data.
@@ -109,8 +111,16 @@ pub const ATTR_CALL: &str = "cti.call_id";
 pub const ATTR_DIALLED: &str = "cti.dialled";
 
 impl Voice {
-    pub fn new(engine: Engine, cfg: CtiConfig) -> Voice {
-        Voice { engine, cfg }
+    pub fn new(engine: Engine, cfg: CtiConfig, default_region: Option<String>) -> Voice {
+        Voice { engine, cfg, default_region }
+    }
+
+    /// A caller as sticky routing remembers them: the number in E.164 where it can be read as one,
+    /// so "0151 ..." and "+49 151 ..." are one caller.
+    fn caller_key(&self, caller: &str) -> String {
+        let n = switchboard_crm::identity::normalize(Channel::Voice, caller, self.default_region.as_deref())
+            .unwrap_or_else(|_| caller.to_string());
+        format!("voice|{n}")
     }
 
     pub fn engine(&self) -> &Engine {
@@ -147,8 +157,15 @@ impl Voice {
         if !call.dialled.is_empty() {
             attributes.insert(ATTR_DIALLED.into(), call.dialled.clone());
         }
+        // A repeat caller rings the agent they talked to last first, if that was recently.
+        let mut preferred = String::new();
+        if self.cfg.sticky_minutes > 0 && !call.caller.is_empty() {
+            preferred = self.engine.last_agent(&self.caller_key(&call.caller)).await?.unwrap_or_default();
+        }
         let new = NewInteraction {
             idempotency_key: call_key(system, &call.call_id),
+            preferred_agent_wait_secs: if preferred.is_empty() { 0 } else { self.cfg.sticky_wait_secs },
+            preferred_agent_id: preferred,
             channel: Some(Channel::Voice),
             // A withheld number is still a caller.
             customer_address: if call.caller.is_empty() { "anonymous".into() } else { call.caller.clone() },
@@ -267,6 +284,19 @@ impl Voice {
                     by: crate::model::voice::HungUpBy::Agent,
                 };
                 engine.call_event(&iid, &event_key, order, &agent, &released, &r.details).await?.0
+            }
+            u @ CallUpdate::Released { .. } => {
+                let ix = self.engine.get_interaction(&iid, false).await?;
+                let outcome = engine.call_event(&iid, &event_key, order, &agent, u, &r.details).await?.0;
+                if outcome == CallOutcome::Applied
+                    && ix.state == InteractionState::Active
+                    && self.cfg.sticky_minutes > 0
+                    && ix.customer_address != "anonymous"
+                {
+                    let ttl = std::time::Duration::from_secs(u64::from(self.cfg.sticky_minutes) * 60);
+                    self.engine.remember_last_agent(&self.caller_key(&ix.customer_address), &ix.agent_id, ttl).await?;
+                }
+                outcome
             }
             u => engine.call_event(&iid, &event_key, order, &agent, u, &r.details).await?.0,
         };

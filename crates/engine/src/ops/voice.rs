@@ -120,6 +120,19 @@ impl Engine {
         Ok(r.first().is_some_and(|s| s == "1"))
     }
 
+    /// Remembers who talked to a customer (`<channel>|<address>`), for `ttl`.
+    pub async fn remember_last_agent(&self, customer: &str, agent: &str, ttl: std::time::Duration) -> Result<()> {
+        let mut con = self.connection();
+        let () = con.set_ex(self.keys().last_agent(customer), agent, ttl.as_secs().max(1)).await?;
+        Ok(())
+    }
+
+    /// Who talked to a customer last, if within the time [`Engine::remember_last_agent`] gave.
+    pub async fn last_agent(&self, customer: &str) -> Result<Option<String>> {
+        let mut con = self.connection();
+        Ok(con.get(self.keys().last_agent(customer)).await?)
+    }
+
     /// The agent a device belongs to.
     pub async fn agent_for_device(&self, device: &str) -> Result<Option<String>> {
         let mut con = self.connection();
