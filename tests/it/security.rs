@@ -68,11 +68,13 @@ fn jwt(sub: &str, role: &str, exp_offset_secs: i64) -> String {
     jsonwebtoken::encode(&h, &claims, &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET)).unwrap()
 }
 
-/// Every RPC of the daemon's services, from its own descriptor set: the table must cover them all.
+/// Every RPC of the daemon's services (the routing API and the CTI hook), from their descriptor sets: the
+/// table must cover them all.
 fn all_rpcs() -> Vec<(String, bool, bool)> {
-    let set = prost_types::FileDescriptorSet::decode(switchboard::api::FILE_DESCRIPTOR_SET).unwrap();
     let mut out = Vec::new();
-    for file in set.file {
+    let sets = [switchboard::api::FILE_DESCRIPTOR_SET, switchboard::api::cti::pb::FILE_DESCRIPTOR_SET];
+    let files = sets.into_iter().flat_map(|s| prost_types::FileDescriptorSet::decode(s).unwrap().file);
+    for file in files {
         let package = file.package().to_string();
         for service in file.service {
             let name = service.name().to_string();
