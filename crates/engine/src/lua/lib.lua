@@ -505,6 +505,10 @@ end
 -- Completed: the slot frees and pulls the next work.
 local function complete_ix(iid, ix)
   local aid = ix.agent
+  -- Handle time is talk (active, holds included) plus after-call work.
+  if ix.state == 'wrap_up' and num(ix.t_wrap_up) > 0 then
+    fig_incr(ix.queue, 'handle_ms', NOW - num(ix.t_wrap_up))
+  end
   redis.call('HSET', K.ix(iid), 'state', 'completed', 't_completed', NOW)
   if aid and aid ~= '' then
     release(aid, ix.ch, iid)
