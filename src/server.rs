@@ -137,7 +137,8 @@ impl Server {
         let auth = crate::access::authenticator(&cfg.auth, &cfg.tls, &engine)?;
         let auth_layer = AuthLayer::new(auth.clone(), api::policy::policy(cfg.auth.reflection))
             .with_rate(cfg.server.rate_per_caller, cfg.server.burst_per_caller)
-            .with_failures_before_backoff(cfg.auth.failures_before_backoff);
+            .with_failures_before_backoff(cfg.auth.failures_before_backoff)
+            .with_stream_recheck(Duration::from_secs(cfg.auth.stream_recheck_secs.max(1)));
 
         let crm = if cfg.crm.enabled {
             let (endpoint, credential) = if cfg.crm.endpoint.is_empty() {

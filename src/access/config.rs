@@ -30,11 +30,21 @@ pub struct AuthConfig {
     /// Failed authentications one address (or logins one agent) may make a minute before each
     /// further attempt is slowed down (2 s, doubling up to 5 min).
     pub failures_before_backoff: u32,
+    /// How often an open stream (a watch, a desktop session, a telephony event stream) checks its
+    /// credential again: one revoked or expired ends within this plus `cache_secs`.
+    pub stream_recheck_secs: u64,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        AuthConfig { keys: Vec::new(), jwt: None, cache_secs: 2, reflection: true, failures_before_backoff: 10 }
+        AuthConfig {
+            keys: Vec::new(),
+            jwt: None,
+            cache_secs: 2,
+            reflection: true,
+            failures_before_backoff: 10,
+            stream_recheck_secs: 5,
+        }
     }
 }
 

@@ -77,6 +77,7 @@ impl pb::agent_desktop_server::AgentDesktop for AgentDesktopService {
     ) -> Result<Response<Self::SessionStream>, Status> {
         // Set when the stream's metadata carried an agent's credential (key, JWT or Basic).
         let authenticated = request.extensions().get::<Principal>().cloned();
+        let lapse = switchboard_auth::lapsed(&request);
         let peer = switchboard_auth::peer_ip(request.extensions());
         let Ok(_pending) = self.pending_logins.clone().try_acquire_owned() else {
             metrics::counter!("switchboard_limit_refusals_total", "limit" => "pending_logins").increment(1);
@@ -160,6 +161,8 @@ impl pb::agent_desktop_server::AgentDesktop for AgentDesktopService {
                 // A push the hub handed over after those a reply returned: shown next.
                 let mut held: Option<Delivery> = None;
                 let mut shutting_down = false;
+                let lapsed = lapse.wait();
+                tokio::pin!(lapsed);
                 loop {
                     if let Some((_, push)) = held.take() {
                         if !svc.show(&out_tx, push).await {
@@ -174,6 +177,11 @@ impl pb::agent_desktop_server::AgentDesktop for AgentDesktopService {
                         _ = svc.shutdown.cancelled() => {
                             let _ = out_tx.send(Ok(event(Ev::SessionClosed(pb::SessionClosed { reason: "shutdown".into() })))).await;
                             shutting_down = true;
+                            break;
+                        }
+                        // The key, JWT or token the stream was opened with is no longer valid.
+                        () = &mut lapsed => {
+                            let _ = out_tx.send(Ok(event(Ev::SessionClosed(pb::SessionClosed { reason: "credential_lapsed".into() })))).await;
                             break;
                         }
                         delivery = push_rx.recv() => {

@@ -239,10 +239,12 @@ impl pb::cti_server::Cti for CtiService {
         request: Request<pb::WatchRoutesRequest>,
     ) -> Result<Response<Self::WatchRoutesStream>, Status> {
         let (system, _) = system(&request)?;
+        let lapse = switchboard_auth::lapsed(&request);
         let mut sub = self.feed.subscribe().await?;
         let (tx, rx) = mpsc::channel(ACK_BUFFER);
         let (voice, shutdown) = (self.voice.clone(), self.shutdown.clone());
-        tokio::spawn(async move {
+        let closer = tx.clone();
+        let watch = async move {
             loop {
                 let batch = tokio::select! {
                     _ = shutdown.cancelled() => return,
@@ -294,6 +296,12 @@ impl pb::cti_server::Cti for CtiService {
                     }
                 }
             }
+        };
+        tokio::spawn(async move {
+            tokio::select! {
+                () = watch => {}
+                () = lapse.wait() => drop(closer.send(Err(super::lapsed_status())).await),
+            }
         });
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
@@ -321,10 +329,12 @@ impl pb::cti_server::Cti for CtiService {
         request: Request<Streaming<pb::TelephonyEvent>>,
     ) -> Result<Response<Self::PublishEventsStream>, Status> {
         let (system, by) = system(&request)?;
+        let lapse = switchboard_auth::lapsed(&request);
         let mut events = request.into_inner();
         let (tx, rx) = mpsc::channel(ACK_BUFFER);
         let (service, shutdown) = (self.clone(), self.shutdown.clone());
-        tokio::spawn(async move {
+        let closer = tx.clone();
+        let publish = async move {
             // One at a time: a platform's events of one call arrive in order on its stream, and
             // are applied in that order.
             loop {
@@ -344,6 +354,12 @@ impl pb::cti_server::Cti for CtiService {
                 if tx.send(Ok(ack)).await.is_err() {
                     return;
                 }
+            }
+        };
+        tokio::spawn(async move {
+            tokio::select! {
+                () = publish => {}
+                () = lapse.wait() => drop(closer.send(Err(super::lapsed_status())).await),
             }
         });
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))

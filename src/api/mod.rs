@@ -43,6 +43,11 @@ pub fn status(e: EngineError) -> Status {
     }
 }
 
+/// How a stream ends whose credential stopped being valid (a revoked key, an expired JWT).
+pub fn lapsed_status() -> Status {
+    Status::unauthenticated("the credential this stream was opened with is no longer valid (revoked or expired)")
+}
+
 /// An engine error for a request whose input sits in message field `field`: a refusal of the
 /// input names the field path the client sent (`agent.skills`), not the engine's own name.
 pub fn in_field(field: &str) -> impl Fn(EngineError) -> Status + '_ {

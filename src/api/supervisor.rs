@@ -48,6 +48,7 @@ impl pb::supervisor_server::Supervisor for SupervisorService {
 
     async fn watch(&self, request: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
         let p = caller(&request)?;
+        let lapse = switchboard_auth::lapsed(&request);
         let r = request.into_inner();
         for (i, q) in r.queues.iter().enumerate() {
             model::validate_id(&format!("queues[{i}]"), q).map_err(super::invalid)?;
@@ -73,9 +74,13 @@ impl pb::supervisor_server::Supervisor for SupervisorService {
             tx,
         };
         let shutdown = self.shutdown.clone();
+        let closer = watcher.tx.clone();
         tokio::spawn(async move {
-            if let Err(e) = watcher.run(shutdown).await {
-                warn!(message = "Supervisor watch ended with an error.", error = %e);
+            tokio::select! {
+                r = watcher.run(shutdown) => if let Err(e) = r {
+                    warn!(message = "Supervisor watch ended with an error.", error = %e);
+                },
+                () = lapse.wait() => drop(closer.send(Err(super::lapsed_status())).await),
             }
         });
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))

@@ -36,6 +36,7 @@ async fn start() -> (RedisServer, TestServer, tempfile::TempDir) {
     cfg.auth.cache_secs = 0;
     // The table test makes hundreds of failed calls from one address on purpose.
     cfg.auth.failures_before_backoff = 100_000;
+    cfg.auth.stream_recheck_secs = 1;
     cfg.auth.jwt = Some(switchboard::access::config::JwtConfig {
         issuer: ISSUER.into(),
         audience: AUDIENCE.into(),
@@ -373,4 +374,63 @@ async fn a_request_that_is_not_valid_protobuf_is_invalid_argument_with_a_plain_t
     let s = g.unary(req, path, codec).await.unwrap_err();
     assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
     assert!(!s.message().contains("DecodeError"), "no decoder internals: {:?}", s.message());
+}
+
+/// Reads a stream until it ends; returns how it ended (None: it just closed).
+async fn end_of<T: std::fmt::Debug>(mut s: tonic::Streaming<T>) -> Option<Code> {
+    loop {
+        match tokio::time::timeout(PATIENCE, s.message()).await.expect("the stream ends in time") {
+            Ok(Some(_)) => {}
+            Ok(None) => return None,
+            Err(status) => return Some(status.code()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_end_when_their_key_is_revoked_or_their_jwt_expires() {
+    let (_redis, sb, _dir) = start().await;
+    let mut admin = sb.admin().await;
+    admin.put_queue(pb::PutQueueRequest { queue: Some(queue("sales", &[])), allow_update: true }).await.unwrap();
+    let mut key = |name: &str, role: &str| {
+        let r = pb::CreateApiKeyRequest { name: name.into(), role: role.into(), ..Default::default() };
+        let mut admin = admin.clone();
+        async move { admin.create_api_key(r).await.unwrap().into_inner() }
+    };
+    let lead = key("lead", "supervisor").await;
+    let pbx = key("pbx-9", "telephony").await;
+    let watch = pb::supervisor_client::SupervisorClient::new(sb.with_key(&lead.secret).await)
+        .watch(pb::WatchRequest { queues: vec![], include_agents: false })
+        .await
+        .unwrap()
+        .into_inner();
+    let routes = switchboard::api::cti::pb::cti_client::CtiClient::new(sb.with_key(&pbx.secret).await)
+        .watch_routes(switchboard::api::cti::pb::WatchRoutesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let short = jwt("lead@test", "supervisor", 2);
+    let by_jwt = pb::supervisor_client::SupervisorClient::new(sb.with_key(&short).await)
+        .watch(pb::WatchRequest { queues: vec![], include_agents: false })
+        .await
+        .unwrap()
+        .into_inner();
+    // A static key's stream stays: config keys change only with a restart.
+    let mut by_config = pb::supervisor_client::SupervisorClient::new(sb.with_key(SUPERVISOR_KEY).await)
+        .watch(pb::WatchRequest { queues: vec![], include_agents: false })
+        .await
+        .unwrap()
+        .into_inner();
+
+    for k in [&lead, &pbx] {
+        let id = k.key.clone().unwrap().id;
+        admin.revoke_api_key(pb::RevokeApiKeyRequest { id }).await.unwrap();
+    }
+    assert_eq!(end_of(watch).await, Some(Code::Unauthenticated), "the revoked supervisor's watch");
+    assert_eq!(end_of(routes).await, Some(Code::Unauthenticated), "the revoked telephony key's route watch");
+    assert_eq!(end_of(by_jwt).await, Some(Code::Unauthenticated), "the expired JWT's watch");
+    // Still open: a queue change reaches it.
+    admin.put_queue(pb::PutQueueRequest { queue: Some(queue("support", &[])), allow_update: true }).await.unwrap();
+    let next = tokio::time::timeout(PATIENCE, by_config.message()).await.expect("in time");
+    assert!(matches!(next, Ok(Some(_))), "the config key's watch is still open: {next:?}");
 }

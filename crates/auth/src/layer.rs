@@ -81,11 +81,27 @@ struct Shared {
     throttle: Arc<Throttle>,
     /// Requests per caller (by `role:name`), so one key cannot flood the rest.
     rate: Option<Limiter>,
+    /// How often open streams check their credential again.
+    recheck: std::time::Duration,
 }
 
 impl AuthLayer {
     pub fn new(auth: Arc<Authenticator>, policy: Policy) -> AuthLayer {
-        AuthLayer { shared: Arc::new(Shared { auth, policy, throttle: Arc::default(), rate: None }) }
+        AuthLayer {
+            shared: Arc::new(Shared {
+                auth,
+                policy,
+                throttle: Arc::default(),
+                rate: None,
+                recheck: crate::lapse::RECHECK,
+            }),
+        }
+    }
+
+    /// How often open streams check their credential again (tests shorten it).
+    pub fn with_stream_recheck(self, every: std::time::Duration) -> AuthLayer {
+        let shared = Arc::into_inner(self.shared).expect("configured before use");
+        AuthLayer { shared: Arc::new(Shared { recheck: every, ..shared }) }
     }
 
     /// Failed attempts from one address allowed a minute before each further one is slowed down.
@@ -149,6 +165,13 @@ where
         Box::pin(async move {
             match shared.check(&parts).await {
                 Ok(Some(p)) => {
+                    // Streams end when this credential does (lapse.rs).
+                    if let Some(v) = parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+                        let v = v.trim();
+                        if !v.is_empty() {
+                            parts.extensions.insert(crate::lapse::Lapse::new(shared.auth.clone(), v, shared.recheck));
+                        }
+                    }
                     parts.extensions.insert(p);
                     inner.call(http::Request::from_parts(parts, body)).await
                 }
