@@ -392,7 +392,7 @@ async fn streams_end_when_their_key_is_revoked_or_their_jwt_expires() {
     let (_redis, sb, _dir) = start().await;
     let mut admin = sb.admin().await;
     admin.put_queue(pb::PutQueueRequest { queue: Some(queue("sales", &[])), allow_update: true }).await.unwrap();
-    let mut key = |name: &str, role: &str| {
+    let key = |name: &str, role: &str| {
         let r = pb::CreateApiKeyRequest { name: name.into(), role: role.into(), ..Default::default() };
         let mut admin = admin.clone();
         async move { admin.create_api_key(r).await.unwrap().into_inner() }
