@@ -461,4 +461,17 @@ async fn a_repeat_caller_rings_the_agent_they_talked_to_last() {
         .unwrap()
         .into_inner();
     assert_eq!(ring_of(&again).agent_id, talked_to, "{again:?}");
+    // The agent sees the first call in the caller's history, with how it went.
+    let desk = pb::agent_desktop_client::AgentDesktopClient::new(sb.with_key(ADMIN_KEY).await);
+    let history = eventually("the first call in the CRM", PATIENCE, || {
+        let (mut desk, id) = (desk.clone(), again.interaction_id.clone());
+        async move {
+            let pop = desk.get_screen_pop(pb::GetScreenPopRequest { interaction_id: id }).await.ok()?.into_inner();
+            (!pop.history.is_empty()).then_some(pop.history)
+        }
+    })
+    .await;
+    assert_eq!(history[0].interaction_id, first.interaction_id);
+    assert!(history[0].summary.starts_with("Call: talked 0:0"), "{:?}", history[0]);
+    assert!(history[0].summary.contains("the caller hung up (normal_clearing)"), "{:?}", history[0]);
 }

@@ -158,6 +158,26 @@ fn channel_of_kind(kind: &str) -> Option<Channel> {
     }
 }
 
+/// How a call went, for its history line: "Call: talked 3:20, on hold 0:10; the caller hung up
+/// (normal_clearing)".
+fn call_summary(talk_ms: u64, hold_ms: u64, by: &str, cause: &str) -> String {
+    let mmss = |ms: u64| format!("{}:{:02}", ms / 60_000, ms / 1000 % 60);
+    let mut out = format!("Call: talked {}", mmss(talk_ms));
+    if hold_ms > 0 {
+        out.push_str(&format!(", on hold {}", mmss(hold_ms)));
+    }
+    match by {
+        "caller" => out.push_str("; the caller hung up"),
+        "agent" => out.push_str("; the agent hung up"),
+        _ => out.push_str("; ended"),
+    }
+    let cause: String = cause.chars().filter(|c| !c.is_control()).take(64).collect();
+    if !cause.is_empty() {
+        out.push_str(&format!(" ({cause})"));
+    }
+    out
+}
+
 /// The most fields a contact keeps.
 pub const MAX_FIELDS: usize = 100;
 
@@ -676,6 +696,15 @@ impl CrmDb {
                     .execute(&mut **tx)
                     .await?;
             }
+            // A call has no messages to summarize: its history line says how it went.
+            Some(EventKind::Released) if !erasure::is_blanked(e) => {
+                let n = |k: &str| e.details.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+                sqlx::query("UPDATE interactions SET summary = $2 WHERE id = $1 AND summary = ''")
+                    .bind(ix)
+                    .bind(call_summary(n("talk_ms"), n("hold_ms"), &s("by"), &s("cause")))
+                    .execute(&mut **tx)
+                    .await?;
+            }
             _ => {}
         }
         Ok(())
@@ -882,6 +911,16 @@ mod tests {
             assert!(!ev(typ, "").is_audit(), "{typ}");
             assert!(ev(typ, "supervisor:lead").is_audit(), "{typ} by someone");
         }
+    }
+
+    #[test]
+    fn a_call_reads_as_how_it_went() {
+        assert_eq!(
+            call_summary(200_000, 10_000, "caller", "normal_clearing"),
+            "Call: talked 3:20, on hold 0:10; the caller hung up (normal_clearing)"
+        );
+        assert_eq!(call_summary(59_999, 0, "", ""), "Call: talked 0:59; ended");
+        assert_eq!(call_summary(3_600_000, 0, "agent", "x\ny"), "Call: talked 60:00; the agent hung up (xy)");
     }
 
     #[test]
