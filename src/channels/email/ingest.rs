@@ -53,6 +53,31 @@ impl Outcome {
     }
 }
 
+/// What kind of mail it is, for the log (a bounce's reason and an auto-reply's header stay out).
+fn kind_label(k: &Kind) -> &'static str {
+    match k {
+        Kind::Customer => "customer",
+        Kind::AutoReply(_) => "auto_reply",
+        Kind::Bounce { .. } => "bounce",
+    }
+}
+
+/// The status code of a bounce (`5.1.1`), for the log: the rest of its reason is the remote
+/// server's diagnostic, which usually names the customer's address, or the bounce's subject,
+/// which quotes ours (and so the customer's). The agent sees the whole reason on the thread.
+fn bounce_status(reason: &str) -> &str {
+    let code = |w: &&str| {
+        let mut parts = w.split('.');
+        matches!(parts.next(), Some("2" | "4" | "5"))
+            && parts.clone().count() == 2
+            && parts.all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    reason
+        .split(|c: char| c.is_whitespace() || matches!(c, ';' | ':' | ',' | '(' | ')'))
+        .find(code)
+        .unwrap_or("unknown")
+}
+
 /// Who a customer's message is from, as routing sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sender {
@@ -126,7 +151,7 @@ impl Ingest {
             Ok(Err(join)) => return Ok(Outcome::SetAside(format!("parser failed: {join}"))),
             Err(_) => return Ok(Outcome::SetAside(format!("parsing took longer than {PARSE_DEADLINE:?}"))),
         };
-        debug!(message = "Email parsed.", mailbox = %mailbox.name, bytes = raw_len, kind = ?e.kind);
+        debug!(message = "Email parsed.", mailbox = %mailbox.name, bytes = raw_len, kind = kind_label(&e.kind));
         if let Some(done) = self.state.seen(&e.dedupe_key).await?
             && !done.starts_with('~')
         {
@@ -134,7 +159,8 @@ impl Ingest {
         }
         match e.kind.clone() {
             Kind::AutoReply(reason) => {
-                info!(message = "Auto-reply ignored.", mailbox = %mailbox.name, %reason, from = ?e.from);
+                // Not who sent it: a customer's address is personal data, and logs are kept and shared.
+                info!(message = "Auto-reply ignored.", mailbox = %mailbox.name, %reason);
                 self.state.mark_seen(&e.dedupe_key, "-").await?;
                 Ok(Outcome::AutoReply(reason))
             }
@@ -150,7 +176,7 @@ impl Ingest {
                 if let Some(v) = &sender.verdict
                     && !v.verified
                 {
-                    info!(message = "Email sender not verified.", mailbox = %mailbox.name, sender = %sender.identity, reason = %v.reason);
+                    info!(message = "Email sender not verified.", mailbox = %mailbox.name, reason = %v.reason);
                 }
                 self.customer(mailbox, &e, &sender).await
             }
@@ -174,7 +200,7 @@ impl Ingest {
             }
         }
         let Some(iid) = target else {
-            warn!(message = "Bounce for no reply of ours.", mailbox = %mailbox.name, %reason);
+            warn!(message = "Bounce for no reply of ours.", mailbox = %mailbox.name, status = bounce_status(reason));
             self.state.mark_seen(&e.dedupe_key, "-").await?;
             return Ok(Outcome::Bounce(None));
         };
@@ -183,12 +209,12 @@ impl Ingest {
             Ok(()) => {}
             Err(IngestError(EngineError::FailedPrecondition(m))) => {
                 // The conversation has ended: the bounce stays in the log only.
-                warn!(message = "Bounce for an ended conversation.", interaction = %iid, %reason, detail = %m);
+                warn!(message = "Bounce for an ended conversation.", interaction = %iid, status = bounce_status(reason), detail = %m);
             }
             Err(err) => return Err(err),
         }
         self.state.mark_seen(&e.dedupe_key, &iid).await?;
-        warn!(message = "Reply bounced.", mailbox = %mailbox.name, interaction = %iid, %reason);
+        warn!(message = "Reply bounced.", mailbox = %mailbox.name, interaction = %iid, status = bounce_status(reason));
         Ok(Outcome::Bounce(Some(iid)))
     }
 
@@ -416,6 +442,15 @@ fn merge_refs(ours: &[String], theirs: &[String], latest: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bounce_status_is_the_code_alone() {
+        let dsn = "Status: 5.1.1 Diagnostic-Code: smtp; 550 5.1.1 <carol@customer.test>: Recipient address rejected";
+        assert_eq!(bounce_status(dsn), "5.1.1");
+        assert_eq!(bounce_status("Diagnostic-Code: smtp; 452 4.2.2 mailbox full"), "4.2.2");
+        assert_eq!(bounce_status("Undeliverable: Re: my order 1.2.3 [#SB-1]"), "unknown");
+        assert_eq!(bounce_status("delivery failed"), "unknown");
+    }
 
     fn mailbox(trusted: &[&str], policy: Option<Unauthenticated>) -> MailboxConfig {
         let toml = r#"

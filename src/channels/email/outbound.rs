@@ -123,7 +123,7 @@ impl Outbound {
         );
         let to: Mailbox = threading::reply_address(&conv.customer)
             .parse()
-            .map_err(|e| DeliveryError::Permanent(format!("customer address {:?}: {e}", conv.customer)))?;
+            .map_err(|e| DeliveryError::Permanent(format!("customer address: {e}")))?;
         let mut b = Mail::builder()
             .from(from)
             .to(to)
@@ -146,8 +146,8 @@ impl Outbound {
         let _ = self.state.count_attempt(&p.message_id).await;
         match t.send(p.mail.clone()).await {
             Ok(_) => Ok(()),
-            Err(e) if e.is_permanent() || e.is_client() => Err(Failure::Permanent(e.to_string())),
-            Err(e) => Err(Failure::Transient(e.to_string())),
+            Err(e) if e.is_permanent() || e.is_client() => Err(Failure::Permanent(without_addresses(&e.to_string()))),
+            Err(e) => Err(Failure::Transient(without_addresses(&e.to_string()))),
         }
     }
 
@@ -270,5 +270,25 @@ impl Outbound {
             self.engine.append_system_message_once(&ix.id, &note, &format!("email-failed|{mid}")).await?;
         }
         Ok(())
+    }
+}
+
+/// A remote server's answer with every word holding an address (`<carol@customer.test>:`) made
+/// `<address>`: refusals usually name the recipient, our customer, and this text is logged (here
+/// and by the caller) as well as recorded.
+fn without_addresses(text: &str) -> String {
+    let words: Vec<&str> = text.split(' ').map(|w| if w.contains('@') { "<address>" } else { w }).collect();
+    words.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn addresses_leave_a_servers_answer() {
+        assert_eq!(
+            super::without_addresses("permanent error (550): 5.1.1 <carol@customer.test>: Recipient address rejected"),
+            "permanent error (550): 5.1.1 <address> Recipient address rejected"
+        );
+        assert_eq!(super::without_addresses("transient error (451): try later"), "transient error (451): try later");
     }
 }
