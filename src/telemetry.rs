@@ -7,9 +7,18 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
+/// Targets that log what crosses the wire (secrets and message bodies) and are never shown.
+const WIRE_LOGGERS: [&str; 4] = ["async_imap", "imap_proto", "tungstenite", "tokio_tungstenite"];
+
 /// Installs the global tracing subscriber (call once, from `main`).
 pub fn init_logging(format: LogFormat, directive: &str) {
-    let filter = EnvFilter::try_new(directive).unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_new(directive).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Libraries that log raw traffic at debug and trace: an IMAP LOGIN with its password, whole
+    // emails, every web chat frame with its token. Off whatever RUST_LOG says (a directive for the
+    // same target replaces RUST_LOG's); they log nothing useful above debug.
+    for target in WIRE_LOGGERS {
+        filter = filter.add_directive(format!("{target}=off").parse().expect("a valid directive"));
+    }
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

@@ -313,19 +313,86 @@ async fn standalone_crm_serves_an_external_switchboard() {
 }
 
 /// A full run at the most verbose level, with every kind of secret and message body a daemon
-/// handles: none of them may appear in its logs.
+/// handles — API keys, agent tokens, the mailbox's IMAP and SMTP passwords, web chat tokens; chat,
+/// email and web chat bodies, email subjects, agents' replies — and customers' addresses: none of
+/// them may appear in its logs, in plain text or in the encodings a wire-level log would use
+/// (hex frame payloads, base64 SMTP AUTH).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_or_message_body_reaches_the_log_at_any_level() {
+    use crate::common::dovecot::{Dovecot, IMAP_PASSWORD, IMAP_USER};
+    use crate::common::email::customer_mail;
+    use crate::common::smtp::{SMTP_PASSWORD, SMTP_USER, SmtpServer, header};
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as B64;
+    use serde_json::json;
+
     const AGENT_TOKEN: &str = "agent-token-S3CRET-7788";
     const WRONG_TOKEN: &str = "wrong-token-S3CRET-9911";
     const BODY: &str = "customer-body-S3CRET-4242";
     const REPLY: &str = "agent-reply-S3CRET-5353";
+    // Email: a customer's message (unverified sender: the mailbox checks senders), an
+    // out-of-office answer (ignored), the agent's answer going out by SMTP, another one the SMTP
+    // server refuses and a bounce of the first, both naming the customer.
+    const MAIL_FROM: &str = "carol.customer@customer.test";
+    const MAIL_SUBJECT: &str = "mail-subject-S3CRET-6161";
+    const MAIL_BODY: &str = "mail-body-S3CRET-6262";
+    const MAIL_REPLY: &str = "mail-reply-S3CRET-6363";
+    const MAIL_REFUSED: &str = "mail-refused-S3CRET-6666";
+    const AUTO_FROM: &str = "ooo.autoresponder@customer.test";
+    const AUTO_SUBJECT: &str = "auto-subject-S3CRET-6464";
+    const AUTO_BODY: &str = "auto-body-S3CRET-6565";
+    // Web chat: a visitor's first and later message, their name and address, the agent's answer.
+    const CHAT_NAME: &str = "Vera Visitor-S3CRET";
+    const CHAT_EMAIL: &str = "vera.visitor@customer.test";
+    const CHAT_FIRST: &str = "chat-first-S3CRET-7171";
+    const CHAT_LATER: &str = "chat-later-S3CRET-7272";
+    const CHAT_REPLY: &str = "chat-reply-S3CRET-7373";
     let redis = RedisServer::start();
+    let dovecot = Dovecot::start();
+    let smtp = SmtpServer::start();
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("switchboard.toml");
     std::fs::write(
         &cfg,
-        "[routing]\ntimer_poll_ms = 20\n[[queues]]\nname = \"support\"\n[[agents]]\nid = \"ann\"\nname = \"Ann\"\n",
+        format!(
+            r#"
+[routing]
+timer_poll_ms = 20
+[webchat]
+enabled = true
+queue = "chat"
+[[queues]]
+name = "support"
+[[queues]]
+name = "mail"
+channels = ["email"]
+[[queues]]
+name = "chat"
+channels = ["chat"]
+[[agents]]
+id = "ann"
+name = "Ann"
+capacity = {{ chat = 5, email = 5 }}
+[[email.mailboxes]]
+name = "support"
+address = "support@acme.test"
+queue = "mail"
+# Senders are checked: an unverified one is flagged, and that is logged.
+trusted_authserv_ids = ["mx.acme.test"]
+[email.mailboxes.imap]
+host = "127.0.0.1"
+port = {imap}
+security = "plain"
+username = "{IMAP_USER}"
+[email.mailboxes.smtp]
+host = "127.0.0.1"
+port = {smtp}
+security = "plain"
+username = "{SMTP_USER}"
+"#,
+            imap = dovecot.port,
+            smtp = smtp.port,
+        ),
     )
     .unwrap();
     let (grpc, http) = (free_port(), free_port());
@@ -335,6 +402,8 @@ async fn no_secret_or_message_body_reaches_the_log_at_any_level() {
         .arg(&cfg)
         .env("SWITCHBOARD_ADMIN_KEY", ADMIN_KEY)
         .env("SWITCHBOARD_AGENT_TOKEN_ANN", AGENT_TOKEN)
+        .env("SWITCHBOARD_EMAIL_PASSWORD_SUPPORT", IMAP_PASSWORD)
+        .env("SWITCHBOARD_EMAIL_SMTP_PASSWORD_SUPPORT", SMTP_PASSWORD)
         .env("SWITCHBOARD_REDIS_URL", &redis.url)
         .env("SWITCHBOARD_GRPC_LISTEN", format!("127.0.0.1:{grpc}"))
         .env("SWITCHBOARD_HTTP_LISTEN", format!("127.0.0.1:{http}"))
@@ -367,16 +436,128 @@ async fn no_secret_or_message_body_reaches_the_log_at_any_level() {
     assert!(bad.list_agents(pb::ListAgentsRequest {}).await.is_err());
     admin.revoke_api_key(pb::RevokeApiKeyRequest { id: created.key.unwrap().id }).await.unwrap();
 
+    // Email: read through IMAP (the auto-reply first: mail is read in UID order), answered by SMTP.
+    let auto =
+        customer_mail(AUTO_FROM, "ooo-1@customer.test", AUTO_SUBJECT, AUTO_BODY, "Auto-Submitted: auto-replied\r\n");
+    dovecot.append("INBOX", &auto).await;
+    dovecot.append("INBOX", &customer_mail(MAIL_FROM, "m1@customer.test", MAIL_SUBJECT, MAIL_BODY, "")).await;
+    let mail = ann.wait_offer().await.interaction.unwrap();
+    assert_eq!((mail.channel, mail.messages[0].body.as_str()), (pb::Channel::Email as i32, MAIL_BODY));
+    ann.accept(&mail.id).await.unwrap();
+    ann.reply(&mail.id, MAIL_REPLY).await.unwrap();
+    let sent = eventually("reply at the SMTP server", PATIENCE, || async { smtp.received().into_iter().next() }).await;
+    assert_eq!(header(&sent, "To").as_deref(), Some(MAIL_FROM));
+    assert!(String::from_utf8_lossy(&sent).contains(MAIL_REPLY));
+    smtp.plan(&[&format!("550 5.1.1 <{MAIL_FROM}>: Recipient address rejected")]);
+    let refused = ann.reply(&mail.id, MAIL_REFUSED).await.unwrap_err();
+    assert!(refused.1.contains("5.1.1"), "{refused:?}");
+    let (ours, subject) = (header(&sent, "Message-ID").unwrap(), header(&sent, "Subject").unwrap());
+    dovecot.append("INBOX", &bounce_of(&ours, &subject, MAIL_FROM)).await;
+    eventually("the three emails processed", PATIENCE, || async {
+        (dovecot.uids_with("INBOX", "$Switchboard").await.len() == 3).then_some(())
+    })
+    .await;
+
+    // Web chat: a visitor over the WebSocket, with the token a reconnect would use.
+    let http_addr: std::net::SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
+    let mut vera = Visitor::connect(http_addr).await;
+    vera.send(json!({"type": "start", "name": CHAT_NAME, "email": CHAT_EMAIL, "message": CHAT_FIRST})).await;
+    let started = vera.wait_type("started").await;
+    let chat_token = started["token"].as_str().unwrap().to_string();
+    let chat_id = started["interaction_id"].as_str().unwrap().to_string();
+    let offer = ann.wait_offer().await.interaction.unwrap();
+    assert_eq!((offer.id.as_str(), offer.messages[0].body.as_str()), (chat_id.as_str(), CHAT_FIRST));
+    ann.accept(&chat_id).await.unwrap();
+    ann.reply(&chat_id, CHAT_REPLY).await.unwrap();
+    vera.wait_message(CHAT_REPLY).await;
+    vera.say(CHAT_LATER, "c1").await;
+    vera.close().await;
+    // Back with the token (as after a reload): the whole thread again.
+    let mut again = Visitor::connect(http_addr).await;
+    again.resume(&chat_token, 0).await;
+    again.wait_type("resumed").await;
+    again.wait_message(CHAT_LATER).await;
+    // A token that is not a chat's.
+    let mut stranger = Visitor::connect(http_addr).await;
+    stranger.resume("f00d-S3CRET-chat-token", 0).await;
+    stranger.wait_type("error").await;
+    again.close().await;
+    stranger.close().await;
+
     let status = Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap();
     assert!(status.success());
     let exit = tokio::task::spawn_blocking(move || child.0.wait().unwrap()).await.unwrap();
     assert!(exit.success(), "{exit:?}");
     let logs = std::fs::read_to_string(&log).unwrap();
     assert!(logs.lines().count() > 100, "a trace-level run logs plenty: {} lines", logs.lines().count());
-    for secret in [ADMIN_KEY, AGENT_TOKEN, WRONG_TOKEN, BODY, REPLY, created.secret.as_str(), "S3CRET"] {
-        let at = logs.lines().find(|l| l.contains(secret));
-        assert!(at.is_none(), "{secret:?} is in the log: {}", at.unwrap_or_default());
+    // The run went where it should: the emails were read and answered, the web chat served.
+    for what in [
+        "Auto-reply ignored.",
+        "Email sender not verified.",
+        "Email reply sent.",
+        "Email reply refused.",
+        "Reply bounced.",
+        "Web chat started.",
+    ] {
+        assert!(logs.contains(what), "{what:?} is not in the log");
     }
+
+    let secrets = [
+        ADMIN_KEY,
+        AGENT_TOKEN,
+        WRONG_TOKEN,
+        created.secret.as_str(),
+        IMAP_PASSWORD,
+        SMTP_PASSWORD,
+        chat_token.as_str(),
+    ];
+    let bodies = [
+        BODY,
+        REPLY,
+        MAIL_SUBJECT,
+        MAIL_BODY,
+        MAIL_REPLY,
+        MAIL_REFUSED,
+        AUTO_SUBJECT,
+        AUTO_BODY,
+        CHAT_FIRST,
+        CHAT_LATER,
+        CHAT_REPLY,
+    ];
+    let people = [CHAT_NAME, MAIL_FROM, AUTO_FROM, CHAT_EMAIL];
+    // IMAP_PASSWORD is the test Dovecot's, a plain word ("secret"): a line holding it is worth a look.
+    let mut needles: Vec<String> = secrets.iter().chain(&bodies).chain(&people).map(ToString::to_string).collect();
+    needles.push("S3CRET".into());
+    // As a wire-level log would show them: hex payloads (WebSocket frames) and SMTP AUTH.
+    needles.extend(
+        secrets.iter().chain(&bodies).chain(&people).map(|s| s.bytes().map(|b| format!("{b:02x}")).collect::<String>()),
+    );
+    needles.push(B64.encode(format!("\0{SMTP_USER}\0{SMTP_PASSWORD}")));
+    needles.push(B64.encode(SMTP_PASSWORD));
+    needles.push(B64.encode(format!("\0{IMAP_USER}\0{IMAP_PASSWORD}")));
+    let found: Vec<String> = needles
+        .iter()
+        .filter_map(|n| logs.lines().find(|l| l.contains(n.as_str())).map(|l| format!("{n:?} in: {l}")))
+        .collect();
+    assert!(found.is_empty(), "in the log:\n{}", found.join("\n"));
+}
+
+/// A delivery status notification for our message `message_id` (with its `subject`) to
+/// `recipient`, as Postfix writes one: the diagnostic names the recipient, the subject quotes ours.
+fn bounce_of(message_id: &str, subject: &str, recipient: &str) -> Vec<u8> {
+    format!(
+        "From: Mail Delivery System <MAILER-DAEMON@mx.customer.test>\r\nTo: support@acme.test\r\n\
+         Subject: Undelivered Mail Returned to Sender: {subject}\r\nMessage-ID: <dsn-1@mx.customer.test>\r\n\
+         Date: Tue, 1 Jul 2025 10:05:00 +0000\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=R\r\n\r\n\
+         --R\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered to <{recipient}>.\r\n\
+         --R\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.customer.test\r\n\r\n\
+         Final-Recipient: rfc822; {recipient}\r\nStatus: 5.1.1\r\n\
+         Diagnostic-Code: smtp; 550 5.1.1 <{recipient}>: Recipient address rejected\r\n\
+         --R\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: support@acme.test\r\nMessage-ID: {message_id}\r\n\
+         Subject: {subject}\r\n--R--\r\n"
+    )
+    .into_bytes()
 }
 
 /// Kills (SIGKILL, by PID) the child if the test ends before it stopped it.
