@@ -264,13 +264,25 @@ impl Server {
             pending_logins: Arc::new(tokio::sync::Semaphore::new(api::agent::MAX_PENDING_LOGINS)),
         };
         let feed = api::feed::EventFeed::new(engine.clone(), cfg.server.max_watchers, background.clone());
+        let voice = crate::channels::voice::Voice::new(
+            engine.clone(),
+            cfg.cti.clone(),
+            (!cfg.crm.default_region.is_empty()).then(|| cfg.crm.default_region.clone()),
+        );
+        if cfg.cti.enabled {
+            for node in &cfg.cti.kamailio {
+                let run = crate::channels::voice::kamailio::run(
+                    voice.clone(),
+                    node.clone(),
+                    instance.clone(),
+                    background.clone(),
+                );
+                tracker.spawn(run);
+            }
+        }
         let cti = cfg.cti.enabled.then(|| {
             api::cti::pb::cti_server::CtiServer::new(api::cti::CtiService {
-                voice: Arc::new(crate::channels::voice::Voice::new(
-                    engine.clone(),
-                    cfg.cti.clone(),
-                    (!cfg.crm.default_region.is_empty()).then(|| cfg.crm.default_region.clone()),
-                )),
+                voice: Arc::new(voice),
                 feed: feed.clone(),
                 shutdown: shutdown.clone(),
             })

@@ -94,6 +94,8 @@ pub const FORMATS: &[(&str, &str)] = &[
     // Zset: our Message-IDs of replies awaiting a background retry, by next attempt time (ms).
     ("email_retry", "email:retry"),
     ("api_keys", "api_keys"),
+    // String: the instance bridging a SIP node (Kamailio's evapi socket), a lease with a TTL.
+    ("sip_lease", "sip:lease:{}"),
     // Hash: device (an agent's phone as the telephony system names it) -> agent id.
     ("devices", "devices"),
     // String: the agent who last talked to a caller ("<channel>|<normalized address>"), for a
@@ -247,6 +249,9 @@ impl Keys {
     }
     pub fn last_agent(&self, customer: &str) -> String {
         self.fmt("last_agent", &[customer])
+    }
+    pub fn sip_lease(&self, node: &str) -> String {
+        self.fmt("sip_lease", &[node])
     }
     pub fn devices(&self) -> String {
         self.fmt("devices", &[])

@@ -48,6 +48,8 @@ pub struct CtiConfig {
     /// ... waiting this long for them before anyone else qualified takes the call.
     pub sticky_wait_secs: u32,
     pub routing_points: Vec<RoutingPoint>,
+    /// Kamailio nodes to bridge (`deploy/kamailio/`): their evapi sockets.
+    pub kamailio: Vec<super::kamailio::KamailioNode>,
 }
 
 impl Default for CtiConfig {
@@ -59,6 +61,7 @@ impl Default for CtiConfig {
             sticky_minutes: 30,
             sticky_wait_secs: 15,
             routing_points: Vec::new(),
+            kamailio: Vec::new(),
         }
     }
 }
@@ -95,6 +98,18 @@ impl CtiConfig {
                 if !numbers.insert(n) {
                     return Err(invalid(format!("routing_points[{i}].dialled[{j}]"), format!("{d:?} is used twice")));
                 }
+            }
+        }
+        let mut nodes = std::collections::HashSet::new();
+        for (i, k) in self.kamailio.iter().enumerate() {
+            let key = |f: &str| format!("kamailio[{i}].{f}");
+            switchboard_model::validate_id(&key("node"), &k.node).map_err(|e| invalid(key("node"), e.message))?;
+            if !nodes.insert(k.node.as_str()) {
+                return Err(invalid(key("node"), format!("{:?} is listed twice", k.node)));
+            }
+            switchboard_model::validate_id(&key("system"), &k.system).map_err(|e| invalid(key("system"), e.message))?;
+            if k.evapi.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()) {
+                return Err(invalid(key("evapi"), format!("expected host:port, got {:?}", k.evapi)));
             }
         }
         Ok(())

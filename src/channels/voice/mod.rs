@@ -15,6 +15,7 @@
 //! | blind transfer to a queue    | transferred: queued there, routed again        |
 
 pub mod config;
+pub mod kamailio;
 pub mod watch;
 
 use std::collections::BTreeMap;

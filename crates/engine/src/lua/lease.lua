@@ -1,12 +1,16 @@
 -- ARGV: which, name, holder, ttl
--- which: 'outbox' | 'mailbox'; name: the mailbox ('' for the outbox); ttl: ms ('' = release).
+-- which: 'outbox' | 'mailbox' | 'sip_node'; name: the mailbox or node ('' for the outbox); ttl:
+-- ms ('' = release).
 -- Takes or renews a lease: one holder at a time (the event-log deliverer, so the CRM sees each
--- interaction's events in order; a mailbox's reader). Releasing frees it only for its holder.
+-- interaction's events in order; a mailbox's reader; the bridge to a SIP node). Releasing frees
+-- it only for its holder.
 local key
 if which == 'outbox' then
   key = K.outbox_lease()
 elseif which == 'mailbox' then
   key = K.email_lease(name)
+elseif which == 'sip_node' then
+  key = K.sip_lease(name)
 else
   return err('INVALID', 'lease: unknown lease ' .. tostring(which))
 end

@@ -16,6 +16,8 @@ pub enum Lease<'a> {
     Outbox,
     /// Reading this mailbox.
     Mailbox(&'a str),
+    /// Bridging this SIP node (a Kamailio's evapi socket) to the CTI hook.
+    SipNode(&'a str),
 }
 
 /// Result of one timer sweep.
@@ -64,6 +66,7 @@ impl Engine {
         let (which, name) = match lease {
             Lease::Outbox => ("outbox", ""),
             Lease::Mailbox(m) => ("mailbox", m),
+            Lease::SipNode(n) => ("sip_node", n),
         };
         let r = self.run(LeaseArgs { which, name, holder, ttl: ttl_ms }).await?;
         Ok(r.first().is_some_and(|s| s == "1"))
