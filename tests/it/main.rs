@@ -18,6 +18,7 @@ mod email_tls;
 mod erasure;
 mod grpc_api;
 mod grpc_desktop;
+mod kamailio;
 mod postgres_tls;
 mod redis_tls;
 mod routing_scenarios;

@@ -7,6 +7,7 @@
 //! - [`dovecot`]: an IMAP server with IDLE (plain or TLS), and test certificates.
 //! - [`smtp`]: aiosmtpd, recording what it receives and answering as planned.
 //! - [`browser`]: a headless Chromium driven over WebDriver.
+//! - [`sip`]: Kamailio and SIPp (callers, agents' phones).
 //!
 //! Nothing here knows Switchboard's own types: the harness that starts Switchboard itself lives
 //! with the tests (`tests/it/common`) and the benchmark.
@@ -15,6 +16,7 @@ pub mod browser;
 pub mod dovecot;
 pub mod postgres;
 pub mod redis_server;
+pub mod sip;
 pub mod smtp;
 pub mod wait;
 
@@ -22,6 +24,7 @@ pub use browser::Browser;
 pub use dovecot::{Dovecot, TestCerts};
 pub use postgres::{PgServer, PgTlsFiles};
 pub use redis_server::RedisServer;
+pub use sip::{Kamailio, KamailioOptions, Sipp, free_udp_port};
 pub use smtp::{SmtpMode, SmtpServer};
 pub use wait::{PATIENCE, POLL_INTERVAL, eventually, free_port, init_tracing};
 
