@@ -4,7 +4,8 @@
 set -euo pipefail
 
 packages=(redis-server redis-tools postgresql postgresql-client ca-certificates curl build-essential pkg-config
-    chromium chromium-driver dovecot-imapd dovecot-lmtpd python3-aiosmtpd openssl)
+    chromium chromium-driver dovecot-imapd dovecot-lmtpd python3-aiosmtpd openssl
+    kamailio kamailio-extra-modules kamailio-utils-modules sip-tester)
 
 if [[ $(id -u) -eq 0 ]]; then
     sudo=()
@@ -30,6 +31,12 @@ command -v psql >/dev/null 2>&1 || missing+=(psql)
 [[ -x /usr/sbin/dovecot ]] || missing+=(dovecot)
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || missing+=(aiosmtpd)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# Voice: a private Kamailio (evapi and jansson come in kamailio-extra-modules) and SIPp as the
+# callers and agents' phones (scripts/kamailio-demo.sh, deploy/kamailio/).
+[[ -x /usr/sbin/kamailio ]] || missing+=(kamailio)
+compgen -G '/usr/lib/*/kamailio/modules/evapi.so' >/dev/null || missing+=(kamailio-extra-modules)
+compgen -G '/usr/lib/*/kamailio/modules/http_client.so' >/dev/null || missing+=(kamailio-utils-modules)
+command -v sipp >/dev/null 2>&1 || missing+=(sipp)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     echo "setup-debian: system packages already present"
