@@ -47,11 +47,16 @@ async fn platform(agents: &[&str]) -> Platform {
 impl Platform {
     /// Registers `agent`'s phone, then plays it with `set` (agent.xml's options) on the same port.
     fn phone(&self, agent: &str, set: &[(&str, &str)]) -> Sipp {
+        self.phone_for(agent, set, 1)
+    }
+
+    /// [`Platform::phone`] taking `calls` calls, one after another.
+    fn phone_for(&self, agent: &str, set: &[(&str, &str)], calls: u32) -> Sipp {
         let port = free_udp_port();
         let mut reg = Sipp::start(self.kamailio.sip_port, &fixture("register.xml"), agent, port, &[]);
         let status = reg.wait(PATIENCE);
         assert!(status.success(), "{agent}'s phone registers: {status}\n{}\n{}", reg.log(), self.kamailio.log());
-        Sipp::start(self.kamailio.sip_port, &fixture("agent.xml"), agent, port, set)
+        Sipp::start_calls(self.kamailio.sip_port, &fixture("agent.xml"), agent, port, set, calls)
     }
 
     fn call(&self, scenario: &str, set: &[(&str, &str)]) -> Sipp {
@@ -192,4 +197,42 @@ async fn a_waiting_caller_rings_the_agent_who_frees_up_and_one_who_gives_up_is_a
     ann.wait_for("answered", |e| matches!(e, Ev::Assigned(_))).await;
     let status = wait_sipp(&mut caller, PATIENCE).await;
     assert!(status.success(), "the waiting caller's scenario: {status}\n{}\n{}", caller.log(), p.kamailio.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backlog_drains_as_the_agent_hangs_up() {
+    let p = platform(&["ann"]).await;
+    let _phone = p.phone_for("ann", &[("reply", "200"), ("answer_ms", "200"), ("hold_ms", "1500")], 2);
+    p.registered("ann").await;
+    let mut ann = p.sb.desktop("ann", "tok-ann").await;
+    ann.ready().await;
+
+    let mut first = p.call("caller.xml", &[("hangup", "agent"), ("from", "111")]);
+    let one = ann.wait_offer().await.interaction.unwrap();
+    ann.wait_for("the first call answered", |e| matches!(e, Ev::Assigned(_))).await;
+    // Ann is on the phone: the second caller waits.
+    let mut second = p.call("caller.xml", &[("hangup", "agent"), ("from", "222")]);
+    eventually("the second call waiting", PATIENCE, || {
+        let sb = &p.sb;
+        async move {
+            let f = sb
+                .supervisor()
+                .await
+                .get_queue_figures(pb::GetQueueFiguresRequest { queue: "support".into() })
+                .await
+                .ok()?
+                .into_inner();
+            (f.waiting == 1).then_some(())
+        }
+    })
+    .await;
+    // The first call ends; the waiting one rings Ann at once.
+    ann.wait_for("the first call over", |e| matches!(e, Ev::InteractionEnded(x) if x.interaction_id == one.id)).await;
+    let two = ann.wait_offer().await.interaction.unwrap();
+    assert_eq!(two.customer_address, "222");
+    ann.wait_for("the second call answered", |e| matches!(e, Ev::Assigned(_))).await;
+    for (who, c) in [("first", &mut first), ("second", &mut second)] {
+        let status = wait_sipp(c, PATIENCE).await;
+        assert!(status.success(), "the {who} caller: {status}\n{}", c.log());
+    }
 }

@@ -124,13 +124,25 @@ pub struct Sipp {
 impl Sipp {
     /// `sipp 127.0.0.1:<proxy> -sf <scenario> -s <service> -p <port> -m 1` with `-set` values.
     pub fn start(proxy_port: u16, scenario: &Path, service: &str, port: u16, set: &[(&str, &str)]) -> Sipp {
+        Sipp::start_calls(proxy_port, scenario, service, port, set, 1)
+    }
+
+    /// [`Sipp::start`] playing the scenario `calls` times (a phone that takes several calls).
+    pub fn start_calls(
+        proxy_port: u16,
+        scenario: &Path,
+        service: &str,
+        port: u16,
+        set: &[(&str, &str)],
+        calls: u32,
+    ) -> Sipp {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("sipp.log");
         let mut cmd = Command::new("sipp");
         cmd.arg(format!("127.0.0.1:{proxy_port}"))
             .arg("-sf")
             .arg(scenario)
-            .args(["-s", service, "-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1", "-nostdin"])
+            .args(["-s", service, "-i", "127.0.0.1", "-p", &port.to_string(), "-m", &calls.to_string(), "-nostdin"])
             .args(["-timeout", "120s", "-trace_logs", "-log_file"])
             .arg(&log)
             .current_dir(dir.path())
