@@ -43,6 +43,21 @@ pub struct BenchArgs {
     pub out: PathBuf,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// The CTI point (`switchboard.cti.v1`, a Redis and daemon of its own, the same agents with a
+    /// phone each): after the routing point (`on`), not at all, or alone. A sweep leaves it out.
+    #[arg(long, value_enum, default_value_t = CtiMode::On)]
+    pub cti: CtiMode,
+    /// Paced RouteCall rates (calls/s) of the CTI point, after its unpaced phase; the held-call
+    /// phase frees agents at each (with none, as fast as it can).
+    #[arg(long, value_delimiter = ',', default_value = "100")]
+    pub cti_rates: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CtiMode {
+    On,
+    Off,
+    Only,
 }
 
 impl BenchArgs {

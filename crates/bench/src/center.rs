@@ -19,6 +19,9 @@ pub struct Center {
     /// Sum of the agents' channel capacities.
     pub slots: usize,
     pub combos: usize,
+    /// Per agent, a queue they serve (set by [`Center::for_calls`]): where the CTI point sends the
+    /// calls it means that agent to take.
+    pub home: Vec<String>,
 }
 
 impl Center {
@@ -34,6 +37,42 @@ impl Center {
         })
         .await
     }
+
+    /// The same center taking phone calls only, for the CTI point: every queue takes voice, every
+    /// agent one call at a time on a phone of their own (so ring instructions carry a device).
+    /// Skills, and so which agents serve which queue, stay as drawn.
+    pub fn for_calls(mut self) -> Center {
+        for q in &mut self.queues {
+            q.channels = vec![Channel::Voice];
+        }
+        for a in &mut self.agents {
+            a.capacity = Capacity { voice: 1, chat: 0, sms: 0, email: 0 };
+            a.devices = vec![device_of(&a.id)];
+        }
+        self.slots = self.agents.len();
+        let serves = |a: &AgentSpec, q: &QueueSpec| {
+            q.requirements.iter().all(|r| a.skills.get(&r.skill).is_some_and(|l| *l >= r.min_level))
+        };
+        // An agent draws one queue's skill at a level that queue accepts (`skill_set`), unless a
+        // later draw of the same skill lowered it: those few serve no queue (home ""). Starting
+        // the search at the agent's number spreads the others over the queues.
+        let n = self.queues.len();
+        self.home = (0..self.agents.len())
+            .map(|i| {
+                let a = &self.agents[i];
+                (0..n)
+                    .map(|k| &self.queues[(i + k) % n])
+                    .find(|q| serves(a, q))
+                    .map_or(String::new(), |q| q.name.clone())
+            })
+            .collect();
+        self
+    }
+}
+
+/// The phone of agent `id` in the CTI point, as the telephony system names it.
+pub fn device_of(agent_id: &str) -> String {
+    format!("sip:{agent_id}@bench.test")
 }
 
 fn skill_set(rng: &mut Rng, skills: &[String], queue_skill: &str) -> BTreeMap<String, u32> {
@@ -97,5 +136,5 @@ pub fn center(args: &BenchArgs) -> Center {
         .map(|q| q.name.clone())
         .collect();
     let combos = agents.iter().map(|a| &a.skills).collect::<BTreeSet<_>>().len();
-    Center { queues, agents, served, slots, combos }
+    Center { queues, agents, served, slots, combos, home: Vec::new() }
 }

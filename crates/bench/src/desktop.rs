@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use pb::agent_event::Kind as Ev;
@@ -16,24 +16,40 @@ use switchboard_proto::v1 as pb;
 
 use crate::shared::{Freed, Shared, record};
 
-/// A desktop for each of `agents` agents on the daemon at `endpoint`, each logged in when this returns.
+/// Desktops waiting for their login at once: an instance refuses streams beyond its cap of those
+/// (`MAX_PENDING_LOGINS`, 1,000), and 10,000 started together would wait forever.
+const LOGINS_AT_ONCE: usize = 500;
+
+/// A desktop for each of `agents` agents on the daemon at `endpoint`, each logged in when this
+/// returns; the first desktop that fails to log in fails it, saying why.
 pub async fn log_in(
     endpoint: &str,
     agents: usize,
     shared: &Arc<Shared>,
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let (ready_tx, mut ready_rx) = mpsc::channel(agents.max(1));
+    let (ready_tx, mut ready_rx) = mpsc::channel::<Result<(), String>>(agents.max(1));
     // Many streams per HTTP/2 connection, but not all on one.
     let mut channels = Vec::new();
     for _ in 0..agents.div_ceil(100) {
         channels.push(tonic::transport::Endpoint::from_shared(endpoint.to_string())?.connect().await?);
     }
+    let gate = Arc::new(Semaphore::new(LOGINS_AT_ONCE));
     for a in 0..agents {
-        tokio::spawn(desktop(channels[a / 100].clone(), a, shared.clone(), stop.clone(), ready_tx.clone()));
+        let place = gate.clone().acquire_owned().await?;
+        let ready = ready_tx.clone();
+        let run = desktop(channels[a / 100].clone(), a, shared.clone(), stop.clone(), ready.clone(), place);
+        tokio::spawn(async move {
+            if let Err(e) = run.await {
+                let _ = ready.try_send(Err(format!("agent a{a}: {e:#}")));
+            }
+        });
     }
     for _ in 0..agents {
-        ready_rx.recv().await.context("a desktop failed to log in")?;
+        match ready_rx.recv().await.context("the desktops stopped before logging in")? {
+            Ok(()) => {}
+            Err(e) => anyhow::bail!("a desktop failed to log in: {e}"),
+        }
     }
     Ok(())
 }
@@ -44,8 +60,11 @@ async fn desktop(
     idx: usize,
     shared: Arc<Shared>,
     stop: CancellationToken,
-    ready: mpsc::Sender<()>,
+    ready: mpsc::Sender<Result<(), String>>,
+    place: OwnedSemaphorePermit,
 ) -> anyhow::Result<()> {
+    // Held until the login is acknowledged: the place among those logging in at once.
+    let mut place = Some(place);
     let mut client = pb::agent_desktop_client::AgentDesktopClient::new(channel);
     let (tx, rx) = mpsc::channel(64);
     let agent = format!("a{idx}");
@@ -66,12 +85,20 @@ async fn desktop(
         match ev.kind {
             Some(Ev::Ack(a)) if a.request_id == "login" && !logged_in => {
                 logged_in = true;
-                let _ = ready.send(()).await;
+                place.take();
+                let _ = ready.send(Ok(())).await;
             }
             Some(Ev::Offer(o)) => {
                 let now = shared.us();
                 let received = Instant::now();
                 let ix = o.interaction.unwrap_or_default();
+                // A call is answered on the phone (the CTI point's telephony system reports it);
+                // the desktop shows it and may not accept it. It counts as a decision delivered.
+                if ix.channel == pb::Channel::Voice as i32 {
+                    shared.offers.fetch_add(1, Relaxed);
+                    shared.last_offer_us.fetch_max(now, Relaxed);
+                    continue;
+                }
                 // µs since `epoch` at which this interaction was handed to Redis (0: unknown).
                 let created = ix
                     .customer_address

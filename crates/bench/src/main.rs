@@ -9,6 +9,8 @@ mod args;
 mod ceiling;
 mod center;
 mod csv;
+mod cti;
+mod daemon;
 mod desktop;
 mod info;
 mod load;

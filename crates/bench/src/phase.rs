@@ -141,7 +141,7 @@ impl Phases<'_> {
     }
 }
 
-async fn wait_offers(shared: &Shared, target: u64, patience: Duration) {
+pub async fn wait_offers(shared: &Shared, target: u64, patience: Duration) {
     let started = Instant::now();
     while shared.offers() < target && started.elapsed() < patience {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -149,7 +149,7 @@ async fn wait_offers(shared: &Shared, target: u64, patience: Duration) {
 }
 
 /// Waits until offers stop coming (none for `quiet`).
-async fn wait_quiet(shared: &Shared, quiet: Duration, patience: Duration) {
+pub async fn wait_quiet(shared: &Shared, quiet: Duration, patience: Duration) {
     let started = Instant::now();
     let mut last = (shared.offers(), Instant::now());
     while started.elapsed() < patience {

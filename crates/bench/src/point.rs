@@ -1,17 +1,14 @@
 //! One measured point: a fresh Redis and daemon, the agents logged in, then the phases.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use switchboard::config::Config;
-use switchboard::server::{Server, ServerError};
 use switchboard_engine::{Engine, EngineOptions};
 
 use crate::args::BenchArgs;
 use crate::center::center;
+use crate::daemon::Daemon;
 use crate::desktop::log_in;
 use crate::phase::Phases;
 use crate::procfs::rss_kib;
@@ -38,7 +35,7 @@ pub async fn point(args: &BenchArgs, rate: u32) -> anyhow::Result<Vec<Row>> {
     );
     let engine = Engine::connect(&redis.url, EngineOptions::default()).await?;
     c.put(&engine).await?;
-    let daemon = Daemon::start(&redis.url).await?;
+    let daemon = Daemon::start(&redis.url, |_| {}).await?;
 
     // Two phases (created, freed) at each rate: unpaced, the first paced, the further ones.
     let phases = 2 * (2 + args.latency_rates.len());
@@ -70,33 +67,4 @@ pub async fn point(args: &BenchArgs, rate: u32) -> anyhow::Result<Vec<Row>> {
         r.kib_per_agent = kib_per_agent;
     }
     Ok(rows)
-}
-
-/// The daemon, in-process, without a CRM: this measures routing.
-struct Daemon {
-    /// Its gRPC address, for the desktops.
-    endpoint: String,
-    server: JoinHandle<Result<(), ServerError>>,
-    shutdown: CancellationToken,
-}
-
-impl Daemon {
-    async fn start(redis_url: &str) -> anyhow::Result<Daemon> {
-        let mut cfg = Config::default();
-        cfg.redis.url = redis_url.to_string();
-        cfg.crm.enabled = false;
-        cfg.webchat.enabled = false;
-        let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let endpoint = format!("http://{}", grpc.local_addr()?);
-        let shutdown = CancellationToken::new();
-        let server = tokio::spawn(Server::new(cfg).run(grpc, http, shutdown.clone()));
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        Ok(Daemon { endpoint, server, shutdown })
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(20), self.server).await;
-    }
 }

@@ -1,7 +1,8 @@
 //! The markdown reports: `bench.md` for a run, `sweep.md` for a sweep, with the settings they ran with.
 
-use crate::args::BenchArgs;
+use crate::args::{BenchArgs, CtiMode};
 use crate::ceiling::Ceiling;
+use crate::cti::{CTI_HEAD, CTI_NOTE, cti_row};
 use crate::row::Row;
 use crate::table::{
     ROLES_HEAD, ROLES_NOTE, SLOW_HEAD, SLOW_NOTE, SPLIT_HEAD, SPLIT_NOTE, TABLE_HEAD, ceiling_line, roles_row,
@@ -14,22 +15,34 @@ pub fn report(args: &BenchArgs, rows: &[Row], ceiling: Ceiling) -> String {
     for r in rows {
         md.push_str(&table_row(r, ceiling));
     }
-    md.push_str(ROLES_NOTE);
-    md.push_str(ROLES_HEAD);
-    for r in rows {
-        md.push_str(&roles_row(&r.phase, r));
+    if rows.iter().any(|r| r.cti.is_some()) {
+        md.push_str(CTI_NOTE);
+        md.push_str(CTI_HEAD);
+        for r in rows {
+            md.push_str(&cti_row(r, ceiling));
+        }
     }
-    md.push_str(SPLIT_NOTE);
-    md.push_str(SPLIT_HEAD);
-    for r in rows {
-        md.push_str(&split_row(&r.phase, r));
+    // A CTI request takes several round trips of its own (their total is in the first table), and
+    // its latency is not split: these two tables are the routing point's.
+    let routing: Vec<&Row> = rows.iter().filter(|r| r.cti.is_none()).collect();
+    if !routing.is_empty() {
+        md.push_str(ROLES_NOTE);
+        md.push_str(ROLES_HEAD);
+        for r in &routing {
+            md.push_str(&roles_row(&r.phase, r));
+        }
+        md.push_str(SPLIT_NOTE);
+        md.push_str(SPLIT_HEAD);
+        for r in &routing {
+            md.push_str(&split_row(&r.phase, r));
+        }
     }
     md.push_str(SLOW_NOTE);
     md.push_str(SLOW_HEAD);
     for r in rows {
         md.push_str(&slow_row(&r.phase, r));
     }
-    if let Some(r) = rows.first() {
+    if let Some(r) = rows.iter().find(|r| r.cti.is_none()) {
         md.push_str(&format!(
             "\nRedis memory per waiting interaction (no message bodies): {:.0} bytes: {:.0} of the interaction's own \
              state (its hash, waiting-set and queue-index entries) and {:.0} of event-log entries not yet delivered \
@@ -68,6 +81,22 @@ fn settings(args: &BenchArgs) -> String {
         args.backlog,
         args.concurrency,
         args.seed
+    ) + &cti_settings(args)
+}
+
+/// The CTI point's settings, when the run has one (a sweep has none).
+fn cti_settings(args: &BenchArgs) -> String {
+    if args.sweep || args.cti == CtiMode::Off {
+        return String::new();
+    }
+    let rates: Vec<String> = args.cti_rates.iter().map(u32::to_string).collect();
+    format!(
+        "CTI point: {} route requests a phase, {} callers at `max`, paced at {} calls/s; the held-call phase \
+         releases {} calls at each of those rates.\n",
+        args.interactions,
+        args.concurrency,
+        rates.join(", "),
+        args.interactions
     )
 }
 

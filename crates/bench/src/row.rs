@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
+use crate::cti::CtiFigures;
 use crate::sample::{Sent, Snap};
 
 /// The script whose run makes a phase's decisions.
@@ -14,6 +15,8 @@ pub enum Decider {
     Create,
     Presence,
     Complete,
+    /// The CTI hook's requests (several round trips each): not split by role.
+    Cti,
 }
 
 #[derive(Debug, Clone)]
@@ -46,6 +49,8 @@ pub struct Row {
     pub steal_pct: f64,
     /// Calls that ran SLOW_US or longer inside Redis during the phase: (µs, what).
     pub slow: Vec<(u64, String)>,
+    /// A CTI phase's own figures.
+    pub cti: Option<CtiFigures>,
 }
 
 /// Where a phase's latency went, split where the deciding function call starts running in Redis
@@ -138,6 +143,7 @@ impl Row {
             Decider::Create => creates,
             Decider::Presence => presence,
             Decider::Complete => completes,
+            Decider::Cti => 0,
         };
         let all = b.round_trips.saturating_sub(a.round_trips);
         let hub = b.hub_round_trips.saturating_sub(a.hub_round_trips);
@@ -175,6 +181,7 @@ impl Row {
             by_command,
             split: None,
             slow: b.slow.clone(),
+            cti: None,
             steal_pct: {
                 let (steal, all) = (
                     b.machine_ticks.0.saturating_sub(a.machine_ticks.0),

@@ -1,10 +1,13 @@
-//! A run: the ceilings, then one point (the headline run) or the sweep, and its report written.
+//! A run: the ceilings, then one point (the headline run) and the CTI point, or the sweep, and its
+//! report written.
 
-use crate::args::BenchArgs;
+use crate::args::{BenchArgs, CtiMode};
 use crate::ceiling::Ceiling;
 use crate::csv::csv;
+use crate::cti;
 use crate::point::point;
 use crate::report::report;
+use crate::row::Row;
 use crate::sweep::sweep;
 
 pub async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
@@ -23,11 +26,22 @@ async fn measure(args: BenchArgs) -> anyhow::Result<()> {
     let ceiling = Ceiling::measure().await?;
     std::fs::create_dir_all(&args.out)?;
     if !args.sweep {
-        let rows = point(&args, args.rate).await?;
-        let md = report(&args, &rows, ceiling);
-        print!("{md}");
-        std::fs::write(args.out.join("bench.md"), &md)?;
-        std::fs::write(args.out.join("bench.csv"), csv(&rows, ceiling))?;
+        let write = |rows: &[Row]| -> anyhow::Result<String> {
+            let md = report(&args, rows, ceiling);
+            std::fs::write(args.out.join("bench.md"), &md)?;
+            std::fs::write(args.out.join("bench.csv"), csv(rows, ceiling))?;
+            Ok(md)
+        };
+        let mut rows = Vec::new();
+        if args.cti != CtiMode::Only {
+            rows = point(&args, args.rate).await?;
+            // Written now too, so a CTI point that fails leaves the routing point's report.
+            write(&rows)?;
+        }
+        if args.cti != CtiMode::Off {
+            rows.extend(cti::point(&args).await?);
+        }
+        print!("{}", write(&rows)?);
         println!("\nwritten: {0}/bench.md, {0}/bench.csv", args.out.display());
         return Ok(());
     }

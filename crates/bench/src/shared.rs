@@ -98,7 +98,7 @@ impl Shared {
     }
 }
 
-fn hist() -> Histogram<u64> {
+pub fn hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("histogram bounds")
 }
 

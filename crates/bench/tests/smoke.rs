@@ -1,6 +1,7 @@
-//! `switchboard bench` as a user runs it, at a tiny size: every phase is reported, each decision is
-//! an offer on a desktop, the routing path's round trips are what the README claims, and a run cut
-//! short leaves no Redis behind. No figure of speed is asserted; those are the benchmark's to report.
+//! `switchboard bench` as a user runs it, at a tiny size: every phase is reported (the CTI point's
+//! too), each decision is an offer on a desktop, the routing path's round trips are what the README
+//! claims, and a run cut short leaves no Redis behind. No figure of speed is asserted; those are the
+//! benchmark's to report.
 
 use std::process::Command;
 
@@ -37,7 +38,7 @@ fn a_tiny_run_reports_every_phase_with_one_round_trip_per_freed_slot() {
     let out = tempfile::tempdir().unwrap();
     let run = Command::new(bin())
         .args(["--agents", "20", "--queues", "4", "--skills", "6", "--interactions", "30"])
-        .args(["--backlog", "400", "--rate", "40", "--latency-rates", "60", "--out"])
+        .args(["--backlog", "400", "--rate", "40", "--latency-rates", "60", "--cti-rates", "50", "--out"])
         .arg(out.path())
         .output()
         .unwrap();
@@ -58,6 +59,9 @@ fn a_tiny_run_reports_every_phase_with_one_round_trip_per_freed_slot() {
             "freed → next offer, max",
             "freed → next offer at 40/s",
             "freed → next offer at 60/s",
+            "CTI route call → answer, max",
+            "CTI route call → answer at 50/s",
+            "CTI agent freed → held call rung at 50/s",
         ]
     );
     for r in &rows {
@@ -79,12 +83,42 @@ fn a_tiny_run_reports_every_phase_with_one_round_trip_per_freed_slot() {
             let secs = num(&header, r, "decisions") / num(&header, r, "decisions_per_s");
             assert!(hub * 30.0 <= secs + 2.0, "{phase}: the hub read {} times in {secs:.1} s", hub * 30.0);
         }
-        assert!(num(&header, r, "redis_bytes_per_waiting") > 0.0, "{phase}");
+        if phase.starts_with("CTI") {
+            cti_phase_ran(&header, r);
+        } else {
+            assert!(num(&header, r, "redis_bytes_per_waiting") > 0.0, "{phase}");
+        }
         assert!(num(&header, r, "commands_per_decision") > 0.0, "{phase}");
     }
     let md = std::fs::read_to_string(out.path().join("bench.md")).unwrap();
-    for section in ["Redis ceiling on this machine", "Where the latency goes", "Calls that ran 2 ms or more"] {
+    for section in
+        ["Redis ceiling on this machine", "Where the latency goes", "Calls that ran 2 ms or more", "CTI hook"]
+    {
         assert!(md.contains(section), "bench.md lacks {section:?}");
+    }
+}
+
+/// A CTI phase made its 30 requests (route requests, or releases), each answered, with no request
+/// refused, no event rejected and no ring cancelled, and timed some.
+fn cti_phase_ran(header: &[String], r: &[String]) {
+    let phase = col(header, r, "phase");
+    assert_eq!(num(header, r, "cti_requests"), 30.0, "{phase}");
+    assert_eq!(num(header, r, "cti_errors"), 0.0, "{phase}: see the run's output for what failed");
+    assert!(num(header, r, "decisions") > 0.0, "{phase}: no call reached a desktop");
+    assert!(num(header, r, "p50_ms") > 0.0, "{phase}: no latency recorded");
+    assert!(num(header, r, "cti_max_ms") > 0.0, "{phase}");
+    let (rings, holds, defaults) =
+        (num(header, r, "cti_rings"), num(header, r, "cti_holds"), num(header, r, "cti_defaults"));
+    if phase.starts_with("CTI route call") {
+        // Every request answered: ring now or hold (every queue has a routing point, so no default).
+        assert_eq!((rings + holds, defaults), (30.0, 0.0), "{phase}");
+        // A held call is rung once an agent frees up, and that is answered too.
+        assert_eq!(num(header, r, "cti_held_rung"), holds, "{phase}");
+    } else {
+        // Each release frees an agent for a held call, unless their queues have none left.
+        let rung = num(header, r, "cti_held_rung");
+        assert!(rung > 0.0, "{phase}: no held call was rung");
+        assert_eq!(rung + num(header, r, "cti_not_rung"), 30.0, "{phase}");
     }
 }
 
