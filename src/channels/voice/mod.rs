@@ -18,7 +18,7 @@ pub mod config;
 pub mod kamailio;
 pub mod watch;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use switchboard_engine::{CallOrder, CallOutcome, Engine, EngineError, call_key};
 
@@ -104,16 +104,25 @@ pub struct Voice {
     cfg: CtiConfig,
     /// For caller numbers written without a country code (as the CRM normalizes them).
     default_region: Option<String>,
+    /// Agents' first devices, briefly: a ring names one, and reading the agent's record for
+    /// every ring would add a round trip to every route answer.
+    devices: std::sync::Arc<std::sync::Mutex<HashMap<String, (String, std::time::Instant)>>>,
 }
+
+/// How long a device read is reused: an agent's changed phone rings within this.
+const DEVICE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Attributes a call's interaction carries besides the platform's user data.
 pub const ATTR_SYSTEM: &str = "cti.system";
 pub const ATTR_CALL: &str = "cti.call_id";
 pub const ATTR_DIALLED: &str = "cti.dialled";
+/// The caller as sticky routing knows them (see `caller_key`), for the engine to remember who
+/// talked to them when the call ends.
+pub const ATTR_STICKY: &str = "cti.sticky";
 
 impl Voice {
     pub fn new(engine: Engine, cfg: CtiConfig, default_region: Option<String>) -> Voice {
-        Voice { engine, cfg, default_region }
+        Voice { engine, cfg, default_region, devices: std::sync::Arc::default() }
     }
 
     /// A caller as sticky routing remembers them: the number in E.164 where it can be read as one,
@@ -130,9 +139,12 @@ impl Voice {
 
     /// Where the call should ring, creating its interaction the first time.
     pub async fn route_call(&self, system: &str, by: &Actor, call: &RouteCall) -> Result<RouteDecision> {
-        let ix = match self.engine.call_interaction(system, &call.call_id).await? {
+        validate_call_id(&call.call_id)?;
+        let caller = self.sticky_caller(&call.caller);
+        let (existing, last_agent) = self.engine.call_lookup(system, &call.call_id, caller.as_deref()).await?;
+        let ix = match existing {
             Some(id) => self.engine.get_interaction(&id, false).await?,
-            None => match self.create(system, by, call).await? {
+            None => match self.create(system, by, call, caller, last_agent).await? {
                 Some(ix) => ix,
                 None => return self.default_route("", "no_queue"),
             },
@@ -140,9 +152,25 @@ impl Voice {
         self.decision(ix).await
     }
 
+    /// The caller's sticky-routing key, when sticky routing is on and the caller has a number.
+    fn sticky_caller(&self, caller: &str) -> Option<String> {
+        (self.cfg.sticky_minutes > 0 && !caller.is_empty() && caller != "anonymous").then(|| self.caller_key(caller))
+    }
+
+    fn sticky_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.cfg.sticky_minutes) * 60)
+    }
+
     /// Creates the call's interaction (or finds it: the call key is its idempotency key). None
     /// when no queue takes the call.
-    async fn create(&self, system: &str, by: &Actor, call: &RouteCall) -> Result<Option<Interaction>> {
+    async fn create(
+        &self,
+        system: &str,
+        by: &Actor,
+        call: &RouteCall,
+        caller: Option<String>,
+        last_agent: Option<String>,
+    ) -> Result<Option<Interaction>> {
         validate_call_id(&call.call_id)?;
         validate_user_data("user_data", &call.user_data).map_err(|e| VoiceError::Invalid(e.to_string()))?;
         for (field, v) in [("caller", &call.caller), ("dialled", &call.dialled), ("routing_point", &call.routing_point)]
@@ -158,11 +186,11 @@ impl Voice {
         if !call.dialled.is_empty() {
             attributes.insert(ATTR_DIALLED.into(), call.dialled.clone());
         }
-        // A repeat caller rings the agent they talked to last first, if that was recently.
-        let mut preferred = String::new();
-        if self.cfg.sticky_minutes > 0 && !call.caller.is_empty() {
-            preferred = self.engine.last_agent(&self.caller_key(&call.caller)).await?.unwrap_or_default();
+        if let Some(c) = caller {
+            attributes.insert(ATTR_STICKY.into(), c);
         }
+        // A repeat caller rings the agent they talked to last first, if that was recently.
+        let preferred = last_agent.unwrap_or_default();
         let new = NewInteraction {
             idempotency_key: call_key(system, &call.call_id),
             preferred_agent_wait_secs: if preferred.is_empty() { 0 } else { self.cfg.sticky_wait_secs },
@@ -204,11 +232,22 @@ impl Voice {
 
     /// The phone an agent's calls ring: their first device ("" if none).
     pub async fn device_of(&self, agent: &str) -> Result<String> {
-        match self.engine.get_agent(agent).await {
-            Ok(spec) => Ok(spec.devices.into_iter().next().unwrap_or_default()),
-            Err(EngineError::NotFound(_)) => Ok(String::new()),
-            Err(e) => Err(e.into()),
+        if let Some((d, at)) = self.devices.lock().expect("device cache").get(agent)
+            && at.elapsed() < DEVICE_TTL
+        {
+            return Ok(d.clone());
         }
+        let device = match self.engine.get_agent(agent).await {
+            Ok(spec) => spec.devices.into_iter().next().unwrap_or_default(),
+            Err(EngineError::NotFound(_)) => String::new(),
+            Err(e) => return Err(e.into()),
+        };
+        let mut cache = self.devices.lock().expect("device cache");
+        if cache.len() > 100_000 {
+            cache.clear();
+        }
+        cache.insert(agent.to_string(), (device.clone(), std::time::Instant::now()));
+        Ok(device)
     }
 
     fn default_route(&self, interaction_id: &str, reason: &str) -> Result<RouteDecision> {
@@ -233,10 +272,11 @@ impl Voice {
         let event_key = if event_id.is_empty() { String::new() } else { format!("{system}|{event_id}") };
         let update = match &r.kind {
             CallReportKind::Offered(call) => {
-                let existed = self.engine.call_interaction(system, &r.call_id).await?;
+                let caller = self.sticky_caller(&call.caller);
+                let (existed, last_agent) = self.engine.call_lookup(system, &r.call_id, caller.as_deref()).await?;
                 let ix = match existed {
                     Some(id) => return Ok(Applied { outcome: CallOutcome::Duplicate, interaction_id: id }),
-                    None => self.create(system, by, call).await?,
+                    None => self.create(system, by, call, caller, last_agent).await?,
                 };
                 let ix = ix.ok_or_else(|| {
                     VoiceError::NotFound("routing_point: no queue takes this call (cti.routing_points)".into())
@@ -284,22 +324,9 @@ impl Voice {
                     cause: "transferred_external".into(),
                     by: crate::model::voice::HungUpBy::Agent,
                 };
-                engine.call_event(&iid, &event_key, order, &agent, &released, &r.details).await?.0
+                engine.call_event(&iid, &event_key, order, &agent, &released, &r.details, self.sticky_ttl()).await?.0
             }
-            u @ CallUpdate::Released { .. } => {
-                let ix = self.engine.get_interaction(&iid, false).await?;
-                let outcome = engine.call_event(&iid, &event_key, order, &agent, u, &r.details).await?.0;
-                if outcome == CallOutcome::Applied
-                    && ix.state == InteractionState::Active
-                    && self.cfg.sticky_minutes > 0
-                    && ix.customer_address != "anonymous"
-                {
-                    let ttl = std::time::Duration::from_secs(u64::from(self.cfg.sticky_minutes) * 60);
-                    self.engine.remember_last_agent(&self.caller_key(&ix.customer_address), &ix.agent_id, ttl).await?;
-                }
-                outcome
-            }
-            u => engine.call_event(&iid, &event_key, order, &agent, u, &r.details).await?.0,
+            u => engine.call_event(&iid, &event_key, order, &agent, u, &r.details, self.sticky_ttl()).await?.0,
         };
         Ok(Applied { outcome, interaction_id: iid })
     }
@@ -324,7 +351,8 @@ impl Voice {
             )));
         }
         let holder = if agent.is_empty() { ix.agent_id.clone() } else { agent.to_string() };
-        let (outcome, _) = engine.call_event(iid, event_key, order, &holder, update, &r.details).await?;
+        let (outcome, _) =
+            engine.call_event(iid, event_key, order, &holder, update, &r.details, self.sticky_ttl()).await?;
         Ok((outcome, holder))
     }
 
@@ -354,7 +382,7 @@ impl Voice {
         };
         let engine = self.engine.acting_as(by.clone());
         let details = serde_json::json!({ "route_id": route_id });
-        Ok(engine.call_event(&iid, "", CallOrder::Offer(oseq), "", &update, &details).await?.0)
+        Ok(engine.call_event(&iid, "", CallOrder::Offer(oseq), "", &update, &details, self.sticky_ttl()).await?.0)
     }
 
     /// An agent's phone changed state.

@@ -1,11 +1,12 @@
--- ARGV: iid, event_id, seq, oseq, kind, aid, cause, by, details
+-- ARGV: iid, event_id, seq, oseq, kind, aid, cause, by, details, sticky_secs
 -- A telephony system's report about a call, applied once and in the call's order: a repeated
 -- event_id, or a sequence number not above the last one applied, changes nothing. seq '0': not
 -- ordered (a report about one ring, which oseq names: it applies only while that offer stands).
 -- kind: ringing | answered | held | retrieved | ring_failed | released | abandoned | transferred |
 -- conferenced. aid: the agent it is about ('' if none). cause: ring_failed: no_answer | busy |
 -- unreachable | ...; released, abandoned: the platform's cause. by: who hung up (caller | agent |
--- ''). details: a JSON object logged with the event.
+-- ''). details: a JSON object logged with the event. sticky_secs: how long the agent who talked
+-- to the caller is remembered (the interaction's `cti.sticky` attribute names the caller; 0: not).
 -- Returns ok(outcome, state): outcome applied | duplicate | stale | ignored (nothing to change in
 -- this state), and the interaction's state after.
 local KINDS = { ringing = 1, answered = 1, held = 1, retrieved = 1, ring_failed = 1, released = 1,
@@ -74,6 +75,10 @@ elseif kind == 'released' then
     local talk = math.max(0, NOW - num(ix.t_active) - hold)
     redis.call('HSET', K.ix(iid), 'end_reason', cause, 'held', '', 'hold_ms', hold, 'talk_ms', talk)
     emit(EV.released, iid, ix.agent, ix.queue, { cause = cause, by = by, talk_ms = talk, hold_ms = hold })
+    local caller = tonumber(sticky_secs) > 0 and cjson.decode(ix.attrs or '{}')['cti.sticky']
+    if caller and caller ~= '' then
+      redis.call('SET', K.last_agent(caller), ix.agent, 'EX', tonumber(sticky_secs))
+    end
     end_active(iid, ix, 'released')
     local state = redis.call('HGET', K.ix(iid), 'state')
     notify(ix.agent, PUSH.ended, { ix = iid, reason = 'released', state = state })

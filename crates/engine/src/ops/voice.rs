@@ -18,6 +18,7 @@ argv! {
         cause: &'a str,
         by: &'a str,
         details: String,
+        sticky_secs: u64,
     }
 }
 
@@ -70,6 +71,9 @@ impl Engine {
     /// Applies one event of a call (`iid`): once per `event_id` (none: no such check) and only if
     /// `order` allows. `agent` is who it is about. Returns what became of it and the
     /// interaction's state after.
+    /// A call that ends after an answer remembers its agent for `sticky` under the caller its
+    /// interaction's `cti.sticky` attribute names (sticky routing of repeat callers).
+    #[allow(clippy::too_many_arguments)]
     pub async fn call_event(
         &self,
         iid: &str,
@@ -78,6 +82,7 @@ impl Engine {
         agent: &str,
         update: &CallUpdate,
         details: &serde_json::Value,
+        sticky: std::time::Duration,
     ) -> Result<(CallOutcome, String)> {
         let (seq, oseq) = match order {
             CallOrder::Sequence(0) => {
@@ -102,6 +107,7 @@ impl Engine {
             cause: &cause,
             by: by.as_str(),
             details: details.to_string(),
+            sticky_secs: sticky.as_secs(),
         };
         let r = self.run(args).await?;
         let outcome = match r.first().map(String::as_str) {
@@ -120,17 +126,20 @@ impl Engine {
         Ok(r.first().is_some_and(|s| s == "1"))
     }
 
-    /// Remembers who talked to a customer (`<channel>|<address>`), for `ttl`.
-    pub async fn remember_last_agent(&self, customer: &str, agent: &str, ttl: std::time::Duration) -> Result<()> {
+    /// In one round trip: the interaction of a telephony system's call, if it has reached
+    /// Switchboard, and who talked to `caller` (`<channel>|<address>`) last, if recently.
+    pub async fn call_lookup(
+        &self,
+        system: &str,
+        call_id: &str,
+        caller: Option<&str>,
+    ) -> Result<(Option<String>, Option<String>)> {
         let mut con = self.connection();
-        let () = con.set_ex(self.keys().last_agent(customer), agent, ttl.as_secs().max(1)).await?;
-        Ok(())
-    }
-
-    /// Who talked to a customer last, if within the time [`Engine::remember_last_agent`] gave.
-    pub async fn last_agent(&self, customer: &str) -> Result<Option<String>> {
-        let mut con = self.connection();
-        Ok(con.get(self.keys().last_agent(customer)).await?)
+        let mut pipe = redis::pipe();
+        pipe.get(self.keys().idem(&call_key(system, call_id)));
+        pipe.get(self.keys().last_agent(caller.unwrap_or("-")));
+        let (ix, last): (Option<String>, Option<String>) = pipe.query_async(&mut con).await?;
+        Ok((ix, if caller.is_some() { last } else { None }))
     }
 
     /// The agent a device belongs to.
