@@ -369,32 +369,8 @@ const DAEMON_CRM_KEY: &str = "test-daemon-crm-key-0123456789abcdef01234";
 /// The auditor's key there (role `admin`).
 const AUDITOR_KEY: &str = "test-auditor-key-0123456789abcdef01234567";
 
-/// The built-in CRM store on its own, behind its authentication, as `switchboard crm` runs it.
-struct AuditedCrm {
-    endpoint: String,
-    _stop: tokio_util::sync::DropGuard,
-    _dir: tempfile::TempDir,
-}
-
-async fn audited_crm() -> AuditedCrm {
-    use switchboard_auth::{Authenticator, Role, StaticKey};
-    let dir = tempfile::tempdir().unwrap();
-    let db = CrmDb::open(CrmOptions {
-        database_url: format!("sqlite://{}/crm.db?mode=rwc", dir.path().display()),
-        default_region: Some("DE".into()),
-        create_unknown_contacts: true,
-    })
-    .await
-    .unwrap();
-    let keys = vec![
-        StaticKey::new("switchboard", Role::Crm, vec![], "", DAEMON_CRM_KEY, false).unwrap(),
-        StaticKey::new("auditor", Role::Admin, vec![], "", AUDITOR_KEY, false).unwrap(),
-    ];
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let stop = CancellationToken::new();
-    tokio::spawn(switchboard_crm::serve(db, listener, None, Arc::new(Authenticator::new(keys)), stop.clone()));
-    AuditedCrm { endpoint, _stop: stop.drop_guard(), _dir: dir }
+async fn audited_crm() -> AuthedCrm {
+    AuthedCrm::start(DAEMON_CRM_KEY, AUDITOR_KEY).await
 }
 
 /// The whole audit trail, page by page.

@@ -1,46 +1,19 @@
 //! Right to erasure across the CRM store and Switchboard's own copies (`Admin.EraseContact`), with
 //! a real Redis, a real daemon and the built-in CRM store behind its authentication.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::*;
 use switchboard::api::pb;
 use switchboard::api::pb::agent_event::Kind as Ev;
 use switchboard::crm::pb as crm_pb;
-use switchboard_crm::{CrmDb, CrmOptions};
-use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
 const DAEMON_KEY: &str = "test-erasure-daemon-key-0123456789abcdef0";
 const CRM_ADMIN_KEY: &str = "test-erasure-crm-admin-0123456789abcdef01";
 
-struct Crm {
-    db: CrmDb,
-    endpoint: String,
-    _stop: tokio_util::sync::DropGuard,
-    _dir: tempfile::TempDir,
-}
-
-async fn crm() -> Crm {
-    use switchboard_auth::{Authenticator, Role, StaticKey};
-    let dir = tempfile::tempdir().unwrap();
-    let db = CrmDb::open(CrmOptions {
-        database_url: format!("sqlite://{}/crm.db?mode=rwc", dir.path().display()),
-        default_region: Some("DE".into()),
-        create_unknown_contacts: true,
-    })
-    .await
-    .unwrap();
-    let keys = vec![
-        StaticKey::new("switchboard", Role::Crm, vec![], "", DAEMON_KEY, false).unwrap(),
-        StaticKey::new("dpo", Role::Admin, vec![], "", CRM_ADMIN_KEY, false).unwrap(),
-    ];
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let stop = CancellationToken::new();
-    tokio::spawn(switchboard_crm::serve(db.clone(), listener, None, Arc::new(Authenticator::new(keys)), stop.clone()));
-    Crm { db, endpoint, _stop: stop.drop_guard(), _dir: dir }
+async fn crm() -> AuthedCrm {
+    AuthedCrm::start(DAEMON_KEY, CRM_ADMIN_KEY).await
 }
 
 type CrmClient = crm_pb::crm_store_client::CrmStoreClient<Authed>;

@@ -63,6 +63,12 @@ impl Platform {
         Sipp::start(self.kamailio.sip_port, &fixture(scenario), "support", free_udp_port(), set)
     }
 
+    /// The support queue's figures (None if the call failed).
+    async fn figures(&self) -> Option<pb::QueueFigures> {
+        let r = pb::GetQueueFiguresRequest { queue: "support".into() };
+        Some(self.sb.supervisor().await.get_queue_figures(r).await.ok()?.into_inner())
+    }
+
     /// Waits until Switchboard knows `agent`'s phone is registered (reported over evapi).
     async fn registered(&self, agent: &str) {
         eventually(&format!("{agent}'s phone registered in Switchboard"), PATIENCE, || {
@@ -159,38 +165,14 @@ async fn a_waiting_caller_rings_the_agent_who_frees_up_and_one_who_gives_up_is_a
     let mut quitter = p.call("caller-cancel.xml", &[("cancel_ms", "1500")]);
     let status = wait_sipp(&mut quitter, PATIENCE).await;
     assert!(status.success(), "the quitter's scenario: {status}\n{}", quitter.log());
-    let figures = eventually("the abandoned call counted", PATIENCE, || {
-        let sb = &p.sb;
-        async move {
-            let f = sb
-                .supervisor()
-                .await
-                .get_queue_figures(pb::GetQueueFiguresRequest { queue: "support".into() })
-                .await
-                .ok()?
-                .into_inner();
-            (f.abandoned == 1).then_some(f)
-        }
-    })
-    .await;
+    let figures =
+        eventually("the abandoned call counted", PATIENCE, || async { p.figures().await.filter(|f| f.abandoned == 1) })
+            .await;
     assert_eq!(figures.waiting, 0, "{figures:?}");
 
     // A caller who waits: Ann becomes ready and the call rings her at once.
     let mut caller = p.call("caller.xml", &[("hangup", "agent")]);
-    eventually("the call waiting", PATIENCE, || {
-        let sb = &p.sb;
-        async move {
-            let f = sb
-                .supervisor()
-                .await
-                .get_queue_figures(pb::GetQueueFiguresRequest { queue: "support".into() })
-                .await
-                .ok()?
-                .into_inner();
-            (f.waiting == 1).then_some(())
-        }
-    })
-    .await;
+    eventually("the call waiting", PATIENCE, || async { (p.figures().await?.waiting == 1).then_some(()) }).await;
     ann.ready().await;
     let offer = ann.wait_offer().await.interaction.unwrap();
     assert_eq!(offer.channel, pb::Channel::Voice as i32);
@@ -212,20 +194,7 @@ async fn the_backlog_drains_as_the_agent_hangs_up() {
     ann.wait_for("the first call answered", |e| matches!(e, Ev::Assigned(_))).await;
     // Ann is on the phone: the second caller waits.
     let mut second = p.call("caller.xml", &[("hangup", "agent"), ("from", "222")]);
-    eventually("the second call waiting", PATIENCE, || {
-        let sb = &p.sb;
-        async move {
-            let f = sb
-                .supervisor()
-                .await
-                .get_queue_figures(pb::GetQueueFiguresRequest { queue: "support".into() })
-                .await
-                .ok()?
-                .into_inner();
-            (f.waiting == 1).then_some(())
-        }
-    })
-    .await;
+    eventually("the second call waiting", PATIENCE, || async { (p.figures().await?.waiting == 1).then_some(()) }).await;
     // The first call ends; the waiting one rings Ann at once.
     ann.wait_for("the first call over", |e| matches!(e, Ev::InteractionEnded(x) if x.interaction_id == one.id)).await;
     let two = ann.wait_offer().await.interaction.unwrap();
