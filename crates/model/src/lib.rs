@@ -18,6 +18,7 @@ pub mod contact;
 pub mod interaction;
 pub mod queue;
 pub mod routing;
+pub mod sms;
 pub mod validate;
 pub mod voice;
 pub mod wire;
