@@ -8,23 +8,29 @@
 //! - [`smtp`]: aiosmtpd, recording what it receives and answering as planned.
 //! - [`browser`]: a headless Chromium driven over WebDriver.
 //! - [`sip`]: Kamailio and SIPp (callers, agents' phones).
+//! - [`kannel`]: Kannel (bearerbox + smsbox) with fakesmsc as the phone network.
+//! - [`smsc`]: an SMPP 3.4 SMSC (PyPI smpp34 behind a proxy that can break the link).
 //!
 //! Nothing here knows Switchboard's own types: the harness that starts Switchboard itself lives
 //! with the tests (`tests/it/common`) and the benchmark.
 
 pub mod browser;
 pub mod dovecot;
+pub mod kannel;
 pub mod postgres;
 pub mod redis_server;
 pub mod sip;
+pub mod smsc;
 pub mod smtp;
 pub mod wait;
 
 pub use browser::Browser;
 pub use dovecot::{Dovecot, TestCerts};
+pub use kannel::{Kannel, KannelOptions, Mt};
 pub use postgres::{PgServer, PgTlsFiles};
 pub use redis_server::RedisServer;
 pub use sip::{Kamailio, KamailioOptions, Sipp, free_udp_port};
+pub use smsc::{Mo, Smsc, Submit};
 pub use smtp::{SmtpMode, SmtpServer};
 pub use wait::{PATIENCE, POLL_INTERVAL, eventually, free_port, init_tracing};
 
