@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(redis-server redis-tools postgresql postgresql-client ca-certificates curl build-essential pkg-config
     chromium chromium-driver dovecot-imapd dovecot-lmtpd python3-aiosmtpd openssl
-    kamailio kamailio-extra-modules kamailio-utils-modules sip-tester)
+    kamailio kamailio-extra-modules kamailio-utils-modules sip-tester kannel kannel-extras python3-venv)
 
 if [[ $(id -u) -eq 0 ]]; then
     sudo=()
@@ -37,6 +37,10 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 compgen -G '/usr/lib/*/kamailio/modules/evapi.so' >/dev/null || missing+=(kamailio-extra-modules)
 compgen -G '/usr/lib/*/kamailio/modules/http_client.so' >/dev/null || missing+=(kamailio-utils-modules)
 command -v sipp >/dev/null 2>&1 || missing+=(sipp)
+# SMS: a private Kannel (bearerbox, smsbox) with its fake SMSC as the phone network.
+[[ -x /usr/sbin/bearerbox ]] || missing+=(kannel)
+[[ -x /usr/lib/kannel/test/fakesmsc ]] || missing+=(kannel-extras)
+/usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     echo "setup-debian: system packages already present"
@@ -85,4 +89,15 @@ if cargo nextest --version >/dev/null 2>&1; then
     echo "setup-debian: cargo-nextest found; scripts/test.sh uses it"
 else
     echo "setup-debian: cargo-nextest not installed; scripts/test.sh uses cargo test"
+fi
+
+# SMS over SMPP is tested against a real SMSC simulator (PyPI smpp34), in a virtualenv of its own
+# so the system Python stays as Debian ships it. crates/testkit/src/smsc.rs looks for it here.
+smsc_venv=${XDG_DATA_HOME:-$HOME/.local/share}/switchboard/py
+if "$smsc_venv/bin/python3" -c 'import smpp34' >/dev/null 2>&1; then
+    echo "setup-debian: smpp34 already in $smsc_venv"
+else
+    echo "setup-debian: installing the SMPP simulator (smpp34) into $smsc_venv"
+    /usr/bin/python3 -m venv "$smsc_venv"
+    "$smsc_venv/bin/pip" install --quiet --disable-pip-version-check 'smpp34==1.5.0'
 fi

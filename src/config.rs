@@ -113,6 +113,8 @@ pub struct Config {
     pub email: crate::channels::email::config::EmailConfig,
     /// The CTI hook for telephony systems: routing points, the default destination.
     pub cti: crate::channels::voice::CtiConfig,
+    /// The SMS channel: our numbers, the gateways (none: the channel is off).
+    pub sms: crate::channels::sms::SmsConfig,
     /// Upserted at start; agents created through the admin API are kept.
     pub agents: Vec<AgentSpec>,
     pub queues: Vec<QueueSpec>,
@@ -516,6 +518,8 @@ impl Config {
         }
         // SWITCHBOARD_EMAIL_PASSWORD_<MAILBOX> / SWITCHBOARD_EMAIL_SMTP_PASSWORD_<MAILBOX>.
         self.email.apply_env(|k| non_empty(env, k));
+        // SWITCHBOARD_SMS_SECRET_<GATEWAY> / SWITCHBOARD_SMS_WEBHOOK_SECRET_<GATEWAY>.
+        self.sms.apply_env(|k| non_empty(env, k));
         let mut claimed: HashMap<String, (usize, String)> = HashMap::new();
         for (i, agent) in self.agents.iter_mut().enumerate() {
             if agent.id.is_empty() {
@@ -548,6 +552,7 @@ impl Config {
         self.webchat.validate().map_err(|e| invalid(format!("webchat.{}", e.key), e.message))?;
         self.email.validate().map_err(|e| invalid(e.key, e.message))?;
         self.cti.validate().map_err(|e| invalid(format!("cti.{}", e.key), e.message))?;
+        self.sms.validate().map_err(|e| invalid(format!("sms.{}", e.key), e.message))?;
 
         let mut agent_ids: HashMap<&str, usize> = HashMap::new();
         for (i, agent) in self.agents.iter().enumerate() {

@@ -28,20 +28,26 @@ pub struct HttpState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// The web chat's routes, when it is enabled.
     pub webchat: Option<WebChatSlot>,
+    /// The SMS gateways' webhooks, when the channel is configured.
+    pub sms: Option<crate::channels::sms::routes::SmsSlot>,
 }
 
 /// The public listener's routes; `/metrics` among them unless it has a listener of its own.
 pub fn router(state: HttpState, with_metrics: bool) -> Router {
     let webchat = state.webchat.clone();
+    let sms = state.sms.clone();
     let mut r = Router::new().route("/healthz", get(|| async { "ok\n" })).route("/readyz", get(readyz));
     if with_metrics {
         r = r.route("/metrics", get(|State(s): State<HttpState>| async move { s.metrics.render() }));
     }
-    let r = r.with_state(state);
-    match webchat {
-        Some(slot) => r.merge(crate::channels::webchat::routes::router(slot)),
-        None => r,
+    let mut r = r.with_state(state);
+    if let Some(slot) = webchat {
+        r = r.merge(crate::channels::webchat::routes::router(slot));
     }
+    if let Some(slot) = sms {
+        r = r.merge(crate::channels::sms::routes::router(slot));
+    }
+    r
 }
 
 async fn readyz(State(s): State<HttpState>) -> (StatusCode, String) {

@@ -35,6 +35,8 @@ pub enum ServerError {
     Crm(#[from] switchboard_crm::CrmError),
     #[error("email channel: {0}")]
     Email(#[from] crate::channels::email::EmailError),
+    #[error(transparent)]
+    Sms(#[from] crate::channels::sms::SmsError),
     #[error("invalid config: {0}")]
     Access(#[from] crate::access::AccessError),
     #[error("crm.api_key: {0}")]
@@ -84,6 +86,7 @@ impl Server {
 
         let webchat_slot: Option<crate::channels::webchat::routes::WebChatSlot> =
             cfg.webchat.enabled.then(Default::default);
+        let sms_slot: Option<crate::channels::sms::routes::SmsSlot> = cfg.sms.enabled().then(Default::default);
         let grpc_tls = cfg.tls.server(&[b"h2"])?;
         let http_tls = cfg.tls.server_http()?;
         for tls in grpc_tls.iter().chain(http_tls.iter()) {
@@ -95,6 +98,7 @@ impl Server {
             engine: store_slot.clone(),
             metrics: metrics.clone(),
             webchat: webchat_slot.clone(),
+            sms: sms_slot.clone(),
         };
         let app = crate::http::router(http_state, cfg.server.metrics_listen.is_none());
         let http_task = tracker.spawn(crate::http::serve(http, http_tls, app, shutdown.clone()));
@@ -202,6 +206,18 @@ impl Server {
                 }
             });
             channels = channels.with(email);
+        }
+
+        if let Some(slot) = &sms_slot {
+            let sms = crate::channels::sms::SmsChannel::new(cfg.sms.clone(), engine.clone(), &instance)?;
+            let tasks = sms.spawn(background.clone());
+            tracker.spawn(async move {
+                for t in tasks {
+                    let _ = t.await;
+                }
+            });
+            channels = channels.with(sms.clone());
+            let _ = slot.set(sms);
         }
 
         let hub = Hub::new(instance.clone(), engine.clone());

@@ -14,7 +14,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use super::access::{caller, check_interaction};
 use super::pb::{self, agent_event::Kind as Ev, agent_request::Kind as Rq};
 use super::{interaction_to_pb, message_to_pb, offer_to_pb, presence_to_pb, status};
-use crate::channels::Channels;
+use crate::channels::{Channels, VetError};
 use crate::crm::screen_pop::{ScreenPopData, ScreenPopper};
 use crate::hub::{Delivery, Hub, InboxId, Push};
 use crate::model::Principal;
@@ -263,6 +263,9 @@ fn push_to_event(push: Push) -> pb::AgentEvent {
         Push::Call { interaction_id, state, since_ms, hold_ms } => {
             Ev::CallState(pb::CallState { interaction_id, state, since: Some(super::ts(since_ms)), hold_ms })
         }
+        Push::Delivery { interaction_id, seq, delivery } => {
+            Ev::Delivery(pb::DeliveryUpdate { interaction_id, seq, delivery: Some(super::delivery_to_pb(&delivery)) })
+        }
     })
 }
 
@@ -446,8 +449,18 @@ impl AgentDesktopService {
 
     async fn send_reply(&self, caller: &Caller, r: pb::SendReply) -> Result<pb::Ack, Status> {
         let iid = required("interaction_id", &r.interaction_id)?;
-        let msg = self.engine.calls(caller).reply(iid, &r.body).await.map_err(status)?;
+        // Read first: the channel may refuse the reply (an opted-out customer, too many SMS
+        // segments) before anything is stored.
         let ix = self.engine.get_interaction(iid, false).await.map_err(status)?;
+        // Only on the agent's own conversation: anyone else gets the reply's own refusal.
+        if ix.agent_id == caller.agent() {
+            self.channels.vet(&ix, &r.body).await.map_err(|e| match e {
+                VetError::Invalid(m) => Status::invalid_argument(m),
+                VetError::Refused(m) => Status::failed_precondition(m),
+                VetError::Unavailable(m) => Status::unavailable(m),
+            })?;
+        }
+        let msg = self.engine.calls(caller).reply(iid, &r.body).await.map_err(status)?;
         // Stored first (durable), then handed to the channel; a failed hand-off is reported, the
         // message stays in the thread.
         if let Err(e) = self.channels.deliver(&ix, &msg).await {

@@ -162,7 +162,12 @@ pub fn message_to_pb(m: &model::Message) -> pb::Message {
         agent_id: m.agent_id.clone(),
         body: m.body.clone(),
         sent_at: Some(ts(m.sent_ms)),
+        delivery: m.delivery.as_ref().map(delivery_to_pb),
     }
+}
+
+pub fn delivery_to_pb(d: &model::Delivery) -> pb::Delivery {
+    pb::Delivery { state: d.state.as_str().to_string(), code: d.code.clone(), segments: d.segments }
 }
 
 pub fn offer_to_pb(ix: &model::Interaction, pop: &ScreenPopData) -> pb::Offer {

@@ -4,6 +4,7 @@
 
 pub mod email;
 pub mod memory;
+pub mod sms;
 pub mod voice;
 pub mod webchat;
 
@@ -22,10 +23,28 @@ pub enum DeliveryError {
     Permanent(String),
 }
 
+/// Why a reply may not be sent at all; said to the agent before the reply is stored.
+#[derive(Debug, thiserror::Error)]
+pub enum VetError {
+    /// The reply itself is wrong (too long for the channel).
+    #[error("{0}")]
+    Invalid(String),
+    /// The conversation does not allow it (the customer opted out).
+    #[error("{0}")]
+    Refused(String),
+    /// Could not be checked now.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
 /// Delivers agent replies to the customer on one channel.
 #[async_trait::async_trait]
 pub trait OutboundChannel: Send + Sync {
     fn channel(&self) -> Channel;
+    /// Checks a reply before it is stored; most channels take any.
+    async fn vet(&self, _interaction: &Interaction, _body: &str) -> Result<(), VetError> {
+        Ok(())
+    }
     async fn deliver(&self, interaction: &Interaction, message: &Message) -> Result<(), DeliveryError>;
 }
 
@@ -40,6 +59,13 @@ impl Channels {
     pub fn with(mut self, adapter: Arc<dyn OutboundChannel>) -> Self {
         self.by_channel.insert(adapter.channel(), adapter);
         self
+    }
+
+    pub async fn vet(&self, interaction: &Interaction, body: &str) -> Result<(), VetError> {
+        match self.by_channel.get(&interaction.channel) {
+            Some(a) => a.vet(interaction, body).await,
+            None => Ok(()),
+        }
     }
 
     pub async fn deliver(&self, interaction: &Interaction, message: &Message) -> Result<(), DeliveryError> {

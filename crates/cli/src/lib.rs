@@ -338,7 +338,21 @@ async fn run_ctl(
 }
 
 const DESKTOP_HELP: &str = "commands: ready | not-ready [reason] | offline | accept ID | reject ID | reply ID TEXT | \
-complete ID [DISPOSITION] | end-wrap ID | transfer ID queue:NAME|agent:ID | typing ID [on|off] | quit";
+complete ID [DISPOSITION] | end-wrap ID | transfer ID queue:NAME|agent:ID | typing ID [on|off] | \
+count TEXT (SMS segments) | quit";
+
+/// How a text would go out as SMS: what an agent checks before sending a long reply.
+fn segments_line(text: &str) -> String {
+    let s = switchboard_model::sms::segments(text);
+    let unit = match s.encoding {
+        switchboard_model::sms::Encoding::Gsm7 => "GSM-7 characters",
+        switchboard_model::sms::Encoding::Ucs2 => "UCS-2 units (a character outside GSM-7 makes the whole text UCS-2)",
+    };
+    format!(
+        "{} {unit}: {} SMS segment(s) of up to {}; {} left in the last",
+        s.units, s.count, s.per_segment, s.remaining
+    )
+}
 
 /// An interactive agent desktop on stdin/stdout.
 pub async fn desktop(server: &str, agent: &str, token: &str) -> anyhow::Result<()> {
@@ -367,6 +381,10 @@ pub async fn desktop(server: &str, agent: &str, token: &str) -> anyhow::Result<(
                 let line = line.trim();
                 if line.is_empty() { continue }
                 if line == "quit" { return Ok(()) }
+                if let Some(text) = line.strip_prefix("count ") {
+                    println!("{}", segments_line(text));
+                    continue;
+                }
                 match parse_command(line) {
                     Ok(kind) => {
                         n += 1;
@@ -441,6 +459,11 @@ fn print_event(e: pb::AgentEvent) {
         Some(Ev::Assigned(a)) => println!("assigned {}", a.interaction.map(|i| i.id).unwrap_or_default()),
         Some(Ev::CustomerMessage(m)) => {
             println!("customer [{}]: {}", m.interaction_id, m.message.map(|m| m.body).unwrap_or_default());
+        }
+        Some(Ev::Delivery(d)) => {
+            let dl = d.delivery.unwrap_or_default();
+            let code = if dl.code.is_empty() { String::new() } else { format!(" (code {})", dl.code) };
+            println!("reply {} of {}: {}{code}", d.seq, d.interaction_id, dl.state);
         }
         Some(Ev::InteractionEnded(x)) => println!("interaction {} ended: {}", x.interaction_id, x.reason),
         Some(Ev::SessionClosed(c)) => println!("session closed: {}", c.reason),

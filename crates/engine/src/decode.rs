@@ -103,6 +103,17 @@ pub(crate) fn parse_message(raw: &str) -> Result<Message> {
         agent: String,
         body: String,
         at: f64,
+        /// Delivery state (SMS replies): state, rank, code, segments.
+        #[serde(default)]
+        dlv: Option<RawDelivery>,
+    }
+    #[derive(serde::Deserialize)]
+    struct RawDelivery {
+        s: String,
+        #[serde(default)]
+        c: String,
+        #[serde(default)]
+        n: f64,
     }
     let r: Raw = serde_json::from_str(raw).map_err(|e| EngineError::Corrupt(format!("message: {e}")))?;
     Ok(Message {
@@ -111,5 +122,12 @@ pub(crate) fn parse_message(raw: &str) -> Result<Message> {
         agent_id: r.agent,
         body: r.body,
         sent_ms: r.at as u64,
+        delivery: r.dlv.and_then(|d| {
+            Some(switchboard_model::Delivery {
+                state: switchboard_model::DeliveryState::parse(&d.s)?,
+                code: d.c,
+                segments: d.n as u32,
+            })
+        }),
     })
 }

@@ -115,6 +115,8 @@ functions!(
     erase => erasure::EraseArgs<'_>,
     call_event => voice::CallEventArgs<'_>,
     phone => voice::PhoneArgs<'_>,
+    delivery => crate::sms::DeliveryArgs<'_>,
+    opt_out => crate::sms::OptOutArgs<'_>,
 );
 
 /// The Lua locals an operation reads its arguments under: `local aid, iid = ARGV[1], ARGV[2]`,

@@ -93,6 +93,25 @@ pub const FORMATS: &[(&str, &str)] = &[
     ("email_out", "email:out:{}"),
     // Zset: our Message-IDs of replies awaiting a background retry, by next attempt time (ms).
     ("email_retry", "email:retry"),
+    // SMS channel (src/channels/sms). A conversation is "<our number>|<customer number>".
+    // String: a conversation -> its latest interaction id.
+    ("sms_conv", "sms:conv:{}"),
+    // String: who is processing a conversation's inbound text (a short lock), so two texts of one
+    // customer arriving together do not start two interactions.
+    ("sms_lock", "sms:lock:{}"),
+    // Hash: an agent reply by its reply key ("<ix>|<seq>"): state, gateway, attempts, from, to,
+    // segments, and per provider message id `p:<id>` its part's delivery state.
+    ("sms_out", "sms:out:{}"),
+    // String: "<gateway>|<provider message id>" -> reply key (status callbacks, SMPP receipts).
+    ("sms_pid", "sms:pid:{}"),
+    // Hash: parts of a concatenated inbound text so far, by index.
+    ("sms_parts", "sms:parts:{}"),
+    // String: present while a customer has opted out of texts from one of our numbers.
+    ("sms_optout", "sms:optout:{}"),
+    // Zset: reply keys awaiting a retry, by next attempt time (ms).
+    ("sms_retry", "sms:retry"),
+    // String: the instance holding an SMPP bind (a lease with a TTL).
+    ("smpp_lease", "smpp:lease:{}"),
     ("api_keys", "api_keys"),
     // String: the instance bridging a SIP node (Kamailio's evapi socket), a lease with a TTL.
     ("sip_lease", "sip:lease:{}"),
@@ -249,6 +268,30 @@ impl Keys {
     }
     pub fn last_agent(&self, customer: &str) -> String {
         self.fmt("last_agent", &[customer])
+    }
+    pub fn sms_conv(&self, conversation: &str) -> String {
+        self.fmt("sms_conv", &[conversation])
+    }
+    pub fn sms_lock(&self, conversation: &str) -> String {
+        self.fmt("sms_lock", &[conversation])
+    }
+    pub fn sms_out(&self, reply_key: &str) -> String {
+        self.fmt("sms_out", &[reply_key])
+    }
+    pub fn sms_pid(&self, gateway_and_id: &str) -> String {
+        self.fmt("sms_pid", &[gateway_and_id])
+    }
+    pub fn sms_parts(&self, key: &str) -> String {
+        self.fmt("sms_parts", &[key])
+    }
+    pub fn sms_optout(&self, conversation: &str) -> String {
+        self.fmt("sms_optout", &[conversation])
+    }
+    pub fn sms_retry(&self) -> String {
+        self.fmt("sms_retry", &[])
+    }
+    pub fn smpp_lease(&self, bind: &str) -> String {
+        self.fmt("smpp_lease", &[bind])
     }
     pub fn sip_lease(&self, node: &str) -> String {
         self.fmt("sip_lease", &[node])

@@ -23,6 +23,7 @@ mod functions;
 pub mod keys;
 mod ops;
 pub mod push;
+pub mod sms;
 
 use std::time::Duration;
 

@@ -50,6 +50,12 @@ pub enum Push {
         since_ms: u64,
         hold_ms: u64,
     },
+    /// A reply's delivery state changed (SMS).
+    Delivery {
+        interaction_id: String,
+        seq: u64,
+        delivery: switchboard_model::Delivery,
+    },
 }
 
 /// An inbox entry id ("<ms>-<seq>"), ordered as Redis orders them.
@@ -264,6 +270,16 @@ impl Engine {
                         state: s(&v, "state"),
                         since_ms: v.get("since").and_then(serde_json::Value::as_u64).unwrap_or(0),
                         hold_ms: v.get("hold_ms").and_then(serde_json::Value::as_u64).unwrap_or(0),
+                    },
+                    PushKind::Delivery => Push::Delivery {
+                        interaction_id: s(&v, "ix"),
+                        seq: v.get("seq").and_then(serde_json::Value::as_u64).unwrap_or(0),
+                        delivery: switchboard_model::Delivery {
+                            state: switchboard_model::DeliveryState::parse(&s(&v, "state"))
+                                .ok_or_else(|| EngineError::Corrupt(format!("delivery state {:?}", s(&v, "state"))))?,
+                            code: s(&v, "code"),
+                            segments: v.get("segments").and_then(serde_json::Value::as_u64).unwrap_or(0) as u32,
+                        },
                     },
                 }))
             })

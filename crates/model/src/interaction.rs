@@ -74,6 +74,8 @@ pub struct Message {
     pub agent_id: String,
     pub body: String,
     pub sent_ms: u64,
+    /// Agent replies on channels that report it (SMS): whether the customer got it.
+    pub delivery: Option<crate::Delivery>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

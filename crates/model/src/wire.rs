@@ -96,6 +96,10 @@ wire_kinds! {
         Conferenced = "conferenced",
         /// An agent's phone changed state (registered, unregistered, dnd, busy).
         Phone = "phone",
+        /// A reply's delivery state changed (SMS: accepted, sent, delivered, undelivered, failed).
+        Delivery = "delivery",
+        /// A customer opted out of texts from one of our numbers (STOP), or back in (START).
+        OptOut = "opt_out",
     }
 }
 
@@ -121,6 +125,8 @@ wire_kinds! {
         Closed = "closed",
         /// Voice: the call the agent holds changed (ringing, talking, held) or their phone did.
         Call = "call",
+        /// A reply's delivery state changed (SMS).
+        Delivery = "delivery",
     }
 }
 

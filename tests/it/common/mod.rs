@@ -4,9 +4,11 @@
 pub mod crm;
 pub mod email;
 pub mod server;
+pub mod sms;
 pub mod webchat;
 
 pub use crm::AuthedCrm;
 pub use server::*;
+pub use sms::*;
 pub use switchboard_testkit::*;
 pub use webchat::*;

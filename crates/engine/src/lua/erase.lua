@@ -19,6 +19,15 @@ for _, iid in ipairs(iids) do
       ended = ended + 1
     end
     redis.call('DEL', K.ix_msgs(iid), K.email_conv(iid))
+    -- An SMS conversation's map names the customer's number (an opt-out, a record the customer
+    -- asked us to keep honouring, stays).
+    if ix.ch == 'sms' and ix.cust and ix.cust ~= '' then
+      local ok_attrs, attrs = pcall(cjson.decode, ix.attrs or '{}')
+      if ok_attrs and type(attrs) == 'table' and attrs['sms.number'] then
+        local conv = K.sms_conv(attrs['sms.number'] .. '|' .. ix.cust)
+        if redis.call('GET', conv) == iid then redis.call('DEL', conv) end
+      end
+    end
     redis.call('HSET', K.ix(iid), 'cust', '', 'subj', '', 'attrs', '{}', 'notes', '', 'erased', '1')
     redis.call('ZREM', K.chat_live(), iid)
     emit(EV.erased, iid, '', ix.queue, {})

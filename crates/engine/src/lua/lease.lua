@@ -1,8 +1,8 @@
 -- ARGV: which, name, holder, ttl
--- which: 'outbox' | 'mailbox' | 'sip_node'; name: the mailbox or node ('' for the outbox); ttl:
+-- which: 'outbox' | 'mailbox' | 'sip_node' | 'smpp' | 'sms'; name: the mailbox or node ('' for the outbox); ttl:
 -- ms ('' = release).
 -- Takes or renews a lease: one holder at a time (the event-log deliverer, so the CRM sees each
--- interaction's events in order; a mailbox's reader; the bridge to a SIP node). Releasing frees
+-- interaction's events in order; a mailbox's reader; the bridge to a SIP node; an SMPP bind). Releasing frees
 -- it only for its holder.
 local key
 if which == 'outbox' then
@@ -11,6 +11,10 @@ elseif which == 'mailbox' then
   key = K.email_lease(name)
 elseif which == 'sip_node' then
   key = K.sip_lease(name)
+elseif which == 'smpp' then
+  key = K.smpp_lease(name)
+elseif which == 'sms' then
+  key = K.sms_lock(name)
 else
   return err('INVALID', 'lease: unknown lease ' .. tostring(which))
 end

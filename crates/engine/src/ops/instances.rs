@@ -18,6 +18,10 @@ pub enum Lease<'a> {
     Mailbox(&'a str),
     /// Bridging this SIP node (a Kamailio's evapi socket) to the CTI hook.
     SipNode(&'a str),
+    /// Holding this SMPP bind to an SMSC.
+    Smpp(&'a str),
+    /// Processing an SMS conversation's inbound text, or sending one reply (`out|<reply key>`).
+    SmsConversation(&'a str),
 }
 
 /// Result of one timer sweep.
@@ -67,6 +71,8 @@ impl Engine {
             Lease::Outbox => ("outbox", ""),
             Lease::Mailbox(m) => ("mailbox", m),
             Lease::SipNode(n) => ("sip_node", n),
+            Lease::Smpp(n) => ("smpp", n),
+            Lease::SmsConversation(n) => ("sms", n),
         };
         let r = self.run(LeaseArgs { which, name, holder, ttl: ttl_ms }).await?;
         Ok(r.first().is_some_and(|s| s == "1"))

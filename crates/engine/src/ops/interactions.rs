@@ -91,7 +91,7 @@ impl Engine {
         if r.get(2).is_some_and(|s| s == "1") {
             // Appended now: the script's reply says all there is to know about it.
             let sent_ms = parse_u64(r.get(1))?;
-            let m = Message { seq, author, agent_id: String::new(), body: body.to_string(), sent_ms };
+            let m = Message { seq, author, agent_id: String::new(), body: body.to_string(), sent_ms, delivery: None };
             return Ok((m, true));
         }
         // A replay: the first message, as stored.

@@ -1,0 +1,340 @@
+//! `[sms]` in the daemon's config file: our numbers and the queues they reach, the gateways that
+//! carry texts (Twilio-compatible HTTP, Kannel, SMPP), and how conversations and keywords behave.
+//! Secrets come from the environment: `SWITCHBOARD_SMS_SECRET_<GATEWAY>` (Twilio auth token,
+//! Kannel sendsms password, SMPP password) and `SWITCHBOARD_SMS_WEBHOOK_SECRET_<GATEWAY>` (the
+//! password Kannel calls our webhooks with).
+
+use serde::Deserialize;
+
+use crate::config::Secret;
+
+/// Errors name the key under `sms.` that is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("sms.{key}: {message}")]
+pub struct SmsConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> SmsConfigError {
+    SmsConfigError { key: key.into(), message: message.into() }
+}
+
+/// One of our numbers (a long number in E.164, a short code, or an alphanumeric sender id).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumberConfig {
+    pub number: String,
+    /// The queue its texts go to.
+    pub queue: String,
+    /// The gateway replies from this number leave through.
+    pub gateway: String,
+    /// Priority of its interactions; unset: the queue's.
+    #[serde(default)]
+    pub priority: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioConfig {
+    pub name: String,
+    pub account_sid: String,
+    /// Signs the webhooks (`X-Twilio-Signature`) and authenticates REST calls.
+    #[serde(default)]
+    pub auth_token: Secret,
+    /// Where the REST API is (`https://api.twilio.com`, or a compatible provider's).
+    #[serde(default = "twilio_base_url")]
+    pub base_url: String,
+    /// Send through a messaging service instead of from the number itself.
+    #[serde(default)]
+    pub messaging_service_sid: String,
+    /// This daemon's address as the provider calls it (`https://sms.example.com`): signatures
+    /// cover the full URL the provider used, which a proxy in front may have rewritten.
+    pub public_url: String,
+    /// Extra CA certificates for the REST API (a test provider); the system's roots otherwise.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KannelConfig {
+    pub name: String,
+    /// smsbox's `sendsms` CGI, e.g. `http://127.0.0.1:13013/cgi-bin/sendsms`.
+    pub sendsms_url: String,
+    /// A `sendsms-user` of smsbox.
+    pub username: String,
+    #[serde(default)]
+    pub password: Secret,
+    /// Kannel calls our webhooks (get-url, dlr-url) with these in HTTP Basic auth
+    /// (`http://user:password@host/...` in its config).
+    pub webhook_user: String,
+    #[serde(default)]
+    pub webhook_password: Secret,
+    /// This daemon's address as Kannel reaches it, for the `dlr-url` of each text.
+    pub public_url: String,
+    /// Which delivery reports to ask for (Kannel's `dlr-mask`; 31 = all).
+    #[serde(default = "default_dlr_mask")]
+    pub dlr_mask: u8,
+    /// Kannel's `smsc` to send through (empty: its routing decides).
+    #[serde(default)]
+    pub smsc: String,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmppConfig {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub system_id: String,
+    #[serde(default)]
+    pub password: Secret,
+    #[serde(default)]
+    pub system_type: String,
+    /// Requests awaiting a response at once (the SMSC's window).
+    #[serde(default = "default_window")]
+    pub window: u32,
+    /// `enquire_link` after this long without traffic.
+    #[serde(default = "default_enquire_link")]
+    pub enquire_link_secs: u32,
+    /// A response later than this counts as lost (and a bind as dead).
+    #[serde(default = "default_timeout")]
+    pub response_timeout_secs: u32,
+    /// Longest pause between reconnection attempts (backoff doubles up to it).
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff_secs: u32,
+    /// Source address TON/NPI for our numbers (1/1: international/E.164; 5/0: alphanumeric).
+    #[serde(default = "one")]
+    pub source_ton: u8,
+    #[serde(default = "one")]
+    pub source_npi: u8,
+}
+
+/// One way texts come in and go out.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum GatewayConfig {
+    Twilio(TwilioConfig),
+    Kannel(KannelConfig),
+    Smpp(SmppConfig),
+}
+
+impl GatewayConfig {
+    pub fn name(&self) -> &str {
+        match self {
+            GatewayConfig::Twilio(c) => &c.name,
+            GatewayConfig::Kannel(c) => &c.name,
+            GatewayConfig::Smpp(c) => &c.name,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsConfig {
+    pub numbers: Vec<NumberConfig>,
+    pub gateways: Vec<GatewayConfig>,
+    /// Texts to a number no entry owns go here; empty: they are refused (logged, not stored).
+    pub default_queue: String,
+    /// A text after the conversation was completed starts a linked interaction that waits for
+    /// the same agent first, if it comes within this many minutes ...
+    pub reopen_window_mins: u32,
+    /// ... for this long.
+    pub sticky_wait_secs: u32,
+    /// Longer replies are refused (a text of many parts costs as many messages).
+    pub max_segments: u32,
+    /// The answer to HELP (empty: none).
+    pub help_text: String,
+    /// Sent once when a customer opts out (carriers expect a confirmation; empty: none).
+    pub opt_out_text: String,
+    pub opt_in_text: String,
+    /// For customer numbers written without a country code (ISO 3166 region, e.g. "DE").
+    pub default_region: String,
+    /// Largest webhook request accepted.
+    pub max_request_bytes: usize,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        SmsConfig {
+            numbers: Vec::new(),
+            gateways: Vec::new(),
+            default_queue: String::new(),
+            reopen_window_mins: 60,
+            sticky_wait_secs: 60,
+            max_segments: 10,
+            help_text: String::new(),
+            opt_out_text: String::new(),
+            opt_in_text: String::new(),
+            default_region: String::new(),
+            max_request_bytes: 64 * 1024,
+        }
+    }
+}
+
+fn twilio_base_url() -> String {
+    "https://api.twilio.com".into()
+}
+fn default_timeout() -> u32 {
+    10
+}
+fn default_dlr_mask() -> u8 {
+    31
+}
+fn default_window() -> u32 {
+    10
+}
+fn default_enquire_link() -> u32 {
+    30
+}
+fn default_max_backoff() -> u32 {
+    60
+}
+fn one() -> u8 {
+    1
+}
+
+/// The environment variable suffix for a gateway's name: upper case, other than A-Z0-9 → `_`.
+pub fn env_suffix(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect()
+}
+
+pub const ENV_SECRET_PREFIX: &str = "SWITCHBOARD_SMS_SECRET_";
+pub const ENV_WEBHOOK_SECRET_PREFIX: &str = "SWITCHBOARD_SMS_WEBHOOK_SECRET_";
+
+fn http_url(key: &str, url: &str) -> Result<(), SmsConfigError> {
+    let u = url::Url::parse(url).map_err(|e| invalid(key, format!("{url:?} is not a URL: {e}")))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+        return Err(invalid(key, format!("{url:?}: an http(s) URL with a host is needed")));
+    }
+    Ok(())
+}
+
+impl SmsConfig {
+    pub fn enabled(&self) -> bool {
+        !self.gateways.is_empty()
+    }
+
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
+        for g in &mut self.gateways {
+            let suffix = env_suffix(g.name());
+            let secret = get(&format!("{ENV_SECRET_PREFIX}{suffix}")).map(Secret);
+            match g {
+                GatewayConfig::Twilio(c) => {
+                    if let Some(s) = secret {
+                        c.auth_token = s;
+                    }
+                }
+                GatewayConfig::Kannel(c) => {
+                    if let Some(s) = secret {
+                        c.password = s;
+                    }
+                    if let Some(s) = get(&format!("{ENV_WEBHOOK_SECRET_PREFIX}{suffix}")) {
+                        c.webhook_password = Secret(s);
+                    }
+                }
+                GatewayConfig::Smpp(c) => {
+                    if let Some(s) = secret {
+                        c.password = s;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The entry owning one of our numbers, compared without spaces, dashes and a leading `+`.
+    pub fn number(&self, ours: &str) -> Option<&NumberConfig> {
+        let bare = |s: &str| -> String { s.chars().filter(|c| !matches!(c, ' ' | '-' | '+' | '(' | ')')).collect() };
+        let want = bare(ours);
+        self.numbers.iter().find(|n| bare(&n.number) == want)
+    }
+
+    pub fn validate(&self) -> Result<(), SmsConfigError> {
+        let mut names = std::collections::HashSet::new();
+        for (i, g) in self.gateways.iter().enumerate() {
+            let key = |f: &str| format!("gateways[{i}].{f}");
+            crate::model::validate_id(&key("name"), g.name()).map_err(|e| invalid(key("name"), e.message))?;
+            if !names.insert(g.name()) {
+                return Err(invalid(key("name"), format!("gateway {:?} is defined twice", g.name())));
+            }
+            match g {
+                GatewayConfig::Twilio(c) => {
+                    if c.account_sid.is_empty() {
+                        return Err(invalid(key("account_sid"), "is required"));
+                    }
+                    if c.auth_token.is_empty() {
+                        return Err(invalid(
+                            key("auth_token"),
+                            format!("is required (or {ENV_SECRET_PREFIX}{})", env_suffix(&c.name)),
+                        ));
+                    }
+                    http_url(&key("base_url"), &c.base_url)?;
+                    http_url(&key("public_url"), &c.public_url)?;
+                }
+                GatewayConfig::Kannel(c) => {
+                    http_url(&key("sendsms_url"), &c.sendsms_url)?;
+                    http_url(&key("public_url"), &c.public_url)?;
+                    if c.username.is_empty() {
+                        return Err(invalid(key("username"), "is required (a sendsms-user of smsbox)"));
+                    }
+                    if c.webhook_user.is_empty() || c.webhook_password.is_empty() {
+                        return Err(invalid(
+                            key("webhook_password"),
+                            format!(
+                                "webhook_user and webhook_password are required (or {ENV_WEBHOOK_SECRET_PREFIX}{}): nothing unauthenticated may write texts in",
+                                env_suffix(&c.name)
+                            ),
+                        ));
+                    }
+                }
+                GatewayConfig::Smpp(c) => {
+                    if c.host.is_empty() || c.port == 0 {
+                        return Err(invalid(key("host"), "host and port are required"));
+                    }
+                    if c.system_id.is_empty() || c.system_id.len() > 15 {
+                        return Err(invalid(key("system_id"), "1 to 15 characters (SMPP 3.4)"));
+                    }
+                    if c.password.expose().len() > 8 {
+                        return Err(invalid(key("password"), "at most 8 characters (SMPP 3.4)"));
+                    }
+                    if c.window == 0 || c.window > 1000 {
+                        return Err(invalid(key("window"), "must be 1 to 1000"));
+                    }
+                }
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, n) in self.numbers.iter().enumerate() {
+            let key = |f: &str| format!("numbers[{i}].{f}");
+            if n.number.trim().is_empty() {
+                return Err(invalid(key("number"), "is required"));
+            }
+            if !seen.insert(n.number.chars().filter(char::is_ascii_alphanumeric).collect::<String>()) {
+                return Err(invalid(key("number"), format!("{:?} is listed twice", n.number)));
+            }
+            if n.queue.is_empty() {
+                return Err(invalid(key("queue"), "is required"));
+            }
+            if !names.contains(n.gateway.as_str()) {
+                return Err(invalid(key("gateway"), format!("no gateway named {:?}", n.gateway)));
+            }
+        }
+        if !self.numbers.is_empty() && self.gateways.is_empty() {
+            return Err(invalid("gateways", "numbers are listed but no gateway carries them"));
+        }
+        if self.max_segments == 0 || self.max_segments > 255 {
+            return Err(invalid("max_segments", "must be 1 to 255"));
+        }
+        if !self.default_region.is_empty()
+            && (self.default_region.len() != 2 || !self.default_region.chars().all(|c| c.is_ascii_uppercase()))
+        {
+            return Err(invalid("default_region", "an ISO 3166 region code such as \"DE\""));
+        }
+        Ok(())
+    }
+}
