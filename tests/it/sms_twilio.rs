@@ -160,7 +160,16 @@ async fn sms_bad_requests_are_refused_with_what_is_wrong() {
 #[tokio::test]
 async fn sms_stop_opts_out_replies_are_refused_and_start_opts_back_in() {
     let provider = FakeTwilio::start().await;
-    let (_redis, sb) = start_with(&provider, |_| {}).await;
+    let crm = AuthedCrm::start("sms-daemon-key-0123456789abcdef0123", "sms-crm-admin-key-0123456789abcdef").await;
+    let (_redis, sb) = start_with(&provider, |c| {
+        c.crm.endpoint = crm.endpoint.clone();
+        c.crm.api_key = switchboard::config::Secret("sms-daemon-key-0123456789abcdef0123".into());
+    })
+    .await;
+    let opted_out = || async {
+        let c = crm.db.find_contact(switchboard::model::Channel::Sms, CUSTOMER).await.ok();
+        c.and_then(|c| c.fields.get(&format!("sms_opt_out:{OUR_NUMBER}")).cloned())
+    };
     let mut ann = ready(&sb, "ann").await;
     assert_eq!(provider.text_in(sb.http_addr, "SM0200", CUSTOMER, OUR_NUMBER, "Is the shop open?").await.0, 200);
     let iid = ann.wait_offer().await.interaction.unwrap().id;
@@ -175,12 +184,14 @@ async fn sms_stop_opts_out_replies_are_refused_and_start_opts_back_in() {
     assert_eq!(err.0, Code::FailedPrecondition, "{err:?}");
     assert!(err.1.contains("opted out"), "{}", err.1);
     assert_eq!(interaction(&sb, &iid).await.messages.len(), 2, "the refused reply is not stored");
+    assert_eventually!(async { opted_out().await.as_deref() == Some("true") }, "the CRM contact marked");
 
     // "please don't stop" is not an opt-out, and neither opts back in.
     assert_eq!(provider.text_in(sb.http_addr, "SM0202", CUSTOMER, OUR_NUMBER, "please don't stop").await.0, 200);
     assert!(ann.reply(&iid, "ok").await.is_err());
     assert_eq!(provider.text_in(sb.http_addr, "SM0203", CUSTOMER, OUR_NUMBER, "START").await.0, 200);
     ann.reply(&iid, "Welcome back: until 6pm").await.unwrap();
+    assert_eventually!(async { opted_out().await.is_none() }, "the CRM contact unmarked");
     assert!(provider.sent().iter().any(|s| s.body == "Welcome back: until 6pm"));
     assert_eq!(provider.sent().iter().filter(|s| s.body.contains("no more texts")).count(), 1);
 }

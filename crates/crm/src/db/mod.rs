@@ -696,6 +696,16 @@ impl CrmDb {
                     .execute(&mut **tx)
                     .await?;
             }
+            // The customer's standing with one of our numbers, on their contact (if they have
+            // one: an opt-out creates none, and an erased customer has none).
+            Some(EventKind::OptOut) if !erasure::is_blanked(e) => {
+                let out = e.details.get("opted_out").and_then(serde_json::Value::as_bool).unwrap_or(false);
+                let field = format!("sms_opt_out:{}", s("number"));
+                if let Ok(address) = self.norm(Channel::Sms, &s("customer")) {
+                    self.set_contact_field(tx, identity_kind(Channel::Sms), &address, &field, out.then_some("true"))
+                        .await?;
+                }
+            }
             // A call has no messages to summarize: its history line says how it went.
             Some(EventKind::Released) if !erasure::is_blanked(e) => {
                 let n = |k: &str| e.details.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
@@ -707,6 +717,50 @@ impl CrmDb {
             }
             _ => {}
         }
+        Ok(())
+    }
+
+    /// Sets (or, with None, removes) one field of the contact an identity belongs to, if any.
+    async fn set_contact_field(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        kind: &str,
+        address: &str,
+        field: &str,
+        value: Option<&str>,
+    ) -> Result<()> {
+        let row = sqlx::query("SELECT contact_id FROM identities WHERE kind = $1 AND address = $2")
+            .bind(kind)
+            .bind(address)
+            .fetch_optional(&mut **tx)
+            .await?;
+        let Some(row) = row else { return Ok(()) };
+        let contact: String = row.try_get(0)?;
+        let select = if self.is_sqlite() {
+            "SELECT fields FROM contacts WHERE id = $1"
+        } else {
+            "SELECT fields FROM contacts WHERE id = $1 FOR UPDATE"
+        };
+        let Some(cur) = sqlx::query(select).bind(&contact).fetch_optional(&mut **tx).await? else { return Ok(()) };
+        let cur: String = cur.try_get(0)?;
+        let mut fields: BTreeMap<String, String> = serde_json::from_str(&cur).unwrap_or_default();
+        match value {
+            Some(v) => {
+                if fields.len() >= MAX_FIELDS && !fields.contains_key(field) {
+                    return Ok(());
+                }
+                fields.insert(field.to_string(), v.to_string());
+            }
+            None => {
+                fields.remove(field);
+            }
+        }
+        sqlx::query("UPDATE contacts SET fields = $2, updated_ms = $3 WHERE id = $1")
+            .bind(&contact)
+            .bind(serde_json::to_string(&fields).expect("fields serialize"))
+            .bind(now_ms())
+            .execute(&mut **tx)
+            .await?;
         Ok(())
     }
 
