@@ -336,10 +336,13 @@ async def main():
         line = await queue.get()
         if line is None:
             return
+        cmd = {}
         try:
-            sim.command(json.loads(line))
+            cmd = json.loads(line)
+            sim.command(cmd)
+            emit("ack", cmd_id=cmd.get("id"))
         except Exception as e:
-            emit("error", error=repr(e), line=line)
+            emit("error", cmd_id=cmd.get("id"), error=repr(e), line=line)
 
 
 if __name__ == "__main__":

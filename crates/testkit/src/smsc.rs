@@ -163,12 +163,25 @@ impl Smsc {
         self.events.lock().expect("events").iter().filter(|e| e["ev"] == ev).count()
     }
 
-    fn send(&self, mut cmd: Value) -> u64 {
+    /// Sends a command and waits until the driver has carried it out (so a hold or a reject is
+    /// in force before the ESME's next submit can arrive); its id.
+    async fn send(&self, mut cmd: Value) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         cmd["id"] = json!(id);
         let mut line = cmd.to_string();
         line.push('\n');
         self.stdin.lock().expect("smsc stdin").write_all(line.as_bytes()).expect("write to the SMSC driver");
+        let what = format!("the SMSC driver to carry out {}", cmd["cmd"]);
+        let failed = self
+            .wait_for(&what, |e| match e["ev"].as_str() {
+                Some("ack") if e["cmd_id"] == id => Some(None),
+                Some("error") if e["cmd_id"] == id => Some(Some(e["error"].to_string())),
+                _ => None,
+            })
+            .await;
+        if let Some(error) = failed {
+            panic!("the SMSC driver failed {cmd}: {error}\n{}", self.log());
+        }
         id
     }
 
@@ -204,19 +217,20 @@ impl Smsc {
     }
 
     /// Pushes a deliver_sm; returns its id for [`Smsc::deliver_status`].
-    pub fn mo(&self, mo: &Mo) -> u64 {
+    pub async fn mo(&self, mo: &Mo) -> u64 {
         let tlvs: Vec<Value> = mo.tlvs.iter().map(|(t, v)| json!([t, hex(v)])).collect();
         self.send(json!({
             "cmd": "mo", "from": mo.from, "ton": mo.from_ton, "to": mo.to, "esm_class": mo.esm_class,
             "coding": mo.data_coding, "hex": hex(&mo.short_message), "tlvs": tlvs,
         }))
+        .await
     }
 
     /// Pushes a delivery receipt for `message_id` (`stat` as in the receipt text: DELIVRD,
     /// UNDELIV, ...; `err` its code), with the receipted_message_id and message_state TLVs when
     /// `tlvs`, else the text alone.
-    pub fn receipt(&self, message_id: &str, stat: &str, err: &str, tlvs: bool) -> u64 {
-        self.send(json!({"cmd": "receipt", "message_id": message_id, "stat": stat, "err": err, "tlvs": tlvs}))
+    pub async fn receipt(&self, message_id: &str, stat: &str, err: &str, tlvs: bool) -> u64 {
+        self.send(json!({"cmd": "receipt", "message_id": message_id, "stat": stat, "err": err, "tlvs": tlvs})).await
     }
 
     /// Waits for the ESME's deliver_sm_resp to the deliver_sm `id`; its command_status.
@@ -235,50 +249,50 @@ impl Smsc {
     }
 
     /// Closes every ESME connection abruptly (no unbind): a dropped link.
-    pub fn drop_link(&self) {
-        self.send(json!({"cmd": "drop"}));
+    pub async fn drop_link(&self) {
+        self.send(json!({"cmd": "drop"})).await;
     }
 
     /// Stops passing anything either way on the current connections (the SMSC hangs).
-    pub fn mute(&self) {
-        self.send(json!({"cmd": "mute"}));
+    pub async fn mute(&self) {
+        self.send(json!({"cmd": "mute"})).await;
     }
 
     /// Leaves the next `n` submit_sm unanswered (to fill the ESME's window).
-    pub fn hold_submits(&self, n: usize) {
-        self.send(json!({"cmd": "hold_submits", "n": n}));
+    pub async fn hold_submits(&self, n: usize) {
+        self.send(json!({"cmd": "hold_submits", "n": n})).await;
     }
 
     /// Accepts every held submit_sm and stops holding.
-    pub fn release(&self) {
-        self.send(json!({"cmd": "release"}));
+    pub async fn release(&self) {
+        self.send(json!({"cmd": "release"})).await;
     }
 
     /// Answers the next submit_sm with this command_status.
-    pub fn reject_next(&self, status: u32) {
-        self.reject_after(0, status);
+    pub async fn reject_next(&self, status: u32) {
+        self.reject_after(0, status).await;
     }
 
     /// Lets `after` more submit_sm pass as usual, then answers the next with this
     /// command_status (a long text refused part-way).
-    pub fn reject_after(&self, after: usize, status: u32) {
-        self.send(json!({"cmd": "reject", "after": after, "status": status}));
+    pub async fn reject_after(&self, after: usize, status: u32) {
+        self.send(json!({"cmd": "reject", "after": after, "status": status})).await;
     }
 
     /// Sends the ESME an enquire_link; its answer comes as an `enquire_link_resp` event.
-    pub fn enquire_link(&self) {
-        self.send(json!({"cmd": "enquire_link"}));
+    pub async fn enquire_link(&self) {
+        self.send(json!({"cmd": "enquire_link"})).await;
     }
 
     /// Sends the ESME an unbind; its unbind_resp comes as an `unbind_resp` event, then the
     /// connection is closed.
-    pub fn unbind(&self) {
-        self.send(json!({"cmd": "unbind"}));
+    pub async fn unbind(&self) {
+        self.send(json!({"cmd": "unbind"})).await;
     }
 
     /// Sends the ESME a command it cannot know; its answer comes as a `generic_nack` event.
-    pub fn unknown_command(&self) {
-        self.send(json!({"cmd": "unknown"}));
+    pub async fn unknown_command(&self) {
+        self.send(json!({"cmd": "unknown"})).await;
     }
 }
 
@@ -351,4 +365,65 @@ fn python() -> PathBuf {
          ${{XDG_DATA_HOME:-~/.local/share}}/switchboard/py with PyPI smpp34), or set SWITCHBOARD_SMSC_PYTHON"
     );
     PathBuf::from("python3")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    use super::*;
+
+    fn pdu(command_id: u32, status: u32, seq: u32, body: &[u8]) -> Vec<u8> {
+        let mut p = Vec::new();
+        for w in [16 + body.len() as u32, command_id, status, seq] {
+            p.extend_from_slice(&w.to_be_bytes());
+        }
+        p.extend_from_slice(body);
+        p
+    }
+
+    /// (command_id, status, sequence, body)
+    fn read_pdu(s: &mut TcpStream) -> Option<(u32, u32, u32, Vec<u8>)> {
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).ok()?;
+        let mut rest = vec![0u8; u32::from_be_bytes(len) as usize - 4];
+        s.read_exact(&mut rest).ok()?;
+        let w = |i: usize| u32::from_be_bytes(rest[i..i + 4].try_into().unwrap());
+        Some((w(0), w(4), w(8), rest[12..].to_vec()))
+    }
+
+    /// A hand-made ESME, so the simulator is checked on its own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_esme_binds_submits_and_receives() {
+        let smsc = Smsc::start();
+        let mut s = TcpStream::connect(("127.0.0.1", smsc.port())).unwrap();
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        s.write_all(&pdu(0x09, 0, 1, b"esme\0pw\0\0\x34\x00\x00\0")).unwrap();
+        assert_eq!(read_pdu(&mut s).unwrap().0, 0x8000_0009);
+        smsc.wait_binds(1).await;
+
+        let submit = b"\0\x01\x014930\0\x01\x01491511\0\x00\x00\x00\0\0\x01\x00\x00\x00\x05Hello";
+        s.write_all(&pdu(0x04, 0, 2, submit)).unwrap();
+        let (id, status, seq, body) = read_pdu(&mut s).unwrap();
+        assert_eq!((id, status, seq), (0x8000_0004, 0, 2));
+        let got = smsc.submits();
+        assert_eq!(body, format!("{}\0", got[0].message_id.clone().unwrap()).into_bytes());
+        assert_eq!((got[0].source.as_str(), got[0].dest.as_str(), got[0].text.as_str()), ("4930", "491511", "Hello"));
+
+        let d = smsc.mo(&Mo::ascii("+491511", "4930", "Hi")).await;
+        let (id, _, seq, _) = read_pdu(&mut s).unwrap();
+        assert_eq!(id, 0x05);
+        s.write_all(&pdu(0x8000_0005, 0x64, seq, b"\0")).unwrap();
+        assert_eq!(smsc.deliver_status(d).await, 0x64);
+
+        smsc.enquire_link().await;
+        let (id, _, seq, _) = read_pdu(&mut s).unwrap();
+        assert_eq!(id, 0x15);
+        s.write_all(&pdu(0x8000_0015, 0, seq, b"")).unwrap();
+        smsc.wait_count("enquire_link_resp", 1).await;
+
+        smsc.drop_link().await;
+        assert!(read_pdu(&mut s).is_none(), "the link is closed");
+    }
 }

@@ -40,9 +40,14 @@ pub struct Inbound {
 
 impl Inbound {
     /// Answers each deliver_sm of one link, one at a time (parts of one text must not race to
-    /// complete it twice), until the link's session drops its sender.
+    /// complete it twice), until the link's session drops its sender. Never aborted midway: a
+    /// receiver cut off between two writes could leave half a conversation behind.
     pub async fn work(self: Arc<Self>, link: Arc<Link>, mut queue: mpsc::Receiver<Delivered>) {
         while let Some(d) = queue.recv().await {
+            // Its answer could not be sent any more: the SMSC delivers it again on the next bind.
+            if link.is_dead() {
+                continue;
+            }
             let status = self.handle(&d.sm, SystemTime::now()).await;
             if let Err(e) = link.respond(d.sequence, status, Body::DeliverSmResp).await {
                 // The SMSC will deliver it again; the id makes that a duplicate.
@@ -56,12 +61,9 @@ impl Inbound {
         if receipt::is_receipt(sm.esm_class) {
             return self.receipt(sm).await;
         }
-        let (concat, user_data) = match split_udh(sm) {
-            Some(v) => v,
-            None => {
-                warn!(message = "deliver_sm with a malformed UDH refused.", gateway = %self.gateway);
-                return self.outcome("malformed", pdu::ESME_RX_P_APPN);
-            }
+        let Some((concat, user_data)) = split_udh(sm) else {
+            warn!(message = "deliver_sm with a malformed UDH refused.", gateway = %self.gateway);
+            return self.outcome("malformed", pdu::ESME_RX_P_APPN);
         };
         let body = match text::decode(sm.data_coding, user_data) {
             Ok(t) => t,

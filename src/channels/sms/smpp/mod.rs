@@ -15,7 +15,7 @@
 //! makes a whole deliver_sm undecodable and its tokio codec ends the stream on it, leaving no
 //! sequence number to answer), it has been rewritten between 0.x releases, and with its
 //! `tracing` feature it logs whole PDUs — bodies and numbers. What a transceiver needs is eleven
-//! PDUs, about 300 lines that decode leniently and never panic (`pdu.rs`, tested on truncated and
+//! PDUs, a few hundred lines that decode leniently and never panic (`pdu.rs`, tested on truncated and
 //! random input). The `smpp34` crate is the same code as the SMSC simulator our tests run
 //! against (PyPI `smpp34`), so using it would test a codec against itself.
 //!
@@ -54,7 +54,8 @@ pub struct SmppGateway {
     /// The live bind, if any.
     link: Mutex<Option<Arc<Link>>>,
     /// Requests awaiting a response at once (the SMSC's window): a slot is held from sending a
-    /// submit_sm until its response, or until it is given up.
+    /// submit_sm until its response, or until it is given up. enquire_link and unbind take none:
+    /// keeping the link alive must not wait behind a window full of slow submits.
     window: Semaphore,
     /// Concatenation references: 8 bits, so 256 long texts may be in flight before one repeats.
     next_ref: AtomicU8,
@@ -109,8 +110,9 @@ impl SmppGateway {
                     let end = session::serve(gateway, link, reader, tx, idle, &cancel).await;
                     *self.link.lock().expect("smpp link") = None;
                     metrics::gauge!("switchboard_smpp_bound", "gateway" => gateway.to_string()).set(0.0);
-                    // Its current deliver_sm can no longer be answered; the SMSC delivers it again.
-                    worker.abort();
+                    // It finishes the text in hand (its answer is lost with the link; the SMSC
+                    // delivers it again and the id makes that a duplicate) and skips the rest.
+                    let _ = worker.await;
                     match end {
                         End::Cancelled => {
                             info!(message = "SMPP unbound on shutdown.", gateway, %instance);
@@ -118,7 +120,7 @@ impl SmppGateway {
                         }
                         End::Unbound => warn!(message = "SMPP unbound by the SMSC; binding again.", gateway, %instance),
                         End::Failed(error) => {
-                            warn!(message = "SMPP link lost; binding again.", gateway, %instance, %error)
+                            warn!(message = "SMPP link lost; binding again.", gateway, %instance, %error);
                         }
                     }
                 }

@@ -191,7 +191,7 @@ async fn a_ucs2_text_goes_as_ucs2() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_are_permanent_throttling_transient_and_part_way_uncertain() {
     let h = Harness::start().await;
-    h.smsc.reject_next(0x0B);
+    h.smsc.reject_next(0x0B).await;
     match h.gw.send(&out("to nowhere")).await {
         Err(SendError::Permanent { code, reason }) => {
             assert_eq!(code, "0x0000000B");
@@ -199,10 +199,10 @@ async fn refusals_are_permanent_throttling_transient_and_part_way_uncertain() {
         }
         other => panic!("{other:?}"),
     }
-    h.smsc.reject_next(0x58);
+    h.smsc.reject_next(0x58).await;
     assert!(matches!(h.gw.send(&out("slow down")).await, Err(SendError::Transient(_))));
     // The second of three parts refused: the first is out there.
-    h.smsc.reject_after(1, 0x45);
+    h.smsc.reject_after(1, 0x45).await;
     let long = "y".repeat(400);
     match h.gw.send(&out(&long)).await {
         Err(SendError::Uncertain(why)) => assert!(why.contains("1 of 3 parts accepted"), "{why}"),
@@ -224,7 +224,7 @@ async fn not_bound_is_transient() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_text_is_handed_in_and_answered_once_stored() {
     let h = Harness::start().await;
-    let id = h.smsc.mo(&Mo::ascii("+491511234567", "4930123456", "Where is my order?"));
+    let id = h.smsc.mo(&Mo::ascii("+491511234567", "4930123456", "Where is my order?")).await;
     assert_eq!(h.smsc.deliver_status(id).await, 0);
     let texts = h.rx.texts();
     assert_eq!(texts.len(), 1);
@@ -233,7 +233,7 @@ async fn a_customer_text_is_handed_in_and_answered_once_stored() {
     assert_eq!(t.body, "Where is my order?");
     assert!(t.provider_id.starts_with("smpp-"));
     // The SMSC delivering it again (it never saw our answer) gives the same id to dedupe by.
-    let again = h.smsc.mo(&Mo::ascii("+491511234567", "4930123456", "Where is my order?"));
+    let again = h.smsc.mo(&Mo::ascii("+491511234567", "4930123456", "Where is my order?")).await;
     assert_eq!(h.smsc.deliver_status(again).await, 0);
     let texts = h.rx.texts();
     assert_eq!(texts[1].provider_id, texts[0].provider_id);
@@ -256,7 +256,7 @@ async fn a_concatenated_text_is_joined_once_in_order_whatever_order_its_parts_co
             short_message,
             ..Mo::ascii("491511234567", "4930123456", "")
         };
-        let id = h.smsc.mo(&mo);
+        let id = h.smsc.mo(&mo).await;
         // One at a time, as an SMSC with a window of one would.
         statuses.push(h.smsc.deliver_status(id).await);
         if statuses.len() < 3 {
@@ -274,13 +274,13 @@ async fn a_concatenated_text_is_joined_once_in_order_whatever_order_its_parts_co
 async fn receipts_become_status_reports() {
     let h = Harness::start().await;
     let ids = h.gw.send(&out("Your parcel is on its way")).await.unwrap().provider_ids;
-    let id = h.smsc.receipt(&ids[0], "DELIVRD", "000", true);
+    let id = h.smsc.receipt(&ids[0], "DELIVRD", "000", true).await;
     assert_eq!(h.smsc.deliver_status(id).await, 0);
     // The text alone (no TLVs), with an error code.
-    let id = h.smsc.receipt(&ids[0], "UNDELIV", "011", false);
+    let id = h.smsc.receipt(&ids[0], "UNDELIV", "011", false).await;
     assert_eq!(h.smsc.deliver_status(id).await, 0);
     // UNKNOWN: answered, nothing to record.
-    let id = h.smsc.receipt(&ids[0], "UNKNOWN", "000", true);
+    let id = h.smsc.receipt(&ids[0], "UNKNOWN", "000", true).await;
     assert_eq!(h.smsc.deliver_status(id).await, 0);
     let reports = h.rx.reports();
     assert_eq!(reports.len(), 2, "{reports:?}");
@@ -294,7 +294,7 @@ async fn receipts_become_status_reports() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deliver_sm_is_answered_only_after_the_receiver_stored_it() {
     let h = Harness::start_with(|_| {}, Recorder::gated()).await;
-    let id = h.smsc.mo(&Mo::ascii("491511234567", "4930123456", "hold on"));
+    let id = h.smsc.mo(&Mo::ascii("491511234567", "4930123456", "hold on")).await;
     let rx = h.rx.clone();
     assert_eventually!(async { rx.calls.load(Ordering::SeqCst) == 1 }, "the receiver was called");
     // The receiver has not returned: the SMSC must not have its answer yet.
@@ -306,14 +306,14 @@ async fn a_deliver_sm_is_answered_only_after_the_receiver_stored_it() {
     // Storing fails: the SMSC is told to try again later.
     h.rx.fail.store(1, Ordering::SeqCst);
     h.rx.gate.as_ref().unwrap().add_permits(1);
-    let id = h.smsc.mo(&Mo::ascii("491511234567", "4930123456", "lost?"));
+    let id = h.smsc.mo(&Mo::ascii("491511234567", "4930123456", "lost?")).await;
     assert_eq!(h.smsc.deliver_status(id).await, 0x64);
 
     // Binary data is no text: refused for good, the receiver never called.
     let calls = h.rx.calls.load(Ordering::SeqCst);
     let binary =
         Mo { data_coding: 0x04, short_message: vec![0xDE, 0xAD], ..Mo::ascii("491511234567", "4930123456", "") };
-    let id = h.smsc.mo(&binary);
+    let id = h.smsc.mo(&binary).await;
     assert_eq!(h.smsc.deliver_status(id).await, 0x65);
     assert_eq!(h.rx.calls.load(Ordering::SeqCst), calls);
 }
@@ -322,18 +322,24 @@ async fn a_deliver_sm_is_answered_only_after_the_receiver_stored_it() {
 async fn a_dropped_link_is_bound_again_and_sends_go_on() {
     let h = Harness::start().await;
     h.gw.send(&out("before")).await.expect("accepted");
-    h.smsc.drop_link();
+    h.smsc.drop_link().await;
     h.smsc.wait_binds(2).await;
     h.wait_bound().await;
     h.gw.send(&out("after")).await.expect("accepted after the reconnect");
+    // A submit out on the link when it drops may or may not have been taken.
+    h.smsc.hold_submits(1).await;
+    let held = spawn_send(&h.gateway(), "in flight");
+    h.smsc.wait_count("submit", 3).await;
+    h.smsc.drop_link().await;
+    assert!(matches!(held.await.unwrap(), Err(SendError::Uncertain(_))));
     let texts: Vec<String> = h.smsc.submits().into_iter().map(|s| s.text).collect();
-    assert_eq!(texts, vec!["before", "after"]);
+    assert_eq!(texts, vec!["before", "after", "in flight"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_beyond_the_window_wait_for_a_slot() {
     let h = Harness::start_with(|c| c.window = 2, Recorder::default()).await;
-    h.smsc.hold_submits(2);
+    h.smsc.hold_submits(2).await;
     let a = spawn_send(&h.gateway(), "first");
     let b = spawn_send(&h.gateway(), "second");
     h.smsc.wait_count("submit", 2).await;
@@ -342,7 +348,7 @@ async fn sends_beyond_the_window_wait_for_a_slot() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(h.smsc.submits().len(), 2, "a third request went out with the window full");
     assert!(!c.is_finished());
-    h.smsc.release();
+    h.smsc.release().await;
     for t in [a, b, c] {
         assert_eq!(t.await.unwrap().expect("accepted").len(), 1);
     }
@@ -359,7 +365,7 @@ async fn unanswered_submits_are_uncertain_and_those_that_never_got_a_slot_transi
         Recorder::default(),
     )
     .await;
-    h.smsc.hold_submits(10);
+    h.smsc.hold_submits(10).await;
     let a = spawn_send(&h.gateway(), "a");
     h.smsc.wait_count("submit", 1).await;
     let b = spawn_send(&h.gateway(), "b");
@@ -384,11 +390,11 @@ async fn enquire_link_both_ways_and_unknown_commands_nacked() {
     h.smsc.wait_count("enquire_link", 2).await;
     assert_eq!(h.smsc.binds(), 1);
     // The SMSC's.
-    h.smsc.enquire_link();
+    h.smsc.enquire_link().await;
     let status =
         h.smsc.wait_for("enquire_link_resp", |e| (e["ev"] == "enquire_link_resp").then(|| e["status"].clone())).await;
     assert_eq!(status, 0);
-    h.smsc.unknown_command();
+    h.smsc.unknown_command().await;
     let status = h.smsc.wait_for("generic_nack", |e| (e["ev"] == "generic_nack").then(|| e["status"].clone())).await;
     assert_eq!(status, 3, "ESME_RINVCMDID");
     assert_eq!(h.smsc.binds(), 1);
@@ -404,7 +410,7 @@ async fn a_silent_smsc_is_found_dead_by_enquire_link_and_bound_again() {
         Recorder::default(),
     )
     .await;
-    h.smsc.mute();
+    h.smsc.mute().await;
     h.smsc.wait_binds(2).await;
     h.wait_bound().await;
     h.gw.send(&out("still here")).await.expect("accepted on the new bind");
@@ -413,7 +419,7 @@ async fn a_silent_smsc_is_found_dead_by_enquire_link_and_bound_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unbind_from_the_smsc_is_answered_and_bound_again() {
     let h = Harness::start().await;
-    h.smsc.unbind();
+    h.smsc.unbind().await;
     let status = h.smsc.wait_for("unbind_resp", |e| (e["ev"] == "unbind_resp").then(|| e["status"].clone())).await;
     assert_eq!(status, 0);
     h.smsc.wait_binds(2).await;
