@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::common::*;
 use switchboard::api::pb;
+use switchboard::api::pb::agent_event::Kind as Ev;
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_switchboard")
@@ -347,6 +348,13 @@ async fn no_secret_or_message_body_reaches_the_log_at_any_level() {
     const CHAT_FIRST: &str = "chat-first-S3CRET-7171";
     const CHAT_LATER: &str = "chat-later-S3CRET-7272";
     const CHAT_REPLY: &str = "chat-reply-S3CRET-7373";
+    // SMS through a Twilio-shaped provider: a text in, the agent's answer out and its status
+    // callbacks, a STOP and a reply refused because of it.
+    const SMS_FROM: &str = "+4915112345678";
+    const SMS_IN: &str = "sms-in-S3CRET-8181";
+    const SMS_REPLY: &str = "sms-reply-S3CRET-8282";
+    const SMS_REFUSED: &str = "sms-refused-S3CRET-8383";
+    let twilio = FakeTwilio::start().await;
     let redis = RedisServer::start();
     let dovecot = Dovecot::start();
     let smtp = SmtpServer::start();
@@ -369,10 +377,23 @@ channels = ["email"]
 [[queues]]
 name = "chat"
 channels = ["chat"]
+[[queues]]
+name = "texts"
+channels = ["sms"]
 [[agents]]
 id = "ann"
 name = "Ann"
-capacity = {{ chat = 5, email = 5 }}
+capacity = {{ chat = 5, email = 5, sms = 5 }}
+[[sms.gateways]]
+kind = "twilio"
+name = "tw"
+account_sid = "{TWILIO_SID}"
+base_url = "{twilio_url}"
+public_url = "{PUBLIC_URL}"
+[[sms.numbers]]
+number = "+18005551212"
+queue = "texts"
+gateway = "tw"
 [[email.mailboxes]]
 name = "support"
 address = "support@acme.test"
@@ -392,6 +413,7 @@ username = "{SMTP_USER}"
 "#,
             imap = dovecot.port,
             smtp = smtp.port,
+            twilio_url = twilio.base_url(),
         ),
     )
     .unwrap();
@@ -404,6 +426,7 @@ username = "{SMTP_USER}"
         .env("SWITCHBOARD_AGENT_TOKEN_ANN", AGENT_TOKEN)
         .env("SWITCHBOARD_EMAIL_PASSWORD_SUPPORT", IMAP_PASSWORD)
         .env("SWITCHBOARD_EMAIL_SMTP_PASSWORD_SUPPORT", SMTP_PASSWORD)
+        .env("SWITCHBOARD_SMS_SECRET_TW", TWILIO_TOKEN)
         .env("SWITCHBOARD_REDIS_URL", &redis.url)
         .env("SWITCHBOARD_GRPC_LISTEN", format!("127.0.0.1:{grpc}"))
         .env("SWITCHBOARD_HTTP_LISTEN", format!("127.0.0.1:{http}"))
@@ -484,6 +507,18 @@ username = "{SMTP_USER}"
     again.close().await;
     stranger.close().await;
 
+    // SMS: in, answered, reported delivered; then STOP, and a reply refused for it.
+    assert_eq!(twilio.text_in(http_addr, "SM0900", SMS_FROM, "+18005551212", SMS_IN).await.0, 200);
+    let text = ann.wait_offer().await.interaction.unwrap();
+    assert_eq!(text.messages[0].body, SMS_IN);
+    ann.accept(&text.id).await.unwrap();
+    ann.reply(&text.id, SMS_REPLY).await.unwrap();
+    let out = twilio.sent().into_iter().find(|s| s.body == SMS_REPLY).expect("the reply at the provider");
+    assert_eq!(twilio.status(http_addr, &out, "delivered", "").await.0, 204);
+    assert_eq!(twilio.text_in(http_addr, "SM0901", SMS_FROM, "+18005551212", "STOP").await.0, 200);
+    ann.wait_for("the STOP", |e| matches!(e, Ev::CustomerMessage(m) if m.interaction_id == text.id)).await;
+    assert!(ann.reply(&text.id, SMS_REFUSED).await.is_err());
+
     let status = Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap();
     assert!(status.success());
     let exit = tokio::task::spawn_blocking(move || child.0.wait().unwrap()).await.unwrap();
@@ -498,6 +533,9 @@ username = "{SMTP_USER}"
         "Email reply refused.",
         "Reply bounced.",
         "Web chat started.",
+        "Text received.",
+        "SMS reply accepted.",
+        "Reply delivery state.",
     ] {
         assert!(logs.contains(what), "{what:?} is not in the log");
     }
@@ -510,6 +548,7 @@ username = "{SMTP_USER}"
         IMAP_PASSWORD,
         SMTP_PASSWORD,
         chat_token.as_str(),
+        TWILIO_TOKEN,
     ];
     let bodies = [
         BODY,
@@ -523,8 +562,11 @@ username = "{SMTP_USER}"
         CHAT_FIRST,
         CHAT_LATER,
         CHAT_REPLY,
+        SMS_IN,
+        SMS_REPLY,
+        SMS_REFUSED,
     ];
-    let people = [CHAT_NAME, MAIL_FROM, AUTO_FROM, CHAT_EMAIL];
+    let people = [CHAT_NAME, MAIL_FROM, AUTO_FROM, CHAT_EMAIL, SMS_FROM, "15112345678"];
     // IMAP_PASSWORD is the test Dovecot's, a plain word ("secret"): a line holding it is worth a look.
     let mut needles: Vec<String> = secrets.iter().chain(&bodies).chain(&people).map(ToString::to_string).collect();
     needles.push("S3CRET".into());
@@ -534,6 +576,7 @@ username = "{SMTP_USER}"
     );
     needles.push(B64.encode(format!("\0{SMTP_USER}\0{SMTP_PASSWORD}")));
     needles.push(B64.encode(SMTP_PASSWORD));
+    needles.push(B64.encode(format!("{TWILIO_SID}:{TWILIO_TOKEN}")));
     needles.push(B64.encode(format!("\0{IMAP_USER}\0{IMAP_PASSWORD}")));
     let found: Vec<String> = needles
         .iter()
