@@ -23,6 +23,7 @@ mod postgres_tls;
 mod redis_tls;
 mod routing_scenarios;
 mod security;
+mod sms_kannel;
 mod sms_twilio;
 mod store_smoke;
 mod tls;

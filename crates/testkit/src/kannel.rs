@@ -164,7 +164,7 @@ impl Kannel {
     fn try_start(&mut self) -> Result<(), String> {
         self.start_bearerbox()?;
         self.start_smsbox();
-        self.wait_ready(READY_WITHIN)
+        self.ready_within(READY_WITHIN)
     }
 
     fn start_bearerbox(&mut self) -> Result<(), String> {
@@ -256,7 +256,7 @@ impl Kannel {
     }
 
     /// Until smsbox is connected, the phone network is online and sendsms takes connections.
-    fn wait_ready(&mut self, within: Duration) -> Result<(), String> {
+    fn ready_within(&mut self, within: Duration) -> Result<(), String> {
         let started = Instant::now();
         loop {
             if let Some(Ok(Some(status))) = self.bearerbox.as_mut().map(Child::try_wait) {
@@ -367,14 +367,27 @@ impl Kannel {
     /// bearerbox dies (SIGKILL) and is started again at once; smsbox notices, closes its sendsms
     /// port and restarts itself (~10 s); the phone network reconnects. Returns once ready.
     pub fn restart_bearerbox(&mut self) {
+        self.crash_bearerbox();
+        self.wait_ready();
+    }
+
+    /// The first half of [`Kannel::restart_bearerbox`]: bearerbox killed and started again, the
+    /// phone network back, smsbox not yet (sendsms refuses connections; texts from phones wait
+    /// in bearerbox until smsbox is back). [`Kannel::wait_ready`] waits for smsbox.
+    pub fn crash_bearerbox(&mut self) {
         if let Some(mut bb) = self.bearerbox.take() {
             kill_group(bb.id());
             let _ = bb.wait();
         }
         self.stop_phone();
-        // Reap the first smsbox when it exits; its successor keeps the process group.
+        // The first smsbox exits on its own; its successor keeps the process group.
         self.start_bearerbox().unwrap_or_else(|e| panic!("bearerbox did not start again: {e}"));
-        self.wait_ready(SMSBOX_SELF_RESTART_WITHIN).unwrap_or_else(|e| panic!("Kannel not back: {e}"));
+    }
+
+    /// Until smsbox is connected (after restarting itself, up to ~10 s), the phone network is
+    /// online and sendsms takes connections.
+    pub fn wait_ready(&mut self) {
+        self.ready_within(SMSBOX_SELF_RESTART_WITHIN).unwrap_or_else(|e| panic!("Kannel not back: {e}"));
     }
 
     fn stop_phone(&self) {
