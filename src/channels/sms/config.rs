@@ -338,3 +338,108 @@ impl SmsConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml_text: &str) -> SmsConfig {
+        #[derive(Deserialize)]
+        struct Wrap {
+            sms: SmsConfig,
+        }
+        toml::from_str::<Wrap>(toml_text).unwrap().sms
+    }
+
+    const BASE: &str = r#"
+[sms]
+[[sms.gateways]]
+kind = "twilio"
+name = "tw"
+account_sid = "AC1"
+auth_token = "t"
+public_url = "https://sms.example.com"
+[[sms.gateways]]
+kind = "kannel"
+name = "kannel-1"
+sendsms_url = "http://127.0.0.1:13013/cgi-bin/sendsms"
+username = "sb"
+webhook_user = "kannel"
+webhook_password = "w"
+public_url = "http://127.0.0.1:8080"
+[[sms.gateways]]
+kind = "smpp"
+name = "carrier"
+host = "127.0.0.1"
+port = 2775
+system_id = "acme"
+[[sms.numbers]]
+number = "+1 800 555 1212"
+queue = "support"
+gateway = "tw"
+"#;
+
+    #[test]
+    fn a_full_config_parses_and_validates() {
+        let c = parse(BASE);
+        c.validate().unwrap();
+        assert!(c.enabled());
+        assert_eq!(c.gateways.iter().map(GatewayConfig::name).collect::<Vec<_>>(), ["tw", "kannel-1", "carrier"]);
+        assert_eq!(c.number("+18005551212").map(|n| n.queue.as_str()), Some("support"));
+        assert_eq!(c.number("18005551212").map(|n| n.queue.as_str()), Some("support"));
+        assert!(c.number("+18005551213").is_none());
+        let GatewayConfig::Smpp(s) = &c.gateways[2] else { panic!() };
+        assert_eq!((s.window, s.enquire_link_secs, s.source_ton, s.source_npi), (10, 30, 1, 1));
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment() {
+        let mut c = parse(BASE);
+        let env = [
+            ("SWITCHBOARD_SMS_SECRET_TW", "S3CRET-tw"),
+            ("SWITCHBOARD_SMS_SECRET_KANNEL_1", "pw"),
+            ("SWITCHBOARD_SMS_WEBHOOK_SECRET_KANNEL_1", "hook"),
+            ("SWITCHBOARD_SMS_SECRET_CARRIER", "smpp"),
+        ];
+        c.apply_env(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()));
+        let GatewayConfig::Twilio(t) = &c.gateways[0] else { panic!() };
+        assert_eq!(t.auth_token.expose(), "S3CRET-tw");
+        assert!(!format!("{t:?}").contains("S3CRET"), "secrets stay out of Debug");
+        let GatewayConfig::Kannel(k) = &c.gateways[1] else { panic!() };
+        assert_eq!((k.password.expose(), k.webhook_password.expose()), ("pw", "hook"));
+        let GatewayConfig::Smpp(s) = &c.gateways[2] else { panic!() };
+        assert_eq!(s.password.expose(), "smpp");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("auth_token = \"t\"", "auth_token = \"\"", "gateways[0].auth_token"),
+            ("public_url = \"https://sms.example.com\"", "public_url = \"sms.example.com\"", "gateways[0].public_url"),
+            ("webhook_password = \"w\"", "webhook_password = \"\"", "gateways[1].webhook_password"),
+            ("system_id = \"acme\"", "system_id = \"a-system-id-too-long\"", "gateways[2].system_id"),
+            ("name = \"carrier\"", "name = \"tw\"", "gateways[2].name"),
+            ("gateway = \"tw\"", "gateway = \"nope\"", "numbers[0].gateway"),
+            ("queue = \"support\"", "queue = \"\"", "numbers[0].queue"),
+        ];
+        for (from, to, key) in cases {
+            let c = parse(&BASE.replacen(from, to, 1));
+            let e = c.validate().unwrap_err();
+            assert!(e.key == *key, "{from} → {to}: {e} (want {key})");
+        }
+        let mut c = parse(BASE);
+        c.max_segments = 0;
+        assert_eq!(c.validate().unwrap_err().key, "max_segments");
+        let mut c = parse(BASE);
+        c.default_region = "Germany".into();
+        assert_eq!(c.validate().unwrap_err().key, "default_region");
+        assert!(toml::from_str::<toml::Value>(BASE).is_ok());
+        let unknown = BASE.replacen("kind = \"smpp\"", "kind = \"carrier-pigeon\"", 1);
+        #[derive(Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Wrap {
+            sms: SmsConfig,
+        }
+        assert!(toml::from_str::<Wrap>(&unknown).is_err(), "an unknown kind of gateway is an error");
+    }
+}
