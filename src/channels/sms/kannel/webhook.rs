@@ -133,10 +133,15 @@ fn header<'a>(req: &'a WebhookRequest, name: &str) -> Option<&'a str> {
 }
 
 /// A required short field, from the query or else (post-url) Kannel's `X-Kannel-*` header.
-fn short_field<'a>(q: &'a Query, req: &'a WebhookRequest, name: &str, header_name: &str) -> Result<&'a str, String> {
+fn short_field<'a>(
+    q: &'a Query,
+    req: &'a WebhookRequest,
+    name: &str,
+    header_name: Option<&str>,
+) -> Result<&'a str, String> {
     let v = match q.text(name) {
         Some(v) => v?,
-        None => header(req, header_name).unwrap_or_default(),
+        None => header_name.and_then(|h| header(req, h)).unwrap_or_default(),
     };
     let v = v.trim();
     if v.is_empty() {
@@ -153,10 +158,11 @@ fn short_field<'a>(q: &'a Query, req: &'a WebhookRequest, name: &str, header_nam
 /// `?id=%I` in the URL, since Kannel sends no id header) describes, or what is wrong with it.
 pub fn inbound_from(gateway: &str, req: &WebhookRequest) -> Result<InboundSms, String> {
     let q = Query::parse(req.uri.query().unwrap_or_default());
-    let id = short_field(&q, req, "id", "x-kannel-id")
+    // Kannel has no id header: a post-url carries `?id=%I` too.
+    let id = short_field(&q, req, "id", None)
         .map_err(|e| format!("{e} (put id=%I in Kannel's get-url/post-url: it deduplicates retries)"))?;
-    let from = short_field(&q, req, "from", "x-kannel-from")?;
-    let to = short_field(&q, req, "to", "x-kannel-to")?;
+    let from = short_field(&q, req, "from", Some("x-kannel-from"))?;
+    let to = short_field(&q, req, "to", Some("x-kannel-to"))?;
     let coding = match q.text("coding") {
         Some(v) => v?,
         None => header(req, "x-kannel-coding").unwrap_or_default(),
