@@ -24,6 +24,7 @@ mod redis_tls;
 mod routing_scenarios;
 mod security;
 mod sms_kannel;
+mod sms_smpp;
 mod sms_twilio;
 mod store_smoke;
 mod tls;

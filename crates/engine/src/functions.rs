@@ -116,6 +116,7 @@ functions!(
     call_event => voice::CallEventArgs<'_>,
     phone => voice::PhoneArgs<'_>,
     delivery => crate::sms::DeliveryArgs<'_>,
+    sms_part => crate::sms::PartArgs<'_>,
     opt_out => crate::sms::OptOutArgs<'_>,
 );
 

@@ -30,6 +30,15 @@ argv! {
 }
 
 argv! {
+    struct PartArgs<'a> {
+        reply: &'a str,
+        pid: &'a str,
+        state: &'a str,
+        rank: u32,
+    }
+}
+
+argv! {
     struct OptOutArgs<'a> {
         conv: &'a str,
         iid: &'a str,
@@ -283,21 +292,21 @@ impl SmsState {
         Ok(con.get(self.keys.sms_pid(&format!("{gateway}|{provider_id}"))).await?)
     }
 
-    /// Records one part's state and returns every part's, in the reply's part order, with the
-    /// number of segments the reply was sent as.
+    /// Records one part's state (unless it had a higher-ranked one already) and returns every
+    /// part's, in the reply's part order, with the number of segments the reply was sent as.
     pub async fn part_state(
         &self,
         reply_key: &str,
         provider_id: &str,
         state: DeliveryState,
     ) -> R<(Vec<Option<DeliveryState>>, u32)> {
-        let mut con = self.con.clone();
-        let k = self.keys.sms_out(reply_key);
-        let (_, h): ((), HashMap<String, String>) = redis::pipe()
-            .hset(&k, format!("p:{provider_id}"), state.as_str())
-            .hgetall(&k)
-            .query_async(&mut con)
+        // In one function call, not a plain HSET: a part never goes back to a lower-ranked state
+        // (receipts of one part may come out of order; see lua/sms_part.lua).
+        let r = self
+            .engine
+            .run(PartArgs { reply: reply_key, pid: provider_id, state: state.as_str(), rank: state.rank().into() })
             .await?;
+        let h: HashMap<String, String> = r.chunks_exact(2).map(|kv| (kv[0].clone(), kv[1].clone())).collect();
         let ids: Vec<String> = h.get("ids").and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
         let ids = if ids.is_empty() { vec![provider_id.to_string()] } else { ids };
         let segs = h.get("segs").and_then(|s| s.parse().ok()).unwrap_or(0);

@@ -210,3 +210,59 @@ pub fn twilio_sms_config(provider: &FakeTwilio, numbers: &[(&str, &str)]) -> Sms
         ..SmsConfig::default()
     }
 }
+
+/// An SMPP gateway `smsc` bound to the SMSC simulator on `port` (short timeouts: a test waits
+/// for no link longer than it must).
+pub fn smpp_gateway(port: u16) -> switchboard::channels::sms::config::SmppConfig {
+    switchboard::channels::sms::config::SmppConfig {
+        name: "smsc".into(),
+        host: "127.0.0.1".into(),
+        port,
+        system_id: "switchboard".into(),
+        password: Secret("secret".into()),
+        system_type: String::new(),
+        window: 10,
+        enquire_link_secs: 30,
+        response_timeout_secs: 5,
+        max_backoff_secs: 2,
+        source_ton: 1,
+        source_npi: 1,
+    }
+}
+
+/// `[sms]` with the one SMPP gateway and the given numbers (number → queue); HELP and opt-out
+/// answers as in [`twilio_sms_config`].
+pub fn smpp_sms_config(gateway: switchboard::channels::sms::config::SmppConfig, numbers: &[(&str, &str)]) -> SmsConfig {
+    let name = gateway.name.clone();
+    SmsConfig {
+        gateways: vec![GatewayConfig::Smpp(gateway)],
+        numbers: numbers
+            .iter()
+            .map(|(n, q)| NumberConfig {
+                number: n.to_string(),
+                queue: q.to_string(),
+                gateway: name.clone(),
+                priority: None,
+            })
+            .collect(),
+        help_text: "Support texts: we answer 9-17. Text STOP to opt out.".into(),
+        opt_out_text: "You will get no more texts from us. Text START to opt back in.".into(),
+        ..SmsConfig::default()
+    }
+}
+
+/// The parts of a concatenated ASCII text as a phone sends them: each part a deliver_sm with
+/// UDHI set and the 8-bit concatenation UDH (IEI 0x00: reference, total, index — 3GPP TS 23.040
+/// §9.2.3.24.1), written here from the specification rather than taken from the daemon.
+pub fn concatenated_mo(from: &str, to: &str, reference: u8, parts: &[&str]) -> Vec<switchboard_testkit::Mo> {
+    let total = u8::try_from(parts.len()).expect("at most 255 parts");
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let mut short_message = vec![0x05, 0x00, 0x03, reference, total, i as u8 + 1];
+            short_message.extend_from_slice(text.as_bytes());
+            switchboard_testkit::Mo { esm_class: 0x40, short_message, ..switchboard_testkit::Mo::ascii(from, to, "") }
+        })
+        .collect()
+}
