@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(redis-server redis-tools postgresql postgresql-client ca-certificates curl build-essential pkg-config
     chromium chromium-driver dovecot-imapd dovecot-lmtpd python3-aiosmtpd openssl
-    kamailio kamailio-extra-modules kamailio-utils-modules sip-tester kannel kannel-extras python3-venv)
+    kamailio kamailio-extra-modules kamailio-utils-modules sip-tester kannel kannel-extras python3-venv prometheus)
 
 if [[ $(id -u) -eq 0 ]]; then
     sudo=()
@@ -41,6 +41,8 @@ command -v sipp >/dev/null 2>&1 || missing+=(sipp)
 [[ -x /usr/sbin/bearerbox ]] || missing+=(kannel)
 [[ -x /usr/lib/kannel/test/fakesmsc ]] || missing+=(kannel-extras)
 /usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+# promtool (in Debian's prometheus package; its service is not started) checks deploy/prometheus/.
+command -v promtool >/dev/null 2>&1 || missing+=(promtool)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     echo "setup-debian: system packages already present"

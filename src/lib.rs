@@ -11,7 +11,7 @@
 //! - [`api`]: the `switchboard.v1` gRPC services; [`hub`]: this instance's desktop sessions.
 //! - [`crm`]: the daemon as a CRM client (screen-pops, the event log's delivery).
 //! - [`channels`]: web chat, email, in-memory adapters behind one trait.
-//! - [`timers`], [`http`], [`telemetry`], [`tls`].
+//! - [`timers`], [`http`], [`telemetry`] ([`sampler`]: figures sampled into metrics), [`tls`].
 
 pub use switchboard_model as model;
 pub use switchboard_model::routing;
@@ -23,6 +23,7 @@ pub mod config;
 pub mod crm;
 pub mod http;
 pub mod hub;
+pub mod sampler;
 pub mod server;
 pub mod telemetry;
 pub mod timers;

@@ -102,6 +102,7 @@ impl Server {
         };
         let app = crate::http::router(http_state, cfg.server.metrics_listen.is_none());
         let http_task = tracker.spawn(crate::http::serve(http, http_tls, app, shutdown.clone()));
+        tracker.spawn(crate::sampler::run(store_slot.clone(), cfg.routing.heartbeat(), shutdown.clone()));
         if let Some(addr) = cfg.server.metrics_listen {
             let listener = TcpListener::bind(addr).await?;
             info!(message = "Metrics on their own listener.", addr = %listener.local_addr()?);

@@ -2,7 +2,7 @@
 
 use std::sync::OnceLock;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -33,7 +33,14 @@ pub fn metrics_handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let latency = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
-            let builder = PrometheusBuilder::new().set_buckets(&latency).expect("bucket list is not empty");
+            // How late events reach the CRM: seconds while it keeps up, up to an hour while it is down.
+            let lag = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0];
+            let builder = PrometheusBuilder::new()
+                .set_buckets(&latency)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full("switchboard_outbox_delivery_lag_seconds".into()), &lag)
+                })
+                .expect("bucket lists are not empty");
             match builder.install_recorder() {
                 Ok(h) => h,
                 // Another recorder is already global (embedding application): render ours unattached.

@@ -19,6 +19,7 @@ mod erasure;
 mod grpc_api;
 mod grpc_desktop;
 mod kamailio;
+mod observability;
 mod postgres_tls;
 mod redis_tls;
 mod routing_scenarios;
