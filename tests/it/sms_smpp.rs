@@ -3,8 +3,6 @@
 //! (plain, concatenated, redelivered), long replies in parts with per-part receipts rolled up,
 //! a dropped link, a full window, a submit left unanswered, and STOP.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use switchboard::api::pb;
 use switchboard::api::pb::agent_event::Kind as Ev;
 use switchboard_engine::Engine;
@@ -247,24 +245,9 @@ async fn sms_smpp_a_reply_shows_its_worst_part_and_late_receipts_change_nothing(
     assert_eq!(delivery(&sb, &iid, seq2).await.state, "failed");
 }
 
-/// MO texts are deduplicated by a hash over their content and the 2-minute bucket they arrive
-/// in (SMPP 3.4 gives them no id; see the gateway's `inbound.rs`): a redelivery that crosses a
-/// bucket boundary is taken as new, by design. A test that redelivers waits out the last seconds
-/// of a bucket first, so that it does not meet that rare case by the clock.
-async fn fresh_dedupe_bucket() {
-    const BUCKET: u64 = 120;
-    const NEEDED: u64 = 8;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    let left = BUCKET - now.as_secs() % BUCKET;
-    if left <= NEEDED {
-        tokio::time::sleep(Duration::from_secs(left) - Duration::from_nanos(now.subsec_nanos().into())).await;
-    }
-}
-
 #[tokio::test]
 async fn sms_smpp_a_concatenated_text_arrives_as_one_message_once_and_redeliveries_add_nothing() {
     let Setup { smsc, sb, redis: _redis } = start_with(|_| {}).await;
-    fresh_dedupe_bucket().await;
     // Not ready yet: what the parts make waits in the queue, where it can be counted.
     let mut ann = sb.desktop("ann", "tok-ann").await;
 

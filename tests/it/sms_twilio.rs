@@ -98,6 +98,12 @@ async fn sms_a_text_reaches_an_agent_and_the_reply_is_sent_and_marked_delivered(
     let d = reply.delivery.as_ref().unwrap();
     assert_eq!((d.state.as_str(), d.segments), ("delivered", 1));
 
+    // A provider that reports before it answers (the report comes before the daemon knows the
+    // message's sid): the report waits for the sid and then applies.
+    provider.plan([Answer::CreatedReportingFirst { daemon: sb.http_addr, status: "delivered".into() }]);
+    let early = ann.reply(&ix.id, "Tracking: 42").await.unwrap().message.unwrap().seq;
+    delivery_of(&mut ann, &ix.id, early, "delivered").await;
+
     // The customer answers: the text joins the open conversation, at the agent's desk.
     assert_eq!(provider.text_in(sb.http_addr, "SM0002", CUSTOMER, OUR_NUMBER, "Thanks!").await.0, 200);
     ann.wait_for("customer message", |e| {

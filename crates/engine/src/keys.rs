@@ -104,10 +104,16 @@ pub const FORMATS: &[(&str, &str)] = &[
     ("sms_out", "sms:out:{}"),
     // String: "<gateway>|<provider message id>" -> reply key (status callbacks, SMPP receipts).
     ("sms_pid", "sms:pid:{}"),
+    // Hash: reports (state -> code) that came for "<gateway>|<provider id>" before the reply's
+    // record named that id (a provider answering faster than we recorded its answer); short TTL.
+    ("sms_early", "sms:early:{}"),
     // Hash: parts of a concatenated inbound text so far, by index.
     ("sms_parts", "sms:parts:{}"),
     // String: present while a customer has opted out of texts from one of our numbers.
     ("sms_optout", "sms:optout:{}"),
+    // String: an SMPP customer text's content hash -> the id its first copy got (a short TTL), so
+    // an SMSC's redelivery is the same text (SMPP 3.4 gives customer texts no id).
+    ("sms_mo", "sms:mo:{}"),
     // Zset: reply keys awaiting a retry, by next attempt time (ms).
     ("sms_retry", "sms:retry"),
     // String: the instance holding an SMPP bind (a lease with a TTL).
@@ -281,11 +287,17 @@ impl Keys {
     pub fn sms_pid(&self, gateway_and_id: &str) -> String {
         self.fmt("sms_pid", &[gateway_and_id])
     }
+    pub fn sms_early(&self, gateway_and_id: &str) -> String {
+        self.fmt("sms_early", &[gateway_and_id])
+    }
     pub fn sms_parts(&self, key: &str) -> String {
         self.fmt("sms_parts", &[key])
     }
     pub fn sms_optout(&self, conversation: &str) -> String {
         self.fmt("sms_optout", &[conversation])
+    }
+    pub fn sms_mo(&self, content_hash: &str) -> String {
+        self.fmt("sms_mo", &[content_hash])
     }
     pub fn sms_retry(&self) -> String {
         self.fmt("sms_retry", &[])

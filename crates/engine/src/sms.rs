@@ -15,6 +15,8 @@ use crate::{Engine, EngineError, Keys, SharedConnection};
 const CONV_TTL_SECS: u64 = 8 * 86_400;
 /// Reply records and provider ids: receipts can come days later (SMSC validity periods).
 const OUT_TTL_SECS: u64 = 8 * 86_400;
+/// A report that came before its reply's record is kept this long for it.
+const EARLY_TTL_SECS: u64 = 600;
 /// A text that created nothing is remembered this long (as the routing functions' idempotency keys).
 const SEEN_TTL_SECS: u64 = 30 * 86_400;
 
@@ -284,6 +286,49 @@ impl SmsState {
             .query_async(&mut con)
             .await?;
         Ok(set.is_some())
+    }
+
+    /// The id of a text known only by its content (an SMPP customer text): `candidate` the first
+    /// time within `window_secs`, and the first copy's id for any copy after it within that time.
+    pub async fn first_id(&self, content_hash: &str, candidate: &str, window_secs: u64) -> R<String> {
+        let mut con = self.con.clone();
+        let k = self.keys.sms_mo(content_hash);
+        let (id,): (Option<String>,) = redis::pipe()
+            .cmd("SET")
+            .arg(&k)
+            .arg(candidate)
+            .arg("NX")
+            .arg("EX")
+            .arg(window_secs)
+            .ignore()
+            .get(&k)
+            .query_async(&mut con)
+            .await?;
+        Ok(id.unwrap_or_else(|| candidate.to_string()))
+    }
+
+    /// Keeps a report on a provider id no reply names yet, for the reply to pick up once its
+    /// record does (see [`Self::take_early`]).
+    pub async fn park_early(&self, gateway: &str, provider_id: &str, state: DeliveryState, code: &str) -> R<()> {
+        let mut con = self.con.clone();
+        let k = self.keys.sms_early(&format!("{gateway}|{provider_id}"));
+        let _: () = redis::pipe()
+            .hset(&k, state.as_str(), code)
+            .ignore()
+            .expire(&k, EARLY_TTL_SECS as i64)
+            .ignore()
+            .query_async(&mut con)
+            .await?;
+        Ok(())
+    }
+
+    /// The reports parked for a provider id, taken (each is handed to one caller).
+    pub async fn take_early(&self, gateway: &str, provider_id: &str) -> R<Vec<(DeliveryState, String)>> {
+        let mut con = self.con.clone();
+        let k = self.keys.sms_early(&format!("{gateway}|{provider_id}"));
+        let (h,): (HashMap<String, String>,) =
+            redis::pipe().atomic().hgetall(&k).del(&k).ignore().query_async(&mut con).await?;
+        Ok(h.into_iter().filter_map(|(s, c)| Some((DeliveryState::parse(&s)?, c))).collect())
     }
 
     /// Which reply a provider's message id belongs to.

@@ -171,14 +171,14 @@ impl SmsChannel {
             "accepted" => return Ok(Attempt::Accepted),
             "sending" => {
                 let reason = "an earlier attempt was interrupted; it may or may not have been sent".to_string();
-                self.uncertain(ix, &out.key, seq, &reason).await.map_err(transient)?;
+                self.uncertain(ix, rec, &out.key, seq, &reason).await.map_err(transient)?;
                 return Ok(Attempt::Failed(DeliveryError::Permanent(reason)));
             }
             _ => return Ok(Attempt::Failed(DeliveryError::Permanent(now_rec.error))),
         }
         let Some(sender) = self.sender(&rec.gateway) else {
             let reason = format!("gateway {:?} is not configured", rec.gateway);
-            self.give_up(ix, &out.key, seq, &reason, "").await.map_err(transient)?;
+            self.give_up(ix, rec, &out.key, seq, &reason, "").await.map_err(transient)?;
             return Ok(Attempt::Failed(DeliveryError::Permanent(reason)));
         };
         self.state.count_attempt(&out.key).await.map_err(transient)?;
@@ -198,6 +198,9 @@ impl SmsChannel {
                 {
                     warn!(message = "Could not show a reply as accepted.", interaction = %ix.id, error = %e);
                 }
+                if let Err(e) = self.apply_early(&rec.gateway, &out.key, &accepted.provider_ids).await {
+                    warn!(message = "Could not apply reports that came before the provider's answer.", interaction = %ix.id, error = %e);
+                }
                 Ok(Attempt::Accepted)
             }
             Err(SendError::Transient(e)) => {
@@ -207,13 +210,13 @@ impl SmsChannel {
                 Ok(Attempt::Again(e))
             }
             Err(SendError::Permanent { code, reason }) => {
-                self.give_up(ix, &out.key, seq, &reason, &code).await.map_err(transient)?;
+                self.give_up(ix, rec, &out.key, seq, &reason, &code).await.map_err(transient)?;
                 Ok(Attempt::Failed(DeliveryError::Permanent(format!(
                     "refused by the provider (code {code}): {reason}"
                 ))))
             }
             Err(SendError::Uncertain(e)) => {
-                self.uncertain(ix, &out.key, seq, &e).await.map_err(transient)?;
+                self.uncertain(ix, rec, &out.key, seq, &e).await.map_err(transient)?;
                 Ok(Attempt::Failed(DeliveryError::Permanent(format!("may not have been sent: {e}"))))
             }
         }
@@ -223,13 +226,15 @@ impl SmsChannel {
     async fn give_up(
         &self,
         ix: &Interaction,
+        rec: &OutRecord,
         key: &str,
         seq: u64,
         reason: &str,
         code: &str,
     ) -> Result<(), EngineError> {
         self.state.mark(key, "failed", reason).await?;
-        metrics::counter!("switchboard_sms_sent_total", "gateway" => "", "outcome" => "failed").increment(1);
+        metrics::counter!("switchboard_sms_sent_total", "gateway" => rec.gateway.clone(), "outcome" => "failed")
+            .increment(1);
         warn!(message = "SMS reply failed.", interaction = %ix.id, seq, code, %reason);
         match self.state.delivery(&ix.id, seq, DeliveryState::Failed, code, 0).await {
             Ok(_) | Err(EngineError::NotFound(_)) => Ok(()),
@@ -238,8 +243,17 @@ impl SmsChannel {
     }
 
     /// A reply that may or may not have gone: never retried; the agent is told to check.
-    async fn uncertain(&self, ix: &Interaction, key: &str, seq: u64, reason: &str) -> Result<(), EngineError> {
+    async fn uncertain(
+        &self,
+        ix: &Interaction,
+        rec: &OutRecord,
+        key: &str,
+        seq: u64,
+        reason: &str,
+    ) -> Result<(), EngineError> {
         self.state.mark(key, "uncertain", reason).await?;
+        metrics::counter!("switchboard_sms_sent_total", "gateway" => rec.gateway.clone(), "outcome" => "uncertain")
+            .increment(1);
         warn!(message = "SMS reply may not have been sent.", interaction = %ix.id, seq, %reason);
         if !matches!(ix.state, InteractionState::Completed | InteractionState::Abandoned) {
             let note = format!("[delivery unknown] Reply {seq} may not have reached the customer: {reason}");
@@ -295,8 +309,15 @@ impl SmsChannel {
             let age = Duration::from_millis(now.saturating_sub(rec.created_ms));
             match self.attempt(&rec, &out, &ix, seq).await {
                 Ok(Attempt::Again(e)) if age > GIVE_UP_AFTER => {
-                    self.give_up(&ix, key, seq, &format!("not taken after {} minutes: {e}", age.as_secs() / 60), "")
-                        .await?;
+                    self.give_up(
+                        &ix,
+                        &rec,
+                        key,
+                        seq,
+                        &format!("not taken after {} minutes: {e}", age.as_secs() / 60),
+                        "",
+                    )
+                    .await?;
                 }
                 Ok(Attempt::Again(_)) => {
                     let delay = FIRST_BACKOFF.saturating_mul(1 << rec.attempts.min(12)).min(MAX_BACKOFF);

@@ -12,13 +12,45 @@ use super::gateway::{ReceiveError, StatusReport};
 
 impl SmsChannel {
     pub(crate) async fn apply_status(&self, r: StatusReport) -> Result<(), ReceiveError> {
+        if let Some(reply_key) = self.state.reply_for(&r.gateway, &r.provider_id).await? {
+            return self.apply_known(&reply_key, &r).await;
+        }
+        // A provider may report before its answer to our request is recorded (a fast SMSC, a DLR
+        // right after Kannel's 202): parked for the reply to pick up. Parked first, then looked
+        // up again, so one of the two sides always sees the other.
+        self.state.park_early(&r.gateway, &r.provider_id, r.state, &r.code).await?;
         let Some(reply_key) = self.state.reply_for(&r.gateway, &r.provider_id).await? else {
-            // Not ours, or older than the records: acknowledged so the provider stops sending it.
-            debug!(message = "Status report for an unknown text.", gateway = %r.gateway);
+            // Not ours, or older than the records: acknowledged so the provider stops sending
+            // it; dropped with the parked entry's TTL.
+            debug!(message = "Status report for a text not (yet) known.", gateway = %r.gateway);
             metrics::counter!("switchboard_sms_status_total", "gateway" => r.gateway.clone(), "outcome" => "unknown")
                 .increment(1);
             return Ok(());
         };
+        for (state, code) in self.state.take_early(&r.gateway, &r.provider_id).await? {
+            self.apply_known(&reply_key, &StatusReport { state, code, ..r.clone() }).await?;
+        }
+        Ok(())
+    }
+
+    /// Reports parked for a reply's provider ids before its record named them.
+    pub(crate) async fn apply_early(
+        &self,
+        gateway: &str,
+        reply_key: &str,
+        provider_ids: &[String],
+    ) -> Result<(), ReceiveError> {
+        for id in provider_ids {
+            for (state, code) in self.state.take_early(gateway, id).await? {
+                let r = StatusReport { gateway: gateway.to_string(), provider_id: id.clone(), state, code };
+                self.apply_known(reply_key, &r).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn apply_known(&self, reply_key: &str, r: &StatusReport) -> Result<(), ReceiveError> {
+        let reply_key = reply_key.to_string();
         let (parts, segments) = self.state.part_state(&reply_key, &r.provider_id, r.state).await?;
         let Some((iid, seq)) = OutRecord::interaction_and_seq(&reply_key) else {
             // The channel's own answers (HELP, opt-out confirmations) are on no thread.

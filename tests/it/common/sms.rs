@@ -50,6 +50,13 @@ pub struct SentSms {
 pub enum Answer {
     Created,
     Status(u16, String),
+    /// Created, but the provider reports `status` to the daemon at `daemon` (signed, to the
+    /// message's StatusCallback) before it answers the REST call: a report that comes before the
+    /// daemon has recorded the message's sid.
+    CreatedReportingFirst {
+        daemon: SocketAddr,
+        status: String,
+    },
 }
 
 #[derive(Default)]
@@ -79,9 +86,42 @@ async fn messages(
     let want =
         format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{TWILIO_SID}:{TWILIO_TOKEN}")));
     let auth_ok = sid == TWILIO_SID && headers.get("authorization").is_some_and(|v| v.as_bytes() == want.as_bytes());
+    let answer = {
+        let mut g = inner.lock().unwrap();
+        g.calls += 1;
+        g.plan.pop_front().unwrap_or(Answer::Created)
+    };
+    if let Answer::CreatedReportingFirst { daemon, status } = &answer {
+        let sid = format!("SM{:032x}", inner.lock().unwrap().calls);
+        let sent = SentSms {
+            sid: sid.clone(),
+            to: f("To"),
+            from: f("From"),
+            body: f("Body"),
+            status_callback: f("StatusCallback"),
+            basic_auth_ok: auth_ok,
+        };
+        let path = sent.status_callback.strip_prefix(PUBLIC_URL).unwrap_or_default().to_string();
+        let params = [("MessageSid", sid.as_str()), ("MessageStatus", status.as_str()), ("AccountSid", TWILIO_SID)];
+        let sig = twilio_signature(TWILIO_TOKEN, &format!("{PUBLIC_URL}{path}"), &params);
+        let http = switchboard_auth::https_client(None, std::time::Duration::from_secs(5)).unwrap();
+        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
+        let res = http
+            .post(format!("http://{daemon}{path}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-twilio-signature", sig)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "the early report was refused: {}", res.status());
+        inner.lock().unwrap().sent.push(sent);
+        let json = serde_json::json!({"sid": sid, "status": "queued"});
+        return (StatusCode::CREATED, [("content-type", "application/json")], json.to_string()).into_response();
+    }
     let mut g = inner.lock().unwrap();
-    g.calls += 1;
-    match g.plan.pop_front().unwrap_or(Answer::Created) {
+    match answer {
+        Answer::CreatedReportingFirst { .. } => unreachable!("answered above"),
         Answer::Status(code, body) => {
             (StatusCode::from_u16(code).unwrap(), [("content-type", "application/json")], body).into_response()
         }

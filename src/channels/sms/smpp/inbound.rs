@@ -3,11 +3,11 @@
 //! SMSC is decided here and sent only after the receiver has stored what it was given.
 //!
 //! **Ids for dedupe.** SMPP 3.4 gives an MO message no id, yet an SMSC delivers again whatever
-//! was not answered (a dropped link, a crash between storing and answering). The provider id is
-//! therefore a hash of gateway, sender, recipient, text and the 2-minute bucket of arrival: a
-//! redelivery within that bucket is recognised and stored once. The price: the very same words
-//! from the same customer twice within it are taken once, and a redelivery that crosses a bucket
-//! boundary is stored twice. Both are rare next to a redelivery after a reconnect (seconds).
+//! was not answered (a dropped link, a crash between storing and answering). A text is therefore
+//! known by a hash of gateway, sender, recipient and text: the first copy's id (the hash and its
+//! arrival) is kept in Redis for two minutes, and any copy within them gets that id and is stored
+//! once. The price: the very same words from the same customer twice within two minutes of the
+//! first are taken once. A redelivery comes seconds after a reconnect, well within that.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -25,7 +25,8 @@ use crate::channels::sms::gateway::{InboundSms, Receiver, StatusReport};
 
 /// A concatenated text whose last part never comes is given up after a day.
 const PARTS_TTL_SECS: u64 = 86_400;
-const DEDUPE_BUCKET_SECS: u64 = 120;
+/// How long after a text's first copy another one counts as a redelivery of it.
+const DEDUPE_WINDOW_SECS: u64 = 120;
 
 /// SAR TLVs: the other way SMPP carries concatenation (instead of a UDH).
 const TLV_SAR_MSG_REF_NUM: u16 = 0x020C;
@@ -104,7 +105,16 @@ impl Inbound {
     async fn deliver(&self, sm: &ShortMessage, body: String, arrived: SystemTime) -> u32 {
         let from = customer_number(sm);
         let to = sm.dest.addr.clone();
-        let provider_id = provider_id(&self.gateway, &from, &to, &body, arrived);
+        let content = content_hash(&self.gateway, &from, &to, &body);
+        let millis = arrived.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+        let provider_id =
+            match self.state.first_id(&content, &format!("smpp-{content}-{millis}"), DEDUPE_WINDOW_SECS).await {
+                Ok(id) => id,
+                Err(e) => {
+                    warn!(message = "SMPP text not stored; SMSC asked to retry.", gateway = %self.gateway, error = %e);
+                    return self.outcome("store_failed", pdu::ESME_RX_T_APPN);
+                }
+            };
         let sms = InboundSms { gateway: self.gateway.clone(), provider_id, from, to, body, media: Vec::new() };
         match self.rx.receive(sms).await {
             Ok(r) => {
@@ -167,37 +177,30 @@ pub fn customer_number(sm: &ShortMessage) -> String {
     if sm.source.ton == 1 && !a.starts_with('+') && !a.is_empty() { format!("+{a}") } else { a.to_string() }
 }
 
-/// See the module doc for why this and not an id from the SMSC.
-pub fn provider_id(gateway: &str, from: &str, to: &str, body: &str, arrived: SystemTime) -> String {
-    let bucket = arrived.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() / DEDUPE_BUCKET_SECS;
+/// What a customer text is known by (see the module doc for why not an id from the SMSC).
+pub fn content_hash(gateway: &str, from: &str, to: &str, body: &str) -> String {
     let mut h = Sha256::new();
     for part in [gateway, from, to, body] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
     }
-    h.update(bucket.to_be_bytes());
-    let digest = h.finalize();
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("smpp-{hex}")
+    h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::channels::sms::smpp::pdu::{Address, Tlv};
 
     #[test]
-    fn the_id_is_stable_within_a_bucket_and_differs_across() {
-        let t = UNIX_EPOCH + Duration::from_secs(1_000_020);
-        let id = provider_id("gw", "+491", "4900", "hi", t);
-        assert_eq!(id, provider_id("gw", "+491", "4900", "hi", t + Duration::from_secs(50)));
-        assert_ne!(id, provider_id("gw", "+491", "4900", "hi", t + Duration::from_secs(130)));
-        assert_ne!(id, provider_id("gw", "+491", "4900", "hi!", t));
+    fn the_content_hash_covers_every_field_and_their_boundaries() {
+        let h = content_hash("gw", "+491", "4900", "hi");
+        assert_eq!(h, content_hash("gw", "+491", "4900", "hi"));
+        assert_ne!(h, content_hash("gw", "+491", "4900", "hi!"));
+        assert_ne!(h, content_hash("gw2", "+491", "4900", "hi"));
         // Field boundaries count: "ab"+"c" is not "a"+"bc".
-        assert_ne!(provider_id("gw", "ab", "c", "", t), provider_id("gw", "a", "bc", "", t));
-        assert!(id.starts_with("smpp-") && id.len() == 37);
+        assert_ne!(content_hash("gw", "ab", "c", ""), content_hash("gw", "a", "bc", ""));
+        assert_eq!(h.len(), 32);
     }
 
     #[test]
