@@ -241,16 +241,18 @@ impl Server {
         if cfg.cti.enabled {
             health.set_serving::<api::cti::pb::cti_server::CtiServer<api::cti::CtiService>>().await;
         }
-        let reflection = if cfg.auth.reflection {
-            Some(
-                tonic_reflection::server::Builder::configure()
-                    .register_encoded_file_descriptor_set(api::FILE_DESCRIPTOR_SET)
-                    .register_encoded_file_descriptor_set(api::cti::pb::FILE_DESCRIPTOR_SET)
-                    .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-                    .build_v1()?,
-            )
+        // Both reflection versions: many clients still ask v1alpha only (grpcio-reflection,
+        // older grpcurl, Postman, evans) and would get UNIMPLEMENTED from v1 alone.
+        let reflection_builder = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(api::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(api::cti::pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let (reflection, reflection_alpha) = if cfg.auth.reflection {
+            (Some(reflection_builder().build_v1()?), Some(reflection_builder().build_v1alpha()?))
         } else {
-            None
+            (None, None)
         };
 
         let screen_pop = crm.as_ref().map(|client| {
@@ -323,6 +325,7 @@ impl Server {
             .layer(auth_layer.clone())
             .add_service(health_service)
             .add_optional_service(reflection)
+            .add_optional_service(reflection_alpha)
             .add_service(pb::agent_desktop_server::AgentDesktopServer::new(desktop))
             .add_service(pb::supervisor_server::SupervisorServer::new(supervisor))
             .add_service(pb::admin_server::AdminServer::new(api::admin::AdminService {

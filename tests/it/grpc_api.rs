@@ -1298,6 +1298,27 @@ async fn grpc_health_and_reflection() {
             "switchboard.v1.Supervisor",
         ]
     );
+
+    // v1alpha too: grpcio-reflection, older grpcurl, Postman and evans ask only that.
+    {
+        use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient as AlphaClient;
+        use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest as AlphaRequest;
+        use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse as AlphaResponse;
+        let req = tonic_reflection::pb::v1alpha::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(AlphaRequest::ListServices(String::new())),
+        };
+        let mut alpha = AlphaClient::new(sb.with_key(CHANNEL_KEY).await);
+        let mut resp = alpha.server_reflection_info(tokio_stream::iter(vec![req])).await.unwrap().into_inner();
+        let msg = resp.message().await.unwrap().expect("a v1alpha reflection response");
+        let Some(AlphaResponse::ListServicesResponse(list)) = msg.message_response else {
+            panic!("unexpected v1alpha reflection response {msg:?}")
+        };
+        let alpha_names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+        for name in ["switchboard.v1.AgentDesktop", "switchboard.cti.v1.Cti", "grpc.health.v1.Health"] {
+            assert!(alpha_names.iter().any(|n| n == name), "{name} not listed over v1alpha: {alpha_names:?}");
+        }
+    }
     sb.stop().await;
 }
 

@@ -307,15 +307,19 @@ pub async fn serve(
 ) -> Result<(), tonic::transport::Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<pb::crm_store_server::CrmStoreServer<CrmService>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .expect("the CRM's own descriptor set is valid");
+    // Both versions: many clients still ask v1alpha only.
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection = builder().build_v1().expect("the CRM's own descriptor set is valid");
+    let reflection_alpha = builder().build_v1alpha().expect("the CRM's own descriptor set is valid");
     let router = tonic::transport::Server::builder()
         .layer(AuthLayer::new(auth, policy()))
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_alpha)
         .add_service(pb::crm_store_server::CrmStoreServer::new(CrmService { db }));
     let stop = shutdown.clone();
     let stop = async move { stop.cancelled().await };
