@@ -45,22 +45,58 @@ pub struct BenchArgs {
     pub seed: u64,
     /// The CTI point (`switchboard.cti.v1`, a Redis and daemon of its own, the same agents with a
     /// phone each): after the routing point (`on`), not at all, or alone. A sweep leaves it out.
-    #[arg(long, value_enum, default_value_t = CtiMode::On)]
-    pub cti: CtiMode,
+    #[arg(long, value_enum, default_value_t = PointMode::On)]
+    pub cti: PointMode,
     /// Paced RouteCall rates (calls/s) of the CTI point, after its unpaced phase; the held-call
     /// phase frees agents at each (with none, as fast as it can).
     #[arg(long, value_delimiter = ',', default_value = "100")]
     pub cti_rates: Vec<u32>,
+    /// The SMS point (a Twilio-compatible gateway's signed webhooks in, its REST API out; a Redis
+    /// and daemon of its own, the same agents taking one text conversation each): after the other
+    /// points (`on`), not at all, or alone. A sweep leaves it out.
+    #[arg(long, value_enum, default_value_t = PointMode::Off)]
+    pub sms: PointMode,
+    /// The SMS point's rates, in the order run: first texts per second, or `max` (unpaced, as
+    /// fast as `--concurrency` senders get answers).
+    #[arg(long, value_delimiter = ',', default_value = "50,200,max", value_parser = sms_rate)]
+    pub sms_rates: Vec<u32>,
 }
 
+/// Whether a point runs: `on` (with the others), `off`, or `only` (the points marked `only`, and
+/// no other).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum CtiMode {
+pub enum PointMode {
     On,
     Off,
     Only,
 }
 
+/// A rate of the SMS point: texts per second, or `max` (0).
+fn sms_rate(s: &str) -> Result<u32, String> {
+    match s.trim() {
+        "max" => Ok(0),
+        n => n.parse().map_err(|_| format!("{n:?}: a number of texts per second, or max")),
+    }
+}
+
 impl BenchArgs {
+    fn any_only(&self) -> bool {
+        self.cti == PointMode::Only || self.sms == PointMode::Only
+    }
+
+    /// Whether the run has the routing point (no point is marked `only`).
+    pub fn routing_point(&self) -> bool {
+        !self.any_only()
+    }
+
+    pub fn cti_point(&self) -> bool {
+        !self.sweep && self.cti == if self.any_only() { PointMode::Only } else { PointMode::On }
+    }
+
+    pub fn sms_point(&self) -> bool {
+        !self.sweep && self.sms == if self.any_only() { PointMode::Only } else { PointMode::On }
+    }
+
     /// Settings a run cannot be measured with, named by their flag; checked before anything starts.
     pub fn validate(&self) -> anyhow::Result<()> {
         for (flag, v) in [

@@ -2,6 +2,7 @@
 
 use crate::ceiling::Ceiling;
 use crate::row::Row;
+use crate::sms::{SMS_CSV_HEAD, sms_cells};
 
 pub fn csv(rows: &[Row], ceiling: Ceiling) -> String {
     let mut csv = String::from(
@@ -12,12 +13,14 @@ pub fn csv(rows: &[Row], ceiling: Ceiling) -> String {
          grpc_noop_calls_per_s,grpc_cpu_us_per_call,before_decision_p50_ms,before_decision_p99_ms,\
          after_decision_p50_ms,after_decision_p99_ms,cpu_stolen_pct,\
          cti_requests,cti_answers_per_s,cti_grpc_ceiling_ratio,cti_rings,cti_holds,cti_defaults,cti_held_rung,\
-         cti_not_rung,cti_errors,cti_max_ms,cti_from_ack_p50_ms,cti_from_ack_p99_ms,cti_rings_before_ack\n",
+         cti_not_rung,cti_errors,cti_max_ms,cti_from_ack_p50_ms,cti_from_ack_p99_ms,cti_rings_before_ack,",
     );
+    csv.push_str(SMS_CSV_HEAD);
+    csv.push('\n');
     for r in rows {
         csv.push_str(&format!(
             // Phase names hold commas ("created → offered, max").
-"{},{},\"{}\",{},{},{},{},{:.1},{:.4},{:.3},{:.3},{:.3},{:.3},{:.2},{:.1},{:.1},{:.0},{:.0},{:.1},{:.3},{:.3},{:.3},{:.3},{:.3},{:.0},{:.1},{},{:.1},{}\n",
+"{},{},\"{}\",{},{},{},{},{:.1},{:.4},{:.3},{:.3},{:.3},{:.3},{:.2},{:.1},{:.1},{:.0},{:.0},{:.1},{:.3},{:.3},{:.3},{:.3},{:.3},{:.0},{:.1},{},{:.1},{},{}\n",
             r.series,
             r.x,
             r.phase,
@@ -49,7 +52,8 @@ pub fn csv(rows: &[Row], ceiling: Ceiling) -> String {
                 s.before_p50, s.before_p99, s.after_p50, s.after_p99
             )),
             r.steal_pct,
-            cti_cells(r, ceiling)
+            cti_cells(r, ceiling),
+            sms_cells(r)
         ));
     }
     csv

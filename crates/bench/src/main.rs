@@ -25,6 +25,7 @@ mod run;
 mod sample;
 mod shared;
 mod slowlog;
+mod sms;
 mod sweep;
 mod table;
 

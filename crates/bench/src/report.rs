@@ -1,9 +1,10 @@
 //! The markdown reports: `bench.md` for a run, `sweep.md` for a sweep, with the settings they ran with.
 
-use crate::args::{BenchArgs, CtiMode};
+use crate::args::BenchArgs;
 use crate::ceiling::Ceiling;
 use crate::cti::{CTI_HEAD, CTI_NOTE, cti_row};
 use crate::row::Row;
+use crate::sms::{SMS_HEAD, sms_note, sms_row};
 use crate::table::{
     ROLES_HEAD, ROLES_NOTE, SLOW_HEAD, SLOW_NOTE, SPLIT_HEAD, SPLIT_NOTE, TABLE_HEAD, ceiling_line, roles_row,
     slow_row, split_row, table_row,
@@ -22,9 +23,16 @@ pub fn report(args: &BenchArgs, rows: &[Row], ceiling: Ceiling) -> String {
             md.push_str(&cti_row(r, ceiling));
         }
     }
-    // A CTI request takes several round trips of its own (their total is in the first table), and
-    // its latency is not split: these two tables are the routing point's.
-    let routing: Vec<&Row> = rows.iter().filter(|r| r.cti.is_none()).collect();
+    if rows.iter().any(|r| r.sms.is_some()) {
+        md.push_str(&sms_note());
+        md.push_str(SMS_HEAD);
+        for r in rows {
+            md.push_str(&sms_row(r, ceiling));
+        }
+    }
+    // A CTI request or a text takes several round trips of its own (their total is in the first
+    // table), and its latency is not split by role: these two tables are the routing point's.
+    let routing: Vec<&Row> = rows.iter().filter(|r| r.cti.is_none() && r.sms.is_none()).collect();
     if !routing.is_empty() {
         md.push_str(ROLES_NOTE);
         md.push_str(ROLES_HEAD);
@@ -42,7 +50,7 @@ pub fn report(args: &BenchArgs, rows: &[Row], ceiling: Ceiling) -> String {
     for r in rows {
         md.push_str(&slow_row(&r.phase, r));
     }
-    if let Some(r) = rows.iter().find(|r| r.cti.is_none()) {
+    if let Some(r) = rows.iter().find(|r| r.cti.is_none() && r.sms.is_none()) {
         md.push_str(&format!(
             "\nRedis memory per waiting interaction (no message bodies): {:.0} bytes: {:.0} of the interaction's own \
              state (its hash, waiting-set and queue-index entries) and {:.0} of event-log entries not yet delivered \
@@ -82,11 +90,12 @@ fn settings(args: &BenchArgs) -> String {
         args.concurrency,
         args.seed
     ) + &cti_settings(args)
+        + &sms_settings(args)
 }
 
 /// The CTI point's settings, when the run has one (a sweep has none).
 fn cti_settings(args: &BenchArgs) -> String {
-    if args.sweep || args.cti == CtiMode::Off {
+    if !args.cti_point() {
         return String::new();
     }
     let rates: Vec<String> = args.cti_rates.iter().map(u32::to_string).collect();
@@ -97,6 +106,21 @@ fn cti_settings(args: &BenchArgs) -> String {
         args.concurrency,
         rates.join(", "),
         args.interactions
+    )
+}
+
+/// The SMS point's settings, when the run has one.
+fn sms_settings(args: &BenchArgs) -> String {
+    if !args.sms_point() {
+        return String::new();
+    }
+    let rates: Vec<String> =
+        args.sms_rates.iter().map(|&r| if r == 0 { "max".to_string() } else { format!("{r}/s") }).collect();
+    format!(
+        "SMS point: {} conversations a phase (each a new customer number), at {}; {} senders at `max`.\n",
+        args.interactions,
+        rates.join(", "),
+        args.concurrency
     )
 }
 

@@ -8,6 +8,7 @@ use hdrhistogram::Histogram;
 
 use crate::cti::CtiFigures;
 use crate::sample::{Sent, Snap};
+use crate::sms::SmsFigures;
 
 /// The script whose run makes a phase's decisions.
 #[derive(Clone, Copy, PartialEq)]
@@ -17,6 +18,8 @@ pub enum Decider {
     Complete,
     /// The CTI hook's requests (several round trips each): not split by role.
     Cti,
+    /// Texts through the SMS webhooks (several round trips each): not split by role.
+    Sms,
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +54,8 @@ pub struct Row {
     pub slow: Vec<(u64, String)>,
     /// A CTI phase's own figures.
     pub cti: Option<CtiFigures>,
+    /// An SMS phase's own figures.
+    pub sms: Option<SmsFigures>,
 }
 
 /// Where a phase's latency went, split where the deciding function call starts running in Redis
@@ -143,7 +148,7 @@ impl Row {
             Decider::Create => creates,
             Decider::Presence => presence,
             Decider::Complete => completes,
-            Decider::Cti => 0,
+            Decider::Cti | Decider::Sms => 0,
         };
         let all = b.round_trips.saturating_sub(a.round_trips);
         let hub = b.hub_round_trips.saturating_sub(a.hub_round_trips);
@@ -182,6 +187,7 @@ impl Row {
             split: None,
             slow: b.slow.clone(),
             cti: None,
+            sms: None,
             steal_pct: {
                 let (steal, all) = (
                     b.machine_ticks.0.saturating_sub(a.machine_ticks.0),

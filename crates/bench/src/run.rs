@@ -1,13 +1,14 @@
-//! A run: the ceilings, then one point (the headline run) and the CTI point, or the sweep, and its
-//! report written.
+//! A run: the ceilings, then one point (the headline run), the CTI point and the SMS point (each
+//! as the flags say), or the sweep, and its report written.
 
-use crate::args::{BenchArgs, CtiMode};
+use crate::args::BenchArgs;
 use crate::ceiling::Ceiling;
 use crate::csv::csv;
 use crate::cti;
 use crate::point::point;
 use crate::report::report;
 use crate::row::Row;
+use crate::sms;
 use crate::sweep::sweep;
 
 pub async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
@@ -33,13 +34,17 @@ async fn measure(args: BenchArgs) -> anyhow::Result<()> {
             Ok(md)
         };
         let mut rows = Vec::new();
-        if args.cti != CtiMode::Only {
+        if args.routing_point() {
             rows = point(&args, args.rate).await?;
-            // Written now too, so a CTI point that fails leaves the routing point's report.
+            // Written now too, so a point that fails later leaves the earlier points' report.
             write(&rows)?;
         }
-        if args.cti != CtiMode::Off {
+        if args.cti_point() {
             rows.extend(cti::point(&args).await?);
+            write(&rows)?;
+        }
+        if args.sms_point() {
+            rows.extend(sms::point(&args).await?);
         }
         print!("{}", write(&rows)?);
         println!("\nwritten: {0}/bench.md, {0}/bench.csv", args.out.display());

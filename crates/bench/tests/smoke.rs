@@ -1,5 +1,5 @@
-//! `switchboard bench` as a user runs it, at a tiny size: every phase is reported (the CTI point's
-//! too), each decision is an offer on a desktop, the routing path's round trips are what the README
+//! `switchboard bench` as a user runs it, at a tiny size: every phase is reported (the CTI and SMS
+//! points' too), each decision is an offer on a desktop, the routing path's round trips are what the README
 //! claims, and a run cut short leaves no Redis behind. No figure of speed is asserted; those are the
 //! benchmark's to report.
 
@@ -38,7 +38,8 @@ fn a_tiny_run_reports_every_phase_with_one_round_trip_per_freed_slot() {
     let out = tempfile::tempdir().unwrap();
     let run = Command::new(bin())
         .args(["--agents", "20", "--queues", "4", "--skills", "6", "--interactions", "30"])
-        .args(["--backlog", "400", "--rate", "40", "--latency-rates", "60", "--cti-rates", "50", "--out"])
+        .args(["--backlog", "400", "--rate", "40", "--latency-rates", "60", "--cti-rates", "50"])
+        .args(["--sms", "on", "--sms-rates", "50,max", "--out"])
         .arg(out.path())
         .output()
         .unwrap();
@@ -62,6 +63,8 @@ fn a_tiny_run_reports_every_phase_with_one_round_trip_per_freed_slot() {
             "CTI route call → answer, max",
             "CTI route call → answer at 50/s",
             "CTI agent freed → held call rung at 50/s",
+            "SMS text → offered at 50/s",
+            "SMS text → offered, max",
         ]
     );
     for r in &rows {
@@ -85,15 +88,21 @@ fn a_tiny_run_reports_every_phase_with_one_round_trip_per_freed_slot() {
         }
         if phase.starts_with("CTI") {
             cti_phase_ran(&header, r);
+        } else if phase.starts_with("SMS") {
+            sms_phase_ran(&header, r);
         } else {
             assert!(num(&header, r, "redis_bytes_per_waiting") > 0.0, "{phase}");
         }
         assert!(num(&header, r, "commands_per_decision") > 0.0, "{phase}");
     }
     let md = std::fs::read_to_string(out.path().join("bench.md")).unwrap();
-    for section in
-        ["Redis ceiling on this machine", "Where the latency goes", "Calls that ran 2 ms or more", "CTI hook"]
-    {
+    for section in [
+        "Redis ceiling on this machine",
+        "Where the latency goes",
+        "Calls that ran 2 ms or more",
+        "CTI hook",
+        "SMS channel",
+    ] {
         assert!(md.contains(section), "bench.md lacks {section:?}");
     }
 }
@@ -119,6 +128,28 @@ fn cti_phase_ran(header: &[String], r: &[String]) {
         let rung = num(header, r, "cti_held_rung");
         assert!(rung > 0.0, "{phase}: no held call was rung");
         assert_eq!(rung + num(header, r, "cti_not_rung"), 30.0, "{phase}");
+    }
+}
+
+/// An SMS phase: 30 conversations, each offered, answered and its reply at the provider; every
+/// 4th customer's second text stored and on the agent's desktop; nothing refused, and timed.
+fn sms_phase_ran(header: &[String], r: &[String]) {
+    let phase = col(header, r, "phase");
+    assert_eq!(num(header, r, "decisions"), 30.0, "{phase}: an offer per conversation");
+    let joining = num(header, r, "sms_joining");
+    // Every 4th conversation of the run: 7 or 8 of a phase's 30.
+    assert!(joining == 7.0 || joining == 8.0, "{phase}: {joining} customers texted twice");
+    assert_eq!(num(header, r, "sms_texts"), 30.0 + joining, "{phase}");
+    assert_eq!(num(header, r, "sms_stored"), 30.0 + joining, "{phase}: every webhook answered 200");
+    assert_eq!(num(header, r, "sms_joined"), joining, "{phase}: every second text on the agent's desktop");
+    assert_eq!(num(header, r, "sms_replies"), 30.0, "{phase}: every reply sent to the provider");
+    assert_eq!(
+        (num(header, r, "sms_not_stored"), num(header, r, "sms_errors")),
+        (0.0, 0.0),
+        "{phase}: see the run's output for what failed"
+    );
+    for timed in ["p50_ms", "sms_stored_p50_ms", "sms_join_p50_ms", "sms_reply_provider_p50_ms"] {
+        assert!(num(header, r, timed) > 0.0, "{phase}: no {timed} recorded");
     }
 }
 
