@@ -49,6 +49,9 @@ enum Command {
         /// File holding the key; default ~/.config/switchboard/admin.key (written by scripts/run.sh).
         #[arg(long, env = "SWITCHBOARD_API_KEY_FILE")]
         key_file: Option<PathBuf>,
+        /// table: for people; json: the API's JSON mapping (`watch`: one object per line).
+        #[arg(long, value_enum, default_value_t, global = true)]
+        output: switchboard_cli::Output,
         #[command(subcommand)]
         cmd: switchboard_cli::Ctl,
     },
@@ -114,9 +117,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             switchboard::telemetry::init_logging(cfg.log.format, &cfg.log.filter_directive(&ProcessEnv));
             runtime()?.block_on(crm(cfg))
         }
-        Command::Ctl { server, key, key_file, cmd } => {
+        Command::Ctl { server, key, key_file, output, cmd } => {
             let key = switchboard_cli::resolve_key(key, key_file)?;
-            runtime()?.block_on(switchboard_cli::ctl(&server, key, cmd))
+            runtime()?.block_on(switchboard_cli::ctl(&server, key, output, cmd))
         }
         Command::Desktop { server, agent, token } => {
             runtime()?.block_on(switchboard_cli::desktop(&server, &agent, &token))

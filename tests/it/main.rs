@@ -7,6 +7,7 @@ mod common;
 mod concurrency;
 mod crm_delivery;
 mod crm_store;
+mod ctl_output;
 mod cti;
 mod daemon_process;
 mod email_auth;
