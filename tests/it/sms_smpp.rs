@@ -115,8 +115,8 @@ async fn conversation(smsc: &Smsc, agent: &mut Desktop, from: &str, text: &str) 
 }
 
 /// The SMSC's message ids for the parts of the text that starts with `starts`, in part order.
-fn message_ids(smsc: &Smsc, starts: &str) -> Vec<String> {
-    let submits = smsc.submits();
+async fn message_ids(smsc: &Smsc, starts: &str) -> Vec<String> {
+    let submits = smsc.submits().await;
     let first = submits.iter().find(|s| s.text.starts_with(starts)).expect("the text's first part");
     let parts: Vec<&Submit> = match first.udh {
         None => vec![first],
@@ -157,7 +157,7 @@ async fn sms_smpp_a_text_reaches_an_agent_and_a_long_reply_is_delivered_once_eve
     let seq = ann.reply(&ix.id, &body).await.unwrap().message.unwrap().seq;
     let accepted = delivery_of(&mut ann, &ix.id, seq, "accepted").await;
     assert_eq!(accepted.segments, 2);
-    let submits = smsc.submits();
+    let submits = smsc.submits().await;
     assert_eq!(submits.len(), 2, "one submit_sm per part");
     let reference = submits[0].udh.expect("a concatenation UDH").0;
     for (i, s) in submits.iter().enumerate() {
@@ -192,7 +192,7 @@ async fn sms_smpp_a_text_reaches_an_agent_and_a_long_reply_is_delivered_once_eve
     })
     .await;
     assert_eq!(waiting(&sb).await, 0, "no second interaction");
-    assert_eq!(smsc.submits().len(), 2, "nothing sent twice");
+    assert_eq!(smsc.submits().await.len(), 2, "nothing sent twice");
 }
 
 #[tokio::test]
@@ -205,7 +205,7 @@ async fn sms_smpp_a_reply_shows_its_worst_part_and_late_receipts_change_nothing(
     let first = long_reply("First");
     let seq = ann.reply(&iid, &first).await.unwrap().message.unwrap().seq;
     delivery_of(&mut ann, &iid, seq, "accepted").await;
-    let ids = message_ids(&smsc, "First");
+    let ids = message_ids(&smsc, "First").await;
     assert_eq!(ids.len(), 2);
     receipt(&smsc, &ids[0], "DELIVRD", "000", true).await;
     receipt(&smsc, &ids[1], "UNDELIV", "011", true).await;
@@ -221,7 +221,7 @@ async fn sms_smpp_a_reply_shows_its_worst_part_and_late_receipts_change_nothing(
     let second = long_reply("Second");
     let seq2 = ann.reply(&iid, &second).await.unwrap().message.unwrap().seq;
     delivery_of(&mut ann, &iid, seq2, "accepted").await;
-    let ids2 = message_ids(&smsc, "Second");
+    let ids2 = message_ids(&smsc, "Second").await;
     assert_eq!(ids2.len(), 2);
     receipt(&smsc, &ids2[1], "REJECTD", "0A1", false).await;
     let d = delivery_of(&mut ann, &iid, seq2, "failed").await;
@@ -233,7 +233,7 @@ async fn sms_smpp_a_reply_shows_its_worst_part_and_late_receipts_change_nothing(
     let third = long_reply("Third");
     let seq3 = ann.reply(&iid, &third).await.unwrap().message.unwrap().seq;
     delivery_of(&mut ann, &iid, seq3, "accepted").await;
-    let ids3 = message_ids(&smsc, "Third");
+    let ids3 = message_ids(&smsc, "Third").await;
     assert_eq!(ids3.len(), 2);
     receipt(&smsc, &ids3[0], "DELIVRD", "000", true).await;
     receipt(&smsc, &ids3[0], "ENROUTE", "000", true).await;
@@ -314,19 +314,19 @@ async fn sms_smpp_a_dropped_link_is_bound_again_and_a_reply_sent_meanwhile_goes_
     // Deferred, it is due on the routing clock within seconds (the sweep runs every 2 s), so
     // this waits rather than moving the clock: the desktop's session runs on that clock too.
     assert_eventually!(
-        async { smsc.submits().iter().any(|s| s.text == body) },
+        async { smsc.submits().await.iter().any(|s| s.text == body) },
         "the reply sent after the link came back"
     );
     smsc.wait_binds(2).await;
     delivery_of(&mut ann, &iid, seq, "accepted").await;
-    assert_eq!(smsc.submits().iter().filter(|s| s.text == body).count(), 1, "sent once");
+    assert_eq!(smsc.submits().await.iter().filter(|s| s.text == body).count(), 1, "sent once");
     let engine = Engine::connect(&redis.url, Default::default()).await.unwrap();
     let record = SmsState::new(&engine).out(&reply_key(&iid, seq)).await.unwrap().expect("the reply's record");
     assert_eq!(record.state, "accepted");
     assert!(record.attempts >= 2, "tried while the link was down, then again: {record:?}");
 
     // The receipt comes on the new bind; the conversation goes on there.
-    let id = smsc.submits().into_iter().find(|s| s.text == body).unwrap().message_id.unwrap();
+    let id = smsc.submits().await.into_iter().find(|s| s.text == body).unwrap().message_id.unwrap();
     receipt(&smsc, &id, "DELIVRD", "000", true).await;
     delivery_of(&mut ann, &iid, seq, "delivered").await;
     text_in(&smsc, CUSTOMER, "Perfect, thank you").await;
@@ -367,13 +367,13 @@ async fn sms_smpp_a_full_window_holds_replies_back_without_losing_them() {
                 r.is_some_and(|r| r.state == "sending").then_some(())
             })
             .await;
-            assert_eq!(smsc.submits().len(), 1, "a second submit went out with the window full");
+            assert_eq!(smsc.submits().await.len(), 1, "a second submit went out with the window full");
             smsc.release().await;
         }
     );
     ra.expect("ann's reply accepted once released");
     rb.expect("bob's reply accepted once the slot was free");
-    let texts: Vec<String> = smsc.submits().into_iter().map(|s| s.text).collect();
+    let texts: Vec<String> = smsc.submits().await.into_iter().map(|s| s.text).collect();
     assert_eq!(texts, vec!["Yes, to Austria in 3 days.", "Yes, to Poland in 4 days."], "each once, in turn");
 }
 
@@ -405,7 +405,7 @@ async fn sms_smpp_a_submit_unanswered_past_the_timeout_is_not_retried_and_the_ag
     smsc.wait_count("released", 1).await;
     let next = ann.reply(&iid, "Anything else?").await.unwrap().message.unwrap().seq;
     delivery_of(&mut ann, &iid, next, "accepted").await;
-    let texts: Vec<String> = smsc.submits().into_iter().map(|s| s.text).collect();
+    let texts: Vec<String> = smsc.submits().await.into_iter().map(|s| s.text).collect();
     assert_eq!(texts, vec![body, "Anything else?"]);
     let record = state.out(&reply_key(&iid, reply.seq)).await.unwrap().unwrap();
     assert_eq!((record.state.as_str(), record.attempts), ("uncertain", 1));
@@ -424,8 +424,12 @@ async fn sms_smpp_stop_opts_out_and_a_reply_is_then_refused() {
     })
     .await;
     // The confirmation went out, once, to the customer from our number; nothing else ended.
-    assert_eventually!(async { smsc.submits().iter().any(|s| s.text.contains("no more texts")) }, "opt-out confirmed");
-    let confirmations: Vec<Submit> = smsc.submits().into_iter().filter(|s| s.text.contains("no more texts")).collect();
+    assert_eventually!(
+        async { smsc.submits().await.iter().any(|s| s.text.contains("no more texts")) },
+        "opt-out confirmed"
+    );
+    let confirmations: Vec<Submit> =
+        smsc.submits().await.into_iter().filter(|s| s.text.contains("no more texts")).collect();
     assert_eq!(confirmations.len(), 1);
     assert_eq!((confirmations[0].source.as_str(), confirmations[0].dest.as_str()), (OUR_ADDR, "4915112345678"));
     assert_eq!(interaction(&sb, &iid).await.state(), pb::InteractionState::Active);
@@ -434,11 +438,11 @@ async fn sms_smpp_stop_opts_out_and_a_reply_is_then_refused() {
     assert_eq!(code, Code::FailedPrecondition, "{message}");
     assert!(message.contains("opted out"), "{message}");
     assert_eq!(interaction(&sb, &iid).await.messages.len(), 2, "the refused reply is not stored");
-    assert_eq!(smsc.submits().len(), 1, "only the confirmation went out");
+    assert_eq!(smsc.submits().await.len(), 1, "only the confirmation went out");
 
     // START opts back in.
     text_in(&smsc, CUSTOMER, "START").await;
     let seq = ann.reply(&iid, "Welcome back: 10 to 4 on Sundays").await.unwrap().message.unwrap().seq;
     delivery_of(&mut ann, &iid, seq, "accepted").await;
-    assert!(smsc.submits().iter().any(|s| s.text == "Welcome back: 10 to 4 on Sundays"));
+    assert!(smsc.submits().await.iter().any(|s| s.text == "Welcome back: 10 to 4 on Sundays"));
 }

@@ -211,8 +211,11 @@ impl Smsc {
         self.wait_count("bound", n).await;
     }
 
-    /// Every submit_sm seen, in arrival order (held ones included, as held).
-    pub fn submits(&self) -> Vec<Submit> {
+    /// Every submit_sm seen, in arrival order (held ones included, as held): every one the
+    /// driver reported before now. (A round trip to the driver first: its report of a submit
+    /// can reach us after its answer reached the ESME.)
+    pub async fn submits(&self) -> Vec<Submit> {
+        self.send(json!({"cmd": "sync"})).await;
         self.events.lock().expect("events").iter().filter(|e| e["ev"] == "submit").map(submit).collect()
     }
 
@@ -407,7 +410,7 @@ mod tests {
         s.write_all(&pdu(0x04, 0, 2, submit)).unwrap();
         let (id, status, seq, body) = read_pdu(&mut s).unwrap();
         assert_eq!((id, status, seq), (0x8000_0004, 0, 2));
-        let got = smsc.submits();
+        let got = smsc.submits().await;
         assert_eq!(body, format!("{}\0", got[0].message_id.clone().unwrap()).into_bytes());
         assert_eq!((got[0].source.as_str(), got[0].dest.as_str(), got[0].text.as_str()), ("4930", "491511", "Hello"));
 

@@ -145,7 +145,7 @@ fn spawn_send(gw: &Arc<SmppGateway>, body: &str) -> JoinHandle<Result<Vec<String
 async fn binds_and_sends_a_short_text() {
     let h = Harness::start().await;
     let ids = h.gw.send(&out("Hello from support")).await.expect("accepted").provider_ids;
-    let submits = h.smsc.submits();
+    let submits = h.smsc.submits().await;
     assert_eq!(submits.len(), 1);
     let s = &submits[0];
     assert_eq!(ids, vec![s.message_id.clone().unwrap()]);
@@ -162,7 +162,7 @@ async fn a_long_text_goes_in_parts_with_one_reference() {
     let body: String = (0..60).map(|i| format!("word{i:02} ")).collect::<String>() + "end.";
     assert!(body.len() > 320 && body.len() <= 459, "three parts");
     let ids = h.gw.send(&out(&body)).await.expect("accepted").provider_ids;
-    let submits = h.smsc.submits();
+    let submits = h.smsc.submits().await;
     assert_eq!(submits.len(), 3);
     let reference = submits[0].udh.expect("UDH").0;
     for (i, s) in submits.iter().enumerate() {
@@ -175,7 +175,7 @@ async fn a_long_text_goes_in_parts_with_one_reference() {
     assert_eq!(switchboard_model::sms::decode(0, &joined).unwrap(), body);
     // The next long text takes the next reference.
     h.gw.send(&out(&body)).await.expect("accepted");
-    assert_eq!(h.smsc.submits()[3].udh.unwrap().0, reference.wrapping_add(1));
+    assert_eq!(h.smsc.submits().await[3].udh.unwrap().0, reference.wrapping_add(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,7 +183,7 @@ async fn a_ucs2_text_goes_as_ucs2() {
     let h = Harness::start().await;
     let body = "Grüße aus Kyjiw: Привіт 👋";
     h.gw.send(&out(body)).await.expect("accepted");
-    let s = &h.smsc.submits()[0];
+    let s = &h.smsc.submits().await[0];
     assert_eq!(s.data_coding, 8);
     assert_eq!(s.text, body);
 }
@@ -332,7 +332,7 @@ async fn a_dropped_link_is_bound_again_and_sends_go_on() {
     h.smsc.wait_count("submit", 3).await;
     h.smsc.drop_link().await;
     assert!(matches!(held.await.unwrap(), Err(SendError::Uncertain(_))));
-    let texts: Vec<String> = h.smsc.submits().into_iter().map(|s| s.text).collect();
+    let texts: Vec<String> = h.smsc.submits().await.into_iter().map(|s| s.text).collect();
     assert_eq!(texts, vec!["before", "after", "in flight"]);
 }
 
@@ -346,13 +346,13 @@ async fn sends_beyond_the_window_wait_for_a_slot() {
     let c = spawn_send(&h.gateway(), "third");
     // Give the third every chance to go out wrongly.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(h.smsc.submits().len(), 2, "a third request went out with the window full");
+    assert_eq!(h.smsc.submits().await.len(), 2, "a third request went out with the window full");
     assert!(!c.is_finished());
     h.smsc.release().await;
     for t in [a, b, c] {
         assert_eq!(t.await.unwrap().expect("accepted").len(), 1);
     }
-    assert_eq!(h.smsc.submits().len(), 3);
+    assert_eq!(h.smsc.submits().await.len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -380,7 +380,7 @@ async fn unanswered_submits_are_uncertain_and_those_that_never_got_a_slot_transi
         _ => "other",
     });
     assert!(kinds == ["uncertain", "transient"] || kinds == ["transient", "uncertain"], "{b:?} {c:?}");
-    assert_eq!(h.smsc.submits().len(), 2, "the transient one never left");
+    assert_eq!(h.smsc.submits().await.len(), 2, "the transient one never left");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
