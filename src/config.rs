@@ -140,6 +140,10 @@ pub struct ServerConfig {
     pub rate_per_caller: u32,
     /// Requests one caller may make in a burst above its rate.
     pub burst_per_caller: u32,
+    /// Origins (`https://desk.example.com`) whose pages may call the gRPC API with gRPC-Web. A
+    /// request carrying any other `Origin` is refused; empty: no browser page at all. `"*"` is
+    /// not accepted (see [`ServerConfig::browser_origins`]).
+    pub grpc_web_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -154,6 +158,7 @@ impl Default for ServerConfig {
             max_streams_per_connection: 200,
             rate_per_caller: 500,
             burst_per_caller: 1000,
+            grpc_web_origins: Vec::new(),
         }
     }
 }
@@ -162,6 +167,26 @@ impl ServerConfig {
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
     }
+
+    /// `grpc_web_origins` as browsers send them in `Origin`: lower case, no trailing slash, no
+    /// default port (`https://desk.example.com:443/` is `https://desk.example.com`).
+    pub fn browser_origins(&self) -> Vec<String> {
+        self.grpc_web_origins.iter().filter_map(|o| browser_origin(o).ok()).collect()
+    }
+}
+
+/// One origin of `server.grpc_web_origins`, normalized. `"*"` is refused: the pages that may
+/// drive the API with a person's credential are named one by one, never "any site".
+fn browser_origin(o: &str) -> Result<String, String> {
+    if o.trim() == "*" {
+        return Err("\"*\" is not accepted: list the origins of the pages that call the API".into());
+    }
+    let o = crate::channels::webchat::config::normalize_origin(o)?;
+    if !o.is_ascii() {
+        return Err(format!("{o:?}: write an international domain name in its xn-- form, as browsers send it"));
+    }
+    let default_port = if o.starts_with("https://") { ":443" } else { ":80" };
+    Ok(o.strip_suffix(default_port).map_or(o.clone(), str::to_string))
 }
 
 // Debug is written by hand: the URL may carry a password and configs end up in logs.
@@ -610,6 +635,9 @@ impl ServerConfig {
         if self.rate_per_caller > 0 && self.burst_per_caller < 1 {
             return Err(invalid("server.burst_per_caller", "must be at least 1"));
         }
+        for (i, o) in self.grpc_web_origins.iter().enumerate() {
+            browser_origin(o).map_err(|m| invalid(format!("server.grpc_web_origins[{i}]"), m))?;
+        }
         // Port 0 asks the OS for a free port, so equal addresses are fine there.
         if self.grpc_listen == self.http_listen && self.grpc_listen.port() != 0 {
             return Err(invalid(
@@ -897,6 +925,23 @@ username = "support@example.com"
         assert_eq!(err.key(), Some("webchat.allowed_origins[0]"), "{err}");
         let err = parse("[webchat]\nunknown = 1").unwrap_err();
         assert!(err.to_string().contains("unknown"), "{err}");
+    }
+
+    #[test]
+    fn grpc_web_origins_are_checked_and_normalized() {
+        let c = parse(
+            "[server]\ngrpc_web_origins = [\"HTTPS://Desk.Example.com:443/\", \"http://127.0.0.1:8080\", \"http://a.test:80\"]",
+        )
+        .unwrap();
+        assert_eq!(c.server.browser_origins(), ["https://desk.example.com", "http://127.0.0.1:8080", "http://a.test"]);
+        assert!(parse("").unwrap().server.browser_origins().is_empty());
+        for bad in ["*", "desk.example.com", "https://desk.example.com/agent", "ftp://a.test", "", "https://bücher.de"]
+        {
+            let err = parse(&format!("[server]\ngrpc_web_origins = [\"https://ok.test\", {bad:?}]")).unwrap_err();
+            assert_eq!(err.key(), Some("server.grpc_web_origins[1]"), "{bad:?}: {err}");
+        }
+        let err = parse("[server]\ngrpc_web_origins = [\"*\"]").unwrap_err();
+        assert!(err.to_string().contains("list the origins"), "{err}");
     }
 
     #[track_caller]

@@ -87,7 +87,8 @@ impl Server {
         let webchat_slot: Option<crate::channels::webchat::routes::WebChatSlot> =
             cfg.webchat.enabled.then(Default::default);
         let sms_slot: Option<crate::channels::sms::routes::SmsSlot> = cfg.sms.enabled().then(Default::default);
-        let grpc_tls = cfg.tls.server(&[b"h2"])?;
+        // http/1.1 beside h2: gRPC-Web from browsers and proxies that speak HTTP/1.1 to us.
+        let grpc_tls = cfg.tls.server(&[b"h2", b"http/1.1"])?;
         let http_tls = cfg.tls.server_http()?;
         for tls in grpc_tls.iter().chain(http_tls.iter()) {
             tls.clone().spawn_reloader(cfg.tls.reload_every(), background.clone());
@@ -318,10 +319,18 @@ impl Server {
         let grpc_shutdown = shutdown.clone();
         let background_for_tls = shutdown.clone();
         let grace = cfg.server.shutdown_grace();
+        let web_origins = api::grpc_web::origins(&cfg.server.browser_origins());
         let router = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(20)))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)))
             .max_concurrent_streams(cfg.server.max_streams_per_connection)
+            // gRPC-Web (api/grpc_web.rs), also over HTTP/1.1. Outermost first: unlisted origins
+            // refused, CORS preflights answered, gRPC-Web translated to gRPC — and only then the
+            // auth layer, which sees every call as a native one.
+            .accept_http1(true)
+            .layer(api::grpc_web::OriginGateLayer::new(web_origins.clone()))
+            .layer(api::grpc_web::cors(&web_origins))
+            .layer(tonic_web::GrpcWebLayer::new())
             .layer(auth_layer.clone())
             .add_service(health_service)
             .add_optional_service(reflection)

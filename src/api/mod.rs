@@ -6,6 +6,7 @@ pub mod admin;
 pub mod agent;
 pub mod cti;
 pub mod feed;
+pub mod grpc_web;
 pub mod interactions;
 pub mod policy;
 pub mod supervisor;

@@ -19,6 +19,7 @@ mod email_tls;
 mod erasure;
 mod grpc_api;
 mod grpc_desktop;
+mod grpc_web;
 mod kamailio;
 mod observability;
 mod postgres_tls;
