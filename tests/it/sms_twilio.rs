@@ -29,26 +29,6 @@ async fn start_with(
     (redis, sb)
 }
 
-async fn ready(sb: &TestServer, id: &str) -> Desktop {
-    let mut d = sb.desktop(id, &format!("tok-{id}")).await;
-    d.ready().await;
-    d
-}
-
-async fn interaction(sb: &TestServer, id: &str) -> pb::Interaction {
-    let mut c = sb.interactions().await;
-    c.get_interaction(pb::GetInteractionRequest { interaction_id: id.into(), include_messages: true })
-        .await
-        .unwrap()
-        .into_inner()
-}
-
-async fn waiting(sb: &TestServer) -> usize {
-    let mut s = sb.supervisor().await;
-    let r = s.list_waiting(pb::ListWaitingRequest { queue: "support".into(), ..Default::default() }).await.unwrap();
-    r.into_inner().interactions.len()
-}
-
 async fn delivery_of(d: &mut Desktop, iid: &str, seq: u64, state: &str) {
     d.wait_for(state, |e| {
         matches!(e, Ev::Delivery(u) if u.interaction_id == iid && u.seq == seq
@@ -200,6 +180,16 @@ async fn sms_stop_opts_out_replies_are_refused_and_start_opts_back_in() {
     assert_eventually!(async { opted_out().await.is_none() }, "the CRM contact unmarked");
     assert!(provider.sent().iter().any(|s| s.body == "Welcome back: until 6pm"));
     assert_eq!(provider.sent().iter().filter(|s| s.body.contains("no more texts")).count(), 1);
+
+    // STOP after the conversation ended: taken (not retried by the provider), no new interaction.
+    ann.complete(&iid, "answered").await.unwrap();
+    assert_eq!(provider.text_in(sb.http_addr, "SM0204", CUSTOMER, OUR_NUMBER, "STOP").await.0, 200);
+    assert_eventually!(
+        async { provider.sent().iter().filter(|s| s.body.contains("no more texts")).count() == 2 },
+        "the second opt-out confirmed"
+    );
+    assert_eventually!(async { opted_out().await.as_deref() == Some("true") }, "the CRM contact marked again");
+    assert_eq!(waiting(&sb).await, 0, "STOP starts no conversation");
 }
 
 #[tokio::test]

@@ -98,8 +98,13 @@ impl SmsChannel {
                 let out = keyword(&sms.body) == Some(Keyword::OptOut);
                 // The agent of an open conversation sees the words; nothing else of it changes.
                 let iid = match &open {
-                    Some((iid, _)) => self.append(iid, &body, &append_key).await?.then(|| iid.clone()),
-                    None => None,
+                    Some((iid, st)) if !st.ended => match self.append(iid, &body, &append_key).await {
+                        Ok(appended) => appended.then(|| iid.clone()),
+                        // Ended meanwhile: the opt-out stands on its own.
+                        Err(ReceiveError(EngineError::FailedPrecondition(_))) => None,
+                        Err(e) => return Err(e),
+                    },
+                    _ => None,
                 };
                 let changed = self
                     .state
@@ -119,7 +124,7 @@ impl SmsChannel {
                     Received::OptedIn { interaction_id: iid }
                 });
             }
-            Some(Keyword::Help) if open.is_none() && !self.cfg.help_text.is_empty() => {
+            Some(Keyword::Help) if open.as_ref().is_none_or(|(_, st)| st.ended) && !self.cfg.help_text.is_empty() => {
                 self.auto_answer(&sms.gateway, t, &append_key, &self.cfg.help_text.clone()).await;
                 self.state.mark_seen(&append_key).await?;
                 return Ok(Received::Help);

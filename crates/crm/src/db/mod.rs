@@ -575,7 +575,9 @@ impl CrmDb {
                 continue;
             }
             stored += 1;
-            if !e.interaction_id.is_empty() {
+            // An opt-out may concern no interaction (STOP with no conversation open): it still
+            // marks the customer's contact.
+            if !e.interaction_id.is_empty() || e.kind() == Some(EventKind::OptOut) {
                 self.project(&mut tx, e).await?;
             }
         }
