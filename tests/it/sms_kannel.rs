@@ -127,26 +127,6 @@ fn blocking<R>(f: impl FnOnce() -> R) -> R {
     tokio::task::block_in_place(f)
 }
 
-async fn ready(sb: &TestServer, id: &str) -> Desktop {
-    let mut d = sb.desktop(id, &format!("tok-{id}")).await;
-    d.ready().await;
-    d
-}
-
-async fn interaction(sb: &TestServer, id: &str) -> pb::Interaction {
-    let mut c = sb.interactions().await;
-    c.get_interaction(pb::GetInteractionRequest { interaction_id: id.into(), include_messages: true })
-        .await
-        .unwrap()
-        .into_inner()
-}
-
-async fn waiting(sb: &TestServer) -> usize {
-    let mut s = sb.supervisor().await;
-    let r = s.list_waiting(pb::ListWaitingRequest { queue: "support".into(), ..Default::default() }).await.unwrap();
-    r.into_inner().interactions.len()
-}
-
 async fn delivered(d: &mut Desktop, iid: &str, seq: u64) {
     d.wait_for("delivered", |e| {
         matches!(e, Ev::Delivery(u) if u.interaction_id == iid && u.seq == seq

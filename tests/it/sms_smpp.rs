@@ -56,26 +56,6 @@ async fn wait_bound(sb: &TestServer, up: bool) {
     eventually(what, PATIENCE, || async move { (bound(sb).await == Some(up)).then_some(()) }).await;
 }
 
-async fn ready(sb: &TestServer, id: &str) -> Desktop {
-    let mut d = sb.desktop(id, &format!("tok-{id}")).await;
-    d.ready().await;
-    d
-}
-
-async fn interaction(sb: &TestServer, id: &str) -> pb::Interaction {
-    let mut c = sb.interactions().await;
-    c.get_interaction(pb::GetInteractionRequest { interaction_id: id.into(), include_messages: true })
-        .await
-        .unwrap()
-        .into_inner()
-}
-
-async fn waiting(sb: &TestServer) -> usize {
-    let mut s = sb.supervisor().await;
-    let r = s.list_waiting(pb::ListWaitingRequest { queue: "support".into(), ..Default::default() }).await.unwrap();
-    r.into_inner().interactions.len()
-}
-
 /// The delivery a reply shows on its thread.
 async fn delivery(sb: &TestServer, iid: &str, seq: u64) -> pb::Delivery {
     let thread = interaction(sb, iid).await.messages;

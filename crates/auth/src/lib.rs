@@ -21,7 +21,9 @@ pub mod tls;
 
 pub use authenticator::{AuthError, Authenticator, CredentialStore, StaticKey};
 pub use client::Credential;
-pub use jwt::{HttpClientError, JwksError, JwksSource, JwksUrl, JwtError, JwtOptions, JwtVerifier, https_client};
+pub use jwt::{
+    HttpClientError, JwksError, JwksSource, JwksUrl, JwtError, JwtOptions, JwtVerifier, error_chain, https_client,
+};
 pub use lapse::{Lapse, LapseFuture, lapsed};
 pub use layer::{AuthLayer, Policy, Rule, peer_ip, principal};
 pub use switchboard_model::access::{ApiKeyRecord, CredentialKind, Principal, Role};

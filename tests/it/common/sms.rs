@@ -11,8 +11,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
+use switchboard::api::pb;
 use switchboard::channels::sms::config::{GatewayConfig, NumberConfig, SmsConfig, TwilioConfig};
 use switchboard::config::Secret;
+
+use super::server::{Desktop, TestServer};
 
 pub const TWILIO_SID: &str = "AC00000000000000000000000000000001";
 pub const TWILIO_TOKEN: &str = "test-twilio-auth-token-0123456789";
@@ -305,4 +308,27 @@ pub fn concatenated_mo(from: &str, to: &str, reference: u8, parts: &[&str]) -> V
             switchboard_testkit::Mo { esm_class: 0x40, short_message, ..switchboard_testkit::Mo::ascii(from, to, "") }
         })
         .collect()
+}
+
+/// An agent (token `tok-<id>`, as [`agent`] makes them) logged in and ready.
+pub async fn ready(sb: &TestServer, id: &str) -> Desktop {
+    let mut d = sb.desktop(id, &format!("tok-{id}")).await;
+    d.ready().await;
+    d
+}
+
+/// An interaction with its thread, as a channel reads it.
+pub async fn interaction(sb: &TestServer, id: &str) -> pb::Interaction {
+    let mut c = sb.interactions().await;
+    c.get_interaction(pb::GetInteractionRequest { interaction_id: id.into(), include_messages: true })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// How many interactions wait in `support`, the SMS tests' queue.
+pub async fn waiting(sb: &TestServer) -> usize {
+    let mut s = sb.supervisor().await;
+    let r = s.list_waiting(pb::ListWaitingRequest { queue: "support".into(), ..Default::default() }).await.unwrap();
+    r.into_inner().interactions.len()
 }

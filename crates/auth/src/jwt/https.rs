@@ -71,7 +71,7 @@ pub fn check_url(url: &str) -> Result<Url, HttpClientError> {
 
 /// An error with its causes: reqwest's own message says only that a request failed, the reason
 /// (refused connection, unknown certificate issuer, timeout) is further down.
-pub(super) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut next = e.source();
     while let Some(cause) = next {

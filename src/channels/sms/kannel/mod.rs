@@ -107,21 +107,6 @@ fn unavailable() -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, "not stored, try again\n").into_response()
 }
 
-/// An error with its causes (reqwest's own message says only that a request failed).
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        next = cause.source();
-    }
-    out
-}
-
 #[async_trait::async_trait]
 impl Gateway for Kannel {
     fn name(&self) -> &str {
@@ -135,12 +120,20 @@ impl Gateway for Kannel {
             // Never connected (smsbox down, or bearerbox down and smsbox's port closed with it).
             Err(e) if e.is_connect() => {
                 let e = e.without_url();
-                return Err(SendError::Transient(format!("cannot reach Kannel at {}: {}", self.redacted, chain(&e))));
+                return Err(SendError::Transient(format!(
+                    "cannot reach Kannel at {}: {}",
+                    self.redacted,
+                    switchboard_auth::error_chain(&e)
+                )));
             }
             // Sent, but no answer: smsbox may have queued the text.
             Err(e) => {
                 let e = e.without_url();
-                return Err(SendError::Uncertain(format!("no answer from Kannel at {}: {}", self.redacted, chain(&e))));
+                return Err(SendError::Uncertain(format!(
+                    "no answer from Kannel at {}: {}",
+                    self.redacted,
+                    switchboard_auth::error_chain(&e)
+                )));
             }
         };
         let status = res.status();
