@@ -44,6 +44,24 @@ pub struct OutRecord {
     pub error: String,
 }
 
+impl OutRecord {
+    fn from_hash(h: &HashMap<String, String>) -> Option<OutRecord> {
+        if h.is_empty() {
+            return None;
+        }
+        let s = |k: &str| h.get(k).cloned().unwrap_or_default();
+        let n = |k: &str| h.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+        Some(OutRecord {
+            state: s("state"),
+            interaction_id: s("ix"),
+            seq: n("seq"),
+            attempts: n("attempts"),
+            created_ms: n("created"),
+            error: s("error"),
+        })
+    }
+}
+
 #[derive(Clone)]
 pub struct EmailState {
     engine: Engine,
@@ -170,41 +188,21 @@ impl EmailState {
     pub async fn out_record(&self, message_id: &str) -> R<Option<OutRecord>> {
         let mut con = self.con.clone();
         let h: HashMap<String, String> = con.hgetall(self.keys.email_out(&id_hash(message_id))).await?;
-        if h.is_empty() {
-            return Ok(None);
-        }
-        let s = |k: &str| h.get(k).cloned().unwrap_or_default();
-        let n = |k: &str| h.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
-        Ok(Some(OutRecord {
-            state: s("state"),
-            interaction_id: s("ix"),
-            seq: n("seq"),
-            attempts: n("attempts"),
-            created_ms: n("created"),
-            error: s("error"),
-        }))
+        Ok(OutRecord::from_hash(&h))
     }
 
     /// Creates the record as `pending` unless it exists; returns it either way.
     pub async fn open_out_record(&self, message_id: &str, interaction_id: &str, seq: u64, now_ms: u64) -> R<OutRecord> {
-        let mut con = self.con.clone();
+        let fields = [
+            ("state", "pending".to_string()),
+            ("ix", interaction_id.to_string()),
+            ("seq", seq.to_string()),
+            ("created", now_ms.to_string()),
+            ("mid", message_id.to_string()),
+        ];
         let k = self.keys.email_out(&id_hash(message_id));
-        let _: () = redis::pipe()
-            .hset_nx(&k, "state", "pending")
-            .ignore()
-            .hset_nx(&k, "ix", interaction_id)
-            .ignore()
-            .hset_nx(&k, "seq", seq)
-            .ignore()
-            .hset_nx(&k, "created", now_ms)
-            .ignore()
-            .hset_nx(&k, "mid", message_id)
-            .ignore()
-            .expire(&k, THREAD_TTL_SECS as i64)
-            .ignore()
-            .query_async(&mut con)
-            .await?;
-        self.out_record(message_id).await?.ok_or_else(|| EngineError::Corrupt("email out record vanished".into()))
+        let h = crate::hash_open(&self.con, &k, &fields, THREAD_TTL_SECS).await?;
+        OutRecord::from_hash(&h).ok_or_else(|| EngineError::Corrupt("email out record vanished".into()))
     }
 
     pub async fn count_attempt(&self, message_id: &str) -> R<u64> {

@@ -376,6 +376,24 @@ impl Engine {
     }
 }
 
+/// Writes each field of `key` that is not set yet, renews its TTL, and reads the whole hash back,
+/// in one round trip: how the channels open a record that a retry must find as it was.
+pub(crate) async fn hash_open(
+    con: &SharedConnection,
+    key: &str,
+    fields: &[(&str, String)],
+    ttl_secs: u64,
+) -> Result<std::collections::HashMap<String, String>> {
+    let mut con = con.clone();
+    let mut p = redis::pipe();
+    for (f, v) in fields {
+        p.hset_nx(key, *f, v).ignore();
+    }
+    p.expire(key, ttl_secs as i64).ignore().hgetall(key);
+    let (h,): (std::collections::HashMap<String, String>,) = p.query_async(&mut con).await?;
+    Ok(h)
+}
+
 /// A function's refusal (`err(code, msg)` in lib.lua) as the error the caller sees.
 fn function_error(code: &str, msg: String) -> EngineError {
     match code {

@@ -79,6 +79,25 @@ pub struct OutRecord {
 }
 
 impl OutRecord {
+    fn from_hash(h: &HashMap<String, String>) -> Option<OutRecord> {
+        if h.is_empty() {
+            return None;
+        }
+        let s = |k: &str| h.get(k).cloned().unwrap_or_default();
+        let n = |k: &str| h.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+        Some(OutRecord {
+            state: s("state"),
+            gateway: s("gw"),
+            from: s("from"),
+            to: s("to"),
+            segments: n("segs") as u32,
+            attempts: n("attempts"),
+            created_ms: n("created"),
+            error: s("error"),
+            provider_ids: serde_json::from_str(&s("ids")).unwrap_or_default(),
+        })
+    }
+
     pub fn interaction_and_seq(reply_key: &str) -> Option<(&str, u64)> {
         let (iid, seq) = reply_key.rsplit_once('|')?;
         Some((iid, seq.parse().ok()?))
@@ -162,22 +181,7 @@ impl SmsState {
     pub async fn out(&self, reply_key: &str) -> R<Option<OutRecord>> {
         let mut con = self.con.clone();
         let h: HashMap<String, String> = con.hgetall(self.keys.sms_out(reply_key)).await?;
-        if h.is_empty() {
-            return Ok(None);
-        }
-        let s = |k: &str| h.get(k).cloned().unwrap_or_default();
-        let n = |k: &str| h.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
-        Ok(Some(OutRecord {
-            state: s("state"),
-            gateway: s("gw"),
-            from: s("from"),
-            to: s("to"),
-            segments: n("segs") as u32,
-            attempts: n("attempts"),
-            created_ms: n("created"),
-            error: s("error"),
-            provider_ids: serde_json::from_str(&s("ids")).unwrap_or_default(),
-        }))
+        Ok(OutRecord::from_hash(&h))
     }
 
     /// Creates the record as `pending` unless it exists; returns it either way.
@@ -190,26 +194,16 @@ impl SmsState {
         segments: u32,
         now_ms: u64,
     ) -> R<OutRecord> {
-        let mut con = self.con.clone();
-        let k = self.keys.sms_out(reply_key);
-        let _: () = redis::pipe()
-            .hset_nx(&k, "state", "pending")
-            .ignore()
-            .hset_nx(&k, "gw", gateway)
-            .ignore()
-            .hset_nx(&k, "from", from)
-            .ignore()
-            .hset_nx(&k, "to", to)
-            .ignore()
-            .hset_nx(&k, "segs", segments)
-            .ignore()
-            .hset_nx(&k, "created", now_ms)
-            .ignore()
-            .expire(&k, OUT_TTL_SECS as i64)
-            .ignore()
-            .query_async(&mut con)
-            .await?;
-        self.out(reply_key).await?.ok_or_else(|| EngineError::Corrupt("sms out record vanished".into()))
+        let fields = [
+            ("state", "pending".to_string()),
+            ("gw", gateway.to_string()),
+            ("from", from.to_string()),
+            ("to", to.to_string()),
+            ("segs", segments.to_string()),
+            ("created", now_ms.to_string()),
+        ];
+        let h = crate::hash_open(&self.con, &self.keys.sms_out(reply_key), &fields, OUT_TTL_SECS).await?;
+        OutRecord::from_hash(&h).ok_or_else(|| EngineError::Corrupt("sms out record vanished".into()))
     }
 
     /// The right to attempt sending a reply, for `ttl_ms` (one instance at a time; a crash frees it).
