@@ -467,7 +467,8 @@ async fn a_repeat_caller_rings_the_agent_they_talked_to_last() {
         let (mut desk, id) = (desk.clone(), again.interaction_id.clone());
         async move {
             let pop = desk.get_screen_pop(pb::GetScreenPopRequest { interaction_id: id }).await.ok()?.into_inner();
-            (!pop.history.is_empty()).then_some(pop.history)
+            // The summary comes with the call's `released` event, which may reach the CRM later.
+            pop.history.first().is_some_and(|h| !h.summary.is_empty()).then_some(pop.history)
         }
     })
     .await;
