@@ -4,6 +4,7 @@
 
 mod common;
 
+mod browser_session;
 mod concurrency;
 mod crm_delivery;
 mod crm_store;

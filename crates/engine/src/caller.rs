@@ -11,6 +11,10 @@
 //!
 //! Order is kept with the inbox id each reply's pushes follow: the session shows them once the
 //! hub has handed over every push up to that id (see the daemon's `api::agent`).
+//!
+//! A request that does not come on the session's stream ([`Caller::remote`]: a browser's `Act`,
+//! which any instance may take) has no one waiting to show what its reply would return, so its
+//! calls keep nothing: every push goes through the inbox of the instance holding the stream.
 
 use std::sync::Mutex;
 
@@ -45,6 +49,7 @@ pub struct Returned {
 #[derive(Debug)]
 pub struct Caller {
     agent: String,
+    /// Empty for a [`Caller::remote`]: no session gets pushes back with the replies.
     session: String,
     /// The instance holding the session (whose inbox takes what cannot be shown from a reply).
     instance: String,
@@ -61,8 +66,19 @@ impl Caller {
         }
     }
 
+    /// The agent's requests that do not come on its session's stream (see the module doc): their
+    /// calls return no pushes, so [`Caller::take_returned`] stays empty.
+    pub fn remote(agent: &str) -> Caller {
+        Caller::new(agent, "", "")
+    }
+
     pub fn agent(&self) -> &str {
         &self.agent
+    }
+
+    /// Who the calls are made by, for `run_by`: no one, for a remote caller.
+    fn by(&self) -> Option<&Caller> {
+        (!self.session.is_empty()).then_some(self)
     }
 
     pub fn session(&self) -> &str {
@@ -142,35 +158,35 @@ impl Engine {
 
 impl Calls<'_> {
     pub async fn set_presence(&self, presence: &Presence, cause: &str) -> Result<()> {
-        self.engine.set_presence_by(Some(self.caller), &self.caller.agent, presence, cause).await
+        self.engine.set_presence_by(self.caller.by(), &self.caller.agent, presence, cause).await
     }
 
     pub async fn accept(&self, iid: &str) -> Result<Interaction> {
-        self.engine.accept_by(Some(self.caller), &self.caller.agent, iid).await
+        self.engine.accept_by(self.caller.by(), &self.caller.agent, iid).await
     }
 
     pub async fn reject(&self, iid: &str, reason: &str) -> Result<()> {
-        self.engine.reject_by(Some(self.caller), &self.caller.agent, iid, reason).await
+        self.engine.reject_by(self.caller.by(), &self.caller.agent, iid, reason).await
     }
 
     pub async fn reply(&self, iid: &str, body: &str) -> Result<Message> {
-        self.engine.reply_by(Some(self.caller), &self.caller.agent, iid, body).await
+        self.engine.reply_by(self.caller.by(), &self.caller.agent, iid, body).await
     }
 
     pub async fn complete(&self, iid: &str, disposition: &str, notes: &str) -> Result<Interaction> {
-        self.engine.complete_by(Some(self.caller), &self.caller.agent, iid, disposition, notes).await
+        self.engine.complete_by(self.caller.by(), &self.caller.agent, iid, disposition, notes).await
     }
 
     pub async fn end_wrap_up(&self, iid: &str, disposition: &str, notes: &str) -> Result<Interaction> {
-        self.engine.end_wrap_up_by(Some(self.caller), &self.caller.agent, iid, disposition, notes).await
+        self.engine.end_wrap_up_by(self.caller.by(), &self.caller.agent, iid, disposition, notes).await
     }
 
     pub async fn transfer(&self, iid: &str, target: &TransferTarget, priority_boost: i32) -> Result<Interaction> {
-        self.engine.transfer_by(Some(self.caller), &self.caller.agent, iid, target, priority_boost).await
+        self.engine.transfer_by(self.caller.by(), &self.caller.agent, iid, target, priority_boost).await
     }
 
     pub async fn agent_typing(&self, iid: &str, on: bool) -> Result<()> {
-        self.engine.agent_typing_by(Some(self.caller), &self.caller.agent, iid, on).await
+        self.engine.agent_typing_by(self.caller.by(), &self.caller.agent, iid, on).await
     }
 }
 
@@ -194,6 +210,13 @@ mod tests {
 
     fn strings(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| (*s).to_string()).collect()
+    }
+
+    #[test]
+    fn a_remote_caller_has_its_calls_made_by_no_session() {
+        assert!(Caller::remote("a").by().is_none());
+        let c = Caller::new("a", "s", "i");
+        assert!(c.by().is_some_and(|by| by.session() == "s"));
     }
 
     #[test]
