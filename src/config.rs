@@ -115,6 +115,8 @@ pub struct Config {
     pub cti: crate::channels::voice::CtiConfig,
     /// The SMS channel: our numbers, the gateways (none: the channel is off).
     pub sms: crate::channels::sms::SmsConfig,
+    /// The agent desktop and supervisor wallboard pages.
+    pub web: crate::api::web::WebConfig,
     /// Upserted at start; agents created through the admin API are kept.
     pub agents: Vec<AgentSpec>,
     pub queues: Vec<QueueSpec>,
@@ -578,6 +580,7 @@ impl Config {
         self.email.validate().map_err(|e| invalid(e.key, e.message))?;
         self.cti.validate().map_err(|e| invalid(format!("cti.{}", e.key), e.message))?;
         self.sms.validate().map_err(|e| invalid(format!("sms.{}", e.key), e.message))?;
+        self.web.validate().map_err(|(key, message)| invalid(format!("web.{key}"), message))?;
 
         let mut agent_ids: HashMap<&str, usize> = HashMap::new();
         for (i, agent) in self.agents.iter().enumerate() {

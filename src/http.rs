@@ -30,12 +30,15 @@ pub struct HttpState {
     pub webchat: Option<WebChatSlot>,
     /// The SMS gateways' webhooks, when the channel is configured.
     pub sms: Option<crate::channels::sms::routes::SmsSlot>,
+    /// The agent desktop and wallboard pages, when enabled.
+    pub web: Option<crate::api::web::WebSlot>,
 }
 
 /// The public listener's routes; `/metrics` among them unless it has a listener of its own.
 pub fn router(state: HttpState, with_metrics: bool) -> Router {
     let webchat = state.webchat.clone();
     let sms = state.sms.clone();
+    let web = state.web.clone();
     let mut r = Router::new().route("/healthz", get(|| async { "ok\n" })).route("/readyz", get(readyz));
     if with_metrics {
         r = r.route("/metrics", get(|State(s): State<HttpState>| async move { s.metrics.render() }));
@@ -46,6 +49,9 @@ pub fn router(state: HttpState, with_metrics: bool) -> Router {
     }
     if let Some(slot) = sms {
         r = r.merge(crate::channels::sms::routes::router(slot));
+    }
+    if let Some(slot) = web {
+        r = r.merge(crate::api::web::router(slot));
     }
     r
 }

@@ -95,11 +95,18 @@ impl Server {
         }
         crate::tls::warn_if_plain("grpc", grpc.local_addr()?, grpc_tls.is_some());
         crate::tls::warn_if_plain("http", http.local_addr()?, http_tls.is_some());
+        let grpc_port = grpc.local_addr()?.port();
+        if cfg.web.enabled && cfg.server.grpc_web_origins.is_empty() {
+            info!(
+                message = "The /agent and /supervisor pages are served, but no page origin may call the API: list it in server.grpc_web_origins to use them."
+            );
+        }
         let http_state = crate::http::HttpState {
             engine: store_slot.clone(),
             metrics: metrics.clone(),
             webchat: webchat_slot.clone(),
             sms: sms_slot.clone(),
+            web: cfg.web.enabled.then(|| crate::api::web::WebSlot::new(cfg.web.clone(), grpc_port, grpc_tls.is_some())),
         };
         let app = crate::http::router(http_state, cfg.server.metrics_listen.is_none());
         let http_task = tracker.spawn(crate::http::serve(http, http_tls, app, shutdown.clone()));

@@ -10,6 +10,7 @@ pub mod grpc_web;
 pub mod interactions;
 pub mod policy;
 pub mod supervisor;
+pub mod web;
 
 use std::collections::BTreeMap;
 

@@ -32,5 +32,6 @@ mod sms_smpp;
 mod sms_twilio;
 mod store_smoke;
 mod tls;
+mod web_pages;
 mod webchat_browser;
 mod webchat_protocol;

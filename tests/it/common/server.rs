@@ -115,14 +115,36 @@ impl TestServer {
         Self::launch_with_adapters(cfg, Vec::new()).await
     }
 
-    async fn launch_with_adapters(mut cfg: Config, adapters: Vec<Arc<dyn OutboundChannel>>) -> TestServer {
+    /// Like [`TestServer::start_with`] on listeners the test bound itself: for a config that
+    /// must name the server's own addresses (e.g. its pages' origin).
+    pub async fn start_bound(cfg: Config, grpc: tokio::net::TcpListener, http: tokio::net::TcpListener) -> TestServer {
+        let ts = Self::launch_on(cfg, Vec::new(), grpc, http).await;
+        let url = format!("http://{}/readyz", ts.http_addr);
+        switchboard_testkit::eventually("server ready", Duration::from_secs(15), || {
+            let url = url.clone();
+            async move { http_get(&url).await.ok().filter(|(code, _)| *code == 200) }
+        })
+        .await;
+        ts
+    }
+
+    async fn launch_with_adapters(cfg: Config, adapters: Vec<Arc<dyn OutboundChannel>>) -> TestServer {
+        let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::launch_on(cfg, adapters, grpc, http).await
+    }
+
+    async fn launch_on(
+        mut cfg: Config,
+        adapters: Vec<Arc<dyn OutboundChannel>>,
+        grpc: tokio::net::TcpListener,
+        http: tokio::net::TcpListener,
+    ) -> TestServer {
         switchboard_testkit::init_tracing();
         let dir = tempfile::tempdir().unwrap();
         if cfg.crm.database == switchboard::config::CrmConfig::default().database {
             cfg.crm.database = format!("sqlite://{}/crm.db?mode=rwc", dir.path().display());
         }
-        let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let grpc_addr = grpc.local_addr().unwrap();
         let http_addr = http.local_addr().unwrap();
         let chat = Arc::new(MemoryChannel::new(Channel::Chat));

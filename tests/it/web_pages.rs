@@ -1,0 +1,419 @@
+//! The agent desktop (`/agent`) and the wallboard (`/supervisor`) in a real headless Chromium
+//! (chromedriver started here), against a real Switchboard and Redis; the customer is a web chat
+//! visitor on the real WebSocket.
+
+use std::time::Duration;
+
+use crate::common::*;
+use serde_json::json;
+use switchboard::api::pb;
+
+const ENTER: &str = "\u{E007}";
+const TAB: &str = "\u{E004}";
+const CONTROL: &str = "\u{E009}";
+const ALT: &str = "\u{E00A}";
+const NULL_KEY: &str = "\u{E000}";
+
+/// A daemon whose pages may call its gRPC-Web (its HTTP origin is listed), with a chat queue and
+/// agent `ann` (token `tok-ann`).
+async fn start(offer_timeout_secs: u32) -> (RedisServer, TestServer) {
+    let redis = RedisServer::start();
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut cfg = test_config(&redis.url);
+    cfg.webchat.enabled = true;
+    cfg.server.grpc_web_origins = vec![format!("http://{}", http.local_addr().unwrap())];
+    let sb = TestServer::start_bound(cfg, grpc, http).await;
+    let mut admin = sb.admin().await;
+    let mut q = queue("chat", &[]);
+    q.channels = vec![pb::Channel::Chat as i32];
+    q.offer_timeout_secs = offer_timeout_secs;
+    q.wrap_up_secs = 30;
+    admin.put_queue(pb::PutQueueRequest { queue: Some(q), allow_update: true }).await.unwrap();
+    admin.put_agent(pb::PutAgentRequest { agent: Some(agent("ann", &[])), allow_update: true }).await.unwrap();
+    (redis, sb)
+}
+
+async fn sign_in_agent(b: &Browser, sb: &TestServer, token: &str) {
+    b.goto(&format!("http://{}/agent", sb.http_addr)).await;
+    b.type_into("#agent-id", "ann").await;
+    b.type_into("#token", &format!("{token}{ENTER}")).await;
+}
+
+async fn sign_in_supervisor(b: &Browser, sb: &TestServer, key: &str) {
+    b.goto(&format!("http://{}/supervisor", sb.http_addr)).await;
+    b.type_into("#key", &format!("{key}{ENTER}")).await;
+}
+
+async fn text(b: &Browser, css: &str) -> String {
+    let v = b.js(&format!("const e = document.querySelector({}); return e ? e.textContent : null;", json!(css))).await;
+    v.as_str().unwrap_or_default().to_string()
+}
+
+async fn wait_text(b: &Browser, what: &str, css: &str, needle: &str) {
+    let script = format!(
+        "const e = document.querySelector({}); return !!e && e.textContent.includes({});",
+        json!(css),
+        json!(needle)
+    );
+    let start = std::time::Instant::now();
+    while start.elapsed() < PATIENCE {
+        if b.client.execute(&script, vec![]).await.ok() == Some(json!(true)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    {
+        // What the page said: its alert line and connection state, for the failure's reader.
+        let page = b.js("return [document.querySelector('#alert')?.textContent, document.querySelector('#conn')?.textContent, document.querySelector('#signin-error')?.textContent];").await;
+        let now = text(b, css).await;
+        panic!("timed out waiting for {what}: {css} has {now:?}, not {needle:?}; page: {page}");
+    }
+}
+
+/// Saves a screenshot where the run keeps its artifacts (`SWITCHBOARD_SCREENSHOTS`, or
+/// `target/screenshots`).
+async fn screenshot(b: &Browser, name: &str) {
+    let dir = std::env::var("SWITCHBOARD_SCREENSHOTS")
+        .unwrap_or_else(|_| format!("{}/target/screenshots", env!("CARGO_MANIFEST_DIR")));
+    std::fs::create_dir_all(&dir).unwrap();
+    b.client.set_window_size(1280, 900).await.ok();
+    b.js("window.scrollTo(0, 0); return true;").await;
+    let png = b.client.screenshot().await.expect("screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    std::fs::write(format!("{dir}/{name}.png"), png).unwrap();
+}
+
+/// Ready, as an agent would: pick it, then Set.
+async fn go_ready(b: &Browser) {
+    b.find("#presence").await.select_by_value("ready").await.unwrap();
+    b.click("#apply-presence").await;
+    wait_text(b, "ready", "#presence-now", "Ready").await;
+}
+
+/// Sends keys to whatever has the focus (chords: modifier, key, NULL to release).
+async fn keys(b: &Browser, k: &str) {
+    b.client.active_element().await.unwrap().send_keys(k).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_works_a_web_chat_in_the_browser_while_the_wallboard_follows() {
+    let (_redis, sb) = start(60).await;
+    let agent = Browser::start().await;
+    let wall = Browser::start().await;
+
+    // A wrong token: a clear message, no session, still on the sign-in form.
+    sign_in_agent(&agent, &sb, "wrong").await;
+    wait_text(&agent, "sign-in refused", "#signin-error", "Wrong agent id or token").await;
+    assert_eq!(agent.js("return sessionStorage.getItem('sb.agent');").await, json!(null));
+    agent.find("#token").await.send_keys(&format!("tok-ann{ENTER}")).await.unwrap();
+    agent.find("#desk").await;
+    wait_text(&agent, "connected", "#conn", "Connected").await;
+    wait_text(&agent, "signed-in name", "#who", "Agent ann").await;
+
+    sign_in_supervisor(&wall, &sb, SUPERVISOR_KEY).await;
+    wall.find("#board").await;
+    wall.find("#agents tr[data-agent='ann']").await;
+
+    // The customer writes while nobody is ready: the wallboard shows them waiting.
+    let mut visitor = Visitor::connect(sb.http_addr).await;
+    let (_token, iid) = visitor.start("Vera", "Hello, my order is late").await;
+    wait_text(&wall, "one waiting", "[data-queue='chat'] .fig.waiting .value", "1").await;
+    wall.find(&format!("#waiting tr[data-id='{iid}']")).await;
+
+    // Ready: the offer comes with its countdown and the screen-pop, and a key accepts it.
+    go_ready(&agent).await;
+    wait_text(&wall, "agent ready on the wallboard", "#agents tr[data-agent='ann']", "Ready").await;
+    let offer = format!(".offer[data-id='{iid}']");
+    agent.find(&offer).await;
+    wait_text(&agent, "countdown", &format!("{offer} .countdown"), "left").await;
+    wait_text(&agent, "first message", &format!("{offer} blockquote"), "Hello, my order is late").await;
+    agent.find(&format!("{offer} .pop")).await;
+    agent.find("#main").await.click().await.unwrap();
+    keys(&agent, &format!("{ALT}a{NULL_KEY}")).await;
+    let card = format!(".conversation[data-id='{iid}']");
+    agent.find(&card).await;
+    visitor.wait_type("agent_joined").await;
+    wait_text(&wall, "nobody waiting", "[data-queue='chat'] .fig.waiting .value", "0").await;
+    wait_text(&wall, "ann's chat load", "#agents tr[data-agent='ann']", "chat 1/").await;
+
+    // Hostile text shows as text: no element is made from it, no script runs, nothing overflows.
+    let hostile = "<img src=x onerror=\"window.pwned=1\"><script>window.pwned=2</script><b>bold?</b>";
+    visitor.say(hostile, "c1").await;
+    let long_word = "x".repeat(400);
+    visitor.say(&long_word, "c2").await;
+    let bodies = format!(
+        "return Array.from(document.querySelectorAll(\"{card} .msg.customer .body\")).map(e => e.textContent);"
+    );
+    agent.wait_js("hostile lines shown", &format!("const b = (() => {{ {bodies} }})(); return b.length === 3;")).await;
+    let shown = agent.js(&bodies).await;
+    assert_eq!(shown, json!(["Hello, my order is late", hostile, long_word]));
+    let made = agent
+        .js(&format!(
+            "return document.querySelectorAll(\"{card} .thread img, {card} .thread script, {card} .thread b\").length;"
+        ))
+        .await;
+    assert_eq!(made, json!(0), "customer text made elements");
+    assert_eq!(agent.js("return window.pwned === undefined;").await, json!(true));
+    let overflow = agent.js("return document.documentElement.scrollWidth <= window.innerWidth;").await;
+    assert_eq!(overflow, json!(true), "a long word widened the page");
+
+    // The customer types, the agent sees it; the agent replies with Ctrl+Enter.
+    visitor.send(json!({"type": "typing", "on": true})).await;
+    wait_text(&agent, "customer typing", &format!("{card} .typing"), "typing").await;
+    agent.type_into(&format!("{card} .reply"), "Hi Vera, let me check that order.").await;
+    visitor.wait("agent typing", |f| f["type"] == "typing" && f["on"] == true).await;
+    keys(&agent, &format!("{CONTROL}{ENTER}{NULL_KEY}")).await;
+    visitor.wait_message("Hi Vera, let me check that order.").await;
+    wait_text(&agent, "reply in the thread", &format!("{card} .msg.agent .body"), "let me check").await;
+    assert_eq!(agent.js(&format!("return document.querySelector(\"{card} .reply\").value;")).await, json!(""));
+
+    screenshot(&agent, "agent").await;
+    screenshot(&wall, "supervisor").await;
+    assert_eq!(agent.js("return getComputedStyle(document.querySelector('#signin')).display;").await, json!("none"));
+    assert_eq!(wall.js("return getComputedStyle(document.querySelector('#signin')).display;").await, json!("none"));
+
+    // A reload mid-conversation loses nothing: the server's snapshot rebuilds the card.
+    let before = agent.js(&format!("return document.querySelectorAll(\"{card} .msg\").length;")).await;
+    agent.client.refresh().await.unwrap();
+    agent.find(&card).await;
+    agent
+        .wait_js("thread rebuilt", &format!("return document.querySelectorAll(\"{card} .msg\").length === {before};"))
+        .await;
+    assert_eq!(agent.js("return document.querySelector('#signin').hidden;").await, json!(true));
+    visitor.say("Are you still there?", "c3").await;
+    wait_text(&agent, "message after reload", &format!("{card} .thread"), "Are you still there?").await;
+
+    // Complete with a disposition: wrap-up, then done; the wallboard follows.
+    agent.type_into(&format!("{card} .disposition"), "resolved").await;
+    agent.type_into(&format!("{card} .notes"), "Order re-shipped").await;
+    agent.click(&format!("{card} .complete")).await;
+    wait_text(&agent, "wrap-up", &format!("{card} .state"), "Wrap-up").await;
+    wait_text(&wall, "ann in wrap-up", "#agents tr[data-agent='ann']", "Wrap-up").await;
+    agent.click(&format!("{card} .end-wrap")).await;
+    agent.wait_js("card gone", &format!("return !document.querySelector(\"{card}\");")).await;
+    wait_text(&wall, "ann ready again", "#agents tr[data-agent='ann']", "Ready").await;
+    let ix = sb
+        .interactions()
+        .await
+        .get_interaction(pb::GetInteractionRequest { interaction_id: iid.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ix.disposition, "resolved");
+    assert_eq!(ix.notes, "Order re-shipped");
+
+    agent.stop().await;
+    wall.stop().await;
+    sb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_show_the_servers_reason_and_the_pages_stay_usable() {
+    let (_redis, sb) = start(2).await;
+    let agent = Browser::start().await;
+    sign_in_agent(&agent, &sb, "tok-ann").await;
+    agent.find("#desk").await;
+    go_ready(&agent).await;
+
+    // An offer that times out is taken back, and saying so is the page's job.
+    let mut visitor = Visitor::connect(sb.http_addr).await;
+    let (_token, iid) = visitor.start("Vera", "Anyone?").await;
+    let offer = format!(".offer[data-id='{iid}']");
+    agent.find(&offer).await;
+    agent.js(&format!("window.kept = document.querySelector(\"{offer}\"); return true;")).await;
+    agent.wait_js("offer taken back", &format!("return !document.querySelector(\"{offer}\");")).await;
+    wait_text(&agent, "why", "#alert", "not answered in time").await;
+
+    // Accepting it anyway (the card put back, as a slow page would still show it): the
+    // server's reason, and the page goes on working.
+    agent.js("document.querySelector('#offers').append(window.kept); return true;").await;
+    agent.click(&format!("{offer} .accept")).await;
+    agent
+        .wait_js(
+            "refusal shown",
+            "const a = document.querySelector('#alert'); return !a.hidden && /offer|not|interaction/i.test(a.textContent) && a.className.includes('error');",
+        )
+        .await;
+    let shown = text(&agent, "#alert .alert-text").await;
+    assert!(!shown.contains("not answered in time"), "the refusal replaced the notice: {shown}");
+    agent.click("#apply-presence").await;
+    wait_text(&agent, "still usable", "#conn", "Connected").await;
+
+    // A supervisor logs the agent out: the page says so and asks to sign in again.
+    sb.supervisor().await.logout_agent(pb::LogoutAgentRequest { agent_id: "ann".into() }).await.unwrap();
+    wait_text(&agent, "signed out by a supervisor", "#signin-error", "supervisor signed you out").await;
+    assert_eq!(agent.js("return document.querySelector('#desk').hidden;").await, json!(true));
+    assert_eq!(agent.js("return sessionStorage.getItem('sb.agent');").await, json!(null));
+
+    // A wallboard with a key that may not supervise, then with no valid key at all.
+    let wall = Browser::start().await;
+    sign_in_supervisor(&wall, &sb, CHANNEL_KEY).await;
+    wait_text(&wall, "not a supervisor", "#signin-error", "may not supervise").await;
+    wall.type_into("#key", &format!("sbk_nope_0000000000000000000000000000{ENTER}")).await;
+    wait_text(&wall, "unknown key", "#signin-error", "not accepted").await;
+    assert_eq!(wall.js("return document.querySelector('#board').hidden;").await, json!(true));
+
+    // With a real key: an intervention asks first, and the server's refusal is shown. The chat
+    // still waits (ann missed it); moving it to a queue that does not exist is refused.
+    wall.type_into("#key", &format!("{SUPERVISOR_KEY}{ENTER}")).await;
+    let row = format!("#waiting tr[data-id='{iid}']");
+    wall.find(&row).await;
+    wall.click(&format!("{row} button[aria-label^='Move']")).await;
+    wall.find("#confirm[open]").await;
+    wall.js("document.querySelector('#confirm-input').value = ''; return true;").await;
+    wall.type_into("#confirm-input", &format!("no-such-queue{ENTER}")).await;
+    wait_text(&wall, "refusal shown", "#alert .alert-text", "no-such-queue").await;
+    assert_eq!(wall.js("return document.querySelector('#conn').textContent;").await, json!("Live"));
+    // Cancelled: nothing is asked of the server.
+    wall.click(&format!("{row} button[aria-label^='Withdraw']")).await;
+    wall.find("#confirm[open]").await;
+    wall.click("#confirm-cancel").await;
+    wall.wait_js("dialog closed", "return !document.querySelector('#confirm').open;").await;
+    let waiting = sb.supervisor().await.list_waiting(pb::ListWaitingRequest::default()).await.unwrap().into_inner();
+    assert!(waiting.interactions.iter().any(|ix| ix.id == iid), "a cancelled withdraw withdrew");
+
+    agent.stop().await;
+    wall.stop().await;
+    sb.stop().await;
+}
+
+/// Every visible control of a page: labelled, reached by Tab, and every text readable.
+const A11Y_JS: &str = r#"
+// Inside a closed <details> only its summary shows (the rest is reached by opening it).
+const folded = (e) => { const d = e.closest('details'); return !!d && !d.open && e.parentElement !== d; };
+const visible = (e) => !folded(e) && !!(e.offsetWidth || e.offsetHeight || e.getClientRects().length) && getComputedStyle(e).visibility !== 'hidden';
+const controls = [...document.querySelectorAll('button, input, select, textarea, a[href], summary')].filter(visible);
+const problems = [];
+controls.forEach((e, i) => {
+  e.dataset.a11y = String(i);
+  const byFor = e.id ? document.querySelector('label[for="' + e.id + '"]') : null;
+  const name = (e.getAttribute('aria-label') || (byFor && byFor.textContent) || (e.closest('label') && e.closest('label').textContent) || (e.tagName !== 'INPUT' && e.tagName !== 'TEXTAREA' && e.tagName !== 'SELECT' ? e.textContent : '') || '').trim();
+  if (!name) problems.push('no label: ' + e.outerHTML.slice(0, 100));
+});
+const lum = (c) => {
+  const [r, g, b] = c.match(/[\d.]+/g).slice(0, 3).map(Number).map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+};
+const background = (e) => {
+  for (let n = e; n; n = n.parentElement) {
+    const c = getComputedStyle(n).backgroundColor, m = c.match(/[\d.]+/g);
+    if (m && (m.length < 4 || Number(m[3]) > 0.5)) return c;
+  }
+  return 'rgb(255, 255, 255)';
+};
+for (const e of document.querySelectorAll('body *')) {
+  if (!visible(e) || e.closest('[disabled]') || e.matches('svg, svg *')) continue;
+  const own = [...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+  if (!own) continue;
+  const fg = lum(getComputedStyle(e).color), bg = lum(background(e));
+  const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+  if (ratio < 4.5) problems.push('contrast ' + ratio.toFixed(2) + ': ' + e.tagName + ' ' + JSON.stringify(e.textContent.slice(0, 40)));
+}
+return { problems, count: controls.length };
+"#;
+
+/// Tabs through the page from the top; returns the controls (by A11Y_JS's index) never reached.
+async fn unreachable_by_tab(b: &Browser, count: usize) -> Vec<usize> {
+    b.js("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0); return true;").await;
+    b.find("body").await.click().await.ok();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..(count * 2 + 10) {
+        keys(b, TAB).await;
+        if let Some(i) = b.js("return document.activeElement.dataset.a11y || null;").await.as_str() {
+            seen.insert(i.parse::<usize>().unwrap());
+        }
+        if seen.len() == count {
+            break;
+        }
+    }
+    (0..count).filter(|i| !seen.contains(i)).collect()
+}
+
+async fn check_a11y(b: &Browser, page: &str) {
+    let r = b.js(A11Y_JS).await;
+    let problems = r["problems"].as_array().unwrap();
+    assert!(problems.is_empty(), "{page}: {problems:#?}");
+    let count = r["count"].as_u64().unwrap() as usize;
+    assert!(count > 3, "{page}: only {count} controls found");
+    let missed = unreachable_by_tab(b, count).await;
+    if !missed.is_empty() {
+        let html = b
+            .js(&format!(
+                "return {missed:?}.map(i => document.querySelector('[data-a11y=\"' + i + '\"]').outerHTML.slice(0, 120));"
+            ))
+            .await;
+        panic!("{page}: controls not reached by Tab: {html:#}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_pages_are_labelled_keyboard_reachable_and_readable() {
+    let (_redis, sb) = start(60).await;
+    let agent = Browser::start().await;
+    agent.goto(&format!("http://{}/agent", sb.http_addr)).await;
+    agent.find("#agent-id").await;
+    check_a11y(&agent, "agent sign-in").await;
+    sign_in_agent(&agent, &sb, "tok-ann").await;
+    agent.find("#desk").await;
+    go_ready(&agent).await;
+    let mut visitor = Visitor::connect(sb.http_addr).await;
+    let (_token, iid) = visitor.start("Vera", "Hello").await;
+    agent.find(&format!(".offer[data-id='{iid}']")).await;
+    check_a11y(&agent, "agent with an offer").await;
+    agent.click(&format!(".offer[data-id='{iid}'] .accept")).await;
+    agent.find(&format!(".conversation[data-id='{iid}']")).await;
+    check_a11y(&agent, "agent with a conversation").await;
+
+    let wall = Browser::start().await;
+    sign_in_supervisor(&wall, &sb, SUPERVISOR_KEY).await;
+    wall.find("#agents tr[data-agent='ann']").await;
+    wall.find("[data-queue='chat']").await;
+    check_a11y(&wall, "wallboard").await;
+    // Large type: the same board, bigger.
+    let small = wall.js("return parseFloat(getComputedStyle(document.documentElement).fontSize);").await;
+    wall.click("#large").await;
+    let large = wall.js("return parseFloat(getComputedStyle(document.documentElement).fontSize);").await;
+    assert!(large.as_f64().unwrap() > small.as_f64().unwrap() * 1.3, "{small} → {large}");
+    assert_eq!(wall.js("return document.querySelector('#large').getAttribute('aria-pressed');").await, json!("true"));
+
+    agent.stop().await;
+    wall.stop().await;
+    sb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_are_served_with_a_policy_their_schema_and_settings() {
+    let (_redis, sb) = start(60).await;
+    let http = switchboard_auth::https_client(None, Duration::from_secs(5)).unwrap();
+    let base = format!("http://{}", sb.http_addr);
+    for page in ["agent", "supervisor"] {
+        let r = http.get(format!("{base}/{page}")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
+        assert!(csp.contains("script-src 'self'"), "{csp}");
+        assert!(csp.contains(&format!("http://127.0.0.1:{}", sb.grpc_addr.port())), "{csp}");
+        assert_eq!(r.headers()["x-frame-options"], "DENY");
+        assert!(r.text().await.unwrap().contains("web/grpc.js"));
+    }
+    let cfg: serde_json::Value =
+        http.get(format!("{base}/web/config.json")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(cfg["grpcPort"], json!(sb.grpc_addr.port()));
+    assert_eq!(cfg["serviceLevelTargetPercent"], json!(80));
+    let schema: serde_json::Value =
+        http.get(format!("{base}/web/schema.json")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        schema["methods"]["switchboard.v1.AgentDesktop/Open"],
+        json!(["switchboard.v1.Login", "switchboard.v1.AgentEvent"])
+    );
+    sb.stop().await;
+
+    // Turned off: not served.
+    let redis = RedisServer::start();
+    let mut cfg = test_config(&redis.url);
+    cfg.web.enabled = false;
+    let sb = TestServer::start_with(cfg).await;
+    assert_eq!(sb.http("/agent").await.0, 404);
+    assert_eq!(sb.http("/web/schema.json").await.0, 404);
+    sb.stop().await;
+}
