@@ -379,6 +379,7 @@ pub fn queue_spec_from_pb(q: pb::Queue) -> Result<model::QueueSpec, Status> {
         wrap_up_secs: q.wrap_up_secs,
         service_level_secs: if q.service_level_secs == 0 { 20 } else { q.service_level_secs },
         escalation,
+        calendar: None,
     };
     Ok(spec)
 }

@@ -7,12 +7,14 @@
 //!
 //! - [`validate`]: limits and field checks.
 //! - [`channel`], [`agent`], [`queue`], [`interaction`], [`contact`]: the types.
+//! - [`calendar`]: opening hours in a time zone, and when they are open.
 //! - [`routing`]: which pools an agent belongs to, in what order interactions wait.
 //! - [`wire`]: [`EventKind`] and [`PushKind`].
 //! - [`access`]: roles, principals, API key records, secret hashes.
 
 pub mod access;
 pub mod agent;
+pub mod calendar;
 pub mod channel;
 pub mod contact;
 pub mod delivery;
@@ -26,6 +28,7 @@ pub mod wire;
 
 pub use access::{Actor, ApiKeyRecord, CredentialKind, Principal, Role};
 pub use agent::*;
+pub use calendar::{Calendar, CalendarSpec, ExceptionSpec, WeeklyHours};
 pub use channel::*;
 pub use contact::*;
 pub use delivery::{Delivery, DeliveryState};

@@ -86,6 +86,9 @@ pub struct QueueSpec {
     pub service_level_secs: u32,
     #[serde(default)]
     pub escalation: Vec<EscalationStep>,
+    /// The calendar whose hours the queue keeps; none: always open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<String>,
 }
 
 /// One escalation transition as the engine's Redis functions run it.
@@ -112,6 +115,7 @@ impl QueueSpec {
             wrap_up_secs: 0,
             service_level_secs: default_sl(),
             escalation: Vec::new(),
+            calendar: None,
         }
     }
 
@@ -133,6 +137,9 @@ impl QueueSpec {
         validate_secs("offer_timeout_secs", self.offer_timeout_secs, 1)?;
         validate_secs("wrap_up_secs", self.wrap_up_secs, 0)?;
         validate_secs("service_level_secs", self.service_level_secs, 1)?;
+        if let Some(calendar) = &self.calendar {
+            validate_id("calendar", calendar)?;
+        }
         if self.escalation.len() > MAX_ESCALATION_STEPS {
             return Err(ValidationError::new("escalation", format!("at most {MAX_ESCALATION_STEPS} steps")));
         }
