@@ -1,10 +1,11 @@
-//! Admin: agents, queues and API keys at runtime. Every change is recorded under the caller.
+//! Admin: agents, queues, calendars and API keys at runtime. Every change is recorded under the caller.
 
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
 use super::access::{acting, caller};
+use super::calendars::{calendar_from_pb, calendar_to_pb};
 use super::pb;
 use super::{agent_spec_from_pb, agent_spec_to_pb, queue_spec_from_pb, queue_spec_to_pb, status};
 use crate::crm::erasure::Eraser;
@@ -102,6 +103,41 @@ impl pb::admin_server::Admin for AdminService {
         let name = request.into_inner().name;
         model::validate_id("name", &name).map_err(super::invalid)?;
         engine.delete_queue(&name).await.map_err(status)?;
+        Ok(Response::new(pb::DeleteResponse {}))
+    }
+
+    async fn put_calendar(&self, request: Request<pb::PutCalendarRequest>) -> Result<Response<pb::Calendar>, Status> {
+        let (engine, _) = acting(&self.engine, &request)?;
+        let r = request.into_inner();
+        let spec = calendar_from_pb(r.calendar.ok_or_else(|| Status::invalid_argument("calendar: is required"))?);
+        engine.put_calendar(&spec, r.allow_update).await.map_err(super::in_field("calendar"))?;
+        let stored = self.engine.get_calendar(&spec.name).await.map_err(status)?;
+        Ok(Response::new(calendar_to_pb(&stored)))
+    }
+
+    async fn get_calendar(&self, request: Request<pb::GetCalendarRequest>) -> Result<Response<pb::Calendar>, Status> {
+        let name = request.into_inner().name;
+        model::validate_id("name", &name).map_err(super::invalid)?;
+        let c = self.engine.get_calendar(&name).await.map_err(status)?;
+        Ok(Response::new(calendar_to_pb(&c)))
+    }
+
+    async fn list_calendars(
+        &self,
+        _request: Request<pb::ListCalendarsRequest>,
+    ) -> Result<Response<pb::ListCalendarsResponse>, Status> {
+        let calendars = self.engine.list_calendars().await.map_err(status)?;
+        Ok(Response::new(pb::ListCalendarsResponse { calendars: calendars.iter().map(calendar_to_pb).collect() }))
+    }
+
+    async fn delete_calendar(
+        &self,
+        request: Request<pb::DeleteCalendarRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let (engine, _) = acting(&self.engine, &request)?;
+        let name = request.into_inner().name;
+        model::validate_id("name", &name).map_err(super::invalid)?;
+        engine.delete_calendar(&name).await.map_err(status)?;
         Ok(Response::new(pb::DeleteResponse {}))
     }
 

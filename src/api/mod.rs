@@ -4,6 +4,7 @@
 pub mod access;
 pub mod admin;
 pub mod agent;
+pub mod calendars;
 pub mod cti;
 pub mod feed;
 pub mod grpc_web;
@@ -250,6 +251,8 @@ pub fn figures_to_pb(f: &QueueFigures) -> pb::QueueFigures {
         agents_by_presence: f.agents_by_presence.clone().into_iter().collect(),
         occupancy_percent: f.occupancy_percent,
         at: Some(ts(f.at_ms)),
+        open: f.open,
+        next_change: f.next_change_ms.map(ts),
     }
 }
 
@@ -333,6 +336,7 @@ pub fn queue_spec_to_pb(q: &model::QueueSpec) -> pb::Queue {
                 }),
             })
             .collect(),
+        calendar: q.calendar.clone().unwrap_or_default(),
     }
 }
 
@@ -379,7 +383,7 @@ pub fn queue_spec_from_pb(q: pb::Queue) -> Result<model::QueueSpec, Status> {
         wrap_up_secs: q.wrap_up_secs,
         service_level_secs: if q.service_level_secs == 0 { 20 } else { q.service_level_secs },
         escalation,
-        calendar: None,
+        calendar: Some(q.calendar).filter(|c| !c.is_empty()),
     };
     Ok(spec)
 }

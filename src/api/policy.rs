@@ -33,6 +33,7 @@ pub fn policy(reflection: bool) -> Policy {
         "ReprioritizeInteraction",
         "WithdrawInteraction",
         "ListWaiting",
+        "ListOpenings",
     ] {
         p = p.rule(&format!("/switchboard.v1.Supervisor/{m}"), Rule::Roles(SUPERVISION));
     }
@@ -45,6 +46,10 @@ pub fn policy(reflection: bool) -> Policy {
         "GetQueue",
         "ListQueues",
         "DeleteQueue",
+        "PutCalendar",
+        "GetCalendar",
+        "ListCalendars",
+        "DeleteCalendar",
         "CreateApiKey",
         "ListApiKeys",
         "RevokeApiKey",

@@ -211,6 +211,14 @@ impl pb::supervisor_server::Supervisor for SupervisorService {
         list.truncate(limit);
         Ok(Response::new(pb::ListWaitingResponse { interactions: list.iter().map(interaction_to_pb).collect() }))
     }
+
+    async fn list_openings(
+        &self,
+        request: Request<pb::ListOpeningsRequest>,
+    ) -> Result<Response<pb::ListOpeningsResponse>, Status> {
+        let p = caller(&request)?;
+        Ok(Response::new(super::calendars::list_openings(&self.engine, &p, request.into_inner()).await?))
+    }
 }
 
 struct Watcher {
@@ -249,8 +257,10 @@ impl Watcher {
             }
         }
         let mut sent_at: HashMap<String, Instant> = HashMap::new();
+        // When a queue's calendar opens or closes: its figures say so then, with no event to tell.
+        let mut changes: HashMap<String, Instant> = HashMap::new();
         loop {
-            if !self.flush_queues(&mut dirty_q, &mut sent_at).await? {
+            if !self.flush_queues(&mut dirty_q, &mut sent_at, &mut changes).await? {
                 return Ok(());
             }
             if !dirty_a.is_empty() {
@@ -261,9 +271,21 @@ impl Watcher {
                     }
                 }
             }
+            let next_change = changes.values().min().copied();
             let events = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = self.tx.closed() => return Ok(()),
+                () = tokio::time::sleep_until(next_change.unwrap_or_else(Instant::now).into()), if next_change.is_some() => {
+                    let now = Instant::now();
+                    changes.retain(|q, at| {
+                        let due = *at <= now;
+                        if due {
+                            dirty_q.insert(q.clone());
+                        }
+                        !due
+                    });
+                    continue;
+                }
                 // Figures held back by their once-a-second limit go out when it allows.
                 _ = tokio::time::sleep(Duration::from_millis(250)), if !dirty_q.is_empty() => continue,
                 r = self.subscription.events.recv() => match r {
@@ -296,7 +318,12 @@ impl Watcher {
                 if kind == Some(EventKind::QueueDeleted) {
                     self.queues.remove(&queue);
                     dirty_q.remove(&queue);
+                    changes.remove(&queue);
                     continue;
+                }
+                // New hours may open or close any queue that keeps the calendar.
+                if matches!(kind, Some(EventKind::CalendarCreated | EventKind::CalendarUpdated)) {
+                    dirty_q.extend(self.queues.iter().cloned());
                 }
                 if !queue.is_empty() && self.queues.contains(&queue) {
                     dirty_q.insert(queue);
@@ -323,6 +350,7 @@ impl Watcher {
         &self,
         dirty: &mut HashSet<String>,
         sent_at: &mut HashMap<String, Instant>,
+        changes: &mut HashMap<String, Instant>,
     ) -> Result<bool, EngineError> {
         let now = Instant::now();
         let due: Vec<String> = dirty
@@ -334,6 +362,10 @@ impl Watcher {
             dirty.remove(&q);
             match self.engine.queue_figures(&q).await {
                 Ok(f) => {
+                    match f.next_change_ms {
+                        Some(at) => changes.insert(q.clone(), now + Duration::from_millis(at.saturating_sub(f.at_ms))),
+                        None => changes.remove(&q),
+                    };
                     sent_at.insert(q, now);
                     if self.tx.send(sev(Ev::Queue(figures_to_pb(&f)))).await.is_err() {
                         return Ok(false);

@@ -5,6 +5,7 @@
 mod common;
 
 mod browser_session;
+mod calendars;
 mod concurrency;
 mod crm_delivery;
 mod crm_store;

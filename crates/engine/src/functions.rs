@@ -16,7 +16,7 @@ use switchboard_model::{EventKind, MAX_PRIORITY, PushKind, routing};
 
 use crate::keys;
 use crate::ops::argv::Argv;
-use crate::ops::{access, admin, agent, erasure, instances, interactions, supervisor, voice};
+use crate::ops::{access, admin, agent, calendars, erasure, instances, interactions, supervisor, voice};
 
 const LIB: &str = include_str!("lua/lib.lua");
 
@@ -109,6 +109,8 @@ functions!(
     delete_agent => admin::DeleteAgentArgs<'_>,
     put_queue => admin::PutQueueArgs<'_>,
     delete_queue => admin::DeleteQueueArgs<'_>,
+    put_calendar => calendars::PutCalendarArgs<'_>,
+    delete_calendar => calendars::DeleteCalendarArgs<'_>,
     lease => instances::LeaseArgs<'_>,
     typing => crate::chat::TypingArgs<'_>,
     api_key => access::ApiKeyArgs<'_>,

@@ -27,6 +27,8 @@ pub const FORMATS: &[(&str, &str)] = &[
     ("queues", "queues"),
     // Hash: queue configuration as the functions use it, plus the spec as JSON.
     ("queue", "queue:{}"),
+    // Hash: calendar name -> its spec as JSON (opening hours; a queue's `cal` names one).
+    ("calendars", "calendars"),
     // Hash: queue name -> "<strategy>|<channels csv>": what refreshing and pulling for an agent need
     // of every queue it serves, in one HMGET (kept by put_queue/delete_queue).
     ("qroute", "qroute"),
@@ -190,6 +192,9 @@ impl Keys {
     }
     pub fn queue(&self, name: &str) -> String {
         self.fmt("queue", &[name])
+    }
+    pub fn calendars(&self) -> String {
+        self.fmt("calendars", &[])
     }
     pub fn pool_agents(&self, pool: &str) -> String {
         self.fmt("pool_agents", &[pool])

@@ -77,6 +77,10 @@ wire_kinds! {
         QueueCreated = "queue_created",
         QueueUpdated = "queue_updated",
         QueueDeleted = "queue_deleted",
+        /// A calendar (opening hours) was created, changed or deleted.
+        CalendarCreated = "calendar_created",
+        CalendarUpdated = "calendar_updated",
+        CalendarDeleted = "calendar_deleted",
         /// A runtime API key was created (its id, name, role and scope; never the secret).
         ApiKeyCreated = "api_key_created",
         ApiKeyRevoked = "api_key_revoked",

@@ -1,8 +1,9 @@
 -- ARGV: name, allow_update, agents_ver, strategy, channels, priority, offer_ms, wrap_ms, sl_ms,
---       stages, steps, spec, overflow, ...members
+--       stages, steps, spec, overflow, calendar, ...members
 -- allow_update: '1' to update an existing queue; agents_ver: the agents' version the members were
 -- computed at; channels, overflow (targets): csv; stages: stage count; steps: compiled steps JSON;
--- spec: JSON; members: agent, stage, skill score triples (computed by the routing core).
+-- spec: JSON; calendar: the calendar it keeps ('' = none, always open); members: agent, stage,
+-- skill score triples (computed by the routing core).
 local ver = redis.call('HGET', K.meta(), 'agents_ver') or '0'
 if ver ~= agents_ver then return err('RETRY', 'agents changed while computing eligibility') end
 local key = K.queue(name)
@@ -13,6 +14,10 @@ for _, t in ipairs(split_csv(overflow)) do
   if t ~= name and redis.call('EXISTS', K.queue(t)) == 0 then
     return err('NOT_FOUND', 'escalation: overflow queue "' .. t .. '" does not exist')
   end
+end
+-- Checked here, with the write, so a calendar cannot be deleted between the check and the write.
+if calendar ~= '' and redis.call('HEXISTS', K.calendars(), calendar) == 0 then
+  return err('INVALID', 'calendar: no calendar named "' .. calendar .. '"')
 end
 local new_channels = {}
 for _, c in ipairs(split_csv(channels)) do new_channels[c] = true end
@@ -36,7 +41,7 @@ if old then
   drop_pools(name, old.stages, touched)
 end
 redis.call('HSET', key, 'strategy', strategy, 'channels', channels, 'pri', priority, 'offer_ms', offer_ms,
-  'wrap_ms', wrap_ms, 'sl_ms', sl_ms, 'stages', stages, 'steps', steps, 'spec', spec)
+  'wrap_ms', wrap_ms, 'sl_ms', sl_ms, 'stages', stages, 'steps', steps, 'spec', spec, 'cal', calendar)
 redis.call('HSET', K.qroute(), name, strategy .. '|' .. channels)
 redis.call('SADD', K.queues(), name)
 QCACHE[name] = nil

@@ -49,6 +49,7 @@ argv! {
         steps: &'a str,
         spec: &'a str,
         overflow: String,
+        calendar: &'a str,
         ..members,
     }
 }
@@ -175,6 +176,7 @@ impl Engine {
                 steps: &steps,
                 spec: &spec_json,
                 overflow: overflow.join(","),
+                calendar: spec.calendar.as_deref().unwrap_or_default(),
                 members: members.collect(),
             };
             let r = self.run(args).await;

@@ -23,11 +23,16 @@ pub struct QueueFigures {
     pub agents_by_presence: BTreeMap<String, u32>,
     pub occupancy_percent: f64,
     pub at_ms: u64,
+    /// Whether the queue's calendar is open at `at_ms`; `None` without a calendar (always open).
+    pub open: Option<bool>,
+    /// When it next opens or closes; `None` without a calendar or when it never does.
+    pub next_change_ms: Option<u64>,
 }
 
 impl Engine {
     pub async fn queue_figures(&self, queue: &str) -> Result<QueueFigures> {
         let spec = self.get_queue(queue).await?;
+        let calendar = self.queue_calendar(&spec).await?;
         let now = self.now_ms().await?;
         let window = self.opts.figures_window.as_secs().max(60);
         let minutes = window / 60;
@@ -100,6 +105,15 @@ impl Engine {
             agents_by_presence: by_presence,
             occupancy_percent: if cap > 0 { 100.0 * load as f64 / cap as f64 } else { 0.0 },
             at_ms: now,
+            open: calendar.as_ref().map(|c| c.is_open(instant(now))),
+            next_change_ms: calendar
+                .and_then(|c| c.next_change(instant(now)))
+                .map(|(at, _)| at.timestamp_millis().max(0) as u64),
         })
     }
+}
+
+/// A routing-clock time as the calendars take it.
+fn instant(ms: u64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms as i64).unwrap_or_default()
 }
