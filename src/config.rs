@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 
-use crate::model::{AgentSpec, EscalationAction, QueueSpec, ValidationError};
+use crate::model::{AgentSpec, CalendarSpec, EscalationAction, QueueSpec, ValidationError};
 
 pub const ENV_REDIS_URL: &str = "SWITCHBOARD_REDIS_URL";
 pub const ENV_CRM_DATABASE: &str = "SWITCHBOARD_CRM_DATABASE";
@@ -120,6 +120,8 @@ pub struct Config {
     /// Upserted at start; agents created through the admin API are kept.
     pub agents: Vec<AgentSpec>,
     pub queues: Vec<QueueSpec>,
+    /// Opening hours queues keep (`calendar = "name"`); upserted at start, before the queues.
+    pub calendars: Vec<CalendarSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -593,6 +595,17 @@ impl Config {
             }
         }
 
+        let mut calendar_names: HashMap<&str, usize> = HashMap::new();
+        for (i, calendar) in self.calendars.iter().enumerate() {
+            calendar.validate().map_err(|e| prefixed(&format!("calendars[{i}]"), e))?;
+            if let Some(first) = calendar_names.insert(&calendar.name, i) {
+                return Err(invalid(
+                    format!("calendars[{i}].name"),
+                    format!("duplicate calendar name {:?} (first at calendars[{first}])", calendar.name),
+                ));
+            }
+        }
+
         let mut queue_names: HashMap<&str, usize> = HashMap::new();
         for (i, queue) in self.queues.iter().enumerate() {
             queue.validate().map_err(|e| prefixed(&format!("queues[{i}]"), e))?;
@@ -600,6 +613,14 @@ impl Config {
                 return Err(invalid(
                     format!("queues[{i}].name"),
                     format!("duplicate queue name {:?} (first at queues[{first}])", queue.name),
+                ));
+            }
+            if let Some(calendar) = &queue.calendar
+                && !calendar_names.contains_key(calendar.as_str())
+            {
+                return Err(invalid(
+                    format!("queues[{i}].calendar"),
+                    format!("calendar {calendar:?} is not defined in this config"),
                 ));
             }
         }
@@ -1107,6 +1128,8 @@ username = "support@example.com"
         let c = parse(include_str!("../deploy/switchboard.toml")).unwrap();
         assert_eq!(c.agents.len(), 3);
         assert_eq!(c.queues.len(), 3);
+        assert_eq!(c.calendars.len(), 1);
+        assert!(c.queues.iter().any(|q| q.calendar.as_deref() == Some("office-hours")), "a queue keeps the calendar");
         assert!(c.agents.iter().any(|a| a.capacity != Capacity::default()), "one agent overrides capacity");
         let actions: Vec<&EscalationAction> = c.queues.iter().flat_map(|q| &q.escalation).map(|s| &s.action).collect();
         assert!(actions.iter().any(|a| matches!(a, EscalationAction::LowerLevel(_))));
@@ -1199,6 +1222,54 @@ username = "support@example.com"
         let err = Config::from_toml_str(toml, &env(&[("SWITCHBOARD_AGENT_TOKEN_A_B", "t")])).unwrap_err();
         assert_eq!(err.key(), Some("agents[1].id"), "{err}");
         assert!(err.to_string().contains("SWITCHBOARD_AGENT_TOKEN_A_B"), "{err}");
+    }
+
+    const CALENDARS: &str = r#"
+        [[calendars]]
+        name = "emea"
+        time_zone = "Europe/Berlin"
+        weekly = { mon = ["08:00-12:00", "13:00-18:00"], tue = ["08:00-18:00"], sat = [] }
+        exceptions = [
+            { name = "Christmas", from = "2026-12-24", to = "2026-12-26" },
+            { name = "short day", from = "2026-12-31", hours = ["08:00-12:00"] },
+        ]
+
+        [[queues]]
+        name = "sales"
+        calendar = "emea"
+    "#;
+
+    #[test]
+    fn calendars_are_read_and_queues_name_them() {
+        let c = parse(CALENDARS).unwrap();
+        let emea = &c.calendars[0];
+        assert_eq!((emea.name.as_str(), emea.time_zone.as_str()), ("emea", "Europe/Berlin"));
+        assert_eq!(emea.weekly.mon, ["08:00-12:00", "13:00-18:00"]);
+        assert!(emea.weekly.sat.is_empty() && emea.weekly.sun.is_empty());
+        assert_eq!((emea.exceptions[0].to.as_str(), emea.exceptions[1].to.as_str()), ("2026-12-26", ""));
+        assert_eq!(emea.exceptions[1].hours, ["08:00-12:00"]);
+        assert_eq!(c.queues[0].calendar.as_deref(), Some("emea"));
+        assert_eq!(parse("[[queues]]\nname = \"q\"").unwrap().queues[0].calendar, None);
+    }
+
+    #[test]
+    fn bad_calendars_name_their_key() {
+        let e = no_env();
+        let cases = [
+            (CALENDARS.replace("\"13:00-18:00\"", "\"13:00-1800\""), "calendars[0].weekly.mon[1]"),
+            (CALENDARS.replace("\"13:00-18:00\"", "\"11:00-14:00\""), "calendars[0].weekly.mon[1]"),
+            (CALENDARS.replace("Europe/Berlin", "CET+1"), "calendars[0].time_zone"),
+            (CALENDARS.replace("from = \"2026-12-31\", ", ""), "calendars[0].exceptions[1].from"),
+            (CALENDARS.replace("to = \"2026-12-26\"", "to = \"2026-12-20\""), "calendars[0].exceptions[0].to"),
+            (CALENDARS.replace("name = \"emea\"", "name = \"emea west\""), "calendars[0].name"),
+            (CALENDARS.replace("calendar = \"emea\"", "calendar = \"apac\""), "queues[0].calendar"),
+            (format!("{CALENDARS}\n[[calendars]]\nname = \"emea\"\ntime_zone = \"UTC\"\n"), "calendars[1].name"),
+        ];
+        for (toml, key) in cases {
+            assert_eq!(invalid_key(&toml, &e), key, "{toml}");
+        }
+        let msg = parse_message(&CALENDARS.replace("tue =", "tues ="));
+        assert!(msg.contains("unknown field `tues`") && msg.contains("line "), "{msg}");
     }
 
     #[test]

@@ -448,9 +448,16 @@ async fn connect_with_retry(
     }
 }
 
-/// Upserts the agents and queues of the config file (queues first, overflow targets before the
-/// queues that overflow to them).
+/// Upserts the calendars, agents and queues of the config file (calendars first, for the queues
+/// that keep them; then queues, overflow targets before the queues that overflow to them).
 async fn bootstrap(engine: &Engine, cfg: &Config) -> Result<(), ServerError> {
+    for c in &cfg.calendars {
+        engine.put_calendar(c, true).await.map_err(|source| ServerError::Bootstrap {
+            what: "calendar",
+            name: c.name.clone(),
+            source,
+        })?;
+    }
     let mut pending: Vec<_> = cfg.queues.iter().collect();
     while !pending.is_empty() {
         let before = pending.len();
@@ -480,11 +487,12 @@ async fn bootstrap(engine: &Engine, cfg: &Config) -> Result<(), ServerError> {
             source,
         })?;
     }
-    if !cfg.queues.is_empty() || !cfg.agents.is_empty() {
+    if !cfg.queues.is_empty() || !cfg.agents.is_empty() || !cfg.calendars.is_empty() {
         info!(
-            message = "Loaded agents and queues from the config.",
+            message = "Loaded agents, queues and calendars from the config.",
             agents = cfg.agents.len(),
-            queues = cfg.queues.len()
+            queues = cfg.queues.len(),
+            calendars = cfg.calendars.len()
         );
     }
     Ok(())

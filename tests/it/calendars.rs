@@ -409,3 +409,19 @@ async fn openings_follow_daylight_saving_in_the_calendar_s_zone() {
     scoped.list_openings(pb::ListOpeningsRequest { queue: "plain".into(), ..Default::default() }).await.unwrap();
     sb.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calendars_of_the_config_are_there_at_start_for_its_queues() {
+    let redis = RedisServer::start();
+    let mut cfg = test_config(&redis.url);
+    cfg.calendars = vec![calendar_from_pb(emea())];
+    cfg.queues = vec![switchboard::model::QueueSpec {
+        calendar: Some("emea".into()),
+        ..switchboard::model::QueueSpec::new("sales")
+    }];
+    let sb = TestServer::start_with(cfg).await;
+    assert_eq!(get_calendar(&sb, "emea").await.unwrap(), emea());
+    let f = figures(&sb, "sales").await;
+    assert!(f.open.is_some(), "{f:?}");
+    sb.stop().await;
+}
