@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::common::*;
 use serde_json::json;
+use switchboard::api::cti::pb as cti;
 use switchboard::api::pb;
 
 const ENTER: &str = "\u{E007}";
@@ -65,7 +66,7 @@ async fn wait_text(b: &Browser, what: &str, css: &str, needle: &str) {
     }
     {
         // What the page said: its alert line and connection state, for the failure's reader.
-        let page = b.js("return [document.querySelector('#alert')?.textContent, document.querySelector('#conn')?.textContent, document.querySelector('#signin-error')?.textContent];").await;
+        let page = b.js("return [document.querySelector('#alert')?.textContent, document.querySelector('#conn')?.textContent, document.querySelector('#signin-error')?.textContent, window.SB && SB.agent ? [...SB.agent.state.work.values()].map(w => [w.ix.state, w.ended, w.call]) : null];").await;
         let now = text(b, css).await;
         panic!("timed out waiting for {what}: {css} has {now:?}, not {needle:?}; page: {page}");
     }
@@ -416,4 +417,117 @@ async fn the_pages_are_served_with_a_policy_their_schema_and_settings() {
     assert_eq!(sb.http("/agent").await.0, 404);
     assert_eq!(sb.http("/web/schema.json").await.0, 404);
     sb.stop().await;
+}
+
+/// A telephony system's event on the PublishEvents stream `tx`; waits for its ack.
+async fn call_event(
+    tx: &tokio::sync::mpsc::Sender<cti::TelephonyEvent>,
+    acks: &mut tonic::Streaming<cti::EventAck>,
+    seq: u64,
+    kind: cti::call_event::Kind,
+) {
+    let call = cti::CallEvent {
+        call_id: "call-1".into(),
+        sequence: seq,
+        agent_id: "ann".into(),
+        kind: Some(kind),
+        ..Default::default()
+    };
+    let e = cti::TelephonyEvent {
+        event_id: format!("e-{seq}"),
+        at: None,
+        event: Some(cti::telephony_event::Event::Call(call)),
+    };
+    tx.send(e).await.unwrap();
+    let ack = tokio::time::timeout(PATIENCE, acks.message()).await.expect("ack in time").unwrap().unwrap();
+    assert_eq!(ack.outcome, cti::Outcome::Applied as i32, "{ack:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_and_a_text_show_as_the_phone_and_the_gateway_report_them() {
+    let (_redis, sb) = start(60).await;
+    // A support line for calls and a queue for texts; ann has a phone.
+    let mut admin = sb.admin().await;
+    let mut voice = queue("support", &[]);
+    voice.channels = vec![pb::Channel::Voice as i32];
+    voice.wrap_up_secs = 30;
+    let mut texts = queue("texts", &[]);
+    texts.channels = vec![pb::Channel::Sms as i32];
+    for q in [voice, texts] {
+        admin.put_queue(pb::PutQueueRequest { queue: Some(q), allow_update: true }).await.unwrap();
+    }
+    let ann = pb::Agent { devices: vec!["1001".into()], ..agent("ann", &[]) };
+    admin.put_agent(pb::PutAgentRequest { agent: Some(ann), allow_update: true }).await.unwrap();
+
+    let b = Browser::start().await;
+    sign_in_agent(&b, &sb, "tok-ann").await;
+    b.find("#desk").await;
+    go_ready(&b).await;
+
+    // The call rings: the desktop shows it, but only the phone answers.
+    let mut pbx = cti::cti_client::CtiClient::new(sb.with_key(TELEPHONY_KEY).await);
+    let route = cti::RouteRequest {
+        call_id: "call-1".into(),
+        caller: "+4915112345678".into(),
+        attempt: 1,
+        queue: "support".into(),
+        user_data: [("order".to_string(), "A-1234".to_string())].into(),
+        ..Default::default()
+    };
+    let r = pbx.route_call(route).await.unwrap().into_inner();
+    let iid = r.interaction_id.clone();
+    let offer = format!(".offer[data-id='{iid}']");
+    wait_text(&b, "a voice offer", &offer, "answer it there").await;
+    assert_eq!(b.js(&format!("return !!document.querySelector(\"{offer} .accept\");")).await, json!(false));
+    b.find(&format!("{offer} .reject")).await;
+
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let mut acks = pbx.publish_events(tokio_stream::wrappers::ReceiverStream::new(rx)).await.unwrap().into_inner();
+    use cti::call_event::Kind;
+    call_event(&tx, &mut acks, 2, Kind::Answered(cti::Answered {})).await;
+    let card = format!(".conversation[data-id='{iid}']");
+    wait_text(&b, "talking", &format!("{card} .call"), "Call talking").await;
+    wait_text(&b, "user data", &format!("{card} .userdata"), "A-1234").await;
+    call_event(&tx, &mut acks, 3, Kind::Held(cti::Held {})).await;
+    wait_text(&b, "held", &format!("{card} .call"), "Call held").await;
+    call_event(&tx, &mut acks, 4, Kind::Retrieved(cti::Retrieved {})).await;
+    wait_text(&b, "talking again", &format!("{card} .call"), "held ").await;
+
+    // A text arrives while ann is on the phone: it waits (the call blocks other channels).
+    let text = pb::CreateInteractionRequest {
+        channel: pb::Channel::Sms as i32,
+        customer_address: "+4915112345679".into(),
+        queue: "texts".into(),
+        body: "Is my parcel on its way?".into(),
+        ..Default::default()
+    };
+    let sms = sb.interactions().await.create_interaction(text).await.unwrap().into_inner();
+    let released = cti::Released { cause: "normal_clearing".into(), by: cti::Party::Caller as i32 };
+    call_event(&tx, &mut acks, 5, Kind::Released(released)).await;
+    wait_text(&b, "after-call work", &format!("{card} .state"), "Wrap-up").await;
+    wait_text(&b, "call over", &format!("{card} .call"), "Call ended").await;
+    assert_eq!(b.js(&format!("return document.querySelector(\"{offer}\") === null && !!document.querySelector(\".offer[data-id='{}']\");", sms.id)).await, json!(false), "no text offered during the call's after-call work");
+    b.type_into(&format!("{card} .disposition"), "parcel-info").await;
+    b.click(&format!("{card} .end-wrap")).await;
+    b.wait_js("call card gone", &format!("return !document.querySelector(\"{card}\");")).await;
+    assert_eq!(ix_state(&sb, &iid).await, (pb::InteractionState::Completed as i32, "parcel-info".to_string()));
+
+    // Now the text: accepted, and the reply box counts characters and segments as typed.
+    let sms_offer = format!(".offer[data-id='{}']", sms.id);
+    b.click(&format!("{sms_offer} .accept")).await;
+    let sms_card = format!(".conversation[data-id='{}']", sms.id);
+    b.type_into(&format!("{sms_card} .reply"), "Yes, it left today.").await;
+    wait_text(&b, "GSM-7 count", &format!("{sms_card} .count"), "19 characters · 1 SMS segment (GSM-7)").await;
+    // Cyrillic is not in the GSM alphabet: the whole text goes as UCS-2, 67 a segment.
+    b.type_into(&format!("{sms_card} .reply"), &" ж".repeat(40)).await;
+    wait_text(&b, "UCS-2 count", &format!("{sms_card} .count"), "99 characters · 2 SMS segments (UCS-2)").await;
+
+    b.stop().await;
+    sb.stop().await;
+}
+
+async fn ix_state(sb: &TestServer, id: &str) -> (i32, String) {
+    let r = pb::GetInteractionRequest { interaction_id: id.into(), include_messages: false };
+    let ix = sb.interactions().await.get_interaction(r).await.unwrap().into_inner();
+    (ix.state, ix.disposition)
 }

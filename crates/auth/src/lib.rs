@@ -23,6 +23,7 @@ pub use authenticator::{AuthError, Authenticator, CredentialStore, StaticKey};
 pub use client::Credential;
 pub use jwt::{
     HttpClientError, JwksError, JwksSource, JwksUrl, JwtError, JwtOptions, JwtVerifier, error_chain, https_client,
+    https_client_builder,
 };
 pub use lapse::{Lapse, LapseFuture, lapsed};
 pub use layer::{AuthLayer, Policy, Rule, peer_ip, principal};

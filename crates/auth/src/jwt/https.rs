@@ -28,10 +28,18 @@ const MAX_REDIRECTS: usize = 5;
 /// everywhere, not whatever the host happens to have), and gives up on a connection after
 /// `connect_timeout`. Set each request's total time with `RequestBuilder::timeout`.
 pub fn https_client(ca_file: Option<&Path>, connect_timeout: Duration) -> Result<reqwest::Client, HttpClientError> {
+    https_client_builder(ca_file, connect_timeout)?.build().map_err(|e| HttpClientError::Build(error_chain(&e)))
+}
+
+/// [`https_client`]'s settings, for a caller that adds its own (e.g. no kept-alive connections).
+pub fn https_client_builder(
+    ca_file: Option<&Path>,
+    connect_timeout: Duration,
+) -> Result<reqwest::ClientBuilder, HttpClientError> {
     // reqwest is built without a crypto provider of its own (its default is aws-lc); handing it
     // a ready rustls config keeps ring the only one and needs no process-wide default provider.
     let tls = crate::tls::client_config(ca_file, None, &[b"http/1.1"])?;
-    reqwest::Client::builder()
+    Ok(reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .connect_timeout(connect_timeout)
         .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
@@ -44,9 +52,7 @@ pub fn https_client(ca_file: Option<&Path>, connect_timeout: Duration) -> Result
             } else {
                 attempt.follow()
             }
-        }))
-        .build()
-        .map_err(|e| HttpClientError::Build(error_chain(&e)))
+        })))
 }
 
 /// `https://…`, or plain `http://` to a loopback address (tests, an identity provider on the same

@@ -18,7 +18,7 @@ use serde_json::Value;
 use switchboard_model::access::{CredentialKind, Principal, Role};
 
 use crate::authenticator::AuthError;
-pub use https::{HttpClientError, check_url, error_chain, https_client};
+pub use https::{HttpClientError, check_url, error_chain, https_client, https_client_builder};
 pub use keys::JwksError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

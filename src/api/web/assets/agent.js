@@ -254,7 +254,9 @@
     if (!ix || state.offers.has(ix.id)) return;
     const expires = SB.ms(offer.expiresAt);
     const countdown = el('span', { class: 'countdown', 'aria-live': 'off' });
-    const accept = el('button', { type: 'button', class: 'primary accept' }, 'Accept');
+    // A call is answered on the phone, not here: its offer can only be declined.
+    const voice = ix.channel === 'CHANNEL_VOICE';
+    const accept = voice ? null : el('button', { type: 'button', class: 'primary accept' }, 'Accept');
     const reject = el('button', { type: 'button', class: 'reject' }, 'Reject');
     const node = el('article', { class: 'card offer', 'data-id': ix.id, 'aria-label': 'Offer: ' + SB.channel(ix.channel) + ' from ' + ix.customerAddress },
       el('header', {},
@@ -265,8 +267,9 @@
       ix.subject ? el('p', { class: 'subject' }, ix.subject) : null,
       firstMessage(ix),
       screenPop(offer.screenPop),
+      voice ? el('p', { class: 'ring-note' }, 'Your phone is ringing: answer it there.') : null,
       el('div', { class: 'actions' }, accept, reject));
-    accept.addEventListener('click', () => {
+    if (accept) accept.addEventListener('click', () => {
       const pop = offer.screenPop;
       run(accept, { accept: { interactionId: ix.id } }, (ack) => {
         removeOffer(ix.id);
@@ -511,6 +514,10 @@
   function paintCall(w) {
     const c = w.call;
     if (!c) return;
+    if (c.state === 'ended') {
+      w.callCard.replaceChildren(el('p', { class: 'call-state' }, 'Call ended' + (c.holdMs ? ' · held ' + duration(c.holdMs) : '')));
+      return;
+    }
     const attrs = Object.entries(w.ix.attributes || {}).filter(([k]) => !k.startsWith('cti.'));
     w.callCard.hidden = false;
     w.callCard.replaceChildren(
@@ -525,6 +532,14 @@
     const w = state.work.get(e.interactionId);
     if (!w) return;
     if (e.state === 'INTERACTION_STATE_COMPLETED') return dropWork(e.interactionId);
+    if (e.state === 'INTERACTION_STATE_WRAP_UP') {
+      // The call was released (or the customer left): after-call work, with its disposition.
+      w.ix = { ...w.ix, state: e.state, timestamps: { ...(w.ix.timestamps || {}), wrap_up: { seconds: Math.floor(Date.now() / 1000), nanos: 0 } } };
+      if (w.call) w.call.state = 'ended';
+      w.typingLine.textContent = '';
+      renderState(w);
+      return;
+    }
     w.ended = { state: e.state, reason: e.reason };
     w.typingLine.textContent = '';
     renderState(w);
@@ -612,7 +627,8 @@
     const first = state.offers.values().next().value;
     if (!first) return;
     const key = e.key.toLowerCase();
-    if (key === 'a') { e.preventDefault(); first.node.querySelector('.accept').click(); }
+    const accept = first.node.querySelector('.accept');
+    if (key === 'a' && accept) { e.preventDefault(); accept.click(); }
     if (key === 'r') { e.preventDefault(); first.node.querySelector('.reject').click(); }
   }
 

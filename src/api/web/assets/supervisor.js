@@ -221,21 +221,26 @@
 
   function paintAgent(r) {
     const a = r.agent;
+    if (!r.cells) {
+      // Built once; later changes update the cells, so the buttons keep the focus.
+      const btn = (text, f) => el('button', { type: 'button', onclick: () => f(r.agent), 'aria-label': text + ': ' + a.agentId }, text);
+      r.cells = { who: el('th', { scope: 'row' }), state: el('td'), since: el('td', { class: 'since' }), work: el('td') };
+      r.ready = btn('Ready', (ag) => force(ag, { state: 'PRESENCE_STATE_READY' }));
+      r.notReady = btn('Not ready', (ag) => force(ag, null));
+      r.logout = btn('Log out', logout);
+      r.row.replaceChildren(r.cells.who, r.cells.state, r.cells.since, r.cells.work, el('td', { class: 'actions' }, r.ready, r.notReady, r.logout));
+    }
     const since = SB.ms(a.presenceSince);
     const work = Object.keys(a.capacity || {}).sort().filter((c) => (a.capacity[c] || 0) > 0 || (a.load || {})[c])
       .map((c) => c + ' ' + ((a.load || {})[c] || 0) + '/' + (a.capacity[c] || 0)).join(' · ');
-    const who = a.name && a.name !== a.agentId ? a.name + ' (' + a.agentId + ')' : a.agentId;
     const offline = a.presence && a.presence.state === 'PRESENCE_STATE_OFFLINE';
-    const btn = (text, f, disabled) => el('button', { type: 'button', onclick: f, disabled, 'aria-label': text + ': ' + a.agentId }, text);
-    r.row.replaceChildren(
-      el('th', { scope: 'row' }, who),
-      el('td', {}, el('span', { class: 'badge ' + SB.presenceClass(a.presence) }, SB.presence(a.presence)), a.connected || offline ? '' : ' · disconnected'),
-      el('td', { class: 'since' }, since ? duration(Date.now() - since) : '-'),
-      el('td', {}, work || '-'),
-      el('td', { class: 'actions' },
-        btn('Ready', () => force(a, { state: 'PRESENCE_STATE_READY' }), !a.connected),
-        btn('Not ready', () => force(a, null), offline),
-        btn('Log out', () => logout(a), offline)));
+    r.cells.who.textContent = a.name && a.name !== a.agentId ? a.name + ' (' + a.agentId + ')' : a.agentId;
+    r.cells.state.replaceChildren(el('span', { class: 'badge ' + SB.presenceClass(a.presence) }, SB.presence(a.presence)), a.connected || offline ? '' : ' · disconnected');
+    r.cells.since.textContent = since ? duration(Date.now() - since) : '-';
+    r.cells.work.textContent = work || '-';
+    r.ready.disabled = !a.connected;
+    r.notReady.disabled = offline;
+    r.logout.disabled = offline;
   }
 
   async function force(a, presence) {
@@ -264,26 +269,38 @@
     }
   }
 
+  // Rows are kept by interaction and updated in place: a refresh never pulls a button from
+  // under the pointer or the focus from the keyboard.
+  const waitingRows = new Map();
   function paintWaiting(list) {
     const body = $('#waiting tbody');
-    // Keep rows whose controls hold the focus: a refresh must not pull it from the keyboard.
-    const focused = document.activeElement && body.contains(document.activeElement) ? document.activeElement.closest('tr') : null;
+    const seen = new Set();
     const rows = list.map((ix) => {
-      if (focused && focused.dataset.id === ix.id) return focused;
+      seen.add(ix.id);
+      let r = waitingRows.get(ix.id);
+      if (!r) {
+        const btn = (text, f) => el('button', { type: 'button', onclick: () => f(r.ix), 'aria-label': text + ': ' + ix.customerAddress }, text);
+        r = { cells: { queue: el('td'), since: el('td', { class: 'since' }), priority: el('td') } };
+        r.row = el('tr', { 'data-id': ix.id },
+          r.cells.queue,
+          el('td', {}, SB.channel(ix.channel)),
+          el('th', { scope: 'row' }, ix.customerAddress || '-', ix.subject ? el('span', { class: 'muted' }, ' · ' + ix.subject) : null),
+          r.cells.since,
+          r.cells.priority,
+          el('td', { class: 'actions' }, btn('Move', move), btn('Priority', reprioritize), btn('Withdraw', withdraw)));
+        waitingRows.set(ix.id, r);
+      }
+      r.ix = ix;
       const enq = SB.ms(ix.enqueuedAt);
-      const btn = (text, f) => el('button', { type: 'button', onclick: f, 'aria-label': text + ': ' + ix.customerAddress }, text);
-      return el('tr', { 'data-id': ix.id, 'data-enqueued': enq || '' },
-        el('td', {}, ix.queue),
-        el('td', {}, SB.channel(ix.channel)),
-        el('th', { scope: 'row' }, ix.customerAddress || '-', ix.subject ? el('span', { class: 'muted' }, ' · ' + ix.subject) : null),
-        el('td', { class: 'since' }, enq ? duration(Date.now() - enq) : '-'),
-        el('td', {}, String(ix.priority)),
-        el('td', { class: 'actions' },
-          btn('Move', () => move(ix)),
-          btn('Priority', () => reprioritize(ix)),
-          btn('Withdraw', () => withdraw(ix))));
+      r.row.dataset.enqueued = enq || '';
+      r.cells.queue.textContent = ix.queue;
+      r.cells.since.textContent = enq ? duration(Date.now() - enq) : '-';
+      r.cells.priority.textContent = String(ix.priority);
+      return r.row;
     });
-    body.replaceChildren(...rows);
+    for (const [id, r] of waitingRows) if (!seen.has(id)) { r.row.remove(); waitingRows.delete(id); }
+    // Re-appending a row already in place moves nothing; only the order changes.
+    rows.forEach((row, i) => { if (body.children[i] !== row) body.insertBefore(row, body.children[i] || null); });
     $('#waiting-none').hidden = list.length > 0;
     $('#waiting').hidden = list.length === 0;
   }

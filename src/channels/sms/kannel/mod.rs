@@ -73,7 +73,14 @@ impl Kannel {
     pub fn new(cfg: KannelConfig) -> Result<Kannel, SmsError> {
         let gateway_error = |message: String| SmsError::Gateway { gateway: cfg.name.clone(), message };
         let timeout = Duration::from_secs(cfg.timeout_secs.max(1).into());
-        let http = switchboard_auth::https_client(None, timeout).map_err(|e| gateway_error(e.to_string()))?;
+        // Every sendsms on a connection of its own: one kept alive that smsbox has since dropped
+        // (a restart, its idle timeout) fails without telling whether the text went out, and
+        // the reply would be left "uncertain" for nothing. A connect next door costs less.
+        let http = switchboard_auth::https_client_builder(None, timeout)
+            .map_err(|e| gateway_error(e.to_string()))?
+            .pool_max_idle_per_host(0)
+            .build()
+            .map_err(|e| gateway_error(e.to_string()))?;
         match switchboard_auth::jwt::check_url(&cfg.sendsms_url) {
             Ok(_) => {}
             // Kannel often sits next to the daemon on a private network without TLS: allowed,
