@@ -425,3 +425,92 @@ async fn calendars_of_the_config_are_there_at_start_for_its_queues() {
     assert!(f.open.is_some(), "{f:?}");
     sb.stop().await;
 }
+
+/// `switchboard ctl` as the binary parses it.
+#[derive(clap::Parser)]
+struct CtlArgs {
+    #[arg(long, value_enum, default_value_t, global = true)]
+    output: switchboard_cli::Output,
+    #[command(subcommand)]
+    cmd: switchboard_cli::Ctl,
+}
+
+async fn ctl(sb: &TestServer, args: &[&str]) -> anyhow::Result<String> {
+    use clap::Parser;
+    let a = CtlArgs::try_parse_from(std::iter::once("ctl").chain(args.iter().copied()))?;
+    let mut out = Vec::new();
+    switchboard_cli::ctl_into(&sb.endpoint(), Some(ADMIN_KEY.into()), a.output, a.cmd, &mut out).await?;
+    Ok(String::from_utf8(out)?)
+}
+
+const EMEA_TOML: &str = r#"
+name = "emea"
+time_zone = "Europe/Berlin"
+weekly = { mon = ["08:00-12:00", "13:00-18:00"], fri = ["08:00-16:00"], sun = ["01:00-04:00"] }
+exceptions = [{ name = "Christmas", from = "2026-12-24", to = "2026-12-26" }]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_shows_a_queue_s_openings_for_people_and_scripts() {
+    let (_redis, sb) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("emea.toml");
+    std::fs::write(&file, EMEA_TOML).unwrap();
+    let out = ctl(&sb, &["put-calendar", file.to_str().unwrap()]).await.unwrap();
+    assert!(out.starts_with("CALENDAR  TIME ZONE      WEEK"), "{out}");
+    assert!(
+        out.contains("emea      Europe/Berlin  mon 08:00-12:00, 13:00-18:00  Christmas: 2026-12-24..2026-12-26 closed"),
+        "{out}"
+    );
+    let out = ctl(&sb, &["put-queue", "--name", "sales", "--calendar", "emea"]).await.unwrap();
+    assert!(out.lines().nth(1).unwrap().contains("  emea  "), "{out}");
+
+    // The week Berlin moves to summer time, in Berlin's time and this machine's.
+    let args = ["calendar", "--queue", "sales", "--days", "4", "--from", "2026-03-27T00:00:00Z"];
+    let out = ctl(&sb, &args).await.unwrap();
+    for bad in ["Some(", "None", "Timestamp {", "[]"] {
+        assert!(!out.contains(bad), "{bad:?} in:\n{out}");
+    }
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "queue     sales", "{out}");
+    assert_eq!(lines[1], "calendar  emea (Europe/Berlin)", "{out}");
+    assert!(
+        lines[2].starts_with("now       open · closes ") || lines[2].starts_with("now       closed · opens "),
+        "{out}"
+    );
+    assert!(lines[2].ends_with(" here, in ") || lines[2].contains(" here, in "), "{out}");
+    assert!(lines[4].starts_with("DAY             HOURS (Europe/Berlin)     FOR  YOUR TIME"), "{out}");
+    assert!(lines[5].starts_with("Fri 2026-03-27  08:00-16:00 CET        8h 00m  Fri "), "{out}");
+    assert!(lines[6].starts_with("Sun 2026-03-29  01:00 CET-04:00 CEST   2h 00m  Sun "), "{out}");
+    assert!(lines[7].starts_with("Mon 2026-03-30  08:00-12:00 CEST       4h 00m  Mon "), "{out}");
+    assert!(lines[8].starts_with("Mon 2026-03-30  13:00-18:00 CEST       5h 00m  Mon "), "{out}");
+    assert_eq!(lines.len(), 9, "{out}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&ctl(&sb, &[&args[..], &["--output", "json"]].concat()).await.unwrap()).unwrap();
+    assert_eq!(json["calendar"], "emea");
+    assert_eq!(json["timeZone"], "Europe/Berlin");
+    assert_eq!(json["openings"][1]["start"], "2026-03-29T00:00:00Z");
+    assert_eq!(json["openings"][1]["end"], "2026-03-29T02:00:00Z");
+    assert!(json["openNow"].is_boolean() && json["at"].is_string(), "{json}");
+
+    // Queues and the watch say whether the queue is open now.
+    let out = ctl(&sb, &["queues"]).await.unwrap();
+    let sales = out.lines().find(|l| l.starts_with("sales")).unwrap();
+    assert!(sales.contains("emea: open until ") || sales.contains("emea: closed until "), "{out}");
+    let out = ctl(&sb, &["calendars"]).await.unwrap();
+    assert!(out.contains("fri 08:00-16:00") && out.contains("sat closed"), "{out}");
+
+    // A file in the API's JSON works too; refusals name the field.
+    let json_file = dir.path().join("apac.json");
+    std::fs::write(&json_file, r#"{"name": "apac", "timeZone": "Asia/Tokyo", "weekly": {"mon": ["09:00-17:00"]}}"#)
+        .unwrap();
+    let out = ctl(&sb, &["put-calendar", json_file.to_str().unwrap()]).await.unwrap();
+    assert!(out.contains("apac      Asia/Tokyo"), "{out}");
+    std::fs::write(&file, EMEA_TOML.replace("13:00-18:00", "11:00-18:00")).unwrap();
+    let e = ctl(&sb, &["put-calendar", file.to_str().unwrap()]).await.unwrap_err().to_string();
+    assert_eq!(e, "invalid argument: calendar.weekly.mon[1]: 11:00-18:00 overlaps 08:00-12:00");
+    let e = ctl(&sb, &["calendar", "--queue", "sales", "--days", "40"]).await.unwrap_err().to_string();
+    assert_eq!(e, "invalid argument: days: at most 31, got 40");
+    sb.stop().await;
+}

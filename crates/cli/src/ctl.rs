@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use switchboard_auth::Credential;
 use switchboard_proto::v1 as pb;
 
-use crate::{Ctl, Keys, Output, default_key_file, generate_key, json, view, watch};
+use crate::{Ctl, Keys, Output, calendar, default_key_file, generate_key, json, view, watch};
 
 /// Turns the daemon's refusals into a hint at what to do.
 fn explain(status: tonic::Status) -> anyhow::Error {
@@ -181,18 +181,48 @@ async fn run_ctl(c: &mut Clients, p: &mut Printer<'_>, cmd: Ctl, live: bool) -> 
             let a = c.admin.put_agent(pb::PutAgentRequest { agent: Some(agent), allow_update: true }).await?;
             p.print(&a.into_inner(), |a| view::agent_configs(std::slice::from_ref(a)).render())?;
         }
-        Ctl::PutQueue { name, skills, priority, wrap_up_secs } => {
+        Ctl::PutQueue { name, skills, priority, wrap_up_secs, calendar } => {
             let requirements = pairs("skill", &skills)?
                 .into_iter()
                 .map(|(skill, min_level)| pb::SkillRequirement { skill, min_level })
                 .collect();
-            let queue = pb::Queue { name, requirements, priority, wrap_up_secs, ..Default::default() };
+            let queue = pb::Queue { name, requirements, priority, wrap_up_secs, calendar, ..Default::default() };
             let q = c.admin.put_queue(pb::PutQueueRequest { queue: Some(queue), allow_update: true }).await?;
-            p.print(&q.into_inner(), |q| view::queues(std::slice::from_ref(q)).render())?;
+            p.print(&q.into_inner(), |q| view::queues(std::slice::from_ref(q), &HashMap::new()).render())?;
         }
         Ctl::Queues => {
             let qs = c.admin.list_queues(pb::ListQueuesRequest {}).await?.into_inner();
-            p.print(&qs, |r| if r.queues.is_empty() { "no queues".into() } else { view::queues(&r.queues).render() })?;
+            // Open or closed now, for people; scripts read the calendar's name and ask themselves.
+            let mut hours = HashMap::new();
+            if p.output == Output::Table {
+                for q in qs.queues.iter().filter(|q| !q.calendar.is_empty()) {
+                    let r = pb::ListOpeningsRequest { queue: q.name.clone(), days: 1, from: None };
+                    if let Ok(r) = c.sup.list_openings(r).await {
+                        hours.insert(q.name.clone(), r.into_inner());
+                    }
+                }
+            }
+            p.print(&qs, |r| {
+                if r.queues.is_empty() { "no queues".into() } else { view::queues(&r.queues, &hours).render() }
+            })?;
+        }
+        Ctl::Calendar { queue, days, from } => {
+            let from = from.map(|f| calendar::parse_from(&f, &chrono::Local)).transpose()?;
+            let r = pb::ListOpeningsRequest { queue: queue.clone(), days, from };
+            let r = c.sup.list_openings(r).await?.into_inner();
+            p.print(&r, |r| calendar::openings(&queue, r, days, &chrono::Local))?;
+        }
+        Ctl::Calendars => {
+            let r = c.admin.list_calendars(pb::ListCalendarsRequest {}).await?.into_inner();
+            p.print(&r, |r| {
+                if r.calendars.is_empty() { "no calendars".into() } else { calendar::calendars(&r.calendars).render() }
+            })?;
+        }
+        Ctl::PutCalendar { file } => {
+            let cal = calendar::read_file(&file)?;
+            let r = pb::PutCalendarRequest { calendar: Some(cal), allow_update: true };
+            let cal = c.admin.put_calendar(r).await?.into_inner();
+            p.print(&cal, |c| calendar::calendars(std::slice::from_ref(c)).render())?;
         }
         Ctl::Create { queue, channel: ch, customer, subject, body } => {
             let r = pb::CreateInteractionRequest {

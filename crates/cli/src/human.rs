@@ -87,6 +87,11 @@ pub fn time_of_day(ts: Option<&Timestamp>) -> String {
     in_zone(ts, &Local, "%H:%M:%S")
 }
 
+/// `Fri 16:00` in this machine's time zone: a time within the coming days.
+pub fn weekday_time(ts: Option<&Timestamp>) -> String {
+    in_zone(ts, &Local, "%a %H:%M")
+}
+
 /// How long ago `ts` was, seen at `now`; `0s` for a time a little ahead of this machine's clock.
 pub fn age(ts: Option<&Timestamp>, now: SystemTime) -> String {
     match ts.filter(|t| t.seconds > 0).and_then(system_time) {

@@ -33,11 +33,14 @@ proto_names!(
     Agent,
     AgentState,
     ApiKey,
+    Calendar,
     CreateApiKeyResponse,
     EraseContactResponse,
     Interaction,
     ListAgentStatesResponse,
     ListApiKeysResponse,
+    ListCalendarsResponse,
+    ListOpeningsResponse,
     ListQueuesResponse,
     ListWaitingResponse,
     Message,
@@ -133,6 +136,17 @@ impl serde::Serialize for Shaped<'_> {
     }
 }
 
+/// A message from its JSON mapping (lowerCamelCase names or the .proto's own), as `ctl` reads
+/// files; unknown fields are refused.
+pub fn parse<M: Proto + Default>(text: &str) -> anyhow::Result<M> {
+    let desc =
+        POOL.get_message_by_name(M::NAME).ok_or_else(|| anyhow::anyhow!("{} is not in the descriptor set", M::NAME))?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let dynamic = DynamicMessage::deserialize(desc, &mut de)?;
+    de.end()?;
+    Ok(dynamic.transcode_to::<M>()?)
+}
+
 /// Indented, for one reply.
 pub fn pretty<M: Proto>(message: &M) -> anyhow::Result<String> {
     write(message, serde_json::ser::PrettyFormatter::new())
@@ -203,6 +217,20 @@ mod tests {
         };
         let line = line(&caps).unwrap();
         assert!(line.contains(r#""capacity":{"a":0,"chat":3,"email":5,"sms":3,"voice":1}"#), "{line}");
+    }
+
+    #[test]
+    fn a_message_reads_back_from_either_spelling() {
+        let c = pb::Calendar {
+            name: "emea".into(),
+            time_zone: "Europe/Berlin".into(),
+            weekly: Some(pb::WeeklyHours { mon: vec!["08:00-12:00".into()], ..Default::default() }),
+            exceptions: vec![],
+        };
+        assert_eq!(parse::<pb::Calendar>(&pretty(&c).unwrap()).unwrap(), c);
+        let own = r#"{"name": "emea", "time_zone": "Europe/Berlin", "weekly": {"mon": ["08:00-12:00"]}}"#;
+        assert_eq!(parse::<pb::Calendar>(own).unwrap(), c);
+        assert!(parse::<pb::Calendar>(r#"{"name": "emea", "timezone": "UTC"}"#).is_err(), "unknown field");
     }
 
     #[test]

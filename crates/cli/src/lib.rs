@@ -5,12 +5,14 @@
 //! - `lib.rs` — the commands as clap parses them, where the key comes from, [`ctl`].
 //! - `ctl.rs` — each `ctl` command: the call, then its reply as a table or as JSON.
 //! - `view.rs` — the tables people read (agents, queues, keys, waiting, figures, one interaction).
+//! - `calendar.rs` — calendars and a queue's openings for people; calendar files.
 //! - `watch.rs` — `ctl watch`: a board redrawn in place, a log of rows, or NDJSON.
 //! - `table.rs` — aligned tables (display width, not bytes; no control characters get through).
 //! - `human.rs` — local date-times, durations, percentages, `-` for what is unknown.
 //! - `json.rs` — `--output json`: the proto's canonical JSON mapping, off the descriptor set.
 //! - `desktop.rs` — `switchboard desktop`.
 
+pub mod calendar;
 mod ctl;
 mod desktop;
 pub mod human;
@@ -62,6 +64,9 @@ pub enum Ctl {
         priority: i32,
         #[arg(long, default_value_t = 0)]
         wrap_up_secs: u32,
+        /// The calendar (opening hours) it keeps; none: always open.
+        #[arg(long, default_value = "")]
+        calendar: String,
     },
     /// Enqueue an interaction, as a channel adapter would.
     Create {
@@ -102,8 +107,24 @@ pub enum Ctl {
     },
     /// Agents and their presence.
     Agents,
-    /// Queues and their routing settings.
+    /// Queues and their routing settings (and open / closed, for those with a calendar).
     Queues,
+    /// When a queue is open: its calendar's next openings, in the calendar's time zone and yours.
+    Calendar {
+        #[arg(long)]
+        queue: String,
+        /// How many days ahead (at most 31).
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        /// Start at this date (midnight here) or RFC 3339 time instead of now, e.g. to check holidays.
+        #[arg(long)]
+        from: Option<String>,
+    },
+    /// Calendars (opening hours) as configured.
+    Calendars,
+    /// Create or replace a calendar from a file: TOML like a [[calendars]] entry of the config,
+    /// or the API's JSON if the name ends in .json.
+    PutCalendar { file: PathBuf },
     /// Queue figures, then live updates (Ctrl-C to stop).
     Watch {
         #[arg(long = "queue")]

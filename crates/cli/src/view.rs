@@ -103,8 +103,9 @@ fn secs_or_default(secs: u32) -> String {
     if secs == 0 { "default".into() } else { human::duration(std::time::Duration::from_secs(secs.into())) }
 }
 
-/// Queues and their routing settings: `ctl queues`, `ctl put-queue`.
-pub fn queues(queues: &[pb::Queue]) -> Table {
+/// Queues and their routing settings: `ctl queues`, `ctl put-queue`; `now`: what the daemon said
+/// of the calendars' hours, by queue.
+pub fn queues(queues: &[pb::Queue], now: &HashMap<String, pb::ListOpeningsResponse>) -> Table {
     let mut t = Table::new(&[
         "QUEUE",
         "CHANNELS",
@@ -114,6 +115,7 @@ pub fn queues(queues: &[pb::Queue]) -> Table {
         "OFFER TIMEOUT",
         "WRAP-UP",
         "SL WITHIN",
+        "HOURS",
         "ESCALATION",
     ])
     .right(&[3, 5, 6, 7]);
@@ -128,6 +130,7 @@ pub fn queues(queues: &[pb::Queue]) -> Table {
             secs_or_default(q.offer_timeout_secs),
             human::duration(std::time::Duration::from_secs(q.wrap_up_secs.into())),
             secs_or_default(q.service_level_secs),
+            crate::calendar::queue_hours(&q.calendar, now.get(&q.name)),
             human::list(q.escalation.iter().map(escalation_step)),
         ]);
     }
@@ -202,6 +205,7 @@ pub const FIGURES_HEADER: &[&str] = &[
     "AHT",
     "OCCUPANCY",
     "AGENTS",
+    "HOURS",
 ];
 /// Right-aligned columns of [`FIGURES_HEADER`].
 pub const FIGURES_RIGHT: &[usize] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
@@ -235,7 +239,19 @@ pub fn figures_row_with(f: &pb::QueueFigures, longest: String) -> Vec<String> {
         average(f.average_handle_time_secs),
         human::percent(Some(f.occupancy_percent)),
         agents_by_presence(&f.agents_by_presence),
+        hours_now(f),
     ]
+}
+
+/// `open until Fri 16:00`, `closed until Mon 08:00` (this machine's time), or `always` for a queue
+/// without a calendar.
+pub fn hours_now(f: &pb::QueueFigures) -> String {
+    let Some(open) = f.open else { return "always".into() };
+    let state = if open { "open" } else { "closed" };
+    match f.next_change.as_ref().filter(|t| t.seconds > 0) {
+        Some(t) => format!("{state} until {}", human::weekday_time(Some(t))),
+        None => state.into(),
+    }
 }
 
 pub fn figures_row(f: &pb::QueueFigures) -> Vec<String> {
@@ -354,7 +370,7 @@ mod tests {
     fn figures_say_dash_for_what_is_not_known_yet() {
         let f = pb::QueueFigures { queue: "sales".into(), ..Default::default() };
         let row = figures_row(&f);
-        assert_eq!(row, ["sales", "0", "-", "0", "0", "0", "0", "0", "-", "-", "-", "0.0 %", "-"]);
+        assert_eq!(row, ["sales", "0", "-", "0", "0", "0", "0", "0", "-", "-", "-", "0.0 %", "-", "always"]);
         let f = pb::QueueFigures {
             queue: "sales".into(),
             waiting: 2,
@@ -370,7 +386,12 @@ mod tests {
         };
         let row = figures_row(&f);
         assert_eq!(row[2], "1m 05s");
-        assert_eq!(&row[8..], ["95.0 %", "12s", "2h 03m", "50.0 %", "2 ready, 1 not ready"]);
+        assert_eq!(&row[8..13], ["95.0 %", "12s", "2h 03m", "50.0 %", "2 ready, 1 not ready"]);
+        let closed = pb::QueueFigures { open: Some(false), ..f.clone() };
+        assert_eq!(hours_now(&closed), "closed");
+        let open = pb::QueueFigures { open: Some(true), next_change: at(1_796_034_533), ..f };
+        let h = hours_now(&open);
+        assert!(h.starts_with("open until ") && h.len() == "open until Mon 10:28".len(), "{h}");
     }
 
     #[test]
@@ -427,11 +448,11 @@ mod tests {
             }],
             ..Default::default()
         };
-        let out = queues(&[q]).render();
+        let out = queues(&[q], &HashMap::new()).render();
         assert_eq!(
             out,
-            "QUEUE  CHANNELS  REQUIRES    PRIORITY  STRATEGY      OFFER TIMEOUT  WRAP-UP  SL WITHIN  ESCALATION\n\
-             sales  all       english>=3         0  longest idle        default      30s    default  after 1m 30s: overflow to support\n"
+            "QUEUE  CHANNELS  REQUIRES    PRIORITY  STRATEGY      OFFER TIMEOUT  WRAP-UP  SL WITHIN  HOURS   ESCALATION\n\
+             sales  all       english>=3         0  longest idle        default      30s    default  always  after 1m 30s: overflow to support\n"
         );
         let a = pb::Agent {
             id: "ann".into(),

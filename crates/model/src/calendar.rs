@@ -194,11 +194,10 @@ fn day_hours(field: &str, ranges: &[String]) -> Result<Vec<TimeRange>, Validatio
     for pair in parsed.windows(2) {
         let ((i, a), (j, b)) = (pair[0], pair[1]);
         if b.start < a.end {
-            let (later, earlier) = if i > j { ((i, a), (j, b)) } else { ((j, b), (i, a)) };
-            return Err(ValidationError::new(
-                format!("{field}[{}]", later.0),
-                format!("{} overlaps {} ({field}[{}])", later.1, earlier.1, earlier.0),
-            ));
+            // Named at the one listed later; the other by its text (the API and the config put
+            // their own path before `field`, which a second path in the message would lack).
+            let (at, range, other) = if i > j { (i, a, b) } else { (j, b, a) };
+            return Err(ValidationError::new(format!("{field}[{at}]"), format!("{range} overlaps {other}")));
         }
     }
     Ok(parsed.into_iter().map(|(_, r)| r).collect())
