@@ -21,9 +21,7 @@ async fn start(offer_timeout_secs: u32) -> (RedisServer, TestServer) {
     let redis = RedisServer::start();
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut cfg = test_config(&redis.url);
-    cfg.webchat.enabled = true;
-    cfg.server.grpc_web_origins = vec![format!("http://{}", http.local_addr().unwrap())];
+    let cfg = pages_config(&redis, http.local_addr().unwrap());
     let sb = TestServer::start_bound(cfg, grpc, http).await;
     let mut admin = sb.admin().await;
     let mut q = queue("chat", &[]);
@@ -33,6 +31,14 @@ async fn start(offer_timeout_secs: u32) -> (RedisServer, TestServer) {
     admin.put_queue(pb::PutQueueRequest { queue: Some(q), allow_update: true }).await.unwrap();
     admin.put_agent(pb::PutAgentRequest { agent: Some(agent("ann", &[])), allow_update: true }).await.unwrap();
     (redis, sb)
+}
+
+/// The config `start` runs with, for a daemon started again on the same listeners.
+fn pages_config(redis: &RedisServer, http: std::net::SocketAddr) -> switchboard::config::Config {
+    let mut cfg = test_config(&redis.url);
+    cfg.webchat.enabled = true;
+    cfg.server.grpc_web_origins = vec![format!("http://{http}")];
+    cfg
 }
 
 async fn sign_in_agent(b: &Browser, sb: &TestServer, token: &str) {
@@ -530,4 +536,36 @@ async fn ix_state(sb: &TestServer, id: &str) -> (i32, String) {
     let r = pb::GetInteractionRequest { interaction_id: id.into(), include_messages: false };
     let ix = sb.interactions().await.get_interaction(r).await.unwrap().into_inner();
     (ix.state, ix.disposition)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_desktop_reconnects_by_itself_when_the_daemon_comes_back() {
+    let (redis, sb) = start(60).await;
+    let b = Browser::start().await;
+    sign_in_agent(&b, &sb, "tok-ann").await;
+    b.find("#desk").await;
+    go_ready(&b).await;
+    let mut visitor = Visitor::connect(sb.http_addr).await;
+    let (_token, iid) = visitor.start("Vera", "Still there?").await;
+    b.click(&format!(".offer[data-id='{iid}'] .accept")).await;
+    let card = format!(".conversation[data-id='{iid}']");
+    b.find(&card).await;
+
+    // The daemon stops (its desktops are told), then comes back on the same addresses.
+    let (grpc_addr, http_addr) = (sb.grpc_addr, sb.http_addr);
+    sb.stop().await;
+    wait_text(&b, "the page notices", "#conn", "Reconnecting").await;
+    let grpc = tokio::net::TcpListener::bind(grpc_addr).await.unwrap();
+    let http = tokio::net::TcpListener::bind(http_addr).await.unwrap();
+    let sb = TestServer::start_bound(pages_config(&redis, http_addr), grpc, http).await;
+
+    // Without a click: connected again, the conversation still there, and it goes on.
+    wait_text(&b, "connected again", "#conn", "Connected").await;
+    b.find(&card).await;
+    b.type_into(&format!("{card} .reply"), &format!("Yes, still here{CONTROL}{ENTER}{NULL_KEY}")).await;
+    wait_text(&b, "reply after the restart", &format!("{card} .msg.agent .body"), "Yes, still here").await;
+    assert_eq!(b.js("return document.querySelector('#alert').hidden;").await, json!(true));
+
+    b.stop().await;
+    sb.stop().await;
 }
