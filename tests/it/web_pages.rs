@@ -569,3 +569,35 @@ async fn the_desktop_reconnects_by_itself_when_the_daemon_comes_back() {
     b.stop().await;
     sb.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wallboard_says_whether_a_queue_is_open_and_until_when() {
+    let (_redis, sb) = start(60).await;
+    // Open every morning (UTC); whatever the time now, the tile says which and when it changes.
+    let mornings = vec!["00:00-12:00".to_string()];
+    let weekly = pb::WeeklyHours {
+        mon: mornings.clone(),
+        tue: mornings.clone(),
+        wed: mornings.clone(),
+        thu: mornings.clone(),
+        fri: mornings.clone(),
+        sat: mornings.clone(),
+        sun: mornings,
+    };
+    let cal =
+        pb::Calendar { name: "mornings".into(), time_zone: "UTC".into(), weekly: Some(weekly), exceptions: vec![] };
+    let mut admin = sb.admin().await;
+    admin.put_calendar(pb::PutCalendarRequest { calendar: Some(cal), allow_update: true }).await.unwrap();
+    let mut q = admin.get_queue(pb::GetQueueRequest { name: "chat".into() }).await.unwrap().into_inner();
+    q.calendar = "mornings".into();
+    admin.put_queue(pb::PutQueueRequest { queue: Some(q), allow_update: true }).await.unwrap();
+    let figures = sb.supervisor().await.get_queue_figures(pb::GetQueueFiguresRequest { queue: "chat".into() }).await;
+    let open = figures.unwrap().into_inner().open.expect("a queue with a calendar says whether it is open");
+
+    let wall = Browser::start().await;
+    sign_in_supervisor(&wall, &sb, SUPERVISOR_KEY).await;
+    let expected = if open { "Open · closes" } else { "Closed · opens" };
+    wait_text(&wall, "opening hours on the tile", "[data-queue='chat'] .hours", expected).await;
+    wall.stop().await;
+    sb.stop().await;
+}

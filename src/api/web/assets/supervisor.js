@@ -159,8 +159,17 @@
     const byPresence = Object.entries(f.agentsByPresence || {}).filter(([, n]) => n > 0).map(([s, n]) => n + ' ' + s.replace('_', ' ')).join(' · ') || 'no agents';
     const fig = (label, value, cls) => el('div', { class: 'fig ' + (cls || '') }, el('span', { class: 'label' }, label), el('span', { class: 'value' }, value));
     q.node.classList.toggle('breach', breaches.length > 0);
+    // Opening hours: said in words, with when that changes.
+    let hours = null;
+    if (f.open !== undefined) {
+      const next = SB.ms(f.nextChange);
+      const when = next ? (next - Date.now() < 86400000 ? SB.clock(next) : SB.dateTime(next)) : null;
+      hours = el('span', { class: 'hours ' + (f.open ? 'open' : 'closed') }, f.open ? 'Open' + (when ? ' · closes ' + when : '') : 'Closed' + (when ? ' · opens ' + when : ''));
+    }
+    q.node.classList.toggle('closed', f.open === false);
     q.node.replaceChildren(
       el('h3', {}, f.queue, breaches.length ? el('span', { class: 'breach-text' }, ' · ' + breaches.join(', ')) : null),
+      hours,
       el('div', { class: 'figs' },
         fig('Waiting', String(f.waiting), 'waiting'),
         fig('Longest wait', f.waiting ? duration(longest) : '-', 'longest'),
