@@ -328,7 +328,8 @@ impl Calendar {
     /// The openings between `from` and `days` × 24 hours later, adjacent ranges merged (22:00-24:00
     /// and the next day's 00:00-06:00 are one opening), cut to that window.
     pub fn openings(&self, from: DateTime<Utc>, days: u32) -> Vec<Opening> {
-        let until = from + chrono::Duration::days(i64::from(days));
+        let until =
+            from.checked_add_signed(chrono::Duration::days(i64::from(days))).unwrap_or(DateTime::<Utc>::MAX_UTC);
         let first = self.local_date(from).pred_opt().unwrap_or(NaiveDate::MIN);
         let count = (self.local_date(until) - first).num_days().max(0) as u64 + 2;
         self.spans(first, count)
