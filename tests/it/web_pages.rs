@@ -601,3 +601,38 @@ async fn the_wallboard_says_whether_a_queue_is_open_and_until_when() {
     wall.stop().await;
     sb.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_hands_the_conversation_to_another_queue_and_a_wrong_one_is_refused() {
+    let (_redis, sb) = start(60).await;
+    let mut admin = sb.admin().await;
+    let mut sales = queue("sales", &[]);
+    sales.channels = vec![pb::Channel::Chat as i32];
+    admin.put_queue(pb::PutQueueRequest { queue: Some(sales), allow_update: true }).await.unwrap();
+    let b = Browser::start().await;
+    sign_in_agent(&b, &sb, "tok-ann").await;
+    b.find("#desk").await;
+    go_ready(&b).await;
+    let mut visitor = Visitor::connect(sb.http_addr).await;
+    let (_token, iid) = visitor.start("Vera", "I want to buy").await;
+    b.click(&format!(".offer[data-id='{iid}'] .accept")).await;
+    let card = format!(".conversation[data-id='{iid}']");
+    b.click(&format!("{card} details.more summary")).await;
+
+    // A queue that does not exist: the server's reason, and the conversation stays.
+    b.type_into(&format!("{card} .target"), "nowhere").await;
+    b.click(&format!("{card} .transfer")).await;
+    wait_text(&b, "refused transfer", "#alert .alert-text", "nowhere").await;
+    b.find(&card).await;
+
+    b.js(&format!("document.querySelector(\"{card} .target\").value = ''; return true;")).await;
+    b.type_into(&format!("{card} .target"), "sales").await;
+    b.click(&format!("{card} .transfer")).await;
+    b.wait_js("handed on", &format!("return !document.querySelector(\"{card}\");")).await;
+    let r = pb::GetInteractionRequest { interaction_id: iid.clone(), include_messages: false };
+    let ix = sb.interactions().await.get_interaction(r).await.unwrap().into_inner();
+    assert_eq!(ix.queue, "sales");
+    assert_eq!(ix.transferred_by, "ann");
+    b.stop().await;
+    sb.stop().await;
+}
