@@ -231,7 +231,12 @@ impl Server {
 
         let hub = Hub::new(instance.clone(), engine.clone());
         tracker.spawn(hub.clone().run(background.clone()));
-        tracker.spawn(crate::timers::run_timers(engine.clone(), cfg.routing.timer_poll(), background.clone()));
+        tracker.spawn(crate::timers::run_timers(
+            engine.clone(),
+            cfg.routing.timer_poll(),
+            cfg.routing.heartbeat(),
+            background.clone(),
+        ));
         tracker.spawn(crate::timers::run_heartbeat(
             engine.clone(),
             instance.clone(),

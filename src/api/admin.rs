@@ -75,7 +75,7 @@ impl pb::admin_server::Admin for AdminService {
         let (engine, _) = acting(&self.engine, &request)?;
         let r = request.into_inner();
         let spec = queue_spec_from_pb(r.queue.ok_or_else(|| Status::invalid_argument("queue: is required"))?)?;
-        engine.put_queue(&spec, r.allow_update).await.map_err(super::in_field("queue"))?;
+        engine.put_queue(&spec, r.allow_update).await.map_err(super::in_field_or_missing("queue"))?;
         let stored = self.engine.get_queue(&spec.name).await.map_err(status)?;
         Ok(Response::new(queue_spec_to_pb(&stored)))
     }

@@ -6,7 +6,7 @@ use super::access::{acting, caller, check_interaction};
 use super::pb;
 use super::{channel_from_pb, interaction_to_pb, message_to_pb, status};
 use crate::model::{self, NewInteraction};
-use switchboard_engine::Engine;
+use switchboard_engine::{Engine, IfRefused};
 
 #[derive(Clone)]
 pub struct InteractionsService {
@@ -37,8 +37,11 @@ impl pb::interactions_server::Interactions for InteractionsService {
             preferred_agent_id: r.preferred_agent_id,
             preferred_agent_wait_secs: r.preferred_agent_wait_secs,
         };
+        // A closed queue refusing the channel fails the call, unless the adapter holds it anyway:
+        // the adapter answers the customer itself (Supervisor.ListOpenings says when it opens).
+        let if_refused = if r.hold_when_closed { IfRefused::Hold } else { IfRefused::Fail };
         // Validated by the engine, which every channel's writes go through too.
-        let (ix, created) = self.engine.create_interaction(&new).await.map_err(status)?;
+        let (ix, created) = self.engine.create_interaction_if_refused(&new, if_refused).await.map_err(status)?;
         if created {
             metrics::counter!("switchboard_interactions_created_total", "channel" => ix.channel.as_str()).increment(1);
         }

@@ -60,6 +60,15 @@ pub fn in_field(field: &str) -> impl Fn(EngineError) -> Status + '_ {
     }
 }
 
+/// Like [`in_field`], for a request whose refusals of a missing name (NOT_FOUND) name its field
+/// too: a queue's overflow queue (`queue.closed[1].overflow_queue`).
+pub fn in_field_or_missing(field: &str) -> impl Fn(EngineError) -> Status + '_ {
+    move |e| match e {
+        EngineError::NotFound(m) => Status::not_found(format!("{field}.{m}")),
+        e => in_field(field)(e),
+    }
+}
+
 pub fn invalid(e: model::ValidationError) -> Status {
     Status::invalid_argument(e.to_string())
 }
@@ -337,7 +346,43 @@ pub fn queue_spec_to_pb(q: &model::QueueSpec) -> pb::Queue {
             })
             .collect(),
         calendar: q.calendar.clone().unwrap_or_default(),
+        closed: q
+            .closed
+            .iter()
+            .map(|r| pb::ClosedRule {
+                channel: r.channel.map_or(pb::Channel::Unspecified, channel_to_pb) as i32,
+                action: match r.action {
+                    model::ClosedAction::Hold => pb::ClosedAction::Hold,
+                    model::ClosedAction::Overflow => pb::ClosedAction::Overflow,
+                    model::ClosedAction::Refuse => pb::ClosedAction::Refuse,
+                } as i32,
+                overflow_queue: r.overflow_queue.clone(),
+                message: r.message.clone(),
+            })
+            .collect(),
     }
+}
+
+/// A closed rule's channel and action; the engine checks the rest, naming `queue.closed[i]...`.
+fn closed_rule_from_pb(i: usize, r: pb::ClosedRule) -> Result<model::ClosedRule, Status> {
+    let channel = match pb::Channel::try_from(r.channel) {
+        Ok(pb::Channel::Unspecified) => None,
+        _ => Some(channel_from_pb(&format!("queue.closed[{i}].channel"), r.channel)?),
+    };
+    let action = match pb::ClosedAction::try_from(r.action) {
+        Ok(pb::ClosedAction::Hold) => model::ClosedAction::Hold,
+        Ok(pb::ClosedAction::Overflow) => model::ClosedAction::Overflow,
+        Ok(pb::ClosedAction::Refuse) => model::ClosedAction::Refuse,
+        Ok(pb::ClosedAction::Unspecified) => {
+            return Err(Status::invalid_argument(format!(
+                "queue.closed[{i}].action: is required (HOLD, OVERFLOW or REFUSE)"
+            )));
+        }
+        Err(_) => {
+            return Err(Status::invalid_argument(format!("queue.closed[{i}].action: unknown action {}", r.action)));
+        }
+    };
+    Ok(model::ClosedRule { channel, action, overflow_queue: r.overflow_queue, message: r.message })
 }
 
 pub fn queue_spec_from_pb(q: pb::Queue) -> Result<model::QueueSpec, Status> {
@@ -384,6 +429,7 @@ pub fn queue_spec_from_pb(q: pb::Queue) -> Result<model::QueueSpec, Status> {
         service_level_secs: if q.service_level_secs == 0 { 20 } else { q.service_level_secs },
         escalation,
         calendar: Some(q.calendar).filter(|c| !c.is_empty()),
+        closed: q.closed.into_iter().enumerate().map(|(i, r)| closed_rule_from_pb(i, r)).collect::<Result<_, _>>()?,
     };
     Ok(spec)
 }

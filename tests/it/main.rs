@@ -24,6 +24,7 @@ mod grpc_desktop;
 mod grpc_web;
 mod kamailio;
 mod observability;
+mod opening_hours;
 mod postgres_tls;
 mod redis_tls;
 mod routing_scenarios;

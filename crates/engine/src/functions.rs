@@ -16,7 +16,7 @@ use switchboard_model::{EventKind, MAX_PRIORITY, PushKind, routing};
 
 use crate::keys;
 use crate::ops::argv::Argv;
-use crate::ops::{access, admin, agent, calendars, erasure, instances, interactions, supervisor, voice};
+use crate::ops::{access, admin, agent, calendars, erasure, hours, instances, interactions, supervisor, voice};
 
 const LIB: &str = include_str!("lua/lib.lua");
 
@@ -111,6 +111,7 @@ functions!(
     delete_queue => admin::DeleteQueueArgs<'_>,
     put_calendar => calendars::PutCalendarArgs<'_>,
     delete_calendar => calendars::DeleteCalendarArgs<'_>,
+    set_open => hours::SetOpenArgs<'_>,
     lease => instances::LeaseArgs<'_>,
     typing => crate::chat::TypingArgs<'_>,
     api_key => access::ApiKeyArgs<'_>,

@@ -11,7 +11,8 @@
 pub const FORMATS: &[(&str, &str)] = &[
     // String: test clock offset in ms added to Redis TIME (0 in production).
     ("clock", "clock_offset"),
-    // Hash: queues_ver, agents_ver — bumped by admin changes, checked by admin functions.
+    // Hash: queues_ver, agents_ver — bumped by admin changes, checked by admin functions;
+    // calendars_ver — bumped by calendar changes, read by every instance's opening-hours watch.
     ("meta", "meta"),
     // Set of agent ids.
     ("agents", "agents"),
@@ -25,12 +26,15 @@ pub const FORMATS: &[(&str, &str)] = &[
     ("await", "agent:{}:await"),
     // Set of queue names.
     ("queues", "queues"),
-    // Hash: queue configuration as the functions use it, plus the spec as JSON.
+    // Hash: queue configuration as the functions use it, plus the spec as JSON; `cal` its calendar,
+    // `crules` its closed rule per channel (JSON), `closed` '1' while closed and `opens` when it
+    // next opens (ms; set_open).
     ("queue", "queue:{}"),
     // Hash: calendar name -> its spec as JSON (opening hours; a queue's `cal` names one).
     ("calendars", "calendars"),
-    // Hash: queue name -> "<strategy>|<channels csv>": what refreshing and pulling for an agent need
-    // of every queue it serves, in one HMGET (kept by put_queue/delete_queue).
+    // Hash: queue name -> "<strategy>|<channels csv>", then "|1" while the queue is closed: what
+    // routing needs of every queue an agent serves, in one HMGET (kept by put_queue, delete_queue
+    // and set_open).
     ("qroute", "qroute"),
     // Set: agents eligible for a pool ("<queue>#<stage>").
     ("pool_agents", "pool:{}:agents"),

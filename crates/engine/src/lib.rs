@@ -39,8 +39,8 @@ pub use functions::Constants;
 use functions::{Functions, Operation};
 pub use keys::Keys;
 pub use ops::{
-    AgentStatus, CallOrder, CallOutcome, CustomerOf, Lease, LoggedEvent, OUTBOX_GROUP, QueueFigures, TimerSweep,
-    TransferTarget, call_key,
+    AgentStatus, CallOrder, CallOutcome, ClosedAnswer, CustomerOf, HoursCheck, HoursWatch, IfRefused, Lease,
+    LoggedEvent, OUTBOX_GROUP, QueueFigures, TimerSweep, TransferTarget, call_key,
 };
 
 /// The shared, self-reconnecting connection.
@@ -403,8 +403,26 @@ fn function_error(code: &str, msg: String) -> EngineError {
         "RETRY" => EngineError::Retry(msg),
         "EXISTS" => EngineError::AlreadyExists(msg),
         "UNAUTH" => EngineError::Unauthenticated(msg),
+        "CLOSED" => closed_error(&msg),
         other => EngineError::Corrupt(format!("script error code {other:?}: {msg}")),
     }
+}
+
+/// A closed queue refused a contact (`create` with `IfRefused::Fail`): `{queue, opens}` as JSON.
+fn closed_error(msg: &str) -> EngineError {
+    #[derive(serde::Deserialize)]
+    struct Closed {
+        queue: String,
+        opens: Option<i64>,
+    }
+    let Ok(c) = serde_json::from_str::<Closed>(msg) else {
+        return EngineError::Corrupt(format!("closed queue reply {msg:?}"));
+    };
+    let until = c.opens.and_then(chrono::DateTime::from_timestamp_millis).map_or_else(
+        || "with no opening in sight".to_string(),
+        |t| format!("until {}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+    );
+    EngineError::FailedPrecondition(format!("queue: {:?} is closed {until}", c.queue))
 }
 
 /// Redis answers an FCALL of a function it does not have with `ERR Function not found`.

@@ -373,6 +373,20 @@ impl Calendar {
     }
 }
 
+/// A closed queue's message ([`crate::ClosedRule::message`]) as the customer reads it: `{opens}`
+/// becomes the next opening in the calendar's zone, e.g. "Mon 2026-12-28 09:00 CET", or "further
+/// notice" when it does not open within [`HORIZON_DAYS`].
+pub fn closed_message(template: &str, opens: Option<DateTime<Utc>>, zone: Tz) -> String {
+    if !template.contains("{opens}") {
+        return template.to_string();
+    }
+    let when = match opens {
+        Some(t) => t.with_timezone(&zone).format("%a %Y-%m-%d %H:%M %Z").to_string(),
+        None => "further notice".to_string(),
+    };
+    template.replace("{opens}", &when)
+}
+
 fn minute(m: u16) -> NaiveTime {
     NaiveTime::from_hms_opt(u32::from(m / 60), u32::from(m % 60), 0).expect("a minute of the day")
 }

@@ -7,8 +7,11 @@ use serde::{Deserialize, Serialize};
 use crate::channel::Channel;
 use crate::validate::{
     MAX_ESCALATION_STEPS, ValidationError, validate_id, validate_level, validate_priority, validate_secs,
-    validate_skill_name,
+    validate_skill_name, validate_text,
 };
+
+/// A closed queue's answer to a contact is at most this long (an SMS of a few parts).
+pub const MAX_CLOSED_MESSAGE_LEN: usize = 1_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -89,6 +92,82 @@ pub struct QueueSpec {
     /// The calendar whose hours the queue keeps; none: always open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calendar: Option<String>,
+    /// What the queue does with contacts while its calendar says closed, per channel (see
+    /// [`QueueSpec::closed_rule`] for the defaults).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub closed: Vec<ClosedRule>,
+}
+
+/// What a closed queue does with a contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClosedAction {
+    /// Take it and keep it waiting for the opening (it keeps its age).
+    Hold,
+    /// Send it to another queue (`overflow_queue`), e.g. a site in another time zone.
+    Overflow,
+    /// Do not queue it: the channel answers (a call goes to the CTI default destination).
+    Refuse,
+}
+
+impl ClosedAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClosedAction::Hold => "hold",
+            ClosedAction::Overflow => "overflow",
+            ClosedAction::Refuse => "refuse",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ClosedAction> {
+        [ClosedAction::Hold, ClosedAction::Overflow, ClosedAction::Refuse].into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// What a queue with a calendar does on a channel it has no rule for: a call or a chat is
+    /// answered at once (the CTI default destination, the widget), an email or a text waits.
+    pub fn default_for(channel: Channel) -> ClosedAction {
+        match channel {
+            Channel::Voice | Channel::Chat => ClosedAction::Refuse,
+            Channel::Sms | Channel::Email => ClosedAction::Hold,
+        }
+    }
+}
+
+/// A queue's rule for contacts of one channel (or of every channel without a rule of its own)
+/// while it is closed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClosedRule {
+    /// None: every channel without a rule of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+    pub action: ClosedAction,
+    /// Overflow: where to.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub overflow_queue: String,
+    /// The answer sent on email, SMS and chat; `{opens}` stands for the next opening.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+impl ClosedRule {
+    pub fn new(channel: Option<Channel>, action: ClosedAction) -> ClosedRule {
+        ClosedRule { channel, action, overflow_queue: String::new(), message: String::new() }
+    }
+}
+
+/// The rule that applies to one channel, and which of the queue's rules it is (None: the default).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChannelClosedRule {
+    #[serde(rename = "a")]
+    pub action: &'static str,
+    #[serde(rename = "q", skip_serializing_if = "String::is_empty")]
+    pub overflow_queue: String,
+    #[serde(rename = "m", skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Index in `closed`, for errors that name the rule (`closed[1].overflow_queue`).
+    #[serde(rename = "i", skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
 }
 
 /// One escalation transition as the engine's Redis functions run it.
@@ -116,7 +195,81 @@ impl QueueSpec {
             service_level_secs: default_sl(),
             escalation: Vec::new(),
             calendar: None,
+            closed: Vec::new(),
         }
+    }
+
+    /// The rule for contacts of `channel` while the queue is closed: its own, else the one for
+    /// every channel, else the channel's default ([`ClosedAction::default_for`]); with its index
+    /// in `closed` (None for the default).
+    pub fn closed_rule(&self, channel: Channel) -> (ClosedRule, Option<usize>) {
+        let own = self.closed.iter().position(|r| r.channel == Some(channel));
+        let any = || self.closed.iter().position(|r| r.channel.is_none());
+        match own.or_else(any) {
+            Some(i) => (ClosedRule { channel: Some(channel), ..self.closed[i].clone() }, Some(i)),
+            None => (ClosedRule::new(Some(channel), ClosedAction::default_for(channel)), None),
+        }
+    }
+
+    /// The rule of each channel the queue takes, as the engine's functions apply it (by channel name).
+    pub fn compiled_closed_rules(&self) -> BTreeMap<&'static str, ChannelClosedRule> {
+        self.channels
+            .iter()
+            .map(|&ch| {
+                let (r, index) = self.closed_rule(ch);
+                let rule = ChannelClosedRule {
+                    action: r.action.as_str(),
+                    overflow_queue: r.overflow_queue,
+                    message: r.message,
+                    index,
+                };
+                (ch.as_str(), rule)
+            })
+            .collect()
+    }
+
+    fn validate_closed(&self) -> Result<(), ValidationError> {
+        let mut seen: BTreeMap<Option<Channel>, usize> = BTreeMap::new();
+        for (i, r) in self.closed.iter().enumerate() {
+            let f = format!("closed[{i}]");
+            if let Some(first) = seen.insert(r.channel, i) {
+                let which = r.channel.map_or("every channel".to_string(), |c| c.as_str().to_string());
+                return Err(ValidationError::new(
+                    format!("{f}.channel"),
+                    format!("closed[{first}] is the rule for {which} already"),
+                ));
+            }
+            if let Some(c) = r.channel
+                && !self.channels.contains(&c)
+            {
+                return Err(ValidationError::new(
+                    format!("{f}.channel"),
+                    format!("the queue does not take {c} interactions"),
+                ));
+            }
+            match r.action {
+                ClosedAction::Overflow => {
+                    validate_id(&format!("{f}.overflow_queue"), &r.overflow_queue).map_err(|e| {
+                        ValidationError::new(e.field, format!("{} (where action overflow sends)", e.message))
+                    })?;
+                    if r.overflow_queue == self.name {
+                        return Err(ValidationError::new(
+                            format!("{f}.overflow_queue"),
+                            "a queue cannot overflow to itself",
+                        ));
+                    }
+                }
+                _ if !r.overflow_queue.is_empty() => {
+                    return Err(ValidationError::new(
+                        format!("{f}.overflow_queue"),
+                        format!("only a rule with action overflow names a queue (this one is {})", r.action.as_str()),
+                    ));
+                }
+                _ => {}
+            }
+            validate_text(&format!("{f}.message"), &r.message, MAX_CLOSED_MESSAGE_LEN)?;
+        }
+        Ok(())
     }
 
     pub fn validate(&self) -> Result<(), ValidationError> {
@@ -140,6 +293,7 @@ impl QueueSpec {
         if let Some(calendar) = &self.calendar {
             validate_id("calendar", calendar)?;
         }
+        self.validate_closed()?;
         if self.escalation.len() > MAX_ESCALATION_STEPS {
             return Err(ValidationError::new("escalation", format!("at most {MAX_ESCALATION_STEPS} steps")));
         }

@@ -206,3 +206,100 @@ fn control_characters_are_refused_where_they_could_inject_or_hide_text() {
         assert!(e.message.contains("control characters"), "{e}");
     }
 }
+
+#[test]
+fn closed_rules_default_by_channel_and_a_channel_s_own_rule_wins() {
+    let mut q = q();
+    let defaults: Vec<(Channel, ClosedAction)> = Channel::ALL.iter().map(|&c| (c, q.closed_rule(c).0.action)).collect();
+    assert_eq!(
+        defaults,
+        [
+            (Channel::Voice, ClosedAction::Refuse),
+            (Channel::Chat, ClosedAction::Refuse),
+            (Channel::Sms, ClosedAction::Hold),
+            (Channel::Email, ClosedAction::Hold),
+        ]
+    );
+    q.closed = vec![
+        ClosedRule { message: "Back at {opens}.".into(), ..ClosedRule::new(None, ClosedAction::Hold) },
+        ClosedRule { overflow_queue: "apac".into(), ..ClosedRule::new(Some(Channel::Voice), ClosedAction::Overflow) },
+    ];
+    q.validate().unwrap();
+    assert_eq!(q.closed_rule(Channel::Voice).1, Some(1));
+    assert_eq!(q.closed_rule(Channel::Voice).0.overflow_queue, "apac");
+    let (chat, i) = q.closed_rule(Channel::Chat);
+    assert_eq!((chat.action, chat.message.as_str(), i), (ClosedAction::Hold, "Back at {opens}.", Some(0)));
+    let compiled = q.compiled_closed_rules();
+    let rule = |action, q: &str, m: &str, index| ChannelClosedRule {
+        action,
+        overflow_queue: q.into(),
+        message: m.into(),
+        index,
+    };
+    assert_eq!(compiled["voice"], rule("overflow", "apac", "", Some(1)));
+    assert_eq!(compiled["email"], rule("hold", "", "Back at {opens}.", Some(0)));
+
+    let mut only_chat = QueueSpec::new("web");
+    only_chat.channels = vec![Channel::Chat];
+    let compiled: Vec<_> = only_chat.compiled_closed_rules().into_iter().collect();
+    assert_eq!(compiled, [("chat", rule("refuse", "", "", None))], "defaults, for the queue's channels only");
+}
+
+#[test]
+fn bad_closed_rules_name_the_field() {
+    let overflow = |to: &str| ClosedRule { overflow_queue: to.into(), ..ClosedRule::new(None, ClosedAction::Overflow) };
+    let cases: Vec<(Vec<ClosedRule>, &str, &str)> = vec![
+        (vec![overflow("")], "closed[0].overflow_queue", "is required"),
+        (vec![overflow("sales")], "closed[0].overflow_queue", "itself"),
+        (vec![overflow("a b")], "closed[0].overflow_queue", "may only contain"),
+        (
+            vec![ClosedRule { overflow_queue: "apac".into(), ..ClosedRule::new(None, ClosedAction::Hold) }],
+            "closed[0].overflow_queue",
+            "only a rule with action overflow",
+        ),
+        (
+            vec![
+                ClosedRule::new(Some(Channel::Sms), ClosedAction::Hold),
+                ClosedRule::new(Some(Channel::Sms), ClosedAction::Refuse),
+            ],
+            "closed[1].channel",
+            "closed[0] is the rule for sms already",
+        ),
+        (vec![ClosedRule::new(None, ClosedAction::Hold), overflow("apac")], "closed[1].channel", "every channel"),
+        (
+            vec![ClosedRule { message: "x".repeat(1001), ..ClosedRule::new(None, ClosedAction::Hold) }],
+            "closed[0].message",
+            "at most 1000 bytes",
+        ),
+        (
+            vec![ClosedRule { message: "closed\u{1b}".into(), ..ClosedRule::new(None, ClosedAction::Hold) }],
+            "closed[0].message",
+            "control characters",
+        ),
+    ];
+    for (rules, field, words) in cases {
+        let mut q = q();
+        q.closed = rules;
+        let err = q.validate().unwrap_err();
+        assert_eq!(err.field, field, "{err}");
+        assert!(err.message.contains(words), "{err}");
+    }
+    let mut q = q();
+    q.channels = vec![Channel::Email];
+    q.closed = vec![ClosedRule::new(Some(Channel::Voice), ClosedAction::Refuse)];
+    let err = q.validate().unwrap_err();
+    assert_eq!(
+        (err.field.as_str(), err.message.as_str()),
+        ("closed[0].channel", "the queue does not take voice interactions")
+    );
+}
+
+#[test]
+fn a_closed_message_says_when_the_queue_opens_in_its_zone() {
+    let zone: calendar::TimeZone = "Europe/Berlin".parse().unwrap();
+    let opens = chrono::DateTime::parse_from_rfc3339("2026-12-28T08:00:00Z").unwrap().to_utc();
+    let m = calendar::closed_message("We are closed; we answer from {opens}.", Some(opens), zone);
+    assert_eq!(m, "We are closed; we answer from Mon 2026-12-28 09:00 CET.");
+    assert_eq!(calendar::closed_message("Closed {opens}", None, zone), "Closed further notice");
+    assert_eq!(calendar::closed_message("No time here", Some(opens), zone), "No time here");
+}

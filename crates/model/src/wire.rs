@@ -81,6 +81,11 @@ wire_kinds! {
         CalendarCreated = "calendar_created",
         CalendarUpdated = "calendar_updated",
         CalendarDeleted = "calendar_deleted",
+        /// A queue closed (its calendar says so): nothing waiting in it is offered until it opens;
+        /// its closed rules applied to what was waiting (each move an `overflowed` event).
+        QueueClosed = "queue_closed",
+        /// A closed queue opened: what waits in it is offered again.
+        QueueOpened = "queue_opened",
         /// A runtime API key was created (its id, name, role and scope; never the secret).
         ApiKeyCreated = "api_key_created",
         ApiKeyRevoked = "api_key_revoked",

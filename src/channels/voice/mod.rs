@@ -13,6 +13,11 @@
 //! | hung up while waiting/ringing| abandoned                                      |
 //! | hung up after answer         | after-call work (wrap-up), then completed      |
 //! | blind transfer to a queue    | transferred: queued there, routed again        |
+//!
+//! A call to a closed queue (opening hours) meets the queue's rule for voice (default: refuse).
+//! Refused, it is recorded as an interaction that ends at once (`end_reason` "closed") and
+//! RouteCall answers the default destination with reason "closed"; overflowed, it is created in
+//! the other queue; held, it waits like any call.
 
 pub mod config;
 pub mod kamailio;
@@ -20,7 +25,7 @@ pub mod watch;
 
 use std::collections::{BTreeMap, HashMap};
 
-use switchboard_engine::{CallOrder, CallOutcome, Engine, EngineError, call_key};
+use switchboard_engine::{CallOrder, CallOutcome, Engine, EngineError, IfRefused, call_key};
 
 use crate::model::voice::{CallUpdate, PhoneState, TransferTo, validate_user_data};
 use crate::model::{Actor, Channel, Interaction, InteractionState, NewInteraction};
@@ -111,6 +116,9 @@ pub struct Voice {
 
 /// How long a device read is reused: an agent's changed phone rings within this.
 const DEVICE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The default route's reason, and the end reason, of a call its closed queue refused.
+pub const CLOSED: &str = "closed";
 
 /// Attributes a call's interaction carries besides the platform's user data.
 pub const ATTR_SYSTEM: &str = "cti.system";
@@ -203,7 +211,8 @@ impl Voice {
             priority: call.priority.or_else(|| rp.and_then(|rp| rp.priority)),
             ..NewInteraction::default()
         };
-        let (ix, _) = self.engine.acting_as(by.clone()).create_interaction(&new).await?;
+        let engine = self.engine.acting_as(by.clone());
+        let (ix, _) = engine.create_interaction_if_refused(&new, IfRefused::End).await?;
         Ok(Some(ix))
     }
 
@@ -214,6 +223,8 @@ impl Voice {
                 let position = self.engine.waiting_position(&ix).await?.unwrap_or(0);
                 RouteAction::Hold { queue: ix.queue.clone(), position: position as u32 }
             }
+            // Its queue is closed and refuses calls: it ended as it was created.
+            InteractionState::Abandoned if ix.end_reason == CLOSED => return self.default_route(&ix.id, CLOSED),
             // Answered already (a repeated request) or over: nothing to ring.
             _ => return self.default_route(&ix.id, "ended"),
         };
@@ -252,10 +263,16 @@ impl Voice {
 
     fn default_route(&self, interaction_id: &str, reason: &str) -> Result<RouteDecision> {
         if self.cfg.default_destination.is_empty() {
-            return Err(VoiceError::NotFound(match reason {
-                "no_queue" => "routing_point: no queue takes this call, and cti.default_destination is not set".into(),
-                _ => format!("call: its interaction {interaction_id:?} has ended"),
-            }));
+            return Err(match reason {
+                "no_queue" => VoiceError::NotFound(
+                    "routing_point: no queue takes this call, and cti.default_destination is not set".into(),
+                ),
+                CLOSED => VoiceError::Engine(EngineError::FailedPrecondition(format!(
+                    "queue: the call's queue is closed and refuses calls (its interaction {interaction_id:?} ended), \
+                     and cti.default_destination is not set"
+                ))),
+                _ => VoiceError::NotFound(format!("call: its interaction {interaction_id:?} has ended")),
+            });
         }
         Ok(RouteDecision {
             interaction_id: interaction_id.to_string(),

@@ -1,7 +1,9 @@
 -- ARGV: iid, idem, ch, customer, subject, attrs, queue, priority, body, preferred_agent,
---       preferred_wait_ms
+--       preferred_wait_ms, if_refused
 -- idem: idempotency key ('' = none); attrs: JSON object; priority: '' = the queue's; body: the
--- first message ('' = none); preferred_wait_ms: how long the preferred agent is waited for.
+-- first message ('' = none); preferred_wait_ms: how long the preferred agent is waited for;
+-- if_refused: what a closed queue whose rule refuses the channel does — 'hold' (created, it
+-- waits), 'fail' (nothing created: err CLOSED), 'end' (created and ended at once, 'closed').
 if idem ~= '' then
   local existing = redis.call('GET', K.idem(idem))
   if existing then return ok_ix(existing, false, existing, '0') end
@@ -10,6 +12,33 @@ local q = queue_cfg(queue)
 if not q then return err('NOT_FOUND', 'queue: no queue named "' .. queue .. '"') end
 if not takes(q, ch) then
   return err('INVALID', 'channel: queue "' .. queue .. '" does not take ' .. ch .. ' interactions')
+end
+-- A closed queue's rule for the channel: overflow to an open queue, or to a closed one whose own
+-- rule then decides (a chain that comes back, or a target that is gone or does not take the
+-- channel, holds it where it got to); hold; or refuse.
+local closed_from, refused = '', false
+local seen = {}
+while q.closed and not seen[queue] do
+  seen[queue] = true
+  local r = closed_rule_of(q, ch)
+  if r.a == 'refuse' then
+    refused = true
+  elseif r.a == 'overflow' then
+    local t = queue_cfg(r.q)
+    if takes(t, ch) and not seen[r.q] then
+      if closed_from == '' then closed_from = queue end
+      queue, q = r.q, t
+    end
+  end
+  if r.a ~= 'overflow' then break end
+end
+if refused and if_refused == 'fail' then
+  return err('CLOSED', cjson.encode({ queue = queue, opens = tonumber(q.opens) }))
+end
+if closed_from ~= '' then
+  local a = cjson.decode(attrs)
+  a['closed.from'] = closed_from
+  attrs = cjson.encode(a)
 end
 local pri = q.pri
 if priority ~= '' then pri = tonumber(priority) end
@@ -33,10 +62,21 @@ for k, v in pairs(ix) do
 end
 redis.call('HSET', K.ix(iid), unpack(fields))
 if idem ~= '' then redis.call('SET', K.idem(idem), iid, 'EX', IDEM_TTL) end
-emit(EV.created, iid, '', queue, { channel = ch, customer = customer, subject = subject, priority = pri })
+local created = { channel = ch, customer = customer, subject = subject, priority = pri }
+if closed_from ~= '' then created.closed_from = closed_from end
+emit(EV.created, iid, '', queue, created)
 if body ~= '' then
   local seq = append_msg(iid, 'customer', '', body)
   emit(EV.message_in, iid, '', queue, { seq = seq, body = body })
+end
+-- Refused by a closed queue, and recorded: it ends at once (counted apart from abandonment).
+if refused and if_refused == 'end' then
+  redis.call('HSET', K.ix(iid), 'state', 'abandoned', 't_abandoned', NOW, 'end_reason', 'closed')
+  fig_incr(queue, 'closed', 1)
+  emit(EV.abandoned, iid, '', queue,
+    { reason = 'closed', waited_ms = 0, channel = ch, customer = customer, opens_at = tonumber(q.opens) })
+  expire_keys(iid)
+  return ok_ix(iid, false, iid, '1')
 end
 if target ~= '' then
   local member = 'xfer|' .. iid .. '|1'

@@ -12,5 +12,7 @@ if #users > 0 then
     .. '"; give them another calendar or none first')
 end
 redis.call('HDEL', K.calendars(), name)
+-- Every instance's opening-hours watch reads the calendars again when this changes.
+redis.call('HINCRBY', K.meta(), 'calendars_ver', 1)
 emit(EV.calendar_deleted, '', '', '', { calendar = name, before = before })
 return ok()

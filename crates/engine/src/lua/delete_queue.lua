@@ -14,6 +14,11 @@ for _, other in ipairs(redis.call('SMEMBERS', K.queues())) do
         return err('PRECONDITION', 'name: queue "' .. other .. '" overflows to "' .. name .. '"')
       end
     end
+    for ch, r in pairs(closed_rules(oq)) do
+      if r.a == 'overflow' and r.q == name then
+        return err('PRECONDITION', 'name: queue "' .. other .. '" overflows ' .. ch .. ' to "' .. name .. '" while closed')
+      end
+    end
   end
 end
 drop_pools(name, q.stages, {})

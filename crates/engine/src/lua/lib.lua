@@ -67,9 +67,27 @@ local function queue_cfg(name)
     sl_ms = num(h.sl_ms),
     stages = num(h.stages),
     steps = cjson.decode(h.steps or '[]'),
+    -- Opening hours: closed while its calendar says so (set_open); `opens`: when it next opens
+    -- (ms, '' = not in sight); its rules per channel, decoded when asked (closed_rule_of).
+    cal = h.cal or '',
+    closed = h.closed == '1',
+    opens = h.opens or '',
+    crules_raw = h.crules,
   }
   QCACHE[name] = q
   return q
+end
+
+-- What closed queue `q` does with a contact of channel `ch`: { a = 'hold' | 'overflow' | 'refuse',
+-- q = the overflow queue, m = the message, i = the rule's index in the spec } (computed by the
+-- engine for each channel the queue takes, defaults included).
+local function closed_rules(q)
+  if not q.crules then q.crules = cjson.decode(q.crules_raw or '{}') end
+  return q.crules
+end
+
+local function closed_rule_of(q, ch)
+  return closed_rules(q)[ch] or { a = 'hold' }
 end
 
 -- Does queue config `q` (nil: no such queue) take interactions of channel `ch`?
@@ -85,8 +103,9 @@ local function pool_queue(pool)
   return string.match(pool, '^(.*)#%d+$')
 end
 
--- Strategy and channels of queues: all an agent's refresh or pull needs of each queue it serves,
--- read for many queues in one HMGET of `qroute`. A queue missing there (written by an older
+-- Strategy and channels of queues, and whether they are closed: all an agent's refresh or pull
+-- needs of each queue it serves, read for many queues in one HMGET of `qroute`
+-- ("<strategy>|<channels>", then "|1" while closed). A queue missing there (written by an older
 -- version) falls back to its full config.
 local RCACHE = {}
 local function load_routes(pools)
@@ -102,14 +121,31 @@ local function load_routes(pools)
   local r = redis.call('HMGET', K.qroute(), unpack(want))
   for i, name in ipairs(want) do
     if r[i] then
-      local strategy, chs = string.match(r[i], '^([^|]*)|(.*)$')
-      RCACHE[name] = { strategy = strategy, channels = split_csv(chs) }
+      local strategy, chs, flag = string.match(r[i], '^([^|]*)|([^|]*)(.*)$')
+      RCACHE[name] = { strategy = strategy, channels = split_csv(chs), closed = flag == '|1' }
     end
   end
 end
 
 local function queue_route(name)
   return RCACHE[name] or queue_cfg(name)
+end
+
+-- Is the queue closed (opening hours)? One small read per call at most (cached with the routes).
+local function queue_closed(name)
+  local c = QCACHE[name]
+  if c then return c.closed end
+  if RCACHE[name] == nil then load_routes({ name .. '#0' }) end
+  local q = queue_route(name)
+  return q ~= nil and q.closed == true
+end
+
+-- Writes a queue's routing summary (`qroute`) from its config, and forgets the cached one.
+local function write_route(name, q)
+  local v = q.strategy .. '|' .. table.concat(q.channels, ',')
+  if q.closed then v = v .. '|1' end
+  redis.call('HSET', K.qroute(), name, v)
+  RCACHE[name] = nil
 end
 
 -- Wait score: higher priority first, then earlier enqueue.
@@ -373,6 +409,9 @@ local function try_route(iid, ix)
     end
     return false
   end
+  -- A closed queue offers nothing (a named agent's wait above is kept: that agent is serving
+  -- the customer already).
+  if queue_closed(ix.queue) then return false end
   local key = K.avail(ix.pool, ix.ch)
   local has_excl = redis.call('EXISTS', K.ix_excl(iid)) == 1
   -- The agent who transferred it away is tried last: offered only if nobody else is free.
@@ -433,7 +472,7 @@ local function pull_one(aid)
     load_routes(pools)
     for _, pool in ipairs(pools) do
       local q = queue_route(pool_queue(pool))
-      if q then
+      if q and not q.closed then
         for _, ch in ipairs(q.channels) do
           if can_take(a, ch) then
             local iid, score = head_for(K.wait(pool, ch), aid)
@@ -567,6 +606,85 @@ local function move_to_queue(iid, ix, queue)
   ix.queue, ix.stage, ix.qseq, ix.qenter = queue, '0', tostring(qseq), tostring(NOW)
   schedule_escalation(iid, ix, 0)
   if waiting then enwait(iid, ix) end
+end
+
+-- Sets one attribute of an interaction (attributes are a JSON object in its hash).
+local function set_attr(iid, ix, k, v)
+  local attrs = cjson.decode(ix.attrs or '{}')
+  attrs[k] = v
+  ix.attrs = cjson.encode(attrs)
+  redis.call('HSET', K.ix(iid), 'attrs', ix.attrs)
+end
+
+-- Opening hours: opens or closes queue `name` (open: a boolean; opens: when a closed queue next
+-- opens, ms or ''). True if its state changed — among instances applying the same calendar
+-- change, exactly one sees true. Closing applies the queue's closed rules to what waits in it:
+-- OVERFLOW moves it (keeping its age) to its overflow queue if that one takes the channel and is
+-- open; anything else stays and waits, never dropped. Opening offers what waits to free agents.
+local function set_open(name, open, opens)
+  local q = queue_cfg(name)
+  if not q then return false end
+  if open ~= q.closed then
+    -- No change; a closed queue's next opening may have (new hours).
+    if not open and opens ~= q.opens then
+      redis.call('HSET', K.queue(name), 'opens', opens)
+      q.opens = opens
+    end
+    return false
+  end
+  local key = K.queue(name)
+  if open then
+    redis.call('HSET', key, 'closed', '0', 'opens', '')
+    q.closed, q.opens = false, ''
+    write_route(name, q)
+    emit(EV.queue_opened, '', '', name, { calendar = q.cal, waiting = redis.call('ZCARD', K.qwait(name)) })
+    -- Free agents of its pools pull: the best waiting work (priority, then age) goes first, and
+    -- each agent's other queues compete as they always do.
+    local seen = {}
+    for s = 0, q.stages - 1 do
+      for _, ch in ipairs(q.channels) do
+        for _, aid in ipairs(redis.call('ZRANGE', K.avail(name .. '#' .. s, ch), 0, -1)) do
+          if not seen[aid] then
+            seen[aid] = true
+            pull_for_agent(aid)
+          end
+        end
+      end
+    end
+    return true
+  end
+  redis.call('HSET', key, 'closed', '1', 'opens', opens)
+  q.closed, q.opens = true, opens
+  write_route(name, q)
+  local waiting = redis.call('ZRANGE', K.qwait(name), 0, -1)
+  local moves = {}
+  local any_overflow = false
+  for _, ch in ipairs(q.channels) do
+    if closed_rule_of(q, ch).a == 'overflow' then any_overflow = true end
+  end
+  if any_overflow then
+    for _, iid in ipairs(waiting) do
+      local ix = ix_get(iid)
+      -- One waiting for a named agent keeps that wait.
+      if ix and ix.state == 'queued' and (not ix.target or ix.target == '') then
+        local r = closed_rule_of(q, ix.ch)
+        if r.a == 'overflow' then
+          local t = queue_cfg(r.q)
+          if takes(t, ix.ch) and not t.closed then moves[#moves + 1] = { iid, ix, r.q } end
+        end
+      end
+    end
+  end
+  emit(EV.queue_closed, '', '', name,
+    { calendar = q.cal, opens_at = tonumber(opens), waiting = #waiting, overflowed = #moves })
+  for _, m in ipairs(moves) do
+    local iid, ix, to = m[1], m[2], m[3]
+    set_attr(iid, ix, 'closed.from', name)
+    emit(EV.overflowed, iid, '', name, { to_queue = to, reason = 'closed' })
+    move_to_queue(iid, ix, to)
+    try_route(iid, ix)
+  end
+  return true
 end
 
 local function abandon(iid, ix, reason)

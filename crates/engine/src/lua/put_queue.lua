@@ -1,9 +1,11 @@
 -- ARGV: name, allow_update, agents_ver, strategy, channels, priority, offer_ms, wrap_ms, sl_ms,
---       stages, steps, spec, overflow, calendar, ...members
+--       stages, steps, spec, overflow, calendar, crules, open, opens, ...members
 -- allow_update: '1' to update an existing queue; agents_ver: the agents' version the members were
 -- computed at; channels, overflow (targets): csv; stages: stage count; steps: compiled steps JSON;
--- spec: JSON; calendar: the calendar it keeps ('' = none, always open); members: agent, stage,
--- skill score triples (computed by the routing core).
+-- spec: JSON; calendar: the calendar it keeps ('' = none, always open); crules: its closed rule
+-- per channel (JSON, see closed_rule_of); open: '1' if its calendar is open now (or it has none),
+-- opens: when it next opens if not (ms, '' = not in sight); members: agent, stage, skill score
+-- triples (computed by the routing core).
 local ver = redis.call('HGET', K.meta(), 'agents_ver') or '0'
 if ver ~= agents_ver then return err('RETRY', 'agents changed while computing eligibility') end
 local key = K.queue(name)
@@ -18,6 +20,21 @@ end
 -- Checked here, with the write, so a calendar cannot be deleted between the check and the write.
 if calendar ~= '' and redis.call('HEXISTS', K.calendars(), calendar) == 0 then
   return err('INVALID', 'calendar: no calendar named "' .. calendar .. '"')
+end
+-- Closed rules' overflow queues: checked here too, with the write.
+local rules = cjson.decode(crules)
+local by_index = {}
+for ch, r in pairs(rules) do
+  if r.a == 'overflow' and r.i then by_index[#by_index + 1] = { r.i, ch, r.q } end
+end
+table.sort(by_index, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
+for _, e in ipairs(by_index) do
+  local field = 'closed[' .. e[1] .. '].overflow_queue'
+  local t = queue_cfg(e[3])
+  if not t then return err('NOT_FOUND', field .. ': no queue named "' .. e[3] .. '"') end
+  if not takes(t, e[2]) then
+    return err('INVALID', field .. ': queue "' .. e[3] .. '" does not take ' .. e[2] .. ' interactions')
+  end
 end
 local new_channels = {}
 for _, c in ipairs(split_csv(channels)) do new_channels[c] = true end
@@ -41,12 +58,13 @@ if old then
   drop_pools(name, old.stages, touched)
 end
 redis.call('HSET', key, 'strategy', strategy, 'channels', channels, 'pri', priority, 'offer_ms', offer_ms,
-  'wrap_ms', wrap_ms, 'sl_ms', sl_ms, 'stages', stages, 'steps', steps, 'spec', spec, 'cal', calendar)
-redis.call('HSET', K.qroute(), name, strategy .. '|' .. channels)
+  'wrap_ms', wrap_ms, 'sl_ms', sl_ms, 'stages', stages, 'steps', steps, 'spec', spec, 'cal', calendar,
+  'crules', crules)
 redis.call('SADD', K.queues(), name)
 QCACHE[name] = nil
-RCACHE[name] = nil
 local q = queue_cfg(name)
+-- Open or closed as it was until set_open below decides.
+write_route(name, q)
 for i = 1, #members, 3 do
   local aid, pool = members[i], name .. '#' .. members[i + 1]
   redis.call('HSET', K.agent_pools(aid), pool, members[i + 2])
@@ -70,6 +88,8 @@ else
   emit(EV.queue_created, '', '', name, { after = spec })
 end
 for aid, _ in pairs(touched) do refresh_agent(aid) end
+-- Its hours as of now (a queue without a calendar is always open): closing applies the new rules.
+set_open(name, open == '1', opens)
 for _, iid in ipairs(waiting) do try_route(iid) end
 for aid, _ in pairs(touched) do pull_for_agent(aid) end
 if exists then return ok('0') end

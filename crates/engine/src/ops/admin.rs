@@ -50,6 +50,9 @@ argv! {
         spec: &'a str,
         overflow: String,
         calendar: &'a str,
+        crules: String,
+        open: bool,
+        opens: Option<u64>,
         ..members,
     }
 }
@@ -154,6 +157,8 @@ impl Engine {
         let stages = spec.stage_requirements().len();
         let overflow: Vec<String> = spec.compiled_steps().into_iter().filter_map(|s| s.overflow).collect();
         let channels: Vec<&str> = spec.channels.iter().map(|c| c.as_str()).collect();
+        let crules = serde_json::to_string(&spec.compiled_closed_rules()).expect("closed rules serialize");
+        let (open, opens) = self.hours_now(spec).await?;
         let mut attempt = 0;
         let r = loop {
             attempt += 1;
@@ -177,6 +182,9 @@ impl Engine {
                 spec: &spec_json,
                 overflow: overflow.join(","),
                 calendar: spec.calendar.as_deref().unwrap_or_default(),
+                crules: crules.clone(),
+                open,
+                opens,
                 members: members.collect(),
             };
             let r = self.run(args).await;

@@ -7,6 +7,7 @@ use redis::AsyncCommands;
 use switchboard_model::{Author, Interaction, Message, NewInteraction};
 
 use super::argv::argv;
+use super::hours::IfRefused;
 use crate::decode::{interaction_from_hash, interaction_from_reply, parse_message, parse_u64};
 use crate::{Engine, EngineError, Result};
 
@@ -23,6 +24,7 @@ argv! {
         body: &'a str,
         preferred_agent: &'a str,
         preferred_wait_ms: u64,
+        if_refused: &'static str,
     }
 }
 
@@ -43,8 +45,21 @@ argv! {
 }
 
 impl Engine {
-    /// Returns the interaction and whether this call created it (false: idempotent replay).
+    /// Returns the interaction and whether this call created it (false: idempotent replay). A
+    /// closed queue's rule for the channel applies: overflow creates it in the other queue
+    /// (attribute `closed.from`), hold and refuse create it here, where it waits for the opening
+    /// (see [`Engine::create_interaction_if_refused`] to refuse).
     pub async fn create_interaction(&self, new: &NewInteraction) -> Result<(Interaction, bool)> {
+        self.create_interaction_if_refused(new, IfRefused::Hold).await
+    }
+
+    /// [`Engine::create_interaction`], with what a closed queue whose rule refuses the channel
+    /// does: hold it anyway, fail, or record it as ended at once.
+    pub async fn create_interaction_if_refused(
+        &self,
+        new: &NewInteraction,
+        if_refused: IfRefused,
+    ) -> Result<(Interaction, bool)> {
         let channel = new.validate().map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
         let id = uuid::Uuid::now_v7().to_string();
         let attrs = serde_json::to_string(&new.attributes).expect("attributes serialize");
@@ -60,6 +75,7 @@ impl Engine {
             body: &new.body,
             preferred_agent: &new.preferred_agent_id,
             preferred_wait_ms: u64::from(new.preferred_agent_wait_secs) * 1000,
+            if_refused: if_refused.as_str(),
         };
         let r = self.run(args).await?;
         let created = r.get(1).is_some_and(|s| s == "1");
