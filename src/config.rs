@@ -636,6 +636,15 @@ impl Config {
                     ));
                 }
             }
+            for (j, rule) in queue.closed.iter().enumerate() {
+                let target = rule.overflow_queue.as_str();
+                if !target.is_empty() && !queue_names.contains_key(target) {
+                    return Err(invalid(
+                        format!("queues[{i}].closed[{j}].overflow_queue"),
+                        format!("queue {target:?} is not defined in this config"),
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -1270,6 +1279,48 @@ username = "support@example.com"
         }
         let msg = parse_message(&CALENDARS.replace("tue =", "tues ="));
         assert!(msg.contains("unknown field `tues`") && msg.contains("line "), "{msg}");
+    }
+
+    const CLOSED: &str = r#"
+        [[queues]]
+        name = "night"
+
+        [[queues]]
+        name = "sales"
+        closed = [
+            { channel = "voice", action = "overflow", overflow_queue = "night" },
+            { action = "hold", message = "Back at {opens}." },
+        ]
+    "#;
+
+    #[test]
+    fn closed_rules_are_read_and_name_their_key() {
+        use crate::model::{Channel, ClosedAction};
+        let c = parse(CLOSED).unwrap();
+        let sales = &c.queues[1];
+        assert_eq!(sales.closed_rule(Channel::Voice).0.overflow_queue, "night");
+        let (email, index) = sales.closed_rule(Channel::Email);
+        assert_eq!((email.action, email.message.as_str(), index), (ClosedAction::Hold, "Back at {opens}.", Some(1)));
+        let e = no_env();
+        let cases = [
+            (
+                CLOSED.replace("overflow_queue = \"night\"", "overflow_queue = \"day\""),
+                "queues[1].closed[0].overflow_queue",
+            ),
+            (
+                CLOSED.replace("overflow_queue = \"night\"", "overflow_queue = \"sales\""),
+                "queues[1].closed[0].overflow_queue",
+            ),
+            (
+                CLOSED.replace("{ action = \"hold\"", "{ channel = \"voice\", action = \"hold\""),
+                "queues[1].closed[1].channel",
+            ),
+        ];
+        for (toml, key) in cases {
+            assert_eq!(invalid_key(&toml, &e), key, "{toml}");
+        }
+        let msg = parse_message(&CLOSED.replace("\"hold\"", "\"wait\""));
+        assert!(msg.contains("unknown variant `wait`") && msg.contains("line "), "{msg}");
     }
 
     #[test]

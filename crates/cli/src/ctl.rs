@@ -46,6 +46,25 @@ fn pairs(field: &str, v: &[String]) -> anyhow::Result<HashMap<String, u32>> {
         .collect()
 }
 
+/// `--closed CHANNEL=hold|refuse|overflow:QUEUE`.
+fn closed_rule(s: &str) -> anyhow::Result<pb::ClosedRule> {
+    let (ch, action) =
+        s.split_once('=').with_context(|| format!("--closed {s:?}: expected CHANNEL=hold|refuse|overflow:QUEUE"))?;
+    let channel = if ch == "all" {
+        pb::Channel::Unspecified
+    } else {
+        channel(ch)
+            .map_err(|_| anyhow::anyhow!("--closed {s:?}: channel {ch:?} is not voice, chat, sms, email or all"))?
+    };
+    let (action, overflow_queue) = match action.split_once(':') {
+        Some(("overflow", q)) => (pb::ClosedAction::Overflow, q.to_string()),
+        None if action == "hold" => (pb::ClosedAction::Hold, String::new()),
+        None if action == "refuse" => (pb::ClosedAction::Refuse, String::new()),
+        _ => bail!("--closed {s:?}: the action is hold, refuse or overflow:QUEUE"),
+    };
+    Ok(pb::ClosedRule { channel: channel as i32, action: action as i32, overflow_queue, message: String::new() })
+}
+
 fn channel(s: &str) -> anyhow::Result<pb::Channel> {
     Ok(match s {
         "voice" => pb::Channel::Voice,
@@ -181,12 +200,14 @@ async fn run_ctl(c: &mut Clients, p: &mut Printer<'_>, cmd: Ctl, live: bool) -> 
             let a = c.admin.put_agent(pb::PutAgentRequest { agent: Some(agent), allow_update: true }).await?;
             p.print(&a.into_inner(), |a| view::agent_configs(std::slice::from_ref(a)).render())?;
         }
-        Ctl::PutQueue { name, skills, priority, wrap_up_secs, calendar } => {
+        Ctl::PutQueue { name, skills, priority, wrap_up_secs, calendar, closed } => {
             let requirements = pairs("skill", &skills)?
                 .into_iter()
                 .map(|(skill, min_level)| pb::SkillRequirement { skill, min_level })
                 .collect();
-            let queue = pb::Queue { name, requirements, priority, wrap_up_secs, calendar, ..Default::default() };
+            let closed = closed.iter().map(|r| closed_rule(r)).collect::<anyhow::Result<_>>()?;
+            let queue =
+                pb::Queue { name, requirements, priority, wrap_up_secs, calendar, closed, ..Default::default() };
             let q = c.admin.put_queue(pb::PutQueueRequest { queue: Some(queue), allow_update: true }).await?;
             p.print(&q.into_inner(), |q| view::queues(std::slice::from_ref(q), &HashMap::new()).render())?;
         }
@@ -285,5 +306,21 @@ mod tests {
         assert_eq!(e.to_string(), "not found: interaction_id: no interaction \"x\"");
         assert_eq!(code_words(tonic::Code::FailedPrecondition), "failed precondition");
         assert_eq!(explain(tonic::Status::permission_denied("admins only")).to_string(), "not allowed: admins only");
+    }
+
+    #[test]
+    fn closed_rules_are_written_channel_equals_action() {
+        let r = closed_rule("voice=overflow:night").unwrap();
+        assert_eq!(
+            (r.channel(), r.action(), r.overflow_queue.as_str()),
+            (pb::Channel::Voice, pb::ClosedAction::Overflow, "night")
+        );
+        let r = closed_rule("all=hold").unwrap();
+        assert_eq!((r.channel(), r.action()), (pb::Channel::Unspecified, pb::ClosedAction::Hold));
+        assert_eq!(closed_rule("chat=refuse").unwrap().action(), pb::ClosedAction::Refuse);
+        for bad in ["voice", "fax=hold", "chat=wait", "chat=hold:x", "chat=overflow"] {
+            let e = closed_rule(bad).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("--closed {bad:?}")), "{e}");
+        }
     }
 }

@@ -67,6 +67,10 @@ pub enum Ctl {
         /// The calendar (opening hours) it keeps; none: always open.
         #[arg(long, default_value = "")]
         calendar: String,
+        /// While closed: CHANNEL=hold|refuse|overflow:QUEUE (CHANNEL voice, chat, sms, email or
+        /// all), repeatable. Without: voice and chat refuse, sms and email hold.
+        #[arg(long = "closed")]
+        closed: Vec<String>,
     },
     /// Enqueue an interaction, as a channel adapter would.
     Create {

@@ -130,11 +130,28 @@ pub fn queues(queues: &[pb::Queue], now: &HashMap<String, pb::ListOpeningsRespon
             secs_or_default(q.offer_timeout_secs),
             human::duration(std::time::Duration::from_secs(q.wrap_up_secs.into())),
             secs_or_default(q.service_level_secs),
-            crate::calendar::queue_hours(&q.calendar, now.get(&q.name)),
+            hours_and_rules(q, now.get(&q.name)),
             human::list(q.escalation.iter().map(escalation_step)),
         ]);
     }
     t
+}
+
+/// A queue's hours, and what it does while closed when it says (its rules, not the defaults).
+fn hours_and_rules(q: &pb::Queue, now: Option<&pb::ListOpeningsResponse>) -> String {
+    let hours = crate::calendar::queue_hours(&q.calendar, now);
+    if q.closed.is_empty() {
+        return hours;
+    }
+    let rules = q.closed.iter().map(|r| {
+        let ch = if r.channel() == pb::Channel::Unspecified { "others" } else { human::channel(r.channel()) };
+        match r.action() {
+            pb::ClosedAction::Overflow => format!("{ch} to {}", r.overflow_queue),
+            pb::ClosedAction::Refuse => format!("{ch} refused"),
+            _ => format!("{ch} held"),
+        }
+    });
+    format!("{hours}; closed: {}", human::list(rules))
 }
 
 /// Interactions waiting, best first: `ctl waiting`.
@@ -434,6 +451,28 @@ mod tests {
         assert!(out.contains("\n                                                second line\n"), "{out}");
         assert!(out.contains("\n  2  agent     ann    -     delivered, 2 parts  Sure\n"), "{out}");
         assert!(!out.contains("Some(") && !out.contains("None") && !out.contains("Timestamp {"), "{out}");
+    }
+
+    #[test]
+    fn a_queue_s_closed_rules_follow_its_hours() {
+        let rule = |channel: pb::Channel, action: pb::ClosedAction, q: &str| pb::ClosedRule {
+            channel: channel as i32,
+            action: action as i32,
+            overflow_queue: q.into(),
+            message: String::new(),
+        };
+        let q = pb::Queue {
+            name: "support".into(),
+            calendar: "office".into(),
+            closed: vec![
+                rule(pb::Channel::Chat, pb::ClosedAction::Overflow, "general"),
+                rule(pb::Channel::Voice, pb::ClosedAction::Refuse, ""),
+                rule(pb::Channel::Unspecified, pb::ClosedAction::Hold, ""),
+            ],
+            ..Default::default()
+        };
+        let out = queues(&[q], &HashMap::new()).render();
+        assert!(out.contains("office; closed: chat to general, voice refused, others held"), "{out}");
     }
 
     #[test]
