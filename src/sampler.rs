@@ -18,7 +18,7 @@ use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use switchboard_engine::{Engine, EngineError, QueueFigures};
+use switchboard_engine::{AgentLoads, Engine, EngineError, QueueFigures};
 
 /// The interactions a queue's window counts, as the `event` label of
 /// `switchboard_queue_window_interactions`.
@@ -60,8 +60,10 @@ pub async fn run(engine: Arc<RwLock<Option<Engine>>>, every: Duration, shutdown:
 /// exporter keeps a gauge once set), which Prometheus' `max` and comparisons pass over.
 async fn sample_queues(engine: &Engine, exported: &mut BTreeSet<String>) -> Result<(), EngineError> {
     let mut seen = BTreeSet::new();
+    // Each agent read once per tick, however many queues it serves.
+    let mut loads = AgentLoads::default();
     for queue in engine.list_queue_names().await? {
-        match engine.queue_figures(&queue).await {
+        match engine.queue_figures_with(&queue, &mut loads).await {
             Ok(f) => set(&queue, Some(&f)),
             Err(EngineError::NotFound(_)) => continue,
             Err(e) => return Err(e),

@@ -39,8 +39,8 @@ pub use functions::Constants;
 use functions::{Functions, Operation};
 pub use keys::Keys;
 pub use ops::{
-    AgentStatus, CallOrder, CallOutcome, ClosedAnswer, CustomerOf, HoursCheck, HoursWatch, IfRefused, Lease,
-    LoggedEvent, OUTBOX_GROUP, QueueFigures, TimerSweep, TransferTarget, call_key,
+    AgentLoads, AgentStatus, CallOrder, CallOutcome, ClosedAnswer, CustomerOf, HoursCheck, HoursWatch, IfRefused,
+    Lease, LoggedEvent, OUTBOX_GROUP, QueueFigures, TimerSweep, TransferTarget, call_key,
 };
 
 /// The shared, self-reconnecting connection.

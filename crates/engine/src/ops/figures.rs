@@ -29,8 +29,42 @@ pub struct QueueFigures {
     pub next_change_ms: Option<u64>,
 }
 
+/// What a queue's figures need of its agents (presence, load, capacity), read once per agent:
+/// a sampler that shows every queue shares one across them, since agents serve many queues.
+#[derive(Debug, Default)]
+pub struct AgentLoads(HashMap<String, Option<AgentLoad>>);
+
+#[derive(Debug, Clone)]
+struct AgentLoad {
+    presence: Presence,
+    load: u64,
+    capacity: u64,
+}
+
+/// Agents read per round trip. Redis runs a client's pipelined commands back to back: a queue's
+/// few hundred agents in one pipeline held every other client (a routing call, a RouteCall)
+/// behind them for milliseconds.
+const AGENTS_PER_READ: usize = 64;
+
+/// The fields of an agent's hash the figures read: presence, then load and capacity per channel.
+fn load_fields() -> Vec<String> {
+    let mut f = vec!["presence".to_string()];
+    for c in Channel::ALL {
+        f.push(format!("load_{c}"));
+    }
+    for c in Channel::ALL {
+        f.push(format!("cap_{c}"));
+    }
+    f
+}
+
 impl Engine {
     pub async fn queue_figures(&self, queue: &str) -> Result<QueueFigures> {
+        self.queue_figures_with(queue, &mut AgentLoads::default()).await
+    }
+
+    /// [`Engine::queue_figures`], reading only the agents `loads` does not hold yet.
+    pub async fn queue_figures_with(&self, queue: &str, loads: &mut AgentLoads) -> Result<QueueFigures> {
         let spec = self.get_queue(queue).await?;
         let calendar = self.queue_calendar(&spec).await?;
         let now = self.now_ms().await?;
@@ -66,18 +100,16 @@ impl Engine {
         }
         let members: Vec<String> =
             redis::from_redis_value(rest[minutes as usize].clone()).map_err(|e| EngineError::Corrupt(e.to_string()))?;
-        let agents = self.agent_statuses(&members).await?;
+        self.read_loads(&members, loads).await?;
         let get = |k: &str| sums.get(k).copied().unwrap_or(0);
         let (accepted, abandoned) = (get("accepted"), get("abandoned"));
         let mut by_presence = BTreeMap::new();
         let (mut load, mut cap) = (0u64, 0u64);
-        for a in &agents {
+        for a in members.iter().filter_map(|id| loads.0.get(id).and_then(Option::as_ref)) {
             *by_presence.entry(a.presence.state_str().to_string()).or_insert(0) += 1;
             if a.presence != Presence::Offline {
-                for c in Channel::ALL {
-                    load += u64::from(*a.load.get(&c).unwrap_or(&0));
-                    cap += u64::from(a.capacity.get(c));
-                }
+                load += a.load;
+                cap += a.capacity;
             }
         }
         Ok(QueueFigures {
@@ -111,6 +143,40 @@ impl Engine {
                 .map(|(at, _)| at.timestamp_millis().max(0) as u64),
         })
     }
+}
+
+impl Engine {
+    /// Reads the agents among `ids` that `loads` does not hold, a few at a time.
+    async fn read_loads(&self, ids: &[String], loads: &mut AgentLoads) -> Result<()> {
+        let missing: Vec<&String> = ids.iter().filter(|id| !loads.0.contains_key(*id)).collect();
+        let fields = load_fields();
+        let mut con = self.con.clone();
+        for chunk in missing.chunks(AGENTS_PER_READ) {
+            let mut pipe = redis::pipe();
+            for id in chunk {
+                pipe.cmd("HMGET").arg(self.keys.agent(id)).arg(&fields);
+            }
+            let rows: Vec<Vec<Option<String>>> = pipe.query_async(&mut con).await?;
+            for (id, row) in chunk.iter().zip(rows) {
+                loads.0.insert((*id).clone(), agent_load(&row)?);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One agent's row of [`load_fields`]; None for an agent deleted meanwhile (no presence).
+fn agent_load(row: &[Option<String>]) -> Result<Option<AgentLoad>> {
+    let Some(Some(state)) = row.first() else { return Ok(None) };
+    let presence =
+        Presence::from_parts(state, "").ok_or_else(|| EngineError::Corrupt(format!("presence {state:?}")))?;
+    let n = |v: &Option<String>| v.as_deref().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    let channels = Channel::ALL.len();
+    Ok(Some(AgentLoad {
+        presence,
+        load: row[1..=channels].iter().map(n).sum(),
+        capacity: row[1 + channels..].iter().map(n).sum(),
+    }))
 }
 
 /// A routing-clock time as the calendars take it.

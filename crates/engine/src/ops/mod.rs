@@ -19,7 +19,7 @@ pub(crate) mod voice;
 
 pub use agent::TransferTarget;
 pub use erasure::CustomerOf;
-pub use figures::QueueFigures;
+pub use figures::{AgentLoads, QueueFigures};
 pub use hours::{ClosedAnswer, HoursCheck, HoursWatch, IfRefused};
 pub use instances::{Lease, TimerSweep};
 pub use outbox::{LoggedEvent, OUTBOX_GROUP};
