@@ -592,3 +592,35 @@ async fn bad_closed_rules_are_refused_naming_the_field_and_change_nothing() {
     assert!(e.message().starts_with("name: queue \"sales\" overflows voice to \"night\""), "{}", e.message());
     w.sb.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_level_leaves_out_the_time_a_queue_was_closed() {
+    // 16:59 UTC; the desk closes 17:00-17:10. A chat waits through the closing and is answered
+    // 30 s after the opening: 11.5 minutes in all, 90 s of them while the desk was open.
+    let w = start_at(utc("2026-06-10T16:59:00Z")).await;
+    put_calendar(&w.sb, daily("desk", "UTC", &["09:00-17:00", "17:10-20:00"])).await;
+    let hold = rule(pb::Channel::Chat, pb::ClosedAction::Hold, "");
+    let q =
+        pb::Queue { service_level_secs: 120, ..hours_queue("desk", "desk", "desk", &[pb::Channel::Chat], vec![hold]) };
+    put_queue(&w.sb, q).await.unwrap();
+    put_agent(&w.sb, agent("ann", &[("desk", 5)])).await;
+    let c = chat(&w.sb, "desk", "v1").await;
+    // The clock moves a minute at a time, as it would: the closing is seen as it comes.
+    w.engine.advance_clock(Duration::from_secs(60)).await.unwrap();
+    wait_closed(&w.engine, "desk", true).await;
+    w.engine.advance_clock(Duration::from_secs(10 * 60)).await.unwrap();
+    wait_closed(&w.engine, "desk", false).await;
+    w.engine.advance_clock(Duration::from_secs(30)).await.unwrap();
+
+    let mut ann = w.sb.desktop("ann", "tok-ann").await;
+    ann.ready().await;
+    let offered = ann.wait_offer().await.interaction.unwrap();
+    assert_eq!(offered.id, c.id);
+    ann.accept(&c.id).await.unwrap();
+    let f = w.sb.supervisor().await.get_queue_figures(pb::GetQueueFiguresRequest { queue: "desk".into() }).await;
+    let f = f.unwrap().into_inner();
+    assert_eq!(f.accepted, 1);
+    assert_eq!(f.service_level_percent, Some(100.0), "answered within 120 s of open time");
+    // The speed of answer is what the customer lived: the whole wait.
+    assert!(f.average_speed_of_answer_secs >= 690.0, "ASA {}", f.average_speed_of_answer_secs);
+}

@@ -72,6 +72,9 @@ local function queue_cfg(name)
     cal = h.cal or '',
     closed = h.closed == '1',
     opens = h.opens or '',
+    -- Time spent closed before the current closing (ms), and when that closing began.
+    closed_ms = num(h.closed_ms),
+    closed_at = num(h.closed_at),
     crules_raw = h.crules,
   }
   QCACHE[name] = q
@@ -146,6 +149,13 @@ local function write_route(name, q)
   if q.closed then v = v .. '|1' end
   redis.call('HSET', K.qroute(), name, v)
   RCACHE[name] = nil
+end
+
+-- The time queue `q` has spent closed up to now (ms): what a wait's service level leaves out.
+local function closed_total(q)
+  local t = q.closed_ms
+  if q.closed and q.closed_at > 0 then t = t + NOW - q.closed_at end
+  return t
 end
 
 -- Wait score: higher priority first, then earlier enqueue.
@@ -349,6 +359,12 @@ local function enwait(iid, ix)
   end
   redis.call('ZADD', K.qwait(ix.queue), num(ix.enq), iid)
   redis.call('SREM', K.qlive(ix.queue), iid)
+  -- Entering a queue: its closed time so far, so that the closed time this wait spans can be
+  -- left out of its service level (kept across a requeue in the same queue).
+  if q and ix.czq ~= ix.queue then
+    ix.czq, ix.cz = ix.queue, tostring(closed_total(q))
+    redis.call('HSET', K.ix(iid), 'czq', ix.czq, 'cz', ix.cz)
+  end
   redis.call('HSET', K.ix(iid), 'state', 'queued', 'pool', pool, 'agent', '', 'oexp', '', 't_queued', NOW)
   ix.state, ix.pool, ix.agent = 'queued', pool, ''
 end
@@ -634,8 +650,9 @@ local function set_open(name, open, opens)
   end
   local key = K.queue(name)
   if open then
-    redis.call('HSET', key, 'closed', '0', 'opens', '')
-    q.closed, q.opens = false, ''
+    q.closed_ms = closed_total(q)
+    redis.call('HSET', key, 'closed', '0', 'opens', '', 'closed_ms', q.closed_ms, 'closed_at', 0)
+    q.closed, q.opens, q.closed_at = false, '', 0
     write_route(name, q)
     emit(EV.queue_opened, '', '', name, { calendar = q.cal, waiting = redis.call('ZCARD', K.qwait(name)) })
     -- Free agents of its pools pull: the best waiting work (priority, then age) goes first, and
@@ -653,8 +670,8 @@ local function set_open(name, open, opens)
     end
     return true
   end
-  redis.call('HSET', key, 'closed', '1', 'opens', opens)
-  q.closed, q.opens = true, opens
+  redis.call('HSET', key, 'closed', '1', 'opens', opens, 'closed_at', NOW)
+  q.closed, q.opens, q.closed_at = true, opens, NOW
   write_route(name, q)
   local waiting = redis.call('ZRANGE', K.qwait(name), 0, -1)
   local moves = {}
@@ -697,7 +714,8 @@ local function abandon(iid, ix, reason)
   if ix.esc and ix.esc ~= '' then redis.call('ZREM', K.timers(), ix.esc) end
   redis.call('HSET', K.ix(iid), 'state', 'abandoned', 't_abandoned', NOW, 'end_reason', reason, 'esc', '')
   redis.call('SREM', K.qlive(ix.queue), iid)
-  fig_incr(ix.queue, 'abandoned', 1)
+  -- Ended because its queue is closed (a channel's after-hours answer): counted apart.
+  fig_incr(ix.queue, reason == 'closed' and 'closed' or 'abandoned', 1)
   emit(EV.abandoned, iid, ix.agent or '', ix.queue,
     { reason = reason, waited_ms = NOW - num(ix.enq), channel = ix.ch, customer = ix.cust })
   expire_keys(iid)
@@ -795,7 +813,11 @@ local function accept_offer(iid, ix, aid)
   local waited = NOW - num(ix.enq)
   fig_incr(ix.queue, 'accepted', 1)
   fig_incr(ix.queue, 'asa_ms', waited)
-  if waited <= sl_ms then fig_incr(ix.queue, 'in_sl', 1) end
+  -- Service level counts open time only: a customer who wrote at night and was answered as the
+  -- queue opened was answered at once. (ASA keeps the whole wait: what the customer lived.)
+  local open_wait = waited
+  if q and ix.czq == ix.queue then open_wait = math.max(0, waited - (closed_total(q) - num(ix.cz))) end
+  if open_wait <= sl_ms then fig_incr(ix.queue, 'in_sl', 1) end
   emit(EV.accepted, iid, aid, ix.queue, { waited_ms = waited })
   -- The agent's session is told (the accepting session with the reply, like any push for it).
   notify(aid, PUSH.assigned, { ix = iid }, iid)
