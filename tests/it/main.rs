@@ -4,6 +4,7 @@
 
 mod common;
 
+mod after_hours;
 mod browser_session;
 mod calendars;
 mod concurrency;

@@ -7,15 +7,18 @@
 //! appends are guarded by a pending marker, and the bookkeeping writes are plain overwrites.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::{debug, info, warn};
 
 use super::auth_results::{self, Verdict};
 use super::config::{EmailConfig, MailboxConfig, Unauthenticated};
+use super::outbound::Outbound;
 use super::parse::{self, Kind, ParsedEmail};
 use super::threading::{self, Candidate, CandidateState, Decision};
-use crate::model::{Channel, InteractionState, NewInteraction};
+use crate::channels::DeliveryError;
+use crate::model::{Channel, ClosedAction, InteractionState, NewInteraction};
 use switchboard_engine::email::{Conversation, EmailState};
 use switchboard_engine::{Engine, EngineError};
 
@@ -126,6 +129,8 @@ pub struct Ingest {
     state: EmailState,
     window_ms: u64,
     sticky_wait_secs: u32,
+    /// Sends the after-hours answers (None: stored in the thread, not sent — tests of ingest alone).
+    outbound: Option<Arc<Outbound>>,
 }
 
 impl Ingest {
@@ -135,7 +140,65 @@ impl Ingest {
             engine,
             window_ms: cfg.reopen_window().as_millis() as u64,
             sticky_wait_secs: cfg.sticky_wait_secs,
+            outbound: None,
         }
+    }
+
+    /// Answers after hours through `outbound` (the channel's reply path).
+    pub fn answering_with(mut self, outbound: Arc<Outbound>) -> Self {
+        self.outbound = Some(outbound);
+        self
+    }
+
+    /// After hours: a message that started (`new`) or joined a waiting interaction in a closed
+    /// queue whose rule for email has a message is answered with it, once per interaction and
+    /// closed period (the system message's key: of several instances only the one that stored it
+    /// sends). The answer is in the thread and leaves as a threaded reply; a new interaction the
+    /// rule refuses then ends (`end_reason` "closed"), otherwise it waits. Failures are logged;
+    /// the customer's message is stored either way.
+    async fn answer_if_closed(&self, outcome: &Outcome) {
+        let (iid, new) = match outcome {
+            Outcome::Created(iid) | Outcome::FollowUp { interaction_id: iid, .. } => (iid, true),
+            Outcome::Appended(iid) => (iid, false),
+            _ => return,
+        };
+        if let Err(error) = self.try_answer_closed(iid, new).await {
+            warn!(message = "After-hours email answer not sent.", interaction = %iid, %error);
+        }
+    }
+
+    async fn try_answer_closed(&self, iid: &str, new: bool) -> Result<(), String> {
+        let Some(outbound) = &self.outbound else { return Ok(()) };
+        let ix = self.engine.get_interaction(iid, false).await.map_err(|e| e.to_string())?;
+        if ix.state != InteractionState::Queued {
+            return Ok(());
+        }
+        let Some(answer) = self.engine.closed_rule(&ix.queue, Channel::Email).await.map_err(|e| e.to_string())? else {
+            return Ok(());
+        };
+        if answer.message.is_empty() {
+            return Ok(());
+        }
+        let key = format!("closed-answer|{iid}|{}", answer.opens_at_ms.unwrap_or(0));
+        let (msg, appended) = self
+            .engine
+            .append_system_message_once(iid, &answer.message_text(), &key)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !appended {
+            return Ok(());
+        }
+        let sent = match outbound.deliver(&ix, &msg).await {
+            Ok(()) | Err(DeliveryError::Transient(_)) => true,
+            Err(e) => {
+                warn!(message = "After-hours email answer not sent; the message waits.", interaction = %iid, error = %e);
+                false
+            }
+        };
+        if sent && new && answer.action == ClosedAction::Refuse {
+            self.engine.withdraw(iid, "closed").await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 
     pub async fn process(&self, mailbox: &MailboxConfig, raw: Vec<u8>) -> Result<Outcome, IngestError> {
@@ -178,7 +241,9 @@ impl Ingest {
                 {
                     info!(message = "Email sender not verified.", mailbox = %mailbox.name, reason = %v.reason);
                 }
-                self.customer(mailbox, &e, &sender).await
+                let outcome = self.customer(mailbox, &e, &sender).await?;
+                self.answer_if_closed(&outcome).await;
+                Ok(outcome)
             }
         }
     }

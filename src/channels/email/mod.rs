@@ -49,7 +49,7 @@ const RETRY_SWEEP: Duration = Duration::from_secs(2);
 pub struct EmailChannel {
     cfg: Arc<EmailConfig>,
     engine: Engine,
-    outbound: outbound::Outbound,
+    outbound: Arc<outbound::Outbound>,
 }
 
 impl EmailChannel {
@@ -57,7 +57,7 @@ impl EmailChannel {
     pub fn new(cfg: EmailConfig, engine: Engine) -> Result<Arc<EmailChannel>, EmailError> {
         cfg.validate()?;
         let cfg = Arc::new(cfg);
-        let outbound = outbound::Outbound::new(cfg.clone(), engine.clone())?;
+        let outbound = Arc::new(outbound::Outbound::new(cfg.clone(), engine.clone())?);
         Ok(Arc::new(EmailChannel { cfg, engine, outbound }))
     }
 
@@ -74,7 +74,7 @@ impl EmailChannel {
                 mailbox = %m.name
             );
         }
-        let ingest = ingest::Ingest::new(self.engine.clone(), &self.cfg);
+        let ingest = ingest::Ingest::new(self.engine.clone(), &self.cfg).answering_with(self.outbound.clone());
         let state = switchboard_engine::email::EmailState::new(&self.engine);
         let mut handles: Vec<JoinHandle<()>> = self
             .cfg

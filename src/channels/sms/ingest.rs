@@ -16,7 +16,8 @@ use tracing::{info, warn};
 
 use super::SmsChannel;
 use super::gateway::{InboundSms, OutSms, ReceiveError, Received};
-use crate::model::{Channel, InteractionState, NewInteraction};
+use crate::channels::DeliveryError;
+use crate::model::{Channel, ClosedAction, InteractionState, NewInteraction};
 
 /// How long one text may hold its conversation; a crashed holder frees it after this.
 const LOCK_TTL: Duration = Duration::from_secs(15);
@@ -74,6 +75,13 @@ impl SmsChannel {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         let r = self.ingest_locked(&sms, &t).await;
+        match &r {
+            Ok(Received::Created(iid) | Received::FollowUp { interaction_id: iid, .. }) => {
+                self.answer_if_closed(iid, true).await;
+            }
+            Ok(Received::Appended(iid)) => self.answer_if_closed(iid, false).await,
+            _ => {}
+        }
         if let Err(error) = self.state.unlock(&conv, &holder).await {
             warn!(message = "Could not release an SMS conversation; it frees itself shortly.", %error);
         }
@@ -208,6 +216,50 @@ impl SmsChannel {
             (true, Some((previous, _))) => Received::FollowUp { interaction_id: ix.id, previous },
             (true, None) => Received::Created(ix.id),
         })
+    }
+
+    /// After hours: a text that started (`new`) or joined a waiting interaction in a closed queue
+    /// whose rule for SMS has a message is answered with it, once per interaction and closed
+    /// period (the system message's key: of several instances only the one that stored it
+    /// sends). The answer is in the thread and leaves through the normal reply path (delivery
+    /// states). A new one the rule refuses then ends (`end_reason` "closed"); otherwise it waits.
+    /// A failure is logged; the customer's text is stored either way.
+    async fn answer_if_closed(&self, iid: &str, new: bool) {
+        if let Err(error) = self.try_answer_closed(iid, new).await {
+            warn!(message = "After-hours SMS answer not sent.", interaction = %iid, %error);
+        }
+    }
+
+    async fn try_answer_closed(&self, iid: &str, new: bool) -> Result<(), String> {
+        let ix = self.engine.get_interaction(iid, false).await.map_err(|e| e.to_string())?;
+        if ix.state != InteractionState::Queued {
+            return Ok(());
+        }
+        let Some(answer) = self.engine.closed_rule(&ix.queue, Channel::Sms).await.map_err(|e| e.to_string())? else {
+            return Ok(());
+        };
+        if answer.message.is_empty() {
+            return Ok(());
+        }
+        let text = answer.message_text();
+        self.vet_reply(&ix, &text).await.map_err(|e| e.to_string())?;
+        let key = format!("closed-answer|{iid}|{}", answer.opens_at_ms.unwrap_or(0));
+        let (msg, appended) =
+            self.engine.append_system_message_once(iid, &text, &key).await.map_err(|e| e.to_string())?;
+        if !appended {
+            return Ok(());
+        }
+        let sent = match self.deliver_reply(&ix, &msg).await {
+            Ok(()) | Err(DeliveryError::Transient(_)) => true,
+            Err(e) => {
+                warn!(message = "After-hours SMS answer not sent; the text waits.", interaction = %iid, error = %e);
+                false
+            }
+        };
+        if sent && new && answer.action == ClosedAction::Refuse {
+            self.engine.withdraw(iid, "closed").await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 
     /// The channel's own answer (HELP, an opt-out confirmation): sent once per received text, not
