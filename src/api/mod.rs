@@ -360,6 +360,7 @@ pub fn queue_spec_to_pb(q: &model::QueueSpec) -> pb::Queue {
                 message: r.message.clone(),
             })
             .collect(),
+        service_level_counts_closed_time: q.service_level_counts_closed_time,
     }
 }
 
@@ -430,6 +431,7 @@ pub fn queue_spec_from_pb(q: pb::Queue) -> Result<model::QueueSpec, Status> {
         escalation,
         calendar: Some(q.calendar).filter(|c| !c.is_empty()),
         closed: q.closed.into_iter().enumerate().map(|(i, r)| closed_rule_from_pb(i, r)).collect::<Result<_, _>>()?,
+        service_level_counts_closed_time: q.service_level_counts_closed_time,
     };
     Ok(spec)
 }

@@ -96,6 +96,10 @@ pub struct QueueSpec {
     /// [`QueueSpec::closed_rule`] for the defaults).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub closed: Vec<ClosedRule>,
+    /// Service level counts the time a wait spent while the queue was closed (default: open
+    /// time only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub service_level_counts_closed_time: bool,
 }
 
 /// What a closed queue does with a contact.
@@ -196,6 +200,7 @@ impl QueueSpec {
             escalation: Vec::new(),
             calendar: None,
             closed: Vec::new(),
+            service_level_counts_closed_time: false,
         }
     }
 

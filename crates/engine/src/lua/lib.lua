@@ -75,6 +75,7 @@ local function queue_cfg(name)
     -- Time spent closed before the current closing (ms), and when that closing began.
     closed_ms = num(h.closed_ms),
     closed_at = num(h.closed_at),
+    sl_closed = h.sl_closed == '1',
     crules_raw = h.crules,
   }
   QCACHE[name] = q
@@ -816,7 +817,7 @@ local function accept_offer(iid, ix, aid)
   -- Service level counts open time only: a customer who wrote at night and was answered as the
   -- queue opened was answered at once. (ASA keeps the whole wait: what the customer lived.)
   local open_wait = waited
-  if q and ix.czq == ix.queue then open_wait = math.max(0, waited - (closed_total(q) - num(ix.cz))) end
+  if q and not q.sl_closed and ix.czq == ix.queue then open_wait = math.max(0, waited - (closed_total(q) - num(ix.cz))) end
   if open_wait <= sl_ms then fig_incr(ix.queue, 'in_sl', 1) end
   emit(EV.accepted, iid, aid, ix.queue, { waited_ms = waited })
   -- The agent's session is told (the accepting session with the reply, like any push for it).

@@ -1,10 +1,11 @@
 -- ARGV: name, allow_update, agents_ver, strategy, channels, priority, offer_ms, wrap_ms, sl_ms,
---       stages, steps, spec, overflow, calendar, crules, open, opens, ...members
+--       stages, steps, spec, overflow, calendar, crules, open, opens, sl_closed, ...members
 -- allow_update: '1' to update an existing queue; agents_ver: the agents' version the members were
 -- computed at; channels, overflow (targets): csv; stages: stage count; steps: compiled steps JSON;
 -- spec: JSON; calendar: the calendar it keeps ('' = none, always open); crules: its closed rule
 -- per channel (JSON, see closed_rule_of); open: '1' if its calendar is open now (or it has none),
--- opens: when it next opens if not (ms, '' = not in sight); members: agent, stage, skill score
+-- opens: when it next opens if not (ms, '' = not in sight); sl_closed: '1' if its service level
+-- counts closed time too; members: agent, stage, skill score
 -- triples (computed by the routing core).
 local ver = redis.call('HGET', K.meta(), 'agents_ver') or '0'
 if ver ~= agents_ver then return err('RETRY', 'agents changed while computing eligibility') end
@@ -59,7 +60,7 @@ if old then
 end
 redis.call('HSET', key, 'strategy', strategy, 'channels', channels, 'pri', priority, 'offer_ms', offer_ms,
   'wrap_ms', wrap_ms, 'sl_ms', sl_ms, 'stages', stages, 'steps', steps, 'spec', spec, 'cal', calendar,
-  'crules', crules)
+  'crules', crules, 'sl_closed', sl_closed)
 redis.call('SADD', K.queues(), name)
 QCACHE[name] = nil
 local q = queue_cfg(name)

@@ -53,6 +53,7 @@ argv! {
         crules: String,
         open: bool,
         opens: Option<u64>,
+        sl_closed: bool,
         ..members,
     }
 }
@@ -185,6 +186,7 @@ impl Engine {
                 crules: crules.clone(),
                 open,
                 opens,
+                sl_closed: spec.service_level_counts_closed_time,
                 members: members.collect(),
             };
             let r = self.run(args).await;
