@@ -264,3 +264,120 @@ mod email {
         assert_eq!(bodies, vec!["Where is my refund?", "We are closed; we answer from Tue 2026-12-08 09:00 UTC."]);
     }
 }
+
+mod webchat {
+    use super::*;
+    use serde_json::json;
+    use switchboard::channels::webchat::config::Topic;
+
+    /// The clock on Monday evening; `support` (chat and email) closed, refusing chats with a
+    /// message; `sales` (topic "sales") closed but holding chats.
+    async fn start_chat_closed() -> (RedisServer, TestServer) {
+        let redis = RedisServer::start();
+        let engine = Engine::connect(&redis.url, Default::default()).await.unwrap();
+        set_clock(&redis.url, &engine, utc(EVENING)).await;
+        let mut cfg = test_config(&redis.url);
+        cfg.crm.enabled = false;
+        cfg.routing.presence_grace_secs = 3600;
+        cfg.webchat.enabled = true;
+        cfg.webchat.queue = "support".into();
+        cfg.webchat.topics = vec![
+            Topic { name: "support".into(), label: "Support".into(), queue: "support".into() },
+            Topic { name: "sales".into(), label: "Sales".into(), queue: "sales".into() },
+        ];
+        let sb = TestServer::start_with(cfg).await;
+        let mut admin = sb.admin().await;
+        admin
+            .put_calendar(pb::PutCalendarRequest { calendar: Some(office_hours()), allow_update: true })
+            .await
+            .unwrap();
+        for (name, action) in [("support", pb::ClosedAction::Refuse), ("sales", pb::ClosedAction::Hold)] {
+            let rule = pb::ClosedRule {
+                channel: pb::Channel::Chat as i32,
+                action: action as i32,
+                overflow_queue: String::new(),
+                message: MESSAGE.into(),
+            };
+            let q = pb::Queue {
+                calendar: "office".into(),
+                channels: vec![pb::Channel::Chat as i32, pb::Channel::Email as i32],
+                closed: vec![rule],
+                ..queue(name, &[])
+            };
+            admin.put_queue(pb::PutQueueRequest { queue: Some(q), allow_update: true }).await.unwrap();
+        }
+        (redis, sb)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn after_hours_webchat_hello_says_closed_and_the_offline_form_becomes_an_email() {
+        let (_redis, sb) = start_chat_closed().await;
+        let mut v = Visitor::connect(sb.http_addr).await;
+        let hello = v.hello.clone();
+        let expected = "We are closed; we answer from Tue 2026-12-08 09:00 UTC.";
+        assert_eq!(hello["closed"]["message"], expected, "{hello}");
+        assert_eq!(hello["closed"]["opens"], "Tue 2026-12-08 09:00 UTC");
+        assert_eq!(hello["closed"]["opens_at_ms"], utc("2026-12-08T09:00:00Z").timestamp_millis());
+        let topics = hello["topics"].as_array().unwrap();
+        assert_eq!(topics[0]["closed"]["message"], expected, "support refuses chats: {hello}");
+        assert!(topics[1].get("closed").is_none(), "sales holds chats: they start as usual: {hello}");
+
+        v.send(json!({"type": "offline", "name": "Vera", "email": "vera@example.com", "topic": "support",
+            "message": "Please call me back about my order."}))
+            .await;
+        let ok = v.wait_type("offline_received").await;
+        assert_eq!(ok["email"], "vera@example.com");
+
+        let mut s = sb.supervisor().await;
+        let waiting = s
+            .list_waiting(pb::ListWaitingRequest { queue: "support".into(), ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner()
+            .interactions;
+        assert_eq!(waiting.len(), 1, "it waits for the opening");
+        let ix = interaction(&sb, &waiting[0].id).await;
+        assert_eq!(ix.channel(), pb::Channel::Email);
+        assert_eq!(ix.customer_address, "vera@example.com");
+        assert_eq!(ix.subject, "Web chat message from Vera");
+        assert_eq!(ix.attributes["webchat.offline"], "true");
+        assert_eq!(ix.messages[0].body, "Please call me back about my order.");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn after_hours_webchat_offline_form_bad_input_names_the_field() {
+        let (_redis, sb) = start_chat_closed().await;
+        let mut v = Visitor::connect(sb.http_addr).await;
+        let long = "x".repeat(5_000);
+        for (frame, code, field) in [
+            (json!({"type": "offline", "name": "", "email": "v@example.com", "message": "hi"}), "bad_name", "name"),
+            (json!({"type": "offline", "name": "Vera", "email": "", "message": "hi"}), "bad_email", "email"),
+            (json!({"type": "offline", "name": "Vera", "email": "vera@", "message": "hi"}), "bad_email", "email"),
+            (
+                json!({"type": "offline", "name": "Vera", "email": "v@example.com", "message": " "}),
+                "bad_message",
+                "message",
+            ),
+            (
+                json!({"type": "offline", "name": "Vera", "email": "v@example.com", "message": long}),
+                "too_large",
+                "message",
+            ),
+            (
+                json!({"type": "offline", "name": "x".repeat(81), "email": "v@example.com", "message": "hi"}),
+                "too_large",
+                "name",
+            ),
+            (
+                json!({"type": "offline", "name": "Vera", "email": "v@example.com", "message": "hi", "topic": "nope"}),
+                "bad_topic",
+                "topic",
+            ),
+        ] {
+            v.send(frame.clone()).await;
+            let e = v.wait_error(code).await;
+            assert_eq!(e["field"], field, "{frame} → {e}");
+        }
+        assert_eq!(waiting(&sb).await, 0, "nothing created");
+    }
+}

@@ -42,6 +42,18 @@ pub enum ClientFrame {
     },
     End,
     Ping,
+    /// The offline form of a closed topic (hello's `closed`): becomes an email interaction the
+    /// agents answer when the queue opens.
+    Offline {
+        #[serde(default)]
+        name: String,
+        #[serde(default)]
+        email: String,
+        #[serde(default)]
+        topic: String,
+        #[serde(default)]
+        message: String,
+    },
 }
 
 /// What the server sends.
@@ -52,6 +64,13 @@ pub enum ServerFrame {
         topics: Vec<TopicInfo>,
         max_message_chars: usize,
         resume_window_secs: u64,
+        /// The default topic's queue is closed and refuses chats: show the offline form.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        closed: Option<ClosedInfo>,
+    },
+    /// The offline form was taken: the answer comes by email to `email`.
+    OfflineReceived {
+        email: String,
     },
     Started {
         token: String,
@@ -98,6 +117,9 @@ pub enum ServerFrame {
     Error {
         code: &'static str,
         message: String,
+        /// The form field at fault (`name`, `email`, `message`, `topic`), when there is one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        field: Option<&'static str>,
     },
     Pong,
 }
@@ -106,11 +128,30 @@ pub enum ServerFrame {
 pub struct TopicInfo {
     pub name: String,
     pub label: String,
+    /// The topic's queue is closed and refuses chats: show the offline form.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed: Option<ClosedInfo>,
+}
+
+/// A closed queue, as the widget shows it: when it opens and what the queue's rule says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClosedInfo {
+    /// The next opening (ms since the epoch); None when the calendar has none ahead.
+    pub opens_at_ms: Option<u64>,
+    /// The same in the calendar's zone ("Tue 2026-12-08 09:00 UTC"); empty when unknown.
+    pub opens: String,
+    /// The rule's message with `{opens}` filled in; empty when the rule has none.
+    pub message: String,
 }
 
 impl ServerFrame {
     pub fn error(code: &'static str, message: impl Into<String>) -> Self {
-        ServerFrame::Error { code, message: message.into() }
+        ServerFrame::Error { code, message: message.into(), field: None }
+    }
+
+    /// An error about one form field.
+    pub fn field_error(code: &'static str, field: &'static str, message: impl Into<String>) -> Self {
+        ServerFrame::Error { code, message: message.into(), field: Some(field) }
     }
 
     pub fn to_json(&self) -> String {
@@ -182,6 +223,10 @@ mod tests {
             ClientFrame::Resume { token: "t".into(), last_seq: 3 }
         );
         assert!(parse(r#"{"type":"start"}"#).is_ok());
+        assert_eq!(
+            parse(r#"{"type":"offline","name":"Ann","email":"a@b.de","message":"hi"}"#).unwrap(),
+            ClientFrame::Offline { name: "Ann".into(), email: "a@b.de".into(), topic: "".into(), message: "hi".into() }
+        );
     }
 
     #[test]
@@ -203,6 +248,10 @@ mod tests {
         assert_eq!(
             ServerFrame::error("too_large", "x").to_json(),
             r#"{"type":"error","code":"too_large","message":"x"}"#
+        );
+        assert_eq!(
+            ServerFrame::field_error("bad_email", "email", "x").to_json(),
+            r#"{"type":"error","code":"bad_email","message":"x","field":"email"}"#
         );
     }
 

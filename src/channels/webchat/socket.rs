@@ -13,10 +13,10 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use super::protocol::{self, ClientFrame, ServerFrame, TopicInfo};
+use super::protocol::{self, ClientFrame, ClosedInfo, ServerFrame, TopicInfo};
 use super::{TICK, Wake, WebChat, per_minute, session_ttl_secs};
-use crate::model::{Author, Channel, InteractionState, NewInteraction};
-use switchboard_engine::{ChatSession, EngineError};
+use crate::model::{Author, Channel, ClosedAction, InteractionState, NewInteraction};
+use switchboard_engine::{ChatSession, ClosedAnswer, EngineError, IfRefused};
 
 /// Server pings keep proxies from closing idle connections and find dead ones.
 const PING_EVERY: u32 = 12; // ticks
@@ -68,16 +68,16 @@ pub(super) async fn serve(chat: Arc<WebChat>, ws: WebSocket, ip: IpAddr) {
         attached: None,
     };
     let (tx, mut rx) = mpsc::channel::<Wake>(16);
+    let mut topics = Vec::new();
+    for t in &c.chat.cfg.topics {
+        let closed = closed_info(&c.chat, &t.queue).await;
+        topics.push(TopicInfo { name: t.name.clone(), label: t.label().to_string(), closed });
+    }
     let hello = ServerFrame::Hello {
-        topics: c
-            .chat
-            .cfg
-            .topics
-            .iter()
-            .map(|t| TopicInfo { name: t.name.clone(), label: t.label().to_string() })
-            .collect(),
+        topics,
         max_message_chars: c.chat.cfg.max_message_chars,
         resume_window_secs: c.chat.cfg.resume_window_secs,
+        closed: closed_info(&c.chat, &c.chat.cfg.queue).await,
     };
     let mut stop = if c.send(&hello).await { None } else { Some(Stop::Gone) };
     let mut tick = tokio::time::interval(TICK);
@@ -161,6 +161,28 @@ struct Connection {
     attached: Option<Attached>,
 }
 
+/// What the widget shows for a queue that is closed and whose rule refuses chats (the offline
+/// form); None while it is open, holds or overflows chats (the chat starts as usual), or when
+/// Redis cannot be asked (the start then meets the rule).
+async fn closed_info(chat: &WebChat, queue: &str) -> Option<ClosedInfo> {
+    let answer = match chat.engine.closed_rule(queue, Channel::Chat).await {
+        Ok(a) => a?,
+        Err(error) => {
+            debug!(message = "Could not read a queue's hours for the web chat.", %error, %queue);
+            return None;
+        }
+    };
+    if answer.action != ClosedAction::Refuse {
+        return None;
+    }
+    let opens = if answer.opens_at_ms.is_some() {
+        ClosedAnswer { message: "{opens}".into(), ..answer.clone() }.message_text()
+    } else {
+        String::new()
+    };
+    Some(ClosedInfo { opens_at_ms: answer.opens_at_ms, opens, message: answer.message_text() })
+}
+
 fn token_hash(token: &str) -> String {
     let d = Sha256::digest(token.as_bytes());
     d.iter().map(|b| format!("{b:02x}")).collect()
@@ -240,7 +262,84 @@ impl Connection {
             ClientFrame::Message { body, client_id } => self.message(body, client_id).await,
             ClientFrame::Typing { on } => self.typing(on).await,
             ClientFrame::End => self.end().await,
+            ClientFrame::Offline { name, email, topic, message } => self.offline(name, email, topic, message).await,
         }
+    }
+
+    async fn field_error(&mut self, code: &'static str, field: &'static str, message: String) -> Option<Stop> {
+        metrics::counter!("switchboard_webchat_errors_total", "code" => code).increment(1);
+        self.send_or_stop(&ServerFrame::field_error(code, field, message)).await
+    }
+
+    /// The offline form: an email interaction in the topic's queue (it waits for the opening),
+    /// answered by email to the address given.
+    async fn offline(&mut self, name: String, email: String, topic: String, message: String) -> Option<Stop> {
+        if self.attached.is_some() {
+            return self.reply_error("already_started", "This connection already has a chat.").await;
+        }
+        if let Some(m) = self.over_limit().await {
+            return self.reply_error("rate_limited", m).await;
+        }
+        let (name, email, message) = (name.trim().to_string(), email.trim().to_string(), message.trim().to_string());
+        if name.is_empty() {
+            return self.field_error("bad_name", "name", "Please enter your name.".into()).await;
+        }
+        if let Err((code, m)) = protocol::check_text("Your name", &name, MAX_NAME_CHARS) {
+            return self.field_error(code, "name", m).await;
+        }
+        if email.is_empty() {
+            return self
+                .field_error("bad_email", "email", "Please enter your email address: we answer by email.".into())
+                .await;
+        }
+        if !protocol::valid_email(&email) {
+            return self
+                .field_error("bad_email", "email", format!("{email:?} does not look like an email address."))
+                .await;
+        }
+        if message.is_empty() {
+            return self.field_error("bad_message", "message", "Please write your message.".into()).await;
+        }
+        if let Err((code, m)) = protocol::check_text("Your message", &message, self.chat.cfg.max_message_chars) {
+            return self.field_error(code, "message", m).await;
+        }
+        let Some(queue) = self.chat.cfg.queue_for(&topic).map(String::from) else {
+            return self.field_error("bad_topic", "topic", format!("Unknown topic {topic:?}.")).await;
+        };
+        let mut attributes = BTreeMap::from([
+            ("source".to_string(), "webchat".to_string()),
+            ("webchat.offline".to_string(), "true".to_string()),
+            ("name".to_string(), name.clone()),
+        ]);
+        if !topic.is_empty() {
+            attributes.insert("topic".to_string(), topic.clone());
+        }
+        let subject: String = format!("Web chat message from {name}");
+        let new = NewInteraction {
+            idempotency_key: String::new(),
+            channel: Some(Channel::Email),
+            customer_address: email.clone(),
+            subject,
+            attributes,
+            queue,
+            priority: None,
+            body: message,
+            preferred_agent_id: String::new(),
+            preferred_agent_wait_secs: 0,
+        };
+        let ix = match self.chat.engine.create_interaction_if_refused(&new, IfRefused::Hold).await {
+            Ok((ix, _)) => ix,
+            Err(EngineError::NotFound(m) | EngineError::FailedPrecondition(m) | EngineError::InvalidArgument(m)) => {
+                warn!(message = "Web chat offline message not taken: the topic's queue must take email.", reason = %m, queue = %new.queue);
+                return self
+                    .reply_error("unavailable", "Messages cannot be left right now. Please try again later.")
+                    .await;
+            }
+            Err(error) => return self.internal(error).await,
+        };
+        info!(message = "Web chat offline message taken.", interaction = %ix.id, queue = %ix.queue);
+        metrics::counter!("switchboard_webchat_offline_total").increment(1);
+        self.send_or_stop(&ServerFrame::OfflineReceived { email }).await
     }
 
     #[allow(clippy::too_many_arguments)]

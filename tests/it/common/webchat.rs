@@ -20,6 +20,8 @@ pub struct Visitor {
     pub closed: bool,
     /// Close code, when the server closed the connection with one.
     pub close_code: Option<u16>,
+    /// The server's `hello` frame.
+    pub hello: Value,
 }
 
 /// The HTTP status and body of a refused WebSocket handshake.
@@ -42,9 +44,11 @@ impl Visitor {
         }
         match tokio_tungstenite::connect_async(req).await {
             Ok((ws, _)) => {
-                let mut v = Visitor { ws, pending: VecDeque::new(), closed: false, close_code: None };
+                let mut v =
+                    Visitor { ws, pending: VecDeque::new(), closed: false, close_code: None, hello: Value::Null };
                 let hello = v.wait_type("hello").await;
                 assert!(hello["topics"].is_array(), "{hello}");
+                v.hello = hello;
                 Ok(v)
             }
             Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(Refused {
