@@ -380,4 +380,80 @@ mod webchat {
         }
         assert_eq!(waiting(&sb).await, 0, "nothing created");
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn after_hours_webchat_widget_shows_the_offline_form_in_chromium() {
+        let redis = RedisServer::start();
+        let engine = Engine::connect(&redis.url, Default::default()).await.unwrap();
+        set_clock(&redis.url, &engine, utc(EVENING)).await;
+        let mut cfg = test_config(&redis.url);
+        cfg.crm.enabled = false;
+        cfg.routing.presence_grace_secs = 3600;
+        cfg.webchat.enabled = true;
+        cfg.webchat.queue = "support".into();
+        let sb = TestServer::start_with(cfg).await;
+        let mut admin = sb.admin().await;
+        admin
+            .put_calendar(pb::PutCalendarRequest { calendar: Some(office_hours()), allow_update: true })
+            .await
+            .unwrap();
+        let rule = pb::ClosedRule {
+            channel: pb::Channel::Chat as i32,
+            action: pb::ClosedAction::Refuse as i32,
+            overflow_queue: String::new(),
+            message: MESSAGE.into(),
+        };
+        let q = pb::Queue {
+            calendar: "office".into(),
+            channels: vec![pb::Channel::Chat as i32, pb::Channel::Email as i32],
+            closed: vec![rule],
+            ..queue("support", &[])
+        };
+        admin.put_queue(pb::PutQueueRequest { queue: Some(q), allow_update: true }).await.unwrap();
+
+        let b = Browser::start().await;
+        b.goto(&format!("http://{}/chat/demo", sb.http_addr)).await;
+        b.wait_js(
+            "offline form instead of the chat",
+            "return !document.querySelector('.sbw-offline').hidden && document.querySelector('.sbw-form').hidden;",
+        )
+        .await;
+        let info = b.js("return document.querySelector('.sbw-offline-info').textContent;").await;
+        assert_eq!(info, "We are closed; we answer from Tue 2026-12-08 09:00 UTC.");
+        let labelled = b
+            .js("return ['sbw-off-name','sbw-off-email','sbw-off-message'].every(id => document.querySelector('label[for=' + id + ']') && document.getElementById(id).tabIndex >= 0);")
+            .await;
+        assert_eq!(labelled, json!(true), "every field has its label and takes the keyboard");
+
+        // Errors are shown at their field, which gets the focus.
+        b.click(".sbw-offline-send").await;
+        b.wait_js("name error", "return document.getElementById('sbw-off-name-error').textContent.includes('name') && document.activeElement.id === 'sbw-off-name' && document.activeElement.getAttribute('aria-invalid') === 'true';").await;
+        b.type_into("#sbw-off-name", "Vera").await;
+        b.type_into("#sbw-off-email", "vera@").await;
+        b.click(".sbw-offline-send").await;
+        b.wait_js("email error", "return document.getElementById('sbw-off-email-error').textContent.includes('email address') && document.activeElement.id === 'sbw-off-email';").await;
+        b.type_into("#sbw-off-email", "example.com").await;
+        b.type_into("#sbw-off-message", "Please send me the invoice again.").await;
+        b.click(".sbw-offline-send").await;
+        b.wait_js(
+            "confirmation",
+            "return document.querySelector('.sbw-log').textContent.includes('answer by email at vera@example.com') && document.querySelector('.sbw-offline').hidden;",
+        )
+        .await;
+
+        let mut s = sb.supervisor().await;
+        let waiting = s
+            .list_waiting(pb::ListWaitingRequest { queue: "support".into(), ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner()
+            .interactions;
+        assert_eq!(waiting.len(), 1);
+        let ix = interaction(&sb, &waiting[0].id).await;
+        assert_eq!((ix.channel(), ix.customer_address.as_str()), (pb::Channel::Email, "vera@example.com"));
+        assert_eq!(ix.subject, "Web chat message from Vera");
+        assert_eq!(ix.messages[0].body, "Please send me the invoice again.");
+        b.stop().await;
+        sb.stop().await;
+    }
 }

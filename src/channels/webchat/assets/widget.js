@@ -70,6 +70,8 @@
     open: saved.open || opts.open,
     ended: false,
     topics: [],
+    closed: null,      // hello's closed: the default queue refuses chats now
+    mode: "form",
     maxChars: 2000,
     ws: null,
     retry: 0,
@@ -135,6 +137,33 @@
   form.appendChild(field("sbw-first", "How can we help?", firstIn));
   form.appendChild(startBtn);
 
+  // Offline form: the topic's queue is closed and refuses chats; the message becomes an email.
+  var offForm = el("form", "sbw-offline", { novalidate: "", hidden: "", "aria-labelledby": "sbw-off-title" });
+  var offTitle = text("p", "sbw-offline-title", "We are closed right now.", { id: "sbw-off-title" });
+  var offInfo = text("p", "sbw-offline-info", "");
+  function offField(id, label, input) {
+    var wrap = field(id, label, input);
+    var err = text("span", "sbw-error", "", { id: id + "-error", "aria-live": "polite" });
+    input.setAttribute("aria-describedby", id + "-error");
+    wrap.appendChild(err);
+    return { wrap: wrap, input: input, err: err };
+  }
+  var off = {
+    name: offField("sbw-off-name", "Name", el("input", null, { type: "text", autocomplete: "name", maxlength: "80", required: "" })),
+    email: offField("sbw-off-email", "Email", el("input", null, { type: "email", autocomplete: "email", maxlength: "254", required: "" })),
+    topic: offField("sbw-off-topic", "Topic", el("select")),
+    message: offField("sbw-off-message", "Your message", el("textarea", null, { rows: "4", required: "" }))
+  };
+  off.topic.wrap.hidden = true;
+  var offSend = text("button", "sbw-offline-send sbw-primary", "Send message", { type: "submit" });
+  offForm.appendChild(offTitle);
+  offForm.appendChild(offInfo);
+  offForm.appendChild(off.name.wrap);
+  offForm.appendChild(off.email.wrap);
+  offForm.appendChild(off.topic.wrap);
+  offForm.appendChild(off.message.wrap);
+  offForm.appendChild(offSend);
+
   // Composer.
   var composer = el("form", "sbw-composer", { hidden: "" });
   var input = el("textarea", "sbw-input", { rows: "2", "aria-label": "Message", placeholder: "Type a message\u2026" });
@@ -151,6 +180,7 @@
   panel.appendChild(log);
   panel.appendChild(typing);
   panel.appendChild(form);
+  panel.appendChild(offForm);
   panel.appendChild(composer);
   panel.appendChild(footer);
   panel.appendChild(newBtn);
@@ -169,13 +199,42 @@
     save();
     if (open) {
       connect();
-      if (focus !== false) (composer.hidden ? (nameIn.value ? firstIn : nameIn) : input).focus();
+      if (focus !== false) {
+        if (state.mode === "offline") off.name.input.focus();
+        else (composer.hidden ? (nameIn.value ? firstIn : nameIn) : input).focus();
+      }
     } else if (focus !== false) {
       launcher.focus();
     }
   }
   function setStatus(t) { status.textContent = t; }
+  // The topic the visitor is writing about, and whether its queue is closed to chats.
+  function currentTopic() {
+    if (opts.topic) return opts.topic;
+    if (state.topics.length === 0) return "";
+    return state.mode === "offline" ? off.topic.input.value : topicIn.value;
+  }
+  function closedFor(topic) {
+    if (!topic) return state.closed;
+    for (var i = 0; i < state.topics.length; i++) if (state.topics[i].name === topic) return state.topics[i].closed || null;
+    return null;
+  }
+  // The pre-chat form, or the offline form when the topic's queue refuses chats now.
+  function showForm() {
+    var c = closedFor(currentTopic());
+    if (c) {
+      offInfo.textContent = c.message || (c.opens ? "We open again " + c.opens + "." : "");
+      offInfo.hidden = !offInfo.textContent;
+      if (!off.name.input.value) off.name.input.value = nameIn.value;
+      if (!off.email.input.value) off.email.input.value = emailIn.value;
+      mode("offline");
+    } else {
+      mode("form");
+    }
+  }
   function mode(m) {
+    state.mode = m;
+    offForm.hidden = m !== "offline";
     form.hidden = m !== "form";
     composer.hidden = m !== "chat";
     footer.hidden = m !== "chat";
@@ -217,7 +276,7 @@
     ws.onopen = function () {
       state.retry = 0;
       if (state.token) sendFrame({ type: "resume", token: state.token, last_seq: state.lastSeq });
-      else mode("form");
+      else if (state.mode !== "sent") showForm();
     };
     ws.onmessage = function (e) {
       var f;
@@ -247,6 +306,18 @@
         while (topicIn.firstChild) topicIn.removeChild(topicIn.firstChild);
         state.topics.forEach(function (t) { topicIn.appendChild(text("option", null, t.label, { value: t.name })); });
         topicField.hidden = !!opts.topic || state.topics.length === 0;
+        state.closed = f.closed || null;
+        while (off.topic.input.firstChild) off.topic.input.removeChild(off.topic.input.firstChild);
+        state.topics.forEach(function (t) { off.topic.input.appendChild(text("option", null, t.label, { value: t.name })); });
+        off.topic.wrap.hidden = topicField.hidden;
+        if (!state.token && (state.mode === "form" || state.mode === "offline")) showForm();
+        break;
+      case "offline_received":
+        offSend.disabled = false;
+        off.message.input.value = "";
+        notice("Thank you. We have your message and will answer by email at " + f.email + ".");
+        mode("sent");
+        setStatus("Message sent");
         break;
       case "started":
         // Cleared only now: if the start is refused the visitor keeps what they wrote.
@@ -321,7 +392,11 @@
           save();
           notice(f.message);
           mode("form");
+        } else if (state.mode === "offline" && f.field && off[f.field]) {
+          offSend.disabled = false;
+          fieldError(f.field, f.message);
         } else {
+          offSend.disabled = false;
           notice(f.message);
         }
         break;
@@ -329,6 +404,37 @@
   }
 
   // ------------------------------------------------------------------ input
+  function fieldError(name, message) {
+    var fl = off[name];
+    fl.err.textContent = message;
+    fl.input.setAttribute("aria-invalid", "true");
+    fl.input.focus();
+  }
+  function clearErrors() {
+    ["name", "email", "topic", "message"].forEach(function (k) {
+      off[k].err.textContent = "";
+      off[k].input.removeAttribute("aria-invalid");
+    });
+  }
+  offForm.addEventListener("submit", function (e) {
+    e.preventDefault();
+    clearErrors();
+    var name = off.name.input.value.trim(), email = off.email.input.value.trim(), body = off.message.input.value.trim();
+    if (!name) return fieldError("name", "Please enter your name.");
+    if (!email) return fieldError("email", "Please enter your email address: we answer by email.");
+    if (!/^[^\s@<>,;]+@[^\s@<>,;]+\.[^\s@<>,;]+$/.test(email)) return fieldError("email", "This does not look like an email address.");
+    if (!body) return fieldError("message", "Please write your message.");
+    var ok = sendFrame({ type: "offline", name: name, email: email, topic: currentTopic(), message: body });
+    if (!ok) { notice("Not connected yet; please try again in a moment."); connect(); return; }
+    offSend.disabled = true;
+  });
+  topicIn.addEventListener("change", function () { off.topic.input.value = topicIn.value; showForm(); });
+  off.topic.input.addEventListener("change", function () {
+    topicIn.value = off.topic.input.value;
+    clearErrors();
+    showForm();
+    if (state.mode === "form") topicIn.focus();
+  });
   form.addEventListener("submit", function (e) {
     e.preventDefault();
     var body = firstIn.value.trim();
@@ -377,9 +483,9 @@
     while (log.firstChild) log.removeChild(log.firstChild);
     state.ended = false;
     state.seen = {};
-    mode("form");
+    showForm();
     connect();
-    nameIn.focus();
+    (state.mode === "offline" ? off.name.input : nameIn).focus();
   });
   launcher.addEventListener("click", function () { setOpen(true); });
   close.addEventListener("click", function () { setOpen(false); });
