@@ -124,6 +124,40 @@ async fn after_hours_sms_refuse_answers_and_ends_the_interaction_as_closed() {
     assert_eq!(bodies, vec!["Can I return it?", expected], "the text and the answer are kept in the thread");
 }
 
+#[tokio::test]
+async fn after_hours_sms_overflow_takes_the_target_queue_s_rule_and_message() {
+    let provider = FakeTwilio::start().await;
+    let (_redis, sb, engine) = start_sms_closed(&provider, pb::ClosedAction::Hold).await;
+    // `night` is closed too (same calendar) and holds texts with its own message; `support`
+    // now sends its texts there.
+    let mut admin = sb.admin().await;
+    let night_rule = pb::ClosedRule {
+        channel: pb::Channel::Sms as i32,
+        action: pb::ClosedAction::Hold as i32,
+        overflow_queue: String::new(),
+        message: "Night desk: we answer from {opens}.".into(),
+    };
+    let night = pb::Queue { calendar: "office".into(), closed: vec![night_rule], ..queue("night", &[]) };
+    admin.put_queue(pb::PutQueueRequest { queue: Some(night), allow_update: true }).await.unwrap();
+    let to_night = pb::ClosedRule {
+        channel: pb::Channel::Sms as i32,
+        action: pb::ClosedAction::Overflow as i32,
+        overflow_queue: "night".into(),
+        message: MESSAGE.into(),
+    };
+    let support = pb::Queue { calendar: "office".into(), closed: vec![to_night], ..queue("support", &[]) };
+    admin.put_queue(pb::PutQueueRequest { queue: Some(support), allow_update: true }).await.unwrap();
+
+    assert_eq!(provider.text_in(sb.http_addr, "SM3001", CUSTOMER, OUR_NUMBER, "Still open?").await.0, 200);
+    let sent = provider.sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].body, "Night desk: we answer from Tue 2026-12-08 09:00 UTC.", "the target's own rule speaks");
+    let ix = interaction(&sb, &conversation(&engine).await).await;
+    assert_eq!(ix.queue, "night");
+    assert_eq!(ix.attributes["closed.from"], "support");
+    assert_eq!(ix.state(), pb::InteractionState::Queued);
+}
+
 mod email {
     use std::sync::Arc;
     use std::time::Duration;

@@ -18,7 +18,7 @@ use super::outbound::Outbound;
 use super::parse::{self, Kind, ParsedEmail};
 use super::threading::{self, Candidate, CandidateState, Decision};
 use crate::channels::DeliveryError;
-use crate::model::{Channel, ClosedAction, InteractionState, NewInteraction};
+use crate::model::{Author, Channel, ClosedAction, InteractionState, NewInteraction};
 use switchboard_engine::email::{Conversation, EmailState};
 use switchboard_engine::{Engine, EngineError};
 
@@ -169,7 +169,7 @@ impl Ingest {
 
     async fn try_answer_closed(&self, iid: &str, new: bool) -> Result<(), String> {
         let Some(outbound) = &self.outbound else { return Ok(()) };
-        let ix = self.engine.get_interaction(iid, false).await.map_err(|e| e.to_string())?;
+        let ix = self.engine.get_interaction(iid, true).await.map_err(|e| e.to_string())?;
         if ix.state != InteractionState::Queued {
             return Ok(());
         }
@@ -179,12 +179,14 @@ impl Ingest {
         if answer.message.is_empty() {
             return Ok(());
         }
+        let text = answer.message_text();
+        // The key guards against two instances; the thread against a key expired in a long closing.
+        if ix.messages.iter().any(|m| m.author == Author::System && m.body == text) {
+            return Ok(());
+        }
         let key = format!("closed-answer|{iid}|{}", answer.opens_at_ms.unwrap_or(0));
-        let (msg, appended) = self
-            .engine
-            .append_system_message_once(iid, &answer.message_text(), &key)
-            .await
-            .map_err(|e| e.to_string())?;
+        let (msg, appended) =
+            self.engine.append_system_message_once(iid, &text, &key).await.map_err(|e| e.to_string())?;
         if !appended {
             return Ok(());
         }

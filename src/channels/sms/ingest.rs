@@ -17,7 +17,7 @@ use tracing::{info, warn};
 use super::SmsChannel;
 use super::gateway::{InboundSms, OutSms, ReceiveError, Received};
 use crate::channels::DeliveryError;
-use crate::model::{Channel, ClosedAction, InteractionState, NewInteraction};
+use crate::model::{Author, Channel, ClosedAction, InteractionState, NewInteraction};
 
 /// How long one text may hold its conversation; a crashed holder frees it after this.
 const LOCK_TTL: Duration = Duration::from_secs(15);
@@ -231,7 +231,7 @@ impl SmsChannel {
     }
 
     async fn try_answer_closed(&self, iid: &str, new: bool) -> Result<(), String> {
-        let ix = self.engine.get_interaction(iid, false).await.map_err(|e| e.to_string())?;
+        let ix = self.engine.get_interaction(iid, true).await.map_err(|e| e.to_string())?;
         if ix.state != InteractionState::Queued {
             return Ok(());
         }
@@ -242,6 +242,10 @@ impl SmsChannel {
             return Ok(());
         }
         let text = answer.message_text();
+        // The key guards against two instances; the thread against a key expired in a long closing.
+        if ix.messages.iter().any(|m| m.author == Author::System && m.body == text) {
+            return Ok(());
+        }
         self.vet_reply(&ix, &text).await.map_err(|e| e.to_string())?;
         let key = format!("closed-answer|{iid}|{}", answer.opens_at_ms.unwrap_or(0));
         let (msg, appended) =
