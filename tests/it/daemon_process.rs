@@ -12,14 +12,29 @@ fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_switchboard")
 }
 
-/// Until the daemon's /readyz says Redis is reachable and the config is loaded.
-async fn wait_ready(http_port: u16) {
-    let ready = format!("http://127.0.0.1:{http_port}/readyz");
-    eventually("daemon ready", Duration::from_secs(30), || {
-        let u = ready.clone();
-        async move { http_get(&u).await.ok().filter(|(c, _)| *c == 200) }
-    })
-    .await;
+/// Starts `serve` (what `spawn` makes of a gRPC and an HTTP port) until it is ready, on fresh ports
+/// again when it exits first: a port found free can be taken by another test before the daemon
+/// binds it. Returns the child and its (gRPC, HTTP) ports.
+async fn serve_on_free_ports(
+    mut spawn: impl FnMut(u16, u16) -> std::process::Child,
+) -> (std::process::Child, u16, u16) {
+    for _ in 0..5 {
+        let (grpc, http) = (free_port(), free_port());
+        let mut child = spawn(grpc, http);
+        let ready = format!("http://127.0.0.1:{http}/readyz");
+        let started = std::time::Instant::now();
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if http_get(&ready).await.is_ok_and(|(c, _)| c == 200) {
+                return (child, grpc, http);
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "timed out after 30s waiting for: daemon ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    panic!("the daemon exited before it was ready five times (ports taken?)");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,22 +59,23 @@ skills = { english = 5 }
 "#,
     )
     .unwrap();
-    let (grpc, http) = (free_port(), free_port());
-    let child = Command::new(bin())
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .env("SWITCHBOARD_ADMIN_KEY", ADMIN_KEY)
-        .env("SWITCHBOARD_REDIS_URL", &redis.url)
-        .env("SWITCHBOARD_GRPC_LISTEN", format!("127.0.0.1:{grpc}"))
-        .env("SWITCHBOARD_HTTP_LISTEN", format!("127.0.0.1:{http}"))
-        .env("SWITCHBOARD_AGENT_TOKEN_ANN", "from-env")
-        .env("SWITCHBOARD_CRM_DATABASE", format!("sqlite://{}/crm.db?mode=rwc", dir.path().display()))
-        .env("SWITCHBOARD_LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_ready(http).await;
+    let (child, grpc, _http) = serve_on_free_ports(|grpc, http| {
+        Command::new(bin())
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .env("SWITCHBOARD_ADMIN_KEY", ADMIN_KEY)
+            .env("SWITCHBOARD_REDIS_URL", &redis.url)
+            .env("SWITCHBOARD_GRPC_LISTEN", format!("127.0.0.1:{grpc}"))
+            .env("SWITCHBOARD_HTTP_LISTEN", format!("127.0.0.1:{http}"))
+            .env("SWITCHBOARD_AGENT_TOKEN_ANN", "from-env")
+            .env("SWITCHBOARD_CRM_DATABASE", format!("sqlite://{}/crm.db?mode=rwc", dir.path().display()))
+            .env("SWITCHBOARD_LOG_FORMAT", "json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    })
+    .await;
     // The token came from the environment, the queue and agent from the file.
     let endpoint = format!("http://127.0.0.1:{grpc}");
     assert!(Desktop::login(&endpoint, "ann", "").await.is_err());
@@ -91,20 +107,21 @@ impl Daemon {
     /// Starts `serve` with `config` and this instance id (from the environment), and waits until
     /// it is ready.
     async fn start(config: &std::path::Path, redis_url: &str, instance: &str) -> Daemon {
-        let (grpc, http) = (free_port(), free_port());
-        let child = Command::new(bin())
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("SWITCHBOARD_ADMIN_KEY", ADMIN_KEY)
-            .env("SWITCHBOARD_REDIS_URL", redis_url)
-            .env("SWITCHBOARD_GRPC_LISTEN", format!("127.0.0.1:{grpc}"))
-            .env("SWITCHBOARD_HTTP_LISTEN", format!("127.0.0.1:{http}"))
-            .env("SWITCHBOARD_INSTANCE_ID", instance)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_ready(http).await;
+        let (child, grpc, _) = serve_on_free_ports(|grpc, http| {
+            Command::new(bin())
+                .args(["serve", "--config"])
+                .arg(config)
+                .env("SWITCHBOARD_ADMIN_KEY", ADMIN_KEY)
+                .env("SWITCHBOARD_REDIS_URL", redis_url)
+                .env("SWITCHBOARD_GRPC_LISTEN", format!("127.0.0.1:{grpc}"))
+                .env("SWITCHBOARD_HTTP_LISTEN", format!("127.0.0.1:{http}"))
+                .env("SWITCHBOARD_INSTANCE_ID", instance)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .await;
         Daemon { child, grpc }
     }
 
@@ -270,20 +287,21 @@ async fn standalone_crm_serves_an_external_switchboard() {
         .unwrap()
         .into_inner();
 
-    let (grpc, http) = (free_port(), free_port());
-    let mut serve = Command::new(bin())
-        .arg("serve")
-        .env("SWITCHBOARD_ADMIN_KEY", ADMIN_KEY)
-        .env("SWITCHBOARD_CRM_API_KEY", ADMIN_KEY)
-        .env("SWITCHBOARD_REDIS_URL", &redis.url)
-        .env("SWITCHBOARD_GRPC_LISTEN", format!("127.0.0.1:{grpc}"))
-        .env("SWITCHBOARD_HTTP_LISTEN", format!("127.0.0.1:{http}"))
-        .env("SWITCHBOARD_CRM_ENDPOINT", &crm_url)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_ready(http).await;
+    let (mut serve, grpc, _) = serve_on_free_ports(|grpc, http| {
+        Command::new(bin())
+            .arg("serve")
+            .env("SWITCHBOARD_ADMIN_KEY", ADMIN_KEY)
+            .env("SWITCHBOARD_CRM_API_KEY", ADMIN_KEY)
+            .env("SWITCHBOARD_REDIS_URL", &redis.url)
+            .env("SWITCHBOARD_GRPC_LISTEN", format!("127.0.0.1:{grpc}"))
+            .env("SWITCHBOARD_HTTP_LISTEN", format!("127.0.0.1:{http}"))
+            .env("SWITCHBOARD_CRM_ENDPOINT", &crm_url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    })
+    .await;
     let endpoint = format!("http://127.0.0.1:{grpc}");
     let mut admin = pb::admin_client::AdminClient::new(authed(&endpoint, ADMIN_KEY).await);
     admin.put_queue(pb::PutQueueRequest { queue: Some(queue("mail", &[])), allow_update: true }).await.unwrap();
@@ -417,27 +435,28 @@ username = "{SMTP_USER}"
         ),
     )
     .unwrap();
-    let (grpc, http) = (free_port(), free_port());
     let log = dir.path().join("daemon.log");
-    let child = Command::new(bin())
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .env("SWITCHBOARD_ADMIN_KEY", ADMIN_KEY)
-        .env("SWITCHBOARD_AGENT_TOKEN_ANN", AGENT_TOKEN)
-        .env("SWITCHBOARD_EMAIL_PASSWORD_SUPPORT", IMAP_PASSWORD)
-        .env("SWITCHBOARD_EMAIL_SMTP_PASSWORD_SUPPORT", SMTP_PASSWORD)
-        .env("SWITCHBOARD_SMS_SECRET_TW", TWILIO_TOKEN)
-        .env("SWITCHBOARD_REDIS_URL", &redis.url)
-        .env("SWITCHBOARD_GRPC_LISTEN", format!("127.0.0.1:{grpc}"))
-        .env("SWITCHBOARD_HTTP_LISTEN", format!("127.0.0.1:{http}"))
-        .env("SWITCHBOARD_CRM_DATABASE", format!("sqlite://{}/crm.db?mode=rwc", dir.path().display()))
-        .env("RUST_LOG", "trace")
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let (child, grpc, http) = serve_on_free_ports(|grpc, http| {
+        Command::new(bin())
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .env("SWITCHBOARD_ADMIN_KEY", ADMIN_KEY)
+            .env("SWITCHBOARD_AGENT_TOKEN_ANN", AGENT_TOKEN)
+            .env("SWITCHBOARD_EMAIL_PASSWORD_SUPPORT", IMAP_PASSWORD)
+            .env("SWITCHBOARD_EMAIL_SMTP_PASSWORD_SUPPORT", SMTP_PASSWORD)
+            .env("SWITCHBOARD_SMS_SECRET_TW", TWILIO_TOKEN)
+            .env("SWITCHBOARD_REDIS_URL", &redis.url)
+            .env("SWITCHBOARD_GRPC_LISTEN", format!("127.0.0.1:{grpc}"))
+            .env("SWITCHBOARD_HTTP_LISTEN", format!("127.0.0.1:{http}"))
+            .env("SWITCHBOARD_CRM_DATABASE", format!("sqlite://{}/crm.db?mode=rwc", dir.path().display()))
+            .env("RUST_LOG", "trace")
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap()
+    })
+    .await;
     let mut child = KillOnDrop(child);
-    wait_ready(http).await;
     let endpoint = format!("http://127.0.0.1:{grpc}");
 
     let mut admin = pb::admin_client::AdminClient::new(authed(&endpoint, ADMIN_KEY).await);
