@@ -2,6 +2,7 @@
 //! the same API the gRPC `Interactions` service uses) and delivers agent replies through
 //! [`OutboundChannel`]. One module per adapter.
 
+pub mod after_hours;
 pub mod email;
 pub mod memory;
 pub mod sms;

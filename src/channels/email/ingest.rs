@@ -17,8 +17,7 @@ use super::config::{EmailConfig, MailboxConfig, Unauthenticated};
 use super::outbound::Outbound;
 use super::parse::{self, Kind, ParsedEmail};
 use super::threading::{self, Candidate, CandidateState, Decision};
-use crate::channels::DeliveryError;
-use crate::model::{Author, Channel, ClosedAction, InteractionState, NewInteraction};
+use crate::model::{Channel, InteractionState, NewInteraction};
 use switchboard_engine::email::{Conversation, EmailState};
 use switchboard_engine::{Engine, EngineError};
 
@@ -169,38 +168,15 @@ impl Ingest {
 
     async fn try_answer_closed(&self, iid: &str, new: bool) -> Result<(), String> {
         let Some(outbound) = &self.outbound else { return Ok(()) };
-        let ix = self.engine.get_interaction(iid, true).await.map_err(|e| e.to_string())?;
-        if ix.state != InteractionState::Queued {
-            return Ok(());
-        }
-        let Some(answer) = self.engine.closed_rule(&ix.queue, Channel::Email).await.map_err(|e| e.to_string())? else {
-            return Ok(());
-        };
-        if answer.message.is_empty() {
-            return Ok(());
-        }
-        let text = answer.message_text();
-        // The key guards against two instances; the thread against a key expired in a long closing.
-        if ix.messages.iter().any(|m| m.author == Author::System && m.body == text) {
-            return Ok(());
-        }
-        let key = format!("closed-answer|{iid}|{}", answer.opens_at_ms.unwrap_or(0));
-        let (msg, appended) =
-            self.engine.append_system_message_once(iid, &text, &key).await.map_err(|e| e.to_string())?;
-        if !appended {
-            return Ok(());
-        }
-        let sent = match outbound.deliver(&ix, &msg).await {
-            Ok(()) | Err(DeliveryError::Transient(_)) => true,
-            Err(e) => {
-                warn!(message = "After-hours email answer not sent; the message waits.", interaction = %iid, error = %e);
-                false
-            }
-        };
-        if sent && new && answer.action == ClosedAction::Refuse {
-            self.engine.withdraw(iid, "closed").await.map_err(|e| e.to_string())?;
-        }
-        Ok(())
+        crate::channels::after_hours::answer_if_closed(
+            &self.engine,
+            Channel::Email,
+            iid,
+            new,
+            |_, _| async { Ok(()) },
+            |ix, msg| async move { outbound.deliver(&ix, &msg).await },
+        )
+        .await
     }
 
     pub async fn process(&self, mailbox: &MailboxConfig, raw: Vec<u8>) -> Result<Outcome, IngestError> {

@@ -16,8 +16,7 @@ use tracing::{info, warn};
 
 use super::SmsChannel;
 use super::gateway::{InboundSms, OutSms, ReceiveError, Received};
-use crate::channels::DeliveryError;
-use crate::model::{Author, Channel, ClosedAction, InteractionState, NewInteraction};
+use crate::model::{Channel, InteractionState, NewInteraction};
 
 /// How long one text may hold its conversation; a crashed holder frees it after this.
 const LOCK_TTL: Duration = Duration::from_secs(15);
@@ -231,39 +230,15 @@ impl SmsChannel {
     }
 
     async fn try_answer_closed(&self, iid: &str, new: bool) -> Result<(), String> {
-        let ix = self.engine.get_interaction(iid, true).await.map_err(|e| e.to_string())?;
-        if ix.state != InteractionState::Queued {
-            return Ok(());
-        }
-        let Some(answer) = self.engine.closed_rule(&ix.queue, Channel::Sms).await.map_err(|e| e.to_string())? else {
-            return Ok(());
-        };
-        if answer.message.is_empty() {
-            return Ok(());
-        }
-        let text = answer.message_text();
-        // The key guards against two instances; the thread against a key expired in a long closing.
-        if ix.messages.iter().any(|m| m.author == Author::System && m.body == text) {
-            return Ok(());
-        }
-        self.vet_reply(&ix, &text).await.map_err(|e| e.to_string())?;
-        let key = format!("closed-answer|{iid}|{}", answer.opens_at_ms.unwrap_or(0));
-        let (msg, appended) =
-            self.engine.append_system_message_once(iid, &text, &key).await.map_err(|e| e.to_string())?;
-        if !appended {
-            return Ok(());
-        }
-        let sent = match self.deliver_reply(&ix, &msg).await {
-            Ok(()) | Err(DeliveryError::Transient(_)) => true,
-            Err(e) => {
-                warn!(message = "After-hours SMS answer not sent; the text waits.", interaction = %iid, error = %e);
-                false
-            }
-        };
-        if sent && new && answer.action == ClosedAction::Refuse {
-            self.engine.withdraw(iid, "closed").await.map_err(|e| e.to_string())?;
-        }
-        Ok(())
+        crate::channels::after_hours::answer_if_closed(
+            &self.engine,
+            Channel::Sms,
+            iid,
+            new,
+            |ix, text| async move { self.vet_reply(&ix, &text).await.map_err(|e| e.to_string()) },
+            |ix, msg| async move { self.deliver_reply(&ix, &msg).await },
+        )
+        .await
     }
 
     /// The channel's own answer (HELP, an opt-out confirmation): sent once per received text, not
