@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::feed::EventFeed;
+use crate::channels::voice::callback::{CallbackMade, NewCallback};
 use crate::channels::voice::watch::Instruction;
 use crate::channels::voice::{
     Applied, CallReport, CallReportKind, Ring, RouteAction, RouteCall, RouteDecision, Voice, VoiceError,
@@ -62,6 +63,26 @@ fn decision_to_pb(call_id: String, d: RouteDecision) -> pb::RouteResponse {
         RouteAction::Default { destination, reason } => Action::DefaultRoute(pb::DefaultRoute { destination, reason }),
     };
     pb::RouteResponse { call_id, interaction_id: d.interaction_id, action: Some(action) }
+}
+
+fn callback_to_pb(made: CallbackMade) -> pb::CallbackResponse {
+    pb::CallbackResponse {
+        number: made.interaction.callback.as_ref().map(|c| c.number.clone()).unwrap_or_default(),
+        interaction_id: made.interaction.id,
+        position: made.position,
+        created: made.created,
+    }
+}
+
+/// A timestamp the caller may leave unset (0); before the epoch is refused, naming the field.
+fn optional_ms(field: &str, t: Option<prost_types::Timestamp>) -> Result<u64, Status> {
+    match t {
+        None => Ok(0),
+        Some(t) if t.seconds < 0 || !(0..1_000_000_000).contains(&t.nanos) => {
+            Err(Status::invalid_argument(format!("{field}: is not a valid time")))
+        }
+        Some(t) => Ok(t.seconds as u64 * 1000 + t.nanos as u64 / 1_000_000),
+    }
 }
 
 fn outcome_to_pb(o: CallOutcome) -> pb::Outcome {
@@ -278,6 +299,19 @@ impl pb::cti_server::Cti for CtiService {
                             interaction_id,
                             action: Some(pb::route_instruction::Action::Ring(ring_to_pb(ring))),
                         },
+                        Instruction::Dial { call_id, interaction_id, dial } => pb::RouteInstruction {
+                            call_id,
+                            interaction_id,
+                            action: Some(pb::route_instruction::Action::Dial(pb::DialCallback {
+                                agent_id: dial.agent_id,
+                                device: dial.device,
+                                number: dial.number,
+                                route_id: dial.route_id,
+                                attempt: dial.attempt,
+                                max_attempts: dial.max_attempts,
+                                dialled: dial.dialled,
+                            })),
+                        },
                         Instruction::Cancel { call_id, interaction_id, agent_id, device, reason } => {
                             pb::RouteInstruction {
                                 call_id,
@@ -320,6 +354,45 @@ impl pb::cti_server::Cti for CtiService {
         let outcome =
             self.voice.report_route(&system, &by, &r.call_id, &r.route_id, failure).await.map_err(voice_status)?;
         Ok(Response::new(pb::RouteReportAck { outcome: outcome_to_pb(outcome) as i32 }))
+    }
+
+    async fn request_callback(
+        &self,
+        request: Request<pb::CallbackRequest>,
+    ) -> Result<Response<pb::CallbackResponse>, Status> {
+        let (system, by) = system(&request)?;
+        let r = request.into_inner();
+        let not_before = optional_ms("not_before", r.not_before)?;
+        let made =
+            self.voice.request_callback(&system, &by, &r.call_id, &r.number, not_before).await.map_err(voice_status)?;
+        if made.created {
+            metrics::counter!("switchboard_cti_callbacks_total", "from" => "call").increment(1);
+        }
+        Ok(Response::new(callback_to_pb(made)))
+    }
+
+    async fn create_callback(
+        &self,
+        request: Request<pb::NewCallback>,
+    ) -> Result<Response<pb::CallbackResponse>, Status> {
+        let (system, by) = system(&request)?;
+        let r = request.into_inner();
+        let cb = NewCallback {
+            waiting_since_ms: optional_ms("waiting_since", r.waiting_since)?,
+            not_before_ms: optional_ms("not_before", r.not_before)?,
+            callback_id: r.callback_id,
+            number: r.number,
+            queue: r.queue,
+            routing_point: r.routing_point,
+            dialled: r.dialled,
+            priority: r.priority,
+            user_data: r.user_data.into_iter().collect(),
+        };
+        let made = self.voice.create_callback(&system, &by, &cb).await.map_err(voice_status)?;
+        if made.created {
+            metrics::counter!("switchboard_cti_callbacks_total", "from" => "ivr").increment(1);
+        }
+        Ok(Response::new(callback_to_pb(made)))
     }
 
     type PublishEventsStream = BoxStream<pb::EventAck>;

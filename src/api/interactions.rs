@@ -36,6 +36,7 @@ impl pb::interactions_server::Interactions for InteractionsService {
             body: r.body,
             preferred_agent_id: r.preferred_agent_id,
             preferred_agent_wait_secs: r.preferred_agent_wait_secs,
+            ..NewInteraction::default()
         };
         // A closed queue refusing the channel fails the call, unless the adapter holds it anyway:
         // the adapter answers the customer itself (Supervisor.ListOpenings says when it opens).

@@ -159,6 +159,14 @@ pub fn interaction_to_pb(ix: &model::Interaction) -> pb::Interaction {
         end_reason: ix.end_reason.clone(),
         transferred_by: ix.transferred_by.clone(),
         excluded_agent_ids: ix.excluded_agents.clone(),
+        callback: ix.callback.as_ref().map(|c| pb::Callback {
+            number: c.number.clone(),
+            not_before: (c.not_before_ms > 0).then(|| ts(c.not_before_ms)),
+            attempts: c.attempts,
+            max_attempts: c.max_attempts,
+            connected_at: (c.connected_ms > 0).then(|| ts(c.connected_ms)),
+            call_id: c.call_id.clone(),
+        }),
     }
 }
 
@@ -262,6 +270,9 @@ pub fn figures_to_pb(f: &QueueFigures) -> pb::QueueFigures {
         at: Some(ts(f.at_ms)),
         open: f.open,
         next_change: f.next_change_ms.map(ts),
+        callbacks_requested: f.callbacks_requested,
+        callbacks_connected: f.callbacks_connected,
+        callbacks_failed: f.callbacks_failed,
     }
 }
 

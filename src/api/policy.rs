@@ -62,7 +62,7 @@ pub fn policy(reflection: bool) -> Policy {
     }
     p = p.rule("/switchboard.v1.Interactions/GetInteraction", Rule::Roles(READ_INTERACTION));
     // The CTI hook: telephony systems only (a key's name is the system's id).
-    for m in ["RouteCall", "WatchRoutes", "ReportRoute", "PublishEvents"] {
+    for m in ["RouteCall", "WatchRoutes", "ReportRoute", "PublishEvents", "RequestCallback", "CreateCallback"] {
         p = p.rule(&format!("/switchboard.cti.v1.Cti/{m}"), Rule::Roles(&[Telephony]));
     }
     if reflection {

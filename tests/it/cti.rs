@@ -9,9 +9,9 @@ use switchboard::api::pb::agent_event::Kind as Ev;
 use tokio::sync::mpsc;
 use tonic::Code;
 
-type Cti = cti::cti_client::CtiClient<Authed>;
+pub(crate) type Cti = cti::cti_client::CtiClient<Authed>;
 
-const SUPPORT_LINE: &str = "+49 30 1000";
+pub(crate) const SUPPORT_LINE: &str = "+49 30 1000";
 const VOICEMAIL: &str = "sip:voicemail@pbx.test";
 
 async fn start() -> (RedisServer, TestServer) {
@@ -36,11 +36,11 @@ async fn start() -> (RedisServer, TestServer) {
     (redis, sb)
 }
 
-async fn pbx(sb: &TestServer) -> Cti {
+pub(crate) async fn pbx(sb: &TestServer) -> Cti {
     cti::cti_client::CtiClient::new(sb.with_key(TELEPHONY_KEY).await)
 }
 
-fn route_req(call_id: &str, caller: &str) -> cti::RouteRequest {
+pub(crate) fn route_req(call_id: &str, caller: &str) -> cti::RouteRequest {
     cti::RouteRequest {
         call_id: call_id.into(),
         caller: caller.into(),
@@ -51,20 +51,20 @@ fn route_req(call_id: &str, caller: &str) -> cti::RouteRequest {
 }
 
 /// A PublishEvents stream: send events, read their acks in order.
-struct Events {
+pub(crate) struct Events {
     tx: mpsc::Sender<cti::TelephonyEvent>,
     acks: tonic::Streaming<cti::EventAck>,
     n: u64,
 }
 
 impl Events {
-    async fn open(c: &mut Cti) -> Events {
+    pub(crate) async fn open(c: &mut Cti) -> Events {
         let (tx, rx) = mpsc::channel(16);
         let acks = c.publish_events(tokio_stream::wrappers::ReceiverStream::new(rx)).await.unwrap().into_inner();
         Events { tx, acks, n: 0 }
     }
 
-    async fn send(&mut self, id: &str, event: cti::telephony_event::Event) -> cti::EventAck {
+    pub(crate) async fn send(&mut self, id: &str, event: cti::telephony_event::Event) -> cti::EventAck {
         self.n += 1;
         let e = cti::TelephonyEvent { event_id: id.into(), at: None, event: Some(event) };
         self.tx.send(e).await.unwrap();
@@ -73,7 +73,7 @@ impl Events {
         ack
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &mut self,
         id: &str,
         call_id: &str,
@@ -92,7 +92,7 @@ impl Events {
     }
 }
 
-fn outcome(a: &cti::EventAck) -> cti::Outcome {
+pub(crate) fn outcome(a: &cti::EventAck) -> cti::Outcome {
     cti::Outcome::try_from(a.outcome).unwrap()
 }
 
@@ -103,7 +103,7 @@ fn ring_of(r: &cti::RouteResponse) -> cti::RingAgent {
     }
 }
 
-async fn next_instruction(watch: &mut tonic::Streaming<cti::RouteInstruction>) -> cti::RouteInstruction {
+pub(crate) async fn next_instruction(watch: &mut tonic::Streaming<cti::RouteInstruction>) -> cti::RouteInstruction {
     tokio::time::timeout(PATIENCE, watch.message()).await.expect("an instruction in time").unwrap().unwrap()
 }
 
@@ -117,7 +117,7 @@ async fn next_ring(watch: &mut tonic::Streaming<cti::RouteInstruction>) -> (Stri
     }
 }
 
-async fn ix(sb: &TestServer, id: &str) -> pb::Interaction {
+pub(crate) async fn ix(sb: &TestServer, id: &str) -> pb::Interaction {
     let r = pb::GetInteractionRequest { interaction_id: id.into(), include_messages: false };
     sb.interactions().await.get_interaction(r).await.unwrap().into_inner()
 }

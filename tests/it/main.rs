@@ -7,6 +7,7 @@ mod common;
 mod after_hours;
 mod browser_session;
 mod calendars;
+mod callbacks;
 mod concurrency;
 mod crm_delivery;
 mod crm_store;

@@ -185,6 +185,14 @@ impl Engine {
         Ok(rank.map(|r| r + 1))
     }
 
+    /// 1-based place among everything waiting in its queue by age (what a supervisor's waiting
+    /// list shows), callbacks not yet due included; None when it is not waiting.
+    pub async fn place_in_queue(&self, ix: &Interaction) -> Result<Option<u64>> {
+        let mut con = self.con.clone();
+        let rank: Option<u64> = con.zrank(self.keys.qwait(&ix.queue), &ix.id).await?;
+        Ok(rank.map(|r| r + 1))
+    }
+
     /// Interactions answered in `queue` over the figures window, and the window in seconds.
     pub async fn answered_recently(&self, queue: &str) -> Result<(u64, u64)> {
         let now = self.now_ms().await?;

@@ -91,6 +91,14 @@ pub(crate) fn interaction_from_hash(id: &str, h: &HashMap<String, String>) -> Re
         offer_seq: num(h, "oseq"),
         transferred_by: s("xfrom"),
         excluded_agents: Vec::new(),
+        callback: (!s("cb").is_empty()).then(|| switchboard_model::Callback {
+            number: s("cb"),
+            not_before_ms: num(h, "cb_nb"),
+            attempts: num(h, "cb_try") as u32,
+            max_attempts: num(h, "cb_max") as u32,
+            connected_ms: num(h, "cb_conn"),
+            call_id: s("cb_call"),
+        }),
     })
 }
 

@@ -16,7 +16,9 @@ use switchboard_model::{EventKind, MAX_PRIORITY, PushKind, routing};
 
 use crate::keys;
 use crate::ops::argv::Argv;
-use crate::ops::{access, admin, agent, calendars, erasure, hours, instances, interactions, supervisor, voice};
+use crate::ops::{
+    access, admin, agent, calendars, callbacks, erasure, hours, instances, interactions, supervisor, voice,
+};
 
 const LIB: &str = include_str!("lua/lib.lua");
 
@@ -118,6 +120,7 @@ functions!(
     erase => erasure::EraseArgs<'_>,
     call_event => voice::CallEventArgs<'_>,
     phone => voice::PhoneArgs<'_>,
+    callback => callbacks::CallbackArgs<'_>,
     delivery => crate::sms::DeliveryArgs<'_>,
     sms_part => crate::sms::PartArgs<'_>,
     opt_out => crate::sms::OptOutArgs<'_>,

@@ -105,6 +105,8 @@ pub struct Interaction {
     /// Agents it is never offered to again (they rejected it or let its offer time out). Read
     /// only where asked for ([`switchboard_engine::Engine::with_exclusions`]); empty otherwise.
     pub excluded_agents: Vec<String>,
+    /// Set when the customer is to be called back rather than waiting on the line.
+    pub callback: Option<crate::Callback>,
 }
 
 /// What a channel adapter or integration asks for.
@@ -120,6 +122,11 @@ pub struct NewInteraction {
     pub body: String,
     pub preferred_agent_id: String,
     pub preferred_agent_wait_secs: u32,
+    /// A callback from the start (an IVR's): the number to call and how.
+    pub callback: Option<crate::CallbackPlan>,
+    /// When the customer started waiting, if before now (an IVR's caller): the place in line it
+    /// keeps. None: now.
+    pub waiting_since_ms: Option<u64>,
 }
 
 impl NewInteraction {

@@ -8,6 +8,7 @@
 //! - [`validate`]: limits and field checks.
 //! - [`channel`], [`agent`], [`queue`], [`interaction`], [`contact`]: the types.
 //! - [`calendar`]: opening hours in a time zone, and when they are open.
+//! - [`callback`]: calling a waiting caller back, keeping their place.
 //! - [`routing`]: which pools an agent belongs to, in what order interactions wait.
 //! - [`wire`]: [`EventKind`] and [`PushKind`].
 //! - [`access`]: roles, principals, API key records, secret hashes.
@@ -15,6 +16,7 @@
 pub mod access;
 pub mod agent;
 pub mod calendar;
+pub mod callback;
 pub mod channel;
 pub mod contact;
 pub mod delivery;
@@ -29,6 +31,7 @@ pub mod wire;
 pub use access::{Actor, ApiKeyRecord, CredentialKind, Principal, Role};
 pub use agent::*;
 pub use calendar::{Calendar, CalendarSpec, ExceptionSpec, WeeklyHours};
+pub use callback::{Callback, CallbackPlan};
 pub use channel::*;
 pub use contact::*;
 pub use delivery::{Delivery, DeliveryState};

@@ -103,6 +103,17 @@ wire_kinds! {
         Released = "released",
         /// Voice: a third party joined the call, or an attended transfer was completed on the phone.
         Conferenced = "conferenced",
+        /// A waiting caller asked to be called back (or an IVR created a callback): it keeps its
+        /// place and priority.
+        CallbackRequested = "callback_requested",
+        /// An agent accepted a callback: the telephony system is asked to dial the customer
+        /// from the agent's phone (number, call id, attempt).
+        Dialing = "dialing",
+        /// The customer picked up a callback's call.
+        CallbackConnected = "callback_connected",
+        /// A callback's attempt reached nobody (no answer, busy, failed, never reported): tried
+        /// again after the retry delay, or, the last attempt, completed as `callback_failed`.
+        CallbackAttemptFailed = "callback_attempt_failed",
         /// An agent's phone changed state (registered, unregistered, dnd, busy).
         Phone = "phone",
         /// A reply's delivery state changed (SMS: accepted, sent, delivered, undelivered, failed).

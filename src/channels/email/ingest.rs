@@ -439,6 +439,7 @@ impl Ingest {
             body: e.body.clone(),
             preferred_agent_id: preferred.clone(),
             preferred_agent_wait_secs: if preferred.is_empty() { 0 } else { self.sticky_wait_secs },
+            ..NewInteraction::default()
         };
         let (ix, created) = self.engine.create_interaction(&new).await?;
         let prev_conv = match &previous {

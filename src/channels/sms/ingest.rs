@@ -207,6 +207,7 @@ impl SmsChannel {
             body: body.to_string(),
             preferred_agent_id: preferred,
             preferred_agent_wait_secs: wait,
+            ..NewInteraction::default()
         };
         let (ix, created) = self.engine.create_interaction(&new).await?;
         self.state.set_conversation(&conversation_key(&t.ours, &t.customer), &ix.id).await?;

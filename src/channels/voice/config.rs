@@ -50,6 +50,15 @@ pub struct CtiConfig {
     pub routing_points: Vec<RoutingPoint>,
     /// Kamailio nodes to bridge (`deploy/kamailio/`): their evapi sockets.
     pub kamailio: Vec<super::kamailio::KamailioNode>,
+    /// Callbacks: how many times the customer is dialled before the callback is given up ...
+    pub callback_attempts: u32,
+    /// ... waiting this long after an attempt nobody answered before the next ...
+    pub callback_retry_secs: u32,
+    /// ... and failing an attempt the platform has not reported on (answered, or not) after this.
+    pub callback_dial_timeout_secs: u32,
+    /// Where a callback's service level is measured to: `connected` (the customer picked up) or
+    /// `accepted` (an agent took it, like any interaction).
+    pub callback_service_level: switchboard_model::callback::ServiceLevelAt,
 }
 
 impl Default for CtiConfig {
@@ -62,6 +71,10 @@ impl Default for CtiConfig {
             sticky_wait_secs: 15,
             routing_points: Vec::new(),
             kamailio: Vec::new(),
+            callback_attempts: 3,
+            callback_retry_secs: 300,
+            callback_dial_timeout_secs: 90,
+            callback_service_level: switchboard_model::callback::ServiceLevelAt::Connected,
         }
     }
 }
@@ -75,6 +88,17 @@ impl CtiConfig {
     pub fn validate(&self) -> Result<(), CtiConfigError> {
         switchboard_model::validate_line("default_destination", &self.default_destination, 512)
             .map_err(|e| invalid("default_destination", e.to_string()))?;
+        if !(1..=switchboard_model::callback::MAX_ATTEMPTS).contains(&self.callback_attempts) {
+            let max = switchboard_model::callback::MAX_ATTEMPTS;
+            return Err(invalid("callback_attempts", format!("must be 1..={max}, got {}", self.callback_attempts)));
+        }
+        if !(1..=86_400).contains(&self.callback_retry_secs) {
+            return Err(invalid("callback_retry_secs", format!("must be 1..=86400, got {}", self.callback_retry_secs)));
+        }
+        if !(10..=3_600).contains(&self.callback_dial_timeout_secs) {
+            let got = self.callback_dial_timeout_secs;
+            return Err(invalid("callback_dial_timeout_secs", format!("must be 10..=3600, got {got}")));
+        }
         let mut names = std::collections::HashSet::new();
         let mut numbers = std::collections::HashSet::new();
         for (i, rp) in self.routing_points.iter().enumerate() {
@@ -161,5 +185,17 @@ mod tests {
         assert_eq!(bad(vec![rp("a", &[], "bad queue")]), "routing_points[0].queue");
         assert_eq!(bad(vec![rp("a", &["1"], "q"), rp("b", &["1"], "q")]), "routing_points[1].dialled[0]");
         assert_eq!(bad(vec![rp("a", &[], "q"), rp("a", &[], "q")]), "routing_points[1].name");
+    }
+
+    #[test]
+    fn callback_settings_out_of_range_name_their_key() {
+        let d = CtiConfig::default();
+        assert_eq!(CtiConfig { callback_attempts: 0, ..d.clone() }.validate().unwrap_err().key, "callback_attempts");
+        assert_eq!(
+            CtiConfig { callback_retry_secs: 0, ..d.clone() }.validate().unwrap_err().key,
+            "callback_retry_secs"
+        );
+        let e = CtiConfig { callback_dial_timeout_secs: 5, ..d }.validate().unwrap_err();
+        assert_eq!(e.key, "callback_dial_timeout_secs");
     }
 }

@@ -18,7 +18,11 @@
 //! Refused, it is recorded as an interaction that ends at once (`end_reason` "closed") and
 //! RouteCall answers the default destination with reason "closed"; overflowed, it is created in
 //! the other queue; held, it waits like any call.
+//!
+//! A waiting caller may ask to be called back instead ([`callback`]): the interaction keeps its
+//! place, is accepted on a desktop, and the platform is told to dial (`DialCallback`).
 
+pub mod callback;
 pub mod config;
 pub mod kamailio;
 pub mod watch;
@@ -217,6 +221,10 @@ impl Voice {
     }
 
     async fn decision(&self, ix: Interaction) -> Result<RouteDecision> {
+        // The call became a callback: the caller is to be called back, not put through.
+        if ix.callback.is_some() {
+            return self.default_route(&ix.id, "callback");
+        }
         let action = match ix.state {
             InteractionState::Offered => RouteAction::Ring(self.ring(&ix).await?),
             InteractionState::Queued => {
@@ -269,6 +277,10 @@ impl Voice {
                 ),
                 CLOSED => VoiceError::Engine(EngineError::FailedPrecondition(format!(
                     "queue: the call's queue is closed and refuses calls (its interaction {interaction_id:?} ended), \
+                     and cti.default_destination is not set"
+                ))),
+                "callback" => VoiceError::Engine(EngineError::FailedPrecondition(format!(
+                    "call: the caller asked to be called back (interaction {interaction_id:?}): hang up, \
                      and cti.default_destination is not set"
                 ))),
                 _ => VoiceError::NotFound(format!("call: its interaction {interaction_id:?} has ended")),
@@ -341,9 +353,17 @@ impl Voice {
                     cause: "transferred_external".into(),
                     by: crate::model::voice::HungUpBy::Agent,
                 };
-                engine.call_event(&iid, &event_key, order, &agent, &released, &r.details, self.sticky_ttl()).await?.0
+                engine
+                    .call_event(&iid, &r.call_id, &event_key, order, &agent, &released, &r.details, self.sticky_ttl())
+                    .await?
+                    .0
             }
-            u => engine.call_event(&iid, &event_key, order, &agent, u, &r.details, self.sticky_ttl()).await?.0,
+            u => {
+                engine
+                    .call_event(&iid, &r.call_id, &event_key, order, &agent, u, &r.details, self.sticky_ttl())
+                    .await?
+                    .0
+            }
         };
         Ok(Applied { outcome, interaction_id: iid })
     }
@@ -368,8 +388,9 @@ impl Voice {
             )));
         }
         let holder = if agent.is_empty() { ix.agent_id.clone() } else { agent.to_string() };
-        let (outcome, _) =
-            engine.call_event(iid, event_key, order, &holder, update, &r.details, self.sticky_ttl()).await?;
+        let (outcome, _) = engine
+            .call_event(iid, &r.call_id, event_key, order, &holder, update, &r.details, self.sticky_ttl())
+            .await?;
         Ok((outcome, holder))
     }
 
@@ -399,7 +420,8 @@ impl Voice {
         };
         let engine = self.engine.acting_as(by.clone());
         let details = serde_json::json!({ "route_id": route_id });
-        Ok(engine.call_event(&iid, "", CallOrder::Offer(oseq), "", &update, &details, self.sticky_ttl()).await?.0)
+        let order = CallOrder::Offer(oseq);
+        Ok(engine.call_event(&iid, call_id, "", order, "", &update, &details, self.sticky_ttl()).await?.0)
     }
 
     /// An agent's phone changed state.

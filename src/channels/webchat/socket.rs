@@ -326,6 +326,7 @@ impl Connection {
             body: message,
             preferred_agent_id: String::new(),
             preferred_agent_wait_secs: 0,
+            ..NewInteraction::default()
         };
         let ix = match self.chat.engine.create_interaction_if_refused(&new, IfRefused::Hold).await {
             Ok((ix, _)) => ix,
@@ -409,6 +410,7 @@ impl Connection {
             body: message,
             preferred_agent_id: String::new(),
             preferred_agent_wait_secs: 0,
+            ..NewInteraction::default()
         };
         let engine = &self.chat.engine;
         let ix = match engine.create_interaction(&new).await {

@@ -1,4 +1,4 @@
--- ARGV: iid, event_id, seq, oseq, kind, aid, cause, by, details, sticky_secs
+-- ARGV: iid, call, event_id, seq, oseq, kind, aid, cause, by, details, sticky_secs
 -- A telephony system's report about a call, applied once and in the call's order: a repeated
 -- event_id, or a sequence number not above the last one applied, changes nothing. seq '0': not
 -- ordered (a report about one ring, which oseq names: it applies only while that offer stands).
@@ -7,6 +7,10 @@
 -- unreachable | ...; released, abandoned: the platform's cause. by: who hung up (caller | agent |
 -- ''). details: a JSON object logged with the event. sticky_secs: how long the agent who talked
 -- to the caller is remembered (the interaction's `cti.sticky` attribute names the caller; 0: not).
+-- call: the platform's call id the event is about: for a callback only the attempt being dialled
+-- (cb_call) moves the interaction; the call it was converted from, hung up since, does not.
+-- While a callback is being dialled (accepted, the customer not yet on the line) ringing is the
+-- customer's phone, answered connects them, and a failed ring or a hang-up fails the attempt.
 -- Returns ok(outcome, state): outcome applied | duplicate | stale | ignored (nothing to change in
 -- this state), and the interaction's state after.
 local KINDS = { ringing = 1, answered = 1, held = 1, retrieved = 1, ring_failed = 1, released = 1,
@@ -15,6 +19,9 @@ if not KINDS[kind] then return err('INVALID', 'kind: no call event "' .. kind ..
 local ix = ix_get(iid)
 if not ix then return err('NOT_FOUND', 'call: no interaction "' .. iid .. '"') end
 if ix.ch ~= 'voice' then return err('INVALID', 'call: interaction "' .. iid .. '" is not a call') end
+local cb = (ix.cb or '') ~= ''
+if cb and call ~= (ix.cb_call or '') then return ok('ignored', ix.state) end
+local dialling = cb and ix.state == 'active' and num(ix.cb_conn) == 0
 -- A platform that does not say whose phone it was means the one the call was offered to.
 if aid == '' then aid = ix.agent or '' end
 local info = cjson.decode(details)
@@ -31,7 +38,26 @@ if event_id ~= '' and not redis.call('SET', K.cti_event(event_id), '1', 'NX', 'E
 end
 if not fresh then return ok('stale', ix.state) end
 if ordered then redis.call('HSET', K.ix(iid), 'cseq', seq) end
-if oseq ~= '' and (ix.state ~= 'offered' or ix.oseq ~= oseq) then return ok('ignored', ix.state) end
+if oseq ~= '' and (ix.oseq ~= oseq or (ix.state ~= 'offered' and not dialling)) then return ok('ignored', ix.state) end
+
+if dialling then
+  if kind == 'ringing' then
+    emit(EV.ringing, iid, ix.agent, ix.queue, info)
+  elseif kind == 'answered' then
+    redis.call('HSET', K.ix(iid), 'cb_conn', NOW)
+    fig_incr(ix.queue, 'cb_connected', 1)
+    local waited = NOW - num(ix.enq)
+    if ix.cb_sl == 'connected' then count_sl(ix, queue_cfg(ix.queue), waited) end
+    info.attempt, info.waited_ms = num(ix.cb_try), waited
+    emit(EV.callback_connected, iid, ix.agent, ix.queue, info)
+    notify(ix.agent, PUSH.call, { ix = iid, state = 'talking', since = NOW, hold_ms = 0 })
+  elseif kind == 'ring_failed' or kind == 'released' or kind == 'abandoned' then
+    callback_failed(iid, ix, cause ~= '' and cause or 'no_answer')
+  else
+    return ok('ignored', ix.state)
+  end
+  return ok('applied', redis.call('HGET', K.ix(iid), 'state'))
+end
 
 local function held_so_far()
   local h = num(ix.hold_ms)

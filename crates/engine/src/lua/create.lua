@@ -1,9 +1,13 @@
 -- ARGV: iid, idem, ch, customer, subject, attrs, queue, priority, body, preferred_agent,
---       preferred_wait_ms, if_refused
+--       preferred_wait_ms, if_refused, callback
 -- idem: idempotency key ('' = none); attrs: JSON object; priority: '' = the queue's; body: the
 -- first message ('' = none); preferred_wait_ms: how long the preferred agent is waited for;
 -- if_refused: what a closed queue whose rule refuses the channel does — 'hold' (created, it
 -- waits), 'fail' (nothing created: err CLOSED), 'end' (created and ended at once, 'closed').
+-- callback: '' or a JSON object: a callback from the start (an IVR's), its fields as the
+-- interaction keeps them (cb number, cb_nb not before, cb_max attempts, cb_retry ms, cb_dto dial
+-- timeout ms, cb_sl where its service level is measured) and enq, when its caller started
+-- waiting (0: now; never later than now), the place in line it keeps.
 if idem ~= '' then
   local existing = redis.call('GET', K.idem(idem))
   if existing then return ok_ix(existing, false, existing, '0') end
@@ -55,6 +59,15 @@ local now = tostring(NOW)
 local ix = { ch = ch, cust = customer, subj = subject, attrs = attrs, queue = queue, pri = tostring(pri),
   enq = now, qenter = now, qseq = '1', stage = '0', target = target, oseq = '0', tseq = '0',
   nmsg = '0', state = 'queued', agent = '', pool = '', esc = '', xfer = '' }
+local cbk = nil
+if callback ~= '' then
+  cbk = cjson.decode(callback)
+  local enq = tonumber(cbk.enq) or 0
+  if enq > 0 and enq < NOW then ix.enq = tostring(enq) end
+  ix.cb, ix.cb_try = cbk.cb, '0'
+  ix.cb_max, ix.cb_retry, ix.cb_dto, ix.cb_sl = tostring(cbk.cb_max), tostring(cbk.cb_retry), tostring(cbk.cb_dto), cbk.cb_sl
+  if (tonumber(cbk.cb_nb) or 0) > NOW then ix.cb_nb = tostring(cbk.cb_nb) end
+end
 local fields = {}
 for k, v in pairs(ix) do
   fields[#fields + 1] = k
@@ -65,6 +78,11 @@ if idem ~= '' then redis.call('SET', K.idem(idem), iid, 'EX', IDEM_TTL) end
 local created = { channel = ch, customer = customer, subject = subject, priority = pri }
 if closed_from ~= '' then created.closed_from = closed_from end
 emit(EV.created, iid, '', queue, created)
+if cbk then
+  fig_incr(queue, 'cb_requested', 1)
+  emit(EV.callback_requested, iid, '', queue,
+    { number = ix.cb, not_before = tonumber(ix.cb_nb), waited_ms = NOW - tonumber(ix.enq), from = 'ivr' })
+end
 if body ~= '' then
   local seq = append_msg(iid, 'customer', '', body)
   emit(EV.message_in, iid, '', queue, { seq = seq, body = body })

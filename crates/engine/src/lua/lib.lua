@@ -352,7 +352,11 @@ local function enwait(iid, ix)
     redis.call('HSET', K.ix(iid), 'stage', ix.stage)
   end
   local pool = ''
-  if ix.target and ix.target ~= '' then
+  if num(ix.cb_nb) > NOW then
+    -- A callback not to be offered yet (its window, or the delay before another attempt): it
+    -- keeps its place in the queue's list, and enters its waiting set when the time comes.
+    redis.call('ZADD', K.timers(), num(ix.cb_nb), 'cb|' .. iid)
+  elseif ix.target and ix.target ~= '' then
     redis.call('ZADD', K.await(ix.target), score, iid)
   else
     pool = ix.queue .. '#' .. (ix.stage or '0')
@@ -408,7 +412,10 @@ local function offer(iid, aid, ix, defer)
   redis.call('SADD', K.agent_work(aid), iid)
   redis.call('ZADD', K.timers(), exp, 'offer|' .. iid .. '|' .. seq)
   fig_incr(ix.queue, 'offered', 1)
-  emit(EV.offered, iid, aid, ix.queue, { expires = exp, seq = seq, channel = ix.ch })
+  -- A callback's offer rings no phone: the agent accepts it on the desktop, and then it is dialled.
+  local cb = nil
+  if (ix.cb or '') ~= '' then cb = true end
+  emit(EV.offered, iid, aid, ix.queue, { expires = exp, seq = seq, channel = ix.ch, callback = cb })
   notify(aid, PUSH.offer, { ix = iid, expires = exp, seq = seq }, iid)
   if not defer then refresh_agent(aid, ix.ch) end
 end
@@ -417,7 +424,7 @@ end
 -- interaction as the caller holds it, if it does.
 local function try_route(iid, ix)
   ix = ix or ix_get(iid)
-  if not ix or ix.state ~= 'queued' then return false end
+  if not ix or ix.state ~= 'queued' or num(ix.cb_nb) > NOW then return false end
   if ix.target and ix.target ~= '' then
     local a = agent_route(ix.target)
     if a and can_take(a, ix.ch) and not excluded(iid, ix.target) then
@@ -803,22 +810,31 @@ local function offered_to(iid, aid)
   return ix
 end
 
+-- Service level counts open time only: a customer who wrote at night and was answered as the
+-- queue opened was answered at once. (ASA keeps the whole wait: what the customer lived.)
+local function count_sl(ix, q, waited)
+  local sl_ms = 20000
+  if q then sl_ms = q.sl_ms end
+  local open_wait = waited
+  if q and not q.sl_closed and ix.czq == ix.queue then open_wait = math.max(0, waited - (closed_total(q) - num(ix.cz))) end
+  if open_wait <= sl_ms then fig_incr(ix.queue, 'in_sl', 1) end
+end
+
 -- The agent takes the offer (from the desktop, or the phone was answered).
 local function accept_offer(iid, ix, aid)
   redis.call('ZREM', K.timers(), 'offer|' .. iid .. '|' .. ix.oseq)
   if ix.esc ~= '' then redis.call('ZREM', K.timers(), ix.esc) end
   redis.call('HSET', K.ix(iid), 'state', 'active', 't_active', NOW, 'oexp', '', 'esc', '')
   local q = queue_cfg(ix.queue)
-  local sl_ms = 20000
-  if q then sl_ms = q.sl_ms end
   local waited = NOW - num(ix.enq)
-  fig_incr(ix.queue, 'accepted', 1)
-  fig_incr(ix.queue, 'asa_ms', waited)
-  -- Service level counts open time only: a customer who wrote at night and was answered as the
-  -- queue opened was answered at once. (ASA keeps the whole wait: what the customer lived.)
-  local open_wait = waited
-  if q and not q.sl_closed and ix.czq == ix.queue then open_wait = math.max(0, waited - (closed_total(q) - num(ix.cz))) end
-  if open_wait <= sl_ms then fig_incr(ix.queue, 'in_sl', 1) end
+  -- A callback's later attempts were answered already, as far as the queue's figures go; its
+  -- service level may be measured to the customer picking up instead (callback_connected).
+  local cb = (ix.cb or '') ~= ''
+  if not cb or num(ix.cb_try) == 0 then
+    fig_incr(ix.queue, 'accepted', 1)
+    fig_incr(ix.queue, 'asa_ms', waited)
+    if not cb or ix.cb_sl ~= 'connected' then count_sl(ix, q, waited) end
+  end
   emit(EV.accepted, iid, aid, ix.queue, { waited_ms = waited })
   -- The agent's session is told (the accepting session with the reply, like any push for it).
   notify(aid, PUSH.assigned, { ix = iid }, iid)
@@ -847,6 +863,37 @@ local function reject_offer(iid, ix, aid, reason)
   emit(EV.rejected, iid, aid, ix.queue, { reason = reason })
   requeue(iid, ix, aid)
   try_route(iid)
+  pull_for_agent(aid)
+end
+
+-- A callback's attempt reached nobody (`cause`: no_answer, busy, unreachable, the platform's
+-- cause, dial_timeout). The agent is freed (they did nothing wrong) and the callback waits again
+-- at its place for the retry delay; after the last attempt it is completed as callback_failed.
+local function callback_failed(iid, ix, cause)
+  local aid = ix.agent
+  local n = num(ix.cb_try)
+  redis.call('ZREM', K.timers(), 'cbd|' .. iid .. '|' .. n)
+  local last = n >= num(ix.cb_max)
+  emit(EV.callback_attempt_failed, iid, aid, ix.queue,
+    { attempt = n, max_attempts = num(ix.cb_max), cause = cause, call_id = ix.cb_call, last = last })
+  redis.call('HSET', K.ix(iid), 'cb_call', '')
+  ix.cb_call = ''
+  if last then
+    fig_incr(ix.queue, 'cb_failed', 1)
+    redis.call('HSET', K.ix(iid), 'disp', 'callback_failed', 'end_reason', 'callback_' .. cause)
+    ix.disp = 'callback_failed'
+    notify(aid, PUSH.ended, { ix = iid, reason = 'callback_failed', state = 'completed' })
+    complete_ix(iid, ix)
+    return
+  end
+  release(aid, ix.ch, iid)
+  redis.call('HSET', K.agent(aid), 'idle', NOW)
+  local nb = NOW + num(ix.cb_retry)
+  redis.call('HSET', K.ix(iid), 'cb_nb', nb)
+  ix.cb_nb = tostring(nb)
+  notify(aid, PUSH.ended, { ix = iid, reason = 'callback_retry', state = 'queued' })
+  enwait(iid, ix)
+  emit(EV.queued, iid, '', ix.queue, { stage = num(ix.stage), requeued = true, retry_at = nb })
   pull_for_agent(aid)
 end
 

@@ -59,6 +59,24 @@ local function fire_grace(aid, session)
   go_offline(aid, 'stale')
 end
 
+-- A callback's window opened, or its retry delay passed: into its waiting set, at its place.
+local function fire_callback(iid)
+  local ix = ix_get(iid)
+  if not ix or ix.state ~= 'queued' or (ix.pool or '') ~= '' or num(ix.cb_nb) > NOW then return end
+  redis.call('HSET', K.ix(iid), 'cb_nb', '')
+  ix.cb_nb = ''
+  unwait(iid, ix)
+  enwait(iid, ix)
+  try_route(iid, ix)
+end
+
+-- A callback's attempt the telephony system never reported on.
+local function fire_dial_timeout(iid, n)
+  local ix = ix_get(iid)
+  if not ix or ix.state ~= 'active' or ix.cb_try ~= n or num(ix.cb_conn) > 0 or (ix.cb_call or '') == '' then return end
+  callback_failed(iid, ix, 'dial_timeout')
+end
+
 local due = redis.call('ZRANGEBYSCORE', K.timers(), '-inf', NOW, 'LIMIT', 0, tonumber(limit))
 for _, m in ipairs(due) do
   redis.call('ZREM', K.timers(), m)
@@ -72,6 +90,10 @@ for _, m in ipairs(due) do
     if ix and ix.state == 'wrap_up' then end_wrap(p[2], ix) end
   elseif p[1] == 'xfer' then
     fire_xfer(p[2], p[3])
+  elseif p[1] == 'cb' then
+    fire_callback(p[2])
+  elseif p[1] == 'cbd' then
+    fire_dial_timeout(p[2], p[3])
   elseif p[1] == 'grace' then
     fire_grace(p[2], p[3])
   elseif p[1] == 'inst' then

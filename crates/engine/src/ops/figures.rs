@@ -27,6 +27,11 @@ pub struct QueueFigures {
     pub open: Option<bool>,
     /// When it next opens or closes; `None` without a calendar or when it never does.
     pub next_change_ms: Option<u64>,
+    /// Callbacks over the window: asked for (a caller's or an IVR's), reached the customer,
+    /// gave up after their last attempt.
+    pub callbacks_requested: u64,
+    pub callbacks_connected: u64,
+    pub callbacks_failed: u64,
 }
 
 /// What a queue's figures need of its agents (presence, load, capacity), read once per agent:
@@ -141,6 +146,9 @@ impl Engine {
             next_change_ms: calendar
                 .and_then(|c| c.next_change(instant(now)))
                 .map(|(at, _)| at.timestamp_millis().max(0) as u64),
+            callbacks_requested: get("cb_requested"),
+            callbacks_connected: get("cb_connected"),
+            callbacks_failed: get("cb_failed"),
         })
     }
 }

@@ -25,6 +25,7 @@ argv! {
         preferred_agent: &'a str,
         preferred_wait_ms: u64,
         if_refused: &'static str,
+        callback: String,
     }
 }
 
@@ -76,6 +77,7 @@ impl Engine {
             preferred_agent: &new.preferred_agent_id,
             preferred_wait_ms: u64::from(new.preferred_agent_wait_secs) * 1000,
             if_refused: if_refused.as_str(),
+            callback: new.callback.as_ref().map(|c| callback_json(c, new.waiting_since_ms)).unwrap_or_default(),
         };
         let r = self.run(args).await?;
         let created = r.get(1).is_some_and(|s| s == "1");
@@ -216,4 +218,18 @@ pub(crate) fn validate_body(body: &str) -> Result<()> {
     }
     switchboard_model::validate_text("body", body, switchboard_model::MAX_BODY_LEN)
         .map_err(|e| EngineError::InvalidArgument(e.to_string()))
+}
+
+/// A callback's fields as `create.lua` stores them on the interaction.
+pub(crate) fn callback_json(c: &switchboard_model::CallbackPlan, waiting_since_ms: Option<u64>) -> String {
+    serde_json::json!({
+        "enq": waiting_since_ms.unwrap_or(0),
+        "cb": c.number,
+        "cb_nb": c.not_before_ms,
+        "cb_max": c.max_attempts,
+        "cb_retry": c.retry_ms,
+        "cb_dto": c.dial_timeout_ms,
+        "cb_sl": c.service_level_at.as_str(),
+    })
+    .to_string()
 }

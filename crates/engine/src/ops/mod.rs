@@ -7,6 +7,7 @@ pub(crate) mod admin;
 pub(crate) mod agent;
 pub(crate) mod argv;
 pub(crate) mod calendars;
+pub(crate) mod callbacks;
 pub(crate) mod erasure;
 mod figures;
 pub(crate) mod hours;

@@ -10,6 +10,7 @@ use crate::{Engine, EngineError, Result};
 argv! {
     struct CallEventArgs<'a> {
         iid: &'a str,
+        call: &'a str,
         event_id: &'a str,
         seq: u64,
         oseq: String,
@@ -68,7 +69,7 @@ pub fn call_key(system: &str, call_id: &str) -> String {
 }
 
 impl Engine {
-    /// Applies one event of a call (`iid`): once per `event_id` (none: no such check) and only if
+    /// Applies one event of call `call` (of interaction `iid`): once per `event_id` (none: no such check) and only if
     /// `order` allows. `agent` is who it is about. Returns what became of it and the
     /// interaction's state after.
     /// A call that ends after an answer remembers its agent for `sticky` under the caller its
@@ -77,6 +78,7 @@ impl Engine {
     pub async fn call_event(
         &self,
         iid: &str,
+        call: &str,
         event_id: &str,
         order: CallOrder,
         agent: &str,
@@ -99,6 +101,7 @@ impl Engine {
         };
         let args = CallEventArgs {
             iid,
+            call,
             event_id,
             seq,
             oseq,

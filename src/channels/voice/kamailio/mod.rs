@@ -284,6 +284,12 @@ impl<'a> Bridge<'a> {
             Instruction::Cancel { call_id, agent_id, reason, .. } => {
                 debug!(message = "An offer of a ringing call was withdrawn; its phone rings until it times out.", %call_id, agent = %agent_id, %reason);
             }
+            // Kamailio is a proxy: it relays calls but cannot originate one with two legs. A
+            // callback's dial needs a B2BUA or PBX (FreeSWITCH, Asterisk) on the CTI hook; the
+            // attempt fails after cti.callback_dial_timeout_secs and is retried, as documented.
+            Instruction::Dial { call_id, dial, .. } => {
+                warn!(message = "A callback cannot be dialled through Kamailio; it needs a platform that places calls.", %call_id, agent = %dial.agent_id);
+            }
         }
         Ok(())
     }
