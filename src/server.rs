@@ -285,6 +285,11 @@ impl Server {
             })
         });
         let sessions = TaskTracker::new();
+        let voice = crate::channels::voice::Voice::new(
+            engine.clone(),
+            cfg.cti.clone(),
+            (!cfg.crm.default_region.is_empty()).then(|| cfg.crm.default_region.clone()),
+        );
         let desktop = api::agent::AgentDesktopService {
             engine: engine.clone(),
             hub: hub.clone(),
@@ -294,13 +299,9 @@ impl Server {
             screen_pop,
             throttle: auth_layer.throttle(),
             pending_logins: Arc::new(tokio::sync::Semaphore::new(api::agent::MAX_PENDING_LOGINS)),
+            voice: Arc::new(voice.clone()),
         };
         let feed = api::feed::EventFeed::new(engine.clone(), cfg.server.max_watchers, background.clone());
-        let voice = crate::channels::voice::Voice::new(
-            engine.clone(),
-            cfg.cti.clone(),
-            (!cfg.crm.default_region.is_empty()).then(|| cfg.crm.default_region.clone()),
-        );
         if cfg.cti.enabled {
             for node in &cfg.cti.kamailio {
                 let run = crate::channels::voice::kamailio::run(

@@ -38,7 +38,7 @@ fn system<T>(req: &Request<T>) -> Result<(String, Actor), Status> {
     Ok((p.name.clone(), Actor::new(&p, from)))
 }
 
-fn voice_status(e: VoiceError) -> Status {
+pub(crate) fn voice_status(e: VoiceError) -> Status {
     match e {
         VoiceError::Invalid(m) => Status::invalid_argument(m),
         VoiceError::NotFound(m) => Status::not_found(m),

@@ -452,3 +452,107 @@ async fn a_ringing_call_turned_callback_stops_ringing_and_bad_requests_change_no
 fn c_of(ix: &pb::Interaction) -> String {
     ix.attributes.get("cti.call_id").cloned().expect("a call's interaction names its call")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_schedules_a_callback_for_a_chat_customer_keeping_the_chats_place() {
+    use pb::agent_request::Kind as Rq;
+    let w = start(false, |cfg| cfg.cti.callback_system = "pbx-1".into()).await;
+    let mut admin = w.sb.admin().await;
+    let mut q = queue("support", &[]);
+    q.channels = vec![pb::Channel::Chat as i32, pb::Channel::Voice as i32];
+    admin.put_queue(pb::PutQueueRequest { queue: Some(q), allow_update: true }).await.unwrap();
+    let mut chat_only = queue("web", &[]);
+    chat_only.channels = vec![pb::Channel::Chat as i32];
+    admin.put_queue(pb::PutQueueRequest { queue: Some(chat_only), allow_update: true }).await.unwrap();
+    let mut c = pbx(&w.sb).await;
+    let mut watch = c.watch_routes(cti::WatchRoutesRequest {}).await.unwrap().into_inner();
+    let mut ixs = w.sb.interactions().await;
+    let chat = ixs.create_interaction(new_chat("support", "visitor-1", "Can you call me?")).await.unwrap().into_inner();
+    let web = ixs.create_interaction(new_chat("web", "visitor-2", "Me too")).await.unwrap().into_inner();
+    let mut ann = w.sb.desktop("ann", "tok-ann").await;
+    ann.ready().await;
+    let mut taken = Vec::new();
+    for _ in 0..2 {
+        let o = ann.wait_offer().await.interaction.unwrap();
+        ann.accept(&o.id).await.unwrap();
+        taken.push(o.id);
+    }
+    taken.sort();
+    let mut both = vec![chat.id.clone(), web.id.clone()];
+    both.sort();
+    assert_eq!(taken, both);
+    let schedule = |iid: &str, number: &str| {
+        Rq::ScheduleCallback(pb::ScheduleCallback {
+            interaction_id: iid.into(),
+            number: number.into(),
+            not_before: None,
+        })
+    };
+    // A chat customer has no phone number of their own: the agent must give one.
+    let (code, message) = ann.request(schedule(&chat.id, "")).await.unwrap_err();
+    assert_eq!(code, Code::InvalidArgument, "{message}");
+    assert!(message.starts_with("number:"), "{message}");
+    // A queue that takes no calls cannot call back.
+    let (code, message) = ann.request(schedule(&web.id, CALLER)).await.unwrap_err();
+    assert_eq!(code, Code::FailedPrecondition, "{message}");
+    assert!(message.contains("takes no calls"), "{message}");
+    // Someone else's interaction is not the agent's to call back.
+    let mut bob = w.sb.desktop("bob", "tok-bob").await;
+    let (code, _) = bob.request(schedule(&chat.id, CALLER)).await.unwrap_err();
+    assert_eq!(code, Code::FailedPrecondition);
+
+    let ack = ann.request(schedule(&chat.id, "0151 12345678")).await.unwrap();
+    let cb = ack.interaction.unwrap();
+    assert_eq!((cb.channel, cb.queue.as_str()), (pb::Channel::Voice as i32, "support"));
+    assert_eq!(callback(&cb).number, CALLER);
+    assert_eq!(cb.enqueued_at, chat.enqueued_at, "the chat's place");
+    assert_eq!(cb.attributes.get("callback.from").map(String::as_str), Some(chat.id.as_str()));
+    // Once per conversation.
+    let again = ann.request(schedule(&chat.id, "0151 12345678")).await.unwrap().interaction.unwrap();
+    assert_eq!(again.id, cb.id);
+
+    // Ann completes the chats; the callback is hers next, dialled through pbx-1.
+    ann.complete(&chat.id, "callback").await.unwrap();
+    ann.complete(&web.id, "done").await.unwrap();
+    let offer = ann.wait_offer().await.interaction.unwrap();
+    assert_eq!(offer.id, cb.id);
+    ann.accept(&cb.id).await.unwrap();
+    let (i, dial, _) = next_dial(&mut watch).await;
+    assert_eq!(
+        (i.interaction_id.as_str(), dial.number.as_str(), dial.agent_id.as_str()),
+        (cb.id.as_str(), CALLER, "ann")
+    );
+    w.sb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_system_to_dial_them_agents_cannot_schedule_callbacks() {
+    use pb::agent_request::Kind as Rq;
+    let w = start(false, |_| {}).await;
+    let mut admin = w.sb.admin().await;
+    let mut q = queue("support", &[]);
+    q.channels = vec![pb::Channel::Sms as i32, pb::Channel::Voice as i32];
+    admin.put_queue(pb::PutQueueRequest { queue: Some(q), allow_update: true }).await.unwrap();
+    let text = pb::CreateInteractionRequest {
+        channel: pb::Channel::Sms as i32,
+        customer_address: CALLER.into(),
+        queue: "support".into(),
+        body: "call me".into(),
+        ..Default::default()
+    };
+    let sms = w.sb.interactions().await.create_interaction(text).await.unwrap().into_inner();
+    let mut ann = w.sb.desktop("ann", "tok-ann").await;
+    ann.ready().await;
+    ann.wait_offer().await;
+    ann.accept(&sms.id).await.unwrap();
+    let req = Rq::ScheduleCallback(pb::ScheduleCallback {
+        interaction_id: sms.id.clone(),
+        number: String::new(),
+        not_before: None,
+    });
+    let (code, message) = ann.request(req).await.unwrap_err();
+    assert_eq!(code, Code::FailedPrecondition, "{message}");
+    assert!(message.contains("cti.callback_system"), "{message}");
+    assert_eq!(figures(&w.sb).await.callbacks_requested, 0);
+    w.sb.stop().await;
+}

@@ -636,3 +636,60 @@ async fn a_transfer_hands_the_conversation_to_another_queue_and_a_wrong_one_is_r
     b.stop().await;
     sb.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_schedules_a_callback_for_a_texter_and_accepts_it_to_dial() {
+    let redis = RedisServer::start();
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut cfg = pages_config(&redis, http.local_addr().unwrap());
+    // Callbacks agents schedule are dialled by the test's telephony system.
+    cfg.cti.callback_system = "pbx-1".into();
+    let sb = TestServer::start_bound(cfg, grpc, http).await;
+    let mut admin = sb.admin().await;
+    let mut q = queue("support", &[]);
+    q.channels = vec![pb::Channel::Sms as i32, pb::Channel::Voice as i32];
+    admin.put_queue(pb::PutQueueRequest { queue: Some(q), allow_update: true }).await.unwrap();
+    let ann = pb::Agent { devices: vec!["1001".into()], ..agent("ann", &[]) };
+    admin.put_agent(pb::PutAgentRequest { agent: Some(ann), allow_update: true }).await.unwrap();
+    let mut pbx = cti::cti_client::CtiClient::new(sb.with_key(TELEPHONY_KEY).await);
+    let mut watch = pbx.watch_routes(cti::WatchRoutesRequest {}).await.unwrap().into_inner();
+
+    let b = Browser::start().await;
+    sign_in_agent(&b, &sb, "tok-ann").await;
+    b.find("#desk").await;
+    go_ready(&b).await;
+    let text = pb::CreateInteractionRequest {
+        channel: pb::Channel::Sms as i32,
+        customer_address: "+4915112345679".into(),
+        queue: "support".into(),
+        body: "Can someone call me about my bill?".into(),
+        ..Default::default()
+    };
+    let sms = sb.interactions().await.create_interaction(text).await.unwrap().into_inner();
+    b.click(&format!(".offer[data-id='{}'] .accept", sms.id)).await;
+    let card = format!(".conversation[data-id='{}']", sms.id);
+    // The number is the texter's; the agent schedules the callback, then completes the text.
+    b.click(&format!("{card} details.callback summary")).await;
+    let number = b.js(&format!("return document.querySelector(\"{card} .cb-number\").value;")).await;
+    assert_eq!(number, json!("+4915112345679"));
+    b.click(&format!("{card} .schedule-callback")).await;
+    wait_text(&b, "the callback scheduled", "#alert", "Callback to +4915112345679 scheduled").await;
+    b.type_into(&format!("{card} .disposition"), "callback").await;
+    b.click(&format!("{card} .complete")).await;
+    b.wait_js("text card gone", &format!("return !document.querySelector(\"{card}\");")).await;
+
+    // The callback comes to Ann (free again) with its own Accept; accepting dials the customer.
+    wait_text(&b, "a callback offer", ".offer .callback-note", "Callback to +4915112345679").await;
+    b.click(".offer .accept").await;
+    wait_text(&b, "dialing", ".conversation .call", "Calling +4915112345679").await;
+    let dial = loop {
+        let i = tokio::time::timeout(PATIENCE, watch.message()).await.expect("a dial in time").unwrap().unwrap();
+        if let Some(cti::route_instruction::Action::Dial(d)) = i.action {
+            break d;
+        }
+    };
+    assert_eq!((dial.agent_id.as_str(), dial.device.as_str(), dial.number.as_str()), ("ann", "1001", "+4915112345679"));
+    b.stop().await;
+    sb.stop().await;
+}

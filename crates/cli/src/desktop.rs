@@ -12,7 +12,7 @@ use crate::human;
 
 const DESKTOP_HELP: &str = "commands: ready | not-ready [reason] | offline | accept ID | reject ID | reply ID TEXT | \
 complete ID [DISPOSITION] | end-wrap ID | transfer ID queue:NAME|agent:ID | typing ID [on|off] | \
-count TEXT (SMS segments) | quit";
+callback ID [NUMBER] (call the customer back) | count TEXT (SMS segments) | quit";
 
 /// How a text would go out as SMS: what an agent checks before sending a long reply.
 fn segments_line(text: &str) -> String {
@@ -98,6 +98,11 @@ fn parse_command(line: &str) -> anyhow::Result<Rq> {
             };
             Rq::Transfer(pb::TransferInteraction { interaction_id: a, target: Some(target), ..Default::default() })
         }
+        "callback" => Rq::ScheduleCallback(pb::ScheduleCallback {
+            interaction_id: a,
+            number: rest.trim().to_string(),
+            not_before: None,
+        }),
         other => bail!("unknown command {other:?}"),
     })
 }
@@ -156,6 +161,14 @@ fn print_offer(o: &pb::Offer) {
             ix.queue,
             human::or_dash(&ix.subject)
         );
+        if let Some(cb) = &ix.callback {
+            let tries = if cb.attempts > 0 {
+                format!(" (attempt {} of {})", cb.attempts + 1, cb.max_attempts)
+            } else {
+                String::new()
+            };
+            println!("   callback to {}{tries}: accept, and your phone calls the customer", cb.number);
+        }
         for m in &ix.messages {
             println!("   {}: {}", human::author(m.author()), m.body);
         }

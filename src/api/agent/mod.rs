@@ -45,6 +45,8 @@ pub struct AgentDesktopService {
     /// Streams still waiting for their login message: each holds a place until it logs in or
     /// fails, so clients that open streams and never log in cannot pile up.
     pub pending_logins: Arc<tokio::sync::Semaphore>,
+    /// Callbacks agents schedule for their customers.
+    pub voice: Arc<crate::channels::voice::Voice>,
 }
 
 /// Streams that may wait for their login at once on one instance.

@@ -38,6 +38,7 @@ impl AgentDesktopService {
             Some(Rq::Complete(c)) => ("complete", self.complete(caller, c).await),
             Some(Rq::EndWrapUp(e)) => ("end_wrap_up", self.end_wrap_up(caller, e).await),
             Some(Rq::Transfer(t)) => ("transfer", self.transfer(caller, t).await),
+            Some(Rq::ScheduleCallback(c)) => ("schedule_callback", self.schedule_callback(caller, c).await),
             Some(Rq::SetTyping(t)) => ("set_typing", self.set_typing(caller, t).await),
         };
         let code = match &result {
@@ -108,6 +109,22 @@ impl AgentDesktopService {
         let iid = required("interaction_id", &e.interaction_id)?;
         let ix = self.engine.calls(caller).end_wrap_up(iid, &e.disposition, &e.notes).await.map_err(status)?;
         Ok(pb::Ack { interaction: Some(interaction_to_pb(&ix)), ..Default::default() })
+    }
+
+    async fn schedule_callback(&self, caller: &Caller, c: pb::ScheduleCallback) -> Result<pb::Ack, Status> {
+        let iid = required("interaction_id", &c.interaction_id)?;
+        let not_before = match c.not_before {
+            None => 0,
+            Some(t) if t.seconds < 0 => return Err(Status::invalid_argument("not_before: is not a valid time")),
+            Some(t) => t.seconds as u64 * 1000 + (t.nanos.max(0) as u64) / 1_000_000,
+        };
+        let ix = self.engine.get_interaction(iid, false).await.map_err(status)?;
+        let made = self
+            .voice
+            .schedule_callback(caller.agent(), &ix, &c.number, not_before)
+            .await
+            .map_err(crate::api::cti::voice_status)?;
+        Ok(pb::Ack { interaction: Some(interaction_to_pb(&made.interaction)), ..Default::default() })
     }
 
     async fn transfer(&self, caller: &Caller, t: pb::TransferInteraction) -> Result<pb::Ack, Status> {

@@ -39,6 +39,8 @@ pub struct CallbackMade {
 
 /// Attribute naming the IVR's callback id.
 pub const ATTR_CALLBACK_ID: &str = "cti.callback_id";
+/// Attribute naming the interaction an agent scheduled the callback from.
+pub const ATTR_CALLBACK_FROM: &str = "callback.from";
 
 impl Voice {
     /// A number to call back in E.164, read in the default region when written nationally.
@@ -157,6 +159,76 @@ impl Voice {
         }
         let position = self.place_in_line(&ix).await?;
         Ok(CallbackMade { interaction: ix, position, created })
+    }
+
+    /// A callback an agent schedules for the customer of `ix` (which the agent holds): in its
+    /// queue, at its place, dialled by `cti.callback_system`. One per interaction.
+    pub async fn schedule_callback(
+        &self,
+        agent_id: &str,
+        ix: &Interaction,
+        number: &str,
+        not_before_ms: u64,
+    ) -> Result<CallbackMade> {
+        if ix.agent_id != agent_id
+            || !matches!(ix.state, crate::model::InteractionState::Active | crate::model::InteractionState::WrapUp)
+        {
+            return Err(VoiceError::Engine(EngineError::FailedPrecondition(format!(
+                "interaction_id: {:?} is not assigned to you (it is {})",
+                ix.id,
+                ix.state.as_str()
+            ))));
+        }
+        let system = &self.cfg.callback_system;
+        if system.is_empty() {
+            return Err(VoiceError::Engine(EngineError::FailedPrecondition(
+                "callback: no telephony system dials callbacks scheduled by agents (cti.callback_system is not set)"
+                    .into(),
+            )));
+        }
+        let number = match (number.is_empty(), ix.channel) {
+            (false, _) => self.callback_number(number)?,
+            (true, Channel::Sms | Channel::Voice) if ix.customer_address != "anonymous" => {
+                self.callback_number(&ix.customer_address)?
+            }
+            (true, _) => {
+                return Err(VoiceError::Invalid(
+                    "number: is required (the customer's address is not a phone number)".into(),
+                ));
+            }
+        };
+        let now = self.engine.now_ms().await?;
+        let plan = self.plan(number.clone(), not_before_ms);
+        plan.validate(now).map_err(|e| VoiceError::Invalid(e.to_string()))?;
+        let attributes = BTreeMap::from([
+            (ATTR_SYSTEM.to_string(), system.clone()),
+            (ATTR_CALLBACK_FROM.to_string(), ix.id.clone()),
+        ]);
+        let new = NewInteraction {
+            idempotency_key: call_key(system, &format!("callback|from|{}", ix.id)),
+            channel: Some(Channel::Voice),
+            customer_address: number,
+            attributes,
+            queue: ix.queue.clone(),
+            priority: Some(ix.priority),
+            callback: Some(plan),
+            waiting_since_ms: Some(ix.enqueued_ms.min(now)),
+            ..NewInteraction::default()
+        };
+        let by = Actor { who: format!("agent:{agent_id}"), from: String::new() };
+        let (made, created) = self
+            .engine
+            .acting_as(by)
+            .create_interaction_if_refused(&new, IfRefused::Hold)
+            .await
+            .map_err(|e| match e {
+                EngineError::InvalidArgument(m) if m.starts_with("channel:") => VoiceError::Engine(
+                    EngineError::FailedPrecondition(format!("queue: {:?} takes no calls, so no callbacks", ix.queue)),
+                ),
+                e => e.into(),
+            })?;
+        let position = self.place_in_line(&made).await?;
+        Ok(CallbackMade { interaction: made, position, created })
     }
 
     async fn place_in_line(&self, ix: &Interaction) -> Result<u32> {

@@ -59,6 +59,10 @@ pub struct CtiConfig {
     /// Where a callback's service level is measured to: `connected` (the customer picked up) or
     /// `accepted` (an agent took it, like any interaction).
     pub callback_service_level: switchboard_model::callback::ServiceLevelAt,
+    /// The telephony system (its key's name) that dials callbacks agents schedule for chat and
+    /// SMS customers; empty: agents cannot schedule them. Callbacks from a call are dialled by
+    /// the call's own system.
+    pub callback_system: String,
 }
 
 impl Default for CtiConfig {
@@ -75,6 +79,7 @@ impl Default for CtiConfig {
             callback_retry_secs: 300,
             callback_dial_timeout_secs: 90,
             callback_service_level: switchboard_model::callback::ServiceLevelAt::Connected,
+            callback_system: String::new(),
         }
     }
 }
@@ -98,6 +103,10 @@ impl CtiConfig {
         if !(10..=3_600).contains(&self.callback_dial_timeout_secs) {
             let got = self.callback_dial_timeout_secs;
             return Err(invalid("callback_dial_timeout_secs", format!("must be 10..=3600, got {got}")));
+        }
+        if !self.callback_system.is_empty() {
+            switchboard_model::validate_id("callback_system", &self.callback_system)
+                .map_err(|e| invalid("callback_system", e.message))?;
         }
         let mut names = std::collections::HashSet::new();
         let mut numbers = std::collections::HashSet::new();

@@ -254,9 +254,11 @@
     if (!ix || state.offers.has(ix.id)) return;
     const expires = SB.ms(offer.expiresAt);
     const countdown = el('span', { class: 'countdown', 'aria-live': 'off' });
-    // A call is answered on the phone, not here: its offer can only be declined.
-    const voice = ix.channel === 'CHANNEL_VOICE';
-    const accept = voice ? null : el('button', { type: 'button', class: 'primary accept' }, 'Accept');
+    // A call is answered on the phone, not here: its offer can only be declined. A callback is
+    // accepted here, and then your phone calls the customer.
+    const cb = ix.callback;
+    const voice = ix.channel === 'CHANNEL_VOICE' && !cb;
+    const accept = voice ? null : el('button', { type: 'button', class: 'primary accept' }, cb ? 'Accept and call' : 'Accept');
     const reject = el('button', { type: 'button', class: 'reject' }, 'Reject');
     const node = el('article', { class: 'card offer', 'data-id': ix.id, 'aria-label': 'Offer: ' + SB.channel(ix.channel) + ' from ' + ix.customerAddress },
       el('header', {},
@@ -268,6 +270,7 @@
       firstMessage(ix),
       screenPop(offer.screenPop),
       voice ? el('p', { class: 'ring-note' }, 'Your phone is ringing: answer it there.') : null,
+      cb ? el('p', { class: 'ring-note callback-note' }, callbackLine(cb, ix)) : null,
       el('div', { class: 'actions' }, accept, reject));
     if (accept) accept.addEventListener('click', () => {
       const pop = offer.screenPop;
@@ -282,6 +285,13 @@
     updateIdle();
     tickOffer(state.offers.get(ix.id));
     if (!quiet) announce(ix);
+  }
+
+  // "Callback to +49…, waiting 12 min · attempt 2 of 3".
+  function callbackLine(cb, ix) {
+    const since = SB.ms(ix.enqueuedAt);
+    const tries = cb.attempts ? ' · attempt ' + (cb.attempts + 1) + ' of ' + cb.maxAttempts : '';
+    return 'Callback to ' + cb.number + (since ? ', waiting ' + duration(Date.now() - since) : '') + tries + '. Accept, and your phone calls the customer.';
   }
 
   function firstMessage(ix) {
@@ -393,6 +403,12 @@
     w.target = el('input', { id: 'target-' + idSuffix, class: 'target', maxlength: 64, placeholder: 'queue or agent id' });
     w.targetKind = el('select', { id: 'kind-' + idSuffix, class: 'target-kind' }, el('option', { value: 'queue' }, 'Queue'), el('option', { value: 'agent' }, 'Agent'));
     w.transfer = el('button', { type: 'button', class: 'transfer' }, 'Transfer');
+    // A callback for a chat or SMS customer who would rather talk: it keeps this conversation's
+    // place in the queue, and an agent's phone calls them.
+    const sms = ix.channel === 'CHANNEL_SMS';
+    w.cbNumber = el('input', { id: 'cbnum-' + idSuffix, class: 'cb-number', type: 'tel', maxlength: 32, placeholder: '+49 151 …', value: sms ? ix.customerAddress : '' });
+    w.cbAfter = el('input', { id: 'cbafter-' + idSuffix, class: 'cb-after', type: 'time' });
+    w.cbButton = el('button', { type: 'button', class: 'schedule-callback' }, 'Schedule callback');
     const voice = ix.channel === 'CHANNEL_VOICE';
     w.node = el('article', { class: 'card conversation', 'data-id': ix.id, 'aria-label': SB.channel(ix.channel) + ' with ' + ix.customerAddress },
       el('header', {},
@@ -412,6 +428,10 @@
         el('div', { class: 'row' },
           el('label', { for: 'kind-' + idSuffix }, 'To'), w.targetKind,
           el('label', { for: 'target-' + idSuffix, class: 'sr-only' }, 'Transfer target'), w.target, w.transfer)),
+      voice ? null : el('details', { class: 'more callback' }, el('summary', {}, 'Call back'),
+        el('div', { class: 'row' },
+          el('label', { for: 'cbnum-' + idSuffix }, 'Number'), w.cbNumber,
+          el('label', { for: 'cbafter-' + idSuffix }, 'Not before'), w.cbAfter, w.cbButton)),
       el('div', { class: 'wrap' },
         el('label', { for: 'dispo-' + idSuffix }, 'Disposition'), w.dispo,
         el('label', { for: 'notes-' + idSuffix }, 'Notes'), w.notes,
@@ -423,6 +443,7 @@
       w.send.addEventListener('click', () => send(w));
     }
     w.transfer.addEventListener('click', () => transfer(w));
+    w.cbButton.addEventListener('click', () => scheduleCallback(w));
     w.complete.addEventListener('click', () => complete(w));
     w.endWrap.addEventListener('click', () => endWrapUp(w));
     state.work.set(ix.id, w);
@@ -461,6 +482,7 @@
     w.send.disabled = wrap || !!w.ended;
     w.reply.disabled = wrap || !!w.ended;
     w.transfer.disabled = wrap || !!w.ended;
+    w.cbButton.disabled = !!w.ended;
   }
 
   function addMessage(iid, m) {
@@ -519,10 +541,12 @@
       return;
     }
     const attrs = Object.entries(w.ix.attributes || {}).filter(([k]) => !k.startsWith('cti.'));
+    const cb = w.ix.callback;
+    const what = c.state === 'dialing' ? 'Calling ' + (cb ? cb.number : w.ix.customerAddress) : 'Call ' + c.state;
     w.callCard.hidden = false;
     w.callCard.replaceChildren(
-      el('p', { class: 'call-state call-' + c.state }, 'Call ' + c.state + ' · ' + duration(Date.now() - c.since) + (c.holdMs ? ' · held ' + duration(c.holdMs) : '')),
-      el('p', {}, 'Caller ' + w.ix.customerAddress),
+      el('p', { class: 'call-state call-' + c.state }, what + ' · ' + duration(Date.now() - c.since) + (c.holdMs ? ' · held ' + duration(c.holdMs) : '')),
+      el('p', {}, (cb ? 'Callback to ' : 'Caller ') + w.ix.customerAddress),
       attrs.length ? el('dl', { class: 'userdata' }, attrs.map(([k, v]) => [el('dt', {}, k), el('dd', {}, v)])) : null,
       el('p', { class: 'muted' }, 'Answer and hang up on your phone.'));
   }
@@ -531,6 +555,16 @@
     removeOffer(e.interactionId);
     const w = state.work.get(e.interactionId);
     if (!w) return;
+    // A callback nobody answered leaves the desk: it is tried again later (maybe by someone
+    // else), or, after its last attempt, it is over.
+    if (e.reason === 'callback_retry' || e.reason === 'callback_failed') {
+      const n = w.ix.callback ? w.ix.callback.number : w.ix.customerAddress;
+      dropWork(e.interactionId);
+      SB.alert(e.reason === 'callback_retry'
+        ? 'Nobody answered the callback to ' + n + '. It will be tried again later.'
+        : 'Nobody answered the callback to ' + n + ' at its last attempt. It is closed as failed.', 'info');
+      return;
+    }
     if (e.state === 'INTERACTION_STATE_COMPLETED') return dropWork(e.interactionId);
     if (e.state === 'INTERACTION_STATE_WRAP_UP') {
       // The call was released (or the customer left): after-call work, with its disposition.
@@ -582,6 +616,22 @@
     const t = { interactionId: w.ix.id };
     if (w.targetKind.value === 'queue') t.queue = target; else t.agentId = target;
     run(w.transfer, { transfer: t }, () => dropWork(w.ix.id));
+  }
+
+  function scheduleCallback(w) {
+    const c = { interactionId: w.ix.id, number: w.cbNumber.value.trim() };
+    // "Not before" is a time today, in this browser's zone (tomorrow if it has passed).
+    if (w.cbAfter.value) {
+      const [h, m] = w.cbAfter.value.split(':').map(Number);
+      const at = new Date();
+      at.setHours(h, m, 0, 0);
+      if (at.getTime() < Date.now()) at.setDate(at.getDate() + 1);
+      c.notBefore = { seconds: Math.floor(at.getTime() / 1000), nanos: 0 };
+    }
+    run(w.cbButton, { scheduleCallback: c }, (ack) => {
+      const cb = ack.interaction && ack.interaction.callback;
+      SB.alert('Callback to ' + (cb ? cb.number : c.number) + ' scheduled: it keeps this conversation\'s place in queue ' + w.ix.queue + '. Complete the conversation as usual.', 'info');
+    });
   }
 
   function complete(w) {
