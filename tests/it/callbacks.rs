@@ -556,3 +556,55 @@ async fn without_a_system_to_dial_them_agents_cannot_schedule_callbacks() {
     assert_eq!(figures(&w.sb).await.callbacks_requested, 0);
     w.sb.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_callback_counts_its_service_level_at_pickup_and_then_is_a_call_like_any_other() {
+    let w = start(false, |_| {}).await;
+    let mut c = pbx(&w.sb).await;
+    let mut watch = c.watch_routes(cti::WatchRoutesRequest {}).await.unwrap().into_inner();
+    let mut ev = Events::open(&mut c).await;
+    use cti::call_event::Kind;
+    let r = c.route_call(route_req("call-1", CALLER)).await.unwrap().into_inner();
+    let req = cti::CallbackRequest { call_id: "call-1".into(), number: String::new(), not_before: None };
+    c.request_callback(req).await.unwrap();
+    let mut ann = w.sb.desktop("ann", "tok-ann").await;
+    ann.ready().await;
+    assert_eq!(ann.wait_offer().await.interaction.unwrap().id, r.interaction_id);
+    ann.accept(&r.interaction_id).await.unwrap();
+    let (i, _, _) = next_dial(&mut watch).await;
+    // Accepted, but the customer is not on the line yet: not within the service level so far
+    // (cti.callback_service_level = "connected").
+    let f = figures(&w.sb).await;
+    assert_eq!((f.accepted, f.service_level_percent), (1, Some(0.0)), "{f:?}");
+    let a = ev.call("d-answer", &i.call_id, 1, "", Kind::Answered(cti::Answered {})).await;
+    assert_eq!(outcome(&a), cti::Outcome::Applied);
+    let f = figures(&w.sb).await;
+    assert_eq!((f.callbacks_connected, f.service_level_percent), (1, Some(100.0)), "{f:?}");
+
+    // Ann transfers the call on her phone to the queue: Bob's phone rings for our call id, and
+    // his phone answers it (not his desktop), as for any call.
+    let mut bob = w.sb.desktop("bob", "tok-bob").await;
+    bob.ready().await;
+    let to_queue =
+        cti::Transferred { attended: false, target: Some(cti::transferred::Target::Queue("support".into())) };
+    let t = ev.call("d-xfer", &i.call_id, 2, "ann", Kind::Transferred(to_queue)).await;
+    assert_eq!(outcome(&t), cti::Outcome::Applied, "{t:?}");
+    let ring = loop {
+        let next = next_instruction(&mut watch).await;
+        if let Some(cti::route_instruction::Action::Ring(ring)) = next.action {
+            assert_eq!(next.call_id, i.call_id, "the ring names the live call");
+            break ring;
+        }
+    };
+    assert_eq!(ring.agent_id, "bob");
+    let offer = bob.wait_offer().await.interaction.unwrap();
+    let (code, message) = bob.accept(&offer.id).await.unwrap_err();
+    assert_eq!(code, Code::FailedPrecondition, "{message}");
+    let a = ev.call("d-bob", &i.call_id, 3, "bob", Kind::Answered(cti::Answered {})).await;
+    assert_eq!(outcome(&a), cti::Outcome::Applied, "{a:?}");
+    let now = ix(&w.sb, &r.interaction_id).await;
+    assert_eq!((now.state, now.agent_id.as_str()), (pb::InteractionState::Active as i32, "bob"));
+    let f = figures(&w.sb).await;
+    assert_eq!((f.accepted, f.callbacks_connected), (1, 1), "a transfer is not a new answer: {f:?}");
+    w.sb.stop().await;
+}

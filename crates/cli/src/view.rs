@@ -173,7 +173,7 @@ pub fn waiting(list: &[pb::Interaction], now: SystemTime) -> Table {
         t.row([
             ix.id.clone(),
             or_dash(&ix.queue),
-            human::channel(ix.channel()).into(),
+            waiting_channel(ix, now),
             ix.priority.to_string(),
             human::age(ix.enqueued_at.as_ref(), now),
             ix.escalation_stage.to_string(),
@@ -183,6 +183,16 @@ pub fn waiting(list: &[pb::Interaction], now: SystemTime) -> Table {
         ]);
     }
     t
+}
+
+/// `chat`, or for a callback `callback` and, while it may not be offered yet, from when.
+fn waiting_channel(ix: &pb::Interaction, now: SystemTime) -> String {
+    let Some(cb) = &ix.callback else { return human::channel(ix.channel()).into() };
+    let now_secs = now.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    match cb.not_before.as_ref().filter(|t| t.seconds > now_secs) {
+        Some(t) => format!("callback from {}", human::weekday_time(Some(t))),
+        None => "callback".into(),
+    }
 }
 
 /// Runtime API keys: `ctl keys list`.
@@ -328,6 +338,15 @@ pub fn interaction(ix: &pb::Interaction, now: SystemTime) -> String {
     f.row(["disposition".into(), or_dash(&ix.disposition)]);
     f.row(["notes".into(), or_dash(&ix.notes)]);
     f.row(["end reason".into(), or_dash(&ix.end_reason)]);
+    if let Some(cb) = &ix.callback {
+        let mut line = format!("to {}, {} of {} attempts", cb.number, cb.attempts, cb.max_attempts);
+        if let Some(t) = cb.connected_at.as_ref().filter(|t| t.seconds > 0) {
+            line.push_str(&format!(", reached {}", human::date_time(Some(t))));
+        } else if let Some(t) = cb.not_before.as_ref().filter(|t| t.seconds > 0) {
+            line.push_str(&format!(", not before {}", human::date_time(Some(t))));
+        }
+        f.row(["callback".into(), line]);
+    }
     let mut attrs: Vec<(&String, &String)> = ix.attributes.iter().collect();
     attrs.sort();
     let mut at = Table::fields();
@@ -409,6 +428,24 @@ mod tests {
         let open = pb::QueueFigures { open: Some(true), next_change: at(1_796_034_533), ..f };
         let h = hours_now(&open);
         assert!(h.starts_with("open until ") && h.len() == "open until Mon 10:28".len(), "{h}");
+    }
+
+    #[test]
+    fn a_waiting_callback_says_so_and_from_when_it_may_be_offered() {
+        let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_796_000_000);
+        let voice = pb::Interaction { channel: pb::Channel::Voice as i32, ..Default::default() };
+        assert_eq!(waiting_channel(&voice, now), "voice");
+        let due = pb::Interaction {
+            callback: Some(pb::Callback { number: "+4915123456789".into(), ..Default::default() }),
+            ..voice.clone()
+        };
+        assert_eq!(waiting_channel(&due, now), "callback");
+        let later = pb::Interaction {
+            callback: Some(pb::Callback { not_before: at(1_796_003_600), ..Default::default() }),
+            ..voice
+        };
+        let c = waiting_channel(&later, now);
+        assert!(c.starts_with("callback from ") && c.len() == "callback from Mon 10:28".len(), "{c}");
     }
 
     #[test]

@@ -96,7 +96,12 @@ impl Voice {
         let mut out = Vec::new();
         for e in relevant {
             let Some(ix) = calls.get(&e.interaction_id) else { continue };
-            let call_id = ix.attributes.get(ATTR_CALL).cloned().unwrap_or_default();
+            // A callback's live call is the attempt being dialled, ours; a call's is the platform's.
+            let call_id = match &ix.callback {
+                Some(cb) if !cb.call_id.is_empty() => cb.call_id.clone(),
+                _ => ix.attributes.get(ATTR_CALL).cloned().unwrap_or_default(),
+            };
+            let connected = ix.callback.as_ref().is_some_and(|cb| cb.connected_ms > 0);
             if !devices.contains_key(&e.agent_id) {
                 devices.insert(e.agent_id.clone(), self.device_of(&e.agent_id).await?);
             }
@@ -120,7 +125,7 @@ impl Voice {
                 detail(e, "reason").and_then(|v| v.as_str().map(String::from)).unwrap_or_else(|| e.typ.clone());
             // A callback's offer rang no phone: there is nothing to stop, unless it was a call
             // ringing when the caller asked for the callback.
-            if !is_voice_offer(e) && ix.callback.is_some() && reason != "callback" {
+            if !is_voice_offer(e) && ix.callback.is_some() && !connected && reason != "callback" {
                 continue;
             }
             if is_voice_offer(e) {

@@ -3,7 +3,9 @@ local ix, e = offered_to(iid, aid)
 if not ix then return e end
 -- A call from a telephony system is taken by answering the phone (its `answered` event): accepting
 -- on the desktop would leave the phone ringing and the call unanswered.
-local cb = (ix.cb or '') ~= ''
+-- A callback not yet connected is accepted here, then dialled; a connected one transferred on is
+-- a live call like any other.
+local cb = (ix.cb or '') ~= '' and num(ix.cb_conn) == 0
 if ix.ch == 'voice' and not cb and string.find(ix.attrs or '', '"cti.system"', 1, true) then
   return err('PRECONDITION', 'interaction_id: "' .. iid .. '" is a phone call: answer it on your phone')
 end

@@ -413,8 +413,9 @@ local function offer(iid, aid, ix, defer)
   redis.call('ZADD', K.timers(), exp, 'offer|' .. iid .. '|' .. seq)
   fig_incr(ix.queue, 'offered', 1)
   -- A callback's offer rings no phone: the agent accepts it on the desktop, and then it is dialled.
+  -- Once the customer is on the line (a connected callback transferred on), it is a call.
   local cb = nil
-  if (ix.cb or '') ~= '' then cb = true end
+  if (ix.cb or '') ~= '' and num(ix.cb_conn) == 0 then cb = true end
   emit(EV.offered, iid, aid, ix.queue, { expires = exp, seq = seq, channel = ix.ch, callback = cb })
   notify(aid, PUSH.offer, { ix = iid, expires = exp, seq = seq }, iid)
   if not defer then refresh_agent(aid, ix.ch) end

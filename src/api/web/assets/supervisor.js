@@ -179,7 +179,11 @@
         fig('Abandoned', abandonRate),
         fig('Offered', String(f.offered)),
         fig('Accepted', String(f.accepted)),
-        fig('Missed', String(f.missed))),
+        fig('Missed', String(f.missed)),
+        // Callbacks: shown once a queue has any.
+        f.callbacksRequested || f.callbacksConnected || f.callbacksFailed
+          ? fig('Callbacks', (f.callbacksRequested || 0) + ' asked · ' + (f.callbacksConnected || 0) + ' reached · ' + (f.callbacksFailed || 0) + ' failed', 'callbacks')
+          : null),
       el('p', { class: 'agents-line' }, 'Agents: ' + byPresence + ' · occupancy ' + Math.round(f.occupancyPercent) + '%'),
       chart(q.history),
       el('p', { class: 'muted window' }, 'Counts over the last ' + duration(f.windowSecs * 1000)));
