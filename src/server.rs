@@ -198,9 +198,16 @@ impl Server {
             ));
         }
 
+        // Voice: the CTI hook's logic, and the callbacks every channel's customers may take.
+        let voice = Arc::new(crate::channels::voice::Voice::new(
+            engine.clone(),
+            cfg.cti.clone(),
+            (!cfg.crm.default_region.is_empty()).then(|| cfg.crm.default_region.clone()),
+        ));
         let mut channels = self.channels;
         if let Some(slot) = &webchat_slot {
-            let chat = crate::channels::webchat::WebChat::new(cfg.webchat.clone(), engine.clone(), shutdown.clone());
+            let chat =
+                crate::channels::webchat::WebChat::new(cfg.webchat.clone(), engine.clone(), shutdown.clone(), voice.clone());
             tracker.spawn(chat.clone().run(background.clone()));
             channels = channels.with(chat.clone());
             let _ = slot.set(chat);
@@ -218,7 +225,7 @@ impl Server {
         }
 
         if let Some(slot) = &sms_slot {
-            let sms = crate::channels::sms::SmsChannel::new(cfg.sms.clone(), engine.clone(), &instance)?;
+            let sms = crate::channels::sms::SmsChannel::new(cfg.sms.clone(), engine.clone(), &instance, voice.clone())?;
             let tasks = sms.spawn(background.clone());
             tracker.spawn(async move {
                 for t in tasks {
@@ -285,11 +292,6 @@ impl Server {
             })
         });
         let sessions = TaskTracker::new();
-        let voice = crate::channels::voice::Voice::new(
-            engine.clone(),
-            cfg.cti.clone(),
-            (!cfg.crm.default_region.is_empty()).then(|| cfg.crm.default_region.clone()),
-        );
         let desktop = api::agent::AgentDesktopService {
             engine: engine.clone(),
             hub: hub.clone(),
@@ -299,13 +301,13 @@ impl Server {
             screen_pop,
             throttle: auth_layer.throttle(),
             pending_logins: Arc::new(tokio::sync::Semaphore::new(api::agent::MAX_PENDING_LOGINS)),
-            voice: Arc::new(voice.clone()),
+            voice: voice.clone(),
         };
         let feed = api::feed::EventFeed::new(engine.clone(), cfg.server.max_watchers, background.clone());
         if cfg.cti.enabled {
             for node in &cfg.cti.kamailio {
                 let run = crate::channels::voice::kamailio::run(
-                    voice.clone(),
+                    (*voice).clone(),
                     node.clone(),
                     instance.clone(),
                     background.clone(),
@@ -315,7 +317,7 @@ impl Server {
         }
         let cti = cfg.cti.enabled.then(|| {
             api::cti::pb::cti_server::CtiServer::new(api::cti::CtiService {
-                voice: Arc::new(voice),
+                voice,
                 feed: feed.clone(),
                 shutdown: shutdown.clone(),
             })

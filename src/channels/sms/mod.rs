@@ -53,11 +53,18 @@ pub struct SmsChannel {
     smpp: Vec<Arc<smpp::SmppGateway>>,
     /// Names this process in short locks (a conversation being processed, a reply being sent).
     instance: String,
+    /// Callbacks a waiting texter takes instead (`callback_keyword`).
+    voice: Arc<crate::channels::voice::Voice>,
 }
 
 impl SmsChannel {
     /// Validates the config and builds the gateways; nothing connects yet.
-    pub fn new(cfg: SmsConfig, engine: Engine, instance: &str) -> Result<Arc<SmsChannel>, SmsError> {
+    pub fn new(
+        cfg: SmsConfig,
+        engine: Engine,
+        instance: &str,
+        voice: Arc<crate::channels::voice::Voice>,
+    ) -> Result<Arc<SmsChannel>, SmsError> {
         cfg.validate()?;
         let mut gateways = HashMap::new();
         let mut binds = Vec::new();
@@ -86,6 +93,7 @@ impl SmsChannel {
             gateways,
             smpp: binds,
             instance: instance.to_string(),
+            voice,
         }))
     }
 

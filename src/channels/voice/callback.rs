@@ -179,10 +179,38 @@ impl Voice {
                 ix.state.as_str()
             ))));
         }
+        let by = Actor { who: format!("agent:{agent_id}"), from: String::new() };
+        self.callback_from(ix, number, not_before_ms, by).await
+    }
+
+    /// A customer waiting on chat or SMS takes a callback instead (the widget's or a text's
+    /// answer to the configured offer): the callback keeps the conversation's place, and the
+    /// conversation leaves the queue (ended, reason `callback`, not counted as abandoned).
+    pub async fn callback_instead(
+        &self,
+        ix: &Interaction,
+        number: &str,
+        not_before_ms: u64,
+        by: Actor,
+    ) -> Result<CallbackMade> {
+        if !matches!(ix.state, crate::model::InteractionState::Queued | crate::model::InteractionState::Offered) {
+            return Err(VoiceError::Engine(EngineError::FailedPrecondition(format!(
+                "interaction: only a waiting conversation turns into a callback (it is {})",
+                ix.state.as_str()
+            ))));
+        }
+        let made = self.callback_from(ix, number, not_before_ms, by.clone()).await?;
+        self.engine.acting_as(by).withdraw(&ix.id, "callback").await?;
+        Ok(made)
+    }
+
+    /// The callback for the customer of `ix`: in its queue, at its place, dialled by
+    /// `cti.callback_system`; one per interaction.
+    async fn callback_from(&self, ix: &Interaction, number: &str, not_before_ms: u64, by: Actor) -> Result<CallbackMade> {
         let system = &self.cfg.callback_system;
         if system.is_empty() {
             return Err(VoiceError::Engine(EngineError::FailedPrecondition(
-                "callback: no telephony system dials callbacks scheduled by agents (cti.callback_system is not set)"
+                "callback: no telephony system dials callbacks for chat and SMS customers (cti.callback_system is not set)"
                     .into(),
             )));
         }
@@ -215,7 +243,6 @@ impl Voice {
             waiting_since_ms: Some(ix.enqueued_ms.min(now)),
             ..NewInteraction::default()
         };
-        let by = Actor { who: format!("agent:{agent_id}"), from: String::new() };
         let (made, created) = self
             .engine
             .acting_as(by)

@@ -68,6 +68,8 @@ pub struct WebChat {
     ip_connections: DefaultKeyedRateLimiter<IpAddr>,
     /// Open connections per address on this instance.
     ip_open: Mutex<HashMap<IpAddr, u32>>,
+    /// Callbacks a waiting visitor takes instead (`offer_callback`).
+    pub(super) voice: Arc<crate::channels::voice::Voice>,
 }
 
 /// One open connection counted against its address; uncounted when dropped.
@@ -93,7 +95,12 @@ fn per_minute(n: u32) -> Quota {
 }
 
 impl WebChat {
-    pub fn new(cfg: WebChatConfig, engine: Engine, shutdown: CancellationToken) -> Arc<WebChat> {
+    pub fn new(
+        cfg: WebChatConfig,
+        engine: Engine,
+        shutdown: CancellationToken,
+        voice: Arc<crate::channels::voice::Voice>,
+    ) -> Arc<WebChat> {
         Arc::new(WebChat {
             ip_messages: RateLimiter::keyed(per_minute(cfg.ip_messages_per_minute)),
             ip_connections: RateLimiter::keyed(per_minute(cfg.ip_connections_per_minute)),
@@ -105,6 +112,7 @@ impl WebChat {
             agent_names: Mutex::new(HashMap::new()),
             answer_rates: Mutex::new(HashMap::new()),
             ip_open: Mutex::new(HashMap::new()),
+            voice,
         })
     }
 

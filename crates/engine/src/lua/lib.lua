@@ -723,8 +723,11 @@ local function abandon(iid, ix, reason)
   if ix.esc and ix.esc ~= '' then redis.call('ZREM', K.timers(), ix.esc) end
   redis.call('HSET', K.ix(iid), 'state', 'abandoned', 't_abandoned', NOW, 'end_reason', reason, 'esc', '')
   redis.call('SREM', K.qlive(ix.queue), iid)
-  -- Ended because its queue is closed (a channel's after-hours answer): counted apart.
-  fig_incr(ix.queue, reason == 'closed' and 'closed' or 'abandoned', 1)
+  -- Ended because its queue is closed (a channel's after-hours answer), or because the customer
+  -- takes a callback in its place: counted apart, not as abandoned.
+  local fig = 'abandoned'
+  if reason == 'closed' then fig = 'closed' elseif reason == 'callback' then fig = 'to_callback' end
+  fig_incr(ix.queue, fig, 1)
   emit(EV.abandoned, iid, ix.agent or '', ix.queue,
     { reason = reason, waited_ms = NOW - num(ix.enq), channel = ix.ch, customer = ix.cust })
   expire_keys(iid)
