@@ -280,3 +280,65 @@ async fn sms_a_reply_over_the_segment_limit_is_refused_before_it_is_stored() {
     assert!(err.1.contains("ucs2"), "{}", err.1);
     assert_eq!(provider.sent().len(), 1);
 }
+
+#[tokio::test]
+async fn sms_a_waiting_texter_who_replies_call_is_called_back_keeping_their_place() {
+    const PROMPT: &str = "You are in line. Reply CALL to be called back instead.";
+    let provider = FakeTwilio::start().await;
+    let (_redis, sb) = start_with(&provider, |cfg| {
+        cfg.sms.callback_keyword = "CALL".into();
+        cfg.sms.callback_prompt = PROMPT.into();
+        cfg.cti.callback_system = "pbx-1".into();
+    })
+    .await;
+
+    // A new conversation waits: the offer goes out once.
+    assert_eq!(provider.text_in(sb.http_addr, "SM0301", CUSTOMER, OUR_NUMBER, "Is anyone there?").await.0, 200);
+    assert_eventually!(async { provider.sent().iter().any(|s| s.to == CUSTOMER && s.body == PROMPT) }, "the offer");
+    let mut s = sb.supervisor().await;
+    let list = |s: &mut pb::supervisor_client::SupervisorClient<Authed>| {
+        let mut s = s.clone();
+        async move {
+            s.list_waiting(pb::ListWaitingRequest { queue: "support".into(), ..Default::default() })
+                .await
+                .unwrap()
+                .into_inner()
+                .interactions
+        }
+    };
+    let text = list(&mut s).await.remove(0);
+    assert_eq!(text.channel(), pb::Channel::Sms);
+
+    // "Call!" alone is the keyword: the texter is called back instead, at the text's place.
+    assert_eq!(provider.text_in(sb.http_addr, "SM0302", CUSTOMER, OUR_NUMBER, "Call!").await.0, 200);
+    let confirm = format!("We will call you back on {CUSTOMER}. You keep your place in line.");
+    assert_eventually!(async { provider.sent().iter().any(|s| s.body == confirm) }, "the confirmation");
+    let waiting = list(&mut s).await;
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    let cb = &waiting[0];
+    assert_eq!(cb.channel(), pb::Channel::Voice);
+    assert_eq!(cb.callback.as_ref().map(|c| c.number.as_str()), Some(CUSTOMER));
+    assert_eq!(cb.enqueued_at, text.enqueued_at, "the text's place");
+    let ended = interaction(&sb, &text.id).await;
+    assert_eq!((ended.state(), ended.end_reason.as_str()), (pb::InteractionState::Abandoned, "callback"));
+    let f = s.get_queue_figures(pb::GetQueueFiguresRequest { queue: "support".into() }).await.unwrap().into_inner();
+    assert_eq!((f.abandoned, f.callbacks_requested), (0, 1), "taking a callback is not abandoning: {f:?}");
+    // The provider retrying the keyword changes nothing and says nothing again.
+    let sent = provider.sent().len();
+    assert_eq!(provider.text_in(sb.http_addr, "SM0302", CUSTOMER, OUR_NUMBER, "Call!").await.0, 200);
+    assert_eq!(list(&mut s).await.len(), 1);
+    assert_eq!(provider.sent().len(), sent);
+
+    // Once an agent has a conversation, the word is a message for them.
+    let other = "+4915112345679";
+    let mut ann = ready(&sb, "ann").await;
+    assert_eq!(ann.wait_offer().await.interaction.unwrap().id, cb.id, "the callback first");
+    let mut bob = ready(&sb, "bob").await;
+    assert_eq!(provider.text_in(sb.http_addr, "SM0303", other, OUR_NUMBER, "Hello").await.0, 200);
+    let o = bob.wait_offer().await.interaction.unwrap();
+    bob.accept(&o.id).await.unwrap();
+    assert_eq!(provider.text_in(sb.http_addr, "SM0304", other, OUR_NUMBER, "call").await.0, 200);
+    assert_eventually!(async { interaction(&sb, &o.id).await.messages.len() == 2 }, "the word in the thread");
+    assert!(interaction(&sb, &o.id).await.callback.is_none());
+    assert_eq!(ann.request(Rq::Accept(pb::AcceptOffer { interaction_id: cb.id.clone() })).await.map(|_| ()), Ok(()));
+}

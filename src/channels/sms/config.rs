@@ -153,6 +153,14 @@ pub struct SmsConfig {
     /// Sent once when a customer opts out (carriers expect a confirmation; empty: none).
     pub opt_out_text: String,
     pub opt_in_text: String,
+    /// Callbacks: a texter still waiting who sends this word alone ("CALL") is called back
+    /// instead, keeping the conversation's place (needs `cti.callback_system`); empty: off.
+    pub callback_keyword: String,
+    /// Sent once when a new conversation starts waiting, offering it ("You're in line. Reply
+    /// CALL to be called back instead."); empty: none.
+    pub callback_prompt: String,
+    /// The answer to the keyword; `{number}` is the number that will be called.
+    pub callback_text: String,
     /// For customer numbers written without a country code (ISO 3166 region, e.g. "DE").
     pub default_region: String,
     /// Largest webhook request accepted.
@@ -171,6 +179,9 @@ impl Default for SmsConfig {
             help_text: String::new(),
             opt_out_text: String::new(),
             opt_in_text: String::new(),
+            callback_keyword: String::new(),
+            callback_prompt: String::new(),
+            callback_text: "We will call you back on {number}. You keep your place in line.".into(),
             default_region: String::new(),
             max_request_bytes: 64 * 1024,
         }
@@ -255,6 +266,16 @@ impl SmsConfig {
     }
 
     pub fn validate(&self) -> Result<(), SmsConfigError> {
+        let k = &self.callback_keyword;
+        if !k.is_empty() && (k.len() > 20 || !k.chars().all(|c| c.is_alphanumeric())) {
+            return Err(invalid("callback_keyword", "one word of letters and digits, at most 20"));
+        }
+        if !k.is_empty() && switchboard_model::sms::keyword(k).is_some() {
+            return Err(invalid("callback_keyword", format!("{k:?} is already STOP, START or HELP")));
+        }
+        if k.is_empty() && !self.callback_prompt.is_empty() {
+            return Err(invalid("callback_prompt", "offers a callback, but callback_keyword is not set"));
+        }
         let mut names = std::collections::HashSet::new();
         for (i, g) in self.gateways.iter().enumerate() {
             let key = |f: &str| format!("gateways[{i}].{f}");

@@ -97,6 +97,9 @@ pub enum Received {
     },
     /// HELP: answered by the configured text.
     Help,
+    /// The callback keyword while waiting: the customer is called back instead (the new
+    /// callback's id), keeping the conversation's place.
+    Callback(String),
     /// To a number no queue owns, and no default queue: logged and dropped.
     Refused(String),
 }
@@ -111,6 +114,7 @@ impl Received {
             Received::OptedOut { .. } => "opted_out",
             Received::OptedIn { .. } => "opted_in",
             Received::Help => "help",
+            Received::Callback(_) => "callback",
             Received::Refused(_) => "refused",
         }
     }

@@ -138,6 +138,13 @@ impl SmsChannel {
             }
             _ => {}
         }
+        if let Some((iid, st)) = &open
+            && !st.ended
+            && self.is_callback_keyword(&sms.body)
+            && let Some(r) = self.callback_instead(iid, t, &append_key, &sms.gateway).await?
+        {
+            return Ok(r);
+        }
         let previous = match open {
             Some((iid, ix_state)) if !ix_state.ended => match self.append(&iid, &body, &append_key).await {
                 Ok(true) => return Ok(Received::Appended(iid)),
@@ -211,6 +218,14 @@ impl SmsChannel {
         };
         let (ix, created) = self.engine.create_interaction(&new).await?;
         self.state.set_conversation(&conversation_key(&t.ours, &t.customer), &ix.id).await?;
+        // The callback offer, once, to a conversation that waits (not one its closed queue ends).
+        if created
+            && !self.cfg.callback_prompt.is_empty()
+            && ix.state == crate::model::InteractionState::Queued
+            && self.voice.dials_chat_callbacks()
+        {
+            self.auto_answer(&sms.gateway, t, key, &self.cfg.callback_prompt.clone()).await;
+        }
         Ok(match (created, previous) {
             (false, _) => Received::Duplicate(ix.id),
             (true, Some((previous, _))) => Received::FollowUp { interaction_id: ix.id, previous },
@@ -240,6 +255,52 @@ impl SmsChannel {
             |ix, msg| async move { self.deliver_reply(&ix, &msg).await },
         )
         .await
+    }
+
+    /// The whole text is the callback keyword (case and punctuation aside), when one is set.
+    fn is_callback_keyword(&self, body: &str) -> bool {
+        let k = &self.cfg.callback_keyword;
+        let word: String = body.chars().filter(|c| c.is_alphanumeric()).collect();
+        !k.is_empty() && word.eq_ignore_ascii_case(k) && body.split_whitespace().count() == 1
+    }
+
+    /// The texter of waiting conversation `iid` takes a callback to their number instead. None:
+    /// the conversation is not waiting any more (an agent has it: the word is a message for
+    /// them) or callbacks cannot be dialled; it goes into the thread as any text.
+    async fn callback_instead(
+        &self,
+        iid: &str,
+        t: &Target,
+        key: &str,
+        gateway: &str,
+    ) -> Result<Option<Received>, ReceiveError> {
+        if !self.voice.dials_chat_callbacks() {
+            return Ok(None);
+        }
+        let ix = self.engine.get_interaction(iid, false).await?;
+        if !matches!(ix.state, crate::model::InteractionState::Queued | crate::model::InteractionState::Offered) {
+            return Ok(None);
+        }
+        let by = crate::model::Actor { who: "channel:sms".into(), from: String::new() };
+        use crate::channels::voice::VoiceError;
+        let made = match self.voice.callback_instead(&ix, &t.customer, 0, by).await {
+            Ok(made) => made,
+            // Redis failing: the provider retries the text.
+            Err(VoiceError::Engine(e @ (EngineError::Redis(_) | EngineError::Retry(_) | EngineError::Corrupt(_)))) => {
+                return Err(ReceiveError(e));
+            }
+            // Refused (the queue takes no calls, say): the text stays a text for the agent.
+            Err(error) => {
+                warn!(message = "A texter's callback could not be made; the text waits for an agent.", interaction = %iid, %error);
+                return Ok(None);
+            }
+        };
+        self.state.mark_seen(key).await?;
+        let number = made.interaction.callback.as_ref().map(|c| c.number.clone()).unwrap_or_default();
+        if !self.cfg.callback_text.is_empty() {
+            self.auto_answer(gateway, t, key, &self.cfg.callback_text.replace("{number}", &number)).await;
+        }
+        Ok(Some(Received::Callback(made.interaction.id)))
     }
 
     /// The channel's own answer (HELP, an opt-out confirmation): sent once per received text, not
@@ -284,7 +345,7 @@ fn body_with_media(sms: &InboundSms) -> String {
 
 fn received_ix(r: &Received) -> &str {
     match r {
-        Received::Created(i) | Received::Appended(i) | Received::Duplicate(i) => i,
+        Received::Created(i) | Received::Appended(i) | Received::Duplicate(i) | Received::Callback(i) => i,
         Received::FollowUp { interaction_id, .. } => interaction_id,
         Received::OptedOut { interaction_id } | Received::OptedIn { interaction_id } => {
             interaction_id.as_deref().unwrap_or("")

@@ -258,6 +258,11 @@ impl Voice {
         Ok(CallbackMade { interaction: made, position, created })
     }
 
+    /// Whether callbacks for chat and SMS customers can be dialled (`cti.callback_system`).
+    pub fn dials_chat_callbacks(&self) -> bool {
+        !self.cfg.callback_system.is_empty()
+    }
+
     async fn place_in_line(&self, ix: &Interaction) -> Result<u32> {
         Ok(self.engine.place_in_queue(ix).await?.unwrap_or(0) as u32)
     }
