@@ -537,3 +537,153 @@ async fn an_address_limits_are_shared_by_every_instance() {
     one.stop().await;
     two.stop().await;
 }
+
+/// A callback to a German mobile, as the test writes it and as E.164.
+const MOBILE: &str = "0151 12345678";
+const MOBILE_E164: &str = "+4915112345678";
+
+/// Web chat offering callbacks to waiting visitors, dialled by the test telephony system; its
+/// default queue `chat` takes calls too.
+async fn callback_server(redis_url: &str, tune: impl FnOnce(&mut Config)) -> TestServer {
+    let mut cfg = chat_config(redis_url);
+    cfg.webchat.offer_callback = true;
+    cfg.cti.callback_system = "pbx-1".into();
+    cfg.crm.default_region = "DE".into();
+    // Tests move the routing clock: agents must not look gone.
+    cfg.routing.presence_grace_secs = 3600;
+    tune(&mut cfg);
+    let sb = chat_server(cfg).await;
+    let mut q = queue("chat", &[]);
+    q.channels = vec![pb::Channel::Chat as i32, pb::Channel::Voice as i32];
+    sb.admin().await.put_queue(pb::PutQueueRequest { queue: Some(q), allow_update: true }).await.unwrap();
+    sb
+}
+
+async fn waiting(sb: &TestServer) -> Vec<pb::Interaction> {
+    sb.supervisor().await.list_waiting(pb::ListWaitingRequest::default()).await.unwrap().into_inner().interactions
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_visitor_takes_a_callback_that_keeps_their_place() {
+    let redis = RedisServer::start();
+    let sb = callback_server(&redis.url, |_| {}).await;
+    put_agent(&sb, "ann", 3).await;
+
+    let mut v = Visitor::connect(sb.http_addr).await;
+    assert_eq!(v.hello["callback_offer"], json!({"after_secs": 0}), "{}", v.hello);
+    let (_, iid) = v.start("Vera", "Is anyone there?").await;
+    let q = v.wait("queue with the offer", |f| f["type"] == "queue" && f["callback_offer"] == true).await;
+    assert_eq!(q["position"], 1, "{q}");
+    let chat = interaction(&sb, &iid).await;
+
+    // A number that is none: a clear error at the field, and nothing changes.
+    v.send(json!({"type": "callback", "number": "12"})).await;
+    let e = v.wait_error("bad_number").await;
+    assert_eq!(e["field"], "number", "{e}");
+    let m = e["message"].as_str().unwrap();
+    assert!(m.starts_with("number:") && m.contains("not a"), "{e}");
+    v.send(json!({"type": "callback", "number": "  "})).await;
+    assert_eq!(v.wait_error("bad_number").await["field"], "number");
+    let still = interaction(&sb, &iid).await;
+    assert_eq!(still.state, pb::InteractionState::Queued as i32);
+    let w = waiting(&sb).await;
+    assert_eq!(w.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), [iid.as_str()], "no callback was made");
+    v.send(json!({"type": "ping"})).await;
+    v.wait_type("pong").await;
+    assert!(!v.pending.iter().any(|f| f["type"] == "ended"), "still waiting: {:?}", v.pending);
+
+    // A number written nationally, in the default region.
+    v.send(json!({"type": "callback", "number": MOBILE})).await;
+    let done = v.wait_type("callback_scheduled").await;
+    assert_eq!(done["number"], MOBILE_E164, "{done}");
+    assert_eq!(done["position"], 1, "the chat's place: first in line: {done}");
+    let ended = v.wait_type("ended").await;
+    assert_eq!((ended["by"].as_str(), ended["reason"].as_str()), (Some("visitor"), Some("callback")), "{ended}");
+
+    let gone = interaction(&sb, &iid).await;
+    assert_eq!(gone.state, pb::InteractionState::Abandoned as i32);
+    assert_eq!(gone.end_reason, "callback");
+    let w = waiting(&sb).await;
+    assert_eq!(w.len(), 1, "{w:?}");
+    let cb = &w[0];
+    assert_eq!((cb.channel, cb.queue.as_str()), (pb::Channel::Voice as i32, "chat"));
+    assert_eq!(cb.callback.as_ref().expect("a callback").number, MOBILE_E164);
+    assert_eq!(cb.enqueued_at, chat.enqueued_at, "the callback keeps the chat's place");
+    assert_eq!(cb.attributes.get("callback.from").map(String::as_str), Some(iid.as_str()));
+
+    // The chat is over: another callback (or message) is refused.
+    v.send(json!({"type": "callback", "number": MOBILE})).await;
+    v.wait_error("ended").await;
+
+    // An agent who gets ready is offered the callback.
+    let mut ann = sb.desktop("ann", "tok-ann").await;
+    ann.ready().await;
+    let offer = ann.wait_offer().await.interaction.unwrap();
+    assert_eq!(offer.id, cb.id);
+    assert_eq!(offer.callback.as_ref().expect("offered as a callback").number, MOBILE_E164);
+    sb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_is_refused_unless_offered_and_waiting() {
+    let redis = RedisServer::start();
+    // The offer is not made: turned off, no telephony system to dial it, or a queue that takes
+    // no calls. The frame is refused and nothing is made.
+    type Tune = Box<dyn FnOnce(&mut Config)>;
+    let cases: Vec<(&str, Tune, bool)> = vec![
+        ("offer_callback = false", Box::new(|c| c.webchat.offer_callback = false), false),
+        ("no cti.callback_system", Box::new(|c| c.cti.callback_system = String::new()), false),
+        ("a queue without calls", Box::new(|_| {}), true),
+    ];
+    for (case, tune, chat_only) in cases {
+        let sb = callback_server(&redis.url, tune).await;
+        if chat_only {
+            let mut q = queue("chat", &[]);
+            q.channels = vec![pb::Channel::Chat as i32];
+            sb.admin().await.put_queue(pb::PutQueueRequest { queue: Some(q), allow_update: true }).await.unwrap();
+        }
+        let mut v = Visitor::connect(sb.http_addr).await;
+        assert_eq!(v.hello.get("callback_offer").is_some(), chat_only, "{case}: {}", v.hello);
+        let (_, iid) = v.start("Vera", case).await;
+        let q = v.wait_type("queue").await;
+        assert!(q.get("callback_offer").is_none(), "{case}: {q}");
+        v.send(json!({"type": "callback", "number": MOBILE})).await;
+        let e = v.wait_error("not_offered").await;
+        assert!(e["message"].as_str().unwrap().contains("not offered"), "{case}: {e}");
+        assert_eq!(interaction(&sb, &iid).await.state, pb::InteractionState::Queued as i32, "{case}");
+        let w = waiting(&sb).await;
+        assert!(w.iter().all(|i| i.channel == pb::Channel::Chat as i32), "{case}: no callback made: {w:?}");
+        v.send(json!({"type": "end"})).await;
+        v.wait_type("ended").await;
+        sb.stop().await;
+    }
+
+    // Offered after a minute's wait: not before.
+    let sb = callback_server(&redis.url, |c| c.webchat.offer_callback_after_secs = 60).await;
+    let engine = Engine::connect(&redis.url, EngineOptions::default()).await.unwrap();
+    put_agent(&sb, "ann", 3).await;
+    let mut v = Visitor::connect(sb.http_addr).await;
+    assert_eq!(v.hello["callback_offer"], json!({"after_secs": 60}));
+    let (_, iid) = v.start("Vera", "waiting a while").await;
+    let q = v.wait_type("queue").await;
+    assert!(q.get("callback_offer").is_none(), "{q}");
+    v.send(json!({"type": "callback", "number": MOBILE})).await;
+    let e = v.wait_error("not_offered").await;
+    assert!(e["message"].as_str().unwrap().contains("60 seconds"), "{e}");
+    engine.advance_clock(Duration::from_secs(61)).await.unwrap();
+    v.wait("the offer after a minute", |f| f["type"] == "queue" && f["callback_offer"] == true).await;
+
+    // Once an agent has the chat there is no place in line to keep.
+    let mut ann = sb.desktop("ann", "tok-ann").await;
+    ann.ready().await;
+    ann.wait_offer().await;
+    ann.accept(&iid).await.unwrap();
+    v.wait_type("agent_joined").await;
+    v.send(json!({"type": "callback", "number": MOBILE})).await;
+    let e = v.wait_error("not_waiting").await;
+    assert!(e["message"].as_str().unwrap().contains("agent"), "{e}");
+    let ix = interaction(&sb, &iid).await;
+    assert_eq!(ix.state, pb::InteractionState::Active as i32, "unchanged");
+    assert!(waiting(&sb).await.is_empty(), "no callback made");
+    sb.stop().await;
+}

@@ -63,6 +63,12 @@ pub struct WebChatConfig {
     /// `X-Real-IP`); its right-most address is used for the per-IP limits. Empty: the peer
     /// address. Set it only when a proxy you run always sets that header.
     pub client_ip_header: String,
+    /// Visitors waiting in line are offered a callback instead: the callback keeps their place
+    /// and the chat ends. Made only when `cti.callback_system` names the telephony system that
+    /// dials callbacks and the chat's queue takes calls.
+    pub offer_callback: bool,
+    /// Seconds a visitor waits before the callback is offered (0: at once).
+    pub offer_callback_after_secs: u32,
 }
 
 impl Default for WebChatConfig {
@@ -79,6 +85,8 @@ impl Default for WebChatConfig {
             ip_connections_per_minute: 30,
             ip_max_open_connections: 20,
             client_ip_header: String::new(),
+            offer_callback: false,
+            offer_callback_after_secs: 0,
         }
     }
 }
@@ -133,6 +141,7 @@ impl WebChatConfig {
         range("ip_messages_per_minute", self.ip_messages_per_minute.into(), 1, 100_000)?;
         range("ip_connections_per_minute", self.ip_connections_per_minute.into(), 1, 100_000)?;
         range("ip_max_open_connections", self.ip_max_open_connections.into(), 1, 100_000)?;
+        range("offer_callback_after_secs", self.offer_callback_after_secs.into(), 0, 86_400)?;
         if !self.client_ip_header.is_empty()
             && axum::http::HeaderName::from_bytes(self.client_ip_header.as_bytes()).is_err()
         {
@@ -188,6 +197,7 @@ mod tests {
             (Box::new(|c| c.resume_window_secs = 1), "resume_window_secs"),
             (Box::new(|c| c.max_message_chars = 0), "max_message_chars"),
             (Box::new(|c| c.queue = "".into()), "queue"),
+            (Box::new(|c| c.offer_callback_after_secs = 86_401), "offer_callback_after_secs"),
             (
                 Box::new(|c| {
                     c.topics = vec![
@@ -203,6 +213,18 @@ mod tests {
             change(&mut c);
             assert_eq!(c.validate().unwrap_err().key, key);
         }
+    }
+
+    #[test]
+    fn the_callback_offer_is_off_unless_asked_for() {
+        let c = WebChatConfig::default();
+        assert!(!c.offer_callback);
+        assert_eq!(c.offer_callback_after_secs, 0);
+        let c: WebChatConfig = toml::from_str("offer_callback = true\noffer_callback_after_secs = 60").unwrap();
+        assert!(c.offer_callback);
+        assert_eq!(c.offer_callback_after_secs, 60);
+        c.validate().unwrap();
+        assert!(toml::from_str::<WebChatConfig>("offer_callbacks = true").is_err(), "unknown keys are refused");
     }
 
     #[test]

@@ -64,6 +64,8 @@ pub struct WebChat {
     next_conn: AtomicU64,
     agent_names: Mutex<HashMap<String, String>>,
     answer_rates: Mutex<HashMap<String, (Instant, u64, u64)>>,
+    /// Whether a queue takes calls (so callbacks), as read at that instant.
+    call_queues: Mutex<HashMap<String, (Instant, bool)>>,
     ip_messages: DefaultKeyedRateLimiter<IpAddr>,
     ip_connections: DefaultKeyedRateLimiter<IpAddr>,
     /// Open connections per address on this instance.
@@ -111,6 +113,7 @@ impl WebChat {
             next_conn: AtomicU64::new(1),
             agent_names: Mutex::new(HashMap::new()),
             answer_rates: Mutex::new(HashMap::new()),
+            call_queues: Mutex::new(HashMap::new()),
             ip_open: Mutex::new(HashMap::new()),
             voice,
         })
@@ -212,6 +215,84 @@ impl WebChat {
             return None;
         }
         Some((position * window).div_ceil(answered).min(86_400))
+    }
+
+    /// Whether waiting visitors are offered callbacks at all: `offer_callback` is on and a
+    /// telephony system dials them (`cti.callback_system`).
+    fn callback_on(&self) -> bool {
+        self.cfg.offer_callback && self.voice.dials_chat_callbacks()
+    }
+
+    /// Whether `queue` takes calls, and so callbacks (re-read every few seconds). When it
+    /// cannot be read the offer stands: the callback itself then meets the queue.
+    async fn takes_calls(&self, queue: &str) -> bool {
+        let cached = self.call_queues.lock().expect("webchat lock").get(queue).copied();
+        if let Some((at, takes)) = cached
+            && at.elapsed() < RATE_CACHE
+        {
+            return takes;
+        }
+        let takes = match self.engine.get_queue(queue).await {
+            Ok(spec) => spec.channels.contains(&Channel::Voice),
+            Err(switchboard_engine::EngineError::NotFound(_)) => false,
+            Err(error) => {
+                debug!(message = "Queue not readable for the callback offer.", %error, queue);
+                return true;
+            }
+        };
+        self.call_queues.lock().expect("webchat lock").insert(queue.to_string(), (Instant::now(), takes));
+        takes
+    }
+
+    /// Why the visitor of `ix` is not offered a callback now (code and message for the error
+    /// frame); None: the offer stands — callbacks are on, the chat waits in line (not with an
+    /// agent, not handed on), its queue takes calls, and the visitor has waited
+    /// `offer_callback_after_secs`.
+    async fn callback_refusal(&self, ix: &Interaction) -> Option<(&'static str, String)> {
+        use crate::model::InteractionState as S;
+        if !self.callback_on() {
+            return Some(("not_offered", "Callbacks are not offered on this chat.".into()));
+        }
+        match ix.state {
+            S::Queued | S::Offered => {}
+            S::Active => {
+                return Some((
+                    "not_waiting",
+                    "An agent is already with you, so there is no place in line to keep. Ask them to call you.".into(),
+                ));
+            }
+            // Handed on by an agent: the next agent has the conversation so far waiting for them.
+            S::Transferred => {
+                return Some((
+                    "not_waiting",
+                    "Your chat is being handed on to another agent; please wait for them.".into(),
+                ));
+            }
+            S::WrapUp | S::Completed | S::Abandoned => return Some(("ended", "This chat has ended.".into())),
+        }
+        if !self.takes_calls(&ix.queue).await {
+            return Some(("not_offered", "Callbacks are not offered on this chat.".into()));
+        }
+        let after_ms = u64::from(self.cfg.offer_callback_after_secs) * 1000;
+        if after_ms > 0 {
+            let waited = match self.engine.now_ms().await {
+                Ok(now) => now.saturating_sub(ix.enqueued_ms),
+                Err(error) => {
+                    debug!(message = "Clock not readable for the callback offer.", %error);
+                    return Some(("unavailable", "Please try again in a moment.".into()));
+                }
+            };
+            if waited < after_ms {
+                return Some((
+                    "not_offered",
+                    format!(
+                        "A callback is offered once you have waited {} seconds.",
+                        self.cfg.offer_callback_after_secs
+                    ),
+                ));
+            }
+        }
+        None
     }
 
     /// Background work of this instance, until `cancel`.

@@ -42,6 +42,14 @@ pub enum ClientFrame {
     },
     End,
     Ping,
+    /// A waiting visitor takes the callback offered (queue's `callback_offer`) instead of waiting
+    /// on: a call to `number` keeping the chat's place in line, not before `not_before` (ms since
+    /// the epoch; absent or 0: as soon as it is their turn). The chat then ends.
+    Callback {
+        number: String,
+        #[serde(default)]
+        not_before: Option<u64>,
+    },
     /// The offline form of a closed topic (hello's `closed`): becomes an email interaction the
     /// agents answer when the queue opens.
     Offline {
@@ -67,6 +75,10 @@ pub enum ServerFrame {
         /// The default topic's queue is closed and refuses chats: show the offline form.
         #[serde(skip_serializing_if = "Option::is_none")]
         closed: Option<ClosedInfo>,
+        /// Waiting visitors may be offered a callback instead (`webchat.offer_callback`); each
+        /// `queue` frame says whether the offer stands now.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        callback_offer: Option<CallbackOffer>,
     },
     /// The offline form was taken: the answer comes by email to `email`.
     OfflineReceived {
@@ -99,6 +111,17 @@ pub enum ServerFrame {
     Queue {
         position: Option<u64>,
         eta_secs: Option<u64>,
+        /// The visitor may take a callback instead (a `callback` frame): present, and true, only
+        /// while the offer stands (the visitor has waited `after_secs`).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        callback_offer: bool,
+    },
+    /// The `callback` frame was taken: `number` (E.164) will be called, keeping the chat's place
+    /// (`position` in the queue's line, None when not known). An `ended` frame (reason
+    /// `callback`) follows.
+    CallbackScheduled {
+        number: String,
+        position: Option<u64>,
     },
     AgentJoined {
         name: String,
@@ -117,7 +140,8 @@ pub enum ServerFrame {
     Error {
         code: &'static str,
         message: String,
-        /// The form field at fault (`name`, `email`, `message`, `topic`), when there is one.
+        /// The form field at fault (`name`, `email`, `message`, `topic`; `number`, `not_before`
+        /// for a callback), when there is one.
         #[serde(skip_serializing_if = "Option::is_none")]
         field: Option<&'static str>,
     },
@@ -131,6 +155,13 @@ pub struct TopicInfo {
     /// The topic's queue is closed and refuses chats: show the offline form.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub closed: Option<ClosedInfo>,
+}
+
+/// The callback offer, as hello announces it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallbackOffer {
+    /// Seconds a visitor waits before the offer is made (0: at once).
+    pub after_secs: u32,
 }
 
 /// A closed queue, as the widget shows it: when it opens and what the queue's rule says.
@@ -227,6 +258,15 @@ mod tests {
             parse(r#"{"type":"offline","name":"Ann","email":"a@b.de","message":"hi"}"#).unwrap(),
             ClientFrame::Offline { name: "Ann".into(), email: "a@b.de".into(), topic: "".into(), message: "hi".into() }
         );
+        assert_eq!(
+            parse(r#"{"type":"callback","number":"+4915112345678"}"#).unwrap(),
+            ClientFrame::Callback { number: "+4915112345678".into(), not_before: None }
+        );
+        assert_eq!(
+            parse(r#"{"type":"callback","number":"0151 12345678","not_before":1800000000000}"#).unwrap(),
+            ClientFrame::Callback { number: "0151 12345678".into(), not_before: Some(1_800_000_000_000) }
+        );
+        assert!(parse(r#"{"type":"callback"}"#).unwrap_err().contains("number"));
     }
 
     #[test]
@@ -242,8 +282,16 @@ mod tests {
     fn server_frames_are_tagged() {
         assert_eq!(ServerFrame::Pong.to_json(), r#"{"type":"pong"}"#);
         assert_eq!(
-            ServerFrame::Queue { position: Some(2), eta_secs: None }.to_json(),
+            ServerFrame::Queue { position: Some(2), eta_secs: None, callback_offer: false }.to_json(),
             r#"{"type":"queue","position":2,"eta_secs":null}"#
+        );
+        assert_eq!(
+            ServerFrame::Queue { position: Some(2), eta_secs: Some(30), callback_offer: true }.to_json(),
+            r#"{"type":"queue","position":2,"eta_secs":30,"callback_offer":true}"#
+        );
+        assert_eq!(
+            ServerFrame::CallbackScheduled { number: "+4915112345678".into(), position: Some(3) }.to_json(),
+            r#"{"type":"callback_scheduled","number":"+4915112345678","position":3}"#
         );
         assert_eq!(
             ServerFrame::error("too_large", "x").to_json(),

@@ -13,14 +13,19 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use super::protocol::{self, ClientFrame, ClosedInfo, ServerFrame, TopicInfo};
+use super::protocol::{self, CallbackOffer, ClientFrame, ClosedInfo, ServerFrame, TopicInfo};
 use super::{TICK, Wake, WebChat, per_minute, session_ttl_secs};
-use crate::model::{Author, Channel, ClosedAction, InteractionState, NewInteraction};
+use crate::channels::voice::VoiceError;
+use crate::model::{Actor, Author, Channel, ClosedAction, InteractionState, NewInteraction};
 use switchboard_engine::{ChatSession, ClosedAnswer, EngineError, IfRefused};
 
 /// Server pings keep proxies from closing idle connections and find dead ones.
 const PING_EVERY: u32 = 12; // ticks
 const MAX_NAME_CHARS: usize = 80;
+/// Longest phone number a visitor may give for a callback (spaces and dashes included).
+const MAX_NUMBER_CHARS: usize = 40;
+/// Who the audit trail says turned a chat into a callback.
+const ACTOR: &str = "channel:webchat";
 /// Typing "on" is passed on again after this long, so a long pause does not hide it forever.
 const TYPING_REPEAT: Duration = Duration::from_secs(3);
 /// Frames of any kind (typing and pings included) one connection may send at once, and then per
@@ -43,7 +48,8 @@ struct Attached {
     joined: Option<String>,
     ended: bool,
     live: Arc<AtomicBool>,
-    queue_shown: Option<(Option<u64>, Option<u64>)>,
+    /// Place, estimate and whether the callback offer stood, as last sent.
+    queue_shown: Option<(Option<u64>, Option<u64>, bool)>,
     typing_sent: Option<(bool, Instant)>,
 }
 
@@ -78,6 +84,10 @@ pub(super) async fn serve(chat: Arc<WebChat>, ws: WebSocket, ip: IpAddr) {
         max_message_chars: c.chat.cfg.max_message_chars,
         resume_window_secs: c.chat.cfg.resume_window_secs,
         closed: closed_info(&c.chat, &c.chat.cfg.queue).await,
+        callback_offer: c
+            .chat
+            .callback_on()
+            .then(|| CallbackOffer { after_secs: c.chat.cfg.offer_callback_after_secs }),
     };
     let mut stop = if c.send(&hello).await { None } else { Some(Stop::Gone) };
     let mut tick = tokio::time::interval(TICK);
@@ -262,6 +272,7 @@ impl Connection {
             ClientFrame::Message { body, client_id } => self.message(body, client_id).await,
             ClientFrame::Typing { on } => self.typing(on).await,
             ClientFrame::End => self.end().await,
+            ClientFrame::Callback { number, not_before } => self.callback(number, not_before).await,
             ClientFrame::Offline { name, email, topic, message } => self.offline(name, email, topic, message).await,
         }
     }
@@ -596,6 +607,87 @@ impl Connection {
         self.refresh().await
     }
 
+    /// A waiting visitor takes the callback offered: a call to their number keeps the chat's
+    /// place in line, and the chat ends (reason `callback`). Refused, changing nothing, when the
+    /// offer does not stand (off, not waited long enough, an agent already has the chat) or the
+    /// number is not one.
+    async fn callback(&mut self, number: String, not_before: Option<u64>) -> Option<Stop> {
+        let Some(a) = &self.attached else {
+            return self.reply_error("not_started", "Start or resume a chat first.").await;
+        };
+        if a.ended {
+            return self.reply_error("ended", "This chat has ended.").await;
+        }
+        let iid = a.iid.clone();
+        if !self.chat.callback_on() {
+            return self.reply_error("not_offered", "Callbacks are not offered on this chat.").await;
+        }
+        if let Some(m) = self.over_limit().await {
+            return self.reply_error("rate_limited", m).await;
+        }
+        let number = number.trim().to_string();
+        if number.is_empty() {
+            return self
+                .field_error("bad_number", "number", "number: is required (the phone number we should call).".into())
+                .await;
+        }
+        if number.chars().count() > MAX_NUMBER_CHARS || number.chars().any(char::is_control) {
+            return self
+                .field_error(
+                    "bad_number",
+                    "number",
+                    format!("number: must be a phone number of at most {MAX_NUMBER_CHARS} characters."),
+                )
+                .await;
+        }
+        let ix = match self.chat.engine.get_interaction(&iid, false).await {
+            Ok(ix) => ix,
+            Err(error) => return self.internal(error).await,
+        };
+        if let Some((code, m)) = self.chat.callback_refusal(&ix).await {
+            return self.reply_error(code, m).await;
+        }
+        let by = Actor { who: ACTOR.into(), from: self.ip.to_string() };
+        let made = match self.chat.voice.callback_instead(&ix, &number, not_before.unwrap_or(0), by).await {
+            Ok(made) => made,
+            Err(VoiceError::Invalid(m)) => {
+                let field = if m.starts_with("not_before") { "not_before" } else { "number" };
+                let code = if field == "number" { "bad_number" } else { "bad_request" };
+                return self.field_error(code, field, m).await;
+            }
+            Err(VoiceError::Engine(EngineError::FailedPrecondition(m))) => {
+                // An agent took the chat meanwhile, or callbacks cannot be made here.
+                if let Ok(fresh) = self.chat.engine.get_interaction(&iid, false).await
+                    && let Some((code, why)) = self.chat.callback_refusal(&fresh).await
+                {
+                    return self.reply_error(code, why).await;
+                }
+                warn!(message = "A web chat visitor's callback was refused: check cti.callback_system and that the queue takes calls.", reason = %m, interaction = %iid, queue = %ix.queue);
+                return self
+                    .reply_error(
+                        "unavailable",
+                        "A callback cannot be arranged right now. Please keep waiting; we will be with you soon.",
+                    )
+                    .await;
+            }
+            Err(VoiceError::Engine(error)) => return self.internal(error).await,
+            Err(VoiceError::NotFound(m)) => return self.internal(EngineError::NotFound(m)).await,
+        };
+        let number = made.interaction.callback.as_ref().map(|c| c.number.clone()).unwrap_or_default();
+        info!(message = "Web chat visitor took a callback instead of waiting.", interaction = %iid, callback = %made.interaction.id, position = made.position);
+        metrics::counter!("switchboard_webchat_callbacks_total").increment(1);
+        // Read again now the chat has left the line (made before, it may count the chat too).
+        let position = match self.chat.engine.place_in_queue(&made.interaction).await {
+            Ok(p) => p,
+            Err(_) => (made.position > 0).then_some(u64::from(made.position)),
+        };
+        if let Some(stop) = self.send_or_stop(&ServerFrame::CallbackScheduled { number, position }).await {
+            return Some(stop);
+        }
+        // The chat has left the queue: `ended` (reason `callback`) follows.
+        self.refresh().await
+    }
+
     async fn internal(&mut self, error: EngineError) -> Option<Stop> {
         warn!(message = "Web chat request failed.", %error);
         self.reply_error("unavailable", "Something went wrong on our side. Please try again in a moment.").await
@@ -647,9 +739,10 @@ impl Connection {
                     Some(p) => self.chat.eta_secs(&ix.queue, p).await,
                     None => None,
                 };
-                if queue_shown != Some((position, eta)) {
-                    frames.push(ServerFrame::Queue { position, eta_secs: eta });
-                    queue_shown = Some((position, eta));
+                let offer = self.chat.callback_on() && self.chat.callback_refusal(&ix).await.is_none();
+                if queue_shown != Some((position, eta, offer)) {
+                    frames.push(ServerFrame::Queue { position, eta_secs: eta, callback_offer: offer });
+                    queue_shown = Some((position, eta, offer));
                 }
             }
             InteractionState::Active => {
@@ -662,7 +755,7 @@ impl Connection {
             InteractionState::WrapUp | InteractionState::Completed | InteractionState::Abandoned => {
                 if !now_ended {
                     let by = match ix.end_reason.as_str() {
-                        "visitor_ended" | "customer_left" => "visitor",
+                        "visitor_ended" | "customer_left" | "callback" => "visitor",
                         _ if ix.state == InteractionState::Abandoned => "system",
                         _ => "agent",
                     };
