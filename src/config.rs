@@ -345,6 +345,9 @@ pub struct CrmConfig {
     pub create_unknown_contacts: bool,
     /// The screen-pop look-up's deadline; the offer goes out without history after it.
     pub screen_pop_deadline_ms: u64,
+    /// How long one delivery of the event log to the CRM may take before it is abandoned and
+    /// tried again (a frozen CRM must not stall delivery silently).
+    pub delivery_timeout_ms: u64,
     /// Interactions shown on a screen-pop.
     pub history_limit: u32,
     /// How long a looked-up contact is reused (events for the contact invalidate it earlier).
@@ -365,6 +368,7 @@ impl Default for CrmConfig {
             default_region: String::new(),
             create_unknown_contacts: true,
             screen_pop_deadline_ms: 250,
+            delivery_timeout_ms: 15_000,
             history_limit: 10,
             cache_ttl_secs: 30,
         }
@@ -374,6 +378,10 @@ impl Default for CrmConfig {
 impl CrmConfig {
     pub fn screen_pop_deadline(&self) -> Duration {
         Duration::from_millis(self.screen_pop_deadline_ms)
+    }
+
+    pub fn delivery_timeout(&self) -> Duration {
+        Duration::from_millis(self.delivery_timeout_ms)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -394,6 +402,7 @@ impl CrmConfig {
             return Err(invalid("crm.default_region", format!("{:?} is not an ISO country code", self.default_region)));
         }
         check_range("crm.screen_pop_deadline_ms", self.screen_pop_deadline_ms, 10, 10_000, " ms")?;
+        check_range("crm.delivery_timeout_ms", self.delivery_timeout_ms, 100, 600_000, " ms")?;
         check_range("crm.history_limit", u64::from(self.history_limit), 0, 100, "")?;
         check_range("crm.cache_ttl_secs", self.cache_ttl_secs, 0, 3600, " seconds")?;
         Ok(())

@@ -179,8 +179,13 @@ impl Server {
                 };
                 (cfg.crm.endpoint.clone(), credential)
             };
-            let mut ep =
-                tonic::transport::Endpoint::from_shared(endpoint.clone())?.connect_timeout(Duration::from_secs(5));
+            // Keepalive pings find a CRM that stopped answering (frozen, or a connection silently
+            // dropped by something in between) instead of waiting on it forever.
+            let mut ep = tonic::transport::Endpoint::from_shared(endpoint.clone())?
+                .connect_timeout(Duration::from_secs(5))
+                .http2_keep_alive_interval(Duration::from_secs(10))
+                .keep_alive_timeout(Duration::from_secs(5))
+                .keep_alive_while_idle(true);
             if endpoint.starts_with("https://") {
                 ep = ep.tls_config(crm_client_tls(&cfg.crm)?)?;
             }
@@ -194,6 +199,7 @@ impl Server {
                 engine.clone(),
                 client.clone(),
                 instance.clone(),
+                cfg.crm.delivery_timeout(),
                 background.clone(),
             ));
         }

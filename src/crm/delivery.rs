@@ -54,7 +54,31 @@ fn customer_of(e: &LoggedEvent) -> Option<(Channel, String)> {
     Some((ch, d.get("customer")?.as_str()?.to_string()))
 }
 
-pub async fn run(engine: Engine, mut crm: CrmClient, instance: String, cancel: CancellationToken) {
+/// One `LogEvents` call, abandoned after `deadline` (a frozen CRM answers nothing, ever).
+async fn log_events(
+    crm: &mut CrmClient,
+    events: Vec<pb::Event>,
+    deadline: Duration,
+) -> Result<tonic::Response<pb::LogEventsResponse>, tonic::Status> {
+    let mut req = tonic::Request::new(pb::LogEventsRequest { events });
+    req.set_timeout(deadline);
+    match tokio::time::timeout(deadline, crm.log_events(req)).await {
+        Ok(r) => r,
+        Err(_) => Err(tonic::Status::deadline_exceeded(format!("the CRM did not answer within {deadline:?}"))),
+    }
+}
+
+/// Waits `backoff` (or until cancelled: false) and doubles it for next time.
+async fn pause(backoff: &mut Duration, cancel: &CancellationToken) -> bool {
+    let wait = *backoff;
+    *backoff = (*backoff * 2).min(MAX_BACKOFF);
+    tokio::select! {
+        _ = cancel.cancelled() => false,
+        _ = tokio::time::sleep(wait) => true,
+    }
+}
+
+pub async fn run(engine: Engine, mut crm: CrmClient, instance: String, deadline: Duration, cancel: CancellationToken) {
     if let Err(error) = engine.outbox_init().await {
         warn!(message = "Could not create the event-log consumer group.", %error);
     }
@@ -62,7 +86,9 @@ pub async fn run(engine: Engine, mut crm: CrmClient, instance: String, cancel: C
     let mut con = None;
     let mut leader = false;
     let mut renewed = Instant::now() - LEASE_RENEW;
+    // CRM failures and Redis failures back off apart: a read that works says nothing of the CRM.
     let mut backoff = Duration::from_millis(100);
+    let mut read_backoff = Duration::from_millis(100);
     while !cancel.is_cancelled() {
         if renewed.elapsed() >= LEASE_RENEW {
             match engine.outbox_lease(&instance, LEASE_TTL).await {
@@ -95,7 +121,9 @@ pub async fn run(engine: Engine, mut crm: CrmClient, instance: String, cancel: C
             con = engine.dedicated_connection().await.ok();
         }
         let Some(c) = con.as_mut() else {
-            tokio::time::sleep(backoff).await;
+            if !pause(&mut read_backoff, &cancel).await {
+                return;
+            }
             continue;
         };
         let batch = tokio::select! {
@@ -103,10 +131,28 @@ pub async fn run(engine: Engine, mut crm: CrmClient, instance: String, cancel: C
             r = engine.outbox_read(c, &instance, BATCH, Duration::from_millis(1000)) => r,
         };
         let batch = match batch {
-            Ok(b) => b,
+            Ok(b) => {
+                read_backoff = Duration::from_millis(100);
+                b
+            }
+            // The group is gone (Redis lost its data, or someone deleted it): make it again. The
+            // log it reads is new too, so nothing is skipped.
+            Err(switchboard_engine::EngineError::Redis(e)) if e.code() == Some("NOGROUP") => {
+                warn!(message = "The event log's consumer group is missing; creating it again.", retry_in = ?read_backoff);
+                if let Err(error) = engine.outbox_init().await {
+                    warn!(message = "Could not create the event-log consumer group.", %error);
+                }
+                if !pause(&mut read_backoff, &cancel).await {
+                    return;
+                }
+                continue;
+            }
             Err(error) => {
-                warn!(message = "Reading the event log failed.", %error);
+                warn!(message = "Reading the event log failed.", %error, retry_in = ?read_backoff);
                 con = None;
+                if !pause(&mut read_backoff, &cancel).await {
+                    return;
+                }
                 continue;
             }
         };
@@ -118,7 +164,7 @@ pub async fn run(engine: Engine, mut crm: CrmClient, instance: String, cancel: C
         }
         let events: Vec<pb::Event> = batch.iter().map(|e| to_crm_event(&key_root, e)).collect();
         let started = Instant::now();
-        match crm.log_events(pb::LogEventsRequest { events }).await {
+        match log_events(&mut crm, events, deadline).await {
             Ok(r) => {
                 let r = r.into_inner();
                 let ids: Vec<String> = batch.iter().map(|e| e.id.clone()).collect();
@@ -140,8 +186,7 @@ pub async fn run(engine: Engine, mut crm: CrmClient, instance: String, cancel: C
             Err(status) if status.code() == tonic::Code::InvalidArgument => {
                 warn!(message = "The CRM refused a batch as invalid; delivering its events one by one.", error = %status.message());
                 for e in &batch {
-                    let one = pb::LogEventsRequest { events: vec![to_crm_event(&key_root, e)] };
-                    let done = match crm.log_events(one).await {
+                    let done = match log_events(&mut crm, vec![to_crm_event(&key_root, e)], deadline).await {
                         Ok(_) => engine.outbox_ack(std::slice::from_ref(&e.id)).await,
                         Err(s) if s.code() == tonic::Code::InvalidArgument => {
                             metrics::counter!("switchboard_outbox_dead_letters_total").increment(1);
@@ -161,11 +206,9 @@ pub async fn run(engine: Engine, mut crm: CrmClient, instance: String, cancel: C
             Err(status) => {
                 metrics::counter!("switchboard_outbox_failures_total").increment(1);
                 warn!(message = "CRM delivery failed; retrying.", code = ?status.code(), error = %status.message(), retry_in = ?backoff);
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
+                if !pause(&mut backoff, &cancel).await {
+                    return;
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }

@@ -475,3 +475,36 @@ async fn admin_supervisor_and_desktop_actions_reach_the_crm_audit_trail() {
     }
     sb.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_crm_is_given_up_on_after_the_deadline_and_gets_everything_once_when_it_answers() {
+    let redis = RedisServer::start();
+    let crm = external_crm().await;
+    // Frozen: every call hangs (as a CRM stopped with SIGSTOP would), until the test thaws it.
+    crm.crm.log_delay_ms.store(3_600_000, Ordering::SeqCst);
+    let mut cfg = test_config(&redis.url);
+    cfg.crm.endpoint = crm.endpoint.clone();
+    cfg.crm.delivery_timeout_ms = 300;
+    let sb = TestServer::start_with(cfg).await;
+    setup_sales(&sb, &["ann"]).await;
+    let mut ann = sb.desktop("ann", "tok-ann").await;
+    ann.ready().await;
+    for i in 0..3 {
+        handle_one(&sb, &mut ann, &format!("visitor-{i}"), "hello", "done").await;
+    }
+    // The deliverer does not wait on the frozen call: it gives up and tries again, and again.
+    eventually("delivery given up on and retried", Duration::from_secs(20), || async {
+        (crm.crm.log_calls.load(Ordering::SeqCst) >= 3).then_some(())
+    })
+    .await;
+    let expected = log_snapshot(&redis).await;
+    assert!(!expected.is_empty());
+    assert_eq!(crm.db.count_events().await.unwrap(), 0, "nothing stored while frozen");
+
+    crm.crm.log_delay_ms.store(0, Ordering::SeqCst);
+    eventually("log delivered and trimmed", Duration::from_secs(60), || async {
+        (log_len(&redis).await == 0).then_some(())
+    })
+    .await;
+    assert_crm_has_exactly(&crm.db, &expected).await;
+}
