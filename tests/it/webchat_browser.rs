@@ -119,3 +119,58 @@ async fn a_visitor_chats_with_an_agent_from_the_demo_page() {
     b.stop().await;
     sb.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_visitor_takes_the_callback_offered_in_the_widget() {
+    let redis = RedisServer::start();
+    let mut cfg = test_config(&redis.url);
+    cfg.webchat.enabled = true;
+    cfg.webchat.offer_callback = true;
+    cfg.cti.callback_system = "pbx-1".into();
+    cfg.crm.default_region = "DE".into();
+    let sb = TestServer::start_with(cfg).await;
+    let mut q = queue("chat", &[]);
+    q.channels = vec![pb::Channel::Chat as i32, pb::Channel::Voice as i32];
+    sb.admin().await.put_queue(pb::PutQueueRequest { queue: Some(q), allow_update: true }).await.unwrap();
+
+    // Nobody is ready: the visitor waits, and is offered a callback.
+    let b = Browser::start().await;
+    b.goto(&format!("http://{}/chat/demo", sb.http_addr)).await;
+    b.type_into("#sbw-first", "Is anybody there?").await;
+    b.click(".sbw-start").await;
+    b.wait_js("the callback offer", "return !document.querySelector('.sbw-callback').hidden;").await;
+    let offer = b
+        .js("return [document.querySelector('.sbw-callback-title').textContent, document.querySelector('label[for=sbw-cb-number]').textContent, document.getElementById('sbw-cb-number').type];")
+        .await;
+    assert_eq!(offer, json!(["Rather be called back? You keep your place in line.", "Your phone number", "tel"]));
+
+    // A number that is none: the server's words at the field, which gets the focus; still waiting.
+    b.type_into("#sbw-cb-number", "12").await;
+    b.click(".sbw-callback-send").await;
+    b.wait_js("number error", "return document.getElementById('sbw-cb-number-error').textContent.startsWith('number:') && document.activeElement.id === 'sbw-cb-number' && document.activeElement.getAttribute('aria-invalid') === 'true';").await;
+    let waiting = b.js("return [!document.querySelector('.sbw-callback').hidden, !document.querySelector('.sbw-composer').hidden];").await;
+    assert_eq!(waiting, json!([true, true]), "the chat goes on waiting");
+
+    // A good one, sent from the keyboard.
+    b.find("#sbw-cb-number").await.clear().await.unwrap();
+    b.type_into("#sbw-cb-number", &format!("0151 12345678{ENTER}")).await;
+    b.wait_js(
+        "confirmation",
+        "return document.querySelector('.sbw-log').textContent.includes('We will call you at +4915112345678 \u{2014} you keep your place in line.');",
+    )
+    .await;
+    b.wait_js(
+        "the chat has ended",
+        "return document.querySelector('.sbw-callback').hidden && document.querySelector('.sbw-composer').hidden && !document.querySelector('.sbw-new').hidden && document.activeElement === document.querySelector('.sbw-new');",
+    )
+    .await;
+    let lines: Vec<_> = transcript(&b).await.into_iter().map(|(_, t)| t).collect();
+    assert!(!lines.iter().any(|t| t == "You ended the chat."), "{lines:?}");
+
+    let waiting =
+        sb.supervisor().await.list_waiting(pb::ListWaitingRequest::default()).await.unwrap().into_inner().interactions;
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(waiting[0].callback.as_ref().expect("a callback").number, "+4915112345678");
+    b.stop().await;
+    sb.stop().await;
+}

@@ -76,6 +76,10 @@
     ws: null,
     retry: 0,
     seen: {},
+    callbackOffer: false, // the last queue frame's callback_offer: the visitor may be called back
+    callbackPending: false,
+    calledBack: false,    // callback_scheduled came: the confirmation is shown
+    focusNew: false,      // the focus was on the callback form: "Start a new chat" takes it when it ends
     typingOn: false,
     typingTimer: null,
     lastTypingSent: 0
@@ -164,6 +168,23 @@
   offForm.appendChild(off.message.wrap);
   offForm.appendChild(offSend);
 
+  // Callback offer: a visitor waiting in line may be called back instead, keeping their place.
+  var cbForm = el("form", "sbw-callback", { novalidate: "", hidden: "", "aria-labelledby": "sbw-cb-title" });
+  var cbTitle = text("p", "sbw-callback-title", "Rather be called back? You keep your place in line.", { id: "sbw-cb-title" });
+  var cbField = el("div", "sbw-field sbw-callback-field");
+  var cbNumber = el("input", null, { type: "tel", id: "sbw-cb-number", autocomplete: "tel", inputmode: "tel",
+    maxlength: "40", required: "", "aria-describedby": "sbw-cb-number-error" });
+  var cbRow = el("div", "sbw-callback-row");
+  var cbSend = text("button", "sbw-callback-send sbw-primary", "Call me back", { type: "submit" });
+  var cbErr = text("span", "sbw-error", "", { id: "sbw-cb-number-error", "aria-live": "polite" });
+  cbField.appendChild(text("label", null, "Your phone number", { "for": "sbw-cb-number" }));
+  cbRow.appendChild(cbNumber);
+  cbRow.appendChild(cbSend);
+  cbField.appendChild(cbRow);
+  cbField.appendChild(cbErr);
+  cbForm.appendChild(cbTitle);
+  cbForm.appendChild(cbField);
+
   // Composer.
   var composer = el("form", "sbw-composer", { hidden: "" });
   var input = el("textarea", "sbw-input", { rows: "2", "aria-label": "Message", placeholder: "Type a message\u2026" });
@@ -179,6 +200,7 @@
   panel.appendChild(status);
   panel.appendChild(log);
   panel.appendChild(typing);
+  panel.appendChild(cbForm);
   panel.appendChild(form);
   panel.appendChild(offForm);
   panel.appendChild(composer);
@@ -239,6 +261,30 @@
     composer.hidden = m !== "chat";
     footer.hidden = m !== "chat";
     newBtn.hidden = m !== "ended";
+    showCallback();
+  }
+  // The callback offer shows while the chat waits in line and the server says the offer stands.
+  function showCallback() {
+    var show = state.mode === "chat" && state.callbackOffer && !state.ended && !state.calledBack;
+    if (!show && cbForm.contains(document.activeElement)) {
+      // Keyboard users are not left on a control that disappeared.
+      if (state.mode === "chat" && !state.calledBack) input.focus();
+      else state.focusNew = true;
+    }
+    cbForm.hidden = !show;
+    if (state.mode === "ended" && state.focusNew) {
+      state.focusNew = false;
+      newBtn.focus();
+    }
+  }
+  function callbackError(message) {
+    cbErr.textContent = message;
+    cbNumber.setAttribute("aria-invalid", "true");
+    cbNumber.focus();
+  }
+  function clearCallbackError() {
+    cbErr.textContent = "";
+    cbNumber.removeAttribute("aria-invalid");
   }
   function scroll() { log.scrollTop = log.scrollHeight; }
   function addLine(cls, who, body, seq) {
@@ -324,12 +370,14 @@
         firstIn.value = "";
         state.token = f.token;
         state.ended = false;
+        state.callbackOffer = state.calledBack = state.callbackPending = false;
         state.outbox = state.outbox.filter(function (m) { return !m.start; });
         save();
         mode("chat");
         input.focus();
         break;
       case "resumed":
+        state.callbackOffer = state.callbackPending = false;
         mode("chat");
         flushOutbox();
         break;
@@ -362,8 +410,24 @@
         if (f.position == null) setStatus("Waiting for an agent\u2026");
         else if (f.position <= 1) setStatus("You are next" + formatEta(f.eta_secs));
         else setStatus("You are number " + f.position + " in line" + formatEta(f.eta_secs));
+        state.callbackOffer = f.callback_offer === true;
+        showCallback();
+        break;
+      case "callback_scheduled":
+        state.callbackPending = false;
+        state.calledBack = true;
+        cbSend.disabled = false;
+        clearCallbackError();
+        cbNumber.value = "";
+        // The button was disabled while waiting for this answer, which may have cost it the focus.
+        if (cbForm.contains(document.activeElement) || document.activeElement === document.body) state.focusNew = true;
+        showCallback();
+        setStatus("We will call you back");
+        notice("We will call you at " + f.number + " \u2014 you keep your place in line.");
         break;
       case "agent_joined":
+        state.callbackOffer = false;
+        showCallback();
         setStatus(f.name + " is chatting with you");
         notice(f.name + " joined the chat");
         break;
@@ -376,8 +440,13 @@
       case "ended":
         state.ended = true;
         typing.textContent = "";
-        setStatus("");
-        notice(f.by === "visitor" ? "You ended the chat." : "The chat has ended.");
+        setStatus(state.calledBack ? "We will call you back" : "");
+        if (f.reason === "callback") {
+          // The confirmation is in the log already, unless this page came back after it.
+          if (!state.calledBack) notice("You asked to be called back; you keep your place in line.");
+        } else {
+          notice(f.by === "visitor" ? "You ended the chat." : "The chat has ended.");
+        }
         mode("ended");
         state.token = null;
         state.lastSeq = 0;
@@ -392,6 +461,11 @@
           save();
           notice(f.message);
           mode("form");
+        } else if (state.callbackPending) {
+          // The answer to the callback frame: shown at the number, the chat goes on waiting.
+          state.callbackPending = false;
+          cbSend.disabled = false;
+          callbackError(f.message);
         } else if (state.mode === "offline" && f.field && off[f.field]) {
           offSend.disabled = false;
           fieldError(f.field, f.message);
@@ -427,6 +501,20 @@
     var ok = sendFrame({ type: "offline", name: name, email: email, topic: currentTopic(), message: body });
     if (!ok) { notice("Not connected yet; please try again in a moment."); connect(); return; }
     offSend.disabled = true;
+  });
+  cbForm.addEventListener("submit", function (e) {
+    e.preventDefault();
+    if (state.callbackPending) return;
+    clearCallbackError();
+    var number = cbNumber.value.trim();
+    if (!number) return callbackError("Please enter the phone number we should call.");
+    if (!sendFrame({ type: "callback", number: number })) {
+      callbackError("Not connected yet; please try again in a moment.");
+      connect();
+      return;
+    }
+    state.callbackPending = true;
+    cbSend.disabled = true;
   });
   topicIn.addEventListener("change", function () { off.topic.input.value = topicIn.value; showForm(); });
   off.topic.input.addEventListener("change", function () {
@@ -483,6 +571,7 @@
     while (log.firstChild) log.removeChild(log.firstChild);
     state.ended = false;
     state.seen = {};
+    state.callbackOffer = state.calledBack = state.callbackPending = false;
     showForm();
     connect();
     (state.mode === "offline" ? off.name.input : nameIn).focus();
