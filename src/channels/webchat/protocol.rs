@@ -1,5 +1,5 @@
 //! The web chat wire protocol: JSON text frames, one object per frame, tagged by `type`.
-//! Documented for widget authors in README "Web chat protocol".
+//! Documented for widget authors in docs/channels.md "Web chat" ("The protocol").
 
 use serde::{Deserialize, Serialize};
 

@@ -31,7 +31,7 @@ const TYPING_REPEAT: Duration = Duration::from_secs(3);
 /// Frames of any kind (typing and pings included) one connection may send at once, and then per
 /// second, before it is closed as a flood (1008). Far beyond the message limit, which is answered
 /// with `rate_limited` first: a client whose network flushes its queued messages at once is not
-/// an attacker. README "Web chat" documents both figures.
+/// an attacker. docs/channels.md "Web chat" documents both figures.
 pub(super) const FLOOD_BURST: u32 = 200;
 pub(super) const FLOOD_FRAMES_PER_SEC: u32 = 20;
 /// A chat with an agent re-reads its thread on this many ticks even without a wake-up (a waiting
