@@ -32,6 +32,9 @@ pub struct EventFeed {
 /// A watch's place: its subscription and its slot under the cap.
 pub struct Subscription {
     pub events: broadcast::Receiver<Arc<Vec<LoggedEvent>>>,
+    /// Whether the tail has its place in the log; it turns false when the log cannot be read
+    /// (Redis down): a watch then ends UNAVAILABLE rather than going silent.
+    pub positioned: watch::Receiver<bool>,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -72,7 +75,8 @@ impl EventFeed {
         let mut positioned = self.positioned.subscribe();
         // Redis down: the subscription still starts, and catches up once the tail is open.
         let _ = tokio::time::timeout(Duration::from_secs(5), positioned.wait_for(|p| *p)).await;
-        Ok(Subscription { events, _slot: slot })
+        positioned.mark_unchanged();
+        Ok(Subscription { events, positioned, _slot: slot })
     }
 
     /// Follows the log while anyone listens (until `cancel`), reconnecting after errors.
@@ -85,6 +89,7 @@ impl EventFeed {
                 Ok(t) => t,
                 Err(error) => {
                     tracing::warn!(message = "Event feed could not open the log; retrying.", %error);
+                    self.positioned.send_replace(false);
                     tokio::select! {
                         _ = cancel.cancelled() => return,
                         _ = tokio::time::sleep(delay) => {}

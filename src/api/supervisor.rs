@@ -79,6 +79,8 @@ impl pb::supervisor_server::Supervisor for SupervisorService {
             tokio::select! {
                 r = watcher.run(shutdown) => if let Err(e) = r {
                     warn!(message = "Supervisor watch ended with an error.", error = %e);
+                    // Said to the client, not ended as if all were well: it reconnects.
+                    drop(closer.send(Err(status(e))).await);
                 },
                 () = lapse.wait() => drop(closer.send(Err(super::lapsed_status())).await),
             }
@@ -288,6 +290,13 @@ impl Watcher {
                 }
                 // Figures held back by their once-a-second limit go out when it allows.
                 _ = tokio::time::sleep(Duration::from_millis(250)), if !dirty_q.is_empty() => continue,
+                // The log cannot be read (Redis down): say so rather than go quiet.
+                Ok(()) = self.subscription.positioned.changed() => {
+                    if !*self.subscription.positioned.borrow_and_update() {
+                        return Err(EngineError::unreachable("the event log cannot be read"));
+                    }
+                    continue;
+                }
                 r = self.subscription.events.recv() => match r {
                     Ok(batch) if !batch.is_empty() => batch,
                     // Fell behind, or the feed reopened the log: refresh everything shown.

@@ -28,6 +28,7 @@ mod kamailio;
 mod observability;
 mod opening_hours;
 mod postgres_tls;
+mod redis_faults;
 mod redis_tls;
 mod routing_scenarios;
 mod security;

@@ -73,6 +73,12 @@ pub enum EngineError {
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
 impl EngineError {
+    /// Redis cannot be reached, found out without a request of one's own (a shared tail that
+    /// lost the log): the same answer to clients as a failed request.
+    pub fn unreachable(what: &'static str) -> EngineError {
+        EngineError::Redis(redis::RedisError::from((redis::ErrorKind::Io, what)))
+    }
+
     /// The connection's settings cannot work as given (the URL, a scheme this build cannot
     /// speak, TLS material that does not parse): trying again will not help.
     pub fn is_client_config(&self) -> bool {
