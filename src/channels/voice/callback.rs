@@ -206,7 +206,13 @@ impl Voice {
 
     /// The callback for the customer of `ix`: in its queue, at its place, dialled by
     /// `cti.callback_system`; one per interaction.
-    async fn callback_from(&self, ix: &Interaction, number: &str, not_before_ms: u64, by: Actor) -> Result<CallbackMade> {
+    async fn callback_from(
+        &self,
+        ix: &Interaction,
+        number: &str,
+        not_before_ms: u64,
+        by: Actor,
+    ) -> Result<CallbackMade> {
         let system = &self.cfg.callback_system;
         if system.is_empty() {
             return Err(VoiceError::Engine(EngineError::FailedPrecondition(
