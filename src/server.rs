@@ -212,8 +212,12 @@ impl Server {
         ));
         let mut channels = self.channels;
         if let Some(slot) = &webchat_slot {
-            let chat =
-                crate::channels::webchat::WebChat::new(cfg.webchat.clone(), engine.clone(), shutdown.clone(), voice.clone());
+            let chat = crate::channels::webchat::WebChat::new(
+                cfg.webchat.clone(),
+                engine.clone(),
+                shutdown.clone(),
+                voice.clone(),
+            );
             tracker.spawn(chat.clone().run(background.clone()));
             channels = channels.with(chat.clone());
             let _ = slot.set(chat);
