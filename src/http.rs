@@ -60,9 +60,10 @@ async fn readyz(State(s): State<HttpState>) -> (StatusCode, String) {
     let engine = s.engine.read().await.clone();
     match engine {
         None => (StatusCode::SERVICE_UNAVAILABLE, "redis: not connected yet\n".into()),
-        Some(engine) => match tokio::time::timeout(std::time::Duration::from_secs(2), engine.ping()).await {
+        // Ready means "can route": Redis answers, with the config's data and the routing functions.
+        Some(engine) => match tokio::time::timeout(std::time::Duration::from_secs(2), engine.readiness()).await {
             Ok(Ok(())) => (StatusCode::OK, "ready\n".into()),
-            Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("redis: {e}\n")),
+            Ok(Err(why)) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
             Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "redis: no answer within 2 s\n".into()),
         },
     }

@@ -12,6 +12,7 @@
 //! - [`crm`]: the daemon as a CRM client (screen-pops, the event log's delivery).
 //! - [`channels`]: web chat, email, in-memory adapters behind one trait.
 //! - [`timers`], [`http`], [`telemetry`] ([`sampler`]: figures sampled into metrics), [`tls`].
+//! - [`recovery`]: healing a Redis that came back without its data.
 
 pub use switchboard_model as model;
 pub use switchboard_model::routing;
@@ -23,6 +24,7 @@ pub mod config;
 pub mod crm;
 pub mod http;
 pub mod hub;
+pub mod recovery;
 pub mod sampler;
 pub mod server;
 pub mod telemetry;

@@ -248,6 +248,13 @@ impl Server {
 
         let hub = Hub::new(instance.clone(), engine.clone());
         tracker.spawn(hub.clone().run(background.clone()));
+        tracker.spawn(crate::recovery::run(
+            engine.clone(),
+            Arc::new(cfg.clone()),
+            hub.clone(),
+            cfg.routing.heartbeat(),
+            background.clone(),
+        ));
         tracker.spawn(crate::timers::run_timers(
             engine.clone(),
             cfg.routing.timer_poll(),
@@ -467,8 +474,9 @@ async fn connect_with_retry(
 }
 
 /// Upserts the calendars, agents and queues of the config file (calendars first, for the queues
-/// that keep them; then queues, overflow targets before the queues that overflow to them).
-async fn bootstrap(engine: &Engine, cfg: &Config) -> Result<(), ServerError> {
+/// that keep them; then queues, overflow targets before the queues that overflow to them), then
+/// marks the data as loaded.
+pub(crate) async fn bootstrap(engine: &Engine, cfg: &Config) -> Result<(), ServerError> {
     for c in &cfg.calendars {
         engine.put_calendar(c, true).await.map_err(|source| ServerError::Bootstrap {
             what: "calendar",
@@ -505,6 +513,12 @@ async fn bootstrap(engine: &Engine, cfg: &Config) -> Result<(), ServerError> {
             source,
         })?;
     }
+    // What tells a Redis that lost its data (recovery.rs) from one that kept it.
+    engine.mark_loaded().await.map_err(|source| ServerError::Bootstrap {
+        what: "mark",
+        name: "loaded".into(),
+        source,
+    })?;
     if !cfg.queues.is_empty() || !cfg.agents.is_empty() || !cfg.calendars.is_empty() {
         info!(
             message = "Loaded agents, queues and calendars from the config.",

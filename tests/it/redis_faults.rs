@@ -38,3 +38,52 @@ async fn a_supervisor_watch_ends_unavailable_when_redis_goes_away() {
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     sb.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_back_without_its_data_gets_the_config_again_and_routing_and_delivery_resume() {
+    // No persistence: a restart comes back empty, as a flushed Redis or a new empty primary would.
+    let mut redis = RedisServer::start();
+    let mut cfg = test_config(&redis.url);
+    cfg.queues = vec![switchboard::model::QueueSpec::new("sales")];
+    cfg.agents = vec![serde_json::from_value(serde_json::json!({ "id": "ann", "token": "tok-ann" })).unwrap()];
+    let sb = TestServer::start_with(cfg).await;
+    let mut ann = sb.desktop("ann", "tok-ann").await;
+    ann.ready().await;
+    let mut ixs = sb.interactions().await;
+    let before = ixs.create_interaction(new_chat("sales", "visitor-1", "hello")).await.unwrap().into_inner();
+    assert_eq!(ann.wait_offer().await.interaction.unwrap().id, before.id);
+    assert_eq!(sb.http("/readyz").await.0, 200);
+
+    tokio::task::block_in_place(|| redis.restart());
+    assert!(redis::AsyncCommands::keys::<_, Vec<String>>(&mut redis.client().await, "*").await.unwrap().len() < 3);
+
+    // Within a heartbeat or two the config is back: the queue takes work again and /readyz is
+    // ready again (it says "not ready" only while the daemon cannot route).
+    let created = eventually("a create into the config's queue", Duration::from_secs(20), || {
+        let mut ixs = ixs.clone();
+        async move { ixs.create_interaction(new_chat("sales", "visitor-2", "anyone?")).await.ok() }
+    })
+    .await
+    .into_inner();
+    eventually("ready again", Duration::from_secs(10), || async { (sb.http("/readyz").await.0 == 200).then_some(()) })
+        .await;
+    // Ann's session went with the data: her desktop is told to sign in again, and then works.
+    assert_eq!(ann.wait_closed().await.as_deref(), Some("stale"));
+    let mut ann = sb.desktop("ann", "tok-ann").await;
+    ann.ready().await;
+    assert_eq!(ann.wait_offer().await.interaction.unwrap().id, created.id);
+    // The CRM's consumer group is back: the new log is delivered (and trimmed).
+    let mut con = redis.client().await;
+    eventually("the event log delivered", Duration::from_secs(20), || {
+        let mut con = con.clone();
+        async move {
+            let n: u64 = redis::AsyncCommands::xlen(&mut con, "sb:{default}:events").await.ok()?;
+            (n == 0).then_some(())
+        }
+    })
+    .await;
+    let groups: redis::Value =
+        redis::cmd("XINFO").arg("GROUPS").arg("sb:{default}:events").query_async(&mut con).await.unwrap();
+    assert!(format!("{groups:?}").contains("crm"), "{groups:?}");
+    sb.stop().await;
+}

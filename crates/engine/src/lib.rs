@@ -295,6 +295,46 @@ impl Engine {
         Ok(())
     }
 
+    /// Marks this domain's data as loaded from the config (after the bootstrap). A Redis that
+    /// answers without the mark lost its data: restarted without persistence, flushed, or a new
+    /// empty primary.
+    pub async fn mark_loaded(&self) -> Result<()> {
+        let mut con = self.con.clone();
+        let _: () = redis::AsyncCommands::hset(&mut con, self.keys.meta(), "loaded", self.now_ms().await?).await?;
+        Ok(())
+    }
+
+    /// Whether the config's data is in Redis ([`Engine::mark_loaded`]).
+    pub async fn is_loaded(&self) -> Result<bool> {
+        let mut con = self.con.clone();
+        Ok(redis::AsyncCommands::hexists(&mut con, self.keys.meta(), "loaded").await?)
+    }
+
+    /// Whether this domain can route now: Redis answers, the config's data is there and the
+    /// routing functions are loaded (loaded again here if Redis lost them). `Err`: why not.
+    pub async fn readiness(&self) -> std::result::Result<(), String> {
+        let mut con = self.con.clone();
+        let (loaded, libs): (bool, redis::Value) = redis::pipe()
+            .hexists(self.keys.meta(), "loaded")
+            .cmd("FUNCTION")
+            .arg("LIST")
+            .arg("LIBRARYNAME")
+            .arg(&self.functions.library_name)
+            .query_async(&mut con)
+            .await
+            .map_err(|e| format!("redis: {e}"))?;
+        if !loaded {
+            return Err(
+                "redis: the config's agents and queues are not loaded (Redis lost its data; loading them again)".into(),
+            );
+        }
+        let has_library = matches!(&libs, redis::Value::Array(v) if !v.is_empty());
+        if !has_library {
+            self.load_library().await.map_err(|e| format!("redis: the routing functions are missing: {e}"))?;
+        }
+        Ok(())
+    }
+
     /// This engine acting for `actor`: the events its calls log carry who and from where.
     pub fn acting_as(&self, actor: Actor) -> Engine {
         Engine { actor: Some(std::sync::Arc::new(actor)), ..self.clone() }
