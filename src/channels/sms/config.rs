@@ -267,7 +267,7 @@ impl SmsConfig {
 
     pub fn validate(&self) -> Result<(), SmsConfigError> {
         let k = &self.callback_keyword;
-        if !k.is_empty() && (k.len() > 20 || !k.chars().all(|c| c.is_alphanumeric())) {
+        if !k.is_empty() && (k.len() > 20 || !k.chars().all(char::is_alphanumeric)) {
             return Err(invalid("callback_keyword", "one word of letters and digits, at most 20"));
         }
         if !k.is_empty() && switchboard_model::sms::keyword(k).is_some() {
