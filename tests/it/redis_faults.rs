@@ -87,3 +87,89 @@ async fn redis_back_without_its_data_gets_the_config_again_and_routing_and_deliv
     assert!(format!("{groups:?}").contains("crm"), "{groups:?}");
     sb.stop().await;
 }
+
+/// A config whose instance heartbeats every second and is presumed dead after `grace_secs`.
+fn outage_config(redis: &RedisServer, grace_secs: u64) -> switchboard::config::Config {
+    let mut cfg = test_config(&redis.url);
+    cfg.crm.enabled = false;
+    cfg.routing.presence_grace_secs = grace_secs;
+    cfg.routing.heartbeat_secs = 1;
+    cfg
+}
+
+async fn presence(sb: &TestServer, id: &str) -> (i32, String, bool) {
+    let agents = sb.supervisor().await.list_agent_states(pb::ListAgentStatesRequest {}).await.unwrap().into_inner();
+    let a = agents.agents.into_iter().find(|a| a.agent_id == id).unwrap();
+    let p = a.presence.unwrap_or_default();
+    (p.state, p.reason, a.connected)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_heartbeat_from_anyone_for_a_grace_period_is_an_outage_not_every_instances_death() {
+    // The routing clock jumping past the grace with nobody heartbeating meanwhile is what Redis
+    // sees of an outage: every lease and the pending offer come due at once.
+    let redis = RedisServer::start();
+    let sb = TestServer::start_with(outage_config(&redis, 30)).await;
+    let mut admin = sb.admin().await;
+    admin.put_queue(pb::PutQueueRequest { queue: Some(queue("sales", &[])), allow_update: true }).await.unwrap();
+    admin.put_agent(pb::PutAgentRequest { agent: Some(agent("ann", &[])), allow_update: true }).await.unwrap();
+    let mut ann = sb.desktop("ann", "tok-ann").await;
+    ann.ready().await;
+    let chat = sb.interactions().await.create_interaction(new_chat("sales", "v1", "hi")).await.unwrap().into_inner();
+    assert_eq!(ann.wait_offer().await.interaction.unwrap().id, chat.id);
+
+    let engine = switchboard_engine::Engine::connect(&redis.url, Default::default()).await.unwrap();
+    engine.advance_clock(Duration::from_secs(45)).await.unwrap();
+    // The offer that ran out meanwhile comes back to Ann — not missed, not excluded — and her
+    // session stays: the instance was not declared dead.
+    let again = ann.wait_offer().await.interaction.unwrap();
+    assert_eq!(again.id, chat.id);
+    assert!(again.excluded_agent_ids.is_empty(), "{again:?}");
+    ann.accept(&chat.id).await.unwrap();
+    let (state, reason, connected) = presence(&sb, "ann").await;
+    assert_eq!((state, reason.as_str(), connected), (pb::PresenceState::Ready as i32, "", true));
+    let mut con = redis.client().await;
+    let log: Vec<String> = {
+        let r: redis::streams::StreamRangeReply =
+            redis::AsyncCommands::xrange_all(&mut con, "sb:{default}:events").await.unwrap();
+        r.ids.iter().map(|e| e.get::<String>("type").unwrap_or_default()).collect()
+    };
+    assert!(log.contains(&"outage".to_string()), "{log:?}");
+    assert!(!log.contains(&"instance_lost".to_string()), "{log:?}");
+    assert!(!log.contains(&"missed".to_string()), "{log:?}");
+
+    // A real death is still a death: an instance that stops heartbeating while others go on.
+    sb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_frozen_longer_than_the_grace_leaves_desktops_signed_in() {
+    let redis = RedisServer::start();
+    let sb = TestServer::start_with(outage_config(&redis, 3)).await;
+    let mut admin = sb.admin().await;
+    admin.put_agent(pb::PutAgentRequest { agent: Some(agent("ann", &[])), allow_update: true }).await.unwrap();
+    let mut ann = sb.desktop("ann", "tok-ann").await;
+    ann.ready().await;
+
+    // Redis stops answering (SIGSTOP, as a stalled host or a long fork would) for twice the grace.
+    let pid = redis.pid().to_string();
+    assert!(std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+
+    // Back: heartbeats and sweeps resume; nobody is declared dead, Ann is still there and ready.
+    eventually("a heartbeat after the outage", Duration::from_secs(15), || async {
+        let mut con = redis.client().await;
+        let beat: Option<u64> = redis::AsyncCommands::get(&mut con, "sb:{default}:beat").await.ok()?;
+        let now =
+            switchboard_engine::Engine::connect(&redis.url, Default::default()).await.ok()?.now_ms().await.ok()?;
+        beat.filter(|b| now.saturating_sub(*b) < 2_000).map(|_| ())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (state, _, connected) = presence(&sb, "ann").await;
+    assert_eq!((state, connected), (pb::PresenceState::Ready as i32, true));
+    // Her stream still works: a request gets its answer.
+    ann.ready().await;
+    sb.stop().await;
+}

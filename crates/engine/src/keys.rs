@@ -59,6 +59,12 @@ pub const FORMATS: &[(&str, &str)] = &[
     // Zset: timers by due time (ms). Members: "offer|<ix>|<seq>", "esc|<ix>|<qseq>|<step>",
     // "wrap|<ix>", "xfer|<ix>|<tseq>", "grace|<agent>|<session>", "inst|<instance>".
     ("timers", "timers"),
+    // String: routing-clock time of the latest heartbeat of any instance (or of an outage noticed).
+    ("beat", "beat"),
+    // String: until when (ms) instances' leases and offers that come due are not held against
+    // anyone: set when no instance could heartbeat for a whole grace period (Redis was out of
+    // reach), so that an outage is not taken for every instance's death.
+    ("amnesty", "amnesty"),
     // Stream: every state change (the interaction log outbox).
     ("events", "events"),
     // Stream: events the CRM refused as invalid, with its reason (parked so the log moves on).
@@ -229,6 +235,12 @@ impl Keys {
     }
     pub fn events(&self) -> String {
         self.fmt("events", &[])
+    }
+    pub fn beat(&self) -> String {
+        self.fmt("beat", &[])
+    }
+    pub fn amnesty(&self) -> String {
+        self.fmt("amnesty", &[])
     }
     pub fn events_dead(&self) -> String {
         self.fmt("events_dead", &[])

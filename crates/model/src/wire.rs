@@ -71,6 +71,9 @@ wire_kinds! {
         Disconnected = "disconnected",
         InstanceLost = "instance_lost",
         InstanceRestarted = "instance_restarted",
+        /// No instance could heartbeat for a whole grace period (Redis was out of reach): for
+        /// one grace period after, leases and offers that come due are not held against anyone.
+        Outage = "outage",
         AgentCreated = "agent_created",
         AgentUpdated = "agent_updated",
         AgentDeleted = "agent_deleted",

@@ -20,5 +20,7 @@ if mode == 'start' then
   released = release_instance(inst, 'instance_restarted')
   if released > 0 then emit(EV.instance_restarted, '', '', '', { instance = inst, released = released }) end
 end
+amnesty()
+redis.call('SET', K.beat(), NOW)
 redis.call('ZADD', K.timers(), NOW + GRACE_MS, member)
 return ok(tostring(NOW), tostring(released))

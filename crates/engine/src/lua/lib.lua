@@ -804,6 +804,22 @@ local function release_instance(inst, cause)
   return #held
 end
 
+-- Tells an outage from deaths: when no instance has heartbeated for a whole grace period, Redis
+-- was out of reach (or every instance down) — not each instance dead. Whoever notices first (a
+-- heartbeat or a sweep) declares an amnesty of one grace period: leases and offers that come due
+-- in it are not held against anyone. Returns until when the amnesty lasts (0: none).
+local function amnesty()
+  local beat = tonumber(redis.call('GET', K.beat()) or '0') or 0
+  if beat > 0 and NOW - beat > GRACE_MS then
+    redis.call('SET', K.amnesty(), NOW + GRACE_MS)
+    redis.call('SET', K.beat(), NOW)
+    emit(EV.outage, '', '', '', { since = beat, noticed = NOW })
+  end
+  local until_ms = tonumber(redis.call('GET', K.amnesty()) or '0') or 0
+  if until_ms > NOW then return until_ms end
+  return 0
+end
+
 -- The interaction, if it is offered to `aid`; else nil and the error to return.
 local function offered_to(iid, aid)
   local ix = ix_get(iid)

@@ -7,9 +7,21 @@ local function split_bar(s)
   return out
 end
 
+local forgiven = amnesty()
+
 local function fire_offer(iid, seq)
   local ix = ix_get(iid)
   if not ix or ix.state ~= 'offered' or ix.oseq ~= seq then return end
+  if forgiven > 0 then
+    -- Its time ran out while Redis was out of reach: the agent could not accept. Back to the
+    -- queue keeping its age, nobody excluded or made not ready; offered again at once.
+    local aid = ix.agent
+    revoke(iid, ix, 'outage')
+    requeue(iid, ix, nil)
+    try_route(iid)
+    pull_for_agent(aid)
+    return
+  end
   miss_offer(iid, ix, 'timeout')
 end
 
@@ -96,6 +108,9 @@ for _, m in ipairs(due) do
     fire_dial_timeout(p[2], p[3])
   elseif p[1] == 'grace' then
     fire_grace(p[2], p[3])
+  elseif p[1] == 'inst' and forgiven > 0 then
+    -- Not dead: cut off like everyone. It has until the amnesty ends to heartbeat again.
+    redis.call('ZADD', K.timers(), forgiven, m)
   elseif p[1] == 'inst' then
     release_instance(p[2], 'stale')
     redis.call('EXPIRE', K.inbox(p[2]), 3600)
