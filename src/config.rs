@@ -34,7 +34,7 @@ pub const ENV_RUST_LOG: &str = "RUST_LOG";
 
 pub const MAX_SHUTDOWN_GRACE_SECS: u64 = 300;
 const MAX_KEY_PART_LEN: usize = 64;
-const REDIS_SCHEMES: [&str; 3] = ["redis://", "rediss://", "unix://"];
+const REDIS_SCHEMES: [&str; 4] = ["redis://", "rediss://", "unix://", "redis+sentinel://"];
 
 /// Read access to environment variables.
 pub trait Env {
@@ -768,7 +768,7 @@ fn check_range(key: &str, v: u64, min: u64, max: u64, unit: &str) -> Result<(), 
 
 fn check_redis_url(url: &str) -> Result<(), String> {
     match REDIS_SCHEMES.iter().find_map(|s| url.strip_prefix(s)) {
-        None => Err(format!("{:?} must start with redis://, rediss:// or unix://", redact_url(url))),
+        None => Err(format!("{:?} must start with redis://, rediss://, unix:// or redis+sentinel://", redact_url(url))),
         Some("") => Err(format!("{:?} names no host or socket path", redact_url(url))),
         Some(_) => Ok(()),
     }

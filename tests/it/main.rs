@@ -29,6 +29,7 @@ mod observability;
 mod opening_hours;
 mod postgres_tls;
 mod redis_faults;
+mod redis_sentinel;
 mod redis_tls;
 mod routing_scenarios;
 mod security;

@@ -394,7 +394,11 @@ async fn a_dead_instance_takes_its_agents_offline() {
     s.ready("a").await;
     let ix = s.chat("sales", "c1").await;
     assert_eq!(ix.agent_id, "a");
-    s.tick(31).await;
+    // Another instance goes on heartbeating: this one alone is gone (with nobody heartbeating it
+    // would be an outage, not a death: tests/it/redis_faults.rs).
+    s.tick(15).await;
+    s.engine.heartbeat("survivor", false).await.unwrap();
+    s.tick(16).await;
     assert_eq!(s.presence("a").await, Presence::Offline);
     assert_eq!(s.ix(&ix.id).await.state, InteractionState::Queued);
     assert!(!s.engine.agent_status("a").await.unwrap().connected);

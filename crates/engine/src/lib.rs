@@ -22,12 +22,13 @@ pub mod events;
 mod functions;
 pub mod keys;
 mod ops;
+pub mod primary;
 pub mod push;
 pub mod sms;
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManagerConfig;
 use switchboard_model::Actor;
 
 pub use caller::{Caller, Calls, Returned, SessionPushes};
@@ -42,9 +43,10 @@ pub use ops::{
     AgentLoads, AgentStatus, CallOrder, CallOutcome, ClosedAnswer, CustomerOf, HoursCheck, HoursWatch, IfRefused,
     Lease, LoggedEvent, OUTBOX_GROUP, QueueFigures, TimerSweep, TransferTarget, call_key,
 };
+use primary::Primary;
 
 /// The shared, self-reconnecting connection.
-pub type SharedConnection = Counted<ConnectionManager>;
+pub type SharedConnection = Counted<Primary>;
 /// A connection of its own, for blocking reads.
 pub type DedicatedConnection = Counted<redis::aio::MultiplexedConnection>;
 
@@ -237,8 +239,9 @@ pub struct Engine {
     /// Who the calls made through this handle are for: every event they log names them (the
     /// audit trail). None for the daemon's own work (timers, channels).
     actor: Option<std::sync::Arc<Actor>>,
-    con: Counted<ConnectionManager>,
-    client: redis::Client,
+    con: Counted<Primary>,
+    /// The same connection, for the primary's client (dedicated connections follow it too).
+    primary: Primary,
     keys: Keys,
     functions: std::sync::Arc<Functions>,
     opts: EngineOptions,
@@ -249,13 +252,28 @@ const INBOX_MAXLEN: u64 = 100_000;
 
 impl Engine {
     pub async fn connect(url: &str, opts: EngineOptions) -> Result<Engine> {
-        let client = redis_client(url, opts.redis_tls.as_ref())?;
         // Admin scripts on large centers can take a while; reconnection is handled by the manager.
         let cfg = ConnectionManagerConfig::new()
             .set_response_timeout(Some(Duration::from_secs(30)))
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_number_of_retries(3);
-        let con = ConnectionManager::new_with_config(client.clone(), cfg).await?;
+        let primary = match primary::SentinelUrl::parse(url) {
+            None => Primary::direct(redis_client(url, opts.redis_tls.as_ref())?, cfg).await?,
+            Some(Err(why)) => {
+                return Err(EngineError::Redis((redis::ErrorKind::InvalidClientConfig, "Sentinel URL", why).into()));
+            }
+            Some(Ok(_)) if opts.redis_tls.is_some() => {
+                return Err(EngineError::Redis(
+                    (
+                        redis::ErrorKind::InvalidClientConfig,
+                        "Sentinel URL",
+                        "TLS through Sentinel is not supported yet: use rediss:// to the primary".to_string(),
+                    )
+                        .into(),
+                ));
+            }
+            Some(Ok(u)) => Primary::through_sentinels(&u, cfg).await?,
+        };
         let consts = Constants {
             key_root: opts.key_root.clone(),
             grace_ms: opts.presence_grace.as_millis() as u64,
@@ -268,8 +286,8 @@ impl Engine {
         };
         let engine = Engine {
             actor: None,
-            con: Counted::shared(con),
-            client,
+            con: Counted::shared(primary.clone()),
+            primary,
             keys: Keys::new(opts.key_root.clone()),
             functions: std::sync::Arc::new(Functions::new(&consts)),
             opts,
@@ -354,7 +372,7 @@ impl Engine {
         let cfg = redis::AsyncConnectionConfig::new()
             .set_response_timeout(Some(Duration::from_secs(30)))
             .set_connection_timeout(Some(Duration::from_secs(5)));
-        Ok(Counted::dedicated(self.client.get_multiplexed_async_connection_with_config(&cfg).await?))
+        Ok(Counted::dedicated(self.primary.client().get_multiplexed_async_connection_with_config(&cfg).await?))
     }
 
     pub async fn ping(&self) -> Result<()> {

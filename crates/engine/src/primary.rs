@@ -1,0 +1,260 @@
+//! The connection every engine call shares, to Redis's primary. A plain URL is one server, and the
+//! connection manager reconnects to it. A `redis+sentinel://` URL names Sentinels and a service:
+//! the primary is looked up through them, and looked up again whenever a request finds the one in
+//! use gone (connection refused or dropped, a timeout) or demoted (`READONLY`) — so a failover is
+//! followed without a restart. The failed request itself is not retried: whether it ran before
+//! the connection broke is unknown, and the caller's idempotency key makes its own retry safe.
+
+use std::sync::{Arc, RwLock};
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
+use redis::{Cmd, ConnectionAddr, Pipeline, RedisError, RedisFuture, Value};
+use tokio::sync::Mutex;
+
+/// `redis+sentinel://[user:password@]host:port[,host:port...]/service[/db]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentinelUrl {
+    pub sentinels: Vec<(String, u16)>,
+    pub service: String,
+    pub db: i64,
+    /// For Redis itself (Sentinels are asked without credentials).
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+pub const SENTINEL_SCHEME: &str = "redis+sentinel://";
+
+impl SentinelUrl {
+    /// None when `url` is not a Sentinel URL; an error naming what is wrong when it is a bad one.
+    pub fn parse(url: &str) -> Option<Result<SentinelUrl, String>> {
+        let rest = url.strip_prefix(SENTINEL_SCHEME)?;
+        Some(Self::parse_rest(rest))
+    }
+
+    fn parse_rest(rest: &str) -> Result<SentinelUrl, String> {
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let (userinfo, hosts) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        let (username, password) = match userinfo {
+            None => (None, None),
+            Some(u) => match u.split_once(':') {
+                Some((user, pass)) => {
+                    ((!user.is_empty()).then(|| decode(user)), (!pass.is_empty()).then(|| decode(pass)))
+                }
+                None => (None, Some(decode(u))),
+            },
+        };
+        let mut sentinels = Vec::new();
+        for h in hosts.split(',').filter(|h| !h.is_empty()) {
+            let (host, port) = match h.rsplit_once(':') {
+                Some((host, port)) => {
+                    (host, port.parse::<u16>().map_err(|_| format!("sentinel {h:?}: the port is not a number"))?)
+                }
+                None => (h, 26379),
+            };
+            if host.is_empty() {
+                return Err(format!("sentinel {h:?}: no host"));
+            }
+            sentinels.push((host.to_string(), port));
+        }
+        if sentinels.is_empty() {
+            return Err("names no sentinel (redis+sentinel://host:26379,host:26379/service)".into());
+        }
+        let mut parts = path.split('/').filter(|p| !p.is_empty());
+        let service = parts.next().ok_or("names no service after the sentinels (…/mymaster)")?.to_string();
+        let db = match parts.next() {
+            Some(d) => d.parse::<i64>().map_err(|_| format!("database {d:?} is not a number"))?,
+            None => 0,
+        };
+        if parts.next().is_some() {
+            return Err("has more after the service and database".into());
+        }
+        Ok(SentinelUrl { sentinels, service, db, username, password })
+    }
+
+    fn client(&self) -> redis::RedisResult<SentinelClient> {
+        let addrs =
+            self.sentinels.iter().map(|(host, port)| ConnectionAddr::Tcp(host.clone(), *port)).collect::<Vec<_>>();
+        let mut b = SentinelClientBuilder::new(addrs, &self.service, SentinelServerType::Master)?
+            .set_client_to_redis_db(self.db);
+        if let Some(u) = &self.username {
+            b = b.set_client_to_redis_username(u);
+        }
+        if let Some(p) = &self.password {
+            b = b.set_client_to_redis_password(p);
+        }
+        b.build()
+    }
+}
+
+/// Percent-decoding of a URL's user or password.
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    let hex = |c: u8| (c as char).to_digit(16);
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The primary in use: its connection and client (for dedicated connections), and how many times
+/// it has been looked up (a request that failed on an older one does not look it up again).
+struct Current {
+    generation: u64,
+    con: ConnectionManager,
+    client: redis::Client,
+}
+
+#[derive(Clone)]
+pub struct Primary {
+    current: Arc<RwLock<Arc<Current>>>,
+    /// Set for a Sentinel URL; one look-up at a time.
+    sentinel: Option<Arc<Mutex<SentinelClient>>>,
+    cfg: ConnectionManagerConfig,
+}
+
+impl Primary {
+    /// A plain server's connection.
+    pub async fn direct(client: redis::Client, cfg: ConnectionManagerConfig) -> redis::RedisResult<Primary> {
+        let con = ConnectionManager::new_with_config(client.clone(), cfg.clone()).await?;
+        Ok(Primary {
+            current: Arc::new(RwLock::new(Arc::new(Current { generation: 0, con, client }))),
+            sentinel: None,
+            cfg,
+        })
+    }
+
+    /// The primary of `url`'s service, as its Sentinels say now.
+    pub async fn through_sentinels(url: &SentinelUrl, cfg: ConnectionManagerConfig) -> redis::RedisResult<Primary> {
+        let mut sentinel = url.client()?;
+        let client = sentinel.async_get_client().await?;
+        let con = ConnectionManager::new_with_config(client.clone(), cfg.clone()).await?;
+        tracing::info!(message = "Redis primary found through Sentinel.", service = %url.service, primary = %client.get_connection_info().addr());
+        Ok(Primary {
+            current: Arc::new(RwLock::new(Arc::new(Current { generation: 0, con, client }))),
+            sentinel: Some(Arc::new(Mutex::new(sentinel))),
+            cfg,
+        })
+    }
+
+    fn current(&self) -> Arc<Current> {
+        self.current.read().expect("primary lock").clone()
+    }
+
+    /// The client of the primary in use, for connections of their own (blocking reads).
+    pub fn client(&self) -> redis::Client {
+        self.current().client.clone()
+    }
+
+    /// Looks the primary up again after a request on generation `failed` found it gone.
+    async fn follow(&self, failed: u64) {
+        let Some(sentinel) = &self.sentinel else { return };
+        let mut sentinel = sentinel.lock().await;
+        if self.current().generation != failed {
+            return;
+        }
+        let found = match sentinel.async_get_client().await {
+            Ok(client) => match ConnectionManager::new_with_config(client.clone(), self.cfg.clone()).await {
+                Ok(con) => Ok((client, con)),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        match found {
+            Ok((client, con)) => {
+                tracing::warn!(message = "Following the Redis primary after a failover.", primary = %client.get_connection_info().addr());
+                *self.current.write().expect("primary lock") =
+                    Arc::new(Current { generation: failed + 1, con, client });
+            }
+            Err(error) => tracing::warn!(message = "The Sentinels named no reachable primary yet.", %error),
+        }
+    }
+}
+
+/// The primary in use is gone or no longer the primary.
+fn lost_primary(e: &RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || matches!(e.code(), Some("READONLY" | "MASTERDOWN" | "LOADING"))
+}
+
+impl ConnectionLike for Primary {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let cur = self.current();
+            let mut con = cur.con.clone();
+            let r = con.req_packed_command(cmd).await;
+            if let Err(e) = &r
+                && lost_primary(e)
+            {
+                self.follow(cur.generation).await;
+            }
+            r
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let cur = self.current();
+            let mut con = cur.con.clone();
+            let r = con.req_packed_commands(pipeline, offset, count).await;
+            if let Err(e) = &r
+                && lost_primary(e)
+            {
+                self.follow(cur.generation).await;
+            }
+            r
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.current().con.get_db()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentinel_urls_name_their_sentinels_service_and_database() {
+        assert_eq!(SentinelUrl::parse("redis://127.0.0.1:6379"), None);
+        let u = SentinelUrl::parse("redis+sentinel://:s%40cret@10.0.0.1:26379,10.0.0.2/mymaster/2").unwrap().unwrap();
+        assert_eq!(u.sentinels, vec![("10.0.0.1".to_string(), 26379), ("10.0.0.2".to_string(), 26379)]);
+        assert_eq!((u.service.as_str(), u.db), ("mymaster", 2));
+        assert_eq!((u.username, u.password.as_deref()), (None, Some("s@cret")));
+        let u = SentinelUrl::parse("redis+sentinel://sb:pw@h:1/svc").unwrap().unwrap();
+        assert_eq!((u.username.as_deref(), u.password.as_deref(), u.db), (Some("sb"), Some("pw"), 0));
+        for bad in [
+            "redis+sentinel://",
+            "redis+sentinel://h:1",
+            "redis+sentinel://h:x/svc",
+            "redis+sentinel://:1/svc",
+            "redis+sentinel://h:1/svc/x",
+            "redis+sentinel://h:1/svc/1/more",
+        ] {
+            assert!(SentinelUrl::parse(bad).unwrap().is_err(), "{bad}");
+        }
+    }
+}

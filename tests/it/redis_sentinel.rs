@@ -1,0 +1,60 @@
+//! Redis behind Sentinel (a primary, a replica, three Sentinels on loopback): the daemon finds the
+//! primary through a `redis+sentinel://` URL and follows a failover by itself — work acknowledged
+//! before it is still there after, routing and desktops go on, `/readyz` is ready again.
+
+use std::time::Duration;
+
+use crate::common::*;
+use switchboard::api::pb;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_follows_a_sentinel_failover_and_nothing_acknowledged_is_lost() {
+    let mut setup = tokio::task::block_in_place(SentinelSetup::start);
+    let mut cfg = test_config(&setup.url());
+    cfg.crm.enabled = false;
+    let sb = TestServer::start_with(cfg).await;
+    let mut admin = sb.admin().await;
+    admin.put_queue(pb::PutQueueRequest { queue: Some(queue("sales", &[])), allow_update: true }).await.unwrap();
+    admin.put_agent(pb::PutAgentRequest { agent: Some(agent("ann", &[])), allow_update: true }).await.unwrap();
+    let mut ann = sb.desktop("ann", "tok-ann").await;
+    ann.ready().await;
+    let mut ixs = sb.interactions().await;
+    let first = ixs.create_interaction(new_chat("sales", "v1", "before")).await.unwrap().into_inner();
+    assert_eq!(ann.wait_offer().await.interaction.unwrap().id, first.id);
+    ann.accept(&first.id).await.unwrap();
+    // What was acknowledged has reached the replica (replication is asynchronous: this is what a
+    // deployment that needs it asks for with WAIT, or min-replicas-to-write).
+    let old = setup.primary_port().unwrap();
+    let con = redis::Client::open(setup.server_url(old)).unwrap().get_multiplexed_async_connection().await.unwrap();
+    eventually("the replica has it all", Duration::from_secs(10), || {
+        let mut con = con.clone();
+        async move {
+            let n: i64 = redis::cmd("WAIT").arg(1).arg(200).query_async(&mut con).await.ok()?;
+            (n == 1).then_some(())
+        }
+    })
+    .await;
+
+    let new = tokio::task::block_in_place(|| setup.kill_primary());
+    assert_ne!(new, old);
+
+    // The daemon follows: a create goes through again (the first tries meet the dead primary).
+    let second = eventually("a create on the new primary", Duration::from_secs(30), || {
+        let mut ixs = ixs.clone();
+        async move { ixs.create_interaction(new_chat("sales", "v2", "after")).await.ok() }
+    })
+    .await
+    .into_inner();
+    // The accepted chat is still Ann's; she completes it and the new one is offered to her.
+    let before = ixs
+        .get_interaction(pb::GetInteractionRequest { interaction_id: first.id.clone(), include_messages: false })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((before.state, before.agent_id.as_str()), (pb::InteractionState::Active as i32, "ann"));
+    ann.complete(&first.id, "done").await.unwrap();
+    assert_eq!(ann.wait_offer().await.interaction.unwrap().id, second.id);
+    eventually("ready again", Duration::from_secs(15), || async { (sb.http("/readyz").await.0 == 200).then_some(()) })
+        .await;
+    sb.stop().await;
+}
