@@ -198,7 +198,9 @@ fn browser_origin(o: &str) -> Result<String, String> {
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
     /// `redis://`, `rediss://` (TLS) or `unix://`; an ACL user and password go in the URL
-    /// (`rediss://user:password@host:6380/0`).
+    /// (`rediss://user:password@host:6380/0`). Behind Sentinel:
+    /// `redis+sentinel://[user:password@]host:port,host:port/service[/db]` (the primary is found
+    /// through the Sentinels and followed across a failover).
     pub url: String,
     pub key_prefix: String,
     /// Routing domain: instances sharing a domain share queues and agents.
