@@ -39,7 +39,8 @@ fn channel_from_pb(v: i32) -> Option<Channel> {
 }
 
 fn ms(t: Option<&prost_types::Timestamp>) -> i64 {
-    t.map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
+    // Saturating: a CRM's timestamp beyond what milliseconds in an i64 hold must not overflow.
+    t.map_or(0, |t| t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos) / 1_000_000))
 }
 
 fn ts(ms: i64) -> Option<prost_types::Timestamp> {

@@ -21,6 +21,7 @@ mod email_ingest;
 mod email_robustness;
 mod email_tls;
 mod erasure;
+mod fuzz;
 mod grpc_api;
 mod grpc_desktop;
 mod grpc_web;

@@ -51,7 +51,8 @@ pub fn ts(ms: i64) -> Option<prost_types::Timestamp> {
 }
 
 pub(crate) fn ms(t: Option<&prost_types::Timestamp>) -> i64 {
-    t.map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000).unwrap_or(0)
+    // Saturating: an event's timestamp beyond what milliseconds in an i64 hold must not overflow.
+    t.map(|t| t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos) / 1_000_000)).unwrap_or(0)
 }
 
 /// The last second a Timestamp may hold (9999-12-31T23:59:59Z); beyond it milliseconds overflow.

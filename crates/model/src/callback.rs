@@ -55,7 +55,7 @@ impl CallbackPlan {
             return Err(ValidationError::new("number", "is required"));
         }
         if !self.number.starts_with('+')
-            || self.number.len() > 16
+            || !(2..=16).contains(&self.number.len())
             || !self.number[1..].bytes().all(|b| b.is_ascii_digit())
         {
             return Err(ValidationError::new("number", format!("{:?} is not an E.164 number", self.number)));

@@ -41,4 +41,6 @@ pub use validate::*;
 pub use wire::{EventKind, PushKind};
 
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod tests;

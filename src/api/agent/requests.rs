@@ -115,7 +115,10 @@ impl AgentDesktopService {
         let iid = required("interaction_id", &c.interaction_id)?;
         let not_before = match c.not_before {
             None => 0,
-            Some(t) if t.seconds < 0 => return Err(Status::invalid_argument("not_before: is not a valid time")),
+            // 9999-12-31T23:59:59Z at the latest: past it, milliseconds overflow.
+            Some(t) if !(0..=253_402_300_799).contains(&t.seconds) => {
+                return Err(Status::invalid_argument("not_before: is not a valid time"));
+            }
             Some(t) => t.seconds as u64 * 1000 + (t.nanos.max(0) as u64) / 1_000_000,
         };
         let ix = self.engine.get_interaction(iid, false).await.map_err(status)?;

@@ -41,8 +41,11 @@ pub fn extract_token(subject: &str) -> Option<String> {
     let mut rest = upper.as_str();
     while let Some(i) = rest.find("[#SB-") {
         let cand = &rest[i + 2..];
-        let body = cand.get(3..3 + TOKEN_LEN)?;
-        if body.bytes().all(|b| TOKEN_ALPHABET.contains(&b)) && cand.as_bytes().get(3 + TOKEN_LEN) == Some(&b']') {
+        // Not `?`: a cut through a character here is no token, but one may still follow.
+        if let Some(body) = cand.get(3..3 + TOKEN_LEN)
+            && body.bytes().all(|b| TOKEN_ALPHABET.contains(&b))
+            && cand.as_bytes().get(3 + TOKEN_LEN) == Some(&b']')
+        {
             return Some(format!("SB-{body}"));
         }
         rest = &rest[i + 5..];
