@@ -14,6 +14,7 @@ mod crm_store;
 mod cti;
 mod ctl_output;
 mod daemon_process;
+mod deploy_manifests;
 mod email_auth;
 mod email_channel;
 mod email_daemon;
