@@ -660,7 +660,7 @@ fn check_blocks(actions: &[String], what: &str) {
         match word {
             "if" | "range" | "with" | "define" | "block" => open.push(word),
             "else" => {
-                assert!(matches!(open.last(), Some(&("if" | "range" | "with"))), "{what}: {a:?} outside if/range/with")
+                assert!(matches!(open.last(), Some(&("if" | "range" | "with"))), "{what}: {a:?} outside if/range/with");
             }
             "end" => {
                 open.pop().unwrap_or_else(|| panic!("{what}: an end too many"));
