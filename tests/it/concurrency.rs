@@ -762,14 +762,14 @@ fn spawn_checker(
 
 // ---------------------------------------------------------------- interaction log replay
 
-struct LogEvent {
-    typ: String,
-    ix: String,
-    agent: String,
-    details: serde_json::Value,
+pub(crate) struct LogEvent {
+    pub(crate) typ: String,
+    pub(crate) ix: String,
+    pub(crate) agent: String,
+    pub(crate) details: serde_json::Value,
 }
 
-async fn read_log(con: &mut MultiplexedConnection, keys: &Keys) -> Vec<LogEvent> {
+pub(crate) async fn read_log(con: &mut MultiplexedConnection, keys: &Keys) -> Vec<LogEvent> {
     let mut out = Vec::new();
     let mut start = "-".to_string();
     loop {
@@ -790,18 +790,18 @@ async fn read_log(con: &mut MultiplexedConnection, keys: &Keys) -> Vec<LogEvent>
 }
 
 #[derive(Default)]
-struct Replay {
-    violations: Vec<String>,
+pub(crate) struct Replay {
+    pub(crate) violations: Vec<String>,
     accepted: HashMap<String, Vec<String>>,
     completed: HashMap<String, Vec<String>>,
     /// Interactions in the order of their first offer.
     first_offers: Vec<String>,
-    counts: BTreeMap<String, usize>,
+    pub(crate) counts: BTreeMap<String, usize>,
 }
 
 /// Replays every offer and release of the log: one offer at a time per interaction, accepted only
 /// by the agent it was offered to, and no agent's chat load ever over `caps`.
-fn replay_log(events: &[LogEvent], caps: &HashMap<String, u32>) -> Replay {
+pub(crate) fn replay_log(events: &[LogEvent], caps: &HashMap<String, u32>) -> Replay {
     let mut r = Replay::default();
     let mut offered: HashMap<&str, &str> = HashMap::new();
     let mut holder: HashMap<&str, &str> = HashMap::new();

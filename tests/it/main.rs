@@ -8,6 +8,7 @@ mod after_hours;
 mod browser_session;
 mod calendars;
 mod callbacks;
+mod chaos;
 mod concurrency;
 mod crm_delivery;
 mod crm_store;
