@@ -12,5 +12,5 @@ out="results/$(date +%Y-%m-%d)-chaos"
 mkdir -p "$out"
 SWITCHBOARD_CHAOS_SECS="$secs" SWITCHBOARD_CHAOS_REPORT="$out/report.md" \
     cargo nextest run -p switchboard --test it -E 'test(=chaos::faults_under_traffic_lose_nothing_double_nothing_and_never_overfill_an_agent)' \
-    --no-capture --slow-timeout 60s
+    --no-capture
 echo "report: $out/report.md"
