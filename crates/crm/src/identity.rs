@@ -44,7 +44,12 @@ fn phone(a: &str, default_region: Option<&str>) -> Result<String, IdentityError>
     if !phonenumber::is_valid(&n) {
         return Err(IdentityError(format!("identity.address: {a:?} is not a valid phone number")));
     }
-    Ok(n.format().mode(phonenumber::Mode::E164).to_string())
+    let e164 = n.format().mode(phonenumber::Mode::E164).to_string();
+    // E.164 has 15 digits at most; the parser's metadata takes some longer national numbers.
+    if e164.len() > 16 {
+        return Err(IdentityError(format!("identity.address: {a:?} has more digits than a phone number can")));
+    }
+    Ok(e164)
 }
 
 fn email(a: &str) -> Result<String, IdentityError> {

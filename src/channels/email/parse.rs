@@ -285,8 +285,9 @@ pub fn hex32(digest: &[u8]) -> String {
     digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
+/// One line: the value ends up in the log (a folded value keeps its CR LF).
 fn header_text(msg: &mail_parser::Message<'_>, name: &str) -> Option<String> {
-    msg.header_raw(name).map(|v| v.trim().to_ascii_lowercase())
+    msg.header_raw(name).map(|v| one_line(v, 200).to_ascii_lowercase())
 }
 
 fn classify(msg: &mail_parser::Message<'_>, from: Option<&str>) -> Kind {

@@ -63,6 +63,20 @@ fn fuzz_identity_normalize() {
     });
 }
 
+/// Found by `fuzz_identity_normalize`: a German number of 15 national digits (the parser's
+/// metadata allows them) became "+49" and 15 digits, 17 in all: no E.164 number, which has 15 at
+/// most, and one a callback then refused as such.
+#[test]
+fn regression_phone_numbers_past_15_digits_are_not_e164() {
+    for (written, region) in
+        [("350000000000000", Some("DE")), ("+49350000000000000", None), ("0049 350000000000000", None)]
+    {
+        let r = identity::normalize(Channel::Voice, written, region);
+        assert!(r.is_err(), "{written:?} → {r:?}");
+    }
+    assert_eq!(identity::normalize(Channel::Sms, "+49 151 12345678", None).as_deref(), Ok("+4915112345678"));
+}
+
 fn timestamp() -> impl Strategy<Value = Option<prost_types::Timestamp>> {
     let seconds = prop_oneof![
         3 => 0..4_102_444_800i64,

@@ -217,6 +217,19 @@ fn fuzz_email_parse() {
     });
 }
 
+/// Found by `fuzz_email_parse`: an auto-reply's reason (logged, and kept as the message's
+/// outcome) was the header as written, a folded one with its CR LF and any control character.
+#[test]
+fn regression_an_auto_reply_reason_is_one_line() {
+    for header in ["Auto-Submitted: auto-replied\r\n\tx\x7f", "X-Autoreply: \r\n\t!\x7f0", "Precedence: bulk\r\n "] {
+        let raw = format!("From: a@b.test\r\n{header}\r\nSubject: away\r\n\r\nhi");
+        match parse::parse(raw.as_bytes(), 4096).unwrap().kind {
+            Kind::AutoReply(r) => assert!(!r.chars().any(char::is_control), "{header:?} → {r:?}"),
+            k => panic!("{header:?} → {k:?}"),
+        }
+    }
+}
+
 #[test]
 fn fuzz_email_parse_large() {
     // Big and deep inputs: long headers, many parts, many references, long bodies.

@@ -21,7 +21,7 @@ use crate::common::*;
 use crate::cti::pbx;
 
 /// Panics anywhere in the process since the hook was set (the daemon's tasks included).
-static PANICS: AtomicU64 = AtomicU64::new(0);
+pub(super) static PANICS: AtomicU64 = AtomicU64::new(0);
 
 fn count_panics() {
     let previous = std::panic::take_hook();
@@ -47,15 +47,20 @@ fn acceptable(code: Code) -> bool {
     )
 }
 
-struct World {
+pub(super) struct World {
     _redis: RedisServer,
-    sb: TestServer,
-    rt: tokio::runtime::Runtime,
+    pub(super) sb: TestServer,
+    pub(super) rt: tokio::runtime::Runtime,
 }
 
 /// Redis and a daemon with queue `support` (every channel), agents ann (phone 1001) and bob,
 /// and a routing point for the support line.
 fn world() -> World {
+    world_with(|_| {})
+}
+
+/// [`world`] with the config changed by `tune` first.
+pub(super) fn world_with(tune: impl FnOnce(&mut switchboard::config::Config)) -> World {
     count_panics();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let (redis, sb) = rt.block_on(async {
@@ -68,6 +73,7 @@ fn world() -> World {
             queue: "support".into(),
             priority: None,
         }];
+        tune(&mut cfg);
         let sb = TestServer::start_with(cfg).await;
         let mut admin = sb.admin().await;
         admin.put_queue(pb::PutQueueRequest { queue: Some(queue("support", &[])), allow_update: true }).await.unwrap();
@@ -80,7 +86,7 @@ fn world() -> World {
     World { _redis: redis, sb, rt }
 }
 
-fn no_new_panics(before: u64) -> Result<(), TestCaseError> {
+pub(super) fn no_new_panics(before: u64) -> Result<(), TestCaseError> {
     let now = PANICS.load(Ordering::Relaxed);
     check(now == before, || format!("{} panic(s) in the daemon (see the log above)", now - before))
 }

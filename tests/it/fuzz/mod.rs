@@ -1,8 +1,9 @@
 //! Property tests of every parser that takes input from outside ("fuzzed inputs", issue #21 §3),
 //! through the daemon's public API: MIME messages and their headers, web chat frames, SMS
 //! webhooks and signatures (Twilio, Kannel) and SMPP PDUs, phone numbers and CRM events, the TOML
-//! config, and gRPC requests sent to a real daemon (CTI events, callbacks, interactions, raw
-//! protobuf with invalid UTF-8). The model's validators have their own in
+//! config, the `authorization` value (keys, agent tokens, JWTs), and gRPC requests and web chat
+//! frames sent to a real daemon (CTI events, callbacks, interactions, raw protobuf with invalid
+//! UTF-8). The model's validators have their own in
 //! `crates/model/src/fuzz_tests.rs`.
 //!
 //! Cases per target: `SWITCHBOARD_FUZZ_CASES` (default 256, the suite's short mode;
@@ -13,6 +14,7 @@
 //! process naming the target, the seed and the case. Cases found are kept as named
 //! `regression_*` tests beside their target.
 
+mod auth;
 mod config;
 mod crm;
 mod email;

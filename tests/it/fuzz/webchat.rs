@@ -5,8 +5,11 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use switchboard::channels::webchat::protocol::{self, ClientFrame};
 use switchboard::model::Channel;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+use super::grpc::{PANICS, no_new_panics, world_with};
 use super::{apply, check, edits, run, tricky_string};
+use crate::common::Visitor;
 
 /// A frame and the JSON a page would send for it (fields in any order, optional ones left out
 /// or given, unknown ones added).
@@ -127,5 +130,65 @@ fn fuzz_webchat_field_checks() {
             }
         }
         Ok(())
+    });
+}
+
+#[test]
+fn fuzz_webchat_socket() {
+    // Frames of every kind, valid, damaged and binary, on a real daemon's socket: the connection
+    // answers each burst (a ping after it gets its pong), every frame it sends is a JSON object
+    // with a type, and nothing panics.
+    super::with_big_stack(|| {
+        let w = world_with(|cfg| {
+            cfg.webchat.enabled = true;
+            cfg.webchat.queue = "support".into();
+            cfg.webchat.topics = vec![switchboard::channels::webchat::config::Topic {
+                name: "billing".into(),
+                label: "Billing".into(),
+                queue: "support".into(),
+            }];
+            // One connection per case, a few frames each: far under these.
+            cfg.webchat.messages_per_minute = 10_000;
+            cfg.webchat.ip_messages_per_minute = 100_000;
+            cfg.webchat.ip_connections_per_minute = 100_000;
+            cfg.webchat.ip_max_open_connections = 1_000;
+        });
+        let http = w.sb.http_addr;
+        let message = prop_oneof![
+            4 => frame().prop_map(|(_, v)| WsMessage::Text(v.to_string().into())),
+            2 => (frame(), edits(4)).prop_map(|((_, v), e)| {
+                WsMessage::Text(String::from_utf8_lossy(&apply(v.to_string().into_bytes(), &e)).into_owned().into())
+            }),
+            1 => tricky_string(30).prop_map(|s| WsMessage::Text(s.into())),
+            1 => proptest::collection::vec(any::<u8>(), 0..40).prop_map(|b| WsMessage::Binary(b.into())),
+        ];
+        run("webchat.socket", proptest::collection::vec(message, 1..5), |frames| {
+            let before = PANICS.load(std::sync::atomic::Ordering::Relaxed);
+            let r: Result<(), String> = w.rt.block_on(async {
+                let mut v = Visitor::connect(http).await;
+                for f in frames {
+                    if !v.send_raw(f).await {
+                        return Err("the server closed the connection".into());
+                    }
+                }
+                v.send(json!({"type": "ping"})).await;
+                loop {
+                    let Some(f) = v.recv().await else {
+                        return Err(format!("closed (code {:?}) before the pong", v.close_code));
+                    };
+                    let Some(t) = f["type"].as_str() else { return Err(format!("a frame without a type: {f}")) };
+                    if t == "error" && !(f["code"].is_string() && f["message"].is_string()) {
+                        return Err(format!("an error without code or message: {f}"));
+                    }
+                    if t == "pong" {
+                        break;
+                    }
+                }
+                v.close().await;
+                Ok(())
+            });
+            no_new_panics(before)?;
+            r.map_err(TestCaseError::fail)
+        });
     });
 }
