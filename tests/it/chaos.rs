@@ -187,7 +187,9 @@ async fn agent(i: usize, endpoints: Vec<String>, stop: tokio_util::sync::Cancell
         let mut n = 0u64;
         let mut send = |kind: Rq| {
             n += 1;
-            tx.try_send(pb::AgentRequest { request_id: format!("r{n}"), kind: Some(kind) }).is_ok()
+            let id = format!("r{n}");
+            let _ = tx.try_send(pb::AgentRequest { request_id: id.clone(), kind: Some(kind) });
+            id
         };
         send(Rq::Login(pb::Login { agent_id: id.clone(), token: format!("tok-{id}") }));
         let ready = || {
@@ -201,8 +203,11 @@ async fn agent(i: usize, endpoints: Vec<String>, stop: tokio_util::sync::Cancell
             continue;
         };
         let mut events = resp.into_inner();
-        // Accepted work to complete, and when.
+        // Accepted work to complete, and when (again until acknowledged: a completion sent while
+        // Redis was away failed and is sent again, as an agent would click again).
         let mut due: Vec<(Instant, String)> = Vec::new();
+        // Completion requests in flight: request id → interaction.
+        let mut completing: HashMap<String, String> = HashMap::new();
         loop {
             let tick = tokio::time::sleep(Duration::from_millis(50));
             let e = tokio::select! {
@@ -214,14 +219,15 @@ async fn agent(i: usize, endpoints: Vec<String>, stop: tokio_util::sync::Cancell
                 },
             };
             let now = Instant::now();
-            for (_, iid) in due.iter().filter(|(at, _)| *at <= now) {
-                send(Rq::Complete(pb::CompleteInteraction {
+            for (at, iid) in due.iter_mut().filter(|(at, _)| *at <= now) {
+                let rid = send(Rq::Complete(pb::CompleteInteraction {
                     interaction_id: iid.clone(),
                     disposition: "done".into(),
                     notes: String::new(),
                 }));
+                completing.insert(rid, iid.clone());
+                *at = now + Duration::from_secs(2);
             }
-            due.retain(|(at, _)| *at > now);
             let Some(e) = e else { continue };
             // Signed in again (after an instance died): the snapshot holds the work and offers the
             // agent had; they are carried on like new.
@@ -242,14 +248,22 @@ async fn agent(i: usize, endpoints: Vec<String>, stop: tokio_util::sync::Cancell
                     send(ready());
                     continue;
                 }
-                Some(Ev::Ack(a))
-                    if a.interaction.as_ref().is_some_and(|ix| ix.state == pb::InteractionState::Completed as i32) =>
-                {
-                    seen.lock().unwrap().completed += 1;
+                Some(Ev::Ack(a)) => {
+                    if let Some(iid) = completing.remove(&a.request_id) {
+                        due.retain(|(_, id)| *id != iid);
+                        seen.lock().unwrap().completed += 1;
+                    }
                     continue;
                 }
                 Some(Ev::Error(er)) => {
-                    count(&seen, tonic::Code::from(er.code));
+                    let code = tonic::Code::from(er.code);
+                    count(&seen, code);
+                    // Not this agent's (its accept failed and the offer moved on): stop trying.
+                    if let Some(iid) = completing.remove(&er.request_id)
+                        && matches!(code, tonic::Code::FailedPrecondition | tonic::Code::NotFound)
+                    {
+                        due.retain(|(_, id)| *id != iid);
+                    }
                     continue;
                 }
                 _ => continue,
