@@ -73,11 +73,7 @@ impl Voice {
         not_before_ms: u64,
     ) -> Result<CallbackMade> {
         validate_call_id(call_id)?;
-        let iid = self
-            .engine
-            .call_interaction(system, call_id)
-            .await?
-            .ok_or_else(|| VoiceError::NotFound(format!("call_id: no call {call_id:?} from this system")))?;
+        let iid = self.interaction_of_call(system, call_id).await?;
         let number = if number.is_empty() {
             let ix = self.engine.get_interaction(&iid, false).await?;
             if ix.customer_address == "anonymous" {

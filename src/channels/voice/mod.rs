@@ -314,11 +314,7 @@ impl Voice {
             }
             CallReportKind::Update(u) => u,
         };
-        let iid = self
-            .engine
-            .call_interaction(system, &r.call_id)
-            .await?
-            .ok_or_else(|| VoiceError::NotFound(format!("call_id: no call {:?} from this system", r.call_id)))?;
+        let iid = self.interaction_of_call(system, &r.call_id).await?;
         let agent = self.agent_of(&r.agent_id, &r.device).await?;
         let engine = self.engine.acting_as(by.clone());
         let order = CallOrder::Sequence(r.sequence);
@@ -404,11 +400,7 @@ impl Voice {
         failure: Option<crate::model::voice::RingFailure>,
     ) -> Result<CallOutcome> {
         validate_call_id(call_id)?;
-        let iid = self
-            .engine
-            .call_interaction(system, call_id)
-            .await?
-            .ok_or_else(|| VoiceError::NotFound(format!("call_id: no call {call_id:?} from this system")))?;
+        let iid = self.interaction_of_call(system, call_id).await?;
         let (rid_ix, oseq) = parse_route_id(route_id)
             .ok_or_else(|| VoiceError::Invalid(format!("route_id: {route_id:?} is not a route id Switchboard gave")))?;
         if rid_ix != iid {
@@ -422,6 +414,14 @@ impl Voice {
         let details = serde_json::json!({ "route_id": route_id });
         let order = CallOrder::Offer(oseq);
         Ok(engine.call_event(&iid, call_id, "", order, "", &update, &details, self.sticky_ttl()).await?.0)
+    }
+
+    /// The interaction of `system`'s call `call_id`; NOT_FOUND naming the call if it has none.
+    pub(crate) async fn interaction_of_call(&self, system: &str, call_id: &str) -> Result<String> {
+        self.engine
+            .call_interaction(system, call_id)
+            .await?
+            .ok_or_else(|| VoiceError::NotFound(format!("call_id: no call {call_id:?} from this system")))
     }
 
     /// An agent's phone changed state.
