@@ -73,7 +73,13 @@ pub enum ParseError {
 }
 
 pub fn parse(raw: &[u8], max_body: usize) -> Result<ParsedEmail, ParseError> {
-    let msg = MessageParser::default().parse(raw).ok_or(ParseError::Unparseable)?;
+    // mail-parser 0.11 checks its own bookkeeping with `debug_assert!`, which some broken nestings
+    // trip (a message/rfc822 inside another, ended by the outer boundary): a panic in a debug
+    // build, where a release build parses on. Unparseable here rather than a panic in either.
+    let msg = std::panic::catch_unwind(|| MessageParser::default().parse(raw))
+        .ok()
+        .flatten()
+        .ok_or(ParseError::Unparseable)?;
     let message_id = msg.message_id().and_then(normalize_message_id);
     let in_reply_to = ids(msg.in_reply_to());
     let references = ids(msg.references());

@@ -230,6 +230,16 @@ fn regression_an_auto_reply_reason_is_one_line() {
     }
 }
 
+/// Found by `fuzz_email_parse` (the long run, shrunk by hand to these bytes): mail-parser 0.11's
+/// `debug_assert!` on its part bookkeeping fired, a panic in a debug build (the ingest contained it
+/// and set the message aside; a release build parses on).
+#[test]
+fn regression_a_message_in_a_message_ended_by_the_outer_boundary() {
+    let raw = b"Content-Type:multipart;boundary==_x\n\n--=_xContent-Type:message/rfc822\n\nContent-Type:message/rfc822\n\n\n--=_x--";
+    let _ = parse::parse(raw, 4096);
+    let _ = parse::parse(&[&b"From: a@b.test\r\n"[..], raw].concat(), 4096);
+}
+
 #[test]
 fn fuzz_email_parse_large() {
     // Big and deep inputs: long headers, many parts, many references, long bodies.
