@@ -34,6 +34,9 @@ if [[ -n $filter ]]; then
     daemon_expr="$daemon_expr & test(/$filter/)"
 fi
 
+started_at=$(date -u +'%F %H:%M UTC')
+commit=$(git rev-parse --short HEAD)
+dirty=$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (with uncommitted changes in the tree)')
 echo "==> building the test binaries"
 cargo nextest run -p switchboard-model --lib --no-run
 cargo nextest run -p switchboard --test it --no-run
@@ -44,7 +47,8 @@ status=0
 run() {
     # Output of passing tests too: each target prints its "fuzz <target>: <n> cases ..." line.
     set +e
-    cargo nextest run --no-fail-fast --success-output immediate --failure-output immediate "$@" 2>&1 | tee -a "$log" |
+    cargo nextest run --no-fail-fast --no-tests warn --success-output immediate --failure-output immediate "$@" 2>&1 |
+        tee -a "$log" |
         grep --line-buffered -E '^\s*fuzz [a-z_.]+: [0-9]+ cases|^\s+(PASS|FAIL|SIGABRT|SIGSEGV|TIMEOUT) '
     local rc=${PIPESTATUS[0]}
     set -e
@@ -53,8 +57,8 @@ run() {
     fi
 }
 echo "==> ${SWITCHBOARD_FUZZ_CASES} cases per target"
-run -p switchboard-model --lib -E "$model_expr"
 run -p switchboard --test it -E "$daemon_expr"
+run -p switchboard-model --lib -E "$model_expr"
 elapsed=$(($(date +%s) - started))
 
 # One table row per target line.
@@ -67,9 +71,9 @@ regressions=$(grep -cE '^\s+PASS .*::regression_' "$log" || true)
 regressions_failed=$(grep -cE '^\s+(FAIL|SIGABRT|SIGSEGV) .*::regression_' "$log" || true)
 
 {
-    echo "# Fuzz run $(date -u +'%F %H:%M UTC')"
+    echo "# Fuzz run started ${started_at}, ended $(date -u +'%H:%M UTC')"
     echo
-    echo "- Commit: \`$(git rev-parse --short HEAD)\`$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (with uncommitted changes in the tree)')"
+    echo "- Commit: \`${commit}\` when the run started${dirty}"
     echo "- Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(rustc --version)"
     echo "- Build: the test profile (debug, overflow checks on), as the suite runs it"
     echo "- Cases asked per target: ${SWITCHBOARD_FUZZ_CASES}; targets: ${targets}, failed: ${failed}"
