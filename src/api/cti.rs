@@ -74,21 +74,6 @@ fn callback_to_pb(made: CallbackMade) -> pb::CallbackResponse {
     }
 }
 
-/// The last second a Timestamp may hold (9999-12-31T23:59:59Z); past it milliseconds overflow.
-const MAX_SECONDS: i64 = 253_402_300_799;
-
-/// A timestamp the caller may leave unset (0); before the epoch or after 9999 is refused, naming
-/// the field.
-fn optional_ms(field: &str, t: Option<prost_types::Timestamp>) -> Result<u64, Status> {
-    match t {
-        None => Ok(0),
-        Some(t) if !(0..=MAX_SECONDS).contains(&t.seconds) || !(0..1_000_000_000).contains(&t.nanos) => {
-            Err(Status::invalid_argument(format!("{field}: is not a valid time")))
-        }
-        Some(t) => Ok(t.seconds as u64 * 1000 + t.nanos as u64 / 1_000_000),
-    }
-}
-
 fn outcome_to_pb(o: CallOutcome) -> pb::Outcome {
     match o {
         CallOutcome::Applied => pb::Outcome::Applied,
@@ -366,7 +351,7 @@ impl pb::cti_server::Cti for CtiService {
     ) -> Result<Response<pb::CallbackResponse>, Status> {
         let (system, by) = system(&request)?;
         let r = request.into_inner();
-        let not_before = optional_ms("not_before", r.not_before)?;
+        let not_before = super::optional_ms("not_before", r.not_before)?;
         let made =
             self.voice.request_callback(&system, &by, &r.call_id, &r.number, not_before).await.map_err(voice_status)?;
         if made.created {
@@ -382,8 +367,8 @@ impl pb::cti_server::Cti for CtiService {
         let (system, by) = system(&request)?;
         let r = request.into_inner();
         let cb = NewCallback {
-            waiting_since_ms: optional_ms("waiting_since", r.waiting_since)?,
-            not_before_ms: optional_ms("not_before", r.not_before)?,
+            waiting_since_ms: super::optional_ms("waiting_since", r.waiting_since)?,
+            not_before_ms: super::optional_ms("not_before", r.not_before)?,
             callback_id: r.callback_id,
             number: r.number,
             queue: r.queue,

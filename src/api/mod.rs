@@ -446,3 +446,18 @@ pub fn queue_spec_from_pb(q: pb::Queue) -> Result<model::QueueSpec, Status> {
     };
     Ok(spec)
 }
+
+/// The last second a Timestamp may hold (9999-12-31T23:59:59Z); past it milliseconds overflow.
+const MAX_SECONDS: i64 = 253_402_300_799;
+
+/// A timestamp the caller may leave unset (0); before the epoch or after 9999 is refused, naming
+/// the field.
+pub(crate) fn optional_ms(field: &str, t: Option<prost_types::Timestamp>) -> Result<u64, Status> {
+    match t {
+        None => Ok(0),
+        Some(t) if !(0..=MAX_SECONDS).contains(&t.seconds) || !(0..1_000_000_000).contains(&t.nanos) => {
+            Err(Status::invalid_argument(format!("{field}: is not a valid time")))
+        }
+        Some(t) => Ok(t.seconds as u64 * 1000 + t.nanos as u64 / 1_000_000),
+    }
+}

@@ -113,14 +113,7 @@ impl AgentDesktopService {
 
     async fn schedule_callback(&self, caller: &Caller, c: pb::ScheduleCallback) -> Result<pb::Ack, Status> {
         let iid = required("interaction_id", &c.interaction_id)?;
-        let not_before = match c.not_before {
-            None => 0,
-            // 9999-12-31T23:59:59Z at the latest: past it, milliseconds overflow.
-            Some(t) if !(0..=253_402_300_799).contains(&t.seconds) => {
-                return Err(Status::invalid_argument("not_before: is not a valid time"));
-            }
-            Some(t) => t.seconds as u64 * 1000 + (t.nanos.max(0) as u64) / 1_000_000,
-        };
+        let not_before = crate::api::optional_ms("not_before", c.not_before)?;
         let ix = self.engine.get_interaction(iid, false).await.map_err(status)?;
         let made = self
             .voice
