@@ -31,6 +31,7 @@ mod kamailio;
 mod observability;
 mod opening_hours;
 mod postgres_tls;
+mod redis_cluster;
 mod redis_faults;
 mod redis_sentinel;
 mod redis_tls;

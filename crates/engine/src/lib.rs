@@ -15,6 +15,7 @@
 
 mod caller;
 mod chat;
+pub mod cluster;
 mod counted;
 mod decode;
 pub mod email;
@@ -257,21 +258,30 @@ impl Engine {
             .set_response_timeout(Some(Duration::from_secs(30)))
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_number_of_retries(3);
+        let unsupported_tls = |what: &str| {
+            EngineError::Redis(
+                (
+                    redis::ErrorKind::InvalidClientConfig,
+                    "Redis URL",
+                    format!("TLS through {what} is not supported yet: use rediss:// to one server"),
+                )
+                    .into(),
+            )
+        };
+        let cluster = cluster::ClusterUrl::parse(url);
         let primary = match primary::SentinelUrl::parse(url) {
+            None if cluster.is_some() => match cluster.expect("checked") {
+                Err(why) => {
+                    return Err(EngineError::Redis((redis::ErrorKind::InvalidClientConfig, "cluster URL", why).into()));
+                }
+                Ok(_) if opts.redis_tls.is_some() => return Err(unsupported_tls("Redis Cluster")),
+                Ok(u) => Primary::in_cluster(u, Keys::new(opts.key_root.clone()).meta(), cfg).await?,
+            },
             None => Primary::direct(redis_client(url, opts.redis_tls.as_ref())?, cfg).await?,
             Some(Err(why)) => {
                 return Err(EngineError::Redis((redis::ErrorKind::InvalidClientConfig, "Sentinel URL", why).into()));
             }
-            Some(Ok(_)) if opts.redis_tls.is_some() => {
-                return Err(EngineError::Redis(
-                    (
-                        redis::ErrorKind::InvalidClientConfig,
-                        "Sentinel URL",
-                        "TLS through Sentinel is not supported yet: use rediss:// to the primary".to_string(),
-                    )
-                        .into(),
-                ));
-            }
+            Some(Ok(_)) if opts.redis_tls.is_some() => return Err(unsupported_tls("Sentinel")),
             Some(Ok(u)) => Primary::through_sentinels(&u, cfg).await?,
         };
         let consts = Constants {

@@ -1,16 +1,20 @@
 //! The connection every engine call shares, to Redis's primary. A plain URL is one server, and the
 //! connection manager reconnects to it. A `redis+sentinel://` URL names Sentinels and a service:
-//! the primary is looked up through them, and looked up again whenever a request finds the one in
+//! the primary is looked up through them (a `redis+cluster://` URL: through the cluster's nodes,
+//! see `cluster`), and looked up again whenever a request finds the one in
 //! use gone (connection refused or dropped, a timeout) or demoted (`READONLY`) — so a failover is
 //! followed without a restart. The failed request itself is not retried: whether it ran before
 //! the connection broke is unknown, and the caller's idempotency key makes its own retry safe.
 
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{Cmd, ConnectionAddr, Pipeline, RedisError, RedisFuture, Value};
 use tokio::sync::Mutex;
+
+use crate::cluster::{ClusterLocator, ClusterUrl};
 
 /// `redis+sentinel://[user:password@]host:port[,host:port...]/service[/db]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,32 +38,12 @@ impl SentinelUrl {
 
     fn parse_rest(rest: &str) -> Result<SentinelUrl, String> {
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let (userinfo, hosts) = match authority.rsplit_once('@') {
+        let (userinfo_part, hosts) = match authority.rsplit_once('@') {
             Some((u, h)) => (Some(u), h),
             None => (None, authority),
         };
-        let (username, password) = match userinfo {
-            None => (None, None),
-            Some(u) => match u.split_once(':') {
-                Some((user, pass)) => {
-                    ((!user.is_empty()).then(|| decode(user)), (!pass.is_empty()).then(|| decode(pass)))
-                }
-                None => (None, Some(decode(u))),
-            },
-        };
-        let mut sentinels = Vec::new();
-        for h in hosts.split(',').filter(|h| !h.is_empty()) {
-            let (host, port) = match h.rsplit_once(':') {
-                Some((host, port)) => {
-                    (host, port.parse::<u16>().map_err(|_| format!("sentinel {h:?}: the port is not a number"))?)
-                }
-                None => (h, 26379),
-            };
-            if host.is_empty() {
-                return Err(format!("sentinel {h:?}: no host"));
-            }
-            sentinels.push((host.to_string(), port));
-        }
+        let (username, password) = userinfo(userinfo_part);
+        let sentinels = host_list(hosts, 26379, "sentinel")?;
         if sentinels.is_empty() {
             return Err("names no sentinel (redis+sentinel://host:26379,host:26379/service)".into());
         }
@@ -87,6 +71,35 @@ impl SentinelUrl {
             b = b.set_client_to_redis_password(p);
         }
         b.build()
+    }
+}
+
+/// `host:port,host:port` (a missing port is `default_port`); errors name the `what` at fault.
+pub(crate) fn host_list(hosts: &str, default_port: u16, what: &str) -> Result<Vec<(String, u16)>, String> {
+    let mut out = Vec::new();
+    for h in hosts.split(',').filter(|h| !h.is_empty()) {
+        let (host, port) = match h.rsplit_once(':') {
+            Some((host, port)) => {
+                (host, port.parse::<u16>().map_err(|_| format!("{what} {h:?}: the port is not a number"))?)
+            }
+            None => (h, default_port),
+        };
+        if host.is_empty() {
+            return Err(format!("{what} {h:?}: no host"));
+        }
+        out.push((host.to_string(), port));
+    }
+    Ok(out)
+}
+
+/// A URL's `user:password` (either may be empty, or the whole a password), percent-decoded.
+pub(crate) fn userinfo(u: Option<&str>) -> (Option<String>, Option<String>) {
+    match u {
+        None => (None, None),
+        Some(u) => match u.split_once(':') {
+            Some((user, pass)) => ((!user.is_empty()).then(|| decode(user)), (!pass.is_empty()).then(|| decode(pass))),
+            None => (None, Some(decode(u))),
+        },
     }
 }
 
@@ -119,34 +132,70 @@ struct Current {
     client: redis::Client,
 }
 
+/// Who says which server is the primary, for a URL that does not name it outright.
+enum Locator {
+    Sentinel(SentinelClient),
+    /// The primary serving the domain's slot.
+    Cluster(ClusterLocator),
+}
+
+impl Locator {
+    async fn locate(&mut self) -> redis::RedisResult<redis::Client> {
+        match self {
+            Locator::Sentinel(s) => s.async_get_client().await,
+            Locator::Cluster(c) => c.locate().await,
+        }
+    }
+}
+
+/// A failed look-up is not tried again sooner than this: while a failover is under way every
+/// request fails, and each would otherwise ask again.
+const RELOCATE_PAUSE: Duration = Duration::from_millis(200);
+
+struct Following {
+    locator: Locator,
+    last_try: Option<Instant>,
+}
+
 #[derive(Clone)]
 pub struct Primary {
     current: Arc<RwLock<Arc<Current>>>,
-    /// Set for a Sentinel URL; one look-up at a time.
-    sentinel: Option<Arc<Mutex<SentinelClient>>>,
+    /// Set for a Sentinel or cluster URL; one look-up at a time.
+    following: Option<Arc<Mutex<Following>>>,
     cfg: ConnectionManagerConfig,
 }
 
 impl Primary {
     /// A plain server's connection.
     pub async fn direct(client: redis::Client, cfg: ConnectionManagerConfig) -> redis::RedisResult<Primary> {
-        let con = ConnectionManager::new_with_config(client.clone(), cfg.clone()).await?;
-        Ok(Primary {
-            current: Arc::new(RwLock::new(Arc::new(Current { generation: 0, con, client }))),
-            sentinel: None,
-            cfg,
-        })
+        Self::start(client, None, cfg).await
     }
 
     /// The primary of `url`'s service, as its Sentinels say now.
     pub async fn through_sentinels(url: &SentinelUrl, cfg: ConnectionManagerConfig) -> redis::RedisResult<Primary> {
         let mut sentinel = url.client()?;
         let client = sentinel.async_get_client().await?;
-        let con = ConnectionManager::new_with_config(client.clone(), cfg.clone()).await?;
         tracing::info!(message = "Redis primary found through Sentinel.", service = %url.service, primary = %client.get_connection_info().addr());
+        Self::start(client, Some(Locator::Sentinel(sentinel)), cfg).await
+    }
+
+    /// The cluster's primary serving `key`'s slot (the domain's), as the cluster says now.
+    pub async fn in_cluster(url: ClusterUrl, key: String, cfg: ConnectionManagerConfig) -> redis::RedisResult<Primary> {
+        let mut locator = ClusterLocator::new(url, key);
+        let client = locator.locate().await?;
+        tracing::info!(message = "Redis Cluster primary of the domain's slot found.", primary = %client.get_connection_info().addr());
+        Self::start(client, Some(Locator::Cluster(locator)), cfg).await
+    }
+
+    async fn start(
+        client: redis::Client,
+        locator: Option<Locator>,
+        cfg: ConnectionManagerConfig,
+    ) -> redis::RedisResult<Primary> {
+        let con = ConnectionManager::new_with_config(client.clone(), cfg.clone()).await?;
         Ok(Primary {
             current: Arc::new(RwLock::new(Arc::new(Current { generation: 0, con, client }))),
-            sentinel: Some(Arc::new(Mutex::new(sentinel))),
+            following: locator.map(|locator| Arc::new(Mutex::new(Following { locator, last_try: None }))),
             cfg,
         })
     }
@@ -160,14 +209,25 @@ impl Primary {
         self.current().client.clone()
     }
 
+    /// How many times the primary has changed since the start.
+    pub fn generation(&self) -> u64 {
+        self.current().generation
+    }
+
     /// Looks the primary up again after a request on generation `failed` found it gone.
     async fn follow(&self, failed: u64) {
-        let Some(sentinel) = &self.sentinel else { return };
-        let mut sentinel = sentinel.lock().await;
-        if self.current().generation != failed {
+        let Some(following) = &self.following else { return };
+        let mut following = following.lock().await;
+        if self.current().generation != failed || following.last_try.is_some_and(|t| t.elapsed() < RELOCATE_PAUSE) {
             return;
         }
-        let found = match sentinel.async_get_client().await {
+        following.last_try = Some(Instant::now());
+        let found = match following.locator.locate().await {
+            Ok(client) if client.get_connection_info().addr() == self.current().client.get_connection_info().addr() => {
+                // Still the same server (a blip, or the cluster has not failed over yet): the
+                // connection manager reconnects to it by itself.
+                return;
+            }
             Ok(client) => match ConnectionManager::new_with_config(client.clone(), self.cfg.clone()).await {
                 Ok(con) => Ok((client, con)),
                 Err(e) => Err(e),
@@ -180,18 +240,18 @@ impl Primary {
                 *self.current.write().expect("primary lock") =
                     Arc::new(Current { generation: failed + 1, con, client });
             }
-            Err(error) => tracing::warn!(message = "The Sentinels named no reachable primary yet.", %error),
+            Err(error) => tracing::warn!(message = "No reachable Redis primary named yet.", %error),
         }
     }
 }
 
-/// The primary in use is gone or no longer the primary.
+/// The primary in use is gone, no longer the primary, or no longer serves the domain's slot.
 fn lost_primary(e: &RedisError) -> bool {
     e.is_io_error()
         || e.is_connection_dropped()
         || e.is_connection_refusal()
         || e.is_timeout()
-        || matches!(e.code(), Some("READONLY" | "MASTERDOWN" | "LOADING"))
+        || matches!(e.code(), Some("READONLY" | "MASTERDOWN" | "LOADING" | "MOVED" | "CLUSTERDOWN" | "TRYAGAIN"))
 }
 
 impl ConnectionLike for Primary {

@@ -2,7 +2,7 @@
 //! temp dir and stopped by the PID it was started with, never by name.
 //!
 //! - [`wait`]: `eventually` / [`assert_eventually!`], free ports, test tracing.
-//! - [`redis_server`]: a `redis-server`.
+//! - [`redis_server`]: a `redis-server`; [`sentinel`] and [`cluster`]: Sentinel and Cluster setups of them.
 //! - [`postgres`]: `initdb` + `postgres` (plain or TLS).
 //! - [`dovecot`]: an IMAP server with IDLE (plain or TLS), and test certificates.
 //! - [`smtp`]: aiosmtpd, recording what it receives and answering as planned.
@@ -15,6 +15,7 @@
 //! with the tests (`tests/it/common`) and the benchmark.
 
 pub mod browser;
+pub mod cluster;
 pub mod dovecot;
 pub mod kannel;
 pub mod postgres;
@@ -26,6 +27,7 @@ pub mod smtp;
 pub mod wait;
 
 pub use browser::Browser;
+pub use cluster::ClusterSetup;
 pub use dovecot::{Dovecot, TestCerts};
 pub use kannel::{Kannel, KannelOptions, Mt};
 pub use postgres::{PgServer, PgTlsFiles};
