@@ -34,7 +34,7 @@ pub const ENV_RUST_LOG: &str = "RUST_LOG";
 
 pub const MAX_SHUTDOWN_GRACE_SECS: u64 = 300;
 const MAX_KEY_PART_LEN: usize = 64;
-const REDIS_SCHEMES: [&str; 4] = ["redis://", "rediss://", "unix://", "redis+sentinel://"];
+const REDIS_SCHEMES: [&str; 5] = ["redis://", "rediss://", "unix://", "redis+sentinel://", "redis+cluster://"];
 
 /// Read access to environment variables.
 pub trait Env {
@@ -200,10 +200,13 @@ pub struct RedisConfig {
     /// `redis://`, `rediss://` (TLS) or `unix://`; an ACL user and password go in the URL
     /// (`rediss://user:password@host:6380/0`). Behind Sentinel:
     /// `redis+sentinel://[user:password@]host:port,host:port/service[/db]` (the primary is found
-    /// through the Sentinels and followed across a failover).
+    /// through the Sentinels and followed across a failover). A Redis Cluster:
+    /// `redis+cluster://[user:password@]host:port,host:port` (any few nodes; the primary serving
+    /// the domain's slot is found through them and followed across failovers and slot moves).
     pub url: String,
     pub key_prefix: String,
-    /// Routing domain: instances sharing a domain share queues and agents.
+    /// Routing domain: instances sharing a domain share queues and agents. One instance serves one
+    /// domain; on a Redis Cluster, each domain is one hash slot, so domains spread over shards.
     pub domain: String,
     /// For a rediss:// URL: the CA that signed Redis's certificate (default: the web's roots) ...
     pub ca_file: Option<PathBuf>,
@@ -770,9 +773,21 @@ fn check_range(key: &str, v: u64, min: u64, max: u64, unit: &str) -> Result<(), 
 
 fn check_redis_url(url: &str) -> Result<(), String> {
     match REDIS_SCHEMES.iter().find_map(|s| url.strip_prefix(s)) {
-        None => Err(format!("{:?} must start with redis://, rediss://, unix:// or redis+sentinel://", redact_url(url))),
+        None => Err(format!(
+            "{:?} must start with redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://",
+            redact_url(url)
+        )),
         Some("") => Err(format!("{:?} names no host or socket path", redact_url(url))),
-        Some(_) => Ok(()),
+        Some(_) => {
+            let why = match (
+                switchboard_engine::primary::SentinelUrl::parse(url),
+                switchboard_engine::cluster::ClusterUrl::parse(url),
+            ) {
+                (Some(Err(why)), _) | (_, Some(Err(why))) => why,
+                _ => return Ok(()),
+            };
+            Err(format!("{:?} {why}", redact_url(url)))
+        }
     }
 }
 
@@ -1383,6 +1398,8 @@ username = "support@example.com"
             ("[server]\ngrpc_listen = \"127.0.0.1:9000\"\nhttp_listen = \"127.0.0.1:9000\"", "server.http_listen"),
             ("[redis]\nurl = \"http://127.0.0.1:6379\"", "redis.url"),
             ("[redis]\nurl = \"redis://\"", "redis.url"),
+            ("[redis]\nurl = \"redis+cluster://h:7000/3\"", "redis.url"),
+            ("[redis]\nurl = \"redis+sentinel://h:26379\"", "redis.url"),
             ("[redis]\nkey_prefix = \"\"", "redis.key_prefix"),
             ("[redis]\nkey_prefix = \"a:b\"", "redis.key_prefix"),
             ("[redis]\ndomain = \"\"", "redis.domain"),

@@ -710,12 +710,7 @@ fn helm_chart_is_consistent_with_its_values_and_the_daemons_config() {
     s(&chart["appVersion"], "appVersion");
     let values = &yaml_docs(format!("{CHART}/values.yaml"))[0];
     assert!(int(&values["replicaCount"], "replicaCount") >= 2);
-    let values_text = read(format!("{CHART}/values.yaml"));
-    assert!(
-        values_text.contains("cluster: Redis Cluster is NOT supported"),
-        "values.yaml says cluster is not supported"
-    );
-    assert!(read(format!("{CHART}/README.md")).contains("Redis Cluster is not supported"));
+    assert!(read(format!("{CHART}/README.md")).contains("`redis.cluster.nodes`"));
 
     // Templates: balanced actions, known includes, and no `.Values` path values.yaml lacks.
     let mut defined = BTreeSet::new();
@@ -757,12 +752,11 @@ fn helm_chart_is_consistent_with_its_values_and_the_daemons_config() {
     for name in &included {
         assert!(defined.contains(name), "include {name:?} of no define");
     }
-    // Rendering fails for Redis Cluster, with a message saying so.
+    // Redis Cluster renders a redis+cluster:// URL, and refuses what a cluster cannot do.
     let helpers = &templates["_helpers.tpl"];
-    assert!(
-        helpers.contains(r#"eq $v.redis.mode "cluster""#)
-            && helpers.contains(r#"fail "redis.mode=cluster: Switchboard does not support Redis Cluster yet"#)
-    );
+    assert!(helpers.contains(r#"printf "redis+cluster://%s%s" $auth (join "," $r.cluster.nodes)"#));
+    assert!(helpers.contains(r#"fail "redis.cluster.nodes: name a few of the cluster's nodes"#));
+    assert!(helpers.contains(r#"fail "redis.db: a Redis Cluster has only database 0""#));
     for t in ["configmap.yaml", "deployment.yaml"] {
         assert!(
             templates[t].starts_with(r#"{{- include "switchboard.validate" . -}}"#),
@@ -804,7 +798,7 @@ fn helm_chart_is_consistent_with_its_values_and_the_daemons_config() {
     let term_grace = int(&values["preStopSleepSecs"], "preStopSleepSecs") + grace + 15;
     assert!(term_grace > int(&values["preStopSleepSecs"], "preStopSleepSecs") + grace + SESSION_END_SECS);
 
-    // Where helm is installed: lint, render with Sentinel, and refuse Redis Cluster.
+    // Where helm is installed: lint, render with Sentinel and with Redis Cluster.
     let base = [
         "--set",
         "secrets.crmApiKey=crm-key-0123456789abcdef0123456789abcdef",
@@ -839,6 +833,17 @@ fn helm_chart_is_consistent_with_its_values_and_the_daemons_config() {
     let out =
         run_tool("helm", &[&["template", "sb", CHART, "--set", "redis.mode=cluster"][..], &base[..]].concat(), root())
             .unwrap();
-    assert!(!out.status.success(), "redis.mode=cluster must not render");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("does not support Redis Cluster"));
+    assert!(!out.status.success(), "redis.mode=cluster without nodes must not render");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("redis.cluster.nodes"));
+    let cluster = ["--set", "redis.mode=cluster", "--set", "redis.cluster.nodes={c-0:6379,c-1:6379}"];
+    let out = run_tool("helm", &[&["template", "sb", CHART][..], &base[..], &cluster[..]].concat(), root()).unwrap();
+    assert_success(&out, "helm template (cluster)");
+    let docs = YamlLoader::load_from_str(&String::from_utf8(out.stdout).unwrap()).expect("helm's output is YAML");
+    let cm = docs.iter().find(|d| d["kind"].as_str() == Some("ConfigMap")).expect("a ConfigMap");
+    let cfg = load(
+        s(&cm["data"]["switchboard.toml"], "switchboard.toml"),
+        &env(&[("SWITCHBOARD_CRM_API_KEY", CRM_KEY)]),
+        "the rendered switchboard.toml (cluster)",
+    );
+    assert_eq!(cfg.redis.url, "redis+cluster://c-0:6379,c-1:6379");
 }

@@ -66,6 +66,8 @@ from its environment (the Secret).
 {{- end -}}
 {{- if eq $r.mode "sentinel" -}}
 {{- printf "redis+sentinel://%s%s/%s/%d" $auth (join "," $r.sentinel.sentinels) $r.sentinel.service (int $r.db) -}}
+{{- else if eq $r.mode "cluster" -}}
+{{- printf "redis+cluster://%s%s" $auth (join "," $r.cluster.nodes) -}}
 {{- else -}}
 {{- $scheme := "redis" -}}
 {{- if $r.standalone.tls -}}
@@ -90,7 +92,15 @@ Settings that cannot work stop the rendering with a message naming the value.
 {{- define "switchboard.validate" -}}
 {{- $v := .Values -}}
 {{- if eq $v.redis.mode "cluster" -}}
-{{- fail "redis.mode=cluster: Switchboard does not support Redis Cluster yet. Use redis.mode=standalone (one primary) or redis.mode=sentinel (a primary with replicas behind Sentinels)." -}}
+{{- if not $v.redis.cluster.nodes -}}
+{{- fail "redis.cluster.nodes: name a few of the cluster's nodes (host:6379) for redis.mode=cluster" -}}
+{{- end -}}
+{{- if ne (int $v.redis.db) 0 -}}
+{{- fail "redis.db: a Redis Cluster has only database 0" -}}
+{{- end -}}
+{{- if $v.redis.standalone.tls -}}
+{{- fail "redis.standalone.tls: TLS to a Redis Cluster is not supported yet" -}}
+{{- end -}}
 {{- else if eq $v.redis.mode "sentinel" -}}
 {{- if not $v.redis.sentinel.sentinels -}}
 {{- fail "redis.sentinel.sentinels: name the Sentinels (host:26379, three or more) for redis.mode=sentinel" -}}
