@@ -779,12 +779,11 @@ fn check_redis_url(url: &str) -> Result<(), String> {
         )),
         Some("") => Err(format!("{:?} names no host or socket path", redact_url(url))),
         Some(_) => {
-            let why = match (
+            let ((Some(Err(why)), _) | (_, Some(Err(why)))) = (
                 switchboard_engine::primary::SentinelUrl::parse(url),
                 switchboard_engine::cluster::ClusterUrl::parse(url),
-            ) {
-                (Some(Err(why)), _) | (_, Some(Err(why))) => why,
-                _ => return Ok(()),
+            ) else {
+                return Ok(());
             };
             Err(format!("{:?} {why}", redact_url(url)))
         }

@@ -1,7 +1,8 @@
 //! Routing domains on a Redis Cluster (three primaries with a replica each, on loopback): each
 //! domain lives in one hash slot, so three domains land on three shards; instances of one domain
 //! share its queues and agents, domains share nothing, and when the primary of one domain's shard
-//! dies the daemons of that domain follow its replica while the other domains route on.
+//! dies the daemons of that domain follow its replica while the other domains route on; a domain
+//! whose slot moves to another shard follows it too.
 
 use std::time::Duration;
 
@@ -95,11 +96,13 @@ async fn domains_spread_over_a_cluster_route_apart_and_follow_their_shards_failo
     assert_ne!(old, new);
 
     // The other domains never noticed: they route on their shards at once.
+    let mut offered = vec![String::new()];
     for i in 1..3 {
         let mut ixs = servers[i].interactions().await;
         let ix = ixs.create_interaction(new_chat("sales", &format!("w{i}"), "still here")).await.unwrap().into_inner();
         desktops[i].complete(&first[i], "done").await.unwrap();
         assert_eq!(desktops[i].wait_offer().await.interaction.unwrap().id, ix.id, "domain {i} after the failover");
+        offered.push(ix.id);
     }
     // Domain 0's instances follow the new primary: a create through the first instance goes
     // through, its accepted chat is still Ann's, and Ann — on the second instance — gets the next.
@@ -114,6 +117,31 @@ async fn domains_spread_over_a_cluster_route_apart_and_follow_their_shards_failo
     assert_eq!((before.state, before.agent_id.as_str()), (pb::InteractionState::Active as i32, "ann"));
     desktops[0].complete(&first[0], "done").await.unwrap();
     assert_eq!(desktops[0].wait_offer().await.interaction.unwrap().id, after.id);
+
+    // Domain 1's slot moves to domain 2's shard: its instance follows the MOVED replies, the
+    // offer pending there is still Ann's to accept, and new work routes.
+    let d1_key = format!("sb:{{{}}}:meta", domains[1].0);
+    tokio::task::block_in_place(|| setup.move_slot_of(&d1_key, domains[2].1));
+    let ixs1 = servers[1].interactions().await;
+    let moved = eventually("a create after the slot moved", Duration::from_secs(30), || {
+        let mut ixs = ixs1.clone();
+        async move { ixs.create_interaction(new_chat("sales", "v1-moved", "moved")).await.ok() }
+    })
+    .await
+    .into_inner();
+    let pending = offered[1].clone();
+    desktops[1].accept(&pending).await.unwrap();
+    desktops[1].complete(&pending, "done").await.unwrap();
+    assert_eq!(desktops[1].wait_offer().await.interaction.unwrap().id, moved.id);
+    let mut con =
+        redis::Client::open(setup.server_url(domains[2].1)).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let n: i64 = redis::cmd("EXISTS")
+        .arg(format!("sb:{{{}}}:ix:{}", domains[1].0, moved.id))
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "domain 1's new work is on its new shard");
+    assert_eq!(get(&servers[1], &first[1]).await.unwrap().state, pb::InteractionState::Completed as i32);
     for sb in servers.iter().chain([&second]) {
         eventually("ready again", Duration::from_secs(15), || async {
             (sb.http("/readyz").await.0 == 200).then_some(())

@@ -152,6 +152,9 @@ impl Locator {
 /// request fails, and each would otherwise ask again.
 const RELOCATE_PAUSE: Duration = Duration::from_millis(200);
 
+/// How often the Sentinels are asked for the primary when no request has failed.
+const SENTINEL_POLL: Duration = Duration::from_secs(1);
+
 struct Following {
     locator: Locator,
     last_try: Option<Instant>,
@@ -193,11 +196,39 @@ impl Primary {
         cfg: ConnectionManagerConfig,
     ) -> redis::RedisResult<Primary> {
         let con = ConnectionManager::new_with_config(client.clone(), cfg.clone()).await?;
-        Ok(Primary {
+        let polled = matches!(locator, Some(Locator::Sentinel(_)));
+        let primary = Primary {
             current: Arc::new(RwLock::new(Arc::new(Current { generation: 0, con, client }))),
             following: locator.map(|locator| Arc::new(Mutex::new(Following { locator, last_try: None }))),
             cfg,
-        })
+        };
+        if polled {
+            primary.poll_sentinels();
+        }
+        Ok(primary)
+    }
+
+    /// Asks the Sentinels every [`SENTINEL_POLL`] which server is the primary, for as long as a
+    /// clone of this handle lives. A failover on purpose (or a partition) leaves the old primary
+    /// up and still taking writes until the Sentinels reconfigure it, which takes them seconds:
+    /// waiting for a request to meet `READONLY` would write into a server about to be a replica.
+    fn poll_sentinels(&self) {
+        let (current, following) = (Arc::downgrade(&self.current), self.following.as_ref().map(Arc::downgrade));
+        let cfg = self.cfg.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SENTINEL_POLL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let (Some(current), Some(following)) =
+                    (current.upgrade(), following.as_ref().and_then(std::sync::Weak::upgrade))
+                else {
+                    return;
+                };
+                let primary = Primary { current, following: Some(following), cfg: cfg.clone() };
+                primary.follow(primary.current().generation).await;
+            }
+        });
     }
 
     fn current(&self) -> Arc<Current> {
@@ -236,7 +267,7 @@ impl Primary {
         };
         match found {
             Ok((client, con)) => {
-                tracing::warn!(message = "Following the Redis primary after a failover.", primary = %client.get_connection_info().addr());
+                tracing::warn!(message = "Following the Redis primary (a failover, or the domain's slot moved).", primary = %client.get_connection_info().addr());
                 *self.current.write().expect("primary lock") =
                     Arc::new(Current { generation: failed + 1, con, client });
             }
@@ -251,7 +282,19 @@ fn lost_primary(e: &RedisError) -> bool {
         || e.is_connection_dropped()
         || e.is_connection_refusal()
         || e.is_timeout()
-        || matches!(e.code(), Some("READONLY" | "MASTERDOWN" | "LOADING" | "MOVED" | "CLUSTERDOWN" | "TRYAGAIN"))
+        || e.code().is_some_and(lost_code)
+}
+
+/// The same, said by the server in a reply: a connection hands server errors back as values
+/// (they become `Err` only where the reply is read), so they are looked for here too.
+fn lost_reply(v: &Value) -> bool {
+    matches!(v, Value::ServerError(e) if lost_code(e.code()))
+}
+
+fn lost_code(code: &str) -> bool {
+    // NOREPLICAS: a primary under `min-replicas-to-write` that lost its replicas, such as an old
+    // primary whose replica was promoted.
+    matches!(code, "READONLY" | "MASTERDOWN" | "LOADING" | "MOVED" | "CLUSTERDOWN" | "TRYAGAIN" | "NOREPLICAS")
 }
 
 impl ConnectionLike for Primary {
@@ -260,9 +303,7 @@ impl ConnectionLike for Primary {
             let cur = self.current();
             let mut con = cur.con.clone();
             let r = con.req_packed_command(cmd).await;
-            if let Err(e) = &r
-                && lost_primary(e)
-            {
+            if r.as_ref().map_or_else(lost_primary, lost_reply) {
                 self.follow(cur.generation).await;
             }
             r
@@ -279,9 +320,7 @@ impl ConnectionLike for Primary {
             let cur = self.current();
             let mut con = cur.con.clone();
             let r = con.req_packed_commands(pipeline, offset, count).await;
-            if let Err(e) = &r
-                && lost_primary(e)
-            {
+            if r.as_ref().map_or_else(lost_primary, |vs| vs.iter().any(lost_reply)) {
                 self.follow(cur.generation).await;
             }
             r

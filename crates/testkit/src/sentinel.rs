@@ -21,8 +21,16 @@ pub struct SentinelSetup {
 impl SentinelSetup {
     /// Starts the lot and waits until every Sentinel knows the primary and its replica.
     pub fn start() -> SentinelSetup {
-        let primary = RedisServer::start();
-        let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &primary.port.to_string()]);
+        // Without a delay before the first sync (Redis waits 5 s for more replicas by default), so
+        // the replica holds the primary's data from the start.
+        let primary = RedisServer::start_with(&["--repl-diskless-sync-delay", "0"]);
+        let replica = RedisServer::start_with(&[
+            "--replicaof",
+            "127.0.0.1",
+            &primary.port.to_string(),
+            "--repl-diskless-sync-delay",
+            "0",
+        ]);
         let dir = tempfile::Builder::new().prefix("switchboard-sentinel-").tempdir().expect("temp dir");
         let mut setup = SentinelSetup { servers: vec![primary, replica], sentinels: Vec::new(), dir };
         let (pp, rp) = (setup.servers[0].port, setup.servers[1].port);
@@ -50,7 +58,7 @@ impl SentinelSetup {
             setup.sentinels.push((port, child));
         }
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !setup.sentinels.iter().all(|(port, _)| knows_both(*port, pp, rp)) {
+        while !setup.sentinels.iter().all(|(port, _)| knows_both(*port, pp, rp)) || !crate::cluster::in_sync(rp) {
             assert!(Instant::now() < deadline, "the Sentinels did not see the primary and its replica within 30 s");
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -89,6 +97,23 @@ impl SentinelSetup {
         }
     }
 
+    /// Has the Sentinels fail over on purpose (`SENTINEL FAILOVER`): the old primary stays up and
+    /// becomes a replica. Waits until every Sentinel names the other server and it takes writes.
+    pub fn failover(&mut self) -> u16 {
+        let old = self.primary_port().expect("a primary");
+        let mut con = sentinel(self.sentinels[0].0).expect("a Sentinel");
+        let () = redis::cmd("SENTINEL").arg("FAILOVER").arg(SERVICE).query(&mut con).expect("SENTINEL FAILOVER");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ports: Vec<Option<u16>> = self.sentinels.iter().map(|(p, _)| master_port(*p)).collect();
+            if ports.iter().all(|p| p.is_some_and(|p| p != old)) && role(ports[0].expect("checked")) == "master" {
+                return ports[0].expect("checked");
+            }
+            assert!(Instant::now() < deadline, "no failover within 30 s: {ports:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub fn dir(&self) -> PathBuf {
         self.dir.path().to_path_buf()
     }
@@ -106,6 +131,11 @@ impl Drop for SentinelSetup {
 fn sentinel(port: u16) -> Option<redis::Connection> {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).ok()?;
     client.get_connection_with_timeout(Duration::from_millis(500)).ok()
+}
+
+/// `ROLE` of the server on `port` (`master`, `slave`), or "" if it does not answer.
+pub fn role(port: u16) -> String {
+    crate::cluster::role_of(port)
 }
 
 fn master_port(port: u16) -> Option<u16> {
