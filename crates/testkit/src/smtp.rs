@@ -49,7 +49,8 @@ def next_planned():
         return lines[0]
 
 class Handler:
-    count = 0
+    # Numbering goes on after a restart (the mail dir is kept).
+    count = len([n for n in os.listdir(os.path.join(root, "mail")) if n.endswith(".eml")])
     async def handle_DATA(self, server, session, envelope):
         with open(os.path.join(root, "attempts.log"), "a") as f:
             f.write("DATA\n")
@@ -90,6 +91,8 @@ pub struct SmtpServer {
     pub port: u16,
     child: Child,
     dir: tempfile::TempDir,
+    mode: SmtpMode,
+    certs: Option<(PathBuf, PathBuf)>,
 }
 
 /// How the test SMTP server talks.
@@ -112,54 +115,36 @@ impl SmtpServer {
         assert!(Path::new(PYTHON).exists(), "{PYTHON} is missing; run scripts/setup-debian.sh");
         let dir = tempfile::Builder::new().prefix("switchboard-smtp-").tempdir().expect("temp dir for smtp");
         fs::create_dir(dir.path().join("mail")).unwrap();
-        let script = dir.path().join("server.py");
-        fs::write(&script, SCRIPT).unwrap();
+        fs::write(dir.path().join("server.py"), SCRIPT).unwrap();
+        let certs = certs.map(|(c, k)| (c.to_path_buf(), k.to_path_buf()));
         let mut failures = Vec::new();
         for attempt in 1..=5 {
             let port = free_port();
-            let log = fs::File::create(dir.path().join("server.log")).unwrap();
-            let mut child = Command::new(PYTHON)
-                .arg(&script)
-                .arg(port.to_string())
-                .arg(dir.path())
-                .arg(SMTP_USER)
-                .arg(SMTP_PASSWORD)
-                .arg(match mode {
-                    SmtpMode::Plain => "plain",
-                    SmtpMode::Starttls => "starttls",
-                    SmtpMode::Tls => "tls",
-                })
-                .arg(certs.map(|c| c.0).unwrap_or(Path::new("-")))
-                .arg(certs.map(|c| c.1).unwrap_or(Path::new("-")))
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .expect("spawn aiosmtpd");
-            let deadline = Instant::now() + READY_TIMEOUT;
-            let ready = loop {
-                if let Ok(Some(st)) = child.try_wait() {
-                    break Err(format!("exited early ({st})"));
-                }
-                // The script prints "ready" once its listener answers (in any mode).
-                if fs::read_to_string(dir.path().join("server.log")).is_ok_and(|l| l.contains("ready")) && accepts(port)
-                {
-                    break Ok(());
-                }
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break Err("no greeting".to_string());
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            };
-            match ready {
-                Ok(()) => return SmtpServer { port, child, dir },
+            match launch(dir.path(), port, mode, certs.as_ref()) {
+                Ok(child) => return SmtpServer { port, child, dir, mode, certs },
                 Err(e) => failures.push(format!("attempt {attempt} (port {port}): {e}")),
             }
         }
         let log = fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
         panic!("could not start aiosmtpd:\n  {}\n--- log ---\n{log}", failures.join("\n  "));
+    }
+
+    /// Kills (SIGKILL, by PID) and starts the server again on the same port, keeping the mail
+    /// received so far (an SMTP server restart). Returns once it takes connections.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            match launch(self.dir.path(), self.port, self.mode, self.certs.as_ref()) {
+                Ok(child) => {
+                    self.child = child;
+                    return;
+                }
+                Err(e) if Instant::now() > deadline => panic!("aiosmtpd did not start again: {e}\n{}", self.log()),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
     }
 
     /// Answers for the next DATA commands, one per line (see the module docs).
@@ -196,6 +181,51 @@ impl Drop for SmtpServer {
         // By PID: exactly the child we spawned.
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Starts the script on `port` and waits until it takes connections.
+fn launch(dir: &Path, port: u16, mode: SmtpMode, certs: Option<&(PathBuf, PathBuf)>) -> Result<Child, String> {
+    let log = fs::OpenOptions::new().create(true).append(true).open(dir.join("server.log")).unwrap();
+    let before = fs::read_to_string(dir.join("server.log"))
+        .map(|l| l.lines().filter(|x| x.trim() == "ready").count())
+        .unwrap_or(0);
+    let mut child = Command::new(PYTHON)
+        .arg(dir.join("server.py"))
+        .arg(port.to_string())
+        .arg(dir)
+        .arg(SMTP_USER)
+        .arg(SMTP_PASSWORD)
+        .arg(match mode {
+            SmtpMode::Plain => "plain",
+            SmtpMode::Starttls => "starttls",
+            SmtpMode::Tls => "tls",
+        })
+        .arg(certs.map_or(Path::new("-"), |c| c.0.as_path()))
+        .arg(certs.map_or(Path::new("-"), |c| c.1.as_path()))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("spawn aiosmtpd");
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Err(format!("exited early ({st})"));
+        }
+        // The script prints "ready" once its listener answers (in any mode).
+        let readies = fs::read_to_string(dir.join("server.log"))
+            .map(|l| l.lines().filter(|x| x.trim() == "ready").count())
+            .unwrap_or(0);
+        if readies > before && accepts(port) {
+            return Ok(child);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("no greeting".to_string());
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -917,6 +917,15 @@ impl CrmDb {
         rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
     }
 
+    /// Every event stored (the daemons' logs' and the CRM's own, audited or not) in arrival
+    /// order: (id, interaction id, type, agent, details as stored), for tests and tools.
+    pub async fn all_events(&self) -> Result<Vec<(String, String, String, String, String)>> {
+        let rows = sqlx::query("SELECT id, interaction_id, type, agent_id, details FROM events ORDER BY received_seq")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?))).collect()
+    }
+
     pub async fn count_events(&self) -> Result<i64> {
         Ok(sqlx::query("SELECT COUNT(*) FROM events").fetch_one(&self.pool).await?.try_get(0)?)
     }
