@@ -6,6 +6,7 @@ pub mod admin;
 pub mod agent;
 pub mod calendars;
 pub mod cti;
+pub mod explain;
 pub mod feed;
 pub mod grpc_web;
 pub mod interactions;

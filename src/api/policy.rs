@@ -34,6 +34,8 @@ pub fn policy(reflection: bool) -> Policy {
         "WithdrawInteraction",
         "ListWaiting",
         "ListOpenings",
+        "ExplainInteraction",
+        "ExplainAgent",
     ] {
         p = p.rule(&format!("/switchboard.v1.Supervisor/{m}"), Rule::Roles(SUPERVISION));
     }

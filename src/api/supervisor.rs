@@ -177,6 +177,29 @@ impl pb::supervisor_server::Supervisor for SupervisorService {
         Ok(Response::new(interaction_to_pb(&ix)))
     }
 
+    async fn explain_interaction(
+        &self,
+        request: Request<pb::ExplainInteractionRequest>,
+    ) -> Result<Response<pb::InteractionExplanation>, Status> {
+        let p = caller(&request)?;
+        let id = iid(&request.get_ref().interaction_id)?.to_string();
+        check_interaction_id(&self.engine, &p, &id).await?;
+        let e = self.engine.explain_interaction(&id).await.map_err(status)?;
+        Ok(Response::new(super::explain::interaction_explanation_to_pb(&e)))
+    }
+
+    async fn explain_agent(
+        &self,
+        request: Request<pb::ExplainAgentRequest>,
+    ) -> Result<Response<pb::AgentExplanation>, Status> {
+        let p = caller(&request)?;
+        let id = aid(&request.get_ref().agent_id)?.to_string();
+        check_agent(&self.engine, &p, &id).await?;
+        let e = self.engine.explain_agent(&id).await.map_err(status)?;
+        let queues: Option<HashSet<String>> = p.is_scoped().then(|| p.queues.iter().cloned().collect());
+        Ok(Response::new(super::explain::agent_explanation_to_pb(&e, queues.as_ref())))
+    }
+
     async fn list_waiting(
         &self,
         request: Request<pb::ListWaitingRequest>,

@@ -263,3 +263,34 @@ async fn ctl_watch_writes_rows_or_one_json_object_per_line() {
 
     sb.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_explain_says_why_in_words_then_shows_the_details() {
+    let redis = RedisServer::start();
+    let sb = TestServer::start(&redis.url).await;
+    ctl(&sb, &["put-queue", "--name", "sales", "--skill", "sales=5"]).await;
+    ctl(&sb, &["put-agent", "--id", "ann", "--skill", "sales=6", "--token", "tok-ann"]).await;
+    ctl(&sb, &["put-agent", "--id", "dan", "--token", "tok-dan"]).await;
+    let mut ann = sb.desktop("ann", "tok-ann").await;
+    ann.set_presence(pb::PresenceState::NotReady, "lunch").await;
+    let mut ixs = sb.interactions().await;
+    let ix = ixs.create_interaction(new_chat("sales", "v1", "hello")).await.unwrap().into_inner();
+
+    let out = ctl(&sb, &["explain", "interaction", &ix.id]).await;
+    readable(&out);
+    assert!(out.starts_with(&format!("{} · sales · chat\n", ix.id)), "{out}");
+    assert!(out.contains("  1 agent meets stage 0 (sales ≥ 5): 0 available, 1 not ready.\n"), "{out}");
+    assert!(out.contains("  Not offered to anyone yet."), "{out}");
+    assert!(row(&out, "ann").ends_with("not ready"), "{out}");
+    let json = ctl_json(&sb, &["explain", "interaction", &ix.id]).await;
+    assert_eq!(json["waiting"]["candidates"][0]["standing"], "not_ready", "{json}");
+
+    let out = ctl(&sb, &["explain", "agent", "dan"]).await;
+    readable(&out);
+    assert!(out.contains("  Logged out: gets nothing.\n"), "{out}");
+    assert!(out.contains("  sales: not eligible at any stage — lacks sales ≥ 5 (has none).\n"), "{out}");
+    assert!(row(&out, "chat").contains("0/"), "{out}");
+    let err = ctl_result(&sb, &["explain", "agent", "nobody"]).await.unwrap_err();
+    assert!(format!("{err:#}").starts_with("not found: agent_id: no agent \"nobody\""), "{err:#}");
+    sb.stop().await;
+}

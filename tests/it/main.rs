@@ -23,6 +23,7 @@ mod email_ingest;
 mod email_robustness;
 mod email_tls;
 mod erasure;
+mod explain;
 mod fuzz;
 mod grpc_api;
 mod grpc_desktop;

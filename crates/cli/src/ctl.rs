@@ -267,6 +267,15 @@ async fn run_ctl(c: &mut Clients, p: &mut Printer<'_>, cmd: Ctl, live: bool) -> 
             let ix = c.ixs.get_interaction(r).await?.into_inner();
             p.print(&ix, |ix| view::interaction(ix, now()))?;
         }
+        Ctl::Explain { what: crate::Explain::Interaction, id } => {
+            let r = pb::ExplainInteractionRequest { interaction_id: id };
+            let e = c.sup.explain_interaction(r).await?.into_inner();
+            p.print(&e, crate::explain::interaction_explanation)?;
+        }
+        Ctl::Explain { what: crate::Explain::Agent, id } => {
+            let e = c.sup.explain_agent(pb::ExplainAgentRequest { agent_id: id }).await?.into_inner();
+            p.print(&e, crate::explain::agent_explanation)?;
+        }
         Ctl::Waiting { queue } => {
             let w = c.sup.list_waiting(pb::ListWaitingRequest { queue, limit: 100 }).await?.into_inner();
             p.print(&w, |w| {

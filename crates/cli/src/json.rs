@@ -31,12 +31,14 @@ macro_rules! proto_names {
 
 proto_names!(
     Agent,
+    AgentExplanation,
     AgentState,
     ApiKey,
     Calendar,
     CreateApiKeyResponse,
     EraseContactResponse,
     Interaction,
+    InteractionExplanation,
     ListAgentStatesResponse,
     ListApiKeysResponse,
     ListCalendarsResponse,

@@ -15,6 +15,7 @@
 pub mod calendar;
 mod ctl;
 mod desktop;
+mod explain;
 pub mod human;
 pub mod json;
 pub mod table;
@@ -37,6 +38,13 @@ pub enum Output {
     Table,
     /// The proto's JSON mapping, for scripts; `watch` writes one object per line.
     Json,
+}
+
+/// What `ctl explain` explains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Explain {
+    Interaction,
+    Agent,
 }
 
 #[derive(Subcommand, Debug)]
@@ -94,6 +102,13 @@ pub enum Ctl {
     },
     /// Show one interaction with its thread.
     Show { interaction: String },
+    /// Why routing did what it did: `explain interaction ID` (its decisions, and what holds it
+    /// back while it waits) or `explain agent ID` (why the agent gets work or not).
+    Explain {
+        #[arg(value_enum)]
+        what: Explain,
+        id: String,
+    },
     /// Waiting interactions, best first.
     Waiting {
         #[arg(long, default_value = "")]

@@ -139,3 +139,36 @@ pub(crate) fn parse_message(raw: &str) -> Result<Message> {
         }),
     })
 }
+
+/// The decisions an interaction keeps (`dec`, JSON as the routing functions write it); garbage
+/// reads as none rather than failing the caller.
+pub(crate) fn decisions(s: &str) -> Vec<switchboard_model::explain::Decision> {
+    if s.is_empty() {
+        return Vec::new();
+    }
+    #[derive(serde::Deserialize)]
+    struct Kept(
+        #[serde(deserialize_with = "switchboard_model::explain::lua_list")] Vec<switchboard_model::explain::Decision>,
+    );
+    serde_json::from_str::<Kept>(s).map(|k| k.0).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod decision_tests {
+    use switchboard_model::explain::Via;
+
+    #[test]
+    fn decisions_read_as_lua_writes_them() {
+        let d = super::decisions(
+            r#"[{"via":"queue","pool":"sales#0","strategy":"most_skilled","skill":7,"idle_since":1000,"considered":2,"eligible":3,"at":5,"passed":[{"agent":"bob","why":"excluded"}]},{"via":"named","at":9}]"#,
+        );
+        assert_eq!(d.len(), 2);
+        assert_eq!((d[0].via, d[0].skill, d[0].eligible), (Via::Queue, Some(7), Some(3)));
+        assert_eq!(d[0].passed[0].agent.as_deref(), Some("bob"));
+        assert_eq!((d[1].via, d[1].passed.len()), (Via::Named, 0));
+        assert!(super::decisions("{}").is_empty());
+        assert!(super::decisions("not json").is_empty());
+        let d = super::decisions(r#"[{"via":"pull","at":1,"passed":{}}]"#);
+        assert!(d[0].passed.is_empty());
+    }
+}

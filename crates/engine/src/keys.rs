@@ -197,6 +197,9 @@ impl Keys {
     pub fn agent_work(&self, id: &str) -> String {
         self.fmt("agent_work", &[id])
     }
+    pub fn await_agent(&self, id: &str) -> String {
+        self.fmt("await", &[id])
+    }
     pub fn queues(&self) -> String {
         self.fmt("queues", &[])
     }

@@ -41,8 +41,9 @@ pub use functions::Constants;
 use functions::{Functions, Operation};
 pub use keys::Keys;
 pub use ops::{
-    AgentLoads, AgentStatus, CallOrder, CallOutcome, ClosedAnswer, CustomerOf, HoursCheck, HoursWatch, IfRefused,
-    Lease, LoggedEvent, OUTBOX_GROUP, QueueFigures, TimerSweep, TransferTarget, call_key,
+    AgentExplanation, AgentLoads, AgentStatus, CallOrder, CallOutcome, ClosedAnswer, CustomerOf, HoursCheck,
+    HoursWatch, IfRefused, InteractionExplanation, Lease, LoggedEvent, OUTBOX_GROUP, QueueFigures, TimerSweep,
+    TransferTarget, call_key,
 };
 use primary::Primary;
 

@@ -10,6 +10,7 @@
 //! - [`calendar`]: opening hours in a time zone, and when they are open.
 //! - [`callback`]: calling a waiting caller back, keeping their place.
 //! - [`routing`]: which pools an agent belongs to, in what order interactions wait.
+//! - [`explain`]: routing decisions, and why an interaction waits or an agent gets nothing.
 //! - [`wire`]: [`EventKind`] and [`PushKind`].
 //! - [`access`]: roles, principals, API key records, secret hashes.
 
@@ -20,6 +21,7 @@ pub mod callback;
 pub mod channel;
 pub mod contact;
 pub mod delivery;
+pub mod explain;
 pub mod interaction;
 pub mod queue;
 pub mod routing;

@@ -394,9 +394,22 @@ local function release(aid, ch, iid)
   end
 end
 
+-- How many routing decisions an interaction keeps (the CRM log keeps them all, in `offered`).
+local DECISIONS_KEPT = 3
+
+-- What an availability score says of the agent it ranks: skill level, occupancy (permille of
+-- capacity), and since when idle (ms).
+local function agent_score_parts(strategy, score)
+  local rank, since = math.floor(score / SPLIT), score % SPLIT
+  if strategy == 'most_skilled' then return { skill = 1000 - rank, idle_since = since } end
+  if strategy == 'least_occupied' then return { occupancy = rank, idle_since = since } end
+  return { idle_since = since }
+end
+
 -- `ix`: the interaction as the caller just read it (saves reading it again). `defer`: the caller
 -- refreshes the agent's availability itself once it is done (a pull making several offers).
-local function offer(iid, aid, ix, defer)
+-- `why`: the routing decision (see try_route, pull_one), kept with the interaction and logged.
+local function offer(iid, aid, ix, defer, why)
   ix = ix or ix_get(iid)
   local q = queue_cfg(ix.queue)
   local offer_ms = 20000
@@ -407,7 +420,13 @@ local function offer(iid, aid, ix, defer)
   end
   local seq = redis.call('HINCRBY', K.ix(iid), 'oseq', 1)
   local exp = NOW + offer_ms
-  redis.call('HSET', K.ix(iid), 'state', 'offered', 'agent', aid, 'oexp', exp, 't_offered', NOW, 'xfer', '')
+  why.at, why.agent = NOW, aid
+  local kept = {}
+  if ix.dec and ix.dec ~= '' then kept = cjson.decode(ix.dec) end
+  if #kept >= DECISIONS_KEPT then table.remove(kept, 1) end
+  kept[#kept + 1] = why
+  redis.call('HSET', K.ix(iid), 'state', 'offered', 'agent', aid, 'oexp', exp, 't_offered', NOW, 'xfer', '',
+    'dec', cjson.encode(kept))
   redis.call('HINCRBY', K.agent(aid), 'load_' .. ix.ch, 1)
   redis.call('SADD', K.agent_work(aid), iid)
   redis.call('ZADD', K.timers(), exp, 'offer|' .. iid .. '|' .. seq)
@@ -416,7 +435,7 @@ local function offer(iid, aid, ix, defer)
   -- Once the customer is on the line (a connected callback transferred on), it is a call.
   local cb = nil
   if (ix.cb or '') ~= '' and num(ix.cb_conn) == 0 then cb = true end
-  emit(EV.offered, iid, aid, ix.queue, { expires = exp, seq = seq, channel = ix.ch, callback = cb })
+  emit(EV.offered, iid, aid, ix.queue, { expires = exp, seq = seq, channel = ix.ch, callback = cb, decision = why })
   notify(aid, PUSH.offer, { ix = iid, expires = exp, seq = seq }, iid)
   if not defer then refresh_agent(aid, ix.ch) end
 end
@@ -429,7 +448,7 @@ local function try_route(iid, ix)
   if ix.target and ix.target ~= '' then
     local a = agent_route(ix.target)
     if a and can_take(a, ix.ch) and not excluded(iid, ix.target) then
-      offer(iid, ix.target, ix)
+      offer(iid, ix.target, ix, false, { via = 'named' })
       return true
     end
     return false
@@ -441,24 +460,54 @@ local function try_route(iid, ix)
   local has_excl = redis.call('EXISTS', K.ix_excl(iid)) == 1
   -- The agent who transferred it away is tried last: offered only if nobody else is free.
   local last_resort = ix.xfrom ~= '' and ix.xfrom or nil
-  local fallback = nil
+  local fallback, fallback_score = nil, nil
+  -- The decision: who was passed over on the way to the winner, and the first few who ranked
+  -- below it (read with it anyway).
+  local route = queue_route(ix.queue)
+  local strategy = route and route.strategy or ''
+  local passed, considered = {}, 0
+  local function pass(aid, why, score)
+    if #passed >= 3 then return end
+    local p = score and agent_score_parts(strategy, score) or {}
+    p.agent, p.why = aid, why
+    passed[#passed + 1] = p
+  end
+  local function decide(aid, score, ids, from)
+    for i = from, #ids, 2 do
+      considered = considered + 1
+      pass(ids[i], 'ranked_lower', tonumber(ids[i + 1]))
+    end
+    local d = agent_score_parts(strategy, score)
+    d.via, d.pool, d.strategy, d.considered = 'queue', ix.pool, strategy, considered
+    d.eligible = redis.call('SCARD', K.pool_agents(ix.pool))
+    if #passed > 0 then d.passed = passed end
+    offer(iid, aid, ix, false, d)
+  end
   local start = 0
   while true do
-    local ids = redis.call('ZRANGE', key, start, start + 15)
-    for _, aid in ipairs(ids) do
-      if not has_excl or not excluded(iid, aid) then
-        if aid ~= last_resort then
-          offer(iid, aid, ix)
-          return true
-        end
-        fallback = aid
+    local ids = redis.call('ZRANGE', key, start, start + 15, 'WITHSCORES')
+    for i = 1, #ids, 2 do
+      local aid, score = ids[i], tonumber(ids[i + 1])
+      considered = considered + 1
+      if has_excl and excluded(iid, aid) then
+        pass(aid, 'excluded')
+      elseif aid ~= last_resort then
+        decide(aid, score, ids, i + 2)
+        return true
+      else
+        fallback, fallback_score = aid, score
+        pass(aid, 'transferred_it')
       end
     end
-    if #ids < 16 then break end
+    if #ids < 32 then break end
     start = start + 16
   end
   if fallback then
-    offer(iid, fallback, ix)
+    -- Offered after all: it is the winner, not one passed over.
+    for i, p in ipairs(passed) do
+      if p.agent == fallback then table.remove(passed, i) break end
+    end
+    decide(fallback, fallback_score, {}, 1)
     return true
   end
   return false
@@ -482,7 +531,7 @@ end
 local function pull_one(aid)
   local a = agent_route(aid)
   if not a or a.presence ~= 'ready' then return false end
-  local best, best_score = nil, nil
+  local best, best_score, best_pool = nil, nil, nil
   -- Interactions waiting for this agent by name come first.
   local aw = redis.call('ZRANGE', K.await(aid), 0, -1)
   for _, iid in ipairs(aw) do
@@ -492,18 +541,26 @@ local function pull_one(aid)
       break
     end
   end
-  if not best then
-    local pools = redis.call('HKEYS', K.agent_pools(aid))
-    load_routes(pools)
-    for _, pool in ipairs(pools) do
-      local q = queue_route(pool_queue(pool))
-      if q and not q.closed then
-        for _, ch in ipairs(q.channels) do
-          if can_take(a, ch) then
-            local iid, score = head_for(K.wait(pool, ch), aid)
+  if best then
+    offer(best, aid, nil, true, { via = 'named' })
+    return true
+  end
+  -- The head of each waiting set this agent may take competes; the decision keeps the winner's
+  -- place and the heads it beat.
+  local pools = redis.call('HKEYS', K.agent_pools(aid))
+  local heads = {}
+  load_routes(pools)
+  for _, pool in ipairs(pools) do
+    local q = queue_route(pool_queue(pool))
+    if q and not q.closed then
+      for _, ch in ipairs(q.channels) do
+        if can_take(a, ch) then
+          local iid, score = head_for(K.wait(pool, ch), aid)
+          if iid then
+            heads[#heads + 1] = { iid, score, pool }
             -- Same millisecond: the time-ordered id decides, as within one waiting set.
-            if iid and (best_score == nil or score < best_score or (score == best_score and iid < best)) then
-              best, best_score = iid, score
+            if best_score == nil or score < best_score or (score == best_score and iid < best) then
+              best, best_score, best_pool = iid, score, pool
             end
           end
         end
@@ -511,7 +568,23 @@ local function pull_one(aid)
     end
   end
   if not best then return false end
-  offer(best, aid, nil, true)
+  local function parts(score)
+    return MAX_PRIORITY - math.floor(score / SPLIT), score % SPLIT
+  end
+  local pri, enq = parts(best_score)
+  local d = { via = 'pull', pool = best_pool, priority = pri, enqueued = enq, pools = #pools, candidates = #heads }
+  table.sort(heads, function(x, y) return x[2] < y[2] or (x[2] == y[2] and x[1] < y[1]) end)
+  local passed = {}
+  for _, h in ipairs(heads) do
+    if h[1] ~= best and #passed < 3 then
+      local p, e = parts(h[2])
+      local why = 'waited_less'
+      if p < pri then why = 'lower_priority' end
+      passed[#passed + 1] = { ix = h[1], pool = h[3], priority = p, enqueued = e, why = why }
+    end
+  end
+  if #passed > 0 then d.passed = passed end
+  offer(best, aid, nil, true, d)
   return true
 end
 

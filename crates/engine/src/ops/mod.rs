@@ -9,6 +9,7 @@ pub(crate) mod argv;
 pub(crate) mod calendars;
 pub(crate) mod callbacks;
 pub(crate) mod erasure;
+mod explain;
 mod figures;
 pub(crate) mod hours;
 pub(crate) mod instances;
@@ -20,6 +21,7 @@ pub(crate) mod voice;
 
 pub use agent::TransferTarget;
 pub use erasure::CustomerOf;
+pub use explain::{AgentExplanation, InteractionExplanation};
 pub use figures::{AgentLoads, QueueFigures};
 pub use hours::{ClosedAnswer, HoursCheck, HoursWatch, IfRefused};
 pub use instances::{Lease, TimerSweep};
