@@ -60,6 +60,19 @@ pub struct BenchArgs {
     /// fast as `--concurrency` senders get answers).
     #[arg(long, value_delimiter = ',', default_value = "50,200,max", value_parser = sms_rate)]
     pub sms_rates: Vec<u32>,
+    /// The routing-domains point: one domain on one Redis, then `--domain-count` domains on a
+    /// 3-shard Redis Cluster (a daemon each), then the same domains on one Redis; `--agents` and
+    /// `--interactions` per domain. After the other points (`on`), not at all, or alone. A sweep
+    /// leaves it out.
+    #[arg(long, value_enum, default_value_t = PointMode::Off)]
+    pub domains: PointMode,
+    /// Routing domains run at once in the domains point (spread evenly over the cluster's three
+    /// shards).
+    #[arg(long, default_value_t = 3)]
+    pub domain_count: usize,
+    /// Paced rates of the domains point, per domain (decisions/s), after its unpaced phase; `0`: none.
+    #[arg(long, value_delimiter = ',', default_value = "100")]
+    pub domain_rates: Vec<u32>,
 }
 
 /// Whether a point runs: `on` (with the others), `off`, or `only` (the points marked `only`, and
@@ -81,7 +94,7 @@ fn sms_rate(s: &str) -> Result<u32, String> {
 
 impl BenchArgs {
     fn any_only(&self) -> bool {
-        self.cti == PointMode::Only || self.sms == PointMode::Only
+        [self.cti, self.sms, self.domains].contains(&PointMode::Only)
     }
 
     /// Whether the run has the routing point (no point is marked `only`).
@@ -90,11 +103,20 @@ impl BenchArgs {
     }
 
     pub fn cti_point(&self) -> bool {
-        !self.sweep && self.cti == if self.any_only() { PointMode::Only } else { PointMode::On }
+        self.runs(self.cti)
     }
 
     pub fn sms_point(&self) -> bool {
-        !self.sweep && self.sms == if self.any_only() { PointMode::Only } else { PointMode::On }
+        self.runs(self.sms)
+    }
+
+    pub fn domains_point(&self) -> bool {
+        self.runs(self.domains)
+    }
+
+    /// Whether a point other than the routing point runs, marked `mode` (a sweep runs none).
+    fn runs(&self, mode: PointMode) -> bool {
+        !self.sweep && mode == if self.any_only() { PointMode::Only } else { PointMode::On }
     }
 
     /// Settings a run cannot be measured with, named by their flag; checked before anything starts.
@@ -105,6 +127,7 @@ impl BenchArgs {
             ("--skills", self.skills),
             ("--interactions", self.interactions),
             ("--concurrency", self.concurrency),
+            ("--domain-count", self.domain_count),
         ] {
             if v == 0 {
                 anyhow::bail!("{flag}: must be at least 1");

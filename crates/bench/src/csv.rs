@@ -1,6 +1,7 @@
 //! `bench.csv` and `sweep.csv`: every row's figures, one line each.
 
 use crate::ceiling::Ceiling;
+use crate::domains::{DOMAINS_CSV_HEAD, domains_cells};
 use crate::row::Row;
 use crate::sms::{SMS_CSV_HEAD, sms_cells};
 
@@ -16,11 +17,13 @@ pub fn csv(rows: &[Row], ceiling: Ceiling) -> String {
          cti_not_rung,cti_errors,cti_max_ms,cti_from_ack_p50_ms,cti_from_ack_p99_ms,cti_rings_before_ack,",
     );
     csv.push_str(SMS_CSV_HEAD);
+    csv.push(',');
+    csv.push_str(DOMAINS_CSV_HEAD);
     csv.push('\n');
     for r in rows {
         csv.push_str(&format!(
             // Phase names hold commas ("created → offered, max").
-"{},{},\"{}\",{},{},{},{},{:.1},{:.4},{:.3},{:.3},{:.3},{:.3},{:.2},{:.1},{:.1},{:.0},{:.0},{:.1},{:.3},{:.3},{:.3},{:.3},{:.3},{:.0},{:.1},{},{:.1},{},{}\n",
+"{},{},\"{}\",{},{},{},{},{:.1},{:.4},{:.3},{:.3},{:.3},{:.3},{:.2},{:.1},{:.1},{:.0},{:.0},{:.1},{:.3},{:.3},{:.3},{:.3},{:.3},{:.0},{:.1},{},{:.1},{},{},{}\n",
             r.series,
             r.x,
             r.phase,
@@ -53,7 +56,8 @@ pub fn csv(rows: &[Row], ceiling: Ceiling) -> String {
             )),
             r.steal_pct,
             cti_cells(r, ceiling),
-            sms_cells(r)
+            sms_cells(r),
+            domains_cells(r, rows)
         ));
     }
     csv

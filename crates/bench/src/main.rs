@@ -12,6 +12,7 @@ mod csv;
 mod cti;
 mod daemon;
 mod desktop;
+mod domains;
 mod info;
 mod load;
 mod phase;

@@ -57,9 +57,7 @@ impl Phases<'_> {
             shared.created_to_offer.lock().expect("lock").reset();
             shared.split.lock().expect("lock").clear();
             let a = snap(self.con, shared).await?;
-            create_many(engine, shared, self.next_ix..self.next_ix + n, &self.served, args.concurrency, r).await?;
-            self.next_ix += n;
-            wait_offers(shared, a.offers + n as u64, Duration::from_secs(300)).await;
+            create_offered(engine, shared, &self.served, &mut self.next_ix, n, args.concurrency, r).await?;
             let b = snap(self.con, shared).await?;
             let label = if paced { format!("created → offered at {r}/s") } else { "created → offered, max".into() };
             let mut row = Row::between(label, Decider::Create, &a, &b, None, Some(&shared.created_to_offer));
@@ -139,6 +137,24 @@ impl Phases<'_> {
         }
         Ok(rows)
     }
+}
+
+/// Creates `n` interactions (customers `c{next_ix}` on) in `queues` at `rate` per second (0: as fast
+/// as `concurrency` creators can) and waits until the desktops have been offered them all.
+pub async fn create_offered(
+    engine: &Engine,
+    shared: &Arc<Shared>,
+    queues: &Arc<Vec<String>>,
+    next_ix: &mut usize,
+    n: usize,
+    concurrency: usize,
+    rate: u32,
+) -> anyhow::Result<()> {
+    let target = shared.offers() + n as u64;
+    create_many(engine, shared, *next_ix..*next_ix + n, queues, concurrency, rate).await?;
+    *next_ix += n;
+    wait_offers(shared, target, Duration::from_secs(300)).await;
+    Ok(())
 }
 
 pub async fn wait_offers(shared: &Shared, target: u64, patience: Duration) {

@@ -3,6 +3,7 @@
 use crate::args::BenchArgs;
 use crate::ceiling::Ceiling;
 use crate::cti::{CTI_HEAD, CTI_NOTE, cti_row};
+use crate::domains::domains_section;
 use crate::row::Row;
 use crate::sms::{SMS_HEAD, sms_note, sms_row};
 use crate::table::{
@@ -30,6 +31,7 @@ pub fn report(args: &BenchArgs, rows: &[Row], ceiling: Ceiling) -> String {
             md.push_str(&sms_row(r, ceiling));
         }
     }
+    md.push_str(&domains_section(args, rows));
     // A CTI request or a text takes several round trips of its own (their total is in the first
     // table), and its latency is not split by role: these two tables are the routing point's.
     let routing: Vec<&Row> = rows.iter().filter(|r| r.cti.is_none() && r.sms.is_none()).collect();
@@ -50,7 +52,8 @@ pub fn report(args: &BenchArgs, rows: &[Row], ceiling: Ceiling) -> String {
     for r in rows {
         md.push_str(&slow_row(&r.phase, r));
     }
-    if let Some(r) = rows.iter().find(|r| r.cti.is_none() && r.sms.is_none()) {
+    // The routing point's backlog phase measured the memory (the domains point has none).
+    if let Some(r) = rows.iter().find(|r| r.cti.is_none() && r.sms.is_none() && r.domains.is_none()) {
         md.push_str(&format!(
             "\nRedis memory per waiting interaction (no message bodies): {:.0} bytes: {:.0} of the interaction's own \
              state (its hash, waiting-set and queue-index entries) and {:.0} of event-log entries not yet delivered \

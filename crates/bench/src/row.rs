@@ -7,6 +7,7 @@ use std::time::Instant;
 use hdrhistogram::Histogram;
 
 use crate::cti::CtiFigures;
+use crate::domains::DomainFigures;
 use crate::sample::{Sent, Snap};
 use crate::sms::SmsFigures;
 
@@ -50,12 +51,14 @@ pub struct Row {
     pub split: Option<Split>,
     /// Share of the machine's CPU time stolen by the hypervisor during the phase, %.
     pub steal_pct: f64,
-    /// Calls that ran SLOW_US or longer inside Redis during the phase: (µs, what).
+    /// Calls that ran 2 ms or longer inside Redis during the phase: (µs, what).
     pub slow: Vec<(u64, String)>,
     /// A CTI phase's own figures.
     pub cti: Option<CtiFigures>,
     /// An SMS phase's own figures.
     pub sms: Option<SmsFigures>,
+    /// A phase of the domains point: its domains and shards.
+    pub domains: Option<DomainFigures>,
 }
 
 /// Where a phase's latency went, split where the deciding function call starts running in Redis
@@ -188,6 +191,7 @@ impl Row {
             slow: b.slow.clone(),
             cti: None,
             sms: None,
+            domains: None,
             steal_pct: {
                 let (steal, all) = (
                     b.machine_ticks.0.saturating_sub(a.machine_ticks.0),

@@ -1,10 +1,11 @@
-//! A run: the ceilings, then one point (the headline run), the CTI point and the SMS point (each
-//! as the flags say), or the sweep, and its report written.
+//! A run: the ceilings, then one point (the headline run), the CTI point, the SMS point and the
+//! domains point (each as the flags say), or the sweep, and its report written.
 
 use crate::args::BenchArgs;
 use crate::ceiling::Ceiling;
 use crate::csv::csv;
 use crate::cti;
+use crate::domains::{self, domains_csv};
 use crate::point::point;
 use crate::report::report;
 use crate::row::Row;
@@ -45,9 +46,17 @@ async fn measure(args: BenchArgs) -> anyhow::Result<()> {
         }
         if args.sms_point() {
             rows.extend(sms::point(&args).await?);
+            write(&rows)?;
+        }
+        if args.domains_point() {
+            rows.extend(domains::point(&args).await?);
         }
         print!("{}", write(&rows)?);
         println!("\nwritten: {0}/bench.md, {0}/bench.csv", args.out.display());
+        if let Some(csv) = domains_csv(&rows) {
+            std::fs::write(args.out.join("domains.csv"), csv)?;
+            println!("written: {}/domains.csv", args.out.display());
+        }
         return Ok(());
     }
     sweep(&args, ceiling).await

@@ -24,12 +24,12 @@ pub struct Snap {
     pub sent: Sent,
     /// The machine's CPU time so far: (stolen by the hypervisor, all), in ticks.
     pub machine_ticks: (u64, u64),
-    /// Calls that ran SLOW_US or longer in Redis since the previous snapshot: (µs, what).
+    /// Calls that ran 2 ms or longer in Redis since the previous snapshot: (µs, what).
     pub slow: Vec<(u64, String)>,
 }
 
 /// Script-running requests the benchmark has sent so far.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 pub struct Sent {
     pub creates: u64,
     pub presence_changes: u64,
@@ -38,31 +38,48 @@ pub struct Sent {
 }
 
 impl Sent {
-    fn of(shared: &Shared) -> Sent {
-        Sent {
-            creates: shared.creates.load(Relaxed),
-            presence_changes: shared.presence_changes.load(Relaxed),
-            accepts: shared.accepts.load(Relaxed),
-            completes: shared.completes.load(Relaxed),
-        }
+    fn add(&mut self, shared: &Shared) {
+        self.creates += shared.creates.load(Relaxed);
+        self.presence_changes += shared.presence_changes.load(Relaxed);
+        self.accepts += shared.accepts.load(Relaxed);
+        self.completes += shared.completes.load(Relaxed);
     }
 }
 
 pub async fn snap(con: &mut redis::aio::MultiplexedConnection, shared: &Shared) -> anyhow::Result<Snap> {
-    let stats = redis_info(con, "commandstats").await?;
-    let cpu = redis_info(con, "cpu").await?;
+    snap_all(std::slice::from_mut(con), &[shared]).await
+}
+
+/// The same over several Redis servers (the shards of a cluster) and the desktops of several
+/// daemons (one per routing domain): their counts added up.
+pub async fn snap_all(cons: &mut [redis::aio::MultiplexedConnection], shared: &[&Shared]) -> anyhow::Result<Snap> {
+    let (mut calls, mut usec, mut redis_cpu, mut slow) = (BTreeMap::new(), BTreeMap::new(), 0, Vec::new());
+    for con in cons.iter_mut() {
+        let stats = redis_info(con, "commandstats").await?;
+        let cpu = redis_info(con, "cpu").await?;
+        for (sum, field) in [(&mut calls, "calls"), (&mut usec, "usec")] {
+            for (k, v) in commandstats_field(&stats, field) {
+                *sum.entry(k).or_insert(0) += v;
+            }
+        }
+        redis_cpu += redis_cpu_us(&cpu);
+        slow.extend(slow_calls(con).await?);
+    }
     let rt = switchboard_engine::round_trips();
-    let slow = slow_calls(con).await?;
+    let mut sent = Sent::default();
+    for s in shared {
+        sent.add(s);
+    }
     Ok(Snap {
         at: Instant::now(),
-        offers: shared.offers(),
-        calls: commandstats_field(&stats, "calls"),
-        usec: commandstats_field(&stats, "usec"),
-        redis_cpu_us: redis_cpu_us(&cpu),
+        offers: shared.iter().map(|s| s.offers()).sum(),
+        calls,
+        usec,
+        redis_cpu_us: redis_cpu,
         own_cpu_us: own_cpu_us(),
         round_trips: rt.all,
         hub_round_trips: rt.readers,
-        sent: Sent::of(shared),
+        sent,
         machine_ticks: machine_ticks(),
         slow,
     })

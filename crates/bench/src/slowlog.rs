@@ -3,15 +3,15 @@
 
 use switchboard_testkit::RedisServer;
 
-/// A call that ran this long inside Redis (µs) is listed by phase.
-const SLOW_US: u64 = 2000;
-
 /// A Redis of the run's own (stopped by PID when dropped, also when the run is interrupted),
-/// logging every call that ran SLOW_US or longer inside it, so a phase can tell a long call (which
+/// logging every call that ran 2 ms or longer inside it, so a phase can tell a long call (which
 /// holds up everyone behind it) from waits outside Redis.
 pub fn local_redis() -> RedisServer {
-    RedisServer::start_with(&["--slowlog-log-slower-than", &SLOW_US.to_string(), "--slowlog-max-len", "100000"])
+    RedisServer::start_with(&SLOWLOG_ARGS)
 }
+
+/// The arguments that turn a Redis's slow log on as [`local_redis`] has it (calls of 2 ms and longer, listed by phase).
+pub const SLOWLOG_ARGS: [&str; 4] = ["--slowlog-log-slower-than", "2000", "--slowlog-max-len", "100000"];
 
 /// Redis's slow log since the last call (then emptied).
 pub async fn slow_calls(con: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<Vec<(u64, String)>> {

@@ -1,6 +1,6 @@
-//! `switchboard bench` as a user runs it, at a tiny size: every phase is reported (the CTI and SMS
-//! points' too), each decision is an offer on a desktop, the routing path's round trips are what the README
-//! claims, and a run cut short leaves no Redis behind. No figure of speed is asserted; those are the
+//! `switchboard bench` as a user runs it, at a tiny size: every phase is reported (the CTI, SMS and
+//! domains points' too), each decision is an offer on a desktop, the routing path's round trips are what the README
+//! claims, the domains of the cluster layout land on three shards, and a run cut short leaves no Redis behind. No figure of speed is asserted; those are the
 //! benchmark's to report.
 
 use std::process::Command;
@@ -39,7 +39,7 @@ fn a_tiny_run_reports_every_phase_with_one_round_trip_per_freed_slot() {
     let run = Command::new(bin())
         .args(["--agents", "20", "--queues", "4", "--skills", "6", "--interactions", "30"])
         .args(["--backlog", "400", "--rate", "40", "--latency-rates", "60", "--cti-rates", "50"])
-        .args(["--sms", "on", "--sms-rates", "50,max", "--out"])
+        .args(["--sms", "on", "--sms-rates", "50,max", "--domains", "on", "--domain-rates", "50", "--out"])
         .arg(out.path())
         .output()
         .unwrap();
@@ -65,11 +65,19 @@ fn a_tiny_run_reports_every_phase_with_one_round_trip_per_freed_slot() {
             "CTI agent freed → held call rung at 50/s",
             "SMS text → offered at 50/s",
             "SMS text → offered, max",
+            "1 domain on 1 Redis: created → offered, max",
+            "1 domain on 1 Redis: created → offered at 50/s a domain",
+            "3 domains on a 3-shard cluster: created → offered, max",
+            "3 domains on a 3-shard cluster: created → offered at 50/s a domain",
+            "3 domains on 1 Redis: created → offered, max",
+            "3 domains on 1 Redis: created → offered at 50/s a domain",
         ]
     );
     for r in &rows {
         let phase = col(&header, r, "phase");
-        assert_eq!(num(&header, r, "agents"), 20.0, "{phase}");
+        if !phase.contains("domain") {
+            assert_eq!(num(&header, r, "agents"), 20.0, "{phase}");
+        }
         if phase.starts_with("created") || phase.starts_with("freed") {
             // Each phase waits for all its decisions: an offer on a desktop stream per interaction.
             assert_eq!(num(&header, r, "decisions"), 30.0, "{phase}");
@@ -90,6 +98,11 @@ fn a_tiny_run_reports_every_phase_with_one_round_trip_per_freed_slot() {
             cti_phase_ran(&header, r);
         } else if phase.starts_with("SMS") {
             sms_phase_ran(&header, r);
+        } else if phase.contains("domain") {
+            // Every domain's 30, all its agents.
+            let domains = num(&header, r, "domains_count");
+            assert_eq!(num(&header, r, "decisions"), 30.0 * domains, "{phase}");
+            assert_eq!(num(&header, r, "agents"), 20.0 * domains, "{phase}");
         } else {
             assert!(num(&header, r, "redis_bytes_per_waiting") > 0.0, "{phase}");
         }
@@ -102,8 +115,33 @@ fn a_tiny_run_reports_every_phase_with_one_round_trip_per_freed_slot() {
         "Calls that ran 2 ms or more",
         "CTI hook",
         "SMS channel",
+        "Routing domains",
+        "This machine caps the ratio",
     ] {
         assert!(md.contains(section), "bench.md lacks {section:?}");
+    }
+    domains_ran(&std::fs::read_to_string(out.path().join("domains.csv")).unwrap());
+}
+
+/// `domains.csv`: each domain made its 30 decisions in each phase, timed; on the cluster the three
+/// domains are on three Redis processes, on 1 Redis all on one.
+fn domains_ran(csv: &str) {
+    let mut lines = csv.lines();
+    let header = fields(lines.next().unwrap());
+    let rows: Vec<Vec<String>> = lines.map(fields).collect();
+    assert_eq!(rows.len(), 2 * (1 + 3 + 3), "a line per domain and phase: {csv}");
+    for layout in ["single", "cluster", "one_redis"] {
+        let of: Vec<&Vec<String>> = rows.iter().filter(|r| col(&header, r, "layout") == layout).collect();
+        let mut ports: Vec<&str> = of.iter().map(|r| col(&header, r, "redis_port")).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        let shards = if layout == "cluster" { 3 } else { 1 };
+        assert_eq!(ports.len(), shards, "{layout}: the domains' Redis processes {ports:?}");
+        for r in of {
+            let domain = col(&header, r, "domain");
+            assert_eq!(num(&header, r, "decisions"), 30.0, "{layout} {domain}");
+            assert!(num(&header, r, "p50_ms") > 0.0, "{layout} {domain}: no latency recorded");
+        }
     }
 }
 
