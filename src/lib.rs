@@ -13,6 +13,7 @@
 //! - [`channels`]: web chat, email, in-memory adapters behind one trait.
 //! - [`timers`], [`http`], [`telemetry`] ([`sampler`]: figures sampled into metrics), [`tls`].
 //! - [`recovery`]: healing a Redis that came back without its data.
+//! - [`simulate`]: `switchboard simulate` (what-if runs of the routing, `switchboard-sim`).
 
 pub use switchboard_model as model;
 pub use switchboard_model::routing;
@@ -27,6 +28,7 @@ pub mod hub;
 pub mod recovery;
 pub mod sampler;
 pub mod server;
+pub mod simulate;
 pub mod telemetry;
 pub mod timers;
 pub mod tls;

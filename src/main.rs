@@ -64,6 +64,9 @@ enum Command {
         #[arg(long, env = "SWITCHBOARD_AGENT_TOKEN", hide_env_values = true)]
         token: String,
     },
+    /// What-if: a day of arrivals through today's config and a proposed one, side by side (the
+    /// real routing functions, on a private Redis, on a virtual clock).
+    Simulate(switchboard::simulate::SimulateArgs),
     /// Validate a config file and exit.
     CheckConfig {
         #[arg(long, short)]
@@ -116,6 +119,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cfg.validate()?;
             switchboard::telemetry::init_logging(cfg.log.format, &cfg.log.filter_directive(&ProcessEnv));
             runtime()?.block_on(crm(cfg))
+        }
+        Command::Simulate(args) => {
+            let md = runtime()?.block_on(switchboard::simulate::simulate(args))?;
+            print!("{md}");
+            Ok(())
         }
         Command::Ctl { server, key, key_file, output, cmd } => {
             let key = switchboard_cli::resolve_key(key, key_file)?;

@@ -38,6 +38,7 @@ mod redis_sentinel;
 mod redis_tls;
 mod routing_scenarios;
 mod security;
+mod simulate;
 mod sms_kannel;
 mod sms_smpp;
 mod sms_twilio;

@@ -48,6 +48,18 @@ impl EventTail {
         Ok(EventTail { con, key, last })
     }
 
+    /// What has been logged since the last read, without waiting (up to `count`).
+    pub async fn poll(&mut self, count: usize) -> Result<Vec<LoggedEvent>> {
+        let opts = StreamReadOptions::default().count(count);
+        let reply: Option<StreamReadReply> =
+            self.con.xread_options(&[self.key.as_str()], &[self.last.as_str()], &opts).await?;
+        let events = logged_events(reply);
+        if let Some(e) = events.last() {
+            self.last.clone_from(&e.id);
+        }
+        Ok(events)
+    }
+
     /// The next entries, waiting up to `block` for some (up to `count` at once); empty if none.
     pub async fn next(&mut self, block: Duration, count: usize) -> Result<Vec<LoggedEvent>> {
         let opts = StreamReadOptions::default().block(block.as_millis() as usize).count(count);

@@ -9,7 +9,8 @@
 
 /// (name, format). `{}` placeholders are filled in order.
 pub const FORMATS: &[(&str, &str)] = &[
-    // String: test clock offset in ms added to Redis TIME (0 in production).
+    // String: test clock offset in ms added to Redis TIME (0 in production), or '=<ms>': a clock
+    // stopped at that time (the simulator's).
     ("clock", "clock_offset"),
     // Hash: queues_ver, agents_ver — bumped by admin changes, checked by admin functions;
     // calendars_ver — bumped by calendar changes, read by every instance's opening-hours watch.

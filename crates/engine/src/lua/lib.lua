@@ -1028,9 +1028,15 @@ end
 -- session's agent and id ('' when no desktop session made the request), then the operation's
 -- own arguments, which are returned.
 local function begin(raw)
-  local t = redis.call('TIME')
-  local off = tonumber(redis.call('GET', K.clock()) or '0') or 0
-  NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + off
+  -- The clock key: an offset added to Redis's time (tests move it forward), or '=<ms>': a clock
+  -- stopped at that time (the simulator's virtual time).
+  local clock = redis.call('GET', K.clock())
+  if clock and string.sub(clock, 1, 1) == '=' then
+    NOW = tonumber(string.sub(clock, 2))
+  else
+    local t = redis.call('TIME')
+    NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + (tonumber(clock or '0') or 0)
+  end
   QCACHE, RCACHE = {}, {}
   CALLER_AGENT, CALLER_SESSION = raw[1] or '', raw[2] or ''
   ACTOR_WHO, ACTOR_FROM = raw[3] or '', raw[4] or ''

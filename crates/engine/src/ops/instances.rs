@@ -92,12 +92,33 @@ impl Engine {
         parse_u64(r.get(1))
     }
 
-    /// Redis time plus the test clock offset, in ms — the clock every script uses.
+    /// Redis time plus the test clock offset, in ms — the clock every script uses (or the time a
+    /// stopped clock shows, see [`Engine::set_clock`]).
     pub async fn now_ms(&self) -> Result<u64> {
         let mut con = self.con.clone();
-        let (t, off): ((u64, u64), Option<i64>) =
+        let (t, clock): ((u64, u64), Option<String>) =
             redis::pipe().cmd("TIME").get(self.keys.clock()).query_async(&mut con).await?;
-        Ok((t.0 * 1000 + t.1 / 1000).saturating_add_signed(off.unwrap_or(0)))
+        if let Some(at) = clock.as_deref().and_then(|c| c.strip_prefix('=')) {
+            return at.parse().map_err(|_| crate::EngineError::Corrupt(format!("clock {at:?}")));
+        }
+        let off = clock.and_then(|c| c.parse::<i64>().ok()).unwrap_or(0);
+        Ok((t.0 * 1000 + t.1 / 1000).saturating_add_signed(off))
+    }
+
+    /// Stops the routing clock of this domain at `at_ms`: every function call sees that time until
+    /// the next call of this. The simulator's virtual time, on a private Redis of its own;
+    /// production never calls it.
+    pub async fn set_clock(&self, at_ms: u64) -> Result<()> {
+        let mut con = self.con.clone();
+        let () = con.set(self.keys.clock(), format!("={at_ms}")).await?;
+        Ok(())
+    }
+
+    /// When the earliest routing timer is due (ms), if any.
+    pub async fn next_timer_due(&self) -> Result<Option<u64>> {
+        let mut con = self.con.clone();
+        let first: Vec<(String, f64)> = con.zrange_withscores(self.keys.timers(), 0, 0).await?;
+        Ok(first.first().map(|(_, due)| *due as u64))
     }
 
     /// Moves the routing clock forward for every instance of this domain. Tests use it to make

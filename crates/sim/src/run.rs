@@ -1,0 +1,257 @@
+//! One simulated day: the center loaded into a private Redis, the routing clock set to each
+//! event's virtual time, arrivals created, offers read from the event log and accepted, work
+//! completed, customers leaving when their patience runs out, the routing's own timers fired when
+//! due. Events are taken one at a time in virtual-time order; nothing sleeps.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution as _, Exp, LogNormal};
+use switchboard_engine::events::EventTail;
+use switchboard_engine::{Engine, EngineError, EngineOptions};
+use switchboard_model::{AgentSpec, CalendarSpec, Channel, NewInteraction, Presence, QueueSpec};
+
+use crate::redis::PrivateRedis;
+use crate::scenario::{Distribution, Scenario};
+
+/// The center to simulate: as in the daemon's config.
+#[derive(Debug, Clone, Default)]
+pub struct Center {
+    pub calendars: Vec<CalendarSpec>,
+    pub queues: Vec<QueueSpec>,
+    pub agents: Vec<AgentSpec>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("the private Redis: {0}")]
+    Redis(#[from] std::io::Error),
+    #[error("routing: {0}")]
+    Engine(#[from] EngineError),
+    #[error("{0}")]
+    Center(String),
+}
+
+/// Virtual time starts on a Monday, 08:00 UTC (2026-01-05), so calendars have a day to apply to.
+pub const START_MS: u64 = 1_767_600_000_000;
+
+/// One contact of the day, drawn before the run so both configurations meet the same ones.
+#[derive(Debug, Clone)]
+pub struct Arrival {
+    pub at_ms: u64,
+    pub stream: usize,
+    pub handle_ms: u64,
+    pub patience_ms: Option<u64>,
+}
+
+/// What happened to one contact.
+#[derive(Debug, Clone, Default)]
+pub struct Fate {
+    /// Waited this long until it was first offered (0: an agent was free when it came).
+    pub offered_after_ms: Option<u64>,
+    /// Waited this long until an agent accepted it.
+    pub answered_after_ms: Option<u64>,
+    /// Left after waiting this long.
+    pub abandoned_after_ms: Option<u64>,
+    pub agent: Option<String>,
+}
+
+/// The run's record: every arrival's fate, every agent's busy time, and how long it ran.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub arrivals: Vec<Arrival>,
+    pub fates: Vec<Fate>,
+    /// Agent → ms spent handling (accept to complete).
+    pub busy_ms: HashMap<String, u64>,
+    /// Virtual ms from the first arrival to the last work done.
+    pub span_ms: u64,
+    /// Real time the run took.
+    pub wall: Duration,
+    /// Routing function calls made.
+    pub calls: u64,
+}
+
+/// Draws the day's arrivals: Poisson per stream, with handle times and patience; deterministic
+/// for a seed.
+pub fn draw_arrivals(s: &Scenario) -> Vec<Arrival> {
+    let end_ms = (s.hours * 3_600_000.0) as u64;
+    let mut out = Vec::new();
+    for (i, a) in s.arrivals.iter().enumerate() {
+        let mut rng = StdRng::seed_from_u64(s.seed.wrapping_mul(1_000_003).wrapping_add(i as u64));
+        let gap = Exp::new(a.per_hour / 3_600_000.0).expect("validated rate");
+        let handle: Box<dyn Fn(&mut StdRng) -> f64> = match a.handle {
+            Distribution::Exponential => {
+                let e = Exp::new(1.0 / a.handle_secs).expect("validated");
+                Box::new(move |r| e.sample(r))
+            }
+            Distribution::Lognormal => {
+                let (m, sd) = (a.handle_secs, a.handle_sd_secs.expect("validated"));
+                let sigma2 = (1.0 + (sd / m).powi(2)).ln();
+                let l = LogNormal::new(m.ln() - sigma2 / 2.0, sigma2.sqrt()).expect("validated");
+                Box::new(move |r| l.sample(r))
+            }
+        };
+        let patience = a.patience_secs.map(|p| Exp::new(1.0 / p).expect("validated"));
+        let mut t = 0.0;
+        loop {
+            t += gap.sample(&mut rng);
+            if t >= end_ms as f64 {
+                break;
+            }
+            let handle_ms = ((handle(&mut rng) * 1000.0) as u64).max(1);
+            let patience_ms = patience.map(|p| ((p.sample(&mut rng) * 1000.0) as u64).max(1));
+            out.push(Arrival { at_ms: t as u64, stream: i, handle_ms, patience_ms });
+        }
+    }
+    out.sort_by_key(|a| (a.at_ms, a.stream));
+    out
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Ev {
+    Arrive(usize),
+    Accept(String, usize),
+    Complete(String, usize),
+    Abandon(usize),
+}
+
+/// Loads `center` into a fresh Redis and plays `arrivals` through it.
+pub async fn run(center: &Center, scenario: &Scenario, arrivals: &[Arrival]) -> Result<Outcome, SimError> {
+    let started = std::time::Instant::now();
+    let redis = PrivateRedis::start()?;
+    let opts = EngineOptions {
+        key_root: "sim:{sim}:".into(),
+        // One process plays every desktop and never misses a heartbeat in virtual time.
+        presence_grace: Duration::from_secs(400 * 86_400),
+        events_maxlen: 0,
+        ..EngineOptions::default()
+    };
+    let engine = Engine::connect(&redis.url, opts).await?;
+    engine.set_clock(START_MS).await?;
+    load(&engine, center).await?;
+    engine.instance_started("sim").await?;
+    for a in &center.agents {
+        engine.login(&a.id, None, "sim", &format!("s-{}", a.id)).await?;
+        engine.set_presence(&a.id, &Presence::Ready, "sim").await?;
+    }
+    let mut tail = EventTail::from_now(&engine).await?;
+    let accept_ms = (scenario.accept_delay_secs * 1000.0) as u64;
+    let mut heap: BinaryHeap<Reverse<(u64, u64, Ev)>> = BinaryHeap::new();
+    let mut seq = 0u64;
+    let mut push = |heap: &mut BinaryHeap<_>, at: u64, ev: Ev| {
+        seq += 1;
+        heap.push(Reverse((at, seq, ev)));
+    };
+    for (k, a) in arrivals.iter().enumerate() {
+        push(&mut heap, a.at_ms, Ev::Arrive(k));
+    }
+    let mut fates = vec![Fate::default(); arrivals.len()];
+    let mut ids: Vec<String> = vec![String::new(); arrivals.len()];
+    let mut by_id: HashMap<String, usize> = HashMap::new();
+    let mut busy_ms: HashMap<String, u64> = center.agents.iter().map(|a| (a.id.clone(), 0)).collect();
+    let mut timer_due = engine.next_timer_due().await?.map(|t| t.saturating_sub(START_MS));
+    let (mut now, mut calls) = (0u64, 0u64);
+    loop {
+        let next_ev = heap.peek().map(|Reverse((t, _, _))| *t);
+        // Timers due only matter while there is still something to happen.
+        let timer = timer_due.filter(|t| next_ev.is_some_and(|e| *t <= e));
+        let Some(at) = timer.or(next_ev) else { break };
+        now = now.max(at);
+        engine.set_clock(START_MS + now).await?;
+        calls += 1;
+        if timer.is_some() {
+            engine.fire_timers(1000).await?;
+        } else {
+            let Some(Reverse((_, _, ev))) = heap.pop() else { break };
+            match ev {
+                Ev::Arrive(k) => {
+                    let a = &arrivals[k];
+                    let st = &scenario.arrivals[a.stream];
+                    let new = NewInteraction {
+                        idempotency_key: format!("sim-{k}"),
+                        channel: Some(st.channel),
+                        customer_address: address(st.channel, k),
+                        queue: st.queue.clone(),
+                        priority: Some(st.priority),
+                        // Voice carries no messages; the others open with the customer's first.
+                        body: if st.channel == Channel::Voice { String::new() } else { "simulated".into() },
+                        ..NewInteraction::default()
+                    };
+                    let (ix, _) = engine.create_interaction(&new).await?;
+                    by_id.insert(ix.id.clone(), k);
+                    ids[k] = ix.id;
+                    if let Some(p) = a.patience_ms {
+                        push(&mut heap, now + p, Ev::Abandon(k));
+                    }
+                }
+                Ev::Accept(agent, k) => {
+                    if fates[k].abandoned_after_ms.is_none() && engine.accept(&agent, &ids[k]).await.is_ok() {
+                        fates[k].answered_after_ms = Some(now - arrivals[k].at_ms);
+                        fates[k].agent = Some(agent.clone());
+                        push(&mut heap, now + arrivals[k].handle_ms, Ev::Complete(agent, k));
+                    }
+                }
+                Ev::Complete(agent, k) => {
+                    engine.complete(&agent, &ids[k], "done", "").await?;
+                    *busy_ms.entry(agent).or_insert(0) += arrivals[k].handle_ms;
+                }
+                Ev::Abandon(k) => {
+                    if fates[k].answered_after_ms.is_none() {
+                        engine.withdraw(&ids[k], "customer_left").await?;
+                        fates[k].abandoned_after_ms = Some(now - arrivals[k].at_ms);
+                    }
+                }
+            }
+        }
+        // Offers made by that call (or by timers): the agent accepts after the delay.
+        for e in tail.poll(10_000).await? {
+            if e.typ == "offered"
+                && let Some(&k) = by_id.get(&e.interaction_id)
+            {
+                fates[k].offered_after_ms.get_or_insert(now - arrivals[k].at_ms);
+                push(&mut heap, now + accept_ms, Ev::Accept(e.agent_id, k));
+            }
+        }
+        timer_due = engine.next_timer_due().await?.map(|t| t.saturating_sub(START_MS));
+    }
+    let span_ms = now.saturating_sub(arrivals.first().map_or(0, |a| a.at_ms)).max(1);
+    drop(redis);
+    Ok(Outcome { arrivals: arrivals.to_vec(), fates, busy_ms, span_ms, wall: started.elapsed(), calls })
+}
+
+/// A customer address the channel accepts.
+fn address(ch: Channel, k: usize) -> String {
+    match ch {
+        Channel::Email => format!("customer{k}@example.com"),
+        _ => format!("+4915{:09}", k % 1_000_000_000),
+    }
+}
+
+/// Calendars, queues (an overflow target may come later: retried until none is left) and agents.
+async fn load(engine: &Engine, c: &Center) -> Result<(), SimError> {
+    for cal in &c.calendars {
+        engine.put_calendar(cal, true).await?;
+    }
+    let mut pending: Vec<&QueueSpec> = c.queues.iter().collect();
+    while !pending.is_empty() {
+        let mut next = Vec::new();
+        for q in &pending {
+            match engine.put_queue(q, true).await {
+                Ok(_) => {}
+                Err(EngineError::NotFound(_)) => next.push(*q),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if next.len() == pending.len() {
+            return Err(SimError::Center(format!("queue {:?}: its overflow queue does not exist", next[0].name)));
+        }
+        pending = next;
+    }
+    for a in &c.agents {
+        engine.put_agent(a, true).await?;
+    }
+    Ok(())
+}

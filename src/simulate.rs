@@ -1,0 +1,92 @@
+//! `switchboard simulate`: a day of arrivals through today's configuration and, side by side, a
+//! proposed one (`switchboard_sim` runs the real routing functions on a private Redis), or the
+//! Erlang C validation table (`--validate`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::config::{Config, ProcessEnv};
+use switchboard_sim::{Center, Scenario, draw_arrivals, figures, report, run, validation};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimulateArgs {
+    /// Today's config (its agents, queues and calendars); checked like `check-config` first.
+    #[arg(long, short, required_unless_present = "validate")]
+    pub config: Option<PathBuf>,
+    /// A proposed config, run against the same day.
+    #[arg(long)]
+    pub proposed: Option<PathBuf>,
+    /// The day: arrivals and agent behaviour (`docs/simulate.md`).
+    #[arg(long, required_unless_present = "validate")]
+    pub scenario: Option<PathBuf>,
+    /// Overrides the scenario's seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Where the report goes (report.md, report.csv).
+    #[arg(long, default_value = "simulation")]
+    pub out: PathBuf,
+    /// Instead: the Erlang C validation table (M/M/c at 70, 85 and 95 % load).
+    #[arg(long)]
+    pub validate: bool,
+    /// With --validate: contacts per point.
+    #[arg(long, default_value_t = 20_000)]
+    pub arrivals: u64,
+}
+
+fn center(path: &Path) -> anyhow::Result<Center> {
+    let cfg = Config::load(Some(path), &ProcessEnv).with_context(|| format!("{}", path.display()))?;
+    Ok(Center { calendars: cfg.calendars, queues: cfg.queues, agents: cfg.agents })
+}
+
+pub async fn simulate(args: SimulateArgs) -> anyhow::Result<String> {
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    if args.validate {
+        let mut rows = Vec::new();
+        for (c, load) in [(10, 0.70), (10, 0.85), (10, 0.95)] {
+            rows.push(validation::erlang_c_point(c, load, 180.0, args.arrivals, args.seed.unwrap_or(1)).await?);
+        }
+        let md = format!("# Simulated M/M/c against Erlang C\n\n{}", validation::table(&rows));
+        std::fs::write(args.out.join("validation.md"), &md)?;
+        return Ok(md);
+    }
+    let (config, scenario_path) = (args.config.expect("clap requires it"), args.scenario.expect("clap requires it"));
+    let text = std::fs::read_to_string(&scenario_path).with_context(|| format!("{}", scenario_path.display()))?;
+    let mut scenario = Scenario::parse(&text).with_context(|| format!("{}", scenario_path.display()))?;
+    if let Some(s) = args.seed {
+        scenario.seed = s;
+    }
+    // Both configurations are checked before anything runs.
+    let mut centers = vec![("today", center(&config)?)];
+    if let Some(p) = &args.proposed {
+        centers.push(("proposed", center(p)?));
+    }
+    for (label, c) in &centers {
+        for (i, a) in scenario.arrivals.iter().enumerate() {
+            if !c.queues.iter().any(|q| q.name == a.queue) {
+                anyhow::bail!(
+                    "{}: arrivals[{i}].queue: the {label} config has no queue {:?}",
+                    scenario_path.display(),
+                    a.queue
+                );
+            }
+        }
+    }
+    let day = draw_arrivals(&scenario);
+    let mut results = Vec::new();
+    for (label, c) in &centers {
+        let outcome = run(c, &scenario, &day).await?;
+        eprintln!(
+            "{label}: {} contacts, {} routing calls in {:.1} s",
+            day.len(),
+            outcome.calls,
+            outcome.wall.as_secs_f64()
+        );
+        results.push((*label, figures(&outcome, &scenario, &c.queues)));
+    }
+    let runs: Vec<(&str, &switchboard_sim::Figures)> = results.iter().map(|(l, f)| (*l, f)).collect();
+    let md = report::markdown(&format!("Simulated day: {} hours, seed {}", scenario.hours, scenario.seed), &runs);
+    std::fs::write(args.out.join("report.md"), &md)?;
+    std::fs::write(args.out.join("report.csv"), report::csv(&runs))?;
+    Ok(md)
+}
