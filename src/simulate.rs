@@ -42,10 +42,10 @@ fn center(path: &Path) -> anyhow::Result<Center> {
 pub async fn simulate(args: SimulateArgs) -> anyhow::Result<String> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     if args.validate {
-        let mut rows = Vec::new();
-        for (c, load) in [(10, 0.70), (10, 0.85), (10, 0.95)] {
-            rows.push(validation::erlang_c_point(c, load, 180.0, args.arrivals, args.seed.unwrap_or(1)).await?);
-        }
+        let seed = args.seed.unwrap_or(1);
+        let points = [(10, 0.70), (10, 0.85), (10, 0.95)]
+            .map(|(c, load)| validation::erlang_c_point(c, load, 180.0, args.arrivals, seed));
+        let rows = futures::future::try_join_all(points).await?;
         let md = format!("# Simulated M/M/c against Erlang C\n\n{}", validation::table(&rows));
         std::fs::write(args.out.join("validation.md"), &md)?;
         return Ok(md);
@@ -73,11 +73,12 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<String> {
         }
     }
     let day = draw_arrivals(&scenario);
+    // The configurations run at once, each on its own private Redis.
+    let outcomes = futures::future::try_join_all(centers.iter().map(|(_, c)| run(c, &scenario, &day))).await?;
     let mut results = Vec::new();
-    for (label, c) in &centers {
-        let outcome = run(c, &scenario, &day).await?;
+    for ((label, c), outcome) in centers.iter().zip(outcomes) {
         eprintln!(
-            "{label}: {} contacts, {} routing calls in {:.1} s",
+            "{label}: {} contacts, {} routing events in {:.1} s",
             day.len(),
             outcome.calls,
             outcome.wall.as_secs_f64()

@@ -153,14 +153,17 @@ pub async fn run(center: &Center, scenario: &Scenario, arrivals: &[Arrival]) -> 
     let mut by_id: HashMap<String, usize> = HashMap::new();
     let mut busy_ms: HashMap<String, u64> = center.agents.iter().map(|a| (a.id.clone(), 0)).collect();
     let mut timer_due = engine.next_timer_due().await?.map(|t| t.saturating_sub(START_MS));
-    let (mut now, mut calls) = (0u64, 0u64);
+    let (mut now, mut calls, mut clock) = (0u64, 0u64, None);
     loop {
         let next_ev = heap.peek().map(|Reverse((t, _, _))| *t);
         // Timers due only matter while there is still something to happen.
         let timer = timer_due.filter(|t| next_ev.is_some_and(|e| *t <= e));
         let Some(at) = timer.or(next_ev) else { break };
         now = now.max(at);
-        engine.set_clock(START_MS + now).await?;
+        if clock != Some(now) {
+            engine.set_clock(START_MS + now).await?;
+            clock = Some(now);
+        }
         calls += 1;
         if timer.is_some() {
             engine.fire_timers(1000).await?;

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The simulator's figures (issue #22): the Erlang C validation table (M/M/c, 10 agents, at 70, 85
+# and 95 % load, ARRIVALS contacts a point) and a day of a 500-agent center (five queues, eight
+# hours, ~40,000 contacts) through today's config and a proposed one, timed. Results go to
+# results/<date>-simulate/.
+#   scripts/simulate.sh [ARRIVALS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+arrivals="${1:-20000}"
+out="results/$(date +%Y-%m-%d)-simulate"
+mkdir -p "$out"
+cargo build --release -p switchboard
+sb=target/release/switchboard
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+# 500 agents: 100 per skill group, each also speaking english; capacity one call or two chats.
+python3 - "$work" <<'PY'
+import sys
+d = sys.argv[1]
+groups = ["billing", "tech", "sales", "retention", "general"]
+agents = []
+for i in range(500):
+    g = groups[i % 5]
+    second = groups[(i + 1) % 5]
+    level = 3 + (i // 5) % 7
+    agents.append(f'[[agents]]\nid = "a{i:03}"\ntoken = "t{i}"\n'
+                  f'skills = {{ {g} = {level}, {second} = 2 }}\n'
+                  'capacity = { voice = 1, chat = 2, sms = 0, email = 0 }\n')
+def queues(relaxed):
+    out = []
+    for g in groups:
+        q = f'[[queues]]\nname = "{g}"\nchannels = ["voice", "chat"]\nstrategy = "most_skilled"\n' \
+            f'requirements = [{{ skill = "{g}", min_level = 5 }}]\nservice_level_secs = 20\n'
+        if relaxed:
+            q += f'escalation = [{{ after_secs = 20, lower_level = {{ skill = "{g}", min_level = 2 }} }}]\n'
+        out.append(q)
+    return "\n".join(out)
+open(f"{d}/today.toml", "w").write("\n".join(agents) + queues(False))
+open(f"{d}/proposed.toml", "w").write("\n".join(agents) + queues(True))
+streams = []
+for g in groups:
+    streams.append(f'[[arrivals]]\nqueue = "{g}"\nchannel = "voice"\nper_hour = 620\nhandle_secs = 240\n'
+                   'handle = "lognormal"\nhandle_sd_secs = 160\npatience_secs = 150\n')
+    streams.append(f'[[arrivals]]\nqueue = "{g}"\nchannel = "chat"\nper_hour = 400\nhandle_secs = 420\n'
+                   'patience_secs = 240\n')
+open(f"{d}/day.toml", "w").write('seed = 2026\nhours = 8\naccept_delay_secs = 2\nwarm_up_secs = 900\n\n' + "\n".join(streams))
+PY
+
+started=$(date +%s)
+"$sb" simulate --config "$work/today.toml" --proposed "$work/proposed.toml" --scenario "$work/day.toml" \
+  --out "$out/day" 2> "$out/day-timing.txt"
+day_secs=$(( $(date +%s) - started ))
+"$sb" simulate --validate --arrivals "$arrivals" --out "$out/validation" > /dev/null
+{
+  echo "# Simulator figures ($(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD), $(nproc) cores)"
+  echo
+  echo "## Erlang C validation (M/M/c, 10 agents, mean handle 180 s, $arrivals contacts a point)"
+  echo
+  tail -n +3 "$out/validation/validation.md"
+  echo
+  echo "## A day of a 500-agent center (8 h, 5 queues on voice and chat), today vs. lower levels after 20 s"
+  echo
+  echo "Wall time for both runs: ${day_secs} s ($(tr '\n' ';' < "$out/day-timing.txt"))"
+  echo
+  tail -n +3 "$out/day/report.md"
+} > "$out/report.md"
+cat "$out/report.md"
