@@ -317,9 +317,9 @@ where
                 let m =
                     format!("{} {cust} (acknowledged at {:.1} s) has no interaction", ch.name(), sent.at.as_secs_f64());
                 if lost_ok {
-                    explained.push(m)
+                    explained.push(m);
                 } else {
-                    failures.push(m)
+                    failures.push(m);
                 }
                 continue;
             }

@@ -94,11 +94,9 @@ impl Relay {
         let targets: Arc<Mutex<Vec<SocketAddr>>> = Arc::default();
         let t = targets.clone();
         std::thread::spawn(move || {
-            let mut turn = 0usize;
-            for client in listener.incoming() {
+            for (turn, client) in listener.incoming().enumerate() {
                 let Ok(client) = client else { return };
                 let all = t.lock().unwrap().clone();
-                turn += 1;
                 let server = (0..all.len()).find_map(|i| {
                     TcpStream::connect_timeout(&all[(turn + i) % all.len()], Duration::from_millis(300)).ok()
                 });
