@@ -383,7 +383,7 @@ impl Engine {
         let cfg = redis::AsyncConnectionConfig::new()
             .set_response_timeout(Some(Duration::from_secs(30)))
             .set_connection_timeout(Some(Duration::from_secs(5)));
-        Ok(Counted::dedicated(self.primary.client().get_multiplexed_async_connection_with_config(&cfg).await?))
+        Ok(Counted::dedicated(self.primary.client().await?.get_multiplexed_async_connection_with_config(&cfg).await?))
     }
 
     pub async fn ping(&self) -> Result<()> {

@@ -130,6 +130,31 @@ struct Current {
     generation: u64,
     con: ConnectionManager,
     client: redis::Client,
+    /// A request found this server gone or demoted, and it has not been confirmed since: until
+    /// the Sentinels (or the cluster) name it again, nothing is sent to it. Otherwise the
+    /// connection manager would reconnect to whatever listens at its address — an old primary
+    /// restarted empty, before it is made a replica — and write there.
+    suspect: std::sync::atomic::AtomicBool,
+}
+
+impl Current {
+    fn new(generation: u64, con: ConnectionManager, client: redis::Client) -> Arc<Current> {
+        Arc::new(Current { generation, con, client, suspect: std::sync::atomic::AtomicBool::new(false) })
+    }
+
+    fn is_suspect(&self) -> bool {
+        self.suspect.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn set_suspect(&self, v: bool) {
+        self.suspect.store(v, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// The error a request gets while the primary is being looked up again (an I/O error: callers
+/// answer `UNAVAILABLE`, and retry).
+fn unconfirmed() -> RedisError {
+    std::io::Error::new(std::io::ErrorKind::NotConnected, "the Redis primary is being looked up again").into()
 }
 
 /// Who says which server is the primary, for a URL that does not name it outright.
@@ -198,7 +223,7 @@ impl Primary {
         let con = ConnectionManager::new_with_config(client.clone(), cfg.clone()).await?;
         let polled = matches!(locator, Some(Locator::Sentinel(_)));
         let primary = Primary {
-            current: Arc::new(RwLock::new(Arc::new(Current { generation: 0, con, client }))),
+            current: Arc::new(RwLock::new(Current::new(0, con, client))),
             following: locator.map(|locator| Arc::new(Mutex::new(Following { locator, last_try: None }))),
             cfg,
         };
@@ -235,9 +260,29 @@ impl Primary {
         self.current.read().expect("primary lock").clone()
     }
 
-    /// The client of the primary in use, for connections of their own (blocking reads).
-    pub fn client(&self) -> redis::Client {
-        self.current().client.clone()
+    /// The client of the primary in use, for connections of their own (blocking reads); an error
+    /// while the primary is being looked up again after a failure.
+    pub async fn client(&self) -> redis::RedisResult<redis::Client> {
+        Ok(self.confirmed().await?.client.clone())
+    }
+
+    /// The primary in use, once confirmed after a failure (see [`Current::suspect`]).
+    async fn confirmed(&self) -> redis::RedisResult<Arc<Current>> {
+        let cur = self.current();
+        if !cur.is_suspect() {
+            return Ok(cur);
+        }
+        self.follow(cur.generation).await;
+        let cur = self.current();
+        if cur.is_suspect() { Err(unconfirmed()) } else { Ok(cur) }
+    }
+
+    /// After a request on `cur` found the server gone or demoted.
+    async fn lost(&self, cur: &Current) {
+        if self.following.is_some() {
+            cur.set_suspect(true);
+        }
+        self.follow(cur.generation).await;
     }
 
     /// How many times the primary has changed since the start.
@@ -255,8 +300,9 @@ impl Primary {
         following.last_try = Some(Instant::now());
         let found = match following.locator.locate().await {
             Ok(client) if client.get_connection_info().addr() == self.current().client.get_connection_info().addr() => {
-                // Still the same server (a blip, or the cluster has not failed over yet): the
+                // Still the same server (a blip, or no failover yet): confirmed, and the
                 // connection manager reconnects to it by itself.
+                self.current().set_suspect(false);
                 return;
             }
             Ok(client) => match ConnectionManager::new_with_config(client.clone(), self.cfg.clone()).await {
@@ -268,8 +314,7 @@ impl Primary {
         match found {
             Ok((client, con)) => {
                 tracing::warn!(message = "Following the Redis primary (a failover, or the domain's slot moved).", primary = %client.get_connection_info().addr());
-                *self.current.write().expect("primary lock") =
-                    Arc::new(Current { generation: failed + 1, con, client });
+                *self.current.write().expect("primary lock") = Current::new(failed + 1, con, client);
             }
             Err(error) => tracing::warn!(message = "No reachable Redis primary named yet.", %error),
         }
@@ -300,11 +345,11 @@ fn lost_code(code: &str) -> bool {
 impl ConnectionLike for Primary {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
-            let cur = self.current();
+            let cur = self.confirmed().await?;
             let mut con = cur.con.clone();
             let r = con.req_packed_command(cmd).await;
             if r.as_ref().map_or_else(lost_primary, lost_reply) {
-                self.follow(cur.generation).await;
+                self.lost(&cur).await;
             }
             r
         })
@@ -317,11 +362,11 @@ impl ConnectionLike for Primary {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
-            let cur = self.current();
+            let cur = self.confirmed().await?;
             let mut con = cur.con.clone();
             let r = con.req_packed_commands(pipeline, offset, count).await;
             if r.as_ref().map_or_else(lost_primary, |vs| vs.iter().any(lost_reply)) {
-                self.follow(cur.generation).await;
+                self.lost(&cur).await;
             }
             r
         })
