@@ -99,3 +99,60 @@ async fn the_daemon_follows_a_primary_demoted_to_a_replica_that_stays_up() {
     while ann.wait_offer().await.interaction.unwrap().id != ix.id {}
     sb.stop().await;
 }
+
+/// The old primary, killed, comes back empty at its old address right after the failover (a
+/// supervisor restarting it, without persistence): the daemon writes nothing there — what it
+/// acknowledges is on the new primary — and its desktops are not taken for stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_primary_restarted_empty_after_a_failover_gets_no_writes() {
+    let mut setup = tokio::task::block_in_place(SentinelSetup::start);
+    let mut cfg = test_config(&setup.url());
+    cfg.crm.enabled = false;
+    let sb = TestServer::start_with(cfg).await;
+    let mut admin = sb.admin().await;
+    admin.put_queue(pb::PutQueueRequest { queue: Some(queue("sales", &[])), allow_update: true }).await.unwrap();
+    admin.put_agent(pb::PutAgentRequest { agent: Some(agent("ann", &[])), allow_update: true }).await.unwrap();
+    let mut ann = sb.desktop("ann", "tok-ann").await;
+    ann.ready().await;
+    let old = setup.primary_port().unwrap();
+    let con = redis::Client::open(setup.server_url(old)).unwrap().get_multiplexed_async_connection().await.unwrap();
+    eventually("the replica has it all", Duration::from_secs(10), || {
+        let mut con = con.clone();
+        async move {
+            let n: i64 = redis::cmd("WAIT").arg(1).arg(200).query_async(&mut con).await.ok()?;
+            (n == 1).then_some(())
+        }
+    })
+    .await;
+    let new = tokio::task::block_in_place(|| {
+        let new = setup.kill_primary();
+        setup.servers.iter_mut().find(|s| s.port == old).expect("ours").restart();
+        new
+    });
+    let ixs = sb.interactions().await;
+    let mut created = Vec::new();
+    for i in 0..20 {
+        let ix = eventually("a create", Duration::from_secs(30), || {
+            let mut ixs = ixs.clone();
+            async move { ixs.create_interaction(new_chat("sales", &format!("v{i}"), "hi")).await.ok() }
+        })
+        .await
+        .into_inner();
+        created.push(ix.id);
+    }
+    let mut on_new =
+        redis::Client::open(setup.server_url(new)).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut on_old =
+        redis::Client::open(setup.server_url(old)).unwrap().get_multiplexed_async_connection().await.unwrap();
+    for id in &created {
+        let key = format!("sb:{{default}}:ix:{id}");
+        let (n, o): (i64, i64) = (
+            redis::cmd("EXISTS").arg(&key).query_async(&mut on_new).await.unwrap(),
+            redis::cmd("EXISTS").arg(&key).query_async(&mut on_old).await.unwrap(),
+        );
+        assert_eq!((n, o), (1, 0), "{id}: on the new primary, not on the old one");
+    }
+    // Ann is still signed in (nobody took the empty server for Redis having lost its data).
+    assert_eq!(ann.wait_offer().await.interaction.unwrap().id, created[0]);
+    sb.stop().await;
+}
