@@ -60,6 +60,34 @@ impl EventTail {
         Ok(events)
     }
 
+    /// [`EventTail::poll`], and when the earliest routing timer is due (ms), in one round trip
+    /// (the simulator's step).
+    pub async fn poll_with_next_timer(
+        &mut self,
+        engine: &Engine,
+        count: usize,
+    ) -> Result<(Vec<LoggedEvent>, Option<u64>)> {
+        let (reply, first): (Option<StreamReadReply>, Vec<(String, f64)>) = redis::pipe()
+            .cmd("XREAD")
+            .arg("COUNT")
+            .arg(count)
+            .arg("STREAMS")
+            .arg(&self.key)
+            .arg(&self.last)
+            .cmd("ZRANGE")
+            .arg(engine.keys().timers())
+            .arg(0)
+            .arg(0)
+            .arg("WITHSCORES")
+            .query_async(&mut self.con)
+            .await?;
+        let events = logged_events(reply);
+        if let Some(e) = events.last() {
+            self.last.clone_from(&e.id);
+        }
+        Ok((events, first.first().map(|(_, due)| *due as u64)))
+    }
+
     /// The next entries, waiting up to `block` for some (up to `count` at once); empty if none.
     pub async fn next(&mut self, block: Duration, count: usize) -> Result<Vec<LoggedEvent>> {
         let opts = StreamReadOptions::default().block(block.as_millis() as usize).count(count);

@@ -210,7 +210,8 @@ pub async fn run(center: &Center, scenario: &Scenario, arrivals: &[Arrival]) -> 
             }
         }
         // Offers made by that call (or by timers): the agent accepts after the delay.
-        for e in tail.poll(10_000).await? {
+        let (logged, due) = tail.poll_with_next_timer(&engine, 10_000).await?;
+        for e in logged {
             if e.typ == "offered"
                 && let Some(&k) = by_id.get(&e.interaction_id)
             {
@@ -218,7 +219,7 @@ pub async fn run(center: &Center, scenario: &Scenario, arrivals: &[Arrival]) -> 
                 push(&mut heap, now + accept_ms, Ev::Accept(e.agent_id, k));
             }
         }
-        timer_due = engine.next_timer_due().await?.map(|t| t.saturating_sub(START_MS));
+        timer_due = due.map(|t| t.saturating_sub(START_MS));
     }
     let span_ms = now.saturating_sub(arrivals.first().map_or(0, |a| a.at_ms)).max(1);
     drop(redis);
