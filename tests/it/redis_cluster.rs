@@ -83,15 +83,7 @@ async fn domains_spread_over_a_cluster_route_apart_and_follow_their_shards_failo
 
     // What domain 0 acknowledged has reached its replica before its primary dies.
     let (d0, p0) = (domains[0].0.clone(), domains[0].1);
-    let con = redis::Client::open(setup.server_url(p0)).unwrap().get_multiplexed_async_connection().await.unwrap();
-    eventually("the replica has it all", Duration::from_secs(10), || {
-        let mut con = con.clone();
-        async move {
-            let n: i64 = redis::cmd("WAIT").arg(1).arg(200).query_async(&mut con).await.ok()?;
-            (n == 1).then_some(())
-        }
-    })
-    .await;
+    replicated(&setup.server_url(p0)).await;
     let (old, new) = tokio::task::block_in_place(|| setup.kill_primary_of(&format!("sb:{{{d0}}}:meta")));
     assert_ne!(old, new);
 

@@ -42,6 +42,9 @@ impl ClusterSetup {
                     // Replicas sync at once rather than after Redis's default 5 s wait.
                     "--repl-diskless-sync-delay",
                     "0",
+                    // A shard failing over does not stop the others (as docs/operations.md advises).
+                    "--cluster-require-full-coverage",
+                    "no",
                 ];
                 args.extend_from_slice(extra_args);
                 RedisServer::start_with(&args)
