@@ -48,20 +48,8 @@ impl EventTail {
         Ok(EventTail { con, key, last })
     }
 
-    /// What has been logged since the last read, without waiting (up to `count`).
-    pub async fn poll(&mut self, count: usize) -> Result<Vec<LoggedEvent>> {
-        let opts = StreamReadOptions::default().count(count);
-        let reply: Option<StreamReadReply> =
-            self.con.xread_options(&[self.key.as_str()], &[self.last.as_str()], &opts).await?;
-        let events = logged_events(reply);
-        if let Some(e) = events.last() {
-            self.last.clone_from(&e.id);
-        }
-        Ok(events)
-    }
-
-    /// [`EventTail::poll`], and when the earliest routing timer is due (ms), in one round trip
-    /// (the simulator's step).
+    /// What has been logged since the last read, without waiting (up to `count`), and when the
+    /// earliest routing timer is due (ms), in one round trip (the simulator's step).
     pub async fn poll_with_next_timer(
         &mut self,
         engine: &Engine,
@@ -81,11 +69,7 @@ impl EventTail {
             .arg("WITHSCORES")
             .query_async(&mut self.con)
             .await?;
-        let events = logged_events(reply);
-        if let Some(e) = events.last() {
-            self.last.clone_from(&e.id);
-        }
-        Ok((events, first.first().map(|(_, due)| *due as u64)))
+        Ok((self.advance(reply), first.first().map(|(_, due)| *due as u64)))
     }
 
     /// The next entries, waiting up to `block` for some (up to `count` at once); empty if none.
@@ -93,10 +77,15 @@ impl EventTail {
         let opts = StreamReadOptions::default().block(block.as_millis() as usize).count(count);
         let reply: Option<StreamReadReply> =
             self.con.xread_options(&[self.key.as_str()], &[self.last.as_str()], &opts).await?;
+        Ok(self.advance(reply))
+    }
+
+    /// The entries of a read, the tail moved past them.
+    fn advance(&mut self, reply: Option<StreamReadReply>) -> Vec<LoggedEvent> {
         let events = logged_events(reply);
         if let Some(e) = events.last() {
             self.last.clone_from(&e.id);
         }
-        Ok(events)
+        events
     }
 }

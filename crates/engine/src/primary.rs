@@ -285,11 +285,6 @@ impl Primary {
         self.follow(cur.generation).await;
     }
 
-    /// How many times the primary has changed since the start.
-    pub fn generation(&self) -> u64 {
-        self.current().generation
-    }
-
     /// Looks the primary up again after a request on generation `failed` found it gone.
     async fn follow(&self, failed: u64) {
         let Some(following) = &self.following else { return };

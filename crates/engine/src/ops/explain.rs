@@ -94,7 +94,7 @@ impl Engine {
         interaction.excluded_agents.sort();
         let decisions = decisions(h.get("dec").map_or("", String::as_str));
         let waiting = if interaction.state == InteractionState::Queued {
-            Some(self.waiting_now(iid, &h, &interaction, &excl).await?)
+            Some(self.waiting_now(iid, &h, &interaction, &excl, now_ms).await?)
         } else {
             None
         };
@@ -107,6 +107,7 @@ impl Engine {
         h: &HashMap<String, String>,
         ix: &Interaction,
         excl: &HashSet<String>,
+        now_ms: u64,
     ) -> Result<WaitingNow> {
         let field = |k: &str| h.get(k).cloned().unwrap_or_default();
         let num = |k: &str| field(k).parse::<u64>().unwrap_or(0);
@@ -146,7 +147,7 @@ impl Engine {
             candidates,
             ahead: ahead.unwrap_or(0) as u32,
             closed: (closed.as_deref() == Some("1")).then(|| opens.and_then(|o| o.parse().ok())),
-            not_before_ms: (not_before > self.now_ms().await?).then_some(not_before),
+            not_before_ms: (not_before > now_ms).then_some(not_before),
             named_agent: (!target.is_empty()).then_some(target),
             next_step,
         })
