@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::config::{Config, ProcessEnv};
-use switchboard_sim::{Center, Scenario, draw_arrivals, figures, report, run, validation};
+use switchboard_sim::{Center, Scenario, draw_arrivals, figures, report, run_on_own_runtime, validation};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimulateArgs {
@@ -74,7 +74,13 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<String> {
     }
     let day = draw_arrivals(&scenario);
     // The configurations run at once, each on its own private Redis.
-    let outcomes = futures::future::try_join_all(centers.iter().map(|(_, c)| run(c, &scenario, &day))).await?;
+    let outcomes = tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            let runs: Vec<_> =
+                centers.iter().map(|(_, c)| scope.spawn(|| run_on_own_runtime(c, &scenario, &day))).collect();
+            runs.into_iter().map(|r| r.join().expect("a simulation thread panicked")).collect::<Result<Vec<_>, _>>()
+        })
+    })?;
     let mut results = Vec::new();
     for ((label, c), outcome) in centers.iter().zip(outcomes) {
         eprintln!(

@@ -18,5 +18,5 @@ pub mod scenario;
 pub mod validation;
 
 pub use figures::{Figures, QueueResult, figures};
-pub use run::{Arrival, Center, Outcome, SimError, draw_arrivals, run};
+pub use run::{Arrival, Center, Outcome, SimError, draw_arrivals, run, run_on_own_runtime};
 pub use scenario::{Scenario, ScenarioError};

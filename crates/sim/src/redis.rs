@@ -1,8 +1,8 @@
-//! A private `redis-server` for one run: its own temp dir and port on 127.0.0.1, no persistence,
-//! stopped (killed and reaped by its PID) when dropped. The simulation never touches a Redis it
-//! did not start.
+//! A private `redis-server` for one run: its own temp dir and a Unix socket in it (no TCP port: a
+//! simulation is one long chain of round trips, and a local socket makes each cheaper), no
+//! persistence, stopped (killed and reaped by its PID) when dropped. The simulation never touches
+//! a Redis it did not start.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,9 +15,11 @@ pub struct PrivateRedis {
 impl PrivateRedis {
     pub fn start() -> std::io::Result<PrivateRedis> {
         let dir = tempfile::Builder::new().prefix("switchboard-sim-").tempdir()?;
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let socket = dir.path().join("redis.sock");
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--port", "0", "--save", "", "--appendonly", "no", "--unixsocketperm", "700"])
+            .arg("--unixsocket")
+            .arg(&socket)
             .arg("--dir")
             .arg(dir.path())
             .stdin(Stdio::null())
@@ -25,9 +27,10 @@ impl PrivateRedis {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| std::io::Error::new(e.kind(), format!("starting redis-server (is it installed?): {e}")))?;
-        let mut redis = PrivateRedis { url: format!("redis://127.0.0.1:{port}/"), child, _dir: dir };
+        let url = format!("redis+unix://{}", socket.display());
+        let mut redis = PrivateRedis { url, child, _dir: dir };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
             if let Some(status) = redis.child.try_wait()? {
                 return Err(std::io::Error::other(format!("redis-server exited at start ({status})")));
             }
