@@ -1,5 +1,6 @@
 // The wallboard: `Supervisor.Watch` streams queue figures (at most once a second per queue) and
-// agent states; the waiting list is read every two seconds; interventions ask first.
+// agent states; the waiting list is read every two seconds; interventions ask first; "Explain" shows
+// Supervisor.ExplainInteraction / ExplainAgent.
 'use strict';
 
 (function () {
@@ -39,6 +40,8 @@
     });
     $('#large').addEventListener('click', () => setLarge(!document.documentElement.classList.contains('large')));
     $('#confirm-cancel').addEventListener('click', () => $('#confirm').close('cancel'));
+    $('#explain-ix-form').addEventListener('submit', (ev) => { ev.preventDefault(); explain({ kind: 'interaction', id: $('#explain-ix').value.trim() }, false); });
+    $('#explain-agent-form').addEventListener('submit', (ev) => { ev.preventDefault(); explain({ kind: 'agent', id: $('#explain-agent').value.trim() }, false); });
     if (new URLSearchParams(location.search).get('large') === '1') setLarge(true);
     setInterval(tick, 1000);
     const saved = SB.store.get(STORE_KEY);
@@ -70,6 +73,10 @@
     for (const r of state.agents.values()) r.row.remove();
     state.queues.clear();
     state.agents.clear();
+    // The next key may see less: nothing of this one's answers stays on the page.
+    clearExplanation();
+    $('#explain-ix').value = '';
+    $('#explain-agent').value = '';
   }
 
   function connect() {
@@ -169,7 +176,7 @@
     q.node.classList.toggle('closed', f.open === false);
     q.node.replaceChildren(
       el('h3', {}, f.queue, breaches.length ? el('span', { class: 'breach-text' }, ' · ' + breaches.join(', ')) : null),
-      hours,
+      hours || '',
       el('div', { class: 'figs' },
         fig('Waiting', String(f.waiting), 'waiting'),
         fig('Longest wait', f.waiting ? duration(longest) : '-', 'longest'),
@@ -241,7 +248,8 @@
       r.ready = btn('Ready', (ag) => force(ag, { state: 'PRESENCE_STATE_READY' }));
       r.notReady = btn('Not ready', (ag) => force(ag, null));
       r.logout = btn('Log out', logout);
-      r.row.replaceChildren(r.cells.who, r.cells.state, r.cells.since, r.cells.work, el('td', { class: 'actions' }, r.ready, r.notReady, r.logout));
+      r.explain = btn('Explain', (ag) => explain({ kind: 'agent', id: ag.agentId }, true));
+      r.row.replaceChildren(r.cells.who, r.cells.state, r.cells.since, r.cells.work, el('td', { class: 'actions' }, r.ready, r.notReady, r.logout, r.explain));
     }
     const since = SB.ms(a.presenceSince);
     const work = Object.keys(a.capacity || {}).sort().filter((c) => (a.capacity[c] || 0) > 0 || (a.load || {})[c])
@@ -300,7 +308,8 @@
           el('th', { scope: 'row' }, ix.customerAddress || '-', ix.subject ? el('span', { class: 'muted' }, ' · ' + ix.subject) : null),
           r.cells.since,
           r.cells.priority,
-          el('td', { class: 'actions' }, btn('Move', move), btn('Priority', reprioritize), btn('Withdraw', withdraw)));
+          el('td', { class: 'actions' }, btn('Move', move), btn('Priority', reprioritize), btn('Withdraw', withdraw),
+            btn('Explain', (it) => explain({ kind: 'interaction', id: it.id }, true))));
         waitingRows.set(ix.id, r);
       }
       r.ix = ix;
@@ -364,6 +373,238 @@
     });
   }
   $('#confirm-form').addEventListener('submit', (ev) => { ev.preventDefault(); $('#confirm').close('ok'); });
+
+  // ------------------------------------------------------------------ explain
+
+  // The daemon's words come first (its `summary` lines); the details below are the same
+  // explanation's fields, labelled for people.
+  const VIA = {
+    queue: 'Came to its queue; the best available agent got it',
+    pull: 'An agent became free and pulled it',
+    named: 'It waited for this agent by name',
+  };
+  const WHY = {
+    ranked_lower: 'ranked lower',
+    excluded: 'rejected or missed it before',
+    transferred_it: 'transferred it away (tried last)',
+    lower_priority: 'lower priority',
+    waited_less: 'waited less',
+  };
+  const STANDING = {
+    available: 'Available',
+    excluded: 'Rejected or missed it before',
+    at_capacity: 'At capacity',
+    no_capacity: 'Takes none of this channel',
+    blocked_by_voice: 'On a call, which holds this channel back',
+    phone_not_ready: 'Phone not ready',
+    disconnected: 'Ready, but the desktop is not connected',
+    not_ready: 'Not ready',
+    wrap_up: 'Wrap-up',
+    logged_out: 'Logged out',
+  };
+  const words = (s) => { const w = String(s || '').replace(/_/g, ' '); return w.charAt(0).toUpperCase() + w.slice(1); };
+  const standing = (s) => STANDING[s] || words(s);
+  const enumWords = (v, prefix) => words(String(v || '').replace(prefix, '').toLowerCase());
+
+  // A time of the routing clock in the viewer's time zone: with seconds today, with the date otherwise.
+  function at(ms) {
+    if (!ms) return '-';
+    const d = new Date(ms);
+    if (d.toDateString() === new Date().toDateString()) return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+    return SB.dateTime(ms);
+  }
+  // "14:05:10 (3:05 ago)" / "14:15:10 (in 6:55)" against the explanation's own clock.
+  function atRel(ms, now) {
+    if (!ms) return '-';
+    return at(ms) + (ms <= now ? ' (' + duration(now - ms) + ' ago)' : ' (in ' + duration(ms - now) + ')');
+  }
+
+  let explainSeq = 0;
+  let lastExplained = null;
+
+  function clearExplanation() {
+    explainSeq++;
+    lastExplained = null;
+    $('#explain-said').replaceChildren(el('p', { class: 'muted' }, 'Nothing explained yet.'));
+    $('#explain-details').replaceChildren();
+  }
+
+  // `what`: {kind: 'interaction' | 'agent', id}. From a row, the focus moves to the answer (far
+  // below the row); from the form it stays in the field, and the live region reads the answer.
+  async function explain(what, focus) {
+    const noun = what.kind === 'interaction' ? 'interaction' : 'agent';
+    const said = $('#explain-said');
+    const heading = (text) => el('h3', { id: 'explain-heading', tabindex: '-1' }, text);
+    if (what.kind === 'interaction') $('#explain-ix').value = what.id; else $('#explain-agent').value = what.id;
+    if (!what.id) {
+      said.replaceChildren(el('p', { class: 'error explain-error' }, 'Enter an ' + noun + ' id to explain.'));
+      $('#explain-details').replaceChildren();
+      return;
+    }
+    const seq = ++explainSeq;
+    said.setAttribute('aria-busy', 'true');
+    let shown;
+    try {
+      const x = what.kind === 'interaction'
+        ? await state.api.unary(SUP + 'ExplainInteraction', { interactionId: what.id })
+        : await state.api.unary(SUP + 'ExplainAgent', { agentId: what.id });
+      if (seq !== explainSeq) return;
+      shown = what.kind === 'interaction' ? interactionExplanation(x) : agentExplanation(x);
+      lastExplained = what;
+    } catch (e) {
+      if (seq !== explainSeq) return;
+      lastExplained = null;
+      shown = {
+        said: [heading('Cannot explain ' + noun + ' ' + what.id), el('p', { class: 'error explain-error' }, SB.reason(e))],
+        details: [],
+      };
+    } finally {
+      if (seq === explainSeq) said.setAttribute('aria-busy', 'false');
+    }
+    said.replaceChildren(...shown.said);
+    $('#explain-details').replaceChildren(...shown.details);
+    if (focus) { const h = $('#explain-heading'); if (h) h.focus(); }
+  }
+
+  function explainHead(title, summary, nowMs) {
+    return [
+      el('h3', { id: 'explain-heading', tabindex: '-1' }, title),
+      el('ul', { class: 'explain-summary' }, summary.map((line) => el('li', {}, line))),
+      el('p', { class: 'muted explain-now' }, 'As of ' + at(nowMs) + '.'),
+    ];
+  }
+
+  function explainTools() {
+    return el('div', { class: 'row explain-tools' },
+      el('button', { type: 'button', class: 'explain-again', onclick: () => { if (lastExplained) explain(lastExplained, true); } }, 'Explain again'),
+      el('button', { type: 'button', class: 'explain-clear', onclick: () => { clearExplanation(); $('#explain-ix').focus(); } }, 'Clear'));
+  }
+
+  const facts = (pairs) => el('dl', { class: 'facts' }, pairs.filter((p) => p && p[1] !== null && p[1] !== undefined && p[1] !== '')
+    .map(([k, v, cls]) => [el('dt', {}, k), el('dd', { class: cls || null }, v)]));
+
+  function table(cls, caption, headers, rows) {
+    return el('table', { class: 'grid explain-table ' + cls },
+      el('caption', {}, caption),
+      el('thead', {}, el('tr', {}, headers.map((h) => el('th', { scope: 'col' }, h)))),
+      el('tbody', {}, rows));
+  }
+
+  const agentButton = (id) => el('button', { type: 'button', class: 'link', 'aria-label': 'Explain agent ' + id, onclick: () => explain({ kind: 'agent', id }, true) }, id);
+
+  function interactionExplanation(x) {
+    const ix = x.interaction || {};
+    const now = SB.ms(x.now) || Date.now();
+    const enq = SB.ms(ix.enqueuedAt);
+    const head = explainHead('Interaction ' + ix.id, x.summary, now);
+    const details = [facts([
+      ['Queue', ix.queue],
+      ['Channel', SB.channel(ix.channel)],
+      ['State', enumWords(ix.state, 'INTERACTION_STATE_'), 'ix-state'],
+      ['Customer', ix.customerAddress || '-'],
+      ['Priority', String(ix.priority)],
+      ['Entered the queue', enq ? atRel(enq, now) : null],
+      ['Escalation stage', String(ix.escalationStage || 0)],
+      ['Agent', ix.agentId || null],
+    ])];
+    const w = x.waiting;
+    if (w) {
+      const reqs = Object.entries(w.requirements || {}).sort(([a], [b]) => (a < b ? -1 : 1)).map(([s, l]) => s + ' ≥ ' + l).join(', ') || 'none';
+      details.push(el('h4', {}, 'While it waits'), facts([
+        ['Stage', String(w.stage), 'w-stage'],
+        ['Requirements now', reqs, 'w-requirements'],
+        ['Ahead of it', String(w.ahead), 'w-ahead'],
+        ['Queue', w.queueClosed ? 'Closed' + (SB.ms(w.opens) ? ' · opens ' + atRel(SB.ms(w.opens), now) : ' · no opening in sight') : 'Open'],
+        ['Callback not before', SB.ms(w.notBefore) ? atRel(SB.ms(w.notBefore), now) : null],
+        ['Waits for agent', w.namedAgentId || null],
+      ]));
+      details.push(w.candidates.length
+        ? table('explain-candidates', 'Agents who meet stage ' + w.stage + ', best standing first', ['Agent', 'Standing now'],
+          w.candidates.map((c) => el('tr', { 'data-explain-agent': c.agentId }, el('th', { scope: 'row' }, agentButton(c.agentId)), el('td', { class: 'standing' }, standing(c.standing)))))
+        : el('p', { class: 'muted' }, 'No agent meets stage ' + w.stage + '.'));
+      details.push(el('h4', {}, 'Next escalation step'), el('p', { class: 'next-step' }, nextStep(w.nextStep, now)));
+    }
+    details.push(x.decisions.length
+      ? table('explain-decisions', 'Routing decisions, oldest first', ['When', 'How', 'Offered to', 'Queue and stage', 'Winner', 'Could take it', 'Passed over'],
+        x.decisions.map((d) => decisionRow(d)))
+      : el('p', { class: 'muted no-decisions' }, 'Not offered to anyone yet.'));
+    details.push(explainTools());
+    return { said: head, details };
+  }
+
+  function nextStep(n, now) {
+    if (!n) return 'None: no further step relaxes what it needs.';
+    let what;
+    if (n.action === 'drop_skill') what = 'drop the ' + n.skill + ' requirement';
+    else if (n.action === 'lower_level') what = 'lower ' + n.skill + ' to level ' + n.minLevel;
+    else if (n.action === 'overflow') what = 'move it to queue ' + n.overflowQueue;
+    else what = words(n.action);
+    const gain = n.eligibleAfter === undefined ? '' : ' — ' + n.eligibleAfter + ' agent' + (n.eligibleAfter === 1 ? '' : 's') + ' eligible then';
+    return 'At ' + atRel(SB.ms(n.at), now) + ': ' + what + gain + '.';
+  }
+
+  function decisionRow(d) {
+    const when = SB.ms(d.at);
+    const score = [];
+    if (d.strategy) score.push(words(d.strategy));
+    if (d.skill !== undefined) score.push('skill ' + d.skill);
+    if (d.occupancyPermille !== undefined) score.push(Math.round(d.occupancyPermille / 10) + '% occupied');
+    const idle = SB.ms(d.idleSince);
+    if (idle && when && idle <= when) score.push('idle ' + duration(when - idle) + ' (since ' + at(idle) + ')');
+    const enq = SB.ms(d.enqueued);
+    if (d.via === 'pull') {
+      score.push('priority ' + d.priority);
+      if (enq && when && enq <= when) score.push('waited ' + duration(when - enq));
+    }
+    let could = '-';
+    if (d.via === 'queue') could = d.considered + ' of ' + d.eligible + ' eligible';
+    else if (d.via === 'pull') could = 'first of ' + (d.candidates || 1) + ' waiting in ' + d.pools + ' pool' + (d.pools === 1 ? '' : 's');
+    const passed = d.passed.length
+      ? el('ul', { class: 'passed' }, d.passed.map((p) => {
+        const extra = [];
+        if (p.skill !== undefined) extra.push('skill ' + p.skill);
+        if (p.occupancyPermille !== undefined) extra.push(Math.round(p.occupancyPermille / 10) + '% occupied');
+        if (p.interactionId && p.queue) extra.push(p.queue + ' stage ' + p.stage + ', priority ' + p.priority);
+        return el('li', {}, (p.agentId || p.interactionId) + ' — ' + (WHY[p.why] || words(p.why)) + (extra.length ? ' (' + extra.join(', ') + ')' : ''));
+      }))
+      : 'nobody';
+    return el('tr', { class: 'decision' },
+      el('td', {}, at(when)),
+      el('td', { class: 'via' }, VIA[d.via] || words(d.via)),
+      el('th', { scope: 'row', class: 'to' }, d.agentId),
+      el('td', { class: 'pool' }, d.queue ? d.queue + ', stage ' + d.stage : '-'),
+      el('td', { class: 'score' }, score.join(' · ') || '-'),
+      el('td', { class: 'could' }, could),
+      el('td', {}, passed));
+  }
+
+  function agentExplanation(x) {
+    const now = SB.ms(x.now) || Date.now();
+    const head = explainHead('Agent ' + x.agentId, x.summary, now);
+    const details = [facts([
+      ['Presence', SB.presence({ state: x.presence, reason: x.presenceReason }), 'a-presence'],
+      ['Desktop', x.connected ? 'Connected' : 'Not connected', 'a-desktop'],
+      ['Phone', x.phone ? words(x.phone) : 'Not reported', 'a-phone'],
+    ])];
+    details.push(x.channels.length
+      ? table('explain-channels', 'Work per channel', ['Channel', 'In use / capacity', 'Standing'],
+        x.channels.map((c) => el('tr', { 'data-explain-channel': c.channel },
+          el('th', { scope: 'row' }, SB.channel(c.channel)),
+          el('td', { class: 'load' }, c.load + ' / ' + c.capacity),
+          el('td', { class: 'standing' }, standing(c.standing)))))
+      : el('p', { class: 'muted' }, 'No channel.'));
+    details.push(x.queues.length
+      ? table('explain-queues', 'Queues: where this agent is eligible, or what the agent lacks', ['Queue', 'Eligible', 'Lacks', 'Per channel'],
+        x.queues.map((q) => el('tr', { 'data-explain-queue': q.queue },
+          el('th', { scope: 'row' }, q.queue),
+          el('td', { class: 'eligible' }, (q.stage === undefined ? 'At no stage' : q.stage === 0 ? 'From the start' : 'From stage ' + q.stage) + (q.closed ? ' (closed now)' : '')),
+          el('td', { class: 'lacks' }, q.lacks.length ? q.lacks.join(', ') : '-'),
+          el('td', { class: 'per-channel' }, q.stage === undefined || !q.channels.length ? '-'
+            : el('ul', { class: 'passed' }, q.channels.map((c) => el('li', {}, SB.channel(c.channel) + ': ' + c.waiting + ' waiting, ' + standing(c.standing).toLowerCase())))))))
+      : el('p', { class: 'muted' }, 'No queue to show.'));
+    details.push(explainTools());
+    return { said: head, details };
+  }
 
   function tick() {
     for (const q of state.queues.values()) if (q.figures && q.figures.waiting) paintQueue(q);
