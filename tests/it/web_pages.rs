@@ -290,7 +290,8 @@ const A11Y_JS: &str = r#"
 // Inside a closed <details> only its summary shows (the rest is reached by opening it).
 const folded = (e) => { const d = e.closest('details'); return !!d && !d.open && e.parentElement !== d; };
 const visible = (e) => !folded(e) && !!(e.offsetWidth || e.offsetHeight || e.getClientRects().length) && getComputedStyle(e).visibility !== 'hidden';
-const controls = [...document.querySelectorAll('button, input, select, textarea, a[href], summary')].filter(visible);
+// A disabled control is out of the Tab order by design (a logged-out agent's Ready button).
+const controls = [...document.querySelectorAll('button, input, select, textarea, a[href], summary')].filter((e) => visible(e) && !e.disabled);
 const problems = [];
 controls.forEach((e, i) => {
   e.dataset.a11y = String(i);
@@ -699,5 +700,174 @@ async fn an_agent_schedules_a_callback_for_a_texter_and_accepts_it_to_dial() {
     };
     assert_eq!((dial.agent_id.as_str(), dial.device.as_str(), dial.number.as_str()), ("ann", "1001", "+4915112345679"));
     b.stop().await;
+    sb.stop().await;
+}
+
+/// A supervisor of the chat queue only.
+const CHAT_LEAD_KEY: &str = "test-chat-lead-key-0123456789abcdef0123456";
+
+/// The lines the explanation's live region reads out, as shown.
+async fn shown_summary(b: &Browser) -> Vec<String> {
+    let v = b.js("return [...document.querySelectorAll('#explain-said li')].map(e => e.textContent);").await;
+    serde_json::from_value(v).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wallboard_explains_an_interaction_and_an_agent_as_the_api_does() {
+    let redis = RedisServer::start();
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut cfg = pages_config(&redis, http.local_addr().unwrap());
+    let mut lead = key("chat-lead", switchboard::model::Role::Supervisor, CHAT_LEAD_KEY);
+    lead.queues = vec!["chat".into()];
+    cfg.auth.keys.push(lead);
+    let sb = TestServer::start_bound(cfg, grpc, http).await;
+    let mut admin = sb.admin().await;
+    // Billing on chat needs level 5 for an hour, then 3. Bob meets it but is logged out; Dan is
+    // ready and takes chat, but has no billing skill at all.
+    let mut chat = queue("chat", &[]);
+    chat.channels = vec![pb::Channel::Chat as i32];
+    let mut billing = queue("billing", &[("billing", 5)]);
+    billing.channels = vec![pb::Channel::Chat as i32];
+    billing.escalation = vec![pb::EscalationStep {
+        after_secs: 3600,
+        action: Some(pb::escalation_step::Action::LowerLevel(pb::SkillRequirement {
+            skill: "billing".into(),
+            min_level: 3,
+        })),
+    }];
+    for q in [chat, billing] {
+        admin.put_queue(pb::PutQueueRequest { queue: Some(q), allow_update: true }).await.unwrap();
+    }
+    for a in [agent("bob", &[("billing", 6)]), agent("dan", &[])] {
+        admin.put_agent(pb::PutAgentRequest { agent: Some(a), allow_update: true }).await.unwrap();
+    }
+    let mut dan = sb.desktop("dan", "tok-dan").await;
+    dan.ready().await;
+    let waiting = sb.interactions().await.create_interaction(new_chat("billing", "visitor-7", "My invoice")).await;
+    let waiting = waiting.unwrap().into_inner();
+    let mut sup = sb.supervisor().await;
+
+    let wall = Browser::start().await;
+    sign_in_supervisor(&wall, &sb, SUPERVISOR_KEY).await;
+    let row = format!("#waiting tr[data-id='{}']", waiting.id);
+    wall.find(&row).await;
+
+    // From its row: the daemon's own words first, then the details, and the focus on the answer.
+    wall.click(&format!("{row} button[aria-label^='Explain']")).await;
+    wait_text(&wall, "the explanation", "#explain-said h3", &format!("Interaction {}", waiting.id)).await;
+    let api = sup
+        .explain_interaction(pb::ExplainInteractionRequest { interaction_id: waiting.id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(api.summary[0], "1 agent meets stage 0 (billing ≥ 5): 0 available, 1 logged out.");
+    assert_eq!(shown_summary(&wall).await, api.summary);
+    assert_eq!(wall.js("return document.activeElement.id;").await, json!("explain-heading"));
+    let w = api.waiting.expect("it waits");
+    assert_eq!(text(&wall, "#explain-details .w-stage").await, w.stage.to_string());
+    assert_eq!(text(&wall, "#explain-details .w-ahead").await, w.ahead.to_string());
+    let reqs: Vec<String> = w.requirements.iter().map(|(s, l)| format!("{s} ≥ {l}")).collect();
+    assert_eq!(text(&wall, "#explain-details .w-requirements").await, reqs.join(", "));
+    let c = &w.candidates[0];
+    assert_eq!((c.agent_id.as_str(), c.standing.as_str()), ("bob", "logged_out"));
+    assert_eq!(
+        text(&wall, "#explain-details .explain-candidates tr[data-explain-agent='bob'] .standing").await,
+        "Logged out"
+    );
+    let step = w.next_step.expect("a next step");
+    let said = format!(
+        "lower {} to level {} — {} agent eligible then.",
+        step.skill,
+        step.min_level,
+        step.eligible_after.unwrap()
+    );
+    assert!(text(&wall, "#explain-details .next-step").await.ends_with(&said), "{said}");
+    assert_eq!(text(&wall, "#explain-details .no-decisions").await, "Not offered to anyone yet.");
+
+    // Dan, from the agent grid: eligible for chat, lacking billing.
+    wall.click("#agents tr[data-agent='dan'] button[aria-label^='Explain']").await;
+    wait_text(&wall, "dan explained", "#explain-said h3", "Agent dan").await;
+    let api = sup.explain_agent(pb::ExplainAgentRequest { agent_id: "dan".into() }).await.unwrap().into_inner();
+    assert_eq!(shown_summary(&wall).await, api.summary);
+    assert!(api.summary.contains(&"billing: not eligible at any stage — lacks billing ≥ 3 (has none).".to_string()));
+    let b = api.queues.iter().find(|q| q.queue == "billing").unwrap();
+    assert_eq!(b.stage, None);
+    assert_eq!(
+        text(&wall, "#explain-details .explain-queues tr[data-explain-queue='billing'] .eligible").await,
+        "At no stage"
+    );
+    assert_eq!(
+        text(&wall, "#explain-details .explain-queues tr[data-explain-queue='billing'] .lacks").await,
+        b.lacks.join(", ")
+    );
+    assert_eq!(
+        text(&wall, "#explain-details .explain-queues tr[data-explain-queue='chat'] .eligible").await,
+        "From the start"
+    );
+    let ch = api.channels.iter().find(|c| c.channel == pb::Channel::Chat as i32).unwrap();
+    let load = "#explain-details .explain-channels tr[data-explain-channel='CHANNEL_CHAT']";
+    assert_eq!(text(&wall, &format!("{load} .load")).await, format!("{} / {}", ch.load, ch.capacity));
+    assert_eq!(
+        (ch.standing.as_str(), text(&wall, &format!("{load} .standing")).await.as_str()),
+        ("available", "Available")
+    );
+    assert_eq!(text(&wall, "#explain-details .a-presence").await, "Ready");
+    assert_eq!(text(&wall, "#explain-details .a-desktop").await, "Connected");
+    check_a11y(&wall, "wallboard with an explanation").await;
+
+    // An offered interaction, by its id typed in: its decision.
+    let offered = sb.interactions().await.create_interaction(new_chat("chat", "visitor-8", "Hi")).await;
+    let offered = offered.unwrap().into_inner();
+    assert_eq!(dan.wait_offer().await.interaction.unwrap().id, offered.id);
+    wall.js("document.querySelector('#explain-ix').value = ''; return true;").await;
+    wall.type_into("#explain-ix", &format!("{}{ENTER}", offered.id)).await;
+    wait_text(&wall, "the offered one", "#explain-said h3", &format!("Interaction {}", offered.id)).await;
+    let api = sup
+        .explain_interaction(pb::ExplainInteractionRequest { interaction_id: offered.id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    let shown = shown_summary(&wall).await;
+    // The first line counts the offer's seconds down; the rest is fixed.
+    assert!(shown[0].starts_with("Offered to dan; the offer runs out in "), "{shown:?}");
+    assert_eq!(shown[1..], api.summary[1..]);
+    let d = &api.decisions[0];
+    let decision = "#explain-details .explain-decisions tr.decision";
+    assert_eq!(text(&wall, &format!("{decision} .to")).await, d.agent_id);
+    assert_eq!(text(&wall, &format!("{decision} .pool")).await, format!("{}, stage {}", d.queue, d.stage));
+    assert_eq!(
+        text(&wall, &format!("{decision} .could")).await,
+        format!("{} of {} eligible", d.considered, d.eligible)
+    );
+    assert!(text(&wall, &format!("{decision} .via")).await.starts_with("Came to its queue"));
+    assert!(text(&wall, &format!("{decision} .score")).await.starts_with("Longest idle"));
+    assert_eq!(text(&wall, "#explain-details .ix-state").await, "Offered");
+
+    // An unknown id: the server's reason, in the answer's place.
+    let unknown = "no-such-interaction";
+    let refused =
+        sup.explain_interaction(pb::ExplainInteractionRequest { interaction_id: unknown.into() }).await.unwrap_err();
+    wall.js("document.querySelector('#explain-ix').value = ''; return true;").await;
+    wall.type_into("#explain-ix", &format!("{unknown}{ENTER}")).await;
+    wait_text(&wall, "refusal shown", "#explain-said .explain-error", refused.message()).await;
+    assert_eq!(text(&wall, "#explain-details").await, "");
+
+    // A supervisor of the chat queue only may not look into billing.
+    wall.click("#sign-out").await;
+    sign_in_supervisor(&wall, &sb, CHAT_LEAD_KEY).await;
+    wall.find("#board").await;
+    let mut lead = pb::supervisor_client::SupervisorClient::new(sb.with_key(CHAT_LEAD_KEY).await);
+    let refused = lead
+        .explain_interaction(pb::ExplainInteractionRequest { interaction_id: waiting.id.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    wall.type_into("#explain-ix", &format!("{}{ENTER}", waiting.id)).await;
+    wait_text(&wall, "no permission", "#explain-said .explain-error", refused.message()).await;
+    wait_text(&wall, "said as such", "#explain-said .explain-error", "permission denied").await;
+
+    drop(dan);
+    wall.stop().await;
     sb.stop().await;
 }

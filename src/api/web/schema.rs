@@ -107,5 +107,16 @@ mod tests {
             s["methods"]["switchboard.v1.Supervisor/Watch"],
             json!(["switchboard.v1.WatchRequest", "switchboard.v1.SupervisorEvent"])
         );
+        // The wallboard's explanations: an agent eligible at stage 0 and at no stage differ
+        // only by presence, so `stage` must keep it.
+        assert_eq!(
+            s["methods"]["switchboard.v1.Supervisor/ExplainAgent"],
+            json!(["switchboard.v1.ExplainAgentRequest", "switchboard.v1.AgentExplanation"])
+        );
+        let field =
+            |m: &str, n: &str| s["messages"][m]["f"].as_array().unwrap().iter().find(|f| f["n"] == n).cloned().unwrap();
+        assert_eq!(field("switchboard.v1.QueueStanding", "stage")["opt"], true);
+        assert_eq!(field("switchboard.v1.WaitingExplanation", "nextStep")["m"], "switchboard.v1.NextEscalationStep");
+        assert_eq!(field("switchboard.v1.RoutingDecision", "occupancyPermille")["opt"], true);
     }
 }
