@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The simulator's figures (issue #22): the Erlang C validation table (M/M/c, 10 agents, at 70, 85
-# and 95 % load, ARRIVALS contacts a point) and a day of a 500-agent center (five queues, eight
-# hours, ~44,000 calls) through today's config and a proposed one, timed. Results go to
-# results/<date>-simulate/.
+# The simulator's figures (issue #22): the validation tables (10 agents, ARRIVALS contacts a point:
+# Erlang C at 70, 85 and 95 % load; Erlang A, mean patience 120 s, at 85, 95 and 110 %) and a day
+# of a 500-agent center (five queues, eight hours, ~44,000 calls) through today's config and a
+# proposed one, timed, with its chart. Results go to results/<date>-simulate/.
 #   scripts/simulate.sh [ARRIVALS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,14 +56,14 @@ day_secs=$(( $(date +%s) - started ))
 {
   echo "# Simulator figures ($(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD), $(nproc) cores)"
   echo
-  echo "## Erlang C validation (M/M/c, 10 agents, mean handle 180 s, $arrivals contacts a point)"
+  echo "## Validation (10 agents, mean handle 180 s, $arrivals contacts a point)"
   echo
-  tail -n +3 "$out/validation/validation.md"
+  sed 's/^# /### /' "$out/validation/validation.md"
   echo
   echo "## A day of a 500-agent center (8 h, 5 voice queues needing level 5), today vs. level 2 after 20 s"
   echo
   echo "Wall time for both runs: ${day_secs} s ($(tr '\n' ';' < "$out/day-timing.txt"))"
   echo
-  tail -n +3 "$out/day/report.md"
+  tail -n +3 "$out/day/report.md" | sed 's#(chart.svg)#(day/chart.svg)#'
 } > "$out/report.md"
 cat "$out/report.md"

@@ -1,6 +1,6 @@
 //! `switchboard simulate`: a day of arrivals through today's configuration and, side by side, a
 //! proposed one (`switchboard_sim` runs the real routing functions on a private Redis), or the
-//! Erlang C validation table (`--validate`).
+//! Erlang C and Erlang A validation tables (`--validate`).
 
 use std::path::{Path, PathBuf};
 
@@ -23,10 +23,11 @@ pub struct SimulateArgs {
     /// Overrides the scenario's seed.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Where the report goes (report.md, report.csv).
+    /// Where the report goes (report.md, report.csv, chart.svg).
     #[arg(long, default_value = "simulation")]
     pub out: PathBuf,
-    /// Instead: the Erlang C validation table (M/M/c at 70, 85 and 95 % load).
+    /// Instead: the validation tables, Erlang C (M/M/c at 70, 85 and 95 % load) and Erlang A
+    /// (M/M/c+M, mean patience 120 s, at 85, 95 and 110 %).
     #[arg(long)]
     pub validate: bool,
     /// With --validate: contacts per point.
@@ -43,10 +44,18 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<String> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     if args.validate {
         let seed = args.seed.unwrap_or(1);
-        let points = [(10, 0.70), (10, 0.85), (10, 0.95)]
+        // Three points at a time: the tables' two kinds one after the other.
+        let c_points = [(10, 0.70), (10, 0.85), (10, 0.95)]
             .map(|(c, load)| validation::erlang_c_point(c, load, 180.0, args.arrivals, seed));
-        let rows = futures::future::try_join_all(points).await?;
-        let md = format!("# Simulated M/M/c against Erlang C\n\n{}", validation::table(&rows));
+        let c_rows = futures::future::try_join_all(c_points).await?;
+        let a_points = [(10, 0.85), (10, 0.95), (10, 1.10)]
+            .map(|(c, load)| validation::erlang_a_point(c, load, 180.0, 120.0, args.arrivals, seed));
+        let a_rows = futures::future::try_join_all(a_points).await?;
+        let md = format!(
+            "# Simulated M/M/c against Erlang C\n\n{}\n# Simulated M/M/c+M against Erlang A\n\n{}",
+            validation::table(&c_rows),
+            validation::table_a(&a_rows)
+        );
         std::fs::write(args.out.join("validation.md"), &md)?;
         return Ok(md);
     }
@@ -89,11 +98,18 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<String> {
             outcome.calls,
             outcome.wall.as_secs_f64()
         );
-        results.push((*label, figures(&outcome, &scenario, &c.queues)));
+        results.push((
+            *label,
+            figures(&outcome, &scenario, &c.queues),
+            switchboard_sim::figures::day(&outcome, &scenario, &c.queues),
+        ));
     }
-    let runs: Vec<(&str, &switchboard_sim::Figures)> = results.iter().map(|(l, f)| (*l, f)).collect();
-    let md = report::markdown(&format!("Simulated day: {} hours, seed {}", scenario.hours, scenario.seed), &runs);
+    let runs: Vec<(&str, &switchboard_sim::Figures)> = results.iter().map(|(l, f, _)| (*l, f)).collect();
+    let title = format!("Simulated day: {} hours, seed {}", scenario.hours, scenario.seed);
+    let md = report::markdown(&title, &runs);
     std::fs::write(args.out.join("report.md"), &md)?;
     std::fs::write(args.out.join("report.csv"), report::csv(&runs))?;
+    let days: Vec<(&str, &switchboard_sim::figures::Day)> = results.iter().map(|(l, _, d)| (*l, d)).collect();
+    std::fs::write(args.out.join("chart.svg"), report::chart(&title, &days))?;
     Ok(md)
 }

@@ -40,7 +40,7 @@ pub struct Figures {
 }
 
 /// Batches for the confidence intervals (consecutive arrivals; 20 is the usual choice).
-const BATCHES: usize = 20;
+pub(crate) const BATCHES: usize = 20;
 
 pub fn figures(o: &Outcome, s: &Scenario, queues: &[QueueSpec]) -> Figures {
     let warm = (s.warm_up_secs * 1000.0) as u64;
@@ -103,7 +103,7 @@ pub fn figures(o: &Outcome, s: &Scenario, queues: &[QueueSpec]) -> Figures {
 }
 
 /// 95 % half-width of the mean of `v` (Student's t for 19 degrees of freedom, ~2.09).
-fn half_width(v: &[f64]) -> f64 {
+pub(crate) fn half_width(v: &[f64]) -> f64 {
     let n = v.len() as f64;
     if n < 2.0 {
         return f64::NAN;
@@ -111,4 +111,154 @@ fn half_width(v: &[f64]) -> f64 {
     let m = v.iter().sum::<f64>() / n;
     let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0);
     2.09 * (var / n).sqrt()
+}
+
+/// One stretch of the day: the contacts that arrived in it and how they fared.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interval {
+    /// Virtual ms from the start of the day.
+    pub start_ms: u64,
+    pub arrivals: u64,
+    pub answered: u64,
+    pub abandoned: u64,
+    /// As [`QueueResult::service_level_pct`], each contact against its own queue's threshold;
+    /// None when nobody in it was answered or left.
+    pub service_level_pct: Option<f64>,
+    /// Mean wait of the answered (seconds); None when nobody was.
+    pub asa_secs: Option<f64>,
+}
+
+/// The day in intervals of `width_ms` by arrival time, for one queue or (None) all, warm-up
+/// included: it is the morning as the center lives it, from empty.
+pub fn over_the_day(
+    o: &Outcome,
+    s: &Scenario,
+    queues: &[QueueSpec],
+    queue: Option<&str>,
+    width_ms: u64,
+) -> Vec<Interval> {
+    let day_ms = (s.hours * 3_600_000.0).ceil() as u64;
+    let n = day_ms.div_ceil(width_ms).max(1) as usize;
+    let mut out: Vec<Interval> = (0..n)
+        .map(|i| Interval {
+            start_ms: i as u64 * width_ms,
+            arrivals: 0,
+            answered: 0,
+            abandoned: 0,
+            service_level_pct: None,
+            asa_secs: None,
+        })
+        .collect();
+    let (mut within, mut waited_ms) = (vec![0u64; n], vec![0u64; n]);
+    for (a, f) in o.arrivals.iter().zip(&o.fates) {
+        let name = s.arrivals[a.stream].queue.as_str();
+        if queue.is_some_and(|q| q != name) {
+            continue;
+        }
+        let i = ((a.at_ms / width_ms) as usize).min(n - 1);
+        let sl_ms = u64::from(queues.iter().find(|x| x.name == name).map_or(20, |x| x.service_level_secs)) * 1000;
+        out[i].arrivals += 1;
+        if let Some(w) = f.answered_after_ms {
+            out[i].answered += 1;
+            waited_ms[i] += w;
+            within[i] += u64::from(w <= sl_ms);
+        } else if f.abandoned_after_ms.is_some() {
+            out[i].abandoned += 1;
+        }
+    }
+    for (i, x) in out.iter_mut().enumerate() {
+        let handled = x.answered + x.abandoned;
+        x.service_level_pct = (handled > 0).then(|| 100.0 * within[i] as f64 / handled as f64);
+        x.asa_secs = (x.answered > 0).then(|| waited_ms[i] as f64 / x.answered as f64 / 1000.0);
+    }
+    out
+}
+
+/// The chart's intervals: half an hour.
+pub const INTERVAL_MS: u64 = 1_800_000;
+
+/// One configuration's day in intervals: all queues, then each queue by name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Day {
+    pub all: Vec<Interval>,
+    pub queues: Vec<(String, Vec<Interval>)>,
+}
+
+pub fn day(o: &Outcome, s: &Scenario, queues: &[QueueSpec]) -> Day {
+    let mut names: Vec<&str> = s.arrivals.iter().map(|a| a.queue.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    Day {
+        all: over_the_day(o, s, queues, None, INTERVAL_MS),
+        queues: names.into_iter().map(|q| (q.to_string(), over_the_day(o, s, queues, Some(q), INTERVAL_MS))).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::run::{Arrival, Fate};
+
+    fn scenario(hours: f64) -> Scenario {
+        Scenario::parse(&format!(
+            "hours = {hours}\n[[arrivals]]\nqueue = \"a\"\nper_hour = 1\nhandle_secs = 1\n\
+             [[arrivals]]\nqueue = \"b\"\nper_hour = 1\nhandle_secs = 1\n"
+        ))
+        .unwrap()
+    }
+
+    fn outcome(contacts: &[(u64, usize, Option<u64>, Option<u64>)]) -> Outcome {
+        Outcome {
+            arrivals: contacts
+                .iter()
+                .map(|(at, stream, _, _)| Arrival { at_ms: *at, stream: *stream, handle_ms: 1, patience_ms: None })
+                .collect(),
+            fates: contacts
+                .iter()
+                .map(|(_, _, answered, abandoned)| Fate {
+                    offered_after_ms: *answered,
+                    answered_after_ms: *answered,
+                    abandoned_after_ms: *abandoned,
+                    agent: None,
+                })
+                .collect(),
+            busy_ms: HashMap::new(),
+            span_ms: 1,
+            wall: Duration::ZERO,
+            calls: 0,
+        }
+    }
+
+    #[test]
+    fn the_day_in_intervals_counts_each_contact_where_it_arrived() {
+        let half = 1_800_000;
+        // Queue b's threshold is 60 s, a's the default 20 s.
+        let mut b = QueueSpec::new("b");
+        b.service_level_secs = 60;
+        let queues = [QueueSpec::new("a"), b];
+        let o = outcome(&[
+            (0, 0, Some(10_000), None),        // a: within 20 s
+            (1_000, 1, Some(30_000), None),    // b: within 60 s
+            (2_000, 0, Some(30_000), None),    // a: not within
+            (half + 5, 0, None, Some(40_000)), // a: left
+            (half + 6, 0, None, None),         // a: still waiting at the end: counts as arrived only
+        ]);
+        let s = scenario(1.25);
+        let all = over_the_day(&o, &s, &queues, None, half);
+        // 1.25 h: three intervals, the last one half long and empty.
+        assert_eq!(all.len(), 3);
+        assert_eq!((all[0].arrivals, all[0].answered, all[0].abandoned), (3, 3, 0));
+        assert!((all[0].service_level_pct.unwrap() - 200.0 / 3.0).abs() < 1e-9);
+        assert!((all[0].asa_secs.unwrap() - 70.0 / 3.0).abs() < 1e-9);
+        assert_eq!((all[1].arrivals, all[1].answered, all[1].abandoned), (2, 0, 1));
+        assert_eq!((all[1].service_level_pct, all[1].asa_secs), (Some(0.0), None));
+        assert_eq!((all[2].arrivals, all[2].service_level_pct, all[2].start_ms), (0, None, 2 * half));
+        let only_a = over_the_day(&o, &s, &queues, Some("a"), half);
+        assert_eq!((only_a[0].arrivals, only_a[0].service_level_pct), (2, Some(50.0)));
+        let only_b = over_the_day(&o, &s, &queues, Some("b"), half);
+        assert_eq!((only_b[0].arrivals, only_b[0].service_level_pct, only_b[1].arrivals), (1, Some(100.0), 0));
+    }
 }

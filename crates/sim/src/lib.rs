@@ -6,9 +6,10 @@
 //! - [`scenario`]: the arrivals and behaviour (`scenario.toml`), checked with errors naming the field.
 //! - [`run`]: one simulated day against one configuration.
 //! - [`figures`]: service level, ASA, abandon rate, occupancy, per queue and agent.
-//! - [`erlang`]: the textbook it is validated against (Erlang C).
-//! - [`report`]: Markdown and CSV.
+//! - [`erlang`]: the textbook it is validated against (Erlang C and Erlang A).
+//! - [`report`]: Markdown, CSV and the chart of the day ([`chart`]: plain SVG).
 
+pub mod chart;
 pub mod erlang;
 pub mod figures;
 mod redis;
