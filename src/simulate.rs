@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::config::{Config, ProcessEnv};
-use switchboard_sim::{Center, Scenario, draw_arrivals, figures, report, run_on_own_runtime, validation};
+use switchboard_sim::{Center, Scenario, draw_arrivals, figures, recorded, report, run_on_own_runtime, validation};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimulateArgs {
@@ -81,7 +81,38 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<String> {
             }
         }
     }
-    let day = draw_arrivals(&scenario);
+    for (label, c) in &centers {
+        for (i, sh) in scenario.shifts.iter().enumerate() {
+            for (j, p) in sh.agents.iter().enumerate() {
+                if !c.agents.iter().any(|a| switchboard_sim::scenario::matches(p, &a.id)) {
+                    anyhow::bail!(
+                        "{}: shifts[{i}].agents[{j}]: {p:?} names no agent of the {label} config",
+                        scenario_path.display()
+                    );
+                }
+            }
+        }
+    }
+    let mut day = Vec::new();
+    if let Some(file) = scenario.recorded.clone() {
+        // Relative to the scenario, as a config's paths are to the config.
+        let path = scenario_path.parent().map_or(file.clone(), |dir| dir.join(&file));
+        let text = std::fs::read_to_string(&path).with_context(|| format!("recorded = {}", path.display()))?;
+        let rows = recorded::parse(&text).with_context(|| format!("{}", path.display()))?;
+        for (label, c) in &centers {
+            if let Some(r) = rows.iter().find(|r| !c.queues.iter().any(|q| q.name == r.queue)) {
+                anyhow::bail!(
+                    "{}: line {}: queue: the {label} config has no queue {:?}",
+                    path.display(),
+                    r.line,
+                    r.queue
+                );
+            }
+        }
+        day = recorded::add_to(&mut scenario, &rows).with_context(|| format!("{}", path.display()))?;
+    }
+    day.extend(draw_arrivals(&scenario));
+    day.sort_by_key(|a| (a.at_ms, a.stream));
     // The configurations run at once, each on its own private Redis.
     let outcomes = tokio::task::block_in_place(|| {
         std::thread::scope(|scope| {

@@ -95,8 +95,16 @@ pub fn figures(o: &Outcome, s: &Scenario, queues: &[QueueSpec]) -> Figures {
             asa_ci,
         });
     }
-    let utilisation: BTreeMap<String, f64> =
-        o.busy_ms.iter().map(|(a, b)| (a.clone(), 100.0 * *b as f64 / o.span_ms as f64)).collect();
+    // Over the time each agent was on shift (the whole run without shifts); an agent never on
+    // shift has no utilisation to speak of.
+    let utilisation: BTreeMap<String, f64> = o
+        .busy_ms
+        .iter()
+        .filter_map(|(a, b)| {
+            let on = o.on_ms.get(a).copied().unwrap_or(o.span_ms);
+            (on > 0).then(|| (a.clone(), 100.0 * *b as f64 / on as f64))
+        })
+        .collect();
     let occupancy_pct =
         if utilisation.is_empty() { 0.0 } else { utilisation.values().sum::<f64>() / utilisation.len() as f64 };
     Figures { queues: out, utilisation, occupancy_pct }
@@ -180,6 +188,8 @@ pub const INTERVAL_MS: u64 = 1_800_000;
 /// One configuration's day in intervals: all queues, then each queue by name.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Day {
+    /// The epoch ms the day's virtual time 0 stands for (the chart's clock).
+    pub start_ms: u64,
     pub all: Vec<Interval>,
     pub queues: Vec<(String, Vec<Interval>)>,
 }
@@ -189,6 +199,7 @@ pub fn day(o: &Outcome, s: &Scenario, queues: &[QueueSpec]) -> Day {
     names.sort_unstable();
     names.dedup();
     Day {
+        start_ms: s.start_ms(),
         all: over_the_day(o, s, queues, None, INTERVAL_MS),
         queues: names.into_iter().map(|q| (q.to_string(), over_the_day(o, s, queues, Some(q), INTERVAL_MS))).collect(),
     }
@@ -226,6 +237,7 @@ mod tests {
                 })
                 .collect(),
             busy_ms: HashMap::new(),
+            on_ms: HashMap::new(),
             span_ms: 1,
             wall: Duration::ZERO,
             calls: 0,

@@ -4,6 +4,7 @@
 //! seed gives the same day, so two configurations compare side by side.
 //!
 //! - [`scenario`]: the arrivals and behaviour (`scenario.toml`), checked with errors naming the field.
+//! - [`recorded`]: a recorded day (`switchboard crm export`) to replay.
 //! - [`run`]: one simulated day against one configuration.
 //! - [`figures`]: service level, ASA, abandon rate, occupancy, per queue and agent.
 //! - [`erlang`]: the textbook it is validated against (Erlang C and Erlang A).
@@ -12,6 +13,7 @@
 pub mod chart;
 pub mod erlang;
 pub mod figures;
+pub mod recorded;
 mod redis;
 pub mod report;
 pub mod run;

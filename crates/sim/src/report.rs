@@ -107,7 +107,7 @@ pub fn chart(title: &str, runs: &[(&str, &Day)]) -> String {
     chart::svg(&Chart {
         title: title.to_string(),
         caption: CAPTION.to_string(),
-        day_start_ms: START_MS % 86_400_000,
+        day_start_ms: first.start_ms % 86_400_000,
         interval_ms: INTERVAL_MS,
         intervals: first.all.len(),
         columns: 2,
@@ -157,8 +157,11 @@ mod tests {
     fn the_chart_shows_every_configuration_for_all_queues_and_each() {
         // 16 half hours; queue b has nothing in its first hour.
         let xs = |skip: u64| (0..16).map(move |i| interval(i, (i >= skip).then_some(80.0), (i >= skip).then_some(9.0)));
-        let day =
-            Day { all: xs(0).collect(), queues: vec![("a".into(), xs(0).collect()), ("b".into(), xs(2).collect())] };
+        let day = Day {
+            start_ms: START_MS,
+            all: xs(0).collect(),
+            queues: vec![("a".into(), xs(0).collect()), ("b".into(), xs(2).collect())],
+        };
         let svg = chart("t", &[("today", &day), ("proposed", &day)]);
         // Three panel pairs (all, a, b), two lines each: 2 × 2 × (16 + 16 + 14) points.
         assert_eq!(svg.matches("<circle").count(), 184);
@@ -167,7 +170,7 @@ mod tests {
         }
         assert_eq!(svg.matches(">proposed 08:30–09:00: 80.0 %<").count(), 2, "all and a, not b");
         // One queue: its panels would repeat the total's.
-        let one = Day { all: xs(0).collect(), queues: vec![("a".into(), xs(0).collect())] };
+        let one = Day { start_ms: START_MS, all: xs(0).collect(), queues: vec![("a".into(), xs(0).collect())] };
         let svg = chart("t", &[("today", &one)]);
         assert_eq!(svg.matches("<circle").count(), 32);
         assert!(!svg.contains(">a: ASA<"));

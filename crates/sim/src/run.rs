@@ -7,8 +7,8 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::time::Duration;
 
-use rand::SeedableRng;
 use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng};
 use rand_distr::{Distribution as _, Exp, LogNormal};
 use switchboard_engine::events::EventTail;
 use switchboard_engine::{Engine, EngineError, EngineOptions};
@@ -66,6 +66,8 @@ pub struct Outcome {
     pub fates: Vec<Fate>,
     /// Agent → ms spent handling (accept to complete).
     pub busy_ms: HashMap<String, u64>,
+    /// Agent → ms on shift (the whole run for an agent named in no shift).
+    pub on_ms: HashMap<String, u64>,
     /// Virtual ms from the first arrival to the last work done.
     pub span_ms: u64,
     /// Real time the run took.
@@ -79,7 +81,7 @@ pub struct Outcome {
 pub fn draw_arrivals(s: &Scenario) -> Vec<Arrival> {
     let end_ms = (s.hours * 3_600_000.0) as u64;
     let mut out = Vec::new();
-    for (i, a) in s.arrivals.iter().enumerate() {
+    for (i, a) in s.arrivals.iter().enumerate().filter(|(_, a)| !a.recorded) {
         let mut rng = StdRng::seed_from_u64(s.seed.wrapping_mul(1_000_003).wrapping_add(i as u64));
         let gap = Exp::new(a.per_hour / 3_600_000.0).expect("validated rate");
         let handle: Box<dyn Fn(&mut StdRng) -> f64> = match a.handle {
@@ -114,6 +116,11 @@ pub fn draw_arrivals(s: &Scenario) -> Vec<Arrival> {
 enum Ev {
     Arrive(usize),
     Accept(String, usize),
+    Reject(String, usize),
+    ShiftStarts(String),
+    ShiftEnds(String),
+    /// Ready again after a missed offer (if still on shift).
+    ReadyAgain(String),
     Complete(String, usize),
     Abandon(usize),
 }
@@ -125,9 +132,13 @@ pub fn run_on_own_runtime(center: &Center, scenario: &Scenario, arrivals: &[Arri
     tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(run(center, scenario, arrivals))
 }
 
+/// The not-ready reason of an agent between shifts.
+const OFF_SHIFT: &str = "off shift";
+
 /// Loads `center` into a fresh Redis and plays `arrivals` through it.
 pub async fn run(center: &Center, scenario: &Scenario, arrivals: &[Arrival]) -> Result<Outcome, SimError> {
     let started = std::time::Instant::now();
+    let start = scenario.start_ms();
     let redis = PrivateRedis::start()?;
     let opts = EngineOptions {
         key_root: "sim:{sim}:".into(),
@@ -137,15 +148,19 @@ pub async fn run(center: &Center, scenario: &Scenario, arrivals: &[Arrival]) -> 
         ..EngineOptions::default()
     };
     let engine = Engine::connect(&redis.url, opts).await?;
-    engine.set_clock(START_MS).await?;
+    engine.set_clock(start).await?;
     load(&engine, center).await?;
     engine.instance_started("sim").await?;
+    // Agents on a shift wait for it signed in but not ready; the others work the whole run.
+    let on_shift = |id: &str| scenario.shifts.iter().any(|sh| sh.covers(id));
     for a in &center.agents {
         engine.login(&a.id, None, "sim", &format!("s-{}", a.id)).await?;
-        engine.set_presence(&a.id, &Presence::Ready, "sim").await?;
+        let p = if on_shift(&a.id) { Presence::NotReady(OFF_SHIFT.into()) } else { Presence::Ready };
+        engine.set_presence(&a.id, &p, "sim").await?;
     }
     let mut tail = EventTail::from_now(&engine).await?;
     let accept_ms = (scenario.accept_delay_secs * 1000.0) as u64;
+    let ready_after_miss_ms = (scenario.ready_after_miss_secs * 1000.0) as u64;
     let mut heap: BinaryHeap<Reverse<(u64, u64, Ev)>> = BinaryHeap::new();
     let mut seq = 0u64;
     let mut push = |heap: &mut BinaryHeap<_>, at: u64, ev: Ev| {
@@ -155,20 +170,40 @@ pub async fn run(center: &Center, scenario: &Scenario, arrivals: &[Arrival]) -> 
     for (k, a) in arrivals.iter().enumerate() {
         push(&mut heap, a.at_ms, Ev::Arrive(k));
     }
+    for sh in &scenario.shifts {
+        for a in center.agents.iter().filter(|a| sh.covers(&a.id)) {
+            push(&mut heap, (sh.from_hour * 3_600_000.0) as u64, Ev::ShiftStarts(a.id.clone()));
+            push(&mut heap, (sh.to_hour * 3_600_000.0) as u64, Ev::ShiftEnds(a.id.clone()));
+        }
+    }
+    // Shifts an agent is on now (they may overlap), and since when they have been on; agents
+    // without shifts are on from the start.
+    let mut shifts_on: HashMap<String, (u32, u64)> =
+        center.agents.iter().filter(|a| !on_shift(&a.id)).map(|a| (a.id.clone(), (1, 0))).collect();
+    let mut on_ms: HashMap<String, u64> = center.agents.iter().map(|a| (a.id.clone(), 0)).collect();
+    let horizon_ms = (scenario.hours * 3_600_000.0) as u64 + 86_400_000;
+    // Figures run from the first arrival.
+    let t0 = arrivals.first().map_or(0, |a| a.at_ms);
+    let mut behaviour = StdRng::seed_from_u64(scenario.seed ^ 0xbe4a_710e);
     let mut fates = vec![Fate::default(); arrivals.len()];
     let mut ids: Vec<String> = vec![String::new(); arrivals.len()];
     let mut by_id: HashMap<String, usize> = HashMap::new();
     let mut busy_ms: HashMap<String, u64> = center.agents.iter().map(|a| (a.id.clone(), 0)).collect();
-    let mut timer_due = engine.next_timer_due().await?.map(|t| t.saturating_sub(START_MS));
+    let mut timer_due = engine.next_timer_due().await?.map(|t| t.saturating_sub(start));
     let (mut now, mut calls, mut clock) = (0u64, 0u64, None);
     loop {
         let next_ev = heap.peek().map(|Reverse((t, _, _))| *t);
         // Timers due only matter while there is still something to happen.
         let timer = timer_due.filter(|t| next_ev.is_some_and(|e| *t <= e));
         let Some(at) = timer.or(next_ev) else { break };
+        // Agents who keep missing offers (or contacts nobody can take) could go on for ever: the
+        // work left when arrivals stop gets a day, and what is still open then stays unanswered.
+        if at > horizon_ms {
+            break;
+        }
         now = now.max(at);
         if clock != Some(now) {
-            engine.set_clock(START_MS + now).await?;
+            engine.set_clock(start + now).await?;
             clock = Some(now);
         }
         calls += 1;
@@ -208,6 +243,35 @@ pub async fn run(center: &Center, scenario: &Scenario, arrivals: &[Arrival]) -> 
                     engine.complete(&agent, &ids[k], "done", "").await?;
                     *busy_ms.entry(agent).or_insert(0) += arrivals[k].handle_ms;
                 }
+                Ev::Reject(agent, k) => {
+                    // The customer may have left meanwhile.
+                    if fates[k].abandoned_after_ms.is_none() {
+                        let _ = engine.reject(&agent, &ids[k], "declined").await;
+                    }
+                }
+                Ev::ShiftStarts(agent) => {
+                    let on = shifts_on.entry(agent.clone()).or_insert((0, now));
+                    on.0 += 1;
+                    if on.0 == 1 {
+                        on.1 = now;
+                        engine.set_presence(&agent, &Presence::Ready, "sim").await?;
+                    }
+                }
+                Ev::ShiftEnds(agent) => {
+                    if let Some(on) = shifts_on.get_mut(&agent) {
+                        on.0 -= 1;
+                        if on.0 == 0 {
+                            *on_ms.entry(agent.clone()).or_insert(0) += now.saturating_sub(on.1.max(t0));
+                            shifts_on.remove(&agent);
+                            engine.set_presence(&agent, &Presence::NotReady(OFF_SHIFT.into()), "sim").await?;
+                        }
+                    }
+                }
+                Ev::ReadyAgain(agent) => {
+                    if shifts_on.contains_key(&agent) {
+                        engine.set_presence(&agent, &Presence::Ready, "sim").await?;
+                    }
+                }
                 Ev::Abandon(k) => {
                     if fates[k].answered_after_ms.is_none() {
                         engine.withdraw(&ids[k], "customer_left").await?;
@@ -225,23 +289,37 @@ pub async fn run(center: &Center, scenario: &Scenario, arrivals: &[Arrival]) -> 
         };
         let stop_at = guess.filter(|g| clock != Some(*g));
         // Offers made by that call (or by timers): the agent accepts after the delay.
-        let (logged, due) = tail.poll_with_next_timer(&engine, 10_000, stop_at.map(|g| START_MS + g)).await?;
+        let (logged, due) = tail.poll_with_next_timer(&engine, 10_000, stop_at.map(|g| start + g)).await?;
         if stop_at.is_some() {
             clock = stop_at;
         }
         for e in logged {
-            if e.typ == "offered"
-                && let Some(&k) = by_id.get(&e.interaction_id)
-            {
-                fates[k].offered_after_ms.get_or_insert(now - arrivals[k].at_ms);
-                push(&mut heap, now + accept_ms, Ev::Accept(e.agent_id, k));
+            match e.typ.as_str() {
+                "offered" => {
+                    let Some(&k) = by_id.get(&e.interaction_id) else { continue };
+                    fates[k].offered_after_ms.get_or_insert(now - arrivals[k].at_ms);
+                    let draw = behaviour.random::<f64>() * 100.0;
+                    if draw < scenario.reject_percent {
+                        push(&mut heap, now + accept_ms, Ev::Reject(e.agent_id, k));
+                    } else if draw >= scenario.reject_percent + scenario.miss_percent {
+                        push(&mut heap, now + accept_ms, Ev::Accept(e.agent_id, k));
+                    }
+                    // Otherwise nobody answers: the queue's offer timeout fires as a routing timer.
+                }
+                "missed" if shifts_on.contains_key(&e.agent_id) => {
+                    push(&mut heap, now + ready_after_miss_ms, Ev::ReadyAgain(e.agent_id));
+                }
+                _ => {}
             }
         }
-        timer_due = due.map(|t| t.saturating_sub(START_MS));
+        timer_due = due.map(|t| t.saturating_sub(start));
     }
-    let span_ms = now.saturating_sub(arrivals.first().map_or(0, |a| a.at_ms)).max(1);
+    let span_ms = now.saturating_sub(t0).max(1);
+    for (agent, (_, since)) in shifts_on {
+        *on_ms.entry(agent).or_insert(0) += now.saturating_sub(since.max(t0));
+    }
     drop(redis);
-    Ok(Outcome { arrivals: arrivals.to_vec(), fates, busy_ms, span_ms, wall: started.elapsed(), calls })
+    Ok(Outcome { arrivals: arrivals.to_vec(), fates, busy_ms, on_ms, span_ms, wall: started.elapsed(), calls })
 }
 
 /// A customer address the channel accepts.

@@ -103,7 +103,14 @@ async fn one_queue(
             handle: Distribution::Exponential,
             handle_sd_secs: None,
             patience_secs,
+            recorded: false,
         }],
+        reject_percent: 0.0,
+        miss_percent: 0.0,
+        ready_after_miss_secs: 0.0,
+        shifts: Vec::new(),
+        recorded: None,
+        recorded_start_ms: None,
     };
     let mut queue = QueueSpec::new("q");
     queue.channels = vec![Channel::Voice];
