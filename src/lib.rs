@@ -9,7 +9,8 @@
 //! - [`server`]: wires an instance together; [`config`]: the TOML config.
 //! - [`access`]: who may call (keys, JWT; the checks themselves are `switchboard-auth`).
 //! - [`api`]: the `switchboard.v1` gRPC services; [`hub`]: this instance's desktop sessions.
-//! - [`crm`]: the daemon as a CRM client (screen-pops, the event log's delivery).
+//! - [`crm`]: the daemon as a CRM client (screen-pops, the event log's delivery);
+//!   [`crm_export`]: `switchboard crm export` (arrivals read back from the CRM's log).
 //! - [`channels`]: web chat, email, in-memory adapters behind one trait.
 //! - [`timers`], [`http`], [`telemetry`] ([`sampler`]: figures sampled into metrics), [`tls`].
 //! - [`recovery`]: healing a Redis that came back without its data.
@@ -23,6 +24,7 @@ pub mod api;
 pub mod channels;
 pub mod config;
 pub mod crm;
+pub mod crm_export;
 pub mod http;
 pub mod hub;
 pub mod recovery;

@@ -28,8 +28,12 @@ enum Command {
         #[arg(long, short, env = "SWITCHBOARD_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Run the built-in CRM store on its own (gRPC `switchboard.crm.v1.CrmStore`).
+    /// Run the built-in CRM store on its own (gRPC `switchboard.crm.v1.CrmStore`), or read its
+    /// log (`crm export`).
+    #[command(args_conflicts_with_subcommands = true)]
     Crm {
+        #[command(subcommand)]
+        cmd: Option<CrmCommand>,
         #[arg(long, short, env = "SWITCHBOARD_CONFIG")]
         config: Option<PathBuf>,
         /// Overrides crm.database (`sqlite://file.db?mode=rwc` or `postgres://...`).
@@ -74,6 +78,11 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum CrmCommand {
+    Export(switchboard::crm_export::ExportArgs),
+}
+
 fn main() -> std::process::ExitCode {
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -108,7 +117,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}: ok", config.display());
             Ok(())
         }
-        Command::Crm { config, database, listen } => {
+        Command::Crm { cmd: Some(CrmCommand::Export(args)), .. } => {
+            runtime()?.block_on(switchboard::crm_export::export(args))
+        }
+        Command::Crm { cmd: None, config, database, listen } => {
             let mut cfg = Config::load(config.as_deref(), &ProcessEnv)?;
             if let Some(d) = database {
                 cfg.crm.database = d;

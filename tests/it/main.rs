@@ -11,6 +11,7 @@ mod callbacks;
 mod chaos;
 mod concurrency;
 mod crm_delivery;
+mod crm_export;
 mod crm_store;
 mod cti;
 mod ctl_output;

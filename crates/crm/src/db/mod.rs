@@ -11,7 +11,9 @@ use crate::identity::{self, IdentityError};
 use switchboard_model::{Channel, Contact, EventKind, HistoryEntry};
 
 mod erasure;
+mod export;
 pub use erasure::Erasure;
+pub use export::{Arrival, ArrivalCounts, Fate, customer_left};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/crm");
 
