@@ -32,7 +32,7 @@ pub struct QueueResult {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Figures {
     pub queues: Vec<QueueResult>,
-    /// Agent → time spent handling over the run's length (%); chats handled in parallel each
+    /// Agent → time spent handling over their time on shift (%); chats handled in parallel each
     /// count, so an agent with a chat capacity above 1 may pass 100 %.
     pub utilisation: BTreeMap<String, f64>,
     /// Mean over agents (%).

@@ -36,7 +36,7 @@ pub fn markdown(title: &str, runs: &[(&str, &Figures)]) -> String {
     }
     out.push_str("\nOver the day, by half hour of arrival, the warm-up included:\n\n");
     out.push_str("![Service level and ASA over the day](chart.svg)\n");
-    out.push_str("\nAgents: handling time over the run's length (chats handled at once each count).\n\n");
+    out.push_str("\nAgents: handling time over their time on shift, the whole run for an agent named in no shift (chats handled at once each count).\n\n");
     out.push_str("| config | mean | least used agent | most used agent |\n|---|---|---|---|\n");
     for (label, f) in runs {
         let min = f.utilisation.iter().min_by(|a, b| a.1.total_cmp(b.1));

@@ -119,8 +119,9 @@ impl CrmDb {
         if until_ms <= since_ms {
             return Err(CrmError::Invalid("until: must be after since".into()).into());
         }
-        // CROSS JOIN: SQLite then reads interactions first and looks their events up by
-        // events_interaction; left to itself (no statistics) it reads the whole log instead.
+        // CROSS JOIN: SQLite then reads the window's interactions first (interactions_started)
+        // and looks their events up by events_interaction; left to itself (no statistics) it
+        // reads the whole log instead.
         // PostgreSQL plans it as the inner join it is.
         let mut rows = sqlx::query(
             "SELECT i.id, i.started_ms, i.channel, e.type, e.at_ms, e.queue, e.details, e.actor \
