@@ -189,6 +189,26 @@ async fn exports_what_arrived(database: String) {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), csv);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "nothing left beside the file");
 
+    // The simulator replays the export as it is: the same three contacts.
+    std::fs::write(
+        dir.path().join("center.toml"),
+        "[[agents]]\nid = \"ann\"\ntoken = \"t\"\ncapacity = { voice = 0, chat = 1, sms = 0, email = 0 }\n\n\
+         [[queues]]\nname = \"sales\"\nchannels = [\"chat\"]\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("day.toml"), "recorded = \"arrivals.csv\"\naccept_delay_secs = 1\n").unwrap();
+    let sim = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["simulate", "--config", "center.toml", "--scenario", "day.toml", "--out", "sim"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(sim.status.success(), "{}", text(&sim.stderr));
+    let report = std::fs::read_to_string(dir.path().join("sim/report.csv")).unwrap();
+    let today = report.lines().nth(1).unwrap().split(',').collect::<Vec<_>>();
+    let count = |i: usize| today[i].parse::<u32>().unwrap();
+    // Arrivals; answered and abandoned together.
+    assert_eq!((count(2), count(3) + count(4)), (3, 3), "{report}");
+
     // A window that ends as the first one begins, and one that starts after it: the header only.
     let earlier = rfc3339(since - chrono::Duration::hours(1));
     assert_eq!(
