@@ -13,16 +13,17 @@ use switchboard_crm::CrmDb;
 use switchboard_crm::db::{Arrival, Fate};
 
 /// The simulator parses exactly this; a change here is a change of its input format.
-pub const HEADER: &str = "at,interaction_id,channel,queue,priority,handle_secs,patience_secs";
+pub const HEADER: &str = "at,interaction_id,channel,queue,priority,handle_secs,patience_secs,wrap_up_secs";
 
 /// Write the contacts that arrived in a time window as CSV, for `switchboard simulate` to replay.
 ///
 /// One row per interaction whose `created` event is in [--since, --until), ordered by that time,
 /// then id, after the header line
-/// `at,interaction_id,channel,queue,priority,handle_secs,patience_secs`. `at`: RFC 3339 UTC with
-/// milliseconds. `handle_secs`: from the first `accepted` to `completed` (wrap-up and transfers
-/// included), empty if never answered. `patience_secs`: how long the customer waited before
-/// leaving unanswered (hung up, left the chat, withdrawn by the channel), empty otherwise.
+/// `at,interaction_id,channel,queue,priority,handle_secs,patience_secs,wrap_up_secs`. `at`: RFC 3339
+/// UTC with milliseconds. `handle_secs`: from the first `accepted` to the wrap-up (transfers
+/// included) or, without one, to `completed`; empty if never answered. `patience_secs`: how long
+/// the customer waited before leaving unanswered (hung up, left the chat, withdrawn by the
+/// channel), empty otherwise. `wrap_up_secs`: from the wrap-up to `completed`, empty without one.
 /// Contacts still open when the log is read keep both empty; those that ended otherwise — the
 /// queue closed, a callback taken instead (the callback is a row of its own), withdrawn by a
 /// supervisor or admin, erased — are left out, and counted on stderr.
@@ -148,12 +149,18 @@ fn field(s: &str) -> std::borrow::Cow<'_, str> {
 /// One row, without its line ending.
 pub fn csv_row(a: &Arrival) -> String {
     let at = DateTime::<Utc>::from_timestamp_millis(a.at_ms).map(rfc3339).unwrap_or_default();
-    let (handle, patience) = match a.fate {
-        Fate::Handled { handle_ms } => (secs(handle_ms), String::new()),
-        Fate::Left { waited_ms } => (String::new(), secs(waited_ms)),
-        Fate::Open => (String::new(), String::new()),
+    let (handle, patience, wrap) = match a.fate {
+        Fate::Handled { handle_ms, wrap_ms } => (secs(handle_ms), String::new(), wrap_ms.map(secs).unwrap_or_default()),
+        Fate::Left { waited_ms } => (String::new(), secs(waited_ms), String::new()),
+        Fate::Open => (String::new(), String::new(), String::new()),
     };
-    format!("{at},{},{},{},{},{handle},{patience}", field(&a.interaction_id), a.channel, field(&a.queue), a.priority)
+    format!(
+        "{at},{},{},{},{},{handle},{patience},{wrap}",
+        field(&a.interaction_id),
+        a.channel,
+        field(&a.queue),
+        a.priority
+    )
 }
 
 #[cfg(test)]
@@ -175,19 +182,23 @@ mod tests {
 
     #[test]
     fn rows_follow_the_simulators_format() {
-        assert_eq!(HEADER.split(',').count(), 7);
+        assert_eq!(HEADER.split(',').count(), 8);
         assert_eq!(
-            csv_row(&arrival(Fate::Handled { handle_ms: 185_007 })),
-            "2026-12-07T09:00:01.250Z,ix-1,voice,sales,2,185.007,"
+            csv_row(&arrival(Fate::Handled { handle_ms: 185_007, wrap_ms: None })),
+            "2026-12-07T09:00:01.250Z,ix-1,voice,sales,2,185.007,,"
+        );
+        assert_eq!(
+            csv_row(&arrival(Fate::Handled { handle_ms: 185_007, wrap_ms: Some(30_000) })),
+            "2026-12-07T09:00:01.250Z,ix-1,voice,sales,2,185.007,,30.000"
         );
         assert_eq!(
             csv_row(&arrival(Fate::Left { waited_ms: 42_000 })),
-            "2026-12-07T09:00:01.250Z,ix-1,voice,sales,2,,42.000"
+            "2026-12-07T09:00:01.250Z,ix-1,voice,sales,2,,42.000,"
         );
-        assert_eq!(csv_row(&arrival(Fate::Open)), "2026-12-07T09:00:01.250Z,ix-1,voice,sales,2,,");
-        assert_eq!(csv_row(&arrival(Fate::Handled { handle_ms: 5 })).split(',').nth(5), Some("0.005"));
+        assert_eq!(csv_row(&arrival(Fate::Open)), "2026-12-07T09:00:01.250Z,ix-1,voice,sales,2,,,");
+        assert_eq!(csv_row(&arrival(Fate::Handled { handle_ms: 5, wrap_ms: None })).split(',').nth(5), Some("0.005"));
         let odd = Arrival { queue: "a,\"b\"".into(), ..arrival(Fate::Open) };
-        assert_eq!(csv_row(&odd), "2026-12-07T09:00:01.250Z,ix-1,voice,\"a,\"\"b\"\"\",2,,");
+        assert_eq!(csv_row(&odd), "2026-12-07T09:00:01.250Z,ix-1,voice,\"a,\"\"b\"\"\",2,,,");
     }
 
     #[test]

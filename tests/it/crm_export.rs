@@ -12,7 +12,7 @@ use switchboard::api::pb;
 use switchboard_crm::{CrmDb, CrmOptions};
 use switchboard_model::Channel;
 
-const HEADER: &str = "at,interaction_id,channel,queue,priority,handle_secs,patience_secs";
+const HEADER: &str = "at,interaction_id,channel,queue,priority,handle_secs,patience_secs,wrap_up_secs";
 
 fn export(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_switchboard"))
@@ -142,7 +142,7 @@ async fn exports_what_arrived(database: String) {
     assert_eq!(lines[0], HEADER, "{csv}");
     let rows: Vec<Vec<&str>> = lines[1..].iter().map(|l| l.split(',').collect()).collect();
     assert_eq!(rows.len(), 3, "{csv}");
-    assert!(rows.iter().all(|r| r.len() == 7), "{csv}");
+    assert!(rows.iter().all(|r| r.len() == 8), "{csv}");
     // Ordered by arrival (then id: two may share a millisecond); the withdrawn one left out.
     let mut expected = Vec::new();
     for (customer, id) in [("visitor-answered", &answered), ("visitor-left", &left), ("visitor-waiting", &waiting)] {
@@ -163,7 +163,8 @@ async fn exports_what_arrived(database: String) {
     assert!(handle >= low - 0.002 && handle <= high + 0.002, "handle {handle} outside [{low}, {high}]");
     assert!(handle <= (ended_ms - created_ms) as f64 / 1000.0, "{handle} > the whole interaction");
     assert_eq!(rows[0][5].split_once('.').map(|(_, ms)| ms.len()), Some(3), "{}", rows[0][5]);
-    assert_eq!(rows[0][6], "");
+    // No wrap-up in this queue.
+    assert_eq!(rows[0][6..], ["", ""]);
 
     let (created_ms, _) = history(&db, "visitor-left").await;
     assert_eq!(rows[1][..6], [at(created_ms).as_str(), &left, "chat", "sales", "3", ""]);
@@ -175,7 +176,7 @@ async fn exports_what_arrived(database: String) {
     assert!(secs(rows[1][6]) <= (withdrew - created_left).as_secs_f64() + 0.1, "{}", rows[1][6]);
 
     let (created_ms, _) = history(&db, "visitor-waiting").await;
-    assert_eq!(rows[2], [at(created_ms).as_str(), &waiting, "chat", "sales", "0", "", ""]);
+    assert_eq!(rows[2], [at(created_ms).as_str(), &waiting, "chat", "sales", "0", "", "", ""]);
     let times: Vec<&str> = rows.iter().map(|r| r[0]).collect();
     assert!(times.iter().all(|t| *t >= rfc3339(since).as_str() && *t < rfc3339(until).as_str()), "{times:?}");
 

@@ -110,22 +110,24 @@ fn report_field(csv: &str, row: usize, name: &str) -> f64 {
     csv.lines().nth(row).unwrap().split(',').nth(i).unwrap().parse().unwrap()
 }
 
-const RECORDED_HEADER: &str = "at,interaction_id,channel,queue,priority,handle_secs,patience_secs";
+const RECORDED_HEADER: &str = "at,interaction_id,channel,queue,priority,handle_secs,patience_secs,wrap_up_secs";
 
 #[test]
 fn a_recorded_day_replays_contact_for_contact_and_bad_lines_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(d.join("today.toml"), format!("{AGENTS}{QUEUE}")).unwrap();
+    // Wrap-up may take up to 5 minutes; Ann's recorded wrap-ups took 10 s (she ended them early).
+    std::fs::write(d.join("today.toml"), format!("{AGENTS}{QUEUE}wrap_up_secs = 300\n")).unwrap();
     // Only Ann (billing 6) takes billing. The first caller keeps her 100 s; the second comes 10 s
-    // later and gives up after 5 s; then one every 5 minutes, each answered at once.
+    // later and gives up after 5 s; then one every 5 minutes, each answered at once (with the
+    // queue's whole wrap-up she would still be in it).
     let mut rows = vec![
         RECORDED_HEADER.to_string(),
-        "2026-12-07T09:20:00.000Z,i0,voice,billing,0,100.000,".into(),
-        "2026-12-07T09:20:10.000Z,i1,voice,billing,0,,5.000".into(),
+        "2026-12-07T09:20:00.000Z,i0,voice,billing,0,100.000,,10.000".into(),
+        "2026-12-07T09:20:10.000Z,i1,voice,billing,0,,5.000,".into(),
     ];
     for i in 0..7 {
-        rows.push(format!("2026-12-07T09:{:02}:00.000Z,r{i},voice,billing,0,60.000,", 25 + i * 5));
+        rows.push(format!("2026-12-07T09:{:02}:00.000Z,r{i},voice,billing,0,60.000,,10.000", 25 + i * 5));
     }
     std::fs::write(d.join("day.csv"), rows.join("\n") + "\n").unwrap();
     std::fs::write(d.join("day.toml"), "recorded = \"day.csv\"\naccept_delay_secs = 1\n").unwrap();
@@ -137,6 +139,16 @@ fn a_recorded_day_replays_contact_for_contact_and_bad_lines_are_named() {
     assert_eq!(report_field(&csv, 1, "abandoned"), 1.0, "{csv}");
     // Everyone answered waited only the accept delay.
     assert_eq!(report_field(&csv, 1, "asa_secs"), 1.0, "{csv}");
+    // Without the recorded wrap-ups each takes the queue's 5 minutes, longer than the gap to the
+    // next caller: they wait, and every one is still answered once the wrap-up timers run out.
+    let whole_wrap: Vec<String> = rows.iter().map(|r| r.replace(",10.000", ",")).collect();
+    std::fs::write(d.join("whole.csv"), whole_wrap.join("\n") + "\n").unwrap();
+    std::fs::write(d.join("whole.toml"), "recorded = \"whole.csv\"\naccept_delay_secs = 1\n").unwrap();
+    let (ok, _, stderr) = simulate(d, &["--config", "today.toml", "--scenario", "whole.toml", "--out", "w"]);
+    assert!(ok, "{stderr}");
+    let whole = std::fs::read_to_string(d.join("w/report.csv")).unwrap();
+    assert_eq!(report_field(&whole, 1, "answered"), 8.0, "{whole}");
+    assert!(report_field(&whole, 1, "asa_secs") > 60.0, "{whole}");
     // The chart tells the day's own clock: it began at 09:00.
     let chart = std::fs::read_to_string(d.join("r/chart.svg")).unwrap();
     assert!(chart.contains("09:00"), "the chart starts at the recorded hour");
@@ -151,12 +163,12 @@ fn a_recorded_day_replays_contact_for_contact_and_bad_lines_are_named() {
         assert!(!d.join("bad/report.md").exists(), "nothing ran: {stderr}");
         stderr
     };
-    let e = bad(&["2026-12-07T09:20:00Z,i0,voice,billing,0,100,", "2026-12-07T09:19:00Z,i1,voice,billing,0,100,"]);
+    let e = bad(&["2026-12-07T09:20:00Z,i0,voice,billing,0,100,,", "2026-12-07T09:19:00Z,i1,voice,billing,0,100,,"]);
     assert!(e.contains("day.csv: line 3: at: 2026-12-07T09:19:00Z is before line 2's time"), "{e}");
-    let e = bad(&["2026-12-07T09:20:00Z,i0,voice,billing,0,100,", "2026-12-07T09:21:00Z,i1,voice,sales,0,100,"]);
+    let e = bad(&["2026-12-07T09:20:00Z,i0,voice,billing,0,100,,", "2026-12-07T09:21:00Z,i1,voice,sales,0,100,,"]);
     assert!(e.contains("day.csv: line 3: queue: the today config has no queue \"sales\""), "{e}");
-    let e = bad(&["2026-12-07T09:20:00Z,i0,voice,billing,0,100"]);
-    assert!(e.contains("day.csv: line 2: 6 fields, expected 7"), "{e}");
+    let e = bad(&["2026-12-07T09:20:00Z,i0,voice,billing,0,100,"]);
+    assert!(e.contains("day.csv: line 2: 7 fields, expected 8"), "{e}");
 }
 
 #[test]

@@ -225,7 +225,13 @@ mod tests {
         Outcome {
             arrivals: contacts
                 .iter()
-                .map(|(at, stream, _, _)| Arrival { at_ms: *at, stream: *stream, handle_ms: 1, patience_ms: None })
+                .map(|(at, stream, _, _)| Arrival {
+                    at_ms: *at,
+                    stream: *stream,
+                    handle_ms: 1,
+                    patience_ms: None,
+                    wrap_ms: None,
+                })
                 .collect(),
             fates: contacts
                 .iter()

@@ -2,9 +2,9 @@
 //! replayed instead of (or beside) synthetic streams. One row a contact:
 //!
 //! ```text
-//! at,interaction_id,channel,queue,priority,handle_secs,patience_secs
-//! 2026-12-07T09:00:01.250Z,01J...,voice,billing,0,312.400,
-//! 2026-12-07T09:00:04.000Z,01J...,chat,sales,0,,45.120
+//! at,interaction_id,channel,queue,priority,handle_secs,patience_secs,wrap_up_secs
+//! 2026-12-07T09:00:01.250Z,01J...,voice,billing,0,312.400,,20.000
+//! 2026-12-07T09:00:04.000Z,01J...,chat,sales,0,,45.120,
 //! ```
 //!
 //! `handle_secs` is empty for a contact nobody answered (the customer left first): if the routing
@@ -12,6 +12,7 @@
 //! `patience_secs` is set only for a customer who left; one who was answered waited as long as it
 //! took and would, as far as the record knows, have waited longer, so it never leaves in the run —
 //! a configuration that makes customers wait longer than they did is judged kindly on abandons.
+//! `wrap_up_secs` is how long the agent took after it (empty: no wrap-up).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -24,7 +25,7 @@ use switchboard_model::Channel;
 use crate::run::Arrival;
 use crate::scenario::{Arrivals, Distribution, Scenario};
 
-pub const HEADER: &str = "at,interaction_id,channel,queue,priority,handle_secs,patience_secs";
+pub const HEADER: &str = "at,interaction_id,channel,queue,priority,handle_secs,patience_secs,wrap_up_secs";
 
 /// One recorded contact.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +38,7 @@ pub struct Recorded {
     pub priority: i32,
     pub handle_ms: Option<u64>,
     pub patience_ms: Option<u64>,
+    pub wrap_ms: Option<u64>,
 }
 
 /// A recorded file that cannot be replayed, naming the line.
@@ -65,8 +67,8 @@ pub fn parse(text: &str) -> Result<Vec<Recorded>, RecordedError> {
             continue;
         }
         let f: Vec<&str> = l.split(',').map(str::trim).collect();
-        if f.len() != 7 {
-            return Err(bad(n, format!("{} fields, expected 7 ({HEADER})", f.len())));
+        if f.len() != 8 {
+            return Err(bad(n, format!("{} fields, expected 8 ({HEADER})", f.len())));
         }
         let at = DateTime::parse_from_rfc3339(f[0])
             .map_err(|e| bad(n, format!("at: {:?} is not an RFC 3339 time ({e})", f[0])))?;
@@ -89,8 +91,12 @@ pub fn parse(text: &str) -> Result<Vec<Recorded>, RecordedError> {
         };
         let handle_ms = secs("handle_secs", f[5])?.map(|h| h.max(1));
         let patience_ms = secs("patience_secs", f[6])?;
+        let wrap_ms = secs("wrap_up_secs", f[7])?;
         if handle_ms.is_some() && patience_ms.is_some() {
             return Err(bad(n, "handle_secs and patience_secs: a contact was either answered or left, not both"));
+        }
+        if wrap_ms.is_some() && handle_ms.is_none() {
+            return Err(bad(n, "wrap_up_secs: only after a contact was answered (handle_secs)"));
         }
         if let Some(prev) = out.last()
             && at_ms < prev.at_ms
@@ -100,7 +106,16 @@ pub fn parse(text: &str) -> Result<Vec<Recorded>, RecordedError> {
                 format!("at: {} is before line {}'s time (rows must be in time order)", f[0], prev.line),
             ));
         }
-        out.push(Recorded { line: n, at_ms, channel, queue: f[3].to_string(), priority, handle_ms, patience_ms });
+        out.push(Recorded {
+            line: n,
+            at_ms,
+            channel,
+            queue: f[3].to_string(),
+            priority,
+            handle_ms,
+            patience_ms,
+            wrap_ms,
+        });
     }
     if out.is_empty() {
         return Err(bad(1, "no contacts after the header"));
@@ -118,13 +133,13 @@ pub fn add_to(scenario: &mut Scenario, rows: &[Recorded]) -> Result<Vec<Arrival>
     // Whole hours, so the chart's half hours fall on the clock's.
     let span_h = ((rows.last().expect("not empty").at_ms - start_ms) / 3_600_000 + 1) as f64;
     // Handle times of those answered, by queue, for those who were not (drawn the same for a seed).
-    let mut answered: HashMap<&str, Vec<u64>> = HashMap::new();
+    let mut answered: HashMap<&str, Vec<(u64, Option<u64>)>> = HashMap::new();
     for r in rows {
         if let Some(h) = r.handle_ms {
-            answered.entry(r.queue.as_str()).or_default().push(h);
+            answered.entry(r.queue.as_str()).or_default().push((h, r.wrap_ms));
         }
     }
-    let everyone: Vec<u64> = rows.iter().filter_map(|r| r.handle_ms).collect();
+    let everyone: Vec<(u64, Option<u64>)> = rows.iter().filter_map(|r| Some((r.handle_ms?, r.wrap_ms))).collect();
     if everyone.is_empty() {
         return Err(bad(first.line, "no contact in the file was answered, so there is no handle time to replay"));
     }
@@ -145,20 +160,21 @@ pub fn add_to(scenario: &mut Scenario, rows: &[Recorded]) -> Result<Vec<Arrival>
                     handle: Distribution::Exponential,
                     handle_sd_secs: None,
                     patience_secs: None,
+                    wrap_up_secs: None,
                     recorded: true,
                 });
                 streams.insert(key, scenario.arrivals.len() - 1);
                 scenario.arrivals.len() - 1
             }
         };
-        let handle_ms = match r.handle_ms {
-            Some(h) => h,
+        let (handle_ms, wrap_ms) = match r.handle_ms {
+            Some(h) => (h, r.wrap_ms),
             None => {
                 let pool = answered.get(r.queue.as_str()).filter(|p| !p.is_empty()).unwrap_or(&everyone);
                 *pool.choose(&mut rng).expect("not empty")
             }
         };
-        out.push(Arrival { at_ms: r.at_ms - start_ms, stream, handle_ms, patience_ms: r.patience_ms });
+        out.push(Arrival { at_ms: r.at_ms - start_ms, stream, handle_ms, patience_ms: r.patience_ms, wrap_ms });
     }
     let mut counts = vec![0usize; scenario.arrivals.len()];
     for a in &out {
@@ -176,10 +192,10 @@ pub fn add_to(scenario: &mut Scenario, rows: &[Recorded]) -> Result<Vec<Arrival>
 mod tests {
     use super::*;
 
-    const GOOD: &str = "at,interaction_id,channel,queue,priority,handle_secs,patience_secs\n\
-        2026-12-07T09:10:00.000Z,i1,voice,billing,0,300.000,\n\
-        2026-12-07T09:10:02.500Z,i2,chat,sales,1,,45.5\n\
-        2026-12-07T10:59:59.000Z,i3,voice,billing,0,,\n";
+    const GOOD: &str = "at,interaction_id,channel,queue,priority,handle_secs,patience_secs,wrap_up_secs\n\
+        2026-12-07T09:10:00.000Z,i1,voice,billing,0,300.000,,12\n\
+        2026-12-07T09:10:02.500Z,i2,chat,sales,1,,45.5,\n\
+        2026-12-07T10:59:59.000Z,i3,voice,billing,0,,,\n";
 
     #[test]
     fn a_recorded_day_reads_and_becomes_arrivals_from_the_hour_it_began() {
@@ -200,7 +216,8 @@ mod tests {
         assert_eq!(s.arrivals.len(), 2);
         assert!(s.arrivals.iter().all(|a| a.recorded));
         assert_eq!(arrivals[0].stream, arrivals[2].stream);
-        assert_eq!(arrivals[2].handle_ms, 300_000);
+        assert_eq!((arrivals[0].handle_ms, arrivals[0].wrap_ms), (300_000, Some(12_000)));
+        assert_eq!((arrivals[2].handle_ms, arrivals[2].wrap_ms), (300_000, Some(12_000)));
         assert_eq!(arrivals[2].patience_ms, None);
         assert_eq!(s.hours, 2.0);
     }
@@ -208,15 +225,16 @@ mod tests {
     #[test]
     fn bad_rows_name_their_line() {
         let err = |body: &str| parse(&format!("{HEADER}\n{body}")).unwrap_err();
-        let ok = "2026-12-07T09:10:00Z,i1,voice,billing,0,300,";
-        assert_eq!(err(&format!("{ok}\nyesterday,i2,voice,billing,0,1,")).line, 3);
-        assert!(err("2026-12-07T09:10:00Z,i1,fax,billing,0,1,").message.starts_with("channel"));
-        assert!(err("2026-12-07T09:10:00Z,i1,voice,billing,0,1").message.contains("6 fields"));
-        assert!(err("2026-12-07T09:10:00Z,i1,voice,bil ling,0,1,").message.contains("queue"));
-        assert!(err("2026-12-07T09:10:00Z,i1,voice,billing,x,1,").message.starts_with("priority"));
-        assert!(err("2026-12-07T09:10:00Z,i1,voice,billing,0,-3,").message.starts_with("handle_secs"));
-        assert!(err("2026-12-07T09:10:00Z,i1,voice,billing,0,3,4").message.contains("not both"));
-        let late = err(&format!("{ok}\n2026-12-07T09:09:59Z,i2,voice,billing,0,1,"));
+        let ok = "2026-12-07T09:10:00Z,i1,voice,billing,0,300,,";
+        assert_eq!(err(&format!("{ok}\nyesterday,i2,voice,billing,0,1,,")).line, 3);
+        assert!(err("2026-12-07T09:10:00Z,i1,fax,billing,0,1,,").message.starts_with("channel"));
+        assert!(err("2026-12-07T09:10:00Z,i1,voice,billing,0,1,").message.contains("7 fields"));
+        assert!(err("2026-12-07T09:10:00Z,i1,voice,bil ling,0,1,,").message.contains("queue"));
+        assert!(err("2026-12-07T09:10:00Z,i1,voice,billing,x,1,,").message.starts_with("priority"));
+        assert!(err("2026-12-07T09:10:00Z,i1,voice,billing,0,-3,,").message.starts_with("handle_secs"));
+        assert!(err("2026-12-07T09:10:00Z,i1,voice,billing,0,3,4,").message.contains("not both"));
+        assert!(err("2026-12-07T09:10:00Z,i1,voice,billing,0,,4,5").message.starts_with("wrap_up_secs"));
+        let late = err(&format!("{ok}\n2026-12-07T09:09:59Z,i2,voice,billing,0,1,,"));
         assert_eq!(late.line, 3);
         assert!(late.message.contains("before line 2"), "{}", late.message);
         assert_eq!(parse("at,queue\n").unwrap_err().line, 1);

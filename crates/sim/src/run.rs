@@ -45,6 +45,8 @@ pub struct Arrival {
     pub stream: usize,
     pub handle_ms: u64,
     pub patience_ms: Option<u64>,
+    /// How long the agent takes after it; None: the queue's whole `wrap_up_secs`.
+    pub wrap_ms: Option<u64>,
 }
 
 /// What happened to one contact.
@@ -97,6 +99,7 @@ pub fn draw_arrivals(s: &Scenario) -> Vec<Arrival> {
             }
         };
         let patience = a.patience_secs.map(|p| Exp::new(1.0 / p).expect("validated"));
+        let wrap = a.wrap_up_secs.map(|w| Exp::new(1.0 / w).expect("validated"));
         let mut t = 0.0;
         loop {
             t += gap.sample(&mut rng);
@@ -105,7 +108,9 @@ pub fn draw_arrivals(s: &Scenario) -> Vec<Arrival> {
             }
             let handle_ms = ((handle(&mut rng) * 1000.0) as u64).max(1);
             let patience_ms = patience.map(|p| ((p.sample(&mut rng) * 1000.0) as u64).max(1));
-            out.push(Arrival { at_ms: t as u64, stream: i, handle_ms, patience_ms });
+            // Drawn only when asked for, so a scenario without it draws the same day as before.
+            let wrap_ms = wrap.map(|w| (w.sample(&mut rng) * 1000.0) as u64);
+            out.push(Arrival { at_ms: t as u64, stream: i, handle_ms, patience_ms, wrap_ms });
         }
     }
     out.sort_by_key(|a| (a.at_ms, a.stream));
@@ -121,6 +126,8 @@ enum Ev {
     ShiftEnds(String),
     /// Ready again after a missed offer (if still on shift).
     ReadyAgain(String),
+    /// The agent ends the contact's wrap-up before the queue's time is up.
+    EndWrap(String, usize),
     Complete(String, usize),
     Abandon(usize),
 }
@@ -181,6 +188,8 @@ pub async fn run(center: &Center, scenario: &Scenario, arrivals: &[Arrival]) -> 
     let mut shifts_on: HashMap<String, (u32, u64)> =
         center.agents.iter().filter(|a| !on_shift(&a.id)).map(|a| (a.id.clone(), (1, 0))).collect();
     let mut on_ms: HashMap<String, u64> = center.agents.iter().map(|a| (a.id.clone(), 0)).collect();
+    // Contacts created and not yet completed or gone.
+    let mut open = 0u64;
     let horizon_ms = (scenario.hours * 3_600_000.0) as u64 + 86_400_000;
     // Figures run from the first arrival.
     let t0 = arrivals.first().map_or(0, |a| a.at_ms);
@@ -193,8 +202,9 @@ pub async fn run(center: &Center, scenario: &Scenario, arrivals: &[Arrival]) -> 
     let (mut now, mut calls, mut clock) = (0u64, 0u64, None);
     loop {
         let next_ev = heap.peek().map(|Reverse((t, _, _))| *t);
-        // Timers due only matter while there is still something to happen.
-        let timer = timer_due.filter(|t| next_ev.is_some_and(|e| *t <= e));
+        // Timers matter while something is still to happen: an event to come, or a contact not
+        // done with (one waiting behind an agent's wrap-up is offered when its timer fires).
+        let timer = timer_due.filter(|t| next_ev.map_or(open > 0, |e| *t <= e));
         let Some(at) = timer.or(next_ev) else { break };
         // Agents who keep missing offers (or contacts nobody can take) could go on for ever: the
         // work left when arrivals stop gets a day, and what is still open then stays unanswered.
@@ -226,6 +236,7 @@ pub async fn run(center: &Center, scenario: &Scenario, arrivals: &[Arrival]) -> 
                         ..NewInteraction::default()
                     };
                     let (ix, _) = engine.create_interaction(&new).await?;
+                    open += 1;
                     by_id.insert(ix.id.clone(), k);
                     ids[k] = ix.id;
                     if let Some(p) = a.patience_ms {
@@ -241,7 +252,16 @@ pub async fn run(center: &Center, scenario: &Scenario, arrivals: &[Arrival]) -> 
                 }
                 Ev::Complete(agent, k) => {
                     engine.complete(&agent, &ids[k], "done", "").await?;
-                    *busy_ms.entry(agent).or_insert(0) += arrivals[k].handle_ms;
+                    open -= 1;
+                    *busy_ms.entry(agent.clone()).or_insert(0) += arrivals[k].handle_ms;
+                    if let Some(w) = arrivals[k].wrap_ms {
+                        push(&mut heap, now + w, Ev::EndWrap(agent, k));
+                    }
+                }
+                Ev::EndWrap(agent, k) => {
+                    // Refused when there is no wrap-up to end: the queue has none, or its time
+                    // ran out first (the queue's wrap_up_secs is the most an agent takes).
+                    let _ = engine.end_wrap_up(&agent, &ids[k], "done", "").await;
                 }
                 Ev::Reject(agent, k) => {
                     // The customer may have left meanwhile.
@@ -275,6 +295,7 @@ pub async fn run(center: &Center, scenario: &Scenario, arrivals: &[Arrival]) -> 
                 Ev::Abandon(k) => {
                     if fates[k].answered_after_ms.is_none() {
                         engine.withdraw(&ids[k], "customer_left").await?;
+                        open -= 1;
                         fates[k].abandoned_after_ms = Some(now - arrivals[k].at_ms);
                     }
                 }

@@ -104,6 +104,10 @@ pub struct Arrivals {
     /// nobody leaves.
     #[serde(default)]
     pub patience_secs: Option<f64>,
+    /// Mean wrap-up an agent takes after a contact (seconds, exponential), ended early on the
+    /// desktop; the queue's `wrap_up_secs` is the most it can be. None: the queue's whole time.
+    #[serde(default)]
+    pub wrap_up_secs: Option<f64>,
     /// Made from a recorded file's rows (never drawn): the report groups them like a stream.
     #[serde(skip)]
     pub recorded: bool,
@@ -217,6 +221,9 @@ impl Scenario {
             positive(f("handle_secs"), a.handle_secs)?;
             if let Some(p) = a.patience_secs {
                 positive(f("patience_secs"), p)?;
+            }
+            if let Some(w) = a.wrap_up_secs {
+                positive(f("wrap_up_secs"), w)?;
             }
             match (a.handle, a.handle_sd_secs) {
                 (Distribution::Lognormal, None) => {

@@ -103,6 +103,7 @@ async fn one_queue(
             handle: Distribution::Exponential,
             handle_sd_secs: None,
             patience_secs,
+            wrap_up_secs: None,
             recorded: false,
         }],
         reject_percent: 0.0,

@@ -2,7 +2,7 @@
 //! what `switchboard crm export` writes for the simulator to replay.
 //!
 //! One statement, streamed: the window's interactions (their `created` time is `started_ms`)
-//! joined to the four kinds of events that matter through `events_interaction`, in arrival
+//! joined to the five kinds of events that matter through `events_interaction`, in arrival
 //! order per interaction, so each contact is folded and handed on before the next one is read
 //! and a long window is never held in memory.
 
@@ -33,9 +33,9 @@ pub struct Arrival {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fate {
-    /// Accepted, then completed: from the first `accepted` to `completed`, so transfers and
-    /// wrap-up are part of it.
-    Handled { handle_ms: i64 },
+    /// Accepted, then completed: handled from the first `accepted` to the wrap-up (transfers
+    /// included), or to `completed` when there was none; then in wrap-up until `completed`.
+    Handled { handle_ms: i64, wrap_ms: Option<i64> },
     /// The customer left before anyone answered, after waiting this long (the `abandoned`
     /// event's `waited_ms`).
     Left { waited_ms: i64 },
@@ -73,6 +73,8 @@ struct Folding {
     row_channel: String,
     created: Option<(i64, String, serde_json::Value)>,
     first_accepted_ms: Option<i64>,
+    /// The last `wrap_up` (a transferred contact's earlier agents' ends are part of its handling).
+    wrap_up_ms: Option<i64>,
     completed_ms: Option<i64>,
     /// reason (None when the details are gone), waited_ms, actor.
     abandoned: Option<(Option<String>, Option<i64>, String)>,
@@ -95,7 +97,12 @@ impl Folding {
             .or_else(|| Channel::parse(&self.row_channel))?;
         let priority = millis(details.get("priority")).unwrap_or(0);
         let fate = match (self.first_accepted_ms, self.completed_ms, self.abandoned) {
-            (Some(accepted), Some(completed), _) => Fate::Handled { handle_ms: (completed - accepted).max(0) },
+            (Some(accepted), Some(completed), _) => {
+                match self.wrap_up_ms.filter(|w| (accepted..=completed).contains(w)) {
+                    Some(wrap) => Fate::Handled { handle_ms: wrap - accepted, wrap_ms: Some(completed - wrap) },
+                    None => Fate::Handled { handle_ms: (completed - accepted).max(0), wrap_ms: None },
+                }
+            }
             (_, _, Some((Some(reason), Some(waited_ms), actor))) if customer_left(&reason, &actor) => {
                 Fate::Left { waited_ms: waited_ms.max(0) }
             }
@@ -127,7 +134,7 @@ impl CrmDb {
             "SELECT i.id, i.started_ms, i.channel, e.type, e.at_ms, e.queue, e.details, e.actor \
              FROM interactions i CROSS JOIN events e \
              WHERE e.interaction_id = i.id AND i.started_ms >= $1 AND i.started_ms < $2 \
-             AND e.type IN ($3, $4, $5, $6) \
+             AND e.type IN ($3, $4, $5, $6, $7) \
              ORDER BY i.started_ms, i.id, e.received_seq",
         )
         .bind(since_ms)
@@ -136,6 +143,7 @@ impl CrmDb {
         .bind(EventKind::Accepted.as_str())
         .bind(EventKind::Completed.as_str())
         .bind(EventKind::Abandoned.as_str())
+        .bind(EventKind::WrapUp.as_str())
         .fetch(&self.pool);
         let mut counts = ArrivalCounts::default();
         let mut current: Option<Folding> = None;
@@ -177,6 +185,7 @@ impl CrmDb {
                     f.created = Some((at_ms, row.try_get(5).map_err(CrmError::from)?, details));
                 }
                 Some(EventKind::Accepted) if f.first_accepted_ms.is_none() => f.first_accepted_ms = Some(at_ms),
+                Some(EventKind::WrapUp) => f.wrap_up_ms = Some(at_ms),
                 Some(EventKind::Completed) if f.completed_ms.is_none() => f.completed_ms = Some(at_ms),
                 Some(EventKind::Abandoned) if f.abandoned.is_none() => {
                     let details: String = row.try_get(6).map_err(CrmError::from)?;
@@ -225,6 +234,13 @@ mod tests {
 
     #[test]
     fn a_contact_folds_into_its_fate() {
+        let wrapped = Folding {
+            first_accepted_ms: Some(5_000),
+            wrap_up_ms: Some(60_000),
+            completed_ms: Some(65_250),
+            ..folding()
+        };
+        assert_eq!(wrapped.finish().unwrap().fate, Fate::Handled { handle_ms: 55_000, wrap_ms: Some(5_250) });
         let handled = Folding { first_accepted_ms: Some(5_000), completed_ms: Some(65_250), ..folding() };
         assert_eq!(
             handled.finish().unwrap(),
@@ -234,7 +250,7 @@ mod tests {
                 channel: Channel::Chat,
                 queue: "sales".into(),
                 priority: 3,
-                fate: Fate::Handled { handle_ms: 60_250 },
+                fate: Fate::Handled { handle_ms: 60_250, wrap_ms: None },
             }
         );
         let left =
@@ -260,7 +276,10 @@ mod tests {
             ..folding()
         };
         let a = erased.finish().unwrap();
-        assert_eq!((a.channel, a.priority, a.fate), (Channel::Voice, 0, Fate::Handled { handle_ms: 1_000 }));
+        assert_eq!(
+            (a.channel, a.priority, a.fate),
+            (Channel::Voice, 0, Fate::Handled { handle_ms: 1_000, wrap_ms: None })
+        );
         assert_eq!(Folding { row_channel: String::new(), created: None, ..folding() }.finish(), None);
     }
 }
