@@ -242,6 +242,38 @@ mod tests {
         }
     }
 
+    /// A reply (`ok_ix`) reuses the interaction a push of the same call carried (`CARRIED` in
+    /// `lib.lua`); a write that did not drop that copy would return the interaction as it was.
+    #[test]
+    fn every_write_to_an_interaction_drops_the_carried_copy() {
+        let mut sources = vec![("lib", LIB)];
+        sources.extend(operations().into_iter().map(|(name, source, _, _)| (name, source)));
+        let hash_writes = ["HSET", "HINCRBY", "HINCRBYFLOAT", "HDEL", "HSETNX", "HMSET", "DEL", "UNLINK", "RENAME"];
+        let thread_writes = ["RPUSH", "LPUSH", "LSET", "LREM", "LTRIM", "LINSERT", "DEL", "UNLINK"];
+        for (name, source) in sources {
+            let mut previous = "";
+            for line in source.lines().filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--")) {
+                // The helpers themselves drop it on the line before.
+                let helper = previous.trim() == "CARRIED = {}";
+                for cmd in hash_writes {
+                    assert!(
+                        helper || !line.contains(&format!("redis.call('{cmd}', K.ix(")),
+                        "lua/{name}.lua writes an interaction hash past ix_set / ix_incr: {line}"
+                    );
+                }
+                for cmd in thread_writes {
+                    let writes = line.contains(&format!("redis.call('{cmd}', K.ix_msgs("));
+                    let dropped = ["ix_changed()", "ix_incr("].iter().any(|d| previous.contains(d));
+                    assert!(
+                        !writes || dropped,
+                        "lua/{name}.lua writes a thread without ix_changed() / ix_incr on the line before: {line}"
+                    );
+                }
+                previous = line;
+            }
+        }
+    }
+
     #[test]
     fn a_header_in_prose_is_refused() {
         assert_eq!(header("-- ARGV: aid, iid\nlocal x"), Ok((vec!["aid".into(), "iid".into()], None)));

@@ -14,11 +14,11 @@ accept_offer(iid, ix, aid)
 -- stream) places a call from the agent's phone to the customer under a call id of ours, whose
 -- events and reports move this interaction like any call's.
 if cb then
-  local n = redis.call('HINCRBY', K.ix(iid), 'cb_try', 1)
+  local n = ix_incr(iid, 'cb_try', 1)
   local call = iid .. '.cb' .. n
   local system = cjson.decode(ix.attrs or '{}')['cti.system'] or ''
   redis.call('SET', K.idem('cti|' .. system .. '|' .. call), iid, 'EX', IDEM_TTL)
-  redis.call('HSET', K.ix(iid), 'cb_call', call, 'cb_nb', '', 'cseq', 0)
+  ix_set(iid, 'cb_call', call, 'cb_nb', '', 'cseq', 0)
   redis.call('ZADD', K.timers(), NOW + num(ix.cb_dto), 'cbd|' .. iid .. '|' .. n)
   emit(EV.dialing, iid, aid, ix.queue,
     { number = ix.cb, call_id = call, attempt = n, max_attempts = num(ix.cb_max), route = iid .. '#' .. ix.oseq })

@@ -37,14 +37,14 @@ if event_id ~= '' and not redis.call('SET', K.cti_event(event_id), '1', 'NX', 'E
   return ok('duplicate', ix.state)
 end
 if not fresh then return ok('stale', ix.state) end
-if ordered then redis.call('HSET', K.ix(iid), 'cseq', seq) end
+if ordered then ix_set(iid, 'cseq', seq) end
 if oseq ~= '' and (ix.oseq ~= oseq or (ix.state ~= 'offered' and not dialling)) then return ok('ignored', ix.state) end
 
 if dialling then
   if kind == 'ringing' then
     emit(EV.ringing, iid, ix.agent, ix.queue, info)
   elseif kind == 'answered' then
-    redis.call('HSET', K.ix(iid), 'cb_conn', NOW)
+    ix_set(iid, 'cb_conn', NOW)
     fig_incr(ix.queue, 'cb_connected', 1)
     local waited = NOW - num(ix.enq)
     if ix.cb_sl == 'connected' then count_sl(ix, queue_cfg(ix.queue), waited) end
@@ -67,7 +67,7 @@ end
 
 if kind == 'ringing' then
   if ix.state ~= 'offered' or ix.agent ~= aid then return ok('ignored', ix.state) end
-  redis.call('HSET', K.ix(iid), 't_ringing', NOW)
+  ix_set(iid, 't_ringing', NOW)
   emit(EV.ringing, iid, aid, ix.queue, info)
   notify(aid, PUSH.call, { ix = iid, state = 'ringing', since = NOW, hold_ms = 0 })
 elseif kind == 'answered' then
@@ -76,13 +76,13 @@ elseif kind == 'answered' then
   notify(aid, PUSH.call, { ix = iid, state = 'talking', since = NOW, hold_ms = 0 })
 elseif kind == 'held' then
   if ix.state ~= 'active' or (ix.held or '') ~= '' then return ok('ignored', ix.state) end
-  redis.call('HSET', K.ix(iid), 'held', NOW)
+  ix_set(iid, 'held', NOW)
   emit(EV.held, iid, ix.agent, ix.queue, info)
   notify(ix.agent, PUSH.call, { ix = iid, state = 'held', since = NOW, hold_ms = num(ix.hold_ms) })
 elseif kind == 'retrieved' then
   if ix.state ~= 'active' or (ix.held or '') == '' then return ok('ignored', ix.state) end
   local h = held_so_far()
-  redis.call('HSET', K.ix(iid), 'held', '', 'hold_ms', h)
+  ix_set(iid, 'held', '', 'hold_ms', h)
   info.hold_ms = h
   emit(EV.retrieved, iid, ix.agent, ix.queue, info)
   notify(ix.agent, PUSH.call, { ix = iid, state = 'talking', since = NOW, hold_ms = h })
@@ -99,7 +99,7 @@ elseif kind == 'released' then
   elseif ix.state == 'active' then
     local hold = held_so_far()
     local talk = math.max(0, NOW - num(ix.t_active) - hold)
-    redis.call('HSET', K.ix(iid), 'end_reason', cause, 'held', '', 'hold_ms', hold, 'talk_ms', talk)
+    ix_set(iid, 'end_reason', cause, 'held', '', 'hold_ms', hold, 'talk_ms', talk)
     emit(EV.released, iid, ix.agent, ix.queue, { cause = cause, by = by, talk_ms = talk, hold_ms = hold })
     local caller = tonumber(sticky_secs) > 0 and cjson.decode(ix.attrs or '{}')['cti.sticky']
     if caller and caller ~= '' then

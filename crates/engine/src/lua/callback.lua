@@ -20,7 +20,7 @@ else
 end
 local nb = ''
 if (tonumber(not_before) or 0) > NOW then nb = not_before end
-redis.call('HSET', K.ix(iid), 'cb', number, 'cb_nb', nb, 'cb_try', 0, 'cb_max', max_attempts,
+ix_set(iid, 'cb', number, 'cb_nb', nb, 'cb_try', 0, 'cb_max', max_attempts,
   'cb_retry', retry_ms, 'cb_dto', dial_timeout_ms, 'cb_sl', sl_at, 'target', '')
 ix.cb, ix.cb_nb, ix.cb_try, ix.cb_max, ix.target = number, nb, '0', max_attempts, ''
 fig_incr(ix.queue, 'cb_requested', 1)

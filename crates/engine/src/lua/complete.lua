@@ -4,7 +4,7 @@ if not ix then return err('NOT_FOUND', 'interaction_id: no interaction "' .. iid
 if ix.agent ~= aid or (ix.state ~= 'active' and ix.state ~= 'wrap_up') then
   return err('PRECONDITION', 'interaction_id: "' .. iid .. '" is not assigned to you (it is ' .. ix.state .. ')')
 end
-redis.call('HSET', K.ix(iid), 'disp', disposition, 'notes', notes)
+ix_set(iid, 'disp', disposition, 'notes', notes)
 ix.disp, ix.notes = disposition, notes
 if ix.state == 'active' then
   end_active(iid, ix, 'agent')

@@ -59,6 +59,8 @@ local now = tostring(NOW)
 local ix = { ch = ch, cust = customer, subj = subject, attrs = attrs, queue = queue, pri = tostring(pri),
   enq = now, qenter = now, qseq = '1', stage = '0', target = target, oseq = '0', tseq = '0',
   nmsg = '0', state = 'queued', agent = '', pool = '', esc = '', xfer = '' }
+-- Entering the queue's closed time, written now rather than by enwait's own HSET (see enwait).
+ix.czq, ix.cz = queue, tostring(closed_total(q))
 local cbk = nil
 if callback ~= '' then
   cbk = cjson.decode(callback)
@@ -73,7 +75,7 @@ for k, v in pairs(ix) do
   fields[#fields + 1] = k
   fields[#fields + 1] = v
 end
-redis.call('HSET', K.ix(iid), unpack(fields))
+ix_set(iid, unpack(fields))
 if idem ~= '' then redis.call('SET', K.idem(idem), iid, 'EX', IDEM_TTL) end
 local created = { channel = ch, customer = customer, subject = subject, priority = pri }
 if closed_from ~= '' then created.closed_from = closed_from end
@@ -89,7 +91,7 @@ if body ~= '' then
 end
 -- Refused by a closed queue, and recorded: it ends at once (counted apart from abandonment).
 if refused and if_refused == 'end' then
-  redis.call('HSET', K.ix(iid), 'state', 'abandoned', 't_abandoned', NOW, 'end_reason', 'closed')
+  ix_set(iid, 'state', 'abandoned', 't_abandoned', NOW, 'end_reason', 'closed')
   fig_incr(queue, 'closed', 1)
   emit(EV.abandoned, iid, '', queue,
     { reason = 'closed', waited_ms = 0, channel = ch, customer = customer, opens_at = tonumber(q.opens) })
@@ -98,12 +100,13 @@ if refused and if_refused == 'end' then
 end
 if target ~= '' then
   local member = 'xfer|' .. iid .. '|1'
-  redis.call('HSET', K.ix(iid), 'xfer', member, 'tseq', 1)
+  ix_set(iid, 'xfer', member, 'tseq', 1)
   redis.call('ZADD', K.timers(), NOW + tonumber(preferred_wait_ms), member)
   ix.xfer, ix.tseq = member, '1'
 end
 enwait(iid, ix)
 emit(EV.queued, iid, '', queue, { stage = 0, preferred_agent = target })
-schedule_escalation(iid, ix, 0)
+-- Without steps there is nothing to schedule, and `esc` is '' already.
+if q.steps[1] then schedule_escalation(iid, ix, 0) end
 try_route(iid, ix)
 return ok_ix(iid, false, iid, '1')

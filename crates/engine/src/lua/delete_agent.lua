@@ -27,7 +27,7 @@ for _, iid in ipairs(waiting_for) do
   if ix and ix.state == 'queued' then
     redis.call('ZREM', K.qwait(ix.queue), iid)
     if ix.xfer and ix.xfer ~= '' then redis.call('ZREM', K.timers(), ix.xfer) end
-    redis.call('HSET', K.ix(iid), 'target', '', 'xfer', '')
+    ix_set(iid, 'target', '', 'xfer', '')
     ix.target, ix.xfer = '', ''
     enwait(iid, ix)
     try_route(iid)

@@ -15,6 +15,7 @@ if num(m.seq) ~= n then return err('CORRUPT', 'thread of "' .. iid .. '" out of 
 if m.author ~= 'agent' then return err('INVALID', 'seq: message ' .. seq .. ' is not a reply') end
 if m.dlv and num(m.dlv.r) >= num(rank) then return ok('0', m.dlv.s) end
 m.dlv = { s = state, r = num(rank), c = code, n = num(segs) }
+ix_changed()
 redis.call('LSET', K.ix_msgs(iid), n - 1, cjson.encode(m))
 local d = { seq = n, state = state, code = code, segments = num(segs) }
 emit(EV.delivery, iid, m.agent or '', ix.queue, d)

@@ -6,11 +6,11 @@ if ix.agent ~= aid or ix.state ~= 'wrap_up' then
   return err('PRECONDITION', 'interaction_id: "' .. iid .. '" is not in wrap-up with you (it is ' .. ix.state .. ')')
 end
 if disposition ~= '' then
-  redis.call('HSET', K.ix(iid), 'disp', disposition)
+  ix_set(iid, 'disp', disposition)
   ix.disp = disposition
 end
 if notes ~= '' then
-  redis.call('HSET', K.ix(iid), 'notes', notes)
+  ix_set(iid, 'notes', notes)
   ix.notes = notes
 end
 end_wrap(iid, ix)

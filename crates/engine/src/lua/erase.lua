@@ -11,13 +11,14 @@ for _, iid in ipairs(iids) do
       abandon(iid, ix, reason)
       ended = ended + 1
     elseif ix.state == 'active' then
-      redis.call('HSET', K.ix(iid), 'end_reason', reason)
+      ix_set(iid, 'end_reason', reason)
       emit(EV.ended_by_customer, iid, ix.agent, ix.queue, { reason = reason })
       end_active(iid, ix, 'customer')
       local state = redis.call('HGET', K.ix(iid), 'state')
       notify(ix.agent, PUSH.ended, { ix = iid, reason = reason, state = state })
       ended = ended + 1
     end
+    ix_changed()
     redis.call('DEL', K.ix_msgs(iid), K.email_conv(iid))
     -- An SMS conversation's map names the customer's number (an opt-out, a record the customer
     -- asked us to keep honouring, stays).
@@ -28,7 +29,7 @@ for _, iid in ipairs(iids) do
         if redis.call('GET', conv) == iid then redis.call('DEL', conv) end
       end
     end
-    redis.call('HSET', K.ix(iid), 'cust', '', 'subj', '', 'attrs', '{}', 'notes', '', 'erased', '1')
+    ix_set(iid, 'cust', '', 'subj', '', 'attrs', '{}', 'notes', '', 'erased', '1')
     redis.call('ZREM', K.chat_live(), iid)
     emit(EV.erased, iid, '', ix.queue, {})
     n = n + 1

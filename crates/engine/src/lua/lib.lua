@@ -30,6 +30,26 @@ local function err(code, msg)
   return { 'err', code, msg }
 end
 
+-- The interaction hash (and thread) as the last carrying push of this call read them: the reply
+-- (ok_ix) reuses them rather than read the same hash again. Every write to an interaction's hash
+-- or thread goes through ix_set / ix_incr / ix_changed, which drop it (a test holds the sources
+-- to that).
+local CARRIED = {}
+
+local function ix_changed()
+  CARRIED = {}
+end
+
+local function ix_set(iid, ...)
+  CARRIED = {}
+  return redis.call('HSET', K.ix(iid), ...)
+end
+
+local function ix_incr(iid, field, n)
+  CARRIED = {}
+  return redis.call('HINCRBY', K.ix(iid), field, n)
+end
+
 local function hmap(key)
   local r = redis.call('HGETALL', key)
   if #r == 0 then return nil end
@@ -49,14 +69,21 @@ local function split_csv(s)
   return out
 end
 
+-- What routing reads of a queue's hash: everything but its spec (JSON the admin API returns, read
+-- back here for nothing by every call that routes in the queue).
+local QUEUE_FIELDS = { 'strategy', 'channels', 'pri', 'offer_ms', 'wrap_ms', 'sl_ms', 'stages', 'steps', 'cal',
+  'closed', 'opens', 'closed_ms', 'closed_at', 'sl_closed', 'crules' }
 local QCACHE = {}
 local function queue_cfg(name)
   if QCACHE[name] ~= nil then return QCACHE[name] or nil end
-  local h = hmap(K.queue(name))
-  if not h then
+  local r = redis.call('HMGET', K.queue(name), unpack(QUEUE_FIELDS))
+  -- Every queue has a strategy (put_queue writes them all at once).
+  if not r[1] then
     QCACHE[name] = false
     return nil
   end
+  local h = {}
+  for i, f in ipairs(QUEUE_FIELDS) do h[f] = r[i] or nil end
   local q = {
     name = name,
     strategy = h.strategy,
@@ -249,12 +276,14 @@ local function carry_ix(payload, iid)
   local h = redis.call('HGETALL', K.ix(iid))
   if #h == 0 then return end
   payload.h = h
+  CARRIED = { iid = iid, h = h }
   local n = 0
   for i = 1, #h, 2 do
     if h[i] == 'nmsg' then n = tonumber(h[i + 1]) or 0 end
   end
   if n > PUSH_THREAD_MAX_MSGS then return end
   local msgs = n > 0 and redis.call('LRANGE', K.ix_msgs(iid), 0, -1) or {}
+  CARRIED.msgs = msgs
   local bytes = 0
   for _, m in ipairs(msgs) do bytes = bytes + #m end
   if bytes <= PUSH_THREAD_MAX_BYTES then
@@ -294,12 +323,13 @@ local function notify(aid, kind, payload, carry)
 end
 
 -- `only`: the one channel whose load changed (an offer); the other channels' entries stay as
--- they are unless the strategy scores by total occupancy or voice work blocks them.
-local function refresh_agent(aid, only)
+-- they are unless the strategy scores by total occupancy or voice work blocks them. `pools`: the
+-- agent's pools as HGETALL gives them, if the caller has read them.
+local function refresh_agent(aid, only, pools)
   local a = agent_route(aid)
   if not a then return end
   if only == 'voice' then only = nil end
-  local pools = redis.call('HGETALL', K.agent_pools(aid))
+  pools = pools or redis.call('HGETALL', K.agent_pools(aid))
   local names = {}
   for i = 1, #pools, 2 do names[#names + 1] = pools[i] end
   load_routes(names)
@@ -329,7 +359,8 @@ local function ix_get(iid)
   return hmap(K.ix(iid))
 end
 
-local function unwait(iid, ix)
+-- `keep_pool`: the caller writes `pool` = '' itself, with its own HSET of the interaction.
+local function unwait(iid, ix, keep_pool)
   if ix.pool and ix.pool ~= '' then
     redis.call('ZREM', K.wait(ix.pool, ix.ch), iid)
   end
@@ -338,7 +369,7 @@ local function unwait(iid, ix)
   end
   redis.call('ZREM', K.qwait(ix.queue), iid)
   redis.call('SADD', K.qlive(ix.queue), iid)
-  redis.call('HSET', K.ix(iid), 'pool', '')
+  if not keep_pool then ix_set(iid, 'pool', '') end
   ix.pool = ''
 end
 
@@ -349,7 +380,7 @@ local function enwait(iid, ix)
   local q = queue_cfg(ix.queue)
   if q and num(ix.stage) >= q.stages then
     ix.stage = tostring(math.max(0, q.stages - 1))
-    redis.call('HSET', K.ix(iid), 'stage', ix.stage)
+    ix_set(iid, 'stage', ix.stage)
   end
   local pool = ''
   if num(ix.cb_nb) > NOW then
@@ -368,9 +399,9 @@ local function enwait(iid, ix)
   -- left out of its service level (kept across a requeue in the same queue).
   if q and ix.czq ~= ix.queue then
     ix.czq, ix.cz = ix.queue, tostring(closed_total(q))
-    redis.call('HSET', K.ix(iid), 'czq', ix.czq, 'cz', ix.cz)
+    ix_set(iid, 'czq', ix.czq, 'cz', ix.cz)
   end
-  redis.call('HSET', K.ix(iid), 'state', 'queued', 'pool', pool, 'agent', '', 'oexp', '', 't_queued', NOW)
+  ix_set(iid, 'state', 'queued', 'pool', pool, 'agent', '', 'oexp', '', 't_queued', NOW)
   ix.state, ix.pool, ix.agent = 'queued', pool, ''
 end
 
@@ -382,7 +413,7 @@ local function schedule_escalation(iid, ix, j)
     member = 'esc|' .. iid .. '|' .. ix.qseq .. '|' .. j
     redis.call('ZADD', K.timers(), num(ix.qenter) + q.steps[j + 1].at_ms, member)
   end
-  redis.call('HSET', K.ix(iid), 'esc', member)
+  ix_set(iid, 'esc', member)
   ix.esc = member
 end
 
@@ -414,18 +445,18 @@ local function offer(iid, aid, ix, defer, why)
   local q = queue_cfg(ix.queue)
   local offer_ms = 20000
   if q then offer_ms = q.offer_ms end
-  unwait(iid, ix)
+  unwait(iid, ix, true)
   if ix.xfer and ix.xfer ~= '' then
     redis.call('ZREM', K.timers(), ix.xfer)
   end
-  local seq = redis.call('HINCRBY', K.ix(iid), 'oseq', 1)
+  local seq = ix_incr(iid, 'oseq', 1)
   local exp = NOW + offer_ms
   why.at, why.agent = NOW, aid
   local kept = {}
   if ix.dec and ix.dec ~= '' then kept = cjson.decode(ix.dec) end
   if #kept >= DECISIONS_KEPT then table.remove(kept, 1) end
   kept[#kept + 1] = why
-  redis.call('HSET', K.ix(iid), 'state', 'offered', 'agent', aid, 'oexp', exp, 't_offered', NOW, 'xfer', '',
+  ix_set(iid, 'state', 'offered', 'agent', aid, 'oexp', exp, 't_offered', NOW, 'xfer', '', 'pool', '',
     'dec', cjson.encode(kept))
   redis.call('HINCRBY', K.agent(aid), 'load_' .. ix.ch, 1)
   redis.call('SADD', K.agent_work(aid), iid)
@@ -527,8 +558,9 @@ local function head_for(key, aid)
   end
 end
 
--- One offer of the best waiting interaction this agent may take now; false if none.
-local function pull_one(aid)
+-- One offer of the best waiting interaction this agent may take now; false if none. `pools`: the
+-- agent's pools (names).
+local function pull_one(aid, pools)
   local a = agent_route(aid)
   if not a or a.presence ~= 'ready' then return false end
   local best, best_score, best_pool = nil, nil, nil
@@ -547,7 +579,6 @@ local function pull_one(aid)
   end
   -- The head of each waiting set this agent may take competes; the decision keeps the winner's
   -- place and the heads it beat.
-  local pools = redis.call('HKEYS', K.agent_pools(aid))
   local heads = {}
   load_routes(pools)
   for _, pool in ipairs(pools) do
@@ -592,10 +623,14 @@ end
 -- availability is refreshed once at the end, for whatever freed it and every offer made: the
 -- pull itself reads only the agent's hash and the waiting sets.
 local function pull_for_agent(aid)
+  -- Offers change no pool membership: one read serves every pull and the refresh.
+  local pools = redis.call('HGETALL', K.agent_pools(aid))
+  local names = {}
+  for i = 1, #pools, 2 do names[#names + 1] = pools[i] end
   for _ = 1, 100 do
-    if not pull_one(aid) then break end
+    if not pull_one(aid, names) then break end
   end
-  refresh_agent(aid)
+  refresh_agent(aid, nil, pools)
 end
 
 local function set_presence(aid, state, reason, cause)
@@ -617,7 +652,7 @@ local function requeue(iid, ix, exclude)
     redis.call('SADD', K.ix_excl(iid), exclude)
   end
   if ix.target and ix.target ~= '' then
-    redis.call('HSET', K.ix(iid), 'target', '')
+    ix_set(iid, 'target', '')
     ix.target = ''
   end
   enwait(iid, ix)
@@ -646,7 +681,7 @@ local function complete_ix(iid, ix)
   if ix.state == 'wrap_up' and num(ix.t_wrap_up) > 0 then
     fig_incr(ix.queue, 'handle_ms', NOW - num(ix.t_wrap_up))
   end
-  redis.call('HSET', K.ix(iid), 'state', 'completed', 't_completed', NOW)
+  ix_set(iid, 'state', 'completed', 't_completed', NOW)
   if aid and aid ~= '' then
     release(aid, ix.ch, iid)
     redis.call('HSET', K.agent(aid), 'idle', NOW)
@@ -668,7 +703,7 @@ local function end_active(iid, ix, cause)
     fig_incr(ix.queue, 'handle_ms', NOW - started)
   end
   if q and q.wrap_ms > 0 then
-    redis.call('HSET', K.ix(iid), 'state', 'wrap_up', 't_wrap_up', NOW)
+    ix_set(iid, 'state', 'wrap_up', 't_wrap_up', NOW)
     redis.call('ZADD', K.timers(), NOW + q.wrap_ms, 'wrap|' .. iid)
     local n = redis.call('HINCRBY', K.agent(aid), 'wrapups', 1)
     emit(EV.wrap_up, iid, aid, ix.queue, { cause = cause, until_ms = NOW + q.wrap_ms })
@@ -697,10 +732,10 @@ end
 local function move_to_queue(iid, ix, queue)
   local waiting = ix.state == 'queued'
   if waiting then unwait(iid, ix) end
-  local qseq = redis.call('HINCRBY', K.ix(iid), 'qseq', 1)
+  local qseq = ix_incr(iid, 'qseq', 1)
   redis.call('SREM', K.qlive(ix.queue), iid)
   if not waiting then redis.call('SADD', K.qlive(queue), iid) end
-  redis.call('HSET', K.ix(iid), 'queue', queue, 'stage', 0, 'qenter', NOW)
+  ix_set(iid, 'queue', queue, 'stage', 0, 'qenter', NOW)
   ix.queue, ix.stage, ix.qseq, ix.qenter = queue, '0', tostring(qseq), tostring(NOW)
   schedule_escalation(iid, ix, 0)
   if waiting then enwait(iid, ix) end
@@ -711,7 +746,7 @@ local function set_attr(iid, ix, k, v)
   local attrs = cjson.decode(ix.attrs or '{}')
   attrs[k] = v
   ix.attrs = cjson.encode(attrs)
-  redis.call('HSET', K.ix(iid), 'attrs', ix.attrs)
+  ix_set(iid, 'attrs', ix.attrs)
 end
 
 -- Opening hours: opens or closes queue `name` (open: a boolean; opens: when a closed queue next
@@ -794,7 +829,7 @@ local function abandon(iid, ix, reason)
     revoke(iid, ix, 'abandoned')
   end
   if ix.esc and ix.esc ~= '' then redis.call('ZREM', K.timers(), ix.esc) end
-  redis.call('HSET', K.ix(iid), 'state', 'abandoned', 't_abandoned', NOW, 'end_reason', reason, 'esc', '')
+  ix_set(iid, 'state', 'abandoned', 't_abandoned', NOW, 'end_reason', reason, 'esc', '')
   redis.call('SREM', K.qlive(ix.queue), iid)
   -- Ended because its queue is closed (a channel's after-hours answer), or because the customer
   -- takes a callback in its place: counted apart, not as abandoned.
@@ -810,7 +845,7 @@ local function abandon(iid, ix, reason)
 end
 
 local function append_msg(iid, author, aid, body)
-  local seq = redis.call('HINCRBY', K.ix(iid), 'nmsg', 1)
+  local seq = ix_incr(iid, 'nmsg', 1)
   redis.call('RPUSH', K.ix_msgs(iid), cjson.encode({ seq = seq, author = author, agent = aid, body = body, at = NOW }))
   return seq
 end
@@ -917,7 +952,7 @@ end
 local function accept_offer(iid, ix, aid)
   redis.call('ZREM', K.timers(), 'offer|' .. iid .. '|' .. ix.oseq)
   if ix.esc ~= '' then redis.call('ZREM', K.timers(), ix.esc) end
-  redis.call('HSET', K.ix(iid), 'state', 'active', 't_active', NOW, 'oexp', '', 'esc', '')
+  ix_set(iid, 'state', 'active', 't_active', NOW, 'oexp', '', 'esc', '')
   local q = queue_cfg(ix.queue)
   local waited = NOW - num(ix.enq)
   -- A callback's later attempts were answered already, as far as the queue's figures go; its
@@ -969,11 +1004,11 @@ local function callback_failed(iid, ix, cause)
   local last = n >= num(ix.cb_max)
   emit(EV.callback_attempt_failed, iid, aid, ix.queue,
     { attempt = n, max_attempts = num(ix.cb_max), cause = cause, call_id = ix.cb_call, last = last })
-  redis.call('HSET', K.ix(iid), 'cb_call', '')
+  ix_set(iid, 'cb_call', '')
   ix.cb_call = ''
   if last then
     fig_incr(ix.queue, 'cb_failed', 1)
-    redis.call('HSET', K.ix(iid), 'disp', 'callback_failed', 'end_reason', 'callback_' .. cause)
+    ix_set(iid, 'disp', 'callback_failed', 'end_reason', 'callback_' .. cause)
     ix.disp = 'callback_failed'
     notify(aid, PUSH.ended, { ix = iid, reason = 'callback_failed', state = 'completed' })
     complete_ix(iid, ix)
@@ -982,7 +1017,7 @@ local function callback_failed(iid, ix, cause)
   release(aid, ix.ch, iid)
   redis.call('HSET', K.agent(aid), 'idle', NOW)
   local nb = NOW + num(ix.cb_retry)
-  redis.call('HSET', K.ix(iid), 'cb_nb', nb)
+  ix_set(iid, 'cb_nb', nb)
   ix.cb_nb = tostring(nb)
   notify(aid, PUSH.ended, { ix = iid, reason = 'callback_retry', state = 'queued' })
   enwait(iid, ix)
@@ -1014,11 +1049,12 @@ end
 -- values, the number of hash entries, the hash as field/value pairs, then (with_msgs) its thread.
 local function ok_ix(iid, with_msgs, ...)
   local out = { 'ok', ... }
-  local h = redis.call('HGETALL', K.ix(iid))
+  local carried = CARRIED.iid == iid and CARRIED or {}
+  local h = carried.h or redis.call('HGETALL', K.ix(iid))
   out[#out + 1] = tostring(#h)
   for i = 1, #h do out[#out + 1] = h[i] end
   if with_msgs then
-    for _, m in ipairs(redis.call('LRANGE', K.ix_msgs(iid), 0, -1)) do out[#out + 1] = m end
+    for _, m in ipairs(carried.msgs or redis.call('LRANGE', K.ix_msgs(iid), 0, -1)) do out[#out + 1] = m end
   end
   return out
 end
@@ -1041,6 +1077,7 @@ local function begin(raw)
   CALLER_AGENT, CALLER_SESSION = raw[1] or '', raw[2] or ''
   ACTOR_WHO, ACTOR_FROM = raw[3] or '', raw[4] or ''
   DIRECT, DIRECT_AFTER, DIRECT_INBOX = {}, nil, nil
+  CARRIED = {}
   local args = {}
   for i = 5, #raw do args[#args + 1] = raw[i] end
   return args

@@ -18,7 +18,7 @@ end
 if clear then
   local n = redis.call('SCARD', K.ix_excl(iid))
   redis.call('DEL', K.ix_excl(iid))
-  redis.call('HSET', K.ix(iid), 'xfrom', '')
+  ix_set(iid, 'xfrom', '')
   ix.xfrom = ''
   emit(EV.exclusions_cleared, iid, '', ix.queue, { agents = n })
 end
@@ -28,7 +28,7 @@ if stay then
 end
 unwait(iid, ix)
 if ix.xfer and ix.xfer ~= '' then redis.call('ZREM', K.timers(), ix.xfer) end
-redis.call('HSET', K.ix(iid), 'target', '', 'xfer', '')
+ix_set(iid, 'target', '', 'xfer', '')
 ix.target, ix.xfer = '', ''
 local from = ix.queue
 ix.state = 'moving'

@@ -79,7 +79,7 @@ for _, iid in ipairs(live) do
   if ix and ix.state == 'queued' then
     enwait(iid, ix)
   elseif ix and num(ix.stage) >= q.stages then
-    redis.call('HSET', K.ix(iid), 'stage', q.stages - 1)
+    ix_set(iid, 'stage', q.stages - 1)
   end
 end
 redis.call('HINCRBY', K.meta(), 'queues_ver', 1)

@@ -7,7 +7,7 @@ if ix.state ~= 'queued' and ix.state ~= 'offered' then
 end
 local waiting = ix.state == 'queued'
 if waiting then unwait(iid, ix) end
-redis.call('HSET', K.ix(iid), 'pri', pri)
+ix_set(iid, 'pri', pri)
 ix.pri = tostring(pri)
 if waiting then enwait(iid, ix) end
 emit(EV.reprioritized, iid, '', ix.queue, { priority = pri })

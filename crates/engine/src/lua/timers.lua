@@ -32,7 +32,7 @@ local function fire_escalation(iid, qseq, j)
   if not q then return end
   local step = q.steps[j + 1]
   if not step then return end
-  redis.call('HSET', K.ix(iid), 'esc', '')
+  ix_set(iid, 'esc', '')
   ix.esc = ''
   if step.overflow then
     if not takes(queue_cfg(step.overflow), ix.ch) then
@@ -44,7 +44,7 @@ local function fire_escalation(iid, qseq, j)
   else
     local waiting = ix.state == 'queued' and (not ix.target or ix.target == '')
     if waiting then unwait(iid, ix) end
-    redis.call('HSET', K.ix(iid), 'stage', step.stage)
+    ix_set(iid, 'stage', step.stage)
     ix.stage = tostring(step.stage)
     emit(EV.escalated, iid, '', ix.queue, { stage = step.stage })
     schedule_escalation(iid, ix, j + 1)
@@ -58,7 +58,7 @@ local function fire_xfer(iid, tseq)
   if not ix or ix.state ~= 'queued' or ix.tseq ~= tseq or not ix.target or ix.target == '' then return end
   local waited_for = ix.target
   unwait(iid, ix)
-  redis.call('HSET', K.ix(iid), 'target', '', 'xfer', '')
+  ix_set(iid, 'target', '', 'xfer', '')
   ix.target, ix.xfer = '', ''
   enwait(iid, ix)
   emit(EV.queued, iid, '', ix.queue, { stage = num(ix.stage), agent_wait_over = waited_for })
@@ -75,7 +75,7 @@ end
 local function fire_callback(iid)
   local ix = ix_get(iid)
   if not ix or ix.state ~= 'queued' or (ix.pool or '') ~= '' or num(ix.cb_nb) > NOW then return end
-  redis.call('HSET', K.ix(iid), 'cb_nb', '')
+  ix_set(iid, 'cb_nb', '')
   ix.cb_nb = ''
   unwait(iid, ix)
   enwait(iid, ix)

@@ -20,10 +20,10 @@ release(aid, ix.ch, iid)
 redis.call('HSET', K.agent(aid), 'idle', NOW)
 -- The transferring agent is tried last, not never: it gets the interaction back only when no other
 -- eligible agent is free (try_route), so it never waits while a qualified agent sits ready.
-redis.call('HSET', K.ix(iid), 'xfrom', aid)
+ix_set(iid, 'xfrom', aid)
 ix.xfrom = aid
 local pri = math.max(0, math.min(MAX_PRIORITY, num(ix.pri) + tonumber(boost)))
-redis.call('HSET', K.ix(iid), 'pri', pri, 'state', 'transferred', 't_transferred', NOW)
+ix_set(iid, 'pri', pri, 'state', 'transferred', 't_transferred', NOW)
 ix.pri, ix.state = tostring(pri), 'transferred'
 fig_incr(ix.queue, 'transferred', 1)
 if kind == 'queue' then
@@ -31,10 +31,10 @@ if kind == 'queue' then
   move_to_queue(iid, ix, target)
 else
   emit(EV.transferred, iid, aid, ix.queue, { to_agent = target, priority = pri })
-  local tseq = redis.call('HINCRBY', K.ix(iid), 'tseq', 1)
+  local tseq = ix_incr(iid, 'tseq', 1)
   local member = 'xfer|' .. iid .. '|' .. tseq
   redis.call('ZADD', K.timers(), NOW + tonumber(wait_ms), member)
-  redis.call('HSET', K.ix(iid), 'target', target, 'xfer', member)
+  ix_set(iid, 'target', target, 'xfer', member)
   ix.target, ix.xfer = target, member
 end
 enwait(iid, ix)

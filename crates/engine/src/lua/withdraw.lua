@@ -7,7 +7,7 @@ if ix.state == 'queued' or ix.state == 'offered' then
 -- A conversation taking a callback instead leaves only while it waits: one an agent took in
 -- the meantime stays theirs.
 elseif ix.state == 'active' and reason ~= 'callback' then
-  redis.call('HSET', K.ix(iid), 'end_reason', reason)
+  ix_set(iid, 'end_reason', reason)
   emit(EV.ended_by_customer, iid, ix.agent, ix.queue, { reason = reason })
   end_active(iid, ix, 'customer')
   local state = redis.call('HGET', K.ix(iid), 'state')
