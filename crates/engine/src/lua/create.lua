@@ -70,6 +70,11 @@ if callback ~= '' then
   ix.cb_max, ix.cb_retry, ix.cb_dto, ix.cb_sl = tostring(cbk.cb_max), tostring(cbk.cb_retry), tostring(cbk.cb_dto), cbk.cb_sl
   if (tonumber(cbk.cb_nb) or 0) > NOW then ix.cb_nb = tostring(cbk.cb_nb) end
 end
+-- Nobody named and nothing to wait for: routed before it enters the waiting sets, which it enters
+-- only if no agent takes it (an offer would take it out again in the same call). Its hash says
+-- `queued` from the start, as enwait would write it. (A closed queue's refusal is never direct.)
+local direct = target == '' and not ix.cb_nb and not q.closed
+if direct then ix.t_queued = now end
 local fields = {}
 for k, v in pairs(ix) do
   fields[#fields + 1] = k
@@ -104,9 +109,16 @@ if target ~= '' then
   redis.call('ZADD', K.timers(), NOW + tonumber(preferred_wait_ms), member)
   ix.xfer, ix.tseq = member, '1'
 end
-enwait(iid, ix)
+if direct then
+  ix.pool, ix.unlisted = queue .. '#0', true
+else
+  enwait(iid, ix)
+end
 emit(EV.queued, iid, '', queue, { stage = 0, preferred_agent = target })
 -- Without steps there is nothing to schedule, and `esc` is '' already.
 if q.steps[1] then schedule_escalation(iid, ix, 0) end
-try_route(iid, ix)
+if not try_route(iid, ix) and direct then
+  ix.unlisted = nil
+  enwait(iid, ix)
+end
 return ok_ix(iid, false, iid, '1')

@@ -360,14 +360,19 @@ local function ix_get(iid)
 end
 
 -- `keep_pool`: the caller writes `pool` = '' itself, with its own HSET of the interaction.
+-- `ix.unlisted`: a new interaction routed before it was put in any waiting set (create.lua).
 local function unwait(iid, ix, keep_pool)
-  if ix.pool and ix.pool ~= '' then
-    redis.call('ZREM', K.wait(ix.pool, ix.ch), iid)
+  if ix.unlisted then
+    ix.unlisted = nil
+  else
+    if ix.pool and ix.pool ~= '' then
+      redis.call('ZREM', K.wait(ix.pool, ix.ch), iid)
+    end
+    if ix.target and ix.target ~= '' then
+      redis.call('ZREM', K.await(ix.target), iid)
+    end
+    redis.call('ZREM', K.qwait(ix.queue), iid)
   end
-  if ix.target and ix.target ~= '' then
-    redis.call('ZREM', K.await(ix.target), iid)
-  end
-  redis.call('ZREM', K.qwait(ix.queue), iid)
   redis.call('SADD', K.qlive(ix.queue), iid)
   if not keep_pool then ix_set(iid, 'pool', '') end
   ix.pool = ''
