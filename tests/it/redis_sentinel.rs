@@ -56,6 +56,44 @@ async fn the_daemon_follows_a_sentinel_failover_and_nothing_acknowledged_is_lost
     sb.stop().await;
 }
 
+/// A failover on purpose leaves the old primary up as a replica: requests there get `READONLY`
+/// (not a dropped connection), which is what tells the daemon to ask the Sentinels again. While
+/// it copies the new primary's data it answers reads empty: that must not be taken for lost data
+/// (which would reload the config and send every desktop to sign in again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_follows_a_primary_demoted_to_a_replica_that_stays_up() {
+    let (mut setup, sb, mut ann) = sales_with_ann().await;
+    let ixs = sb.interactions().await;
+    let old = setup.primary_port().unwrap();
+    // A failover on purpose does not wait for the replica: what it lacks then is lost (as
+    // documented); this test is about following, so the replica first has it all.
+    replicated(&setup.server_url(old)).await;
+    let new = tokio::task::block_in_place(|| setup.failover());
+    // The old primary is still up (the Sentinels make it a replica some seconds later).
+    assert!(tokio::task::block_in_place(|| !switchboard_testkit::sentinel::role(old).is_empty()));
+    // Within a second (the instances ask the Sentinels every second) creates land on the new
+    // primary; until then they may still reach the old one, which takes writes until the
+    // Sentinels reconfigure it (docs/operations.md: min-replicas-to-write closes that window).
+    let con = redis::Client::open(setup.server_url(new)).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut n = 0;
+    let ix = eventually("a create that lands on the new primary", Duration::from_secs(30), || {
+        n += 1;
+        let (mut ixs, mut con) = (ixs.clone(), con.clone());
+        let customer = format!("v{n}");
+        async move {
+            let ix = ixs.create_interaction(new_chat("sales", &customer, "after")).await.ok()?.into_inner();
+            let there: i64 =
+                redis::cmd("EXISTS").arg(format!("sb:{{default}}:ix:{}", ix.id)).query_async(&mut con).await.ok()?;
+            (there == 1).then_some(ix)
+        }
+    })
+    .await;
+    // Routing goes on there: Ann, whose desktop stream followed too, is offered it.
+    // (Offers of creates that reached the old primary may come first: their state is gone.)
+    while ann.wait_offer().await.interaction.unwrap().id != ix.id {}
+    sb.stop().await;
+}
+
 /// The old primary, killed, comes back empty at its old address right after the failover (a
 /// supervisor restarting it, without persistence): the daemon writes nothing there — what it
 /// acknowledges is on the new primary — and its desktops are not taken for stale.

@@ -252,6 +252,18 @@ pub struct Engine {
 /// About how many entries an instance's inbox keeps (the hub trims what it has delivered).
 const INBOX_MAXLEN: u64 = 100_000;
 
+/// `ROLE`'s first element: "master" for a primary.
+fn is_primary_role(role: &redis::Value) -> bool {
+    match role {
+        redis::Value::Array(v) => match v.first() {
+            Some(redis::Value::BulkString(b)) => b == b"master",
+            Some(redis::Value::SimpleString(s)) => s == "master",
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
 impl Engine {
     pub async fn connect(url: &str, opts: EngineOptions) -> Result<Engine> {
         // Admin scripts on large centers can take a while; reconnection is handled by the manager.
@@ -333,17 +345,28 @@ impl Engine {
         Ok(())
     }
 
-    /// Whether the config's data is in Redis ([`Engine::mark_loaded`]).
+    /// Whether the config's data is in Redis ([`Engine::mark_loaded`]). Asked of a server that is
+    /// no longer the primary — a primary demoted by a failover, still taking reads until the
+    /// look-up moves on — it is an error, not `false`: such a server empties itself while it
+    /// copies the new primary's data, and its empty answer is no sign that data was lost.
     pub async fn is_loaded(&self) -> Result<bool> {
         let mut con = self.con.clone();
-        Ok(redis::AsyncCommands::hexists(&mut con, self.keys.meta(), "loaded").await?)
+        let (role, loaded): (redis::Value, bool) =
+            redis::pipe().cmd("ROLE").hexists(self.keys.meta(), "loaded").query_async(&mut con).await?;
+        if !is_primary_role(&role) {
+            return Err(EngineError::Redis(
+                (redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly), "the server is a replica now").into(),
+            ));
+        }
+        Ok(loaded)
     }
 
     /// Whether this domain can route now: Redis answers, the config's data is there and the
     /// routing functions are loaded (loaded again here if Redis lost them). `Err`: why not.
     pub async fn readiness(&self) -> std::result::Result<(), String> {
         let mut con = self.con.clone();
-        let (loaded, libs): (bool, redis::Value) = redis::pipe()
+        let (role, loaded, libs): (redis::Value, bool, redis::Value) = redis::pipe()
+            .cmd("ROLE")
             .hexists(self.keys.meta(), "loaded")
             .cmd("FUNCTION")
             .arg("LIST")
@@ -352,6 +375,9 @@ impl Engine {
             .query_async(&mut con)
             .await
             .map_err(|e| format!("redis: {e}"))?;
+        if !is_primary_role(&role) {
+            return Err("redis: the server is a replica now (a failover; looking up the new primary)".into());
+        }
         if !loaded {
             return Err(
                 "redis: the config's agents and queues are not loaded (Redis lost its data; loading them again)".into(),
