@@ -220,6 +220,12 @@ where
         let s = run.seen.lock().unwrap();
         s.acked.iter().flat_map(|(ch, m)| m.iter().map(|(k, v)| (*ch, k.clone(), v.at))).collect()
     };
+    // The instance checked through may be one a fault just restarted.
+    let addr = run.endpoint.trim_start_matches("http://").to_string();
+    eventually("the instance to check through listens", Duration::from_secs(30), || async {
+        tokio::net::TcpStream::connect(&addr).await.ok().map(|_| ())
+    })
+    .await;
     let mut api = pb::interactions_client::InteractionsClient::new(authed(&run.endpoint, ADMIN_KEY).await);
     // Drain: every acknowledged item's interaction ended (or is gone, or was never made in a loss
     // window: those are counted below).

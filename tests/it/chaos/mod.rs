@@ -301,9 +301,14 @@ impl Schedule {
         self.faults.push(Fault { what: what.into(), start: began, end: self.now(), lossy });
     }
 
-    /// Paces to the `j`th fault's turn.
+    /// Paces to the `j`th fault's turn, and at least half a gap after the last fault ended: a
+    /// slow fault (a Kannel restart can take 15 s) would otherwise have the overdue ones follow it
+    /// back to back, unplanned. (It did: Kannel restarted the moment a failover ended, and two
+    /// texts it was still retrying — refused during the failover — were never delivered.)
     pub async fn turn(&self, j: usize) {
-        tokio::time::sleep_until((self.start + self.gap * (j as u32 + 1)).into()).await;
+        let slot = self.start + self.gap * (j as u32 + 1);
+        let settled = self.faults.last().map_or(slot, |f| self.start + f.end + self.gap / 2);
+        tokio::time::sleep_until(slot.max(settled).into()).await;
     }
 
     /// The CRM killed (-9), started again `crm_down` later (while other faults go on), unless an
