@@ -72,7 +72,7 @@ impl EventTail {
             .arg(0)
             .arg("WITHSCORES");
         if let Some(at) = stop_clock_at {
-            pipe.cmd("SET").arg(engine.keys().clock()).arg(format!("={at}")).ignore();
+            pipe.cmd("SET").arg(engine.keys().clock()).arg(crate::ops::instances::stopped_clock(at)).ignore();
         }
         let (reply, first): (Option<StreamReadReply>, Vec<(String, f64)>) = pipe.query_async(&mut self.con).await?;
         Ok((self.advance(reply), first.first().map(|(_, due)| *due as u64)))

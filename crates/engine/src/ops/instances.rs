@@ -110,7 +110,7 @@ impl Engine {
     /// production never calls it.
     pub async fn set_clock(&self, at_ms: u64) -> Result<()> {
         let mut con = self.con.clone();
-        let () = con.set(self.keys.clock(), format!("={at_ms}")).await?;
+        let () = con.set(self.keys.clock(), stopped_clock(at_ms)).await?;
         Ok(())
     }
 
@@ -128,4 +128,10 @@ impl Engine {
         let _: i64 = con.incr(self.keys.clock(), by.as_millis() as i64).await?;
         Ok(())
     }
+}
+
+/// The clock key's value for a clock stopped at `at_ms` (read back by `now_ms` above and by the
+/// routing functions' `begin`).
+pub(crate) fn stopped_clock(at_ms: u64) -> String {
+    format!("={at_ms}")
 }
