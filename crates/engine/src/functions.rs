@@ -242,23 +242,38 @@ mod tests {
         }
     }
 
-    /// A reply (`ok_ix`) reuses the interaction a push of the same call carried (`CARRIED` in
-    /// `lib.lua`); a write that did not drop that copy would return the interaction as it was.
+    /// A call keeps what it read or wrote of an interaction (`IXC`, `IXM` in `lib.lua`: pushes
+    /// and the reply use it) and of an agent (`ACACHE`: routing reads it); a write past the
+    /// helpers that keep those copies would leave a call routing on, or returning, stale data.
     #[test]
-    fn every_write_to_an_interaction_drops_the_carried_copy() {
+    fn every_write_to_an_interaction_or_an_agent_keeps_the_calls_copy() {
         let mut sources = vec![("lib", LIB)];
         sources.extend(operations().into_iter().map(|(name, source, _, _)| (name, source)));
         let hash_writes = ["HSET", "HINCRBY", "HINCRBYFLOAT", "HDEL", "HSETNX", "HMSET", "DEL", "UNLINK", "RENAME"];
         let thread_writes = ["RPUSH", "LPUSH", "LSET", "LREM", "LTRIM", "LINSERT", "DEL", "UNLINK"];
         for (name, source) in sources {
-            let mut previous = "";
+            let (mut previous, mut function) = ("", "");
             for line in source.lines().filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--")) {
-                // The helpers themselves drop it on the line before.
-                let helper = previous.trim() == "CARRIED = {}";
+                if let Some(f) = line.strip_prefix("local function ") {
+                    function = f.split('(').next().unwrap_or_default();
+                } else if line == "end" {
+                    function = "";
+                }
+                assert!(
+                    !line.contains("= K.agent(") && !line.contains("= K.ix("),
+                    "lua/{name}.lua names an agent's or interaction's key, which hides its writes from this test: {line}"
+                );
                 for cmd in hash_writes {
+                    let ix_ok = ["ix_set", "ix_incr"].contains(&function) || previous.contains("ix_changed()");
                     assert!(
-                        helper || !line.contains(&format!("redis.call('{cmd}', K.ix(")),
-                        "lua/{name}.lua writes an interaction hash past ix_set / ix_incr: {line}"
+                        ix_ok || !line.contains(&format!("redis.call('{cmd}', K.ix(")),
+                        "lua/{name}.lua writes an interaction hash past ix_set / ix_incr / ix_changed: {line}"
+                    );
+                    let agent_ok =
+                        ["agent_set", "agent_incr"].contains(&function) || previous.contains("agent_changed()");
+                    assert!(
+                        agent_ok || !line.contains(&format!("redis.call('{cmd}', K.agent(")),
+                        "lua/{name}.lua writes an agent hash past agent_set / agent_incr / agent_changed: {line}"
                     );
                 }
                 for cmd in thread_writes {

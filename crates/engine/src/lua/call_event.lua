@@ -44,7 +44,7 @@ if dialling then
   if kind == 'ringing' then
     emit(EV.ringing, iid, ix.agent, ix.queue, info)
   elseif kind == 'answered' then
-    ix_set(iid, 'cb_conn', NOW)
+    ix_set(iid, 'cb_conn', NOWS)
     fig_incr(ix.queue, 'cb_connected', 1)
     local waited = NOW - num(ix.enq)
     if ix.cb_sl == 'connected' then count_sl(ix, queue_cfg(ix.queue), waited) end
@@ -67,7 +67,7 @@ end
 
 if kind == 'ringing' then
   if ix.state ~= 'offered' or ix.agent ~= aid then return ok('ignored', ix.state) end
-  ix_set(iid, 't_ringing', NOW)
+  ix_set(iid, 't_ringing', NOWS)
   emit(EV.ringing, iid, aid, ix.queue, info)
   notify(aid, PUSH.call, { ix = iid, state = 'ringing', since = NOW, hold_ms = 0 })
 elseif kind == 'answered' then
@@ -76,7 +76,7 @@ elseif kind == 'answered' then
   notify(aid, PUSH.call, { ix = iid, state = 'talking', since = NOW, hold_ms = 0 })
 elseif kind == 'held' then
   if ix.state ~= 'active' or (ix.held or '') ~= '' then return ok('ignored', ix.state) end
-  ix_set(iid, 'held', NOW)
+  ix_set(iid, 'held', NOWS)
   emit(EV.held, iid, ix.agent, ix.queue, info)
   notify(ix.agent, PUSH.call, { ix = iid, state = 'held', since = NOW, hold_ms = num(ix.hold_ms) })
 elseif kind == 'retrieved' then

@@ -53,7 +53,7 @@ if preferred_agent ~= '' and tonumber(preferred_wait_ms) > 0
   and redis.call('EXISTS', K.agent(preferred_agent)) == 1 then
   target = preferred_agent
 end
-local now = tostring(NOW)
+local now = NOWS
 -- Held as it is written (strings, as a read would give), so routing need not read it back.
 -- The id is the key's, not a field: every byte here is paid per waiting interaction.
 local ix = { ch = ch, cust = customer, subj = subject, attrs = attrs, queue = queue, pri = tostring(pri),
@@ -80,6 +80,8 @@ for k, v in pairs(ix) do
   fields[#fields + 1] = k
   fields[#fields + 1] = v
 end
+-- A new id (the daemon's UUIDv7): the hash is exactly these fields, so the call knows it.
+IXC[iid] = {}
 ix_set(iid, unpack(fields))
 if idem ~= '' then redis.call('SET', K.idem(idem), iid, 'EX', IDEM_TTL) end
 local created = { channel = ch, customer = customer, subject = subject, priority = pri }
@@ -96,7 +98,7 @@ if body ~= '' then
 end
 -- Refused by a closed queue, and recorded: it ends at once (counted apart from abandonment).
 if refused and if_refused == 'end' then
-  ix_set(iid, 'state', 'abandoned', 't_abandoned', NOW, 'end_reason', 'closed')
+  ix_set(iid, 'state', 'abandoned', 't_abandoned', NOWS, 'end_reason', 'closed')
   fig_incr(queue, 'closed', 1)
   emit(EV.abandoned, iid, '', queue,
     { reason = 'closed', waited_ms = 0, channel = ch, customer = customer, opens_at = tonumber(q.opens) })

@@ -18,6 +18,7 @@ if a.spec then
   end
 end
 local waiting_for = redis.call('ZRANGE', K.await(aid), 0, -1)
+agent_changed()
 redis.call('DEL', K.agent(aid), K.agent_pools(aid), K.agent_work(aid), K.await(aid))
 redis.call('SREM', K.agents(), aid)
 redis.call('HINCRBY', K.meta(), 'agents_ver', 1)

@@ -11,7 +11,7 @@ if mode == 'stop' then
   for _, h in ipairs(held_sessions(inst)) do end_session(h[1], h[2], inst, true) end
   redis.call('ZREM', K.timers(), member)
   redis.call('DEL', K.inbox(inst))
-  return ok(tostring(NOW), '0')
+  return ok(NOWS, '0')
 end
 local released = 0
 if mode == 'start' then
@@ -23,4 +23,4 @@ end
 amnesty()
 redis.call('SET', K.beat(), NOW)
 redis.call('ZADD', K.timers(), NOW + GRACE_MS, member)
-return ok(tostring(NOW), tostring(released))
+return ok(NOWS, tostring(released))

@@ -11,6 +11,8 @@
 
 -- Set by begin() at the start of every call: the library's locals outlive a call.
 local NOW
+-- NOW as Redis stores it: made once, not by Redis for each argument that carries it.
+local NOWS
 -- The desktop session (agent, session id) whose request this call serves, if any ('' = none).
 -- Pushes for it are not written to the inbox but returned with the reply (see notify, end_call).
 local CALLER_AGENT, CALLER_SESSION = '', ''
@@ -22,6 +24,10 @@ local ACTOR_WHO, ACTOR_FROM = '', ''
 local DIRECT, DIRECT_AFTER, DIRECT_INBOX = {}, nil, nil
 
 local CHANNELS = { 'voice', 'chat', 'sms', 'email' }
+-- Constants Redis is given on every call, formatted once when the library loads (where the
+-- loading sandbox has no `tostring`).
+local FIG_TTL_S, IX_TTL_S = '' .. FIG_TTL, '' .. IX_TTL
+local EVENTS_MAXLEN_S, INBOX_MAXLEN_S = '' .. EVENTS_MAXLEN, '' .. INBOX_MAXLEN
 -- SPLIT (2^42 ms, ~139 years: priority/rank in the high part, a timestamp in the low part, all
 -- exact in a double) and MAX_PRIORITY come from the routing core (prelude), so this wait_score
 -- and the one supervisors' lists are sorted by agree.
@@ -30,24 +36,47 @@ local function err(code, msg)
   return { 'err', code, msg }
 end
 
--- The interaction hash (and thread) as the last carrying push of this call read them: the reply
--- (ok_ix) reuses them rather than read the same hash again. Every write to an interaction's hash
--- or thread goes through ix_set / ix_incr / ix_changed, which drop it (a test holds the sources
--- to that).
-local CARRIED = {}
+-- What this call knows an interaction's hash holds (field -> value, as a read gives them) and,
+-- while known, its thread: a push that carries the interaction, and the reply (ok_ix), need not
+-- read again what the call read or wrote. Every write to an interaction's hash or thread goes
+-- through ix_set / ix_incr (which keep the copy) or ix_changed (which drops them all); a test
+-- holds the sources to that.
+local IXC, IXM = {}, {}
 
 local function ix_changed()
-  CARRIED = {}
+  IXC, IXM = {}, {}
+end
+
+-- Redis stores a number argument as '%.17g' writes it; Lua's tostring ('%.14g') agrees for the
+-- integers below 10^14 a hash holds (times in ms, counts). Anything else: the copy is dropped.
+local function as_stored(v)
+  if type(v) ~= 'number' then return v end
+  if v ~= math.floor(v) or v >= 1e14 or v <= -1e14 then return nil end
+  return tostring(v)
 end
 
 local function ix_set(iid, ...)
-  CARRIED = {}
+  local c = IXC[iid]
+  if c then
+    local a = { ... }
+    for i = 1, #a, 2 do
+      local v = as_stored(a[i + 1])
+      if v == nil then
+        IXC[iid] = nil
+        break
+      end
+      c[a[i]] = v
+    end
+  end
   return redis.call('HSET', K.ix(iid), ...)
 end
 
+-- `nmsg` counts the thread: its copy is dropped too (append_msg writes the thread next).
 local function ix_incr(iid, field, n)
-  CARRIED = {}
-  return redis.call('HINCRBY', K.ix(iid), field, n)
+  IXM[iid] = nil
+  local r = redis.call('HINCRBY', K.ix(iid), field, n)
+  if IXC[iid] then IXC[iid][field] = as_stored(r) end
+  return r
 end
 
 local function hmap(key)
@@ -208,16 +237,61 @@ local function agent_score(strategy, skill_score, a)
   return idle
 end
 
--- What routing reads of an agent: not its spec, name or token, which would be copied into Lua for
--- nothing on every refresh and pull. Nil if there is no such agent.
-local ROUTE_FIELDS = { 'presence', 'connected', 'block', 'idle', 'load_voice', 'load_chat', 'load_sms',
-  'load_email', 'cap_voice', 'cap_chat', 'cap_sms', 'cap_email', 'phone' }
+-- What routing reads of an agent (and where its desktop is): not its spec, name or token, which
+-- would be copied into Lua for nothing on every refresh and pull. Read once per call: every write
+-- to an agent's hash goes through agent_set / agent_incr (which keep the copy) or agent_changed
+-- (which drops them all); a test holds the sources to that. The copy is shared: readers never
+-- change it.
+local AGENT_FIELDS = { 'presence', 'connected', 'block', 'idle', 'load_voice', 'load_chat', 'load_sms',
+  'load_email', 'cap_voice', 'cap_chat', 'cap_sms', 'cap_email', 'phone', 'instance', 'session', 'reason' }
+local ACACHE = {}
+
+local function agent_changed()
+  ACACHE = {}
+end
+
+-- Nil if there is no such agent.
 local function agent_route(aid)
-  local r = redis.call('HMGET', K.agent(aid), unpack(ROUTE_FIELDS))
-  if not r[1] then return nil end
-  local a = {}
-  for i, f in ipairs(ROUTE_FIELDS) do a[f] = r[i] or nil end
+  local a = ACACHE[aid]
+  if a ~= nil then return a or nil end
+  local r = redis.call('HMGET', K.agent(aid), unpack(AGENT_FIELDS))
+  if not r[1] then
+    ACACHE[aid] = false
+    return nil
+  end
+  a = {}
+  for i, f in ipairs(AGENT_FIELDS) do a[f] = r[i] or nil end
+  ACACHE[aid] = a
   return a
+end
+
+local function agent_set(aid, ...)
+  local a = ACACHE[aid]
+  if a then
+    local v = { ... }
+    for i = 1, #v, 2 do
+      local x = as_stored(v[i + 1])
+      if x == nil then
+        ACACHE[aid] = nil
+        break
+      end
+      a[v[i]] = x
+    end
+  else
+    ACACHE[aid] = nil
+  end
+  return redis.call('HSET', K.agent(aid), ...)
+end
+
+local function agent_incr(aid, field, n)
+  local r = redis.call('HINCRBY', K.agent(aid), field, n)
+  local a = ACACHE[aid]
+  if a then
+    a[field] = as_stored(r)
+  else
+    ACACHE[aid] = nil
+  end
+  return r
 end
 
 -- A disconnected desktop gets no new work even inside the grace period: never offer to a ghost.
@@ -237,14 +311,14 @@ local function fig_incr(queue, field, n)
   -- The first increment of a field (which includes the one creating the hash) sets the TTL;
   -- later ones need not repeat it.
   if redis.call('HINCRBY', key, field, n) == n then
-    redis.call('EXPIRE', key, FIG_TTL)
+    redis.call('EXPIRE', key, FIG_TTL_S)
   end
 end
 
 -- With a CRM the log is trimmed only once delivered (EVENTS_MAXLEN = 0); without one it is capped.
 local function emit(typ, iid, aid, queue, details)
   if not typ then error('emit: an event kind missing from EV') end
-  local fields = { 'type', typ, 'ix', iid or '', 'agent', aid or '', 'queue', queue or '', 'at', tostring(NOW),
+  local fields = { 'type', typ, 'ix', iid or '', 'agent', aid or '', 'queue', queue or '', 'at', NOWS,
     'details', cjson.encode(details or {}) }
   -- Who asked for the change (role:name) and from where: the audit trail.
   if ACTOR_WHO ~= '' then
@@ -254,7 +328,7 @@ local function emit(typ, iid, aid, queue, details)
     fields[#fields + 1] = ACTOR_FROM
   end
   if EVENTS_MAXLEN > 0 then
-    redis.call('XADD', K.events(), 'MAXLEN', '~', EVENTS_MAXLEN, '*', unpack(fields))
+    redis.call('XADD', K.events(), 'MAXLEN', '~', EVENTS_MAXLEN_S, '*', unpack(fields))
   else
     redis.call('XADD', K.events(), '*', unpack(fields))
   end
@@ -273,17 +347,26 @@ end
 -- longer thread is left out; the hub reads it.
 local PUSH_THREAD_MAX_MSGS, PUSH_THREAD_MAX_BYTES = 20, 16384
 local function carry_ix(payload, iid)
-  local h = redis.call('HGETALL', K.ix(iid))
-  if #h == 0 then return end
-  payload.h = h
-  CARRIED = { iid = iid, h = h }
-  local n = 0
-  for i = 1, #h, 2 do
-    if h[i] == 'nmsg' then n = tonumber(h[i + 1]) or 0 end
+  local c = IXC[iid]
+  local h
+  if c then
+    h = {}
+    for k, v in pairs(c) do
+      h[#h + 1] = k
+      h[#h + 1] = v
+    end
+  else
+    h = redis.call('HGETALL', K.ix(iid))
+    if #h == 0 then return end
+    c = {}
+    for i = 1, #h, 2 do c[h[i]] = h[i + 1] end
+    IXC[iid] = c
   end
+  payload.h = h
+  local n = num(c.nmsg)
   if n > PUSH_THREAD_MAX_MSGS then return end
-  local msgs = n > 0 and redis.call('LRANGE', K.ix_msgs(iid), 0, -1) or {}
-  CARRIED.msgs = msgs
+  local msgs = IXM[iid] or (n > 0 and redis.call('LRANGE', K.ix_msgs(iid), 0, -1)) or {}
+  IXM[iid] = msgs
   local bytes = 0
   for _, m in ipairs(msgs) do bytes = bytes + #m end
   if bytes <= PUSH_THREAD_MAX_BYTES then
@@ -293,7 +376,7 @@ end
 
 local function inbox_push(inst, aid, session, kind, data)
   if not kind then error('inbox_push: a push kind missing from PUSH') end
-  redis.call('XADD', K.inbox(inst), 'MAXLEN', '~', INBOX_MAXLEN, '*',
+  redis.call('XADD', K.inbox(inst), 'MAXLEN', '~', INBOX_MAXLEN_S, '*',
     'agent', aid, 'session', session, 'kind', kind, 'data', data)
 end
 
@@ -304,22 +387,22 @@ end
 -- these only after every push made to it before this call (the hub delivers in id order).
 local function notify(aid, kind, payload, carry)
   if not kind then error('notify: a push kind missing from PUSH') end
-  local a = redis.call('HMGET', K.agent(aid), 'instance', 'session', 'connected')
-  if not a[1] or a[1] == '' or a[3] ~= '1' then return end
-  local to_caller = CALLER_SESSION ~= '' and aid == CALLER_AGENT and a[2] == CALLER_SESSION
+  local a = agent_route(aid)
+  if not a or not a.instance or a.instance == '' or a.connected ~= '1' then return end
+  local to_caller = CALLER_SESSION ~= '' and aid == CALLER_AGENT and a.session == CALLER_SESSION
   payload = payload or {}
   if carry then carry_ix(payload, carry) end
   local data = cjson.encode(payload)
   if to_caller then
     if not DIRECT_AFTER then
-      local last = redis.call('XREVRANGE', K.inbox(a[1]), '+', '-', 'COUNT', 1)
-      DIRECT_AFTER, DIRECT_INBOX = last[1] and last[1][1] or '0-0', a[1]
+      local last = redis.call('XREVRANGE', K.inbox(a.instance), '+', '-', 'COUNT', 1)
+      DIRECT_AFTER, DIRECT_INBOX = last[1] and last[1][1] or '0-0', a.instance
     end
     DIRECT[#DIRECT + 1] = kind
     DIRECT[#DIRECT + 1] = data
     return
   end
-  inbox_push(a[1], aid, a[2] or '', kind, data)
+  inbox_push(a.instance, aid, a.session or '', kind, data)
 end
 
 -- `only`: the one channel whose load changed (an offer); the other channels' entries stay as
@@ -342,7 +425,9 @@ local function refresh_agent(aid, only, pools)
         if not partial or ch == only then
           if can_take(a, ch) then
             redis.call('ZADD', K.avail(pool, ch), agent_score(q.strategy, ss, a), aid)
-          else
+          elseif num(a['cap_' .. ch]) > 0 then
+            -- With no capacity on a channel the agent is in none of its sets: put_agent, which
+            -- alone changes capacities, takes it out of every set before it writes them.
             redis.call('ZREM', K.avail(pool, ch), aid)
           end
         end
@@ -355,8 +440,18 @@ local function excluded(iid, aid)
   return redis.call('SISMEMBER', K.ix_excl(iid), aid) == 1
 end
 
+-- The interaction as a table the caller may change (its routing keeps notes in it), and the
+-- call's copy of what the hash holds (IXC) beside it.
 local function ix_get(iid)
-  return hmap(K.ix(iid))
+  local r = redis.call('HGETALL', K.ix(iid))
+  if #r == 0 then return nil end
+  local t, c = {}, {}
+  for i = 1, #r, 2 do
+    t[r[i]] = r[i + 1]
+    c[r[i]] = r[i + 1]
+  end
+  IXC[iid] = c
+  return t
 end
 
 -- `keep_pool`: the caller writes `pool` = '' itself, with its own HSET of the interaction.
@@ -406,7 +501,7 @@ local function enwait(iid, ix)
     ix.czq, ix.cz = ix.queue, tostring(closed_total(q))
     ix_set(iid, 'czq', ix.czq, 'cz', ix.cz)
   end
-  ix_set(iid, 'state', 'queued', 'pool', pool, 'agent', '', 'oexp', '', 't_queued', NOW)
+  ix_set(iid, 'state', 'queued', 'pool', pool, 'agent', '', 'oexp', '', 't_queued', NOWS)
   ix.state, ix.pool, ix.agent = 'queued', pool, ''
 end
 
@@ -423,10 +518,9 @@ local function schedule_escalation(iid, ix, j)
 end
 
 local function release(aid, ch, iid)
-  local key = K.agent(aid)
   if redis.call('SREM', K.agent_work(aid), iid) == 1 then
-    local left = redis.call('HINCRBY', key, 'load_' .. ch, -1)
-    if left < 0 then redis.call('HSET', key, 'load_' .. ch, 0) end
+    local left = agent_incr(aid, 'load_' .. ch, -1)
+    if left < 0 then agent_set(aid, 'load_' .. ch, 0) end
   end
 end
 
@@ -461,9 +555,9 @@ local function offer(iid, aid, ix, defer, why)
   if ix.dec and ix.dec ~= '' then kept = cjson.decode(ix.dec) end
   if #kept >= DECISIONS_KEPT then table.remove(kept, 1) end
   kept[#kept + 1] = why
-  ix_set(iid, 'state', 'offered', 'agent', aid, 'oexp', exp, 't_offered', NOW, 'xfer', '', 'pool', '',
+  ix_set(iid, 'state', 'offered', 'agent', aid, 'oexp', exp, 't_offered', NOWS, 'xfer', '', 'pool', '',
     'dec', cjson.encode(kept))
-  redis.call('HINCRBY', K.agent(aid), 'load_' .. ix.ch, 1)
+  agent_incr(aid, 'load_' .. ix.ch, 1)
   redis.call('SADD', K.agent_work(aid), iid)
   redis.call('ZADD', K.timers(), exp, 'offer|' .. iid .. '|' .. seq)
   fig_incr(ix.queue, 'offered', 1)
@@ -639,11 +733,13 @@ local function pull_for_agent(aid)
 end
 
 local function set_presence(aid, state, reason, cause)
-  local key = K.agent(aid)
-  local cur = redis.call('HMGET', key, 'presence', 'reason')
-  if cur[1] == state and (cur[2] or '') == reason then return false end
-  redis.call('HSET', key, 'presence', state, 'reason', reason, 'since', NOW)
-  if state == 'ready' then redis.call('HSET', key, 'idle', NOW) end
+  local cur = agent_route(aid)
+  if cur and cur.presence == state and (cur.reason or '') == reason then return false end
+  if state == 'ready' then
+    agent_set(aid, 'presence', state, 'reason', reason, 'since', NOWS, 'idle', NOWS)
+  else
+    agent_set(aid, 'presence', state, 'reason', reason, 'since', NOWS)
+  end
   emit(EV.presence, '', aid, '', { state = state, reason = reason, cause = cause })
   notify(aid, PUSH.presence, { state = state, reason = reason, cause = cause })
   refresh_agent(aid)
@@ -674,8 +770,10 @@ local function revoke(iid, ix, reason)
 end
 
 local function expire_keys(iid)
-  redis.call('EXPIRE', K.ix(iid), IX_TTL)
-  redis.call('EXPIRE', K.ix_msgs(iid), IX_TTL)
+  redis.call('EXPIRE', K.ix(iid), IX_TTL_S)
+  -- No thread, no key (the call's copy of the hash counts it, if the call has one).
+  local c = IXC[iid]
+  if not c or num(c.nmsg) > 0 then redis.call('EXPIRE', K.ix_msgs(iid), IX_TTL_S) end
   redis.call('DEL', K.ix_excl(iid))
 end
 
@@ -686,10 +784,10 @@ local function complete_ix(iid, ix)
   if ix.state == 'wrap_up' and num(ix.t_wrap_up) > 0 then
     fig_incr(ix.queue, 'handle_ms', NOW - num(ix.t_wrap_up))
   end
-  ix_set(iid, 'state', 'completed', 't_completed', NOW)
+  ix_set(iid, 'state', 'completed', 't_completed', NOWS)
   if aid and aid ~= '' then
     release(aid, ix.ch, iid)
-    redis.call('HSET', K.agent(aid), 'idle', NOW)
+    agent_set(aid, 'idle', NOWS)
   end
   redis.call('SREM', K.qlive(ix.queue), iid)
   emit(EV.completed, iid, aid, ix.queue,
@@ -708,11 +806,12 @@ local function end_active(iid, ix, cause)
     fig_incr(ix.queue, 'handle_ms', NOW - started)
   end
   if q and q.wrap_ms > 0 then
-    ix_set(iid, 'state', 'wrap_up', 't_wrap_up', NOW)
+    ix_set(iid, 'state', 'wrap_up', 't_wrap_up', NOWS)
     redis.call('ZADD', K.timers(), NOW + q.wrap_ms, 'wrap|' .. iid)
-    local n = redis.call('HINCRBY', K.agent(aid), 'wrapups', 1)
+    local n = agent_incr(aid, 'wrapups', 1)
     emit(EV.wrap_up, iid, aid, ix.queue, { cause = cause, until_ms = NOW + q.wrap_ms })
-    if n == 1 and redis.call('HGET', K.agent(aid), 'presence') == 'ready' then
+    local a = agent_route(aid)
+    if n == 1 and a and a.presence == 'ready' then
       set_presence(aid, 'wrap_up', '', 'wrap_up')
     end
   else
@@ -723,10 +822,11 @@ end
 local function end_wrap(iid, ix)
   local aid = ix.agent
   redis.call('ZREM', K.timers(), 'wrap|' .. iid)
-  local n = redis.call('HINCRBY', K.agent(aid), 'wrapups', -1)
+  local n = agent_incr(aid, 'wrapups', -1)
   if n <= 0 then
-    redis.call('HSET', K.agent(aid), 'wrapups', 0)
-    if redis.call('HGET', K.agent(aid), 'presence') == 'wrap_up' then
+    agent_set(aid, 'wrapups', 0)
+    local a = agent_route(aid)
+    if a and a.presence == 'wrap_up' then
       set_presence(aid, 'ready', '', 'wrap_up_ended')
     end
   end
@@ -740,8 +840,8 @@ local function move_to_queue(iid, ix, queue)
   local qseq = ix_incr(iid, 'qseq', 1)
   redis.call('SREM', K.qlive(ix.queue), iid)
   if not waiting then redis.call('SADD', K.qlive(queue), iid) end
-  ix_set(iid, 'queue', queue, 'stage', 0, 'qenter', NOW)
-  ix.queue, ix.stage, ix.qseq, ix.qenter = queue, '0', tostring(qseq), tostring(NOW)
+  ix_set(iid, 'queue', queue, 'stage', 0, 'qenter', NOWS)
+  ix.queue, ix.stage, ix.qseq, ix.qenter = queue, '0', tostring(qseq), NOWS
   schedule_escalation(iid, ix, 0)
   if waiting then enwait(iid, ix) end
 end
@@ -792,7 +892,7 @@ local function set_open(name, open, opens)
     end
     return true
   end
-  redis.call('HSET', key, 'closed', '1', 'opens', opens, 'closed_at', NOW)
+  redis.call('HSET', key, 'closed', '1', 'opens', opens, 'closed_at', NOWS)
   q.closed, q.opens, q.closed_at = true, opens, NOW
   write_route(name, q)
   local waiting = redis.call('ZRANGE', K.qwait(name), 0, -1)
@@ -834,7 +934,7 @@ local function abandon(iid, ix, reason)
     revoke(iid, ix, 'abandoned')
   end
   if ix.esc and ix.esc ~= '' then redis.call('ZREM', K.timers(), ix.esc) end
-  ix_set(iid, 'state', 'abandoned', 't_abandoned', NOW, 'end_reason', reason, 'esc', '')
+  ix_set(iid, 'state', 'abandoned', 't_abandoned', NOWS, 'end_reason', reason, 'esc', '')
   redis.call('SREM', K.qlive(ix.queue), iid)
   -- Ended because its queue is closed (a channel's after-hours answer), or because the customer
   -- takes a callback in its place: counted apart, not as abandoned.
@@ -878,7 +978,7 @@ end
 -- the queue now rather than wait out the grace period on a desktop reconnecting elsewhere; what
 -- it accepted stays its own. The caller has checked that `session` is the agent's current one.
 local function end_session(aid, session, inst, release_offers)
-  redis.call('HSET', K.agent(aid), 'connected', 0)
+  agent_set(aid, 'connected', 0)
   if inst and inst ~= '' then redis.call('SREM', K.inst_agents(inst), aid) end
   redis.call('ZADD', K.timers(), NOW + GRACE_MS, 'grace|' .. aid .. '|' .. session)
   local details = {}
@@ -910,9 +1010,10 @@ local function release_instance(inst, cause)
   for _, h in ipairs(held) do
     local aid, session = h[1], h[2]
     inbox_push(inst, aid, session, PUSH.closed, cjson.encode({ reason = 'stale' }))
-    redis.call('HSET', K.agent(aid), 'connected', 0)
+    agent_set(aid, 'connected', 0)
     redis.call('ZREM', K.timers(), 'grace|' .. aid .. '|' .. session)
-    if redis.call('HGET', K.agent(aid), 'presence') ~= 'offline' then go_offline(aid, cause) end
+    local a = agent_route(aid)
+    if a and a.presence ~= 'offline' then go_offline(aid, cause) end
   end
   return #held
 end
@@ -957,7 +1058,7 @@ end
 local function accept_offer(iid, ix, aid)
   redis.call('ZREM', K.timers(), 'offer|' .. iid .. '|' .. ix.oseq)
   if ix.esc ~= '' then redis.call('ZREM', K.timers(), ix.esc) end
-  ix_set(iid, 'state', 'active', 't_active', NOW, 'oexp', '', 'esc', '')
+  ix_set(iid, 'state', 'active', 't_active', NOWS, 'oexp', '', 'esc', '')
   local q = queue_cfg(ix.queue)
   local waited = NOW - num(ix.enq)
   -- A callback's later attempts were answered already, as far as the queue's figures go; its
@@ -1020,7 +1121,7 @@ local function callback_failed(iid, ix, cause)
     return
   end
   release(aid, ix.ch, iid)
-  redis.call('HSET', K.agent(aid), 'idle', NOW)
+  agent_set(aid, 'idle', NOWS)
   local nb = NOW + num(ix.cb_retry)
   ix_set(iid, 'cb_nb', nb)
   ix.cb_nb = tostring(nb)
@@ -1054,12 +1155,28 @@ end
 -- values, the number of hash entries, the hash as field/value pairs, then (with_msgs) its thread.
 local function ok_ix(iid, with_msgs, ...)
   local out = { 'ok', ... }
-  local carried = CARRIED.iid == iid and CARRIED or {}
-  local h = carried.h or redis.call('HGETALL', K.ix(iid))
-  out[#out + 1] = tostring(#h)
-  for i = 1, #h do out[#out + 1] = h[i] end
+  local c = IXC[iid]
+  if c then
+    local at = #out + 1
+    out[at] = ''
+    local n = 0
+    for k, v in pairs(c) do
+      out[#out + 1] = k
+      out[#out + 1] = v
+      n = n + 2
+    end
+    out[at] = tostring(n)
+  else
+    local h = redis.call('HGETALL', K.ix(iid))
+    out[#out + 1] = tostring(#h)
+    for i = 1, #h do out[#out + 1] = h[i] end
+  end
   if with_msgs then
-    for _, m in ipairs(carried.msgs or redis.call('LRANGE', K.ix_msgs(iid), 0, -1)) do out[#out + 1] = m end
+    local msgs = IXM[iid]
+    if not msgs then
+      msgs = (not c or num(c.nmsg) > 0) and redis.call('LRANGE', K.ix_msgs(iid), 0, -1) or {}
+    end
+    for _, m in ipairs(msgs) do out[#out + 1] = m end
   end
   return out
 end
@@ -1078,11 +1195,13 @@ local function begin(raw)
     local t = redis.call('TIME')
     NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + (tonumber(clock or '0') or 0)
   end
+  NOWS = string.format('%d', NOW)
   QCACHE, RCACHE = {}, {}
   CALLER_AGENT, CALLER_SESSION = raw[1] or '', raw[2] or ''
   ACTOR_WHO, ACTOR_FROM = raw[3] or '', raw[4] or ''
   DIRECT, DIRECT_AFTER, DIRECT_INBOX = {}, nil, nil
-  CARRIED = {}
+  ix_changed()
+  ACACHE = {}
   local args = {}
   for i = 5, #raw do args[#args + 1] = raw[i] end
   return args

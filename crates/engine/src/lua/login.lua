@@ -13,7 +13,7 @@ if a.session and a.session ~= '' then
     redis.call('SREM', K.inst_agents(a.instance), aid)
   end
 end
-redis.call('HSET', K.agent(aid), 'instance', inst, 'session', session, 'connected', 1)
+agent_set(aid, 'instance', inst, 'session', session, 'connected', 1)
 redis.call('SADD', K.inst_agents(inst), aid)
 emit(EV.login, '', aid, '', { instance = inst })
 if a.presence == 'offline' then set_presence(aid, 'not_ready', 'login', 'login') end

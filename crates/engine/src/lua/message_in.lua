@@ -7,7 +7,7 @@ if author ~= 'customer' and author ~= 'system' then
 end
 if idem ~= '' then
   local seen = redis.call('GET', K.idem(idem))
-  if seen then return ok(seen, tostring(NOW), '0') end
+  if seen then return ok(seen, NOWS, '0') end
 end
 local ix = ix_get(iid)
 if not ix then return err('NOT_FOUND', 'interaction_id: no interaction "' .. iid .. '"') end
@@ -26,4 +26,4 @@ emit(typ, iid, ix.agent or '', ix.queue, { seq = seq, body = body })
 if (ix.state == 'active' or ix.state == 'wrap_up') and ix.agent ~= '' then
   notify(ix.agent, PUSH.message, { ix = iid, seq = seq })
 end
-return ok(tostring(seq), tostring(NOW), '1')
+return ok(tostring(seq), NOWS, '1')

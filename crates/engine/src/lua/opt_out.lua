@@ -7,7 +7,7 @@ local was = redis.call('EXISTS', key) == 1
 local now_out = out == '1'
 if was == now_out then return ok('0') end
 if now_out then
-  redis.call('SET', key, tostring(NOW))
+  redis.call('SET', key, NOWS)
 else
   redis.call('DEL', key)
 end

@@ -4,7 +4,7 @@
 if redis.call('EXISTS', K.agent(aid)) == 0 then return err('NOT_FOUND', 'agent: no agent "' .. aid .. '"') end
 local before = redis.call('HGET', K.agent(aid), 'phone') or ''
 if before == state then return ok('0') end
-redis.call('HSET', K.agent(aid), 'phone', state)
+agent_set(aid, 'phone', state)
 emit(EV.phone, '', aid, '', { state = state, before = before })
 notify(aid, PUSH.call, { ix = '', state = 'phone_' .. state, since = NOW, hold_ms = 0 })
 if state == 'registered' then

@@ -5,8 +5,7 @@
 -- pool, skill score pairs (computed by the routing core).
 local ver = redis.call('HGET', K.meta(), 'queues_ver') or '0'
 if ver ~= queues_ver then return err('RETRY', 'queues changed while computing eligibility') end
-local key = K.agent(aid)
-local exists = redis.call('EXISTS', key) == 1
+local exists = redis.call('EXISTS', K.agent(aid)) == 1
 if exists and allow_update ~= '1' then return err('EXISTS', 'id: agent "' .. aid .. '" already exists') end
 -- A device is one agent's: a call event naming it must mean one agent.
 local devices = cjson.decode(spec).devices or {}
@@ -17,24 +16,25 @@ for i, d in ipairs(devices) do
   end
 end
 if not exists then
-  redis.call('HSET', key, 'presence', 'offline', 'reason', '', 'since', NOW, 'idle', NOW, 'wrapups', 0,
+  agent_set(aid, 'presence', 'offline', 'reason', '', 'since', NOWS, 'idle', NOWS, 'wrapups', 0,
     'connected', 0, 'session', '', 'instance', '', 'token_hash', '',
     'load_voice', 0, 'load_chat', 0, 'load_sms', 0, 'load_email', 0)
   redis.call('SADD', K.agents(), aid)
 end
-local before = exists and redis.call('HGET', key, 'spec') or nil
+local before = exists and redis.call('HGET', K.agent(aid), 'spec') or nil
 if before then
   for _, d in ipairs(cjson.decode(before).devices or {}) do
     if redis.call('HGET', K.devices(), d) == aid then redis.call('HDEL', K.devices(), d) end
   end
 end
 for _, d in ipairs(devices) do redis.call('HSET', K.devices(), d, aid) end
-redis.call('HSET', key, 'name', name, 'block', block, 'cap_voice', cap_voice, 'cap_chat', cap_chat,
+agent_set(aid, 'name', name, 'block', block, 'cap_voice', cap_voice, 'cap_chat', cap_chat,
   'cap_sms', cap_sms, 'cap_email', cap_email, 'spec', spec)
 if token_hash ~= '' then
-  redis.call('HSET', key, 'token_hash', token_hash)
+  agent_set(aid, 'token_hash', token_hash)
   -- Written in clear by versions before tokens were hashed.
-  redis.call('HDEL', key, 'token')
+  agent_changed()
+  redis.call('HDEL', K.agent(aid), 'token')
 end
 for _, pool in ipairs(redis.call('HKEYS', K.agent_pools(aid))) do
   for _, ch in ipairs(CHANNELS) do redis.call('ZREM', K.avail(pool, ch), aid) end

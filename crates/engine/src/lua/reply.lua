@@ -11,4 +11,4 @@ if num(ix.nmsg) >= MAX_MSGS then
 end
 local seq = append_msg(iid, 'agent', aid, body)
 emit(EV.message_out, iid, aid, ix.queue, { seq = seq, body = body })
-return ok(tostring(seq), tostring(NOW))
+return ok(tostring(seq), NOWS)

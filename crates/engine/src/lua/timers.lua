@@ -118,4 +118,4 @@ for _, m in ipairs(due) do
   end
 end
 local nxt = redis.call('ZRANGE', K.timers(), 0, 0, 'WITHSCORES')
-return ok(tostring(#due), nxt[2] or '', tostring(NOW))
+return ok(tostring(#due), nxt[2] or '', NOWS)

@@ -17,13 +17,13 @@ else
   end
 end
 release(aid, ix.ch, iid)
-redis.call('HSET', K.agent(aid), 'idle', NOW)
+agent_set(aid, 'idle', NOWS)
 -- The transferring agent is tried last, not never: it gets the interaction back only when no other
 -- eligible agent is free (try_route), so it never waits while a qualified agent sits ready.
 ix_set(iid, 'xfrom', aid)
 ix.xfrom = aid
 local pri = math.max(0, math.min(MAX_PRIORITY, num(ix.pri) + tonumber(boost)))
-ix_set(iid, 'pri', pri, 'state', 'transferred', 't_transferred', NOW)
+ix_set(iid, 'pri', pri, 'state', 'transferred', 't_transferred', NOWS)
 ix.pri, ix.state = tostring(pri), 'transferred'
 fig_incr(ix.queue, 'transferred', 1)
 if kind == 'queue' then
