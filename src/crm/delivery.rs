@@ -167,7 +167,7 @@ pub async fn run(engine: Engine, mut crm: CrmClient, instance: String, deadline:
         match log_events(&mut crm, events, deadline).await {
             Ok(r) => {
                 let r = r.into_inner();
-                let ids: Vec<String> = batch.iter().map(|e| e.id.clone()).collect();
+                let ids: Vec<String> = batch.iter().filter_map(LoggedEvent::acknowledges).map(String::from).collect();
                 if let Err(error) = engine.outbox_ack(&ids).await {
                     // Delivered but not acknowledged: it is redelivered, and the CRM skips it.
                     warn!(message = "Acknowledging delivered events failed.", %error);
@@ -187,7 +187,10 @@ pub async fn run(engine: Engine, mut crm: CrmClient, instance: String, deadline:
                 warn!(message = "The CRM refused a batch as invalid; delivering its events one by one.", error = %status.message());
                 for e in &batch {
                     let done = match log_events(&mut crm, vec![to_crm_event(&key_root, e)], deadline).await {
-                        Ok(_) => engine.outbox_ack(std::slice::from_ref(&e.id)).await,
+                        Ok(_) => match e.acknowledges() {
+                            Some(entry) => engine.outbox_ack(&[entry.to_string()]).await,
+                            None => Ok(()),
+                        },
                         Err(s) if s.code() == tonic::Code::InvalidArgument => {
                             metrics::counter!("switchboard_outbox_dead_letters_total").increment(1);
                             tracing::error!(message = "The CRM refused an event; parked in events_dead.", event = %e.id, kind = %e.typ, error = %s.message());

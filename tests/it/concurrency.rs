@@ -776,13 +776,16 @@ pub(crate) async fn read_log(con: &mut MultiplexedConnection, keys: &Keys) -> Ve
         let r: redis::streams::StreamRangeReply = con.xrange_count(keys.events(), &start, "+", 5000).await.unwrap();
         let Some(last) = r.ids.last() else { break };
         start = format!("({}", last.id);
+        let mut events = Vec::new();
         for e in &r.ids {
-            let s = |k: &str| e.get::<String>(k).unwrap_or_default();
+            switchboard_engine::events::expand_entry(e, &mut events);
+        }
+        for e in events {
             out.push(LogEvent {
-                typ: s("type"),
-                ix: s("ix"),
-                agent: s("agent"),
-                details: serde_json::from_str(&s("details")).unwrap_or_default(),
+                typ: e.typ,
+                ix: e.interaction_id,
+                agent: e.agent_id,
+                details: serde_json::from_str(&e.details).unwrap_or_default(),
             });
         }
     }

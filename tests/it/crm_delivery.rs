@@ -202,15 +202,16 @@ async fn a_slow_crm_does_not_hold_the_offer_back() {
     assert_eq!(pop.status, pb::ScreenPopStatus::Available as i32);
 }
 
-/// Everything in the Redis log right now: (entry id, interaction, type), in log order.
+/// Every event in the Redis log right now: (event id, interaction, type), in log order.
 async fn log_snapshot(redis: &RedisServer) -> Vec<(String, String, String)> {
     let mut con = redis.client().await;
     let r: redis::streams::StreamRangeReply =
         redis::AsyncCommands::xrange_all(&mut con, "sb:{default}:events").await.unwrap();
-    r.ids
-        .into_iter()
-        .map(|e| (e.id.clone(), e.get::<String>("ix").unwrap_or_default(), e.get::<String>("type").unwrap_or_default()))
-        .collect()
+    let mut events = Vec::new();
+    for e in &r.ids {
+        switchboard_engine::events::expand_entry(e, &mut events);
+    }
+    events.into_iter().map(|e| (e.id, e.interaction_id, e.typ)).collect()
 }
 
 async fn log_len(redis: &RedisServer) -> u64 {

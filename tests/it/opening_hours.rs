@@ -183,16 +183,17 @@ async fn log(w: &World) -> Vec<Logged> {
     let mut con = client.get_multiplexed_async_connection().await.unwrap();
     let r: redis::streams::StreamRangeReply =
         redis::AsyncCommands::xrange_all(&mut con, w.engine.keys().events()).await.unwrap();
-    r.ids
-        .iter()
-        .map(|e| {
-            let s = |k: &str| e.get::<String>(k).unwrap_or_default();
-            Logged {
-                typ: s("type"),
-                ix: s("ix"),
-                queue: s("queue"),
-                details: serde_json::from_str(&s("details")).unwrap_or_default(),
-            }
+    let mut events = Vec::new();
+    for e in &r.ids {
+        switchboard_engine::events::expand_entry(e, &mut events);
+    }
+    events
+        .into_iter()
+        .map(|e| Logged {
+            typ: e.typ,
+            ix: e.interaction_id,
+            queue: e.queue,
+            details: serde_json::from_str(&e.details).unwrap_or_default(),
         })
         .collect()
 }

@@ -267,22 +267,23 @@ impl Engine {
             for entry in sk.ids {
                 if from_events {
                     cursor.events = entry.id.clone();
-                } else {
-                    cursor.signals = entry.id.clone();
+                    let mut logged = Vec::new();
+                    crate::events::expand_entry(&entry, &mut logged);
+                    for e in logged.into_iter().filter(|e| !e.interaction_id.is_empty()) {
+                        out.push(ChatSignal::Changed { interaction_id: e.interaction_id });
+                    }
+                    continue;
                 }
+                cursor.signals = entry.id.clone();
                 let iid: String = entry.get("ix").unwrap_or_default();
                 if iid.is_empty() {
                     continue;
                 }
-                if from_events {
-                    out.push(ChatSignal::Changed { interaction_id: iid });
-                } else {
-                    let kind: String = entry.get("kind").unwrap_or_default();
-                    let on: String = entry.get("on").unwrap_or_default();
-                    match kind.as_str() {
-                        "typing" => out.push(ChatSignal::AgentTyping { interaction_id: iid, on: on == "1" }),
-                        other => return Err(EngineError::Corrupt(format!("chat signal kind {other:?}"))),
-                    }
+                let kind: String = entry.get("kind").unwrap_or_default();
+                let on: String = entry.get("on").unwrap_or_default();
+                match kind.as_str() {
+                    "typing" => out.push(ChatSignal::AgentTyping { interaction_id: iid, on: on == "1" }),
+                    other => return Err(EngineError::Corrupt(format!("chat signal kind {other:?}"))),
                 }
             }
         }

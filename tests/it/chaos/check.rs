@@ -25,7 +25,7 @@ const ROOT: &str = "sb:{default}:";
 
 pub struct LogEvent {
     /// Stream id as (ms, seq).
-    pub at: (u64, u64),
+    pub at: (u64, u64, u64),
     pub id: String,
     pub typ: String,
     pub ix: String,
@@ -33,9 +33,11 @@ pub struct LogEvent {
     pub details: serde_json::Value,
 }
 
-fn parse_id(id: &str) -> (u64, u64) {
-    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+/// An event id's place in the log: its entry's (ms, seq), then its place in the entry.
+fn parse_id(id: &str) -> (u64, u64, u64) {
+    let (entry, n) = id.split_once('.').unwrap_or((id, "0"));
+    let (ms, seq) = entry.split_once('-').unwrap_or((entry, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0), n.parse().unwrap_or(0))
 }
 
 /// The CRM store's log events.
@@ -69,15 +71,18 @@ async fn redis_log(con: &mut MultiplexedConnection) -> Vec<LogEvent> {
             redis::AsyncCommands::xrange_count(con, &key, &from, "+", 5000).await.unwrap();
         let Some(last) = r.ids.last() else { break };
         from = format!("({}", last.id);
+        let mut events = Vec::new();
         for e in &r.ids {
-            let s = |k: &str| e.get::<String>(k).unwrap_or_default();
+            switchboard_engine::events::expand_entry(e, &mut events);
+        }
+        for e in events {
             out.push(LogEvent {
                 at: parse_id(&e.id),
-                id: e.id.clone(),
-                typ: s("type"),
-                ix: s("ix"),
-                agent: s("agent"),
-                details: serde_json::from_str(&s("details")).unwrap_or_default(),
+                id: e.id,
+                typ: e.typ,
+                ix: e.interaction_id,
+                agent: e.agent_id,
+                details: serde_json::from_str(&e.details).unwrap_or_default(),
             });
         }
     }

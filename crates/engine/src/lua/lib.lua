@@ -315,23 +315,61 @@ local function fig_incr(queue, field, n)
   end
 end
 
+-- A call's events are one entry of the log, written as the call ends (flush_events): an XADD per
+-- call, however many transitions it makes. The first event's fields are a single event's; the
+-- n-th after it has its own under 'n.' (type, details, and ix, agent, queue unless empty). `at`,
+-- `by` and `from` are the call's, shared by all. The daemon's reader (events.rs) expands them.
+local EVBUF, EVN = {}, 0
+-- Events per entry at most: a call that emits more (an admin change touching many agents) writes
+-- several entries, and `unpack` stays far below Lua's limit.
+local EVENTS_PER_ENTRY = 64
+-- The prefixes, made once when the library loads.
+local EVP = {}
+for n = 1, EVENTS_PER_ENTRY do EVP[n] = n .. '.' end
+
 -- With a CRM the log is trimmed only once delivered (EVENTS_MAXLEN = 0); without one it is capped.
+local function flush_events()
+  if EVN == 0 then return end
+  if EVENTS_MAXLEN > 0 then
+    redis.call('XADD', K.events(), 'MAXLEN', '~', EVENTS_MAXLEN_S, '*', unpack(EVBUF))
+  else
+    redis.call('XADD', K.events(), '*', unpack(EVBUF))
+  end
+  EVBUF, EVN = {}, 0
+end
+
 local function emit(typ, iid, aid, queue, details)
   if not typ then error('emit: an event kind missing from EV') end
-  local fields = { 'type', typ, 'ix', iid or '', 'agent', aid or '', 'queue', queue or '', 'at', NOWS,
-    'details', cjson.encode(details or {}) }
-  -- Who asked for the change (role:name) and from where: the audit trail.
-  if ACTOR_WHO ~= '' then
-    fields[#fields + 1] = 'by'
-    fields[#fields + 1] = ACTOR_WHO
-    fields[#fields + 1] = 'from'
-    fields[#fields + 1] = ACTOR_FROM
-  end
-  if EVENTS_MAXLEN > 0 then
-    redis.call('XADD', K.events(), 'MAXLEN', '~', EVENTS_MAXLEN_S, '*', unpack(fields))
+  if EVN >= EVENTS_PER_ENTRY then flush_events() end
+  local d = cjson.encode(details or {})
+  local b = EVBUF
+  if EVN == 0 then
+    b[1], b[2], b[3], b[4], b[5], b[6] = 'type', typ, 'ix', iid or '', 'agent', aid or ''
+    b[7], b[8], b[9], b[10], b[11], b[12] = 'queue', queue or '', 'at', NOWS, 'details', d
+    -- Who asked for the change (role:name) and from where: the audit trail.
+    if ACTOR_WHO ~= '' then
+      b[13], b[14], b[15], b[16] = 'by', ACTOR_WHO, 'from', ACTOR_FROM
+    end
   else
-    redis.call('XADD', K.events(), '*', unpack(fields))
+    local p = EVP[EVN]
+    b[#b + 1] = p .. 'type'
+    b[#b + 1] = typ
+    if iid and iid ~= '' then
+      b[#b + 1] = p .. 'ix'
+      b[#b + 1] = iid
+    end
+    if aid and aid ~= '' then
+      b[#b + 1] = p .. 'agent'
+      b[#b + 1] = aid
+    end
+    if queue and queue ~= '' then
+      b[#b + 1] = p .. 'queue'
+      b[#b + 1] = queue
+    end
+    b[#b + 1] = p .. 'details'
+    b[#b + 1] = d
   end
+  EVN = EVN + 1
 end
 
 -- Equality of two secrets' hashes that takes as long wherever they differ.
@@ -1202,6 +1240,7 @@ local function begin(raw)
   DIRECT, DIRECT_AFTER, DIRECT_INBOX = {}, nil, nil
   ix_changed()
   ACACHE = {}
+  EVBUF, EVN = {}, 0
   local args = {}
   for i = 5, #raw do args[#args + 1] = raw[i] end
   return args
@@ -1211,6 +1250,7 @@ end
 -- (if there are any) the inbox id they follow, then their count. A failed operation returns
 -- them to the inbox, where the hub delivers them as usual.
 local function end_call(r)
+  flush_events()
   if r[1] == 'ok' then
     if #DIRECT > 0 then
       for _, v in ipairs(DIRECT) do r[#r + 1] = v end

@@ -9,11 +9,17 @@ use switchboard_model::{Channel, EventKind};
 use super::instances::Lease;
 use crate::{DedicatedConnection, Engine, Result, events};
 
-/// One entry of the event log (the `events` stream).
+/// One event of the event log (the `events` stream), whose entries hold the events of one routing
+/// call each.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoggedEvent {
-    /// Stream entry id: unique within the routing domain, time-ordered.
+    /// Unique within the routing domain, time-ordered: the stream entry's id for its first event,
+    /// `<entry>.<n>` for the n-th after it.
     pub id: String,
+    /// The stream entry holding it: what a reader acknowledges, or resumes after.
+    pub entry: String,
+    /// The entry's last event: acknowledging the entry once this one is delivered loses nothing.
+    pub ends_entry: bool,
     pub typ: String,
     pub interaction_id: String,
     pub agent_id: String,
@@ -33,6 +39,11 @@ impl LoggedEvent {
     /// still delivered, as its wire name.
     pub fn kind(&self) -> Option<EventKind> {
         EventKind::parse(&self.typ)
+    }
+
+    /// The entry to acknowledge once this event is delivered: its own, if it is the entry's last.
+    pub fn acknowledges(&self) -> Option<&str> {
+        self.ends_entry.then_some(self.entry.as_str())
     }
 }
 
@@ -106,7 +117,8 @@ impl Engine {
         Ok(events::logged_events(reply))
     }
 
-    /// Acknowledges delivered events and trims the log up to the last of them.
+    /// Acknowledges delivered entries (see [`LoggedEvent::acknowledges`]) and trims the log up to
+    /// the last of them.
     pub async fn outbox_ack(&self, ids: &[String]) -> Result<()> {
         let Some(last) = ids.last() else { return Ok(()) };
         let mut con = self.con.clone();
@@ -168,7 +180,10 @@ impl Engine {
             ])
             .query_async(&mut con)
             .await?;
-        self.outbox_ack(std::slice::from_ref(&e.id)).await
+        match e.acknowledges() {
+            Some(entry) => self.outbox_ack(&[entry.to_string()]).await,
+            None => Ok(()),
+        }
     }
 
     /// Events not yet delivered (the log is trimmed as they are).
