@@ -242,9 +242,10 @@ mod tests {
         }
     }
 
-    /// A call keeps what it read or wrote of an interaction (`IXC`, `IXM` in `lib.lua`: pushes
-    /// and the reply use it) and of an agent (`ACACHE`: routing reads it); a write past the
-    /// helpers that keep those copies would leave a call routing on, or returning, stale data.
+    /// A call keeps what a push carried of an interaction (`CARRIED` in `lib.lua`: the reply
+    /// reuses it) and what it read of an agent (`ACACHE`: routing and pushes read it); a write past
+    /// the helpers that drop or update those copies would leave a call routing on, or returning,
+    /// stale data.
     #[test]
     fn every_write_to_an_interaction_or_an_agent_keeps_the_calls_copy() {
         let mut sources = vec![("lib", LIB)];

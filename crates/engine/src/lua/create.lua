@@ -80,8 +80,6 @@ for k, v in pairs(ix) do
   fields[#fields + 1] = k
   fields[#fields + 1] = v
 end
--- A new id (the daemon's UUIDv7): the hash is exactly these fields, so the call knows it.
-IXC[iid] = {}
 ix_set(iid, unpack(fields))
 if idem ~= '' then redis.call('SET', K.idem(idem), iid, 'EX', IDEM_TTL) end
 local created = { channel = ch, customer = customer, subject = subject, priority = pri }
@@ -102,7 +100,7 @@ if refused and if_refused == 'end' then
   fig_incr(queue, 'closed', 1)
   emit(EV.abandoned, iid, '', queue,
     { reason = 'closed', waited_ms = 0, channel = ch, customer = customer, opens_at = tonumber(q.opens) })
-  expire_keys(iid)
+  expire_keys(iid, ix)
   return ok_ix(iid, false, iid, '1')
 end
 if target ~= '' then

@@ -36,19 +36,21 @@ local function err(code, msg)
   return { 'err', code, msg }
 end
 
--- What this call knows an interaction's hash holds (field -> value, as a read gives them) and,
--- while known, its thread: a push that carries the interaction, and the reply (ok_ix), need not
--- read again what the call read or wrote. Every write to an interaction's hash or thread goes
--- through ix_set / ix_incr (which keep the copy) or ix_changed (which drops them all); a test
--- holds the sources to that.
-local IXC, IXM = {}, {}
+-- The interaction hash (and thread) as the last carrying push of this call read them: the reply
+-- (ok_ix) reuses them rather than read the same hash again. Every write to an interaction's hash
+-- or thread goes through ix_set / ix_incr / ix_changed, which drop it (a test holds the sources
+-- to that). (Keeping a copy up to date across writes instead costs Lua more in table building
+-- than the HGETALL it saves: measured, results/2026-12-08-lua-cost-2.)
+local CARRIED = {}
+-- Interactions whose thread this call added to: their `nmsg` as read may be behind.
+local THREAD_ADDED = {}
 
 local function ix_changed()
-  IXC, IXM = {}, {}
+  CARRIED = {}
 end
 
 -- Redis stores a number argument as '%.17g' writes it; Lua's tostring ('%.14g') agrees for the
--- integers below 10^14 a hash holds (times in ms, counts). Anything else: the copy is dropped.
+-- integers below 10^14 a hash holds (times in ms, counts). Anything else: nil.
 local function as_stored(v)
   if type(v) ~= 'number' then return v end
   if v ~= math.floor(v) or v >= 1e14 or v <= -1e14 then return nil end
@@ -56,27 +58,14 @@ local function as_stored(v)
 end
 
 local function ix_set(iid, ...)
-  local c = IXC[iid]
-  if c then
-    local a = { ... }
-    for i = 1, #a, 2 do
-      local v = as_stored(a[i + 1])
-      if v == nil then
-        IXC[iid] = nil
-        break
-      end
-      c[a[i]] = v
-    end
-  end
+  CARRIED = {}
   return redis.call('HSET', K.ix(iid), ...)
 end
 
--- `nmsg` counts the thread: its copy is dropped too (append_msg writes the thread next).
 local function ix_incr(iid, field, n)
-  IXM[iid] = nil
-  local r = redis.call('HINCRBY', K.ix(iid), field, n)
-  if IXC[iid] then IXC[iid][field] = as_stored(r) end
-  return r
+  CARRIED = {}
+  if field == 'nmsg' then THREAD_ADDED[iid] = true end
+  return redis.call('HINCRBY', K.ix(iid), field, n)
 end
 
 local function hmap(key)
@@ -385,26 +374,17 @@ end
 -- longer thread is left out; the hub reads it.
 local PUSH_THREAD_MAX_MSGS, PUSH_THREAD_MAX_BYTES = 20, 16384
 local function carry_ix(payload, iid)
-  local c = IXC[iid]
-  local h
-  if c then
-    h = {}
-    for k, v in pairs(c) do
-      h[#h + 1] = k
-      h[#h + 1] = v
-    end
-  else
-    h = redis.call('HGETALL', K.ix(iid))
-    if #h == 0 then return end
-    c = {}
-    for i = 1, #h, 2 do c[h[i]] = h[i + 1] end
-    IXC[iid] = c
-  end
+  local h = redis.call('HGETALL', K.ix(iid))
+  if #h == 0 then return end
   payload.h = h
-  local n = num(c.nmsg)
+  CARRIED = { iid = iid, h = h }
+  local n = 0
+  for i = 1, #h, 2 do
+    if h[i] == 'nmsg' then n = tonumber(h[i + 1]) or 0 end
+  end
   if n > PUSH_THREAD_MAX_MSGS then return end
-  local msgs = IXM[iid] or (n > 0 and redis.call('LRANGE', K.ix_msgs(iid), 0, -1)) or {}
-  IXM[iid] = msgs
+  local msgs = n > 0 and redis.call('LRANGE', K.ix_msgs(iid), 0, -1) or {}
+  CARRIED.msgs = msgs
   local bytes = 0
   for _, m in ipairs(msgs) do bytes = bytes + #m end
   if bytes <= PUSH_THREAD_MAX_BYTES then
@@ -425,7 +405,12 @@ end
 -- these only after every push made to it before this call (the hub delivers in id order).
 local function notify(aid, kind, payload, carry)
   if not kind then error('notify: a push kind missing from PUSH') end
-  local a = agent_route(aid)
+  -- The call's copy of the agent if it has one; else only what a push needs.
+  local a = ACACHE[aid]
+  if a == nil then
+    local r = redis.call('HMGET', K.agent(aid), 'instance', 'session', 'connected')
+    a = { instance = r[1], session = r[2], connected = r[3] }
+  end
   if not a or not a.instance or a.instance == '' or a.connected ~= '1' then return end
   local to_caller = CALLER_SESSION ~= '' and aid == CALLER_AGENT and a.session == CALLER_SESSION
   payload = payload or {}
@@ -478,18 +463,8 @@ local function excluded(iid, aid)
   return redis.call('SISMEMBER', K.ix_excl(iid), aid) == 1
 end
 
--- The interaction as a table the caller may change (its routing keeps notes in it), and the
--- call's copy of what the hash holds (IXC) beside it.
 local function ix_get(iid)
-  local r = redis.call('HGETALL', K.ix(iid))
-  if #r == 0 then return nil end
-  local t, c = {}, {}
-  for i = 1, #r, 2 do
-    t[r[i]] = r[i + 1]
-    c[r[i]] = r[i + 1]
-  end
-  IXC[iid] = c
-  return t
+  return hmap(K.ix(iid))
 end
 
 -- `keep_pool`: the caller writes `pool` = '' itself, with its own HSET of the interaction.
@@ -604,6 +579,8 @@ local function offer(iid, aid, ix, defer, why)
   local cb = nil
   if (ix.cb or '') ~= '' and num(ix.cb_conn) == 0 then cb = true end
   emit(EV.offered, iid, aid, ix.queue, { expires = exp, seq = seq, channel = ix.ch, callback = cb, decision = why })
+  -- The refresh below reads the agent's routing fields: read once, the push uses them too.
+  if not defer then agent_route(aid) end
   notify(aid, PUSH.offer, { ix = iid, expires = exp, seq = seq }, iid)
   if not defer then refresh_agent(aid, ix.ch) end
 end
@@ -807,11 +784,11 @@ local function revoke(iid, ix, reason)
   emit(EV.revoked, iid, aid, ix.queue, { reason = reason })
 end
 
-local function expire_keys(iid)
+-- `ix`: the interaction as the caller read it: no thread then (`nmsg` '0') and none added since,
+-- no thread key to expire.
+local function expire_keys(iid, ix)
   redis.call('EXPIRE', K.ix(iid), IX_TTL_S)
-  -- No thread, no key (the call's copy of the hash counts it, if the call has one).
-  local c = IXC[iid]
-  if not c or num(c.nmsg) > 0 then redis.call('EXPIRE', K.ix_msgs(iid), IX_TTL_S) end
+  if ix.nmsg ~= '0' or THREAD_ADDED[iid] then redis.call('EXPIRE', K.ix_msgs(iid), IX_TTL_S) end
   redis.call('DEL', K.ix_excl(iid))
 end
 
@@ -830,7 +807,7 @@ local function complete_ix(iid, ix)
   redis.call('SREM', K.qlive(ix.queue), iid)
   emit(EV.completed, iid, aid, ix.queue,
     { disposition = ix.disp or '', notes = ix.notes or '', channel = ix.ch, customer = ix.cust })
-  expire_keys(iid)
+  expire_keys(iid, ix)
   if aid and aid ~= '' then pull_for_agent(aid) end
 end
 
@@ -981,7 +958,7 @@ local function abandon(iid, ix, reason)
   fig_incr(ix.queue, fig, 1)
   emit(EV.abandoned, iid, ix.agent or '', ix.queue,
     { reason = reason, waited_ms = NOW - num(ix.enq), channel = ix.ch, customer = ix.cust })
-  expire_keys(iid)
+  expire_keys(iid, ix)
   if ix.state == 'offered' and ix.agent ~= '' then
     pull_for_agent(ix.agent)
   end
@@ -1193,28 +1170,12 @@ end
 -- values, the number of hash entries, the hash as field/value pairs, then (with_msgs) its thread.
 local function ok_ix(iid, with_msgs, ...)
   local out = { 'ok', ... }
-  local c = IXC[iid]
-  if c then
-    local at = #out + 1
-    out[at] = ''
-    local n = 0
-    for k, v in pairs(c) do
-      out[#out + 1] = k
-      out[#out + 1] = v
-      n = n + 2
-    end
-    out[at] = tostring(n)
-  else
-    local h = redis.call('HGETALL', K.ix(iid))
-    out[#out + 1] = tostring(#h)
-    for i = 1, #h do out[#out + 1] = h[i] end
-  end
+  local carried = CARRIED.iid == iid and CARRIED or {}
+  local h = carried.h or redis.call('HGETALL', K.ix(iid))
+  out[#out + 1] = tostring(#h)
+  for i = 1, #h do out[#out + 1] = h[i] end
   if with_msgs then
-    local msgs = IXM[iid]
-    if not msgs then
-      msgs = (not c or num(c.nmsg) > 0) and redis.call('LRANGE', K.ix_msgs(iid), 0, -1) or {}
-    end
-    for _, m in ipairs(msgs) do out[#out + 1] = m end
+    for _, m in ipairs(carried.msgs or redis.call('LRANGE', K.ix_msgs(iid), 0, -1)) do out[#out + 1] = m end
   end
   return out
 end
@@ -1239,6 +1200,7 @@ local function begin(raw)
   ACTOR_WHO, ACTOR_FROM = raw[3] or '', raw[4] or ''
   DIRECT, DIRECT_AFTER, DIRECT_INBOX = {}, nil, nil
   ix_changed()
+  THREAD_ADDED = {}
   ACACHE = {}
   EVBUF, EVN = {}, 0
   local args = {}
