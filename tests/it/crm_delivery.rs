@@ -376,6 +376,38 @@ async fn an_event_the_crm_refuses_is_parked_and_the_rest_flows() {
     assert!(dead.ids[0].get::<String>("reason").unwrap().contains("not accepted"));
 }
 
+/// A routing call's events are one entry of the log (a create offered at once: created, its first
+/// message, queued, offered). One the CRM refuses in the middle of an entry is parked under its own id, the entry's
+/// other events still arrive, and the entry is acknowledged once its last one is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_refused_in_the_middle_of_a_calls_entry_is_parked_alone() {
+    let redis = RedisServer::start();
+    let crm = external_crm().await;
+    *crm.crm.refuse_type.lock().unwrap() = Some("queued".into());
+    let mut cfg = test_config(&redis.url);
+    cfg.crm.endpoint = crm.endpoint.clone();
+    let sb = TestServer::start_with(cfg).await;
+    setup_sales(&sb, &["ann"]).await;
+    let mut ann = sb.desktop("ann", "tok-ann").await;
+    ann.ready().await;
+    let id = handle_one(&sb, &mut ann, "visitor-7", "hello", "ok").await;
+    eventually("log delivered", Duration::from_secs(30), || async { (log_len(&redis).await == 0).then_some(()) }).await;
+    let got: Vec<(String, String)> = crm.db.event_types(&id).await.unwrap();
+    let types: Vec<&str> = got.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(types[..3], ["created", "message_in", "offered"], "{got:?}");
+    assert!(types.contains(&"completed"), "{got:?}");
+    // The create's entry: created, its first message, queued (refused), offered.
+    let created = &got[0].0;
+    assert_eq!((&got[1].0, &got[2].0), (&format!("{created}.1"), &format!("{created}.3")), "{got:?}");
+    let mut con = redis.client().await;
+    let dead: redis::streams::StreamRangeReply =
+        redis::AsyncCommands::xrange_all(&mut con, "sb:{default}:events_dead").await.unwrap();
+    assert_eq!(dead.ids.len(), 1);
+    assert_eq!(dead.ids[0].get::<String>("type").as_deref(), Some("queued"));
+    let parked = dead.ids[0].get::<String>("id").unwrap();
+    assert_eq!(format!("sb:{{default}}:{parked}"), format!("{created}.2"));
+}
+
 /// The daemon's key at the audited CRM (role `crm`: it logs, it may not read the trail).
 const DAEMON_CRM_KEY: &str = "test-daemon-crm-key-0123456789abcdef01234";
 /// The auditor's key there (role `admin`).
