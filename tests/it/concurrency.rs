@@ -776,11 +776,7 @@ pub(crate) async fn read_log(con: &mut MultiplexedConnection, keys: &Keys) -> Ve
         let r: redis::streams::StreamRangeReply = con.xrange_count(keys.events(), &start, "+", 5000).await.unwrap();
         let Some(last) = r.ids.last() else { break };
         start = format!("({}", last.id);
-        let mut events = Vec::new();
-        for e in &r.ids {
-            switchboard_engine::events::expand_entry(e, &mut events);
-        }
-        for e in events {
+        for e in switchboard_engine::events::entries_events(&r.ids) {
             out.push(LogEvent {
                 typ: e.typ,
                 ix: e.interaction_id,

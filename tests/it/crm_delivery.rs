@@ -2,6 +2,7 @@
 //! instances, a real Redis and a real CRM store (the built-in one on SQLite) — including a CRM
 //! that is slow, down, or whose deliverer is killed mid-flight.
 
+use redis::streams::StreamId;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -207,11 +208,7 @@ async fn log_snapshot(redis: &RedisServer) -> Vec<(String, String, String)> {
     let mut con = redis.client().await;
     let r: redis::streams::StreamRangeReply =
         redis::AsyncCommands::xrange_all(&mut con, "sb:{default}:events").await.unwrap();
-    let mut events = Vec::new();
-    for e in &r.ids {
-        switchboard_engine::events::expand_entry(e, &mut events);
-    }
-    events.into_iter().map(|e| (e.id, e.interaction_id, e.typ)).collect()
+    switchboard_engine::events::entries_events(&r.ids).into_iter().map(|e| (e.id, e.interaction_id, e.typ)).collect()
 }
 
 async fn log_len(redis: &RedisServer) -> u64 {
@@ -352,46 +349,45 @@ async fn deliverer_killed_mid_delivery_loses_nothing_doubles_nothing() {
     b.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_event_the_crm_refuses_is_parked_and_the_rest_flows() {
+/// One chat handled (from customer `customer`) while the CRM refuses, as invalid, every batch
+/// holding an event of `kind`; once the log is delivered: the CRM, the interaction, and what was
+/// parked in `events_dead`.
+async fn handled_while_the_crm_refuses(kind: &str, customer: &str) -> (ExternalCrm, String, Vec<StreamId>) {
     let redis = RedisServer::start();
     let crm = external_crm().await;
-    *crm.crm.refuse_type.lock().unwrap() = Some("message_out".into());
+    *crm.crm.refuse_type.lock().unwrap() = Some(kind.into());
     let mut cfg = test_config(&redis.url);
     cfg.crm.endpoint = crm.endpoint.clone();
     let sb = TestServer::start_with(cfg).await;
     setup_sales(&sb, &["ann"]).await;
     let mut ann = sb.desktop("ann", "tok-ann").await;
     ann.ready().await;
-    let id = handle_one(&sb, &mut ann, "visitor-9", "hello", "ok").await;
+    let id = handle_one(&sb, &mut ann, customer, "hello", "ok").await;
     eventually("log delivered", Duration::from_secs(30), || async { (log_len(&redis).await == 0).then_some(()) }).await;
-    let types: Vec<String> = crm.db.event_types(&id).await.unwrap().into_iter().map(|(_, t)| t).collect();
-    assert!(types.contains(&"created".to_string()) && types.contains(&"completed".to_string()), "{types:?}");
-    assert!(!types.contains(&"message_out".to_string()), "{types:?}");
     let mut con = redis.client().await;
     let dead: redis::streams::StreamRangeReply =
         redis::AsyncCommands::xrange_all(&mut con, "sb:{default}:events_dead").await.unwrap();
-    assert_eq!(dead.ids.len(), 1);
-    assert_eq!(dead.ids[0].get::<String>("type").as_deref(), Some("message_out"));
-    assert!(dead.ids[0].get::<String>("reason").unwrap().contains("not accepted"));
+    (crm, id, dead.ids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_crm_refuses_is_parked_and_the_rest_flows() {
+    let (crm, id, dead) = handled_while_the_crm_refuses("message_out", "visitor-9").await;
+    let types: Vec<String> = crm.db.event_types(&id).await.unwrap().into_iter().map(|(_, t)| t).collect();
+    assert!(types.contains(&"created".to_string()) && types.contains(&"completed".to_string()), "{types:?}");
+    assert!(!types.contains(&"message_out".to_string()), "{types:?}");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].get::<String>("type").as_deref(), Some("message_out"));
+    assert!(dead[0].get::<String>("reason").unwrap().contains("not accepted"));
 }
 
 /// A routing call's events are one entry of the log (a create offered at once: created, its first
-/// message, queued, offered). One the CRM refuses in the middle of an entry is parked under its own id, the entry's
-/// other events still arrive, and the entry is acknowledged once its last one is delivered.
+/// message, queued, offered). One the CRM refuses in the middle of an entry is parked under its own
+/// id, the entry's other events still arrive, and the entry is acknowledged once its last one is
+/// delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_refused_in_the_middle_of_a_calls_entry_is_parked_alone() {
-    let redis = RedisServer::start();
-    let crm = external_crm().await;
-    *crm.crm.refuse_type.lock().unwrap() = Some("queued".into());
-    let mut cfg = test_config(&redis.url);
-    cfg.crm.endpoint = crm.endpoint.clone();
-    let sb = TestServer::start_with(cfg).await;
-    setup_sales(&sb, &["ann"]).await;
-    let mut ann = sb.desktop("ann", "tok-ann").await;
-    ann.ready().await;
-    let id = handle_one(&sb, &mut ann, "visitor-7", "hello", "ok").await;
-    eventually("log delivered", Duration::from_secs(30), || async { (log_len(&redis).await == 0).then_some(()) }).await;
+    let (crm, id, dead) = handled_while_the_crm_refuses("queued", "visitor-7").await;
     let got: Vec<(String, String)> = crm.db.event_types(&id).await.unwrap();
     let types: Vec<&str> = got.iter().map(|(_, t)| t.as_str()).collect();
     assert_eq!(types[..3], ["created", "message_in", "offered"], "{got:?}");
@@ -399,12 +395,9 @@ async fn an_event_refused_in_the_middle_of_a_calls_entry_is_parked_alone() {
     // The create's entry: created, its first message, queued (refused), offered.
     let created = &got[0].0;
     assert_eq!((&got[1].0, &got[2].0), (&format!("{created}.1"), &format!("{created}.3")), "{got:?}");
-    let mut con = redis.client().await;
-    let dead: redis::streams::StreamRangeReply =
-        redis::AsyncCommands::xrange_all(&mut con, "sb:{default}:events_dead").await.unwrap();
-    assert_eq!(dead.ids.len(), 1);
-    assert_eq!(dead.ids[0].get::<String>("type").as_deref(), Some("queued"));
-    let parked = dead.ids[0].get::<String>("id").unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].get::<String>("type").as_deref(), Some("queued"));
+    let parked = dead[0].get::<String>("id").unwrap();
     assert_eq!(format!("sb:{{default}}:{parked}"), format!("{created}.2"));
 }
 

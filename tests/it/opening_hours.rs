@@ -183,11 +183,7 @@ async fn log(w: &World) -> Vec<Logged> {
     let mut con = client.get_multiplexed_async_connection().await.unwrap();
     let r: redis::streams::StreamRangeReply =
         redis::AsyncCommands::xrange_all(&mut con, w.engine.keys().events()).await.unwrap();
-    let mut events = Vec::new();
-    for e in &r.ids {
-        switchboard_engine::events::expand_entry(e, &mut events);
-    }
-    events
+    switchboard_engine::events::entries_events(&r.ids)
         .into_iter()
         .map(|e| Logged {
             typ: e.typ,

@@ -132,11 +132,7 @@ async fn no_heartbeat_from_anyone_for_a_grace_period_is_an_outage_not_every_inst
     let log: Vec<String> = {
         let r: redis::streams::StreamRangeReply =
             redis::AsyncCommands::xrange_all(&mut con, "sb:{default}:events").await.unwrap();
-        let mut events = Vec::new();
-        for e in &r.ids {
-            switchboard_engine::events::expand_entry(e, &mut events);
-        }
-        events.into_iter().map(|e| e.typ).collect()
+        switchboard_engine::events::entries_events(&r.ids).into_iter().map(|e| e.typ).collect()
     };
     assert!(log.contains(&"outage".to_string()), "{log:?}");
     assert!(!log.contains(&"instance_lost".to_string()), "{log:?}");

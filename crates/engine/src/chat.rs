@@ -267,8 +267,7 @@ impl Engine {
             for entry in sk.ids {
                 if from_events {
                     cursor.events = entry.id.clone();
-                    let mut logged = Vec::new();
-                    crate::events::expand_entry(&entry, &mut logged);
+                    let logged = crate::events::entries_events(std::slice::from_ref(&entry));
                     for e in logged.into_iter().filter(|e| !e.interaction_id.is_empty()) {
                         out.push(ChatSignal::Changed { interaction_id: e.interaction_id });
                     }

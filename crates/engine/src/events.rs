@@ -13,17 +13,20 @@ use crate::{DedicatedConnection, Engine, LoggedEvent, Result};
 /// call (`emit` in `lib.lua`): the first under its plain field names, the n-th after it under
 /// `n.` (`at`, `by` and `from` shared); each gets an id of its own, the entry's then `<entry>.n`.
 pub(crate) fn logged_events(reply: Option<StreamReadReply>) -> Vec<LoggedEvent> {
+    reply.map(|r| r.keys).unwrap_or_default().iter().flat_map(|k| entries_events(&k.ids)).collect()
+}
+
+/// The events of these entries of the log, in order.
+pub fn entries_events(entries: &[StreamId]) -> Vec<LoggedEvent> {
     let mut out = Vec::new();
-    for k in reply.map(|r| r.keys).unwrap_or_default() {
-        for e in k.ids {
-            expand_entry(&e, &mut out);
-        }
+    for e in entries {
+        expand_entry(e, &mut out);
     }
     out
 }
 
 /// The events of one entry of the log, appended to `out`.
-pub fn expand_entry(e: &StreamId, out: &mut Vec<LoggedEvent>) {
+fn expand_entry(e: &StreamId, out: &mut Vec<LoggedEvent>) {
     let g = |f: &str| e.get::<String>(f).unwrap_or_default();
     let (at_ms, by, from) = (g("at").parse().unwrap_or(0), g("by"), g("from"));
     let first = out.len();

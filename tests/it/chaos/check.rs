@@ -71,11 +71,7 @@ async fn redis_log(con: &mut MultiplexedConnection) -> Vec<LogEvent> {
             redis::AsyncCommands::xrange_count(con, &key, &from, "+", 5000).await.unwrap();
         let Some(last) = r.ids.last() else { break };
         from = format!("({}", last.id);
-        let mut events = Vec::new();
-        for e in &r.ids {
-            switchboard_engine::events::expand_entry(e, &mut events);
-        }
-        for e in events {
+        for e in switchboard_engine::events::entries_events(&r.ids) {
             out.push(LogEvent {
                 at: parse_id(&e.id),
                 id: e.id,
