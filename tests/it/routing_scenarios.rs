@@ -456,6 +456,112 @@ async fn capacity_per_channel_is_never_exceeded() {
     assert_eq!(s.engine.agent_status("a").await.unwrap().load[&Channel::Chat], 4);
 }
 
+/// The availability sets are what routing trusts: an agent is in a pool's chat set exactly when it
+/// can take a chat now. A call may find an agent unable, put it in (going ready, wrap-up ending)
+/// and fill it up again (the pull that follows); a refresh skips taking out an agent it knows is
+/// in none of the sets, so each such path is checked here.
+async fn assert_sets_hold_who_can_take(s: &S, pool: &str, agents: &[&str], after: &str) {
+    let mut con = s.redis.client().await;
+    for id in agents {
+        let st = s.engine.agent_status(id).await.unwrap();
+        let load = st.load.get(&Channel::Chat).copied().unwrap_or(0);
+        let can = st.presence == Presence::Ready && st.connected && load < st.capacity.chat;
+        let score: Option<f64> =
+            redis::AsyncCommands::zscore(&mut con, s.engine.keys().avail(pool, "chat"), id).await.unwrap();
+        assert_eq!(score.is_some(), can, "after {after}: {id} in {pool}'s chat set: {st:?}");
+    }
+}
+
+#[tokio::test]
+async fn availability_sets_hold_exactly_the_agents_who_can_take_work() {
+    let s = S::new().await;
+    let mut sales = q("sales", &[]);
+    sales.wrap_up_secs = 30;
+    s.queue(sales).await;
+    s.agent_with("a", &[], chat_only(2), None).await;
+    s.agent_with("b", &[], chat_only(1), None).await;
+    let both = ["a", "b"];
+    assert_sets_hold_who_can_take(&s, "sales#0", &both, "login").await;
+    s.ready("b").await;
+    assert_sets_hold_who_can_take(&s, "sales#0", &both, "b ready").await;
+
+    // b is filled by a create; the rest wait.
+    let ids = futures_ids(&s, 6).await;
+    assert_eq!(s.offered_to(&ids[0]).await.as_deref(), Some("b"));
+    assert_sets_hold_who_can_take(&s, "sales#0", &both, "b filled by a create").await;
+
+    // a goes ready with more waiting than it takes: the one call puts it in the set and fills it.
+    s.ready("a").await;
+    assert_eq!(s.offered_to(&ids[1]).await.as_deref(), Some("a"));
+    assert_eq!(s.offered_to(&ids[2]).await.as_deref(), Some("a"));
+    assert_sets_hold_who_can_take(&s, "sales#0", &both, "a ready, filled").await;
+
+    // Completion into wrap-up (the slot stays taken), then wrap-up ends: the same call makes b
+    // ready, frees it, and fills it again from the backlog.
+    s.engine.accept("b", &ids[0]).await.unwrap();
+    s.engine.complete("b", &ids[0], "done", "").await.unwrap();
+    assert_eq!(s.presence("b").await, Presence::WrapUp);
+    assert_sets_hold_who_can_take(&s, "sales#0", &both, "wrap-up").await;
+    s.engine.end_wrap_up("b", &ids[0], "", "").await.unwrap();
+    assert_eq!(s.offered_to(&ids[3]).await.as_deref(), Some("b"));
+    assert_sets_hold_who_can_take(&s, "sales#0", &both, "wrap-up ended, refilled").await;
+
+    // Rejects free a's slots and refill them (a never takes back what it rejected).
+    s.engine.reject("a", &ids[1], "busy").await.unwrap();
+    s.engine.reject("a", &ids[2], "busy").await.unwrap();
+    assert_eq!(s.offered_to(&ids[4]).await.as_deref(), Some("a"));
+    assert_eq!(s.offered_to(&ids[5]).await.as_deref(), Some("a"));
+    assert_sets_hold_who_can_take(&s, "sales#0", &both, "rejects, refilled").await;
+    s.engine.set_presence("a", &Presence::NotReady("break".into()), "agent").await.unwrap();
+    assert_sets_hold_who_can_take(&s, "sales#0", &both, "not ready").await;
+    s.ready("a").await;
+    assert_sets_hold_who_can_take(&s, "sales#0", &both, "ready again, still full").await;
+
+    // A completion with nothing left it may take (what waits, a rejected): back in the set.
+    s.engine.accept("a", &ids[4]).await.unwrap();
+    s.engine.complete("a", &ids[4], "done", "").await.unwrap();
+    s.engine.end_wrap_up("a", &ids[4], "", "").await.unwrap();
+    assert_eq!(s.ix(&ids[1]).await.state, InteractionState::Queued, "a rejected it");
+    assert_sets_hold_who_can_take(&s, "sales#0", &both, "completion, nothing to pull").await;
+}
+
+/// A queue's figures: each transition counted once (one counter write per routing call), and the
+/// counters earlier versions kept in a hash per minute added in while they last.
+#[tokio::test]
+async fn figures_count_each_transition_once_and_add_up_earlier_versions_counters() {
+    let s = S::new().await;
+    s.queue(q("sales", &[])).await;
+    s.agent_with("a", &[], chat_only(2), None).await;
+    s.ready("a").await;
+    let (one, two) = (s.chat("sales", "c1").await, s.chat("sales", "c2").await);
+    s.engine.advance_clock(Duration::from_secs(4)).await.unwrap();
+    s.engine.accept("a", &one.id).await.unwrap();
+    s.engine.reject("a", &two.id, "busy").await.unwrap();
+    s.engine.advance_clock(Duration::from_secs(10)).await.unwrap();
+    s.engine.complete("a", &one.id, "done", "").await.unwrap();
+    let f = s.engine.queue_figures("sales").await.unwrap();
+    assert_eq!((f.offered, f.accepted, f.rejected, f.missed, f.abandoned), (2, 1, 1, 0, 0));
+    assert_eq!(f.service_level_percent, Some(100.0));
+    assert!((f.average_speed_of_answer_secs - 4.0).abs() < 0.01, "{f:?}");
+    assert!((f.average_handle_time_secs - 10.0).abs() < 0.01, "{f:?}");
+
+    // An instance of an earlier version counted into a hash for this minute.
+    let minute = s.engine.now_ms().await.unwrap() / 60_000;
+    let mut con = s.redis.client().await;
+    let _: () = redis::AsyncCommands::hset_multiple(
+        &mut con,
+        s.engine.keys().fig("sales", minute),
+        &[("offered", 3), ("accepted", 1), ("asa_ms", 8000), ("in_sl", 0)],
+    )
+    .await
+    .unwrap();
+    let f = s.engine.queue_figures("sales").await.unwrap();
+    assert_eq!((f.offered, f.accepted, f.rejected), (5, 2, 1));
+    assert!((f.average_speed_of_answer_secs - 6.0).abs() < 0.01, "{f:?}");
+    assert_eq!(f.service_level_percent, Some(50.0));
+    assert_eq!(s.engine.answered_recently("sales").await.unwrap().0, 2);
+}
+
 #[tokio::test]
 async fn strategies_pick_the_right_agent() {
     let s = S::new().await;

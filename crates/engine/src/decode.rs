@@ -146,11 +146,16 @@ pub(crate) fn decisions(s: &str) -> Vec<switchboard_model::explain::Decision> {
     if s.is_empty() {
         return Vec::new();
     }
-    #[derive(serde::Deserialize)]
-    struct Kept(
-        #[serde(deserialize_with = "switchboard_model::explain::lua_list")] Vec<switchboard_model::explain::Decision>,
-    );
-    serde_json::from_str::<Kept>(s).map(|k| k.0).unwrap_or_default()
+    // One JSON object a line (lib.lua's kept_decisions); earlier versions kept one JSON list.
+    if s.starts_with('[') {
+        #[derive(serde::Deserialize)]
+        struct Kept(
+            #[serde(deserialize_with = "switchboard_model::explain::lua_list")]
+            Vec<switchboard_model::explain::Decision>,
+        );
+        return serde_json::from_str::<Kept>(s).map(|k| k.0).unwrap_or_default();
+    }
+    s.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
 
 #[cfg(test)]
@@ -170,5 +175,16 @@ mod decision_tests {
         assert!(super::decisions("not json").is_empty());
         let d = super::decisions(r#"[{"via":"pull","at":1,"passed":{}}]"#);
         assert!(d[0].passed.is_empty());
+    }
+
+    #[test]
+    fn decisions_read_one_a_line() {
+        let d = super::decisions(
+            "{\"via\":\"queue\",\"pool\":\"sales#0\",\"at\":5,\"passed\":[{\"agent\":\"bob\",\"why\":\"excluded\"}]}\n{\"via\":\"pull\",\"at\":9,\"passed\":{}}",
+        );
+        assert_eq!(d.len(), 2);
+        assert_eq!((d[0].via, d[0].at, d[0].passed[0].agent.as_deref()), (Via::Queue, 5, Some("bob")));
+        assert_eq!((d[1].via, d[1].at, d[1].passed.len()), (Via::Pull, 9, 0));
+        assert!(super::decisions("{}").is_empty());
     }
 }

@@ -16,6 +16,7 @@ use switchboard_model::{EventKind, MAX_PRIORITY, PushKind, routing};
 
 use crate::keys;
 use crate::ops::argv::Argv;
+use crate::ops::figures::FIGURES;
 use crate::ops::{
     access, admin, agent, calendars, callbacks, erasure, hours, instances, interactions, supervisor, voice,
 };
@@ -156,10 +157,11 @@ pub struct Constants {
 
 fn prelude(c: &Constants) -> String {
     format!(
-        "{}{}{}local GRACE_MS = {}\nlocal FIG_TTL = {}\nlocal IX_TTL = {}\nlocal IDEM_TTL = {}\nlocal EVENTS_MAXLEN = {}\nlocal INBOX_MAXLEN = {}\nlocal MAX_MSGS = {}\nlocal SPLIT = {}\nlocal MAX_PRIORITY = {}\n",
+        "{}{}{}{}local GRACE_MS = {}\nlocal FIG_TTL = {}\nlocal IX_TTL = {}\nlocal IDEM_TTL = {}\nlocal EVENTS_MAXLEN = {}\nlocal INBOX_MAXLEN = {}\nlocal MAX_MSGS = {}\nlocal SPLIT = {}\nlocal MAX_PRIORITY = {}\n",
         keys::lua_prelude(&c.key_root),
         kinds("EV", EventKind::ALL.iter().map(|k| k.as_str())),
         kinds("PUSH", PushKind::ALL.iter().map(|k| k.as_str())),
+        figure_slots(),
         c.grace_ms,
         c.figures_ttl_secs,
         c.interaction_ttl_secs,
@@ -170,6 +172,13 @@ fn prelude(c: &Constants) -> String {
         routing::SPLIT as u64,
         MAX_PRIORITY,
     )
+}
+
+/// `local FIG = { offered = '#1', ... }`: each figure's counter in a queue's minute (slot 0, the
+/// writes, is fig_incr's own). A name it lacks reads as nil, which fig_incr refuses.
+fn figure_slots() -> String {
+    let entries: Vec<String> = FIGURES.iter().enumerate().skip(1).map(|(i, name)| format!("{name} = '#{i}'")).collect();
+    format!("local FIG = {{ {} }}\n", entries.join(", "))
 }
 
 /// `local <table> = { name = 'name', ... }` of wire names. A name it lacks reads as nil, which
@@ -219,6 +228,31 @@ mod tests {
                 "lua/{name}.lua: the header's `...rest` against its Rust struct's"
             );
         }
+    }
+
+    /// A figure the functions count must have a slot, or fig_incr fails the call at run time.
+    #[test]
+    fn every_figure_the_functions_count_has_a_slot() {
+        let mut sources = vec![("lib", LIB)];
+        sources.extend(operations().into_iter().map(|(name, source, _, _)| (name, source)));
+        let mut counted = 0;
+        for (name, source) in sources {
+            // `fig_incr(<queue>, '<figure>', n)`, or `fig = '<figure>'` for one chosen by a branch.
+            let calls = source.split("fig_incr(").skip(1).filter_map(|c| c.split(')').next()?.split('\'').nth(1));
+            let chosen = source.split("fig = '").skip(1).filter_map(|c| c.split('\'').next());
+            for figure in calls.chain(chosen) {
+                assert!(FIGURES[1..].contains(&figure), "lua/{name}.lua counts {figure:?}, which has no slot");
+                counted += 1;
+            }
+        }
+        assert!(counted >= 15, "{counted}");
+        let mut unique = FIGURES.to_vec();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), FIGURES.len());
+        let fig = figure_slots();
+        assert!(fig.starts_with("local FIG = { offered = '#1', accepted = '#2', "), "{fig}");
+        assert!(!fig.contains("writes"));
     }
 
     #[test]

@@ -79,7 +79,11 @@ pub const FORMATS: &[(&str, &str)] = &[
     ("inbox", "inbox:{}"),
     // Set: agents whose desktop stream an instance holds.
     ("inst_agents", "inst:{}:agents"),
-    // Hash: per-queue figures for one minute.
+    // String: per-queue figures for one minute, a signed 64-bit counter per figure (BITFIELD; the
+    // slots are figures.rs's FIGURES).
+    ("figs", "figs:{}:{}"),
+    // Hash: per-queue figures for one minute, as versions before `figs` wrote them (read with
+    // `figs` until they expire).
     ("fig", "fig:{}:{}"),
     // Hash: a web chat session, by the SHA-256 (hex) of its token: ix, visitor, created_ms.
     // The token itself is never stored.
@@ -260,6 +264,9 @@ impl Keys {
     }
     pub fn fig(&self, queue: &str, minute: u64) -> String {
         self.fmt("fig", &[queue, &minute.to_string()])
+    }
+    pub fn figs(&self, queue: &str, minute: u64) -> String {
+        self.fmt("figs", &[queue, &minute.to_string()])
     }
     pub fn chat(&self, token_hash: &str) -> String {
         self.fmt("chat", &[token_hash])

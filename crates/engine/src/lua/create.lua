@@ -58,7 +58,7 @@ local now = NOWS
 -- The id is the key's, not a field: every byte here is paid per waiting interaction.
 local ix = { ch = ch, cust = customer, subj = subject, attrs = attrs, queue = queue, pri = tostring(pri),
   enq = now, qenter = now, qseq = '1', stage = '0', target = target, oseq = '0', tseq = '0',
-  nmsg = '0', state = 'queued', agent = '', pool = '', esc = '', xfer = '' }
+  nmsg = '0', xn = '0', state = 'queued', agent = '', pool = '', esc = '', xfer = '' }
 -- Entering the queue's closed time, written now rather than by enwait's own HSET (see enwait).
 ix.czq, ix.cz = queue, tostring(closed_total(q))
 local cbk = nil
@@ -74,7 +74,8 @@ end
 -- only if no agent takes it (an offer would take it out again in the same call). Its hash says
 -- `queued` from the start, as enwait would write it. (A closed queue's refusal is never direct.)
 local direct = target == '' and not ix.cb_nb and not q.closed
-if direct then ix.t_queued = now end
+-- Its hash says where it waits from the start too: if no agent takes it, enwait need not write it.
+if direct then ix.t_queued, ix.pool, ix.oexp = now, queue .. '#0', '' end
 local fields = {}
 for k, v in pairs(ix) do
   fields[#fields + 1] = k
@@ -110,7 +111,7 @@ if target ~= '' then
   ix.xfer, ix.tseq = member, '1'
 end
 if direct then
-  ix.pool, ix.unlisted = queue .. '#0', true
+  ix.unlisted = true
 else
   enwait(iid, ix)
 end
@@ -119,6 +120,6 @@ emit(EV.queued, iid, '', queue, { stage = 0, preferred_agent = target })
 if q.steps[1] then schedule_escalation(iid, ix, 0) end
 if not try_route(iid, ix) and direct then
   ix.unlisted = nil
-  enwait(iid, ix)
+  enwait(iid, ix, true)
 end
 return ok_ix(iid, false, iid, '1')

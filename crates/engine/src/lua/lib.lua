@@ -234,9 +234,28 @@ end
 local AGENT_FIELDS = { 'presence', 'connected', 'block', 'idle', 'load_voice', 'load_chat', 'load_sms',
   'load_email', 'cap_voice', 'cap_chat', 'cap_sms', 'cap_email', 'phone', 'instance', 'session', 'reason' }
 local ACACHE = {}
+-- For each agent, the channels whose availability sets it may be in: those it could take as the
+-- call found it (its first read, before any write of the call; false: written before it was read,
+-- so not known), and those a refresh of this call put it in. Between calls an agent is in a
+-- channel's sets exactly when it can take the channel (every change to what can_take reads ends
+-- in a refresh), so a refresh need not take out of them an agent that is in none of them.
+local ASTART = {}
 
 local function agent_changed()
   ACACHE = {}
+  -- Written past the helpers: nothing is known of where the call found the agents any more.
+  ASTART = nil
+end
+
+-- A disconnected desktop gets no new work even inside the grace period: never offer to a ghost.
+local function can_take(a, ch)
+  if a.presence ~= 'ready' or a.connected ~= '1' then return false end
+  if num(a['load_' .. ch]) >= num(a['cap_' .. ch]) then return false end
+  if ch ~= 'voice' and a.block == '1' and num(a.load_voice) > 0 then return false end
+  -- A phone the telephony system reported unregistered, on do-not-disturb or busy on a call we did
+  -- not route rings nobody; unknown (no CTI, or not reported yet) does not hold voice back.
+  if ch == 'voice' and a.phone and a.phone ~= '' and a.phone ~= 'registered' then return false end
+  return true
 end
 
 -- Nil if there is no such agent.
@@ -251,10 +270,16 @@ local function agent_route(aid)
   a = {}
   for i, f in ipairs(AGENT_FIELDS) do a[f] = r[i] or nil end
   ACACHE[aid] = a
+  if ASTART and ASTART[aid] == nil then
+    local could = {}
+    for _, ch in ipairs(CHANNELS) do could[ch] = can_take(a, ch) end
+    ASTART[aid] = could
+  end
   return a
 end
 
 local function agent_set(aid, ...)
+  if ASTART and ASTART[aid] == nil then ASTART[aid] = false end
   local a = ACACHE[aid]
   if a then
     local v = { ... }
@@ -273,6 +298,7 @@ local function agent_set(aid, ...)
 end
 
 local function agent_incr(aid, field, n)
+  if ASTART and ASTART[aid] == nil then ASTART[aid] = false end
   local r = redis.call('HINCRBY', K.agent(aid), field, n)
   local a = ACACHE[aid]
   if a then
@@ -283,25 +309,38 @@ local function agent_incr(aid, field, n)
   return r
 end
 
--- A disconnected desktop gets no new work even inside the grace period: never offer to a ghost.
-local function can_take(a, ch)
-  if a.presence ~= 'ready' or a.connected ~= '1' then return false end
-  if num(a['load_' .. ch]) >= num(a['cap_' .. ch]) then return false end
-  if ch ~= 'voice' and a.block == '1' and num(a.load_voice) > 0 then return false end
-  -- A phone the telephony system reported unregistered, on do-not-disturb or busy on a call we did
-  -- not route rings nobody; unknown (no CTI, or not reported yet) does not hold voice back.
-  if ch == 'voice' and a.phone and a.phone ~= '' and a.phone ~= 'registered' then return false end
-  return true
-end
+
+-- A call's figures are one write per queue as the call ends (flush_figures): a queue's minute is
+-- a string of signed 64-bit counters (FIG: the slot of each figure, from figures.rs), all of a
+-- call's increments in one BITFIELD. Slot 0 counts the writes: 1 means this one created the key.
+local FIGBUF, FIGQ = {}, {}
 
 local function fig_incr(queue, field, n)
   if not queue or queue == '' then return end
-  local key = K.fig(queue, tostring(math.floor(NOW / 60000)))
-  -- The first increment of a field (which includes the one creating the hash) sets the TTL;
-  -- later ones need not repeat it.
-  if redis.call('HINCRBY', key, field, n) == n then
-    redis.call('EXPIRE', key, FIG_TTL_S)
+  local slot = FIG[field]
+  if not slot then error('fig_incr: a figure missing from FIG') end
+  local b = FIGBUF[queue]
+  if not b then
+    b = { 'INCRBY', 'i64', '#0', '1' }
+    FIGBUF[queue] = b
+    FIGQ[#FIGQ + 1] = queue
   end
+  b[#b + 1] = 'INCRBY'
+  b[#b + 1] = 'i64'
+  b[#b + 1] = slot
+  b[#b + 1] = n
+end
+
+local function flush_figures()
+  if #FIGQ == 0 then return end
+  local minute = string.format('%d', math.floor(NOW / 60000))
+  for _, queue in ipairs(FIGQ) do
+    local key = K.figs(queue, minute)
+    if redis.call('BITFIELD', key, unpack(FIGBUF[queue]))[1] == 1 then
+      redis.call('EXPIRE', key, FIG_TTL_S)
+    end
+  end
+  FIGBUF, FIGQ = {}, {}
 end
 
 -- A call's events are one entry of the log, written as the call ends (flush_events): an XADD per
@@ -330,7 +369,8 @@ end
 local function emit(typ, iid, aid, queue, details)
   if not typ then error('emit: an event kind missing from EV') end
   if EVN >= EVENTS_PER_ENTRY then flush_events() end
-  local d = cjson.encode(details or {})
+  -- Details: a table, or the JSON text of one the caller encoded itself.
+  local d = type(details) == 'string' and details or cjson.encode(details or {})
   local b = EVBUF
   if EVN == 0 then
     b[1], b[2], b[3], b[4], b[5], b[6] = 'type', typ, 'ix', iid or '', 'agent', aid or ''
@@ -435,6 +475,7 @@ local function refresh_agent(aid, only, pools)
   local a = agent_route(aid)
   if not a then return end
   if only == 'voice' then only = nil end
+  local could = ASTART and ASTART[aid] or nil
   pools = pools or redis.call('HGETALL', K.agent_pools(aid))
   local names = {}
   for i = 1, #pools, 2 do names[#names + 1] = pools[i] end
@@ -448,9 +489,11 @@ local function refresh_agent(aid, only, pools)
         if not partial or ch == only then
           if can_take(a, ch) then
             redis.call('ZADD', K.avail(pool, ch), agent_score(q.strategy, ss, a), aid)
-          elseif num(a['cap_' .. ch]) > 0 then
+            if could then could[ch] = true end
+          elseif num(a['cap_' .. ch]) > 0 and (not could or could[ch]) then
             -- With no capacity on a channel the agent is in none of its sets: put_agent, which
-            -- alone changes capacities, takes it out of every set before it writes them.
+            -- alone changes capacities, takes it out of every set before it writes them. Nor is
+            -- it in them if no refresh put it there since the call found it unable (ASTART).
             redis.call('ZREM', K.avail(pool, ch), aid)
           end
         end
@@ -487,8 +530,9 @@ local function unwait(iid, ix, keep_pool)
 end
 
 -- Put a (not yet waiting) interaction into its waiting set, keeping its original age. The stage
--- is capped to the queue's current stages (an admin change may have removed some).
-local function enwait(iid, ix)
+-- is capped to the queue's current stages (an admin change may have removed some). `written`: the
+-- hash says already what enwait would write (a new interaction, written as waiting: create.lua).
+local function enwait(iid, ix, written)
   local score = wait_score(num(ix.pri), num(ix.enq))
   local q = queue_cfg(ix.queue)
   if q and num(ix.stage) >= q.stages then
@@ -507,14 +551,17 @@ local function enwait(iid, ix)
     redis.call('ZADD', K.wait(pool, ix.ch), score, iid)
   end
   redis.call('ZADD', K.qwait(ix.queue), num(ix.enq), iid)
-  redis.call('SREM', K.qlive(ix.queue), iid)
+  -- A new interaction was never among the queue's live ones.
+  if not written then redis.call('SREM', K.qlive(ix.queue), iid) end
   -- Entering a queue: its closed time so far, so that the closed time this wait spans can be
   -- left out of its service level (kept across a requeue in the same queue).
   if q and ix.czq ~= ix.queue then
     ix.czq, ix.cz = ix.queue, tostring(closed_total(q))
     ix_set(iid, 'czq', ix.czq, 'cz', ix.cz)
   end
-  ix_set(iid, 'state', 'queued', 'pool', pool, 'agent', '', 'oexp', '', 't_queued', NOWS)
+  if not (written and pool == ix.pool) then
+    ix_set(iid, 'state', 'queued', 'pool', pool, 'agent', '', 'oexp', '', 't_queued', NOWS)
+  end
   ix.state, ix.pool, ix.agent = 'queued', pool, ''
 end
 
@@ -530,15 +577,42 @@ local function schedule_escalation(iid, ix, j)
   ix.esc = member
 end
 
-local function release(aid, ch, iid)
+-- `...`: more field/value pairs of the agent's hash to write with the load.
+local function release(aid, ch, iid, ...)
   if redis.call('SREM', K.agent_work(aid), iid) == 1 then
+    local a = ACACHE[aid]
+    if a then
+      -- The call's copy is the hash as it is now: the load and the rest are one write.
+      agent_set(aid, 'load_' .. ch, math.max(0, num(a['load_' .. ch]) - 1), ...)
+      return
+    end
     local left = agent_incr(aid, 'load_' .. ch, -1)
     if left < 0 then agent_set(aid, 'load_' .. ch, 0) end
   end
+  if select('#', ...) > 0 then agent_set(aid, ...) end
 end
 
 -- How many routing decisions an interaction keeps (the CRM log keeps them all, in `offered`).
 local DECISIONS_KEPT = 3
+
+-- The decisions an interaction keeps (`dec`): one JSON object a line, oldest first (cjson escapes
+-- a newline in a string, so a line is one decision), so that keeping the last few appends the
+-- new one as text instead of decoding and encoding them all. `kept`: the field as it is;
+-- earlier versions kept one JSON list, turned into lines here.
+local function kept_decisions(kept, new)
+  if not kept or kept == '' then return new end
+  if string.byte(kept, 1) == 91 then
+    local lines = {}
+    for _, d in ipairs(cjson.decode(kept)) do lines[#lines + 1] = cjson.encode(d) end
+    if #lines == 0 then return new end
+    kept = table.concat(lines, '\n')
+  end
+  local _, breaks = string.gsub(kept, '\n', '')
+  if breaks + 1 >= DECISIONS_KEPT then
+    for _ = 1, breaks + 2 - DECISIONS_KEPT do kept = string.sub(kept, string.find(kept, '\n', 1, true) + 1) end
+  end
+  return kept .. '\n' .. new
+end
 
 -- What an availability score says of the agent it ranks: skill level, occupancy (permille of
 -- capacity), and since when idle (ms).
@@ -561,15 +635,17 @@ local function offer(iid, aid, ix, defer, why)
   if ix.xfer and ix.xfer ~= '' then
     redis.call('ZREM', K.timers(), ix.xfer)
   end
-  local seq = ix_incr(iid, 'oseq', 1)
+  -- Written with the offer's other fields: `ix` is the hash as it is now (a caller's copy is
+  -- kept up to date by every offer and requeue of this call).
+  local seq = num(ix.oseq) + 1
+  ix.oseq = tostring(seq)
   local exp = NOW + offer_ms
   why.at, why.agent = NOW, aid
-  local kept = {}
-  if ix.dec and ix.dec ~= '' then kept = cjson.decode(ix.dec) end
-  if #kept >= DECISIONS_KEPT then table.remove(kept, 1) end
-  kept[#kept + 1] = why
+  -- Encoded once: kept with the interaction and logged with the offer as the same text.
+  local wj = cjson.encode(why)
+  ix.dec = kept_decisions(ix.dec, wj)
   ix_set(iid, 'state', 'offered', 'agent', aid, 'oexp', exp, 't_offered', NOWS, 'xfer', '', 'pool', '',
-    'dec', cjson.encode(kept))
+    'oseq', ix.oseq, 'dec', ix.dec)
   agent_incr(aid, 'load_' .. ix.ch, 1)
   redis.call('SADD', K.agent_work(aid), iid)
   redis.call('ZADD', K.timers(), exp, 'offer|' .. iid .. '|' .. seq)
@@ -578,7 +654,10 @@ local function offer(iid, aid, ix, defer, why)
   -- Once the customer is on the line (a connected callback transferred on), it is a call.
   local cb = nil
   if (ix.cb or '') ~= '' and num(ix.cb_conn) == 0 then cb = true end
-  emit(EV.offered, iid, aid, ix.queue, { expires = exp, seq = seq, channel = ix.ch, callback = cb, decision = why })
+  -- As cjson would encode { expires, seq, channel, callback, decision }: the channel is one of
+  -- CHANNELS, nothing to escape.
+  emit(EV.offered, iid, aid, ix.queue, '{"expires":' .. exp .. ',"seq":' .. seq .. ',"channel":"' .. ix.ch
+    .. (cb and '","callback":true' or '"') .. ',"decision":' .. wj .. '}')
   -- The refresh below reads the agent's routing fields: read once, the push uses them too.
   if not defer then agent_route(aid) end
   notify(aid, PUSH.offer, { ix = iid, expires = exp, seq = seq }, iid)
@@ -602,7 +681,7 @@ local function try_route(iid, ix)
   -- the customer already).
   if queue_closed(ix.queue) then return false end
   local key = K.avail(ix.pool, ix.ch)
-  local has_excl = redis.call('EXISTS', K.ix_excl(iid)) == 1
+  local has_excl = ix.xn ~= '0' and redis.call('EXISTS', K.ix_excl(iid)) == 1
   -- The agent who transferred it away is tried last: offered only if nobody else is free.
   local last_resort = ix.xfrom ~= '' and ix.xfrom or nil
   local fallback, fallback_score = nil, nil
@@ -766,6 +845,12 @@ end
 local function requeue(iid, ix, exclude)
   if exclude and exclude ~= '' then
     redis.call('SADD', K.ix_excl(iid), exclude)
+    -- `xn` '0': no exclusion set for sure, so routing and expiry need not look for one (created
+    -- so; an interaction of an earlier version has no `xn` and is looked up as before).
+    if ix.xn ~= '1' then
+      ix.xn = '1'
+      ix_set(iid, 'xn', '1')
+    end
   end
   if ix.target and ix.target ~= '' then
     ix_set(iid, 'target', '')
@@ -785,11 +870,11 @@ local function revoke(iid, ix, reason)
 end
 
 -- `ix`: the interaction as the caller read it: no thread then (`nmsg` '0') and none added since,
--- no thread key to expire.
+-- no thread key to expire; no exclusion set (`xn` '0', see requeue), none to delete.
 local function expire_keys(iid, ix)
   redis.call('EXPIRE', K.ix(iid), IX_TTL_S)
   if ix.nmsg ~= '0' or THREAD_ADDED[iid] then redis.call('EXPIRE', K.ix_msgs(iid), IX_TTL_S) end
-  redis.call('DEL', K.ix_excl(iid))
+  if ix.xn ~= '0' then redis.call('DEL', K.ix_excl(iid)) end
 end
 
 -- Completed: the slot frees and pulls the next work.
@@ -801,8 +886,10 @@ local function complete_ix(iid, ix)
   end
   ix_set(iid, 'state', 'completed', 't_completed', NOWS)
   if aid and aid ~= '' then
-    release(aid, ix.ch, iid)
-    agent_set(aid, 'idle', NOWS)
+    -- Read before it is written: the load and `idle` are then one write, and the refresh after
+    -- the pull knows where the call found the agent (ASTART).
+    agent_route(aid)
+    release(aid, ix.ch, iid, 'idle', NOWS)
   end
   redis.call('SREM', K.qlive(ix.queue), iid)
   emit(EV.completed, iid, aid, ix.queue,
@@ -1135,8 +1222,7 @@ local function callback_failed(iid, ix, cause)
     complete_ix(iid, ix)
     return
   end
-  release(aid, ix.ch, iid)
-  agent_set(aid, 'idle', NOWS)
+  release(aid, ix.ch, iid, 'idle', NOWS)
   local nb = NOW + num(ix.cb_retry)
   ix_set(iid, 'cb_nb', nb)
   ix.cb_nb = tostring(nb)
@@ -1201,8 +1287,9 @@ local function begin(raw)
   DIRECT, DIRECT_AFTER, DIRECT_INBOX = {}, nil, nil
   ix_changed()
   THREAD_ADDED = {}
-  ACACHE = {}
+  ACACHE, ASTART = {}, {}
   EVBUF, EVN = {}, 0
+  FIGBUF, FIGQ = {}, {}
   local args = {}
   for i = 5, #raw do args[#args + 1] = raw[i] end
   return args
@@ -1212,6 +1299,7 @@ end
 -- (if there are any) the inbox id they follow, then their count. A failed operation returns
 -- them to the inbox, where the hub delivers them as usual.
 local function end_call(r)
+  flush_figures()
   flush_events()
   if r[1] == 'ok' then
     if #DIRECT > 0 then

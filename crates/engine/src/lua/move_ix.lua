@@ -18,8 +18,8 @@ end
 if clear then
   local n = redis.call('SCARD', K.ix_excl(iid))
   redis.call('DEL', K.ix_excl(iid))
-  ix_set(iid, 'xfrom', '')
-  ix.xfrom = ''
+  ix_set(iid, 'xfrom', '', 'xn', '0')
+  ix.xfrom, ix.xn = '', '0'
   emit(EV.exclusions_cleared, iid, '', ix.queue, { agents = n })
 end
 if stay then

@@ -34,6 +34,44 @@ pub struct QueueFigures {
     pub callbacks_failed: u64,
 }
 
+/// The counters of a queue's minute (`figs`), in slot order: slot n is the big-endian i64 at byte
+/// 8n, written by the routing functions' BITFIELD (lib.lua's fig_incr; the prelude's `FIG` gives
+/// them the slots). Slot 0 counts the writes. New figures go at the end: a slot never moves.
+pub(crate) const FIGURES: [&str; 16] = [
+    "writes",
+    "offered",
+    "accepted",
+    "asa_ms",
+    "in_sl",
+    "handled",
+    "handle_ms",
+    "missed",
+    "rejected",
+    "abandoned",
+    "closed",
+    "to_callback",
+    "transferred",
+    "cb_requested",
+    "cb_connected",
+    "cb_failed",
+];
+
+/// A figure's slot in `figs` (`#n` for BITFIELD).
+pub(crate) fn slot(name: &str) -> Option<String> {
+    FIGURES.iter().position(|f| *f == name).map(|i| format!("#{i}"))
+}
+
+/// A `figs` string's counters by name (slots past its end are 0, as BITFIELD reads them).
+fn slots(bytes: &[u8]) -> impl Iterator<Item = (&'static str, i64)> + '_ {
+    FIGURES.iter().enumerate().map(|(i, name)| {
+        let mut b = [0u8; 8];
+        let part = bytes.get(i * 8..).unwrap_or_default();
+        let n = part.len().min(8);
+        b[..n].copy_from_slice(&part[..n]);
+        (*name, i64::from_be_bytes(b))
+    })
+}
+
 /// What a queue's figures need of its agents (presence, load, capacity), read once per agent:
 /// a sampler that shows every queue shares one across them, since agents serve many queues.
 #[derive(Debug, Default)]
@@ -81,7 +119,7 @@ impl Engine {
         pipe.zcard(self.keys.qwait(queue));
         pipe.zrange_withscores(self.keys.qwait(queue), 0, 0);
         for m in 0..minutes {
-            pipe.hgetall(self.keys.fig(queue, this_minute - m));
+            pipe.get(self.keys.figs(queue, this_minute - m)).hgetall(self.keys.fig(queue, this_minute - m));
         }
         let stages = spec.stage_requirements().len();
         let pools: Vec<String> = (0..stages).map(|s| self.keys.pool_agents(&keys::pool(queue, s))).collect();
@@ -96,15 +134,20 @@ impl Engine {
         let oldest: Vec<(String, f64)> =
             redis::from_redis_value(head[1].clone()).map_err(|e| EngineError::Corrupt(e.to_string()))?;
         let mut sums: HashMap<String, u64> = HashMap::new();
-        for v in &rest[..minutes as usize] {
+        for pair in rest[..2 * minutes as usize].chunks(2) {
+            let figs: Option<Vec<u8>> =
+                redis::from_redis_value(pair[0].clone()).map_err(|e| EngineError::Corrupt(e.to_string()))?;
+            for (k, n) in slots(figs.as_deref().unwrap_or_default()) {
+                *sums.entry(k.to_string()).or_default() += n.max(0) as u64;
+            }
             let h: HashMap<String, u64> =
-                redis::from_redis_value(v.clone()).map_err(|e| EngineError::Corrupt(e.to_string()))?;
+                redis::from_redis_value(pair[1].clone()).map_err(|e| EngineError::Corrupt(e.to_string()))?;
             for (k, n) in h {
                 *sums.entry(k).or_default() += n;
             }
         }
-        let members: Vec<String> =
-            redis::from_redis_value(rest[minutes as usize].clone()).map_err(|e| EngineError::Corrupt(e.to_string()))?;
+        let members: Vec<String> = redis::from_redis_value(rest[2 * minutes as usize].clone())
+            .map_err(|e| EngineError::Corrupt(e.to_string()))?;
         self.read_loads(&members, loads).await?;
         let get = |k: &str| sums.get(k).copied().unwrap_or(0);
         let (accepted, abandoned) = (get("accepted"), get("abandoned"));
@@ -190,4 +233,25 @@ fn agent_load(row: &[Option<String>]) -> Result<Option<AgentLoad>> {
 /// A routing-clock time as the calendars take it.
 fn instant(ms: u64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(ms as i64).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_read_as_bitfield_writes_them() {
+        let mut bytes = Vec::new();
+        for n in [3i64, 2, 1, 4500] {
+            bytes.extend_from_slice(&n.to_be_bytes());
+        }
+        // A partial last slot (BITFIELD pads to the byte it wrote) and the missing ones read 0.
+        bytes.push(0);
+        let read: Vec<(&str, i64)> = slots(&bytes).collect();
+        assert_eq!(read.len(), FIGURES.len());
+        assert_eq!(&read[..5], &[("writes", 3), ("offered", 2), ("accepted", 1), ("asa_ms", 4500), ("in_sl", 0)]);
+        assert!(read[5..].iter().all(|(_, n)| *n == 0));
+        assert_eq!(slot("accepted").as_deref(), Some("#2"));
+        assert_eq!(slot("nonsense"), None);
+    }
 }

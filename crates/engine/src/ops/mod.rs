@@ -10,7 +10,7 @@ pub(crate) mod calendars;
 pub(crate) mod callbacks;
 pub(crate) mod erasure;
 mod explain;
-mod figures;
+pub(crate) mod figures;
 pub(crate) mod hours;
 pub(crate) mod instances;
 pub(crate) mod interactions;
