@@ -35,3 +35,11 @@ var('00000000000000v3', [("""    agent_route(aid)
   end""")])
 # v4: the exclusion set deleted at the end whatever `xn` says.
 var('00000000000000v4', [("  if ix.xn ~= '0' then redis.call('DEL', K.ix_excl(iid)) end", "  redis.call('DEL', K.ix_excl(iid))")])
+
+# Upper bounds (8-*.txt): what a part costs, by the after library without it (not for use).
+# c1: pushes carry no interaction (the reply then reads the hash itself).
+var('00000000000000c1', [("local function carry_ix(payload, iid)\n", "local function carry_ix(payload, iid)\n  if true then return end\n")])
+# c3: no figures at all.
+var('00000000000000c3', [("local function fig_incr(queue, field, n)\n", "local function fig_incr(queue, field, n)\n  if true then return end\n")])
+# c4: events without details (no JSON encoding of them).
+var('00000000000000c4', [("  local d = type(details) == 'string' and details or cjson.encode(details or {})\n", "  local d = '{}'\n")])
