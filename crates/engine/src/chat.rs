@@ -200,21 +200,10 @@ impl Engine {
         let this_minute = now / 60_000;
         let mut con = self.con.clone();
         let mut pipe = redis::pipe();
-        let accepted = crate::ops::figures::slot("accepted").expect("a figure");
-        for m in 0..window / 60 {
-            pipe.cmd("BITFIELD_RO").arg(self.keys.figs(queue, this_minute - m)).arg("GET").arg("i64").arg(&accepted);
-            pipe.hget(self.keys.fig(queue, this_minute - m), "accepted");
-        }
-        let counts: Vec<redis::Value> = pipe.query_async(&mut con).await?;
-        let mut total = 0u64;
-        for pair in counts.chunks(2) {
-            let figs: Vec<i64> =
-                redis::from_redis_value(pair[0].clone()).map_err(|e| EngineError::Corrupt(e.to_string()))?;
-            let old: Option<u64> =
-                redis::from_redis_value(pair[1].clone()).map_err(|e| EngineError::Corrupt(e.to_string()))?;
-            total += figs.first().copied().unwrap_or(0).max(0) as u64 + old.unwrap_or(0);
-        }
-        Ok((total, window))
+        crate::ops::figures::read_minutes(&mut pipe, &self.keys, queue, this_minute, window / 60);
+        let replies: Vec<redis::Value> = pipe.query_async(&mut con).await?;
+        let sums = crate::ops::figures::sum_minutes(&replies)?;
+        Ok((sums.get("accepted").copied().unwrap_or(0), window))
     }
 
     /// The customer is typing (shown to the assigned agent while the interaction is active).

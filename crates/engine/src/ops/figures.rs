@@ -56,9 +56,30 @@ pub(crate) const FIGURES: [&str; 16] = [
     "cb_failed",
 ];
 
-/// A figure's slot in `figs` (`#n` for BITFIELD).
-pub(crate) fn slot(name: &str) -> Option<String> {
-    FIGURES.iter().position(|f| *f == name).map(|i| format!("#{i}"))
+/// Adds to `pipe` the reads of a queue's figures over the `minutes` up to `this_minute`: per
+/// minute its counters (`figs`) and the hash earlier builds kept (`fig`). [`sum_minutes`] adds
+/// them up.
+pub(crate) fn read_minutes(pipe: &mut redis::Pipeline, keys: &keys::Keys, queue: &str, this_minute: u64, minutes: u64) {
+    for m in 0..minutes {
+        pipe.get(keys.figs(queue, this_minute - m)).hgetall(keys.fig(queue, this_minute - m));
+    }
+}
+
+/// Each figure's sum over what [`read_minutes`] read (two replies a minute).
+pub(crate) fn sum_minutes(replies: &[redis::Value]) -> Result<HashMap<String, u64>> {
+    let corrupt = |e: redis::ParsingError| EngineError::Corrupt(e.to_string());
+    let mut sums: HashMap<String, u64> = HashMap::new();
+    for pair in replies.chunks(2) {
+        let figs: Option<Vec<u8>> = redis::from_redis_value(pair[0].clone()).map_err(corrupt)?;
+        for (k, n) in slots(figs.as_deref().unwrap_or_default()) {
+            *sums.entry(k.to_string()).or_default() += n.max(0) as u64;
+        }
+        let old: HashMap<String, u64> = redis::from_redis_value(pair[1].clone()).map_err(corrupt)?;
+        for (k, n) in old {
+            *sums.entry(k).or_default() += n;
+        }
+    }
+    Ok(sums)
 }
 
 /// A `figs` string's counters by name (slots past its end are 0, as BITFIELD reads them).
@@ -118,9 +139,7 @@ impl Engine {
         let mut pipe = redis::pipe();
         pipe.zcard(self.keys.qwait(queue));
         pipe.zrange_withscores(self.keys.qwait(queue), 0, 0);
-        for m in 0..minutes {
-            pipe.get(self.keys.figs(queue, this_minute - m)).hgetall(self.keys.fig(queue, this_minute - m));
-        }
+        read_minutes(&mut pipe, &self.keys, queue, this_minute, minutes);
         let stages = spec.stage_requirements().len();
         let pools: Vec<String> = (0..stages).map(|s| self.keys.pool_agents(&keys::pool(queue, s))).collect();
         pipe.sunion(pools);
@@ -133,19 +152,7 @@ impl Engine {
         let waiting: u32 = redis::from_redis_value(head[0].clone()).map_err(|e| EngineError::Corrupt(e.to_string()))?;
         let oldest: Vec<(String, f64)> =
             redis::from_redis_value(head[1].clone()).map_err(|e| EngineError::Corrupt(e.to_string()))?;
-        let mut sums: HashMap<String, u64> = HashMap::new();
-        for pair in rest[..2 * minutes as usize].chunks(2) {
-            let figs: Option<Vec<u8>> =
-                redis::from_redis_value(pair[0].clone()).map_err(|e| EngineError::Corrupt(e.to_string()))?;
-            for (k, n) in slots(figs.as_deref().unwrap_or_default()) {
-                *sums.entry(k.to_string()).or_default() += n.max(0) as u64;
-            }
-            let h: HashMap<String, u64> =
-                redis::from_redis_value(pair[1].clone()).map_err(|e| EngineError::Corrupt(e.to_string()))?;
-            for (k, n) in h {
-                *sums.entry(k).or_default() += n;
-            }
-        }
+        let sums = sum_minutes(&rest[..2 * minutes as usize])?;
         let members: Vec<String> = redis::from_redis_value(rest[2 * minutes as usize].clone())
             .map_err(|e| EngineError::Corrupt(e.to_string()))?;
         self.read_loads(&members, loads).await?;
@@ -251,7 +258,5 @@ mod tests {
         assert_eq!(read.len(), FIGURES.len());
         assert_eq!(&read[..5], &[("writes", 3), ("offered", 2), ("accepted", 1), ("asa_ms", 4500), ("in_sl", 0)]);
         assert!(read[5..].iter().all(|(_, n)| *n == 0));
-        assert_eq!(slot("accepted").as_deref(), Some("#2"));
-        assert_eq!(slot("nonsense"), None);
     }
 }
